@@ -1,0 +1,4 @@
+//! REST client placeholder.
+pub struct RestClient;
+pub struct RestConfig;
+pub struct RestError;

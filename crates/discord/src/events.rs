@@ -68,15 +68,27 @@ pub(crate) mod op {
 /// One decoded gateway payload.
 #[derive(Debug)]
 pub(crate) enum Incoming {
-    Hello { interval: Duration },
+    Hello {
+        interval: Duration,
+    },
     HeartbeatAck,
     HeartbeatRequest,
     Reconnect,
-    InvalidSession { resumable: bool },
+    InvalidSession {
+        resumable: bool,
+    },
     Ready(ReadyInfo),
-    Resumed { seq: Option<u64> },
-    Dispatch { name: String, seq: Option<u64>, data: Value },
-    Unknown { op: u64 },
+    Resumed {
+        seq: Option<u64>,
+    },
+    Dispatch {
+        name: String,
+        seq: Option<u64>,
+        data: Value,
+    },
+    Unknown {
+        op: u64,
+    },
 }
 
 /// The part of READY this client keeps.
@@ -188,9 +200,15 @@ mod tests {
             matches!(ready, Incoming::Ready(r) if r.session_id == "s1" && r.user_id == "42" && r.seq == Some(1))
         );
         let invalid = decode(br#"{"op":9,"d":true}"#).expect("op 9");
-        assert!(matches!(invalid, Incoming::InvalidSession { resumable: true }));
+        assert!(matches!(
+            invalid,
+            Incoming::InvalidSession { resumable: true }
+        ));
         let invalid = decode(br#"{"op":9,"d":null}"#).expect("op 9 null");
-        assert!(matches!(invalid, Incoming::InvalidSession { resumable: false }));
+        assert!(matches!(
+            invalid,
+            Incoming::InvalidSession { resumable: false }
+        ));
         let unknown = decode(br#"{"op":99,"d":{}}"#).expect("unknown op");
         assert!(matches!(unknown, Incoming::Unknown { op: 99 }));
     }

@@ -67,8 +67,8 @@ impl Default for GatewayConfig {
             connect_timeout: Duration::from_secs(15),
             identify_timeout: Duration::from_secs(45),
             backoff_base: Duration::from_secs(1),
-            backoff_cap: Duration::from_secs(60),
-            stable_after: Duration::from_secs(60),
+            backoff_cap: Duration::from_mins(1),
+            stable_after: Duration::from_mins(1),
             invalid_session_delay: Duration::from_secs(5),
             event_buffer: 1024,
             max_pending_events: 8192,
@@ -237,7 +237,11 @@ impl Runner {
             }
             let (ended, stable) = self.connection().await;
             tracing::info!(?ended, stable, "gateway: connection ended");
-            attempts = if stable { 0 } else { attempts.saturating_add(1) };
+            attempts = if stable {
+                0
+            } else {
+                attempts.saturating_add(1)
+            };
             extra_delay = Duration::ZERO;
             match ended {
                 Ended::Next(Next::Resume) => {}

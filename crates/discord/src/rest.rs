@@ -62,7 +62,7 @@ impl Default for RestConfig {
             properties: ClientProperties::default(),
             request_timeout: Duration::from_secs(30),
             max_retries: 3,
-            max_retry_wait: Duration::from_secs(60),
+            max_retry_wait: Duration::from_mins(1),
             interaction_gap: Duration::from_millis(1200),
             interaction_jitter: Duration::from_millis(800),
         }
@@ -134,7 +134,7 @@ impl Call {
 impl RestClient {
     /// Builds a client for the account owning `token`. Installs the ring crypto provider
     /// if none is installed yet (reqwest is built without one).
-    pub fn new(config: RestConfig, token: &Token) -> Result<Self, RestError> {
+    pub fn new(config: &RestConfig, token: &Token) -> Result<Self, RestError> {
         crate::install_crypto_provider();
         let http = reqwest::Client::builder()
             .user_agent(config.properties.user_agent.as_str())
@@ -224,8 +224,9 @@ impl RestClient {
 /// HTTP-level debug output redacts it too.
 fn discord_headers(props: &ClientProperties, token: &Token) -> Result<HeaderMap, RestError> {
     let mut headers = HeaderMap::new();
-    let mut auth = HeaderValue::from_str(token.expose())
-        .map_err(|_| RestError::Config("the token contains characters not allowed in a header".into()))?;
+    let mut auth = HeaderValue::from_str(token.expose()).map_err(|_| {
+        RestError::Config("the token contains characters not allowed in a header".into())
+    })?;
     auth.set_sensitive(true);
     headers.insert(reqwest::header::AUTHORIZATION, auth);
     let pairs = [

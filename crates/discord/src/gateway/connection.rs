@@ -195,7 +195,10 @@ impl Runner {
                 Step::Command(Some(Command::Shutdown) | None) => Some(Ended::Shutdown),
                 Step::Beat => self.beat(conn).await.err(),
                 Step::Timeout => {
-                    tracing::warn!(hello = conn.heartbeat.is_some(), "gateway: no READY/RESUMED in time");
+                    tracing::warn!(
+                        hello = conn.heartbeat.is_some(),
+                        "gateway: no READY/RESUMED in time"
+                    );
                     Some(Ended::Next(Next::Resume))
                 }
                 Step::Message(message) => self.on_message(conn, message).await,
@@ -304,8 +307,7 @@ impl Runner {
             }
             Incoming::Dispatch { name, seq, data } => {
                 self.track_seq(seq);
-                self.outbox
-                    .push(GatewayEvent::Dispatch { name, seq, data });
+                self.outbox.push(GatewayEvent::Dispatch { name, seq, data });
                 None
             }
             Incoming::Unknown { op } => {

@@ -73,7 +73,7 @@ impl Heartbeater {
         Beat::Send
     }
 
-    /// Called on op 11 HEARTBEAT_ACK.
+    /// Called on op 11 (`HEARTBEAT_ACK`).
     pub(crate) fn on_ack(&mut self, now: Instant) {
         self.awaiting_ack = false;
         if let Some(sent) = self.sent_at.take() {
@@ -94,7 +94,7 @@ mod tests {
     use tokio::time::{Instant, sleep_until};
 
     // A whole number of milliseconds after jitter: tokio timers round up to 1 ms.
-    const INTERVAL: Duration = Duration::from_millis(40_000);
+    const INTERVAL: Duration = Duration::from_secs(40);
 
     #[tokio::test(start_paused = true)]
     async fn first_beat_is_jittered_then_fixed_rate() {

@@ -73,9 +73,9 @@ impl ZlibStream {
     fn inflate_all(&mut self, mut input: &[u8]) -> Result<(), InflateError> {
         loop {
             let (in_before, out_before) = (self.inflate.total_in(), self.inflate.total_out());
-            let status = self
-                .inflate
-                .decompress(input, &mut self.scratch, FlushDecompress::Sync)?;
+            let status =
+                self.inflate
+                    .decompress(input, &mut self.scratch, FlushDecompress::Sync)?;
             let consumed = (self.inflate.total_in() - in_before) as usize;
             let produced = (self.inflate.total_out() - out_before) as usize;
             input = &input[consumed.min(input.len())..];
@@ -139,7 +139,10 @@ mod tests {
     fn inflates_messages_across_frames_with_one_context() {
         let mut compressor = Compress::new(Compression::default(), true);
         let mut stream = ZlibStream::new(1 << 20);
-        for text in ["first message", "second, sharing the dictionary: first message"] {
+        for text in [
+            "first message",
+            "second, sharing the dictionary: first message",
+        ] {
             let bytes = deflate(&mut compressor, text.as_bytes());
             let (a, b) = bytes.split_at(bytes.len() / 2);
             assert_eq!(stream.push(a).expect("first half"), Inflated::Partial);
@@ -168,7 +171,9 @@ mod tests {
         let big = vec![b'x'; 200_000];
         let result = stream.push(&deflate(&mut compressor, &big)).expect("big");
         assert_eq!(result, Inflated::Oversized { size: 200_000 });
-        let small = stream.push(&deflate(&mut compressor, b"ok")).expect("small");
+        let small = stream
+            .push(&deflate(&mut compressor, b"ok"))
+            .expect("small");
         assert_eq!(small, Inflated::Message(b"ok".to_vec()));
     }
 

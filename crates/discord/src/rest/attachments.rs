@@ -83,7 +83,8 @@ impl RestClient {
             )));
         }
         let mut uploaded = Vec::with_capacity(files.len());
-        for (i, ((filename, bytes), slot)) in files.into_iter().zip(response.attachments).enumerate()
+        for (i, ((filename, bytes), slot)) in
+            files.into_iter().zip(response.attachments).enumerate()
         {
             self.put_upload(&slot.upload_url, bytes).await?;
             uploaded.push(UploadedAttachment {
@@ -135,7 +136,10 @@ impl RestClient {
             .inner
             .http
             .get(&url)
-            .header(reqwest::header::ACCEPT, "image/avif,image/webp,image/*,*/*;q=0.8")
+            .header(
+                reqwest::header::ACCEPT,
+                "image/avif,image/webp,image/*,*/*;q=0.8",
+            )
             .send()
             .await
             .map_err(RestError::Transport)?;

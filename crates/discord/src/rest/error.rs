@@ -37,7 +37,10 @@ pub enum RestError {
     Transport(#[source] reqwest::Error),
     /// The application command index has no command with that name.
     #[error("application {application_id} has no command named {name:?}")]
-    CommandNotFound { application_id: String, name: String },
+    CommandNotFound {
+        application_id: String,
+        name: String,
+    },
     /// An id that is not a snowflake (digits only) was passed in.
     #[error("not a Discord id: {0:?}")]
     InvalidId(String),
@@ -82,7 +85,13 @@ impl RestError {
 
     /// True for 404 "Unknown Message" (code 10008): the target message is gone.
     pub fn is_unknown_message(&self) -> bool {
-        matches!(self, Self::Http { code: Some(10008), .. })
+        matches!(
+            self,
+            Self::Http {
+                code: Some(10008),
+                ..
+            }
+        )
     }
 
     /// True when the same request may succeed later without any change: rate limits,
@@ -141,7 +150,10 @@ mod tests {
              "message":"This command is outdated, please try again in a few minutes"}]}}}"#;
         let error = RestError::from_body(400, body);
         assert!(error.is_outdated_command());
-        assert_eq!(error.to_string(), "HTTP 400 (code 50035): Invalid Form Body");
+        assert_eq!(
+            error.to_string(),
+            "HTTP 400 (code 50035): Invalid Form Body"
+        );
         let unknown = RestError::from_body(404, br#"{"message":"Unknown Message","code":10008}"#);
         assert!(unknown.is_unknown_message() && !unknown.is_outdated_command());
     }

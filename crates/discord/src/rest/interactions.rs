@@ -30,7 +30,7 @@ impl InteractionContext {
         }
     }
 
-    fn envelope(&self, kind: u8, nonce: &str, data: Value) -> Value {
+    fn envelope(&self, kind: u8, nonce: &str, data: &Value) -> Value {
         json!({
             "type": kind,
             "application_id": self.application_id,
@@ -108,7 +108,7 @@ impl RestClient {
             ctx.envelope(
                 2,
                 nonce,
-                json!({
+                &json!({
                     "version": info.version,
                     "id": info.id,
                     "name": info.name,
@@ -148,7 +148,7 @@ impl RestClient {
         if component.component_type != 2 {
             data["values"] = json!(component.values);
         }
-        let mut body = ctx.envelope(3, nonce, data);
+        let mut body = ctx.envelope(3, nonce, &data);
         body["message_id"] = json!(component.message_id);
         body["message_flags"] = json!(component.message_flags);
         self.post_interaction(body).await
@@ -169,7 +169,7 @@ impl RestClient {
             })
             .collect();
         let data = json!({"id": modal.id, "custom_id": modal.custom_id, "components": rows});
-        self.post_interaction(ctx.envelope(5, nonce, data)).await
+        self.post_interaction(ctx.envelope(5, nonce, &data)).await
     }
 
     async fn post_interaction(&self, body: Value) -> Result<(), RestError> {

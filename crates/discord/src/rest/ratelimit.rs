@@ -164,7 +164,13 @@ impl RateLimiter {
         if let (Some(remaining), Some(reset_after)) = (remaining, reset_after) {
             let id = limits.bucket_id(route);
             let reset_at = Instant::now() + reset_after;
-            limits.buckets.insert(id, Bucket { remaining, reset_at });
+            limits.buckets.insert(
+                id,
+                Bucket {
+                    remaining,
+                    reset_at,
+                },
+            );
         }
     }
 
@@ -229,7 +235,7 @@ fn header_f64(headers: &HeaderMap, name: &str) -> Option<f64> {
 fn seconds(value: f64) -> Option<Duration> {
     Duration::try_from_secs_f64(value)
         .ok()
-        .filter(|d| *d <= Duration::from_secs(86_400))
+        .filter(|d| *d <= Duration::from_hours(24))
 }
 
 #[cfg(test)]

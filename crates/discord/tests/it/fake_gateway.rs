@@ -30,10 +30,10 @@ impl FakeGateway {
         let (tx, connections) = mpsc::channel(8);
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                if let Some(conn) = FakeConn::handshake(stream).await {
-                    if tx.send(conn).await.is_err() {
-                        break;
-                    }
+                if let Some(conn) = FakeConn::handshake(stream).await
+                    && tx.send(conn).await.is_err()
+                {
+                    break;
                 }
             }
         });
@@ -73,12 +73,12 @@ impl FakeConn {
         let (mut uri, mut user_agent) = (String::new(), String::new());
         let callback = |request: &Request, response: Response| {
             uri = request.uri().to_string();
-            user_agent = request
+            request
                 .headers()
                 .get("user-agent")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default()
-                .to_owned();
+                .clone_into(&mut user_agent);
             Ok(response)
         };
         let ws = tokio_tungstenite::accept_hdr_async(stream, callback)
@@ -137,7 +137,7 @@ impl FakeConn {
         let _ = self.ws.close(Some(frame)).await;
     }
 
-    /// Next payload that is not a heartbeat (heartbeats are recorded and maybe ACKed).
+    /// Next payload that is not a heartbeat (heartbeats are recorded and maybe acknowledged).
     pub async fn recv(&mut self) -> Value {
         loop {
             let payload = self.recv_any().await;
@@ -171,7 +171,10 @@ impl FakeConn {
     /// Waits until the client closes; returns its close code (None if it just hung up).
     pub async fn closed_by_client(&mut self) -> Option<u16> {
         loop {
-            match timeout(WAIT, self.ws.next()).await.expect("client kept the socket open") {
+            match timeout(WAIT, self.ws.next())
+                .await
+                .expect("client kept the socket open")
+            {
                 Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
                 Some(Ok(Message::Text(text))) => {
                     let payload: Value = serde_json::from_str(&text).expect("client JSON");

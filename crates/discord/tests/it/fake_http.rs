@@ -2,6 +2,7 @@
 //! answered by a test-supplied closure, every request recorded.
 //! Hand-written rather than hyper's server, which reqwest does not compile in.
 
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -105,13 +106,14 @@ async fn serve(mut stream: TcpStream, handler: Arc<Handler>, recorded: Arc<Mutex
     recorded.lock().expect("lock").push(request);
     let mut out = format!("HTTP/1.1 {} X\r\n", reply.status);
     for (name, value) in &reply.headers {
-        out.push_str(&format!("{name}: {value}\r\n"));
+        let _ = write!(out, "{name}: {value}\r\n");
     }
-    out.push_str(&format!(
+    let _ = write!(
+        out,
         "content-length: {}\r\nconnection: close\r\n\r\n{}",
         reply.body.len(),
         reply.body
-    ));
+    );
     let _ = stream.write_all(out.as_bytes()).await;
     let _ = stream.shutdown().await;
 }

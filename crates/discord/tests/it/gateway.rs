@@ -27,14 +27,20 @@ fn config(url: &str) -> GatewayConfig {
     }
 }
 
-fn spawn(config: GatewayConfig, session: Option<Session>) -> (GatewayHandle, mpsc::Receiver<GatewayEvent>) {
+fn spawn(
+    config: GatewayConfig,
+    session: Option<Session>,
+) -> (GatewayHandle, mpsc::Receiver<GatewayEvent>) {
     Gateway::spawn(config, Token::new(TOKEN), session)
 }
 
 /// Next event other than a state change.
 async fn next_event(events: &mut mpsc::Receiver<GatewayEvent>) -> GatewayEvent {
     loop {
-        match timeout(WAIT, events.recv()).await.expect("no event in time") {
+        match timeout(WAIT, events.recv())
+            .await
+            .expect("no event in time")
+        {
             Some(GatewayEvent::StateChanged(_)) => {}
             Some(event) => return event,
             None => panic!("event channel closed"),
@@ -42,7 +48,10 @@ async fn next_event(events: &mut mpsc::Receiver<GatewayEvent>) -> GatewayEvent {
     }
 }
 
-async fn expect_dispatch(events: &mut mpsc::Receiver<GatewayEvent>, want_seq: u64) -> serde_json::Value {
+async fn expect_dispatch(
+    events: &mut mpsc::Receiver<GatewayEvent>,
+    want_seq: u64,
+) -> serde_json::Value {
     match next_event(events).await {
         GatewayEvent::Dispatch { seq, data, .. } if seq == Some(want_seq) => data,
         other => panic!("expected dispatch {want_seq}, got {other:?}"),
@@ -50,7 +59,11 @@ async fn expect_dispatch(events: &mut mpsc::Receiver<GatewayEvent>, want_seq: u6
 }
 
 /// Accepts a connection, plays HELLO and READY, and returns it active.
-async fn establish(gw: &mut FakeGateway, events: &mut mpsc::Receiver<GatewayEvent>, resume_url: &str) -> FakeConn {
+async fn establish(
+    gw: &mut FakeGateway,
+    events: &mut mpsc::Receiver<GatewayEvent>,
+    resume_url: &str,
+) -> FakeConn {
     let mut conn = gw.accept().await;
     conn.hello(45_000).await;
     let identify = conn.recv().await;
@@ -70,8 +83,16 @@ async fn identify_ready_dispatch_and_shutdown() {
     let mut gw = FakeGateway::start().await;
     let (handle, mut events) = spawn(config(&gw.url()), None);
     let mut conn = gw.accept().await;
-    assert!(conn.uri.contains("v=9") && conn.uri.contains("compress=zlib-stream"), "{}", conn.uri);
-    assert!(conn.user_agent.contains("Chrome/112"), "{}", conn.user_agent);
+    assert!(
+        conn.uri.contains("v=9") && conn.uri.contains("compress=zlib-stream"),
+        "{}",
+        conn.uri
+    );
+    assert!(
+        conn.user_agent.contains("Chrome/112"),
+        "{}",
+        conn.user_agent
+    );
 
     conn.hello(45_000).await;
     let identify = conn.recv().await;
@@ -81,11 +102,16 @@ async fn identify_ready_dispatch_and_shutdown() {
     assert!(identify["d"].get("intents").is_none());
 
     conn.send_split(ready("s1", &gw.url())).await;
-    conn.dispatch("MESSAGE_CREATE", 2, json!({"id": "100", "nonce": "77"})).await;
+    conn.dispatch("MESSAGE_CREATE", 2, json!({"id": "100", "nonce": "77"}))
+        .await;
 
     let mut states = Vec::new();
     let ready_event = loop {
-        match timeout(WAIT, events.recv()).await.expect("event").expect("open") {
+        match timeout(WAIT, events.recv())
+            .await
+            .expect("event")
+            .expect("open")
+        {
             GatewayEvent::StateChanged(state) => states.push(state),
             other => break other,
         }
@@ -98,7 +124,11 @@ async fn identify_ready_dispatch_and_shutdown() {
 
     let session = handle.shutdown().await.expect("session kept");
     assert_eq!((session.id.as_str(), session.sequence), ("s1", 2));
-    assert_eq!(conn.closed_by_client().await, Some(4000), "close must keep the session resumable");
+    assert_eq!(
+        conn.closed_by_client().await,
+        Some(4000),
+        "close must keep the session resumable"
+    );
 }
 
 #[tokio::test]
@@ -121,14 +151,18 @@ async fn resumes_on_the_resume_url_after_a_dropped_socket() {
     // Discord replays what was missed, then confirms.
     conn.dispatch("MESSAGE_UPDATE", 3, json!({"id": "1"})).await;
     conn.dispatch("MESSAGE_CREATE", 4, json!({"id": "2"})).await;
-    conn.send(json!({"op": 0, "s": 5, "t": "RESUMED", "d": {}})).await;
+    conn.send(json!({"op": 0, "s": 5, "t": "RESUMED", "d": {}}))
+        .await;
     expect_dispatch(&mut events, 3).await;
     expect_dispatch(&mut events, 4).await;
     match next_event(&mut events).await {
         GatewayEvent::Resumed { session } => assert_eq!(session.sequence, 5),
         other => panic!("expected Resumed, got {other:?}"),
     }
-    assert!(gw.stays_quiet(Duration::from_millis(100)).await, "must not use the main URL");
+    assert!(
+        gw.stays_quiet(Duration::from_millis(100)).await,
+        "must not use the main URL"
+    );
     assert_eq!(handle.session().map(|s| s.sequence), Some(5));
 }
 
@@ -160,7 +194,10 @@ async fn op9_resumable_resumes_and_op9_false_reidentifies() {
     let mut conn = gw.accept().await;
     conn.hello(45_000).await;
     let resume = conn.recv().await;
-    assert_eq!((resume["op"].clone(), resume["d"]["seq"].clone()), (json!(6), json!(40)));
+    assert_eq!(
+        (resume["op"].clone(), resume["d"]["seq"].clone()),
+        (json!(6), json!(40))
+    );
     conn.send(json!({"op": 9, "d": true})).await;
 
     let mut conn = gw.accept().await;
@@ -174,7 +211,9 @@ async fn op9_resumable_resumes_and_op9_false_reidentifies() {
     assert_eq!(conn.recv().await["op"], 2);
     assert_eq!(handle.session(), None);
     conn.send(ready("fresh", &gw.url())).await;
-    assert!(matches!(next_event(&mut events).await, GatewayEvent::Ready { session, .. } if session.id == "fresh"));
+    assert!(
+        matches!(next_event(&mut events).await, GatewayEvent::Ready { session, .. } if session.id == "fresh")
+    );
 }
 
 #[tokio::test]
@@ -188,13 +227,25 @@ async fn close_4004_is_fatal_and_never_reconnects() {
 
     assert_eq!(
         next_event(&mut events).await,
-        GatewayEvent::Fatal { reason: FatalReason::AuthenticationFailed }
+        GatewayEvent::Fatal {
+            reason: FatalReason::AuthenticationFailed
+        }
     );
-    assert!(gw.stays_quiet(Duration::from_millis(500)).await, "reconnected after 4004");
-    assert!(timeout(WAIT, events.recv()).await.expect("channel closes").is_none());
+    assert!(
+        gw.stays_quiet(Duration::from_millis(500)).await,
+        "reconnected after 4004"
+    );
+    assert!(
+        timeout(WAIT, events.recv())
+            .await
+            .expect("channel closes")
+            .is_none()
+    );
     assert_eq!(
         handle.state(),
-        State::FatallyClosed { reason: FatalReason::AuthenticationFailed }
+        State::FatallyClosed {
+            reason: FatalReason::AuthenticationFailed
+        }
     );
 }
 
@@ -219,19 +270,27 @@ async fn malformed_frames_are_skipped_without_reconnecting() {
 
     conn.send_compressed(b"this is not json").await;
     conn.send_compressed(b"\xff\xfe\x00garbage").await;
-    conn.send(json!({"op": 42, "d": {"what": "unknown opcode"}})).await;
-    conn.send(json!({"op": 0, "s": 2, "t": "READY", "d": {"session_id": 5}})).await;
+    conn.send(json!({"op": 42, "d": {"what": "unknown opcode"}}))
+        .await;
+    conn.send(json!({"op": 0, "s": 2, "t": "READY", "d": {"session_id": 5}}))
+        .await;
     conn.send(json!({"op": 10, "d": {}})).await;
-    conn.send_raw(tokio_tungstenite::tungstenite::Message::text("{{{")).await;
+    conn.send_raw(tokio_tungstenite::tungstenite::Message::text("{{{"))
+        .await;
     // Larger than max_payload (64 KiB) once inflated; it compresses to almost nothing.
     let huge = "x".repeat(1 << 20);
-    conn.dispatch("MESSAGE_CREATE", 3, json!({"content": huge})).await;
-    conn.dispatch("MESSAGE_CREATE", 4, json!({"id": "still-alive"})).await;
+    conn.dispatch("MESSAGE_CREATE", 3, json!({"content": huge}))
+        .await;
+    conn.dispatch("MESSAGE_CREATE", 4, json!({"id": "still-alive"}))
+        .await;
 
     let data = expect_dispatch(&mut events, 4).await;
     assert_eq!(data["id"], "still-alive");
     assert_eq!(handle.state(), State::Active);
-    assert!(gw.stays_quiet(Duration::from_millis(100)).await, "reconnected on bad input");
+    assert!(
+        gw.stays_quiet(Duration::from_millis(100)).await,
+        "reconnected on bad input"
+    );
 }
 
 #[tokio::test]
@@ -259,7 +318,10 @@ async fn zombie_connection_is_dropped_and_resumed() {
     assert_eq!(conn.recv().await["op"], 2);
     conn.send(ready("s1", &gw.url())).await;
     conn.dispatch("MESSAGE_CREATE", 2, json!({})).await;
-    assert!(matches!(next_event(&mut events).await, GatewayEvent::Ready { .. }));
+    assert!(matches!(
+        next_event(&mut events).await,
+        GatewayEvent::Ready { .. }
+    ));
     expect_dispatch(&mut events, 2).await;
     // No ACKs: the second beat finds the first unanswered and the client gives up.
     assert_eq!(conn.closed_by_client().await, Some(4000));
@@ -268,7 +330,10 @@ async fn zombie_connection_is_dropped_and_resumed() {
     let mut conn = gw.accept().await;
     conn.hello(45_000).await;
     let resume = conn.recv().await;
-    assert_eq!((resume["op"].clone(), resume["d"]["seq"].clone()), (json!(6), json!(2)));
+    assert_eq!(
+        (resume["op"].clone(), resume["d"]["seq"].clone()),
+        (json!(6), json!(2))
+    );
 }
 
 #[tokio::test]
@@ -281,7 +346,10 @@ async fn heartbeats_carry_the_sequence_and_answer_requests() {
     expect_dispatch(&mut events, 9).await;
     conn.send(json!({"op": 1, "d": null})).await;
     let beat = conn.recv_any().await;
-    assert_eq!((beat["op"].clone(), beat["d"].clone()), (json!(1), json!(9)));
+    assert_eq!(
+        (beat["op"].clone(), beat["d"].clone()),
+        (json!(1), json!(9))
+    );
 }
 
 #[tokio::test]

@@ -22,7 +22,7 @@ fn client(server: &FakeHttp) -> RestClient {
         max_retries: 2,
         ..RestConfig::default()
     };
-    RestClient::new(config, &Token::new(TOKEN)).expect("client")
+    RestClient::new(&config, &Token::new(TOKEN)).expect("client")
 }
 
 fn ctx() -> InteractionContext {
@@ -49,10 +49,18 @@ async fn retries_a_429_after_retry_after() {
     let client = client(&server);
     let start = Instant::now();
     client
-        .press_component(&ctx(), &Component::button("333", 0, "MJ::JOB::upsample::1::abc"), "9001")
+        .press_component(
+            &ctx(),
+            &Component::button("333", 0, "MJ::JOB::upsample::1::abc"),
+            "9001",
+        )
         .await
         .expect("accepted after retry");
-    assert!(start.elapsed() >= Duration::from_millis(300), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        start.elapsed()
+    );
 
     let posts = server.requests_to("POST", "/api/v9/interactions");
     assert_eq!(posts.len(), 2);
@@ -64,13 +72,20 @@ async fn retries_a_429_after_retry_after() {
     assert_eq!(body["data"]["custom_id"], "MJ::JOB::upsample::1::abc");
     assert_eq!(posts[1].header("authorization"), Some(TOKEN));
     assert!(posts[1].header("x-super-properties").is_some());
-    assert!(posts[1].header("user-agent").is_some_and(|ua| ua.contains("Chrome/112")));
+    assert!(
+        posts[1]
+            .header("user-agent")
+            .is_some_and(|ua| ua.contains("Chrome/112"))
+    );
 }
 
 #[tokio::test]
 async fn gives_up_after_max_retries_using_the_retry_after_header() {
     let server = FakeHttp::start(|_| Reply::empty(429).with_header("retry-after", "0.05")).await;
-    let error = client(&server).current_user().await.expect_err("rate limited");
+    let error = client(&server)
+        .current_user()
+        .await
+        .expect_err("rate limited");
     assert!(
         matches!(error, RestError::RateLimited { retry_after, global: false, .. } if retry_after == Duration::from_millis(50)),
         "{error:?}"
@@ -91,23 +106,35 @@ async fn empty_bucket_delays_the_next_request() {
     client.current_user().await.expect("first");
     let start = Instant::now();
     client.current_user().await.expect("second");
-    assert!(start.elapsed() >= Duration::from_millis(300), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[tokio::test]
 async fn uploads_through_the_signed_url_without_credentials() {
     let base = Arc::new(std::sync::OnceLock::<String>::new());
     let base_in = Arc::clone(&base);
-    let server = FakeHttp::start(move |request| match (request.method.as_str(), request.path()) {
-        ("POST", "/api/v9/channels/222/attachments") => {
-            let upload_url = format!("{}/upload/slot0?signature=xyz", base_in.get().expect("base"));
-            Reply::json(200, &json!({"attachments": [
-                {"id": 0, "upload_url": upload_url, "upload_filename": "opaque/123/cat.png"}
-            ]}))
-        }
-        ("PUT", "/upload/slot0") => Reply::empty(200),
-        _ => Reply::empty(404),
-    })
+    let server = FakeHttp::start(
+        move |request| match (request.method.as_str(), request.path()) {
+            ("POST", "/api/v9/channels/222/attachments") => {
+                let upload_url = format!(
+                    "{}/upload/slot0?signature=xyz",
+                    base_in.get().expect("base")
+                );
+                Reply::json(
+                    200,
+                    &json!({"attachments": [
+                        {"id": 0, "upload_url": upload_url, "upload_filename": "opaque/123/cat.png"}
+                    ]}),
+                )
+            }
+            ("PUT", "/upload/slot0") => Reply::empty(200),
+            _ => Reply::empty(404),
+        },
+    )
     .await;
     base.set(server.base.clone()).expect("set once");
 
@@ -119,11 +146,18 @@ async fn uploads_through_the_signed_url_without_credentials() {
     assert_eq!(uploaded.to_json()["id"], "0");
 
     let announce = &server.requests_to("POST", "/api/v9/channels/222/attachments")[0];
-    assert_eq!(announce.json()["files"][0], json!({"filename": "cat.png", "file_size": 9, "id": "0"}));
+    assert_eq!(
+        announce.json()["files"][0],
+        json!({"filename": "cat.png", "file_size": 9, "id": "0"})
+    );
     let put = &server.requests_to("PUT", "/upload/slot0")[0];
     assert_eq!(put.body, b"\x89PNG fake");
     assert_eq!(put.target, "/upload/slot0?signature=xyz");
-    assert_eq!(put.header("authorization"), None, "token leaked to the storage host");
+    assert_eq!(
+        put.header("authorization"),
+        None,
+        "token leaked to the storage host"
+    );
     assert_eq!(put.header("content-type"), Some("application/octet-stream"));
 }
 
@@ -171,7 +205,9 @@ async fn outdated_command_refreshes_the_index_and_retries() {
 
 #[tokio::test]
 async fn unauthorized_is_typed_and_never_shows_the_token() {
-    let server = FakeHttp::start(|_| Reply::json(401, &json!({"message": "401: Unauthorized", "code": 0}))).await;
+    let server =
+        FakeHttp::start(|_| Reply::json(401, &json!({"message": "401: Unauthorized", "code": 0})))
+            .await;
     let client = client(&server);
     let error = client.current_user().await.expect_err("401");
     assert!(matches!(error, RestError::Unauthorized));
@@ -183,9 +219,10 @@ async fn unauthorized_is_typed_and_never_shows_the_token() {
 #[tokio::test]
 async fn reads_messages_with_paging_and_falls_back_for_single_messages() {
     let server = FakeHttp::start(|request| match request.path() {
-        "/api/v9/channels/222/messages/777" => {
-            Reply::json(403, &json!({"message": "Only bots can use this endpoint", "code": 20002}))
-        }
+        "/api/v9/channels/222/messages/777" => Reply::json(
+            403,
+            &json!({"message": "Only bots can use this endpoint", "code": 20002}),
+        ),
         "/api/v9/channels/222/messages" if request.target.contains("around=777") => {
             Reply::json(200, &json!([{"id": "777", "content": "hello"}]))
         }
@@ -202,12 +239,17 @@ async fn reads_messages_with_paging_and_falls_back_for_single_messages() {
     let page = client.messages("222", &query).await.expect("page");
     assert_eq!(page.len(), 2);
     let first = &server.requests()[0];
-    assert_eq!(first.target, "/api/v9/channels/222/messages?limit=2&before=10");
+    assert_eq!(
+        first.target,
+        "/api/v9/channels/222/messages?limit=2&before=10"
+    );
 
     let message = client.message("222", "777").await.expect("fallback");
     assert_eq!(message["content"], "hello");
     assert!(matches!(
-        client.messages("../../users/@me", &MessageQuery::default()).await,
+        client
+            .messages("../../users/@me", &MessageQuery::default())
+            .await,
         Err(RestError::InvalidId(_))
     ));
 }
@@ -225,7 +267,10 @@ async fn downloads_via_the_configured_cdn_without_credentials() {
     let bytes = client.download(url, 4096).await.expect("download");
     assert_eq!(bytes.len(), 1000);
     let request = &server.requests()[0];
-    assert_eq!(request.target, "/attachments/1/2/grid.png?ex=65&is=64&hm=ab");
+    assert_eq!(
+        request.target,
+        "/attachments/1/2/grid.png?ex=65&is=64&hm=ab"
+    );
     assert_eq!(request.header("authorization"), None);
     assert!(matches!(
         client.download(url, 10).await,

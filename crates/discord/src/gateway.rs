@@ -171,11 +171,12 @@ impl Gateway {
         let (state_tx, state_rx) = watch::channel(State::Disconnected { attempts: 0 });
         let (session_tx, session_rx) = watch::channel(session.clone());
         let runner = Runner {
+            // Heartbeats sent while resuming a persisted session must carry its sequence.
+            last_seq: session.as_ref().map(|s| s.sequence),
             outbox: Outbox::new(event_tx, config.max_pending_events),
             config,
             token,
             session,
-            last_seq: None,
             resume_url_failed: false,
             commands: command_rx,
             state: state_tx,
@@ -292,6 +293,7 @@ impl Runner {
                 }
             }
         } else {
+            self.set_state(State::Disconnected { attempts: 0 });
             // Shutting down: hand over what fits without waiting on a caller who may have
             // stopped reading.
             while let Some(event) = self.outbox.queue.pop_front() {

@@ -31,15 +31,19 @@ impl InteractionContext {
     }
 
     fn envelope(&self, kind: u8, nonce: &str, data: &Value) -> Value {
-        json!({
+        let mut body = json!({
             "type": kind,
             "application_id": self.application_id,
-            "guild_id": self.guild_id,
             "channel_id": self.channel_id,
             "session_id": self.session_id,
             "nonce": nonce,
             "data": data,
-        })
+        });
+        // The web client omits the field in DMs rather than sending null.
+        if let Some(guild_id) = &self.guild_id {
+            body["guild_id"] = json!(guild_id);
+        }
+        body
     }
 }
 

@@ -198,6 +198,9 @@ async fn op9_resumable_resumes_and_op9_false_reidentifies() {
         (resume["op"].clone(), resume["d"]["seq"].clone()),
         (json!(6), json!(40))
     );
+    // Heartbeats while resuming carry the persisted sequence.
+    conn.send(json!({"op": 1, "d": null})).await;
+    assert_eq!(conn.recv_any().await, json!({"op": 1, "d": 40}));
     conn.send(json!({"op": 9, "d": true})).await;
 
     let mut conn = gw.accept().await;
@@ -363,4 +366,37 @@ async fn no_hello_times_out_and_retries() {
     conn.hello(45_000).await;
     assert_eq!(conn.recv().await["op"], 2);
     assert_eq!(handle.state(), State::Identifying);
+}
+
+#[tokio::test]
+async fn slow_consumer_loses_nothing() {
+    let mut gw = FakeGateway::start().await;
+    let mut cfg = config(&gw.url());
+    cfg.event_buffer = 1;
+    cfg.max_pending_events = 2;
+    let (_handle, mut events) = spawn(cfg, None);
+    let url = gw.url();
+    let mut conn = establish(&mut gw, &mut events, &url).await;
+    // Nobody reads while these arrive: the client stops reading the socket instead of
+    // buffering without bound, and catches up once the consumer does.
+    for seq in 2..52 {
+        conn.dispatch("MESSAGE_CREATE", seq, json!({"n": seq}))
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for seq in 2..52 {
+        let data = expect_dispatch(&mut events, seq).await;
+        assert_eq!(data["n"], seq);
+    }
+}
+
+#[tokio::test]
+async fn dropping_the_handle_stops_the_gateway() {
+    let mut gw = FakeGateway::start().await;
+    let (handle, mut events) = spawn(config(&gw.url()), None);
+    let url = gw.url();
+    let mut conn = establish(&mut gw, &mut events, &url).await;
+    drop(handle);
+    assert_eq!(conn.closed_by_client().await, Some(4000));
+    assert!(gw.stays_quiet(Duration::from_millis(200)).await);
 }

@@ -12,6 +12,8 @@ use tokio::time::Instant;
 
 /// Shortest interval accepted from HELLO; a zero or tiny value would make the loop spin.
 const MIN_INTERVAL: Duration = Duration::from_millis(10);
+/// Longest interval accepted; a huge value would overflow `Instant` arithmetic.
+const MAX_INTERVAL: Duration = Duration::from_hours(1);
 
 /// What to do when the heartbeat deadline passes.
 #[derive(Debug, PartialEq, Eq)]
@@ -34,7 +36,7 @@ pub(crate) struct Heartbeater {
 impl Heartbeater {
     /// Starts the schedule at `now`; `jitter` is clamped into `[0, 1]`.
     pub(crate) fn new(interval: Duration, jitter: f64, now: Instant) -> Self {
-        let interval = interval.max(MIN_INTERVAL);
+        let interval = interval.clamp(MIN_INTERVAL, MAX_INTERVAL);
         let jitter = if jitter.is_finite() {
             jitter.clamp(0.0, 1.0)
         } else {
@@ -140,5 +142,7 @@ mod tests {
         assert_eq!(hb.deadline(), now);
         let hb = Heartbeater::new(INTERVAL, 7.0, now);
         assert_eq!(hb.deadline(), now + INTERVAL);
+        let hb = Heartbeater::new(Duration::from_millis(u64::MAX), 0.5, now);
+        assert_eq!(hb.interval(), Duration::from_hours(1));
     }
 }

@@ -8,3 +8,4 @@ mod fake_gateway;
 mod fake_http;
 mod gateway;
 mod rest;
+mod tls;

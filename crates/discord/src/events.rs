@@ -238,4 +238,20 @@ mod tests {
             assert!(decode(input).is_err(), "accepted {input:?}");
         }
     }
+
+    #[test]
+    fn random_and_mutated_input_never_panics() {
+        let valid = br#"{"op":0,"s":3,"t":"READY","d":{"session_id":"a","user":{"id":"1"}}}"#;
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..5000 {
+            let mut bytes = valid.to_vec();
+            for _ in 0..rng.usize(1..6) {
+                let at = rng.usize(..bytes.len());
+                bytes[at] = rng.u8(..);
+            }
+            let _ = decode(&bytes);
+            let noise: Vec<u8> = (0..rng.usize(..64)).map(|_| rng.u8(..)).collect();
+            let _ = decode(&noise);
+        }
+    }
 }

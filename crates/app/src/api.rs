@@ -1,0 +1,178 @@
+//! Wire types: the JSON that front-ends print or serve. The only place where domain values
+//! become protocol documents, so the catalogue's shape never leaks into the API by accident.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::app::GenerationWithImages;
+use crate::domain::{Event, Failure, Generation, Image};
+use crate::store::Store;
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+#[derive(Serialize, Debug)]
+pub struct ErrorView {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl From<&Failure> for ErrorView {
+    fn from(f: &Failure) -> Self {
+        Self {
+            code: f.code.as_str(),
+            message: f.message.clone(),
+        }
+    }
+}
+
+#[derive(Serialize, Debug)]
+pub struct ImageView {
+    pub id: String,
+    pub generation_id: String,
+    pub role: String,
+    /// Absolute path, for the folder store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    pub storage_key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thumbnail_path: Option<String>,
+    pub width: u32,
+    pub height: u32,
+    pub format: String,
+    pub size_bytes: u64,
+    pub sha256: String,
+    pub palette: Vec<String>,
+    pub dominant_color: Option<String>,
+    pub category: Option<&'static str>,
+    pub subject: Option<String>,
+    pub version: u32,
+    pub status: &'static str,
+    pub favourite: bool,
+    pub public: bool,
+    pub tags: Vec<String>,
+    pub synthetic: bool,
+    pub created_at: String,
+}
+
+impl ImageView {
+    pub fn new(i: &Image, store: &Store) -> Self {
+        let path = |k: &str| store.local_path(k).map(|p| p.display().to_string());
+        Self {
+            id: i.id.to_string(),
+            generation_id: i.generation_id.to_string(),
+            role: i.role.to_string(),
+            path: path(&i.storage_key),
+            storage_key: i.storage_key.clone(),
+            url: i.public_url.clone(),
+            thumbnail_path: i.thumbnail_key.as_deref().and_then(path),
+            width: i.width,
+            height: i.height,
+            format: i.format.clone(),
+            size_bytes: i.size_bytes,
+            sha256: i.sha256.clone(),
+            palette: i.palette.iter().map(|c| c.hex()).collect(),
+            dominant_color: i.dominant.map(crate::domain::Rgb::hex),
+            category: i.category.map(|c| c.as_str()),
+            subject: i.subject.clone(),
+            version: i.version,
+            status: i.status.as_str(),
+            favourite: i.favourite,
+            public: i.public,
+            tags: i.tags.clone(),
+            synthetic: i.synthetic,
+            created_at: rfc3339(i.created_at),
+        }
+    }
+}
+
+#[derive(Serialize, Debug)]
+pub struct GenerationView {
+    pub id: String,
+    pub kind: &'static str,
+    pub provider: String,
+    pub prompt: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub negative_prompt: Option<String>,
+    pub parameters: serde_json::Value,
+    pub category: Option<&'static str>,
+    pub subject: Option<String>,
+    pub version: u32,
+    pub parent_id: Option<String>,
+    pub status: &'static str,
+    pub phase: Option<&'static str>,
+    pub progress: f64,
+    pub error: Option<ErrorView>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub completed_at: Option<String>,
+    pub images: Vec<ImageView>,
+}
+
+impl GenerationView {
+    pub fn new(g: &Generation, images: &[Image], store: &Store) -> Self {
+        Self {
+            id: g.id.to_string(),
+            kind: g.kind.as_str(),
+            provider: g.provider.clone(),
+            prompt: g.prompt.clone(),
+            negative_prompt: g.negative_prompt.clone(),
+            parameters: serde_json::to_value(&g.parameters).unwrap_or_default(),
+            category: g.category.map(|c| c.as_str()),
+            subject: g.subject.clone(),
+            version: g.version,
+            parent_id: g.parent_id.map(|p| p.to_string()),
+            status: g.status.as_str(),
+            phase: g.phase.map(|p| p.as_str()),
+            progress: g.progress,
+            error: g.error.as_ref().map(ErrorView::from),
+            created_at: rfc3339(g.created_at),
+            started_at: g.started_at.map(rfc3339),
+            completed_at: g.completed_at.map(rfc3339),
+            images: images.iter().map(|i| ImageView::new(i, store)).collect(),
+        }
+    }
+
+    pub fn of(g: &GenerationWithImages, store: &Store) -> Self {
+        Self::new(&g.generation, &g.images, store)
+    }
+}
+
+#[derive(Serialize, Debug)]
+pub struct EventView {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub generation_id: String,
+    pub seq: u64,
+    pub at: String,
+    pub status: &'static str,
+    pub phase: Option<&'static str>,
+    pub progress: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorView>,
+}
+
+impl From<&Event> for EventView {
+    fn from(e: &Event) -> Self {
+        Self {
+            kind: e.kind.as_str(),
+            generation_id: e.generation_id.to_string(),
+            seq: e.seq,
+            at: rfc3339(e.at),
+            status: e.status.as_str(),
+            phase: e.phase.map(|p| p.as_str()),
+            progress: e.progress,
+            index: e.index,
+            image_id: e.image_id.map(|i| i.to_string()),
+            error: e.error.as_ref().map(ErrorView::from),
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Importing existing images (e.g. Midjourney grids saved by hand) as generations of kind
+//! `import`. Every file is read and verified before anything is written: one bad file and the
+//! whole import is refused.
+
+use std::path::PathBuf;
+
+use time::OffsetDateTime;
+
+use super::{App, GenerationWithImages};
+use crate::domain::{
+    Category, Generation, GenerationId, GenerationKind, GenerationRequest, GenerationStatus,
+    Parameters, Phase, Role,
+};
+use crate::error::AppError;
+use crate::pipeline::{self, Processed};
+
+/// What the user asked to import.
+#[derive(Clone, Debug)]
+pub struct ImportRequest {
+    pub files: Vec<PathBuf>,
+    /// Split each file as a 2×2 grid into four upscales.
+    pub grid: bool,
+    pub prompt: Option<String>,
+    pub category: Option<Category>,
+    pub subject: Option<String>,
+}
+
+/// One file, read and processed, ready to store.
+pub struct PreparedFile {
+    prompt: String,
+    grid: Option<Vec<Processed>>,
+    image: Processed,
+}
+
+/// An import that passed every check.
+pub struct PreparedImport {
+    files: Vec<PreparedFile>,
+    category: Option<Category>,
+    subject: Option<String>,
+}
+
+impl ImportRequest {
+    /// Reads and verifies every file; writes nothing.
+    pub async fn prepare(self) -> Result<PreparedImport, AppError> {
+        if self.files.is_empty() {
+            return Err(AppError::Invalid("give at least one file to import".into()));
+        }
+        // The prompt and subject follow the same rules as a generation's.
+        let mut check =
+            GenerationRequest::new(self.prompt.clone().unwrap_or_else(|| "import".into()));
+        check.subject = self.subject.clone();
+        let checked = check.validated()?;
+        let mut files = Vec::with_capacity(self.files.len());
+        for path in self.files {
+            let shown = path.display().to_string();
+            let bytes = tokio::fs::read(&path)
+                .await
+                .map_err(|e| AppError::Invalid(format!("cannot read {shown}: {e}")))?;
+            let grid = self.grid;
+            let processed = tokio::task::spawn_blocking(move || {
+                if grid {
+                    pipeline::process_grid(bytes).map(|g| (g.grid, Some(g.quadrants)))
+                } else {
+                    pipeline::process_image(bytes).map(|i| (i, None))
+                }
+            })
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?
+            .map_err(|e| AppError::Invalid(format!("{shown}: {e}")))?;
+            let prompt = match &self.prompt {
+                Some(_) => checked.prompt.clone(),
+                None => path
+                    .file_stem()
+                    .map_or_else(|| "import".to_owned(), |s| s.to_string_lossy().into_owned()),
+            };
+            files.push(PreparedFile {
+                prompt,
+                image: processed.0,
+                grid: processed.1,
+            });
+        }
+        Ok(PreparedImport {
+            files,
+            category: self.category,
+            subject: checked.subject,
+        })
+    }
+}
+
+impl App {
+    /// Stores prepared files: blobs first, then each generation with its images in one
+    /// transaction, so the catalogue never names a missing blob.
+    pub async fn import(
+        &self,
+        prepared: PreparedImport,
+    ) -> Result<Vec<GenerationWithImages>, AppError> {
+        let mut out = Vec::with_capacity(prepared.files.len());
+        for file in prepared.files {
+            let now = OffsetDateTime::now_utc();
+            let id = GenerationId::new();
+            let version = self
+                .catalogue
+                .next_version(prepared.category, prepared.subject.as_deref(), None)
+                .await?;
+            let generation = Generation {
+                id,
+                owner: None,
+                provider: "import".into(),
+                account: None,
+                kind: GenerationKind::Import,
+                parent_id: None,
+                prompt: file.prompt,
+                negative_prompt: None,
+                parameters: Parameters::default(),
+                category: prepared.category,
+                subject: prepared.subject.clone(),
+                version,
+                status: GenerationStatus::Succeeded,
+                phase: Some(Phase::Completed),
+                progress: 100.0,
+                error: None,
+                provider_refs: serde_json::json!({}),
+                created_at: now,
+                started_at: Some(now),
+                completed_at: Some(now),
+            };
+            let mut parts: Vec<(Role, Processed)> = Vec::new();
+            match file.grid {
+                Some(quadrants) => {
+                    parts.push((Role::Grid, file.image));
+                    for (i, q) in quadrants.into_iter().enumerate() {
+                        parts.push((Role::Upscale(i as u8 + 1), q));
+                    }
+                }
+                None => parts.push((Role::Variant(1), file.image)),
+            }
+            let mut images = Vec::with_capacity(parts.len());
+            for (role, p) in parts {
+                images.push(self.store_image(&generation, role, p, false).await?);
+            }
+            let created = self
+                .catalogue
+                .create_generation(&generation, None, &images)
+                .await?;
+            out.push(self.generation(created.id).await?);
+        }
+        Ok(out)
+    }
+}

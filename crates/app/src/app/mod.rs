@@ -1,0 +1,320 @@
+//! `App`: the use cases shared by every front-end (CLI today; HTTP and MCP next).
+//!
+//! It ties the catalogue, the store, the providers and the event bus together, and holds no
+//! front-end concern: it never prints, parses arguments or speaks HTTP.
+
+mod import;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::catalogue::{Catalogue, Change, ImageFilter, NewJob};
+use crate::domain::{
+    ErrorCode, Event, EventKind, Failure, Generation, GenerationId, GenerationKind,
+    GenerationRequest, GenerationStatus, Image, ImageId, ImageStatus, JobId, JobStatus, Parameters,
+    Role,
+};
+use crate::error::AppError;
+use crate::jobs::{Bus, Signal};
+use crate::pipeline::Processed;
+use crate::providers::Providers;
+use crate::store::{KeyContext, Store};
+
+pub use import::ImportRequest;
+
+/// How the queue treats jobs.
+#[derive(Clone, Debug)]
+pub struct JobSettings {
+    pub lease: Duration,
+    pub max_attempts: u32,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// Longest sleep of an idle worker between looks at the queue.
+    pub poll: Duration,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(15),
+            max_attempts: 5,
+            retry_base: Duration::from_secs(2),
+            retry_max: Duration::from_secs(60),
+            poll: Duration::from_secs(1),
+        }
+    }
+}
+
+pub struct App {
+    pub catalogue: Arc<dyn Catalogue>,
+    pub store: Store,
+    pub providers: Providers,
+    pub bus: Bus,
+    pub jobs: JobSettings,
+}
+
+/// A generation with its images, as front-ends show it.
+#[derive(Clone, Debug)]
+pub struct GenerationWithImages {
+    pub generation: Generation,
+    pub images: Vec<Image>,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+impl App {
+    /// Checks a request against this process's providers without writing anything.
+    pub fn check(&self, request: GenerationRequest) -> Result<GenerationRequest, AppError> {
+        let request = request.validated()?;
+        self.provider_name(request.provider.as_deref())?;
+        Ok(request)
+    }
+
+    fn provider_name(&self, asked: Option<&str>) -> Result<String, AppError> {
+        self.providers.resolve(asked).map_err(AppError::Invalid)
+    }
+
+    /// Queues a generation: the generation, its job and its first event are written together,
+    /// before any provider is called.
+    pub async fn submit(&self, request: GenerationRequest) -> Result<Generation, AppError> {
+        let request = self.check(request)?;
+        let parameters = Parameters {
+            seed: request.seed,
+            aspect_ratio: request.aspect_ratio.clone(),
+            upscale: request.upscale.indices().to_vec(),
+            extra: serde_json::Map::new(),
+        };
+        let generation = Generation {
+            id: GenerationId::new(),
+            owner: None,
+            provider: self.provider_name(request.provider.as_deref())?,
+            account: None,
+            kind: GenerationKind::Imagine,
+            parent_id: None,
+            prompt: request.prompt,
+            negative_prompt: request.negative_prompt,
+            parameters,
+            category: request.category,
+            subject: request.subject,
+            version: 0,
+            status: GenerationStatus::Queued,
+            phase: None,
+            progress: 0.0,
+            error: None,
+            provider_refs: serde_json::json!({}),
+            created_at: OffsetDateTime::now_utc(),
+            started_at: None,
+            completed_at: None,
+        };
+        self.enqueue(generation).await
+    }
+
+    async fn enqueue(&self, mut generation: Generation) -> Result<Generation, AppError> {
+        let reg = self.providers.get(&generation.provider).ok_or_else(|| {
+            AppError::Invalid(format!("unknown provider {:?}", generation.provider))
+        })?;
+        generation.account = Some(reg.account.clone());
+        let job = NewJob {
+            id: JobId::new(),
+            slot: slot_of(&generation.provider, &reg.account),
+            concurrency: reg.concurrency,
+            max_attempts: self.jobs.max_attempts,
+            run_at: now_ms(),
+        };
+        let created = self
+            .catalogue
+            .create_generation(&generation, Some(&job), &[])
+            .await?;
+        self.bus.publish(Event {
+            generation_id: created.id,
+            seq: 1,
+            kind: EventKind::Created,
+            at: created.created_at,
+            status: created.status,
+            phase: None,
+            progress: 0.0,
+            index: None,
+            image_id: None,
+            error: None,
+        });
+        self.bus.signal(Signal::JobQueued);
+        Ok(created)
+    }
+
+    /// A new version of an image's generation: same prompt and parameters, next version.
+    /// A seed the user chose is kept; one the provider drew is drawn anew.
+    pub async fn new_version(&self, image: ImageId) -> Result<Generation, AppError> {
+        let source = self.catalogue.image(image).await?;
+        let parent = self.catalogue.generation(source.generation_id).await?;
+        if parent.kind == GenerationKind::Import {
+            return Err(AppError::Invalid(format!(
+                "image {image} was imported, not generated: there is no generation to run again"
+            )));
+        }
+        self.provider_name(Some(&parent.provider))?;
+        let generation = Generation {
+            id: GenerationId::new(),
+            parent_id: Some(parent.id),
+            version: 0,
+            status: GenerationStatus::Queued,
+            phase: None,
+            progress: 0.0,
+            error: None,
+            provider_refs: serde_json::json!({}),
+            created_at: OffsetDateTime::now_utc(),
+            started_at: None,
+            completed_at: None,
+            ..parent
+        };
+        self.enqueue(generation).await
+    }
+
+    /// Cancels a generation: at once when it waits, through its worker when it runs.
+    pub async fn cancel(&self, id: GenerationId) -> Result<Generation, AppError> {
+        let generation = self.catalogue.generation(id).await?;
+        if generation.status.is_terminal() {
+            return Err(AppError::Invalid(format!(
+                "generation {id} is already {}",
+                generation.status.as_str()
+            )));
+        }
+        let job = self.catalogue.cancel_job(id).await?;
+        if job.status == JobStatus::Canceled {
+            let mut change = Change::new(
+                EventKind::Canceled,
+                GenerationStatus::Canceled,
+                generation.progress,
+            );
+            change.error = Some(Failure::new(ErrorCode::Canceled, "canceled by request"));
+            let event = self.catalogue.advance(id, &change).await?;
+            self.bus.publish(event);
+        } else {
+            self.bus.signal(Signal::Cancel(id));
+        }
+        Ok(self.catalogue.generation(id).await?)
+    }
+
+    pub async fn generation(&self, id: GenerationId) -> Result<GenerationWithImages, AppError> {
+        let generation = self.catalogue.generation(id).await?;
+        let images = self.images_of(id).await?;
+        Ok(GenerationWithImages { generation, images })
+    }
+
+    pub async fn images_of(&self, id: GenerationId) -> Result<Vec<Image>, AppError> {
+        let mut images = self
+            .catalogue
+            .images(&ImageFilter {
+                generation_id: Some(id),
+                ..ImageFilter::default()
+            })
+            .await?;
+        images.sort_by_key(|i| i.role.to_string());
+        Ok(images)
+    }
+
+    pub async fn image(&self, id: ImageId) -> Result<Image, AppError> {
+        Ok(self.catalogue.image(id).await?)
+    }
+
+    pub async fn list_images(&self, filter: &ImageFilter) -> Result<Vec<Image>, AppError> {
+        Ok(self.catalogue.images(filter).await?)
+    }
+
+    pub async fn set_image_status(
+        &self,
+        id: ImageId,
+        status: ImageStatus,
+    ) -> Result<Image, AppError> {
+        Ok(self.catalogue.set_image_status(id, status).await?)
+    }
+
+    /// Adds tags: trimmed, lower-cased, 1–64 characters of letters, digits, `-`, `_`, `:`.
+    pub async fn tag(&self, id: ImageId, tags: &[String]) -> Result<Image, AppError> {
+        let tags = normalise_tags(tags)?;
+        Ok(self.catalogue.add_tags(id, &tags).await?)
+    }
+
+    pub async fn events(&self, id: GenerationId, after: u64) -> Result<Vec<Event>, AppError> {
+        Ok(self.catalogue.events(id, after).await?)
+    }
+}
+
+impl App {
+    /// Writes an image's thumbnail, then the image, and returns its catalogue row (not yet
+    /// inserted). Keys depend only on the generation, so a retry overwrites, never duplicates.
+    pub(crate) async fn store_image(
+        &self,
+        g: &Generation,
+        role: Role,
+        p: Processed,
+        synthetic: bool,
+    ) -> Result<Image, AppError> {
+        let ctx = KeyContext {
+            generation_id: g.id,
+            category: g.category,
+            subject: g.subject.as_deref(),
+            version: g.version,
+            created_at: g.created_at,
+        };
+        let layout = *self.store.layout();
+        let key = layout.image_key(&ctx, role, p.format.extension());
+        let thumb = layout.thumbnail_key(&ctx, role);
+        self.store.put(&thumb, p.thumbnail).await?;
+        let size = p.bytes.len() as u64;
+        self.store.put(&key, p.bytes).await?;
+        Ok(Image {
+            id: ImageId::new(),
+            generation_id: g.id,
+            owner: None,
+            role,
+            public_url: self.store.url(&key),
+            storage_key: key,
+            thumbnail_key: Some(thumb),
+            width: p.width,
+            height: p.height,
+            format: p.format.as_str().to_owned(),
+            size_bytes: size,
+            sha256: p.sha256,
+            dominant: Some(p.dominant),
+            palette: p.palette,
+            category: g.category,
+            subject: g.subject.clone(),
+            version: g.version,
+            status: ImageStatus::Draft,
+            favourite: false,
+            public: false,
+            tags: Vec::new(),
+            synthetic,
+            created_at: OffsetDateTime::now_utc(),
+        })
+    }
+}
+
+pub(crate) fn slot_of(provider: &str, account: &str) -> String {
+    format!("{provider}:{account}")
+}
+
+fn normalise_tags(tags: &[String]) -> Result<Vec<String>, AppError> {
+    if tags.is_empty() {
+        return Err(AppError::Invalid("give at least one tag".into()));
+    }
+    tags.iter()
+        .map(|t| {
+            let t = t.trim().to_lowercase();
+            let ok = (1..=64).contains(&t.chars().count())
+                && t.chars()
+                    .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ':'));
+            if ok {
+                Ok(t)
+            } else {
+                Err(AppError::Invalid(format!(
+                    "invalid tag {t:?}: use 1-64 letters, digits, '-', '_' or ':'"
+                )))
+            }
+        })
+        .collect()
+}

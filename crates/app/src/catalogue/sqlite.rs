@@ -1,0 +1,651 @@
+//! The catalogue on SQLite (the embedded default): WAL, one file in the data directory.
+//!
+//! Write transactions start with `BEGIN IMMEDIATE` so that two processes sharing the file
+//! (a CLI `generate` beside `serve`) queue on the busy timeout instead of failing on a lock
+//! upgrade. Jobs are claimed with a single `UPDATE … RETURNING`, which SQLite runs atomically.
+
+mod rows;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use time::OffsetDateTime;
+
+use super::{
+    Catalogue, CatalogueError, Change, Claim, ImageFilter, Inserted, NewJob, QueueCounts, Result,
+};
+use crate::domain::{
+    Category, Event, Generation, GenerationId, Image, ImageId, ImageStatus, Job, JobId, JobStatus,
+    Lease,
+};
+use rows::{colours_json, ts};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub struct SqliteCatalogue {
+    pool: SqlitePool,
+}
+
+fn other(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> CatalogueError {
+    CatalogueError::Other(e.into())
+}
+
+fn db(e: sqlx::Error) -> CatalogueError {
+    match e {
+        sqlx::Error::RowNotFound => CatalogueError::NotFound("row".into()),
+        e => other(e),
+    }
+}
+
+impl SqliteCatalogue {
+    /// Opens (and migrates) the database at `url`. With `create` false a missing file is an
+    /// error, so read-only commands never leave an empty catalogue behind.
+    pub async fn open(url: &str, create: bool) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(other)?
+            .create_if_missing(create)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| match e {
+                sqlx::Error::Database(d) if d.code().as_deref() == Some("14") => {
+                    CatalogueError::NotFound(format!("catalogue {url}"))
+                }
+                e => other(e),
+            })?;
+        MIGRATOR.run(&pool).await.map_err(other)?;
+        Ok(Self { pool })
+    }
+
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+    }
+}
+
+const NEXT_VERSION: &str = "SELECT COALESCE(MAX(version), 0) + 1 FROM generations
+     WHERE category IS ?1 AND subject = ?2";
+
+#[async_trait]
+impl Catalogue for SqliteCatalogue {
+    async fn create_generation(
+        &self,
+        g: &Generation,
+        job: Option<&NewJob>,
+        images: &[Image],
+    ) -> Result<Generation> {
+        let mut tx = self.write_tx().await?;
+        let category = g.category.map(|c| c.as_str());
+        let version = if g.version > 0 {
+            i64::from(g.version)
+        } else {
+            next_version(&mut *tx, g.category, g.subject.as_deref(), g.parent_id).await?
+        };
+        sqlx::query(
+            "INSERT INTO generations (id, owner, provider, account, kind, parent_id, prompt,
+                negative_prompt, parameters, category, subject, version, status, phase, progress,
+                error_code, error_message, provider_refs, created_at, started_at, completed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                ?18, ?19, ?20, ?21)",
+        )
+        .bind(g.id.to_string())
+        .bind(&g.owner)
+        .bind(&g.provider)
+        .bind(&g.account)
+        .bind(g.kind.as_str())
+        .bind(g.parent_id.map(|p| p.to_string()))
+        .bind(&g.prompt)
+        .bind(&g.negative_prompt)
+        .bind(serde_json::to_string(&g.parameters).map_err(other)?)
+        .bind(category)
+        .bind(&g.subject)
+        .bind(version)
+        .bind(g.status.as_str())
+        .bind(g.phase.map(|p| p.as_str()))
+        .bind(g.progress)
+        .bind(g.error.as_ref().map(|e| e.code.as_str()))
+        .bind(g.error.as_ref().map(|e| e.message.as_str()))
+        .bind(g.provider_refs.to_string())
+        .bind(ts(g.created_at))
+        .bind(g.started_at.map(ts))
+        .bind(g.completed_at.map(ts))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if let Some(job) = job {
+            let now = g.created_at.unix_timestamp_nanos() as i64 / 1_000_000;
+            sqlx::query(
+                "INSERT INTO jobs (id, generation_id, kind, slot, concurrency, max_attempts,
+                    run_at, created_at, updated_at)
+                 VALUES (?1, ?2, 'generate', ?3, ?4, ?5, ?6, ?7, ?7)",
+            )
+            .bind(job.id.to_string())
+            .bind(g.id.to_string())
+            .bind(&job.slot)
+            .bind(i64::from(job.concurrency.max(1)))
+            .bind(i64::from(job.max_attempts.max(1)))
+            .bind(job.run_at)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        insert_event(
+            &mut tx,
+            g.id,
+            1,
+            &Change {
+                kind: crate::domain::EventKind::Created,
+                status: g.status,
+                phase: g.phase,
+                progress: g.progress,
+                index: None,
+                image_id: None,
+                error: g.error.clone(),
+            },
+            g.created_at,
+        )
+        .await?;
+        for image in images {
+            let image = Image {
+                version: version as u32,
+                ..image.clone()
+            };
+            insert_image_row(&mut tx, &image).await?;
+        }
+        if g.status == crate::domain::GenerationStatus::Succeeded {
+            let done = Change::new(crate::domain::EventKind::Completed, g.status, g.progress);
+            let done = Change {
+                phase: g.phase,
+                ..done
+            };
+            insert_event(
+                &mut tx,
+                g.id,
+                2,
+                &done,
+                g.completed_at.unwrap_or(g.created_at),
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(Generation {
+            version: version as u32,
+            ..g.clone()
+        })
+    }
+
+    async fn generation(&self, id: GenerationId) -> Result<Generation> {
+        let row = sqlx::query("SELECT * FROM generations WHERE id = ?1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| CatalogueError::NotFound(format!("generation {id}")))?;
+        rows::generation(&row)
+    }
+
+    async fn next_version(
+        &self,
+        category: Option<Category>,
+        subject: Option<&str>,
+        parent: Option<GenerationId>,
+    ) -> Result<u32> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        Ok(next_version(&mut *conn, category, subject, parent).await? as u32)
+    }
+
+    async fn advance(&self, id: GenerationId, change: &Change) -> Result<Event> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query(
+            "SELECT status, (SELECT COALESCE(MAX(seq), 0) FROM events WHERE generation_id = ?1)
+                AS last_seq FROM generations WHERE id = ?1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| CatalogueError::NotFound(format!("generation {id}")))?;
+        let status: String = row.try_get("status").map_err(other)?;
+        let current = crate::domain::GenerationStatus::parse(&status)
+            .ok_or_else(|| rows::corrupt("status", &status))?;
+        if current.is_terminal() {
+            return Err(CatalogueError::Conflict(format!(
+                "generation {id} is already {status}"
+            )));
+        }
+        let seq = row.try_get::<i64, _>("last_seq").map_err(other)? + 1;
+        let now = OffsetDateTime::now_utc();
+        let next = if current.can_become(change.status) {
+            change.status
+        } else {
+            current
+        };
+        sqlx::query(
+            "UPDATE generations SET status = ?2, phase = COALESCE(?3, phase),
+                progress = MAX(progress, ?4),
+                error_code = COALESCE(?5, error_code), error_message = COALESCE(?6, error_message),
+                started_at = CASE WHEN started_at IS NULL AND ?2 = 'running' THEN ?7 ELSE started_at END,
+                completed_at = CASE WHEN ?2 IN ('succeeded', 'failed', 'canceled') THEN ?7 ELSE completed_at END
+             WHERE id = ?1",
+        )
+        .bind(id.to_string())
+        .bind(next.as_str())
+        .bind(change.phase.map(|p| p.as_str()))
+        .bind(change.progress)
+        .bind(change.error.as_ref().map(|e| e.code.as_str()))
+        .bind(change.error.as_ref().map(|e| e.message.as_str()))
+        .bind(ts(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let stored: (f64, Option<String>) =
+            sqlx::query_as("SELECT progress, phase FROM generations WHERE id = ?1")
+                .bind(id.to_string())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+        let as_stored = Change {
+            status: next,
+            progress: stored.0,
+            phase: stored.1.as_deref().and_then(crate::domain::Phase::parse),
+            ..change.clone()
+        };
+        let event = insert_event(&mut tx, id, seq, &as_stored, now).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(event)
+    }
+
+    async fn set_provider_refs(&self, id: GenerationId, refs: &serde_json::Value) -> Result<()> {
+        let done = sqlx::query("UPDATE generations SET provider_refs = ?2 WHERE id = ?1")
+            .bind(id.to_string())
+            .bind(refs.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(CatalogueError::NotFound(format!("generation {id}")));
+        }
+        Ok(())
+    }
+
+    async fn insert_image(&self, i: &Image) -> Result<Inserted> {
+        let mut tx = self.write_tx().await?;
+        let existing = sqlx::query("SELECT * FROM images WHERE generation_id = ?1 AND role = ?2")
+            .bind(i.generation_id.to_string())
+            .bind(i.role.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        if let Some(row) = existing {
+            return Ok(Inserted::Existing(rows::image(&row)?));
+        }
+        insert_image_row(&mut tx, i).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(Inserted::New(i.clone()))
+    }
+
+    async fn image(&self, id: ImageId) -> Result<Image> {
+        let row = sqlx::query("SELECT * FROM images WHERE id = ?1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| CatalogueError::NotFound(format!("image {id}")))?;
+        rows::image(&row)
+    }
+
+    async fn images(&self, f: &ImageFilter) -> Result<Vec<Image>> {
+        let rows = sqlx::query(
+            "SELECT * FROM images
+             WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR category = ?2)
+               AND (?3 IS NULL OR EXISTS (SELECT 1 FROM json_each(images.tags) WHERE value = ?3))
+               AND (?4 IS NULL OR generation_id = ?4)
+             ORDER BY id DESC LIMIT ?5",
+        )
+        .bind(f.status.map(ImageStatus::as_str))
+        .bind(f.category.map(|c| c.as_str()))
+        .bind(&f.tag)
+        .bind(f.generation_id.map(|g| g.to_string()))
+        .bind(f.limit.map_or(-1, i64::from))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(rows::image).collect()
+    }
+
+    async fn set_image_status(&self, id: ImageId, status: ImageStatus) -> Result<Image> {
+        let done = sqlx::query("UPDATE images SET status = ?2 WHERE id = ?1")
+            .bind(id.to_string())
+            .bind(status.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(CatalogueError::NotFound(format!("image {id}")));
+        }
+        self.image(id).await
+    }
+
+    async fn add_tags(&self, id: ImageId, tags: &[String]) -> Result<Image> {
+        let mut tx = self.write_tx().await?;
+        let current: String = sqlx::query_scalar("SELECT tags FROM images WHERE id = ?1")
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| CatalogueError::NotFound(format!("image {id}")))?;
+        let mut all: Vec<String> =
+            serde_json::from_str(&current).map_err(|_| rows::corrupt("tags", &current))?;
+        all.extend(tags.iter().cloned());
+        all.sort();
+        all.dedup();
+        sqlx::query("UPDATE images SET tags = ?2 WHERE id = ?1")
+            .bind(id.to_string())
+            .bind(serde_json::to_string(&all).map_err(other)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        self.image(id).await
+    }
+
+    async fn claim_job(&self, claim: &Claim<'_>, now: i64) -> Result<Option<Job>> {
+        let row = sqlx::query(
+            "UPDATE jobs SET status = 'running', lease_owner = ?1, lease_expires_at = ?2 + ?3,
+                attempts = attempts + 1, updated_at = ?2
+             WHERE id = (
+                SELECT j.id FROM jobs j
+                WHERE ((j.status = 'pending' AND j.run_at <= ?2)
+                       OR (j.status = 'running' AND j.lease_expires_at < ?2))
+                  AND j.slot IN (SELECT value FROM json_each(?4))
+                  AND (?5 IS NULL OR j.generation_id = ?5)
+                  AND (SELECT COUNT(*) FROM jobs r
+                       WHERE r.slot = j.slot AND r.status = 'running'
+                         AND r.lease_expires_at >= ?2 AND r.id <> j.id) < j.concurrency
+                ORDER BY j.run_at, j.id LIMIT 1)
+             RETURNING *",
+        )
+        .bind(claim.worker)
+        .bind(now)
+        .bind(claim.lease_ms)
+        .bind(slots_json(claim.slots))
+        .bind(claim.only.map(|g| g.to_string()))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref().map(rows::job).transpose()
+    }
+
+    async fn renew_lease(&self, id: JobId, worker: &str, now: i64, lease_ms: i64) -> Result<Lease> {
+        let row: Option<bool> = sqlx::query_scalar(
+            "UPDATE jobs SET lease_expires_at = ?3 + ?4, updated_at = ?3
+             WHERE id = ?1 AND lease_owner = ?2 AND status = 'running'
+             RETURNING cancel_requested",
+        )
+        .bind(id.to_string())
+        .bind(worker)
+        .bind(now)
+        .bind(lease_ms)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(match row {
+            None => Lease::Lost,
+            Some(true) => Lease::CancelRequested,
+            Some(false) => Lease::Held,
+        })
+    }
+
+    async fn finish_job(
+        &self,
+        id: JobId,
+        worker: &str,
+        status: JobStatus,
+        error: Option<&str>,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = ?3, last_error = COALESCE(?4, last_error),
+                lease_owner = NULL, lease_expires_at = NULL, updated_at = ?5
+             WHERE id = ?1 AND lease_owner = ?2 AND status = 'running'",
+        )
+        .bind(id.to_string())
+        .bind(worker)
+        .bind(status.as_str())
+        .bind(error)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn retry_job(&self, id: JobId, worker: &str, run_at: i64, error: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'pending', run_at = ?3, last_error = ?4,
+                lease_owner = NULL, lease_expires_at = NULL, updated_at = ?5
+             WHERE id = ?1 AND lease_owner = ?2 AND status = 'running'",
+        )
+        .bind(id.to_string())
+        .bind(worker)
+        .bind(run_at)
+        .bind(error)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn job_of(&self, generation: GenerationId) -> Result<Job> {
+        let row = sqlx::query("SELECT * FROM jobs WHERE generation_id = ?1")
+            .bind(generation.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| CatalogueError::NotFound(format!("job of generation {generation}")))?;
+        rows::job(&row)
+    }
+
+    async fn cancel_job(&self, generation: GenerationId) -> Result<Job> {
+        let row = sqlx::query(
+            "UPDATE jobs SET
+                status = CASE WHEN status = 'pending' THEN 'canceled' ELSE status END,
+                cancel_requested = CASE WHEN status = 'running' THEN 1 ELSE cancel_requested END,
+                updated_at = ?2
+             WHERE generation_id = ?1 RETURNING *",
+        )
+        .bind(generation.to_string())
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| CatalogueError::NotFound(format!("job of generation {generation}")))?;
+        rows::job(&row)
+    }
+
+    async fn queue_counts(&self, slots: &[String]) -> Result<QueueCounts> {
+        let (pending, running): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(status = 'pending'), 0), COALESCE(SUM(status = 'running'), 0)
+             FROM jobs WHERE status IN ('pending', 'running')
+               AND slot IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(slots_json(slots))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(QueueCounts {
+            pending: pending as u64,
+            running: running as u64,
+        })
+    }
+
+    async fn next_wakeup(&self, slots: &[String]) -> Result<Option<i64>> {
+        sqlx::query_scalar(
+            "SELECT MIN(CASE WHEN status = 'pending' THEN run_at ELSE lease_expires_at END)
+             FROM jobs WHERE status IN ('pending', 'running')
+               AND slot IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(slots_json(slots))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)
+    }
+
+    async fn events(&self, id: GenerationId, after: u64) -> Result<Vec<Event>> {
+        let rows =
+            sqlx::query("SELECT * FROM events WHERE generation_id = ?1 AND seq > ?2 ORDER BY seq")
+                .bind(id.to_string())
+                .bind(after as i64)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+        rows.iter().map(rows::event).collect()
+    }
+
+    async fn meta(&self, key: &str) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT value FROM meta WHERE key = ?1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)
+    }
+
+    async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+}
+
+async fn next_version(
+    conn: &mut sqlx::SqliteConnection,
+    category: Option<Category>,
+    subject: Option<&str>,
+    parent: Option<GenerationId>,
+) -> Result<i64> {
+    if let Some(subject) = subject {
+        return sqlx::query_scalar(NEXT_VERSION)
+            .bind(category.map(Category::as_str))
+            .bind(subject)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db);
+    }
+    match parent {
+        Some(parent) => sqlx::query_scalar("SELECT version + 1 FROM generations WHERE id = ?1")
+            .bind(parent.to_string())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| CatalogueError::NotFound(format!("generation {parent}"))),
+        None => Ok(1),
+    }
+}
+
+async fn insert_image_row(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    i: &Image,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO images (id, generation_id, owner, role, storage_key, public_url,
+                thumbnail_key, width, height, format, size_bytes, sha256, dominant_color, palette,
+                category, subject, version, status, favourite, public, tags, synthetic, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                ?18, ?19, ?20, ?21, ?22, ?23)",
+    )
+    .bind(i.id.to_string())
+    .bind(i.generation_id.to_string())
+    .bind(&i.owner)
+    .bind(i.role.to_string())
+    .bind(&i.storage_key)
+    .bind(&i.public_url)
+    .bind(&i.thumbnail_key)
+    .bind(i64::from(i.width))
+    .bind(i64::from(i.height))
+    .bind(&i.format)
+    .bind(i.size_bytes as i64)
+    .bind(&i.sha256)
+    .bind(i.dominant.map(crate::domain::Rgb::hex))
+    .bind(colours_json(&i.palette))
+    .bind(i.category.map(|c| c.as_str()))
+    .bind(&i.subject)
+    .bind(i64::from(i.version))
+    .bind(i.status.as_str())
+    .bind(i.favourite)
+    .bind(i.public)
+    .bind(serde_json::to_string(&i.tags).map_err(other)?)
+    .bind(i.synthetic)
+    .bind(ts(i.created_at))
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| match e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            CatalogueError::Conflict(format!("storage key {} is taken", i.storage_key))
+        }
+        e => other(e),
+    })?;
+    Ok(())
+}
+
+async fn insert_event(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    id: GenerationId,
+    seq: i64,
+    c: &Change,
+    at: OffsetDateTime,
+) -> Result<Event> {
+    sqlx::query(
+        "INSERT INTO events (generation_id, seq, kind, status, phase, progress, idx, image_id,
+            error_code, error_message, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )
+    .bind(id.to_string())
+    .bind(seq)
+    .bind(c.kind.as_str())
+    .bind(c.status.as_str())
+    .bind(c.phase.map(|p| p.as_str()))
+    .bind(c.progress)
+    .bind(c.index.map(i64::from))
+    .bind(c.image_id.map(|i| i.to_string()))
+    .bind(c.error.as_ref().map(|e| e.code.as_str()))
+    .bind(c.error.as_ref().map(|e| e.message.as_str()))
+    .bind(ts(at))
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(Event {
+        generation_id: id,
+        seq: seq as u64,
+        kind: c.kind,
+        at,
+        status: c.status,
+        phase: c.phase,
+        progress: c.progress,
+        index: c.index,
+        image_id: c.image_id,
+        error: c.error.clone(),
+    })
+}
+
+fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn slots_json(slots: &[String]) -> String {
+    serde_json::Value::from(slots.to_vec()).to_string()
+}

@@ -1,0 +1,180 @@
+//! The command-line grammar (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "atelier",
+    version,
+    about = "Prompts in; stored, catalogued, searchable images out."
+)]
+pub struct Cli {
+    /// Data directory (catalogue, images) [env: ATELIER_DATA_DIR] [default: ./atelier-data]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Configuration file [default: DATA_DIR/atelier.toml when it exists]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print one JSON document on stdout and nothing else there
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Generate images from a prompt and wait for them (progress on a terminal)
+    Generate(GenerateArgs),
+    /// Browse and manage stored images
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+    /// Look at one generation
+    Generation {
+        #[command(subcommand)]
+        command: GenerationCommand,
+    },
+    /// Run or cancel queued jobs
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+    /// Configuration helpers
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Measure the pipeline and the engine on this machine
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// What to draw
+    pub prompt: String,
+    /// Provider to use [default: the configured default provider]
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// character, scene or element
+    #[arg(long, value_parser = ["character", "scene", "element"])]
+    pub category: Option<String>,
+    /// What the image is of (e.g. a character's name); versions count per category and subject
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Upscales to store after the grid: all, none, or a list such as 1,3
+    #[arg(long, default_value = "all")]
+    pub upscale: String,
+    /// Seed, 0 to 4294967295 (the same seed and prompt give the same picture)
+    #[arg(long)]
+    pub seed: Option<u32>,
+    /// Queue the generation and return at once
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCommand {
+    /// List images, newest first
+    List(ListArgs),
+    /// Show one image
+    Show { id: String },
+    /// Set an image's status: draft, final or archived
+    Status {
+        id: String,
+        #[arg(value_parser = ["draft", "final", "archived"])]
+        status: String,
+    },
+    /// Add tags to an image
+    Tag {
+        id: String,
+        #[arg(required = true)]
+        tags: Vec<String>,
+    },
+    /// Make a new version: same prompt and parameters, next version number
+    Version {
+        id: String,
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Import existing PNG, JPEG or WebP files
+    Import(ImportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[arg(long, value_parser = ["draft", "final", "archived"])]
+    pub status: Option<String>,
+    #[arg(long, value_parser = ["character", "scene", "element"])]
+    pub category: Option<String>,
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Only the images of this generation
+    #[arg(long)]
+    pub generation: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Each file is a 2×2 grid: store its four quadrants as upscales too
+    #[arg(long)]
+    pub grid: bool,
+    /// The prompt to record [default: the file name]
+    #[arg(long)]
+    pub prompt: Option<String>,
+    #[arg(long, value_parser = ["character", "scene", "element"])]
+    pub category: Option<String>,
+    #[arg(long)]
+    pub subject: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GenerationCommand {
+    /// Show a generation with its images
+    Show {
+        id: String,
+        /// Include its events
+        #[arg(long)]
+        events: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum JobsCommand {
+    /// Run workers: until no job is pending with --until-idle, else until interrupted
+    Run {
+        #[arg(long)]
+        until_idle: bool,
+    },
+    /// Cancel a generation's job
+    Cancel { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Print the commented default configuration
+    Default,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// What to measure
+    #[arg(value_parser = ["pipeline", "engine", "all"], default_value = "all")]
+    pub what: String,
+    /// Repetitions of the pipeline measurement
+    #[arg(long, default_value_t = 15)]
+    pub runs: u32,
+    /// Sandbox generations in the engine measurement
+    #[arg(long, default_value_t = 400)]
+    pub generations: u32,
+    /// Write the grid used by the pipeline measurement here (to compare other tools on it)
+    #[arg(long)]
+    pub save_grid: Option<PathBuf>,
+}

@@ -1,0 +1,158 @@
+//! `generate`, `image version` and `generation show`: queue a generation, run it in this
+//! process while showing its progress, and print the result.
+
+use std::sync::Arc;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::args::GenerateArgs;
+use super::output::Out;
+use super::{EXIT_FAILURE, load_parsed};
+use crate::api::{EventView, GenerationView};
+use crate::app::App;
+use crate::config::Config;
+use crate::domain::{
+    Category, GenerationId, GenerationRequest, GenerationStatus, ImageId, UpscaleSelection,
+};
+use crate::error::AppError;
+use crate::jobs::{Stop, run_workers};
+use crate::wiring;
+
+const NOTICE_KEY: &str = "sandbox_notice_shown";
+
+pub async fn generate(config: &Config, args: GenerateArgs, out: &Out) -> Result<u8, AppError> {
+    let mut request = GenerationRequest::new(args.prompt);
+    request.provider = args.provider;
+    request.category = args.category.as_deref().and_then(Category::parse);
+    request.subject = args.subject;
+    request.upscale = UpscaleSelection::parse(&args.upscale)?;
+    request.seed = args.seed;
+    // Everything is checked before anything (even the data directory) is written.
+    let providers = wiring::providers(config)?;
+    let request = request.validated()?;
+    providers
+        .resolve(request.provider.as_deref())
+        .map_err(AppError::Invalid)?;
+    let app = wiring::open(config, providers, true).await?;
+    let generation = app.submit(request).await?;
+    sandbox_notice(&app, &generation.provider, out).await;
+    follow(&app, generation.id, args.no_wait, out).await
+}
+
+pub async fn version(config: &Config, id: &str, no_wait: bool, out: &Out) -> Result<u8, AppError> {
+    let id: ImageId = load_parsed(id)?;
+    let app = wiring::open(config, wiring::providers(config)?, false).await?;
+    let generation = app.new_version(id).await?;
+    sandbox_notice(&app, &generation.provider, out).await;
+    follow(&app, generation.id, no_wait, out).await
+}
+
+pub async fn show(config: &Config, id: &str, events: bool, out: &Out) -> Result<u8, AppError> {
+    let id: GenerationId = load_parsed(id)?;
+    let app = wiring::open(config, wiring::providers(config)?, false).await?;
+    let g = app.generation(id).await?;
+    let mut view = serde_json::to_value(GenerationView::of(&g, &app.store)).unwrap_or_default();
+    if events {
+        let list: Vec<EventView> = app
+            .events(id, 0)
+            .await?
+            .iter()
+            .map(EventView::from)
+            .collect();
+        view["events"] = serde_json::to_value(list).unwrap_or_default();
+    }
+    out.result(&view, || {
+        super::images::describe_generation(&GenerationView::of(&g, &app.store))
+    });
+    Ok(0)
+}
+
+/// Says once per data directory, on a terminal, that sandbox images are synthetic.
+async fn sandbox_notice(app: &App, provider: &str, out: &Out) {
+    if provider != "sandbox" || !out.tty || out.json {
+        return;
+    }
+    if matches!(app.catalogue.meta(NOTICE_KEY).await, Ok(Some(_))) {
+        return;
+    }
+    out.notice(
+        "note: no real provider is configured, so the `sandbox` provider drew these images.\n      \
+         They are synthetic (flagged so in the catalogue). To generate real images, configure a\n      \
+         provider (see `atelier config default` and the README).",
+    );
+    let _ = app.catalogue.set_meta(NOTICE_KEY, "yes").await;
+}
+
+/// Runs the generation here (unless `no_wait`), shows its progress, prints the result.
+async fn follow(
+    app: &Arc<App>,
+    id: GenerationId,
+    no_wait: bool,
+    out: &Out,
+) -> Result<u8, AppError> {
+    if no_wait {
+        let g = app.generation(id).await?;
+        let view = GenerationView::of(&g, &app.store);
+        out.result(&view, || {
+            format!("queued {id}\nrun it with: atelier jobs run --until-idle")
+        });
+        return Ok(0);
+    }
+    let bar = progress_bar(out);
+    let mut events = app.bus.subscribe();
+    let workers = tokio::spawn(run_workers(app.clone(), 1, Stop::UntilDone(id)));
+    let watch = async {
+        while let Ok(e) = events.recv().await {
+            if e.generation_id != id {
+                continue;
+            }
+            if let Some(bar) = &bar {
+                bar.set_position(e.progress.round() as u64);
+                bar.set_message(e.phase.map_or(e.status.as_str(), |p| p.as_str()).to_owned());
+            }
+            if e.kind.is_terminal() {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        _ = workers => {}
+        () = watch => {}
+        _ = tokio::signal::ctrl_c() => {
+            if let Some(bar) = &bar { bar.abandon(); }
+            eprintln!("interrupted: generation {id} stays queued; resume it with `atelier jobs run --until-idle`");
+            return Ok(130);
+        }
+    }
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let g = app.generation(id).await?;
+    let view = GenerationView::of(&g, &app.store);
+    out.result(&view, || super::images::describe_generation(&view));
+    let failed = g.generation.status != GenerationStatus::Succeeded;
+    if failed && !out.json {
+        if let Some(e) = &g.generation.error {
+            eprintln!(
+                "error: generation {} {}: {}",
+                id,
+                g.generation.status.as_str(),
+                e
+            );
+        }
+    }
+    Ok(if failed { EXIT_FAILURE } else { 0 })
+}
+
+fn progress_bar(out: &Out) -> Option<ProgressBar> {
+    if !out.tty || out.json {
+        return None;
+    }
+    let bar = ProgressBar::new(100);
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{spinner} [{bar:40}] {pos:>3}% {msg}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    Some(bar)
+}

@@ -1,0 +1,147 @@
+//! `image list | show | status | tag | import`.
+
+use super::args::{ImportArgs, ListArgs};
+use super::load_parsed;
+use super::output::Out;
+use crate::api::{GenerationView, ImageView};
+use crate::app::ImportRequest;
+use crate::catalogue::ImageFilter;
+use crate::config::Config;
+use crate::domain::{Category, GenerationId, ImageId, ImageStatus};
+use crate::error::AppError;
+use crate::wiring;
+
+/// The human form of a generation: a status line and one line per image.
+pub fn describe_generation(g: &GenerationView) -> String {
+    let mut s = format!("generation {} {} ({}%)", g.id, g.status, g.progress);
+    if let Some(e) = &g.error {
+        s.push_str(&format!(": {} {}", e.code, e.message));
+    }
+    for i in &g.images {
+        s.push('\n');
+        s.push_str(&describe_image(i));
+    }
+    s
+}
+
+fn describe_image(i: &ImageView) -> String {
+    let place = i
+        .path
+        .as_deref()
+        .or(i.url.as_deref())
+        .unwrap_or(&i.storage_key);
+    let synthetic = if i.synthetic { " synthetic" } else { "" };
+    format!(
+        "{:<10} {}  {}x{} {} {}{}  {}",
+        i.role, i.id, i.width, i.height, i.format, i.status, synthetic, place
+    )
+}
+
+pub async fn list(config: &Config, args: ListArgs, out: &Out) -> Result<u8, AppError> {
+    let generation_id = args
+        .generation
+        .as_deref()
+        .map(load_parsed::<GenerationId>)
+        .transpose()?;
+    if args.limit == 0 {
+        return Err(AppError::Invalid("--limit must be at least 1".into()));
+    }
+    let filter = ImageFilter {
+        status: args.status.as_deref().and_then(ImageStatus::parse),
+        category: args.category.as_deref().and_then(Category::parse),
+        tag: args.tag.map(|t| t.trim().to_lowercase()),
+        generation_id,
+        limit: Some(args.limit),
+    };
+    let app = match wiring::open(config, wiring::providers(config)?, false).await {
+        Err(AppError::NotFound(_)) => {
+            out.result(&Vec::<ImageView>::new(), String::new);
+            return Ok(0);
+        }
+        other => other?,
+    };
+    let images = app.list_images(&filter).await?;
+    let views: Vec<ImageView> = images
+        .iter()
+        .map(|i| ImageView::new(i, &app.store))
+        .collect();
+    out.result(&views, || {
+        views
+            .iter()
+            .map(describe_image)
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(0)
+}
+
+pub async fn show(config: &Config, id: &str, out: &Out) -> Result<u8, AppError> {
+    let id: ImageId = load_parsed(id)?;
+    let app = wiring::open(config, wiring::providers(config)?, false).await?;
+    let view = ImageView::new(&app.image(id).await?, &app.store);
+    out.result(&view, || {
+        let mut s = describe_image(&view);
+        s.push_str(&format!(
+            "\n  generation {}  sha256 {}  {} bytes\n  palette {}  tags {}",
+            view.generation_id,
+            view.sha256,
+            view.size_bytes,
+            view.palette.join(" "),
+            if view.tags.is_empty() {
+                "-".to_owned()
+            } else {
+                view.tags.join(", ")
+            }
+        ));
+        s
+    });
+    Ok(0)
+}
+
+pub async fn status(config: &Config, id: &str, status: &str, out: &Out) -> Result<u8, AppError> {
+    let id: ImageId = load_parsed(id)?;
+    let status = ImageStatus::parse(status)
+        .ok_or_else(|| AppError::Invalid(format!("unknown status {status:?}")))?;
+    let app = wiring::open(config, wiring::providers(config)?, false).await?;
+    let view = ImageView::new(&app.set_image_status(id, status).await?, &app.store);
+    out.result(&view, || {
+        format!("image {} is now {}", view.id, view.status)
+    });
+    Ok(0)
+}
+
+pub async fn tag(config: &Config, id: &str, tags: &[String], out: &Out) -> Result<u8, AppError> {
+    let id: ImageId = load_parsed(id)?;
+    let app = wiring::open(config, wiring::providers(config)?, false).await?;
+    let view = ImageView::new(&app.tag(id, tags).await?, &app.store);
+    out.result(&view, || {
+        format!("image {} tags: {}", view.id, view.tags.join(", "))
+    });
+    Ok(0)
+}
+
+pub async fn import(config: &Config, args: ImportArgs, out: &Out) -> Result<u8, AppError> {
+    let request = ImportRequest {
+        files: args.files,
+        grid: args.grid,
+        prompt: args.prompt,
+        category: args.category.as_deref().and_then(Category::parse),
+        subject: args.subject,
+    };
+    // Every file is read and verified before the data directory is even opened.
+    let prepared = request.prepare().await?;
+    let app = wiring::open(config, wiring::providers(config)?, true).await?;
+    let done = app.import(prepared).await?;
+    let views: Vec<GenerationView> = done
+        .iter()
+        .map(|g| GenerationView::of(g, &app.store))
+        .collect();
+    out.result(&views, || {
+        views
+            .iter()
+            .map(describe_generation)
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(0)
+}

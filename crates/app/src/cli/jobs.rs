@@ -1,0 +1,71 @@
+//! `jobs run` and `jobs cancel`.
+
+use super::load_parsed;
+use super::output::Out;
+use crate::api::GenerationView;
+use crate::config::Config;
+use crate::domain::{EventKind, GenerationId};
+use crate::error::AppError;
+use crate::jobs::{Stop, run_workers};
+use crate::wiring;
+
+pub async fn run(config: &Config, until_idle: bool, out: &Out) -> Result<u8, AppError> {
+    let providers = wiring::providers(config)?;
+    let app = match wiring::open(config, providers, false).await {
+        // No catalogue yet: nothing can be queued, so "until idle" is already true.
+        Err(AppError::NotFound(_)) if until_idle => {
+            out.result(
+                &serde_json::json!({"completed": 0, "failed": 0, "canceled": 0}),
+                || "no jobs".into(),
+            );
+            return Ok(0);
+        }
+        other => other?,
+    };
+    let workers = app.providers.total_concurrency();
+    let mut events = app.bus.subscribe();
+    let stop = if until_idle {
+        Stop::UntilIdle
+    } else {
+        Stop::Never
+    };
+    let pool = tokio::spawn(run_workers(app.clone(), workers, stop));
+    let (mut completed, mut failed, mut canceled) = (0u64, 0u64, 0u64);
+    let count = async {
+        while let Ok(e) = events.recv().await {
+            match e.kind {
+                EventKind::Completed => completed += 1,
+                EventKind::Failed => failed += 1,
+                EventKind::Canceled => canceled += 1,
+                _ => continue,
+            }
+            out.notice(&format!("{} {}", e.kind.as_str(), e.generation_id));
+        }
+    };
+    tokio::select! {
+        _ = pool => {}
+        () = count => {}
+        _ = tokio::signal::ctrl_c() => out.notice("interrupted; running jobs resume when workers run again"),
+    }
+    out.result(
+        &serde_json::json!({"completed": completed, "failed": failed, "canceled": canceled}),
+        || format!("{completed} completed, {failed} failed, {canceled} canceled"),
+    );
+    Ok(0)
+}
+
+pub async fn cancel(config: &Config, id: &str, out: &Out) -> Result<u8, AppError> {
+    let id: GenerationId = load_parsed(id)?;
+    let app = wiring::open(config, wiring::providers(config)?, false).await?;
+    let generation = app.cancel(id).await?;
+    let g = app.generation(generation.id).await?;
+    let view = GenerationView::of(&g, &app.store);
+    out.result(&view, || {
+        if g.generation.status.is_terminal() {
+            format!("generation {id} canceled")
+        } else {
+            format!("generation {id}: cancellation requested; its worker stops it")
+        }
+    });
+    Ok(0)
+}

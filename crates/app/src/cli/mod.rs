@@ -1,0 +1,88 @@
+//! The command line (product.md §4.1): argument parsing and dispatch. Every command calls `App`
+//! use cases and prints through `output.rs`; none touches SQL, storage or providers directly.
+
+pub mod args;
+mod generate;
+mod images;
+mod jobs;
+mod output;
+pub use output::Out;
+
+use std::process::ExitCode;
+
+pub use args::Cli;
+use args::{Command, ConfigCommand, GenerationCommand, ImageCommand, JobsCommand};
+
+use crate::config::{self, Config};
+use crate::error::AppError;
+
+/// Exit codes (product.md §4.1).
+pub const EXIT_FAILURE: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+
+/// Runs a parsed command line; returns the process exit code.
+pub async fn run(cli: Cli) -> ExitCode {
+    let out = Out::new(cli.json);
+    match dispatch(cli, &out).await {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            out.error(&e);
+            ExitCode::from(if e.is_usage() {
+                EXIT_USAGE
+            } else {
+                EXIT_FAILURE
+            })
+        }
+    }
+}
+
+/// Parses an id given on the command line.
+fn load_parsed<T: std::str::FromStr<Err = String>>(s: &str) -> Result<T, AppError> {
+    s.parse().map_err(AppError::Invalid)
+}
+
+fn load_config(cli: &Cli) -> Result<Config, AppError> {
+    config::load(cli.config.as_deref(), cli.data_dir.as_deref())
+        .map_err(|e| AppError::Invalid(e.to_string()))
+}
+
+async fn dispatch(cli: Cli, out: &Out) -> Result<u8, AppError> {
+    if let Command::Config {
+        command: ConfigCommand::Default,
+    } = &cli.command
+    {
+        if out.json {
+            out.print_json(&Config::default());
+        } else {
+            out.text(config::EXAMPLE.trim_end());
+        }
+        return Ok(0);
+    }
+    let config = load_config(&cli)?;
+    match cli.command {
+        Command::Config {
+            command: ConfigCommand::Default,
+        } => Ok(0),
+        Command::Generate(args) => generate::generate(&config, args, out).await,
+        Command::Image { command } => match command {
+            ImageCommand::List(args) => images::list(&config, args, out).await,
+            ImageCommand::Show { id } => images::show(&config, &id, out).await,
+            ImageCommand::Status { id, status } => images::status(&config, &id, &status, out).await,
+            ImageCommand::Tag { id, tags } => images::tag(&config, &id, &tags, out).await,
+            ImageCommand::Version { id, no_wait } => {
+                generate::version(&config, &id, no_wait, out).await
+            }
+            ImageCommand::Import(args) => images::import(&config, args, out).await,
+        },
+        Command::Generation { command } => match command {
+            GenerationCommand::Show { id, events } => {
+                generate::show(&config, &id, events, out).await
+            }
+        },
+        Command::Jobs { command } => match command {
+            JobsCommand::Run { until_idle } => jobs::run(&config, until_idle, out).await,
+            JobsCommand::Cancel { id } => jobs::cancel(&config, &id, out).await,
+        },
+        Command::Bench(args) => crate::bench::run(&config, args, out).await,
+    }
+}

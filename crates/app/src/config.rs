@@ -1,0 +1,232 @@
+//! Configuration: one serde struct, loaded in layers — defaults, then `atelier.toml` (the one
+//! given with `--config`, else the data directory's), then `ATELIER_*` environment variables
+//! (`ATELIER_JOBS__LEASE_SECS=30` sets `[jobs] lease_secs`), then `DATABASE_URL`. No global.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The commented example, printed by `atelier config default`.
+pub const EXAMPLE: &str = include_str!("../../../config.example.toml");
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the catalogue, images and temporary files live.
+    pub data_dir: PathBuf,
+    /// `sqlite:…` (default: a file in the data directory) or `postgres://…`.
+    pub database_url: Option<String>,
+    /// The provider used when a command names none.
+    pub default_provider: String,
+    pub storage: StorageConfig,
+    pub jobs: JobsConfig,
+    pub providers: ProvidersConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `default` (`{generation_id}/grid.png`) or `library` (`raw/{category}/…`).
+    pub layout: String,
+    /// The folder store's root; default `{data_dir}/images`.
+    pub path: Option<PathBuf>,
+    /// Base of public image URLs, when the storage is served publicly.
+    pub public_base_url: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    pub lease_secs: f64,
+    pub max_attempts: u32,
+    pub retry_base_secs: f64,
+    pub retry_max_secs: f64,
+    pub poll_secs: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvidersConfig {
+    pub sandbox: SandboxConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxConfig {
+    pub enabled: bool,
+    /// Side of the grid in pixels (each upscale is half).
+    pub size: u32,
+    /// How long a grid takes to "render"; an upscale takes a quarter of it.
+    pub delay_ms: u64,
+    /// Jobs of the sandbox that may run at once.
+    pub concurrency: u32,
+    /// `provider` (draw each upscale) or `local_split` (cut the stored grid).
+    pub upscale_mode: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./atelier-data"),
+            database_url: None,
+            default_provider: "sandbox".into(),
+            storage: StorageConfig::default(),
+            jobs: JobsConfig::default(),
+            providers: ProvidersConfig::default(),
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            layout: "default".into(),
+            path: None,
+            public_base_url: None,
+        }
+    }
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            lease_secs: 15.0,
+            max_attempts: 5,
+            retry_base_secs: 2.0,
+            retry_max_secs: 60.0,
+            poll_secs: 1.0,
+        }
+    }
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            size: 2048,
+            delay_ms: 1500,
+            concurrency: 1,
+            upscale_mode: "provider".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist")]
+    Missing(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Loads the configuration. `data_dir` (from `--data-dir`) wins over every other source.
+pub fn load(config_file: Option<&Path>, data_dir: Option<&Path>) -> Result<Config, ConfigError> {
+    load_from(config_file, data_dir, Env::prefixed("ATELIER_").split("__"))
+}
+
+fn load_from(
+    config_file: Option<&Path>,
+    data_dir: Option<&Path>,
+    env: Env,
+) -> Result<Config, ConfigError> {
+    let base = Figment::from(Serialized::defaults(Config::default()));
+    // Find the data directory first: the default file lives in it.
+    let early: Config = base
+        .clone()
+        .merge(env.clone().only(&["data_dir"]))
+        .extract()
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    let dir = data_dir.map_or(early.data_dir, Path::to_path_buf);
+    let file = match config_file {
+        Some(f) if !f.is_file() => return Err(ConfigError::Missing(f.to_path_buf())),
+        Some(f) => Some(f.to_path_buf()),
+        None => Some(dir.join("atelier.toml")).filter(|f| f.is_file()),
+    };
+    let mut figment = base;
+    if let Some(file) = file {
+        figment = figment.merge(Toml::file_exact(file));
+    }
+    figment = figment.merge(env);
+    if let Ok(url) = std::env::var("DATABASE_URL")
+        && !url.trim().is_empty()
+    {
+        figment = figment.merge(Serialized::default("database_url", url));
+    }
+    if let Some(d) = data_dir {
+        figment = figment.merge(Serialized::default("data_dir", d));
+    }
+    let config: Config = figment
+        .extract()
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    config.check()?;
+    Ok(config)
+}
+
+impl Config {
+    fn check(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if crate::store::Layout::parse(&self.storage.layout).is_none() {
+            return bad(format!(
+                "storage.layout must be \"default\" or \"library\", not {:?}",
+                self.storage.layout
+            ));
+        }
+        let j = &self.jobs;
+        for (name, v) in [
+            ("jobs.lease_secs", j.lease_secs),
+            ("jobs.retry_base_secs", j.retry_base_secs),
+            ("jobs.retry_max_secs", j.retry_max_secs),
+            ("jobs.poll_secs", j.poll_secs),
+        ] {
+            if !(v.is_finite() && v > 0.0 && v < 86_400.0) {
+                return bad(format!(
+                    "{name} must be a positive number of seconds, not {v}"
+                ));
+            }
+        }
+        if j.max_attempts == 0 {
+            return bad("jobs.max_attempts must be at least 1".into());
+        }
+        let s = &self.providers.sandbox;
+        if !(16..=8192).contains(&s.size) || s.size % 2 != 0 {
+            return bad(format!(
+                "providers.sandbox.size must be an even number from 16 to 8192, not {}",
+                s.size
+            ));
+        }
+        if s.concurrency == 0 {
+            return bad("providers.sandbox.concurrency must be at least 1".into());
+        }
+        if !matches!(s.upscale_mode.as_str(), "provider" | "local_split") {
+            return bad(format!(
+                "providers.sandbox.upscale_mode must be \"provider\" or \"local_split\", not {:?}",
+                s.upscale_mode
+            ));
+        }
+        Ok(())
+    }
+
+    /// The catalogue URL: the configured one, else a SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("atelier.db").display()))
+    }
+
+    pub fn storage_root(&self) -> PathBuf {
+        self.storage
+            .path
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("images"))
+    }
+
+    /// Temporary files for atomic writes: beside the storage root, never under it.
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.data_dir.join("tmp")
+    }
+}
+
+#[cfg(test)]
+mod tests;

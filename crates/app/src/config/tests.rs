@@ -1,0 +1,62 @@
+use super::*;
+
+fn env_none() -> Env {
+    Env::prefixed("ATELIER_TEST_NOTHING_").split("__")
+}
+
+#[test]
+fn defaults_are_the_embedded_setup() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = load_from(None, Some(dir.path()), env_none()).unwrap();
+    assert_eq!(c.data_dir, dir.path());
+    assert_eq!(c.default_provider, "sandbox");
+    assert!(c.database_url().starts_with("sqlite://"));
+    assert_eq!(c.storage_root(), dir.path().join("images"));
+}
+
+#[test]
+fn the_example_file_is_the_defaults() {
+    let parsed: Config = Figment::from(Toml::string(EXAMPLE)).extract().unwrap();
+    assert_eq!(parsed, Config::default());
+}
+
+#[test]
+fn file_then_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.toml");
+    std::fs::write(
+        &file,
+        "[jobs]\nmax_attempts = 9\nlease_secs = 3\n[providers.sandbox]\nsize = 256\n",
+    )
+    .unwrap();
+    // Environment layering is covered end to end in tests/it/cli.rs (a child process).
+    let c = load_from(Some(&file), Some(dir.path()), env_none()).unwrap();
+    assert_eq!(c.jobs.max_attempts, 9);
+    assert!((c.jobs.lease_secs - 3.0).abs() < f64::EPSILON);
+    assert_eq!(c.providers.sandbox.size, 256);
+    assert_eq!(c.data_dir, dir.path());
+}
+
+#[test]
+fn mistakes_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.toml");
+    for (text, needle) in [
+        ("[jobs]\nlease_sec = 3\n", "lease_sec"),
+        ("[storage]\nlayout = \"flat\"\n", "storage.layout"),
+        ("[providers.sandbox]\nsize = 7\n", "providers.sandbox.size"),
+        ("[jobs]\nmax_attempts = 0\n", "max_attempts"),
+        ("not toml at all [", "invalid configuration"),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let e = load_from(Some(&file), None, env_none())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(needle), "{text:?} gave {e}");
+    }
+    let missing = dir.path().join("none.toml");
+    assert!(matches!(
+        load_from(Some(&missing), None, env_none()),
+        Err(ConfigError::Missing(_))
+    ));
+}

@@ -1,0 +1,185 @@
+//! A generation and its life cycle: status, phase and progress (product.md §4.2).
+
+use time::OffsetDateTime;
+
+use super::{ErrorCode, Failure, GenerationId, Parameters};
+use crate::domain::image::Category;
+
+/// `queued` → `submitted` → `running` → `succeeded` | `failed` | `canceled`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum GenerationStatus {
+    Queued,
+    Submitted,
+    Running,
+    Succeeded,
+    Failed,
+    Canceled,
+}
+
+impl GenerationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Submitted => "submitted",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Canceled => "canceled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" => Self::Queued,
+            "submitted" => Self::Submitted,
+            "running" => Self::Running,
+            "succeeded" => Self::Succeeded,
+            "failed" => Self::Failed,
+            "canceled" => Self::Canceled,
+            _ => return None,
+        })
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Canceled)
+    }
+
+    /// Statuses only move forward. A retried job may report `submitted` again while already
+    /// `running`; that is not a transition and is ignored by the caller.
+    pub fn can_become(self, next: Self) -> bool {
+        use GenerationStatus::{Canceled, Failed, Queued, Running, Submitted, Succeeded};
+        match (self, next) {
+            (Queued, Submitted | Running) | (Submitted, Running) => true,
+            (Queued | Submitted | Running, Succeeded | Failed | Canceled) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Where a Midjourney-style flow stands; orthogonal to the status.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Phase {
+    GridRendering,
+    GridCompleted,
+    UpscalesInProgress,
+    Completed,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::GridRendering => "grid_rendering",
+            Self::GridCompleted => "grid_completed",
+            Self::UpscalesInProgress => "upscales_in_progress",
+            Self::Completed => "completed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "grid_rendering" => Self::GridRendering,
+            "grid_completed" => Self::GridCompleted,
+            "upscales_in_progress" => Self::UpscalesInProgress,
+            "completed" => Self::Completed,
+            _ => return None,
+        })
+    }
+}
+
+/// What a generation asked the provider for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum GenerationKind {
+    Imagine,
+    Upscale,
+    Variation,
+    Reroll,
+    Zoom,
+    Pan,
+    Describe,
+    Blend,
+    Import,
+}
+
+impl GenerationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Imagine => "imagine",
+            Self::Upscale => "upscale",
+            Self::Variation => "variation",
+            Self::Reroll => "reroll",
+            Self::Zoom => "zoom",
+            Self::Pan => "pan",
+            Self::Describe => "describe",
+            Self::Blend => "blend",
+            Self::Import => "import",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "imagine" => Self::Imagine,
+            "upscale" => Self::Upscale,
+            "variation" => Self::Variation,
+            "reroll" => Self::Reroll,
+            "zoom" => Self::Zoom,
+            "pan" => Self::Pan,
+            "describe" => Self::Describe,
+            "blend" => Self::Blend,
+            "import" => Self::Import,
+            _ => return None,
+        })
+    }
+}
+
+/// One generation as the catalogue holds it.
+#[derive(Clone, PartialEq, Debug)]
+pub struct Generation {
+    pub id: GenerationId,
+    pub owner: Option<String>,
+    pub provider: String,
+    pub account: Option<String>,
+    pub kind: GenerationKind,
+    pub parent_id: Option<GenerationId>,
+    pub prompt: String,
+    pub negative_prompt: Option<String>,
+    pub parameters: Parameters,
+    pub category: Option<Category>,
+    pub subject: Option<String>,
+    pub version: u32,
+    pub status: GenerationStatus,
+    pub phase: Option<Phase>,
+    /// 0–100, never goes down.
+    pub progress: f64,
+    pub error: Option<Failure>,
+    /// Provider references (message id, job hash…) needed to resume after a crash.
+    pub provider_refs: serde_json::Value,
+    pub created_at: OffsetDateTime,
+    pub started_at: Option<OffsetDateTime>,
+    pub completed_at: Option<OffsetDateTime>,
+}
+
+impl Generation {
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        self.error.as_ref().map(|f| f.code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GenerationStatus::*;
+
+    #[test]
+    fn statuses_only_move_forward() {
+        assert!(Queued.can_become(Submitted));
+        assert!(Submitted.can_become(Running));
+        assert!(Running.can_become(Succeeded));
+        assert!(Queued.can_become(Canceled));
+        assert!(!Running.can_become(Queued));
+        assert!(!Succeeded.can_become(Running));
+        assert!(!Failed.can_become(Succeeded));
+        assert!(!Canceled.can_become(Failed));
+        for s in [Queued, Submitted, Running, Succeeded, Failed, Canceled] {
+            assert_eq!(super::GenerationStatus::parse(s.as_str()), Some(s));
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! The domain: generations, images, their life cycle and events.
+//!
+//! Nothing here knows about SQL, HTTP, Discord or the file system. Adapters (catalogue, store,
+//! providers, CLI) depend on these types; these types depend on nothing but `std`, `time`,
+//! `uuid` and `serde` (for JSON parameters and event payloads).
+
+mod error;
+mod event;
+mod generation;
+mod ids;
+mod image;
+mod job;
+mod progress;
+mod request;
+
+pub use error::{ErrorCode, Failure};
+pub use event::{Event, EventKind};
+pub use generation::{Generation, GenerationKind, GenerationStatus, Phase};
+pub use ids::{GenerationId, ImageId, JobId};
+pub use image::{Category, Image, ImageStatus, Rgb, Role};
+pub use job::{Job, JobKind, JobStatus, Lease};
+pub use progress::Milestones;
+pub use request::{GenerationRequest, Invalid, MAX_PROMPT_CHARS, Parameters, UpscaleSelection};

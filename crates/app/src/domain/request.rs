@@ -1,0 +1,235 @@
+//! A request for a generation, checked before anything is written.
+
+use serde::{Deserialize, Serialize};
+
+use super::Category;
+
+/// Longest prompt accepted, in characters (Midjourney's own limit is of this order).
+pub const MAX_PROMPT_CHARS: usize = 6000;
+const MAX_SUBJECT_CHARS: usize = 200;
+
+/// Why a request was refused. Each message is one line meant for the user.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Invalid {
+    #[error("the prompt is empty")]
+    EmptyPrompt,
+    #[error("the prompt is {0} characters long; the limit is {MAX_PROMPT_CHARS}")]
+    PromptTooLong(usize),
+    #[error("the prompt contains a control character (code {0:#04x})")]
+    ControlCharacter(u32),
+    #[error("the subject is empty")]
+    EmptySubject,
+    #[error("the subject is {0} characters long; the limit is {MAX_SUBJECT_CHARS}")]
+    SubjectTooLong(usize),
+    #[error("invalid --upscale {0:?}: expected all, none, or upscale numbers 1-4 such as 1,3")]
+    Upscale(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Which upscales to store automatically after the grid.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct UpscaleSelection(Vec<u8>);
+
+impl UpscaleSelection {
+    pub fn all() -> Self {
+        Self(vec![1, 2, 3, 4])
+    }
+
+    pub fn none() -> Self {
+        Self(Vec::new())
+    }
+
+    pub fn from_indices(indices: &[u8]) -> Result<Self, Invalid> {
+        let mut v = indices.to_vec();
+        if v.iter().any(|i| !(1..=4).contains(i)) {
+            return Err(Invalid::Upscale(format!("{indices:?}")));
+        }
+        v.sort_unstable();
+        v.dedup();
+        Ok(Self(v))
+    }
+
+    /// `all`, `none`, or a comma-separated list of 1–4.
+    pub fn parse(s: &str) -> Result<Self, Invalid> {
+        match s.trim() {
+            "all" => Ok(Self::all()),
+            "none" => Ok(Self::none()),
+            list => {
+                let bad = || Invalid::Upscale(s.to_owned());
+                let parsed: Vec<u8> = list
+                    .split(',')
+                    .map(|p| p.trim().parse::<u8>().map_err(|_| bad()))
+                    .collect::<Result<_, _>>()?;
+                if parsed.is_empty() {
+                    return Err(bad());
+                }
+                Self::from_indices(&parsed).map_err(|_| bad())
+            }
+        }
+    }
+
+    pub fn indices(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn count(&self) -> u8 {
+        self.0.len() as u8
+    }
+}
+
+/// Provider parameters, kept as JSON in the catalogue.
+#[derive(Clone, PartialEq, Debug, Default, Serialize, Deserialize)]
+pub struct Parameters {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aspect_ratio: Option<String>,
+    /// Upscales stored automatically after the grid.
+    #[serde(default)]
+    pub upscale: Vec<u8>,
+    /// Provider-specific parameters (stylize, chaos, style, version, steps…).
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A generation as the user asked for it.
+#[derive(Clone, PartialEq, Debug)]
+pub struct GenerationRequest {
+    pub prompt: String,
+    pub negative_prompt: Option<String>,
+    /// `None`: the configured default provider.
+    pub provider: Option<String>,
+    pub category: Option<Category>,
+    pub subject: Option<String>,
+    pub upscale: UpscaleSelection,
+    pub seed: Option<u32>,
+    pub aspect_ratio: Option<String>,
+}
+
+impl GenerationRequest {
+    pub fn new(prompt: impl Into<String>) -> Self {
+        Self {
+            prompt: prompt.into(),
+            negative_prompt: None,
+            provider: None,
+            category: None,
+            subject: None,
+            upscale: UpscaleSelection::all(),
+            seed: None,
+            aspect_ratio: None,
+        }
+    }
+
+    /// Checks and normalises the request (trims the prompt and subject).
+    pub fn validated(mut self) -> Result<Self, Invalid> {
+        self.prompt = check_prompt(&self.prompt)?;
+        if let Some(neg) = self.negative_prompt.take() {
+            let neg = neg.trim();
+            if !neg.is_empty() {
+                self.negative_prompt = Some(check_prompt(neg)?);
+            }
+        }
+        if let Some(subject) = self.subject.take() {
+            let subject = subject.trim();
+            if subject.is_empty() {
+                return Err(Invalid::EmptySubject);
+            }
+            let n = subject.chars().count();
+            if n > MAX_SUBJECT_CHARS {
+                return Err(Invalid::SubjectTooLong(n));
+            }
+            if let Some(c) = subject.chars().find(|c| c.is_control()) {
+                return Err(Invalid::ControlCharacter(c as u32));
+            }
+            self.subject = Some(subject.to_owned());
+        }
+        Ok(self)
+    }
+}
+
+fn check_prompt(raw: &str) -> Result<String, Invalid> {
+    let prompt = raw.trim();
+    if prompt.is_empty() {
+        return Err(Invalid::EmptyPrompt);
+    }
+    let n = prompt.chars().count();
+    if n > MAX_PROMPT_CHARS {
+        return Err(Invalid::PromptTooLong(n));
+    }
+    if let Some(c) = prompt
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
+    {
+        return Err(Invalid::ControlCharacter(c as u32));
+    }
+    Ok(prompt.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompts_are_trimmed_and_bounded() {
+        let ok = GenerationRequest::new("  a red fox \n")
+            .validated()
+            .unwrap();
+        assert_eq!(ok.prompt, "a red fox");
+        assert_eq!(
+            GenerationRequest::new(" \t\n ").validated(),
+            Err(Invalid::EmptyPrompt)
+        );
+        let long = "é".repeat(MAX_PROMPT_CHARS + 1);
+        assert_eq!(
+            GenerationRequest::new(long).validated(),
+            Err(Invalid::PromptTooLong(MAX_PROMPT_CHARS + 1))
+        );
+        assert!(
+            GenerationRequest::new("é".repeat(MAX_PROMPT_CHARS))
+                .validated()
+                .is_ok()
+        );
+        assert_eq!(
+            GenerationRequest::new("a\u{0}b").validated(),
+            Err(Invalid::ControlCharacter(0))
+        );
+    }
+
+    #[test]
+    fn upscale_selection_parses() {
+        assert_eq!(
+            UpscaleSelection::parse("all").unwrap().indices(),
+            &[1, 2, 3, 4]
+        );
+        assert_eq!(UpscaleSelection::parse("none").unwrap().count(), 0);
+        assert_eq!(UpscaleSelection::parse("3,1,3").unwrap().indices(), &[1, 3]);
+        for bad in ["", "0", "5", "1,,2", "x", "1;2", "-1"] {
+            assert!(UpscaleSelection::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn subjects_are_checked() {
+        let mut r = GenerationRequest::new("p");
+        r.subject = Some("  ".into());
+        assert_eq!(r.validated(), Err(Invalid::EmptySubject));
+        let mut r = GenerationRequest::new("p");
+        r.subject = Some(" Fox King ".into());
+        assert_eq!(r.validated().unwrap().subject.as_deref(), Some("Fox King"));
+    }
+
+    #[test]
+    fn parameters_keep_extras_as_json() {
+        let mut p = Parameters {
+            seed: Some(7),
+            upscale: vec![1, 2],
+            ..Parameters::default()
+        };
+        p.extra.insert("stylize".into(), serde_json::json!(250));
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["stylize"], 250);
+        let back: Parameters = serde_json::from_value(json).unwrap();
+        assert_eq!(back, p);
+    }
+}

@@ -1,0 +1,56 @@
+//! The application's error: what every front-end (CLI, HTTP, MCP) maps to its own codes.
+
+use crate::catalogue::CatalogueError;
+use crate::domain::Failure;
+use crate::pipeline::PipelineError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Bad input: nothing was written. (CLI exit 2, HTTP 400/422.)
+    #[error("{0}")]
+    Invalid(String),
+    /// An id that names nothing. (CLI exit 2, HTTP 404.)
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// A generation ended in failure. (CLI exit 1.)
+    #[error("generation failed: {0}")]
+    Failed(Failure),
+    #[error(transparent)]
+    Catalogue(CatalogueError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<CatalogueError> for AppError {
+    fn from(e: CatalogueError) -> Self {
+        match e {
+            CatalogueError::NotFound(what) => Self::NotFound(what),
+            CatalogueError::Conflict(what) => Self::Conflict(what),
+            other => Self::Catalogue(other),
+        }
+    }
+}
+
+impl From<PipelineError> for AppError {
+    fn from(e: PipelineError) -> Self {
+        Self::Invalid(e.to_string())
+    }
+}
+
+impl From<crate::domain::Invalid> for AppError {
+    fn from(e: crate::domain::Invalid) -> Self {
+        Self::Invalid(e.to_string())
+    }
+}
+
+impl AppError {
+    /// Whether the user's input was at fault (exit code 2) rather than the run (exit 1).
+    pub fn is_usage(&self) -> bool {
+        matches!(self, Self::Invalid(_) | Self::NotFound(_))
+    }
+}

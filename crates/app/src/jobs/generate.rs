@@ -1,0 +1,318 @@
+//! The generate job: provider → pipeline → store → catalogue, step by step.
+//!
+//! Each step first looks at what the catalogue already holds, so a job taken over after a crash
+//! resumes: a stored grid is not rendered again and a stored upscale is not asked for again.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::JobError;
+use crate::app::App;
+use crate::catalogue::{CatalogueError, Change, Inserted};
+use crate::domain::{
+    ErrorCode, EventKind, Failure, Generation, GenerationStatus, Image, Job, Milestones, Phase,
+    Role,
+};
+use crate::pipeline::{self, PipelineError, Processed, ProcessedGrid};
+use crate::providers::{ProviderError, ProviderJob, Registered, Reporter, UpscaleMode};
+use async_trait::async_trait;
+
+impl From<CatalogueError> for JobError {
+    fn from(e: CatalogueError) -> Self {
+        match e {
+            // The generation became terminal under us: canceled by request.
+            CatalogueError::Conflict(_) => JobError::Stop,
+            e => JobError::Retry(Failure::new(ErrorCode::Internal, e.to_string()), None),
+        }
+    }
+}
+
+impl From<ProviderError> for JobError {
+    fn from(e: ProviderError) -> Self {
+        if e.code.is_retryable() {
+            JobError::Retry(e.failure(), e.retry_after)
+        } else {
+            JobError::Abort(e.failure())
+        }
+    }
+}
+
+fn pipeline_error(e: PipelineError) -> JobError {
+    match e {
+        // A corrupt delivery is fetched again: providers usually serve a good copy next time.
+        PipelineError::Integrity(m) => {
+            JobError::Retry(Failure::new(ErrorCode::IntegrityFailed, m), None)
+        }
+        e => JobError::Abort(Failure::new(ErrorCode::Internal, e.to_string())),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, PipelineError> + Send + 'static,
+) -> Result<T, JobError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| JobError::Retry(Failure::new(ErrorCode::Internal, e.to_string()), None))?
+        .map_err(pipeline_error)
+}
+
+/// Runs one generate job to its end.
+pub(super) async fn run(app: Arc<App>, job: Job) -> Result<(), JobError> {
+    let generation = app.catalogue.generation(job.generation_id).await?;
+    if generation.status.is_terminal() {
+        return Ok(());
+    }
+    let reg = app
+        .providers
+        .get(&generation.provider)
+        .cloned()
+        .ok_or_else(|| {
+            JobError::Abort(Failure::new(
+                ErrorCode::ProviderUnavailable,
+                format!("provider {:?} is not configured", generation.provider),
+            ))
+        })?;
+    Run::new(app, generation, reg).go().await
+}
+
+struct Run {
+    app: Arc<App>,
+    g: Generation,
+    reg: Registered,
+    milestones: Milestones,
+    pjob: ProviderJob,
+}
+
+impl Run {
+    fn new(app: Arc<App>, g: Generation, reg: Registered) -> Self {
+        let milestones = Milestones::new(g.parameters.upscale.len() as u8);
+        let pjob = ProviderJob {
+            generation_id: g.id,
+            prompt: g.prompt.clone(),
+            negative_prompt: g.negative_prompt.clone(),
+            parameters: g.parameters.clone(),
+            account: g.account.clone(),
+            refs: g.provider_refs.clone(),
+        };
+        Self {
+            app,
+            g,
+            reg,
+            milestones,
+            pjob,
+        }
+    }
+
+    async fn step(&self, change: Change) -> Result<(), JobError> {
+        let event = self.app.catalogue.advance(self.g.id, &change).await?;
+        self.app.bus.publish(event);
+        Ok(())
+    }
+
+    async fn go(self) -> Result<(), JobError> {
+        let id = self.g.id;
+        if self.g.status == GenerationStatus::Queued {
+            self.step(Change::new(
+                EventKind::Submitted,
+                GenerationStatus::Submitted,
+                Milestones::SUBMITTED,
+            ))
+            .await?;
+        }
+        let stored =
+            self.app.images_of(id).await.map_err(|e| {
+                JobError::Retry(Failure::new(ErrorCode::Internal, e.to_string()), None)
+            })?;
+        let has = |role: Role| stored.iter().find(|i| i.role == role).cloned();
+        let wanted = self.g.parameters.upscale.clone();
+        let split = self.reg.upscale_mode == UpscaleMode::LocalSplit && !wanted.is_empty();
+
+        let mut quadrants: Option<Vec<Processed>> = None;
+        let grid = if let Some(grid) = has(Role::Grid) {
+            grid
+        } else {
+            self.step(
+                Change::new(
+                    EventKind::Progress,
+                    GenerationStatus::Running,
+                    Milestones::SUBMITTED,
+                )
+                .phase(Phase::GridRendering),
+            )
+            .await?;
+            let reporter = self.reporter(Stage::Grid);
+            let delivery = self.reg.provider.render(&self.pjob, &reporter).await?;
+            let grid = if split {
+                let ProcessedGrid { grid, quadrants: q } =
+                    blocking(move || pipeline::process_grid(delivery.bytes)).await?;
+                quadrants = Some(q);
+                grid
+            } else {
+                blocking(move || pipeline::process_image(delivery.bytes)).await?
+            };
+            let image = self.save(Role::Grid, grid).await?;
+            let mut change = Change::new(
+                EventKind::GridCompleted,
+                GenerationStatus::Running,
+                self.milestones.grid_stored(),
+            )
+            .phase(Phase::GridCompleted);
+            change.image_id = Some(image.id);
+            self.step(change).await?;
+            image
+        };
+
+        let mut done = wanted
+            .iter()
+            .filter(|i| has(Role::Upscale(**i)).is_some())
+            .count() as u8;
+        for &index in &wanted {
+            if has(Role::Upscale(index)).is_some() {
+                continue;
+            }
+            if done == 0 {
+                self.step(
+                    Change::new(
+                        EventKind::Progress,
+                        GenerationStatus::Running,
+                        self.milestones.grid_stored(),
+                    )
+                    .phase(Phase::UpscalesInProgress),
+                )
+                .await?;
+            }
+            let processed = match self.reg.upscale_mode {
+                UpscaleMode::Provider => {
+                    let reporter = self.reporter(Stage::Upscale(done));
+                    let delivery = self
+                        .reg
+                        .provider
+                        .upscale(&self.pjob, index, &reporter)
+                        .await?;
+                    blocking(move || pipeline::process_image(delivery.bytes)).await?
+                }
+                UpscaleMode::LocalSplit => {
+                    if quadrants.is_none() {
+                        let bytes = self
+                            .app
+                            .store
+                            .get(&grid.storage_key, &grid.sha256)
+                            .await
+                            .map_err(|e| {
+                                JobError::Retry(
+                                    Failure::new(ErrorCode::Internal, e.to_string()),
+                                    None,
+                                )
+                            })?;
+                        quadrants = Some(
+                            blocking(move || pipeline::process_grid(bytes))
+                                .await?
+                                .quadrants,
+                        );
+                    }
+                    quadrants
+                        .as_ref()
+                        .and_then(|q| q.get(usize::from(index) - 1).cloned())
+                        .ok_or_else(|| {
+                            JobError::Abort(Failure::new(ErrorCode::Internal, "missing quadrant"))
+                        })?
+                }
+            };
+            let image = self.save(Role::Upscale(index), processed).await?;
+            done += 1;
+            let mut change = Change::new(
+                EventKind::UpscaleCompleted,
+                GenerationStatus::Running,
+                self.milestones.upscales_stored(done),
+            )
+            .phase(Phase::UpscalesInProgress);
+            change.index = Some(index);
+            change.image_id = Some(image.id);
+            self.step(change).await?;
+        }
+        self.step(
+            Change::new(EventKind::Completed, GenerationStatus::Succeeded, 100.0)
+                .phase(Phase::Completed),
+        )
+        .await
+    }
+
+    fn reporter(&self, stage: Stage) -> JobReporter {
+        let start = match stage {
+            Stage::Grid => Milestones::SUBMITTED,
+            Stage::Upscale(before) => self.milestones.upscales_stored(before),
+        };
+        JobReporter {
+            app: self.app.clone(),
+            g: self.g.id,
+            stage,
+            milestones: self.milestones,
+            last: AtomicU64::new(start.to_bits()),
+        }
+    }
+
+    /// Stores the blobs, then the catalogue row: a row never points at a missing blob, and a
+    /// crash in between leaves only blobs that the retry overwrites.
+    async fn save(&self, role: Role, p: Processed) -> Result<Image, JobError> {
+        let image = self
+            .app
+            .store_image(&self.g, role, p, self.reg.synthetic)
+            .await
+            .map_err(|e| JobError::Retry(Failure::new(ErrorCode::Internal, e.to_string()), None))?;
+        match self.app.catalogue.insert_image(&image).await? {
+            Inserted::New(i) | Inserted::Existing(i) => Ok(i),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Stage {
+    Grid,
+    /// An upscale, with how many were stored before it.
+    Upscale(u8),
+}
+
+/// Turns the provider's percentages into generation progress events (only when it rises).
+struct JobReporter {
+    app: Arc<App>,
+    g: crate::domain::GenerationId,
+    stage: Stage,
+    milestones: Milestones,
+    last: AtomicU64,
+}
+
+#[async_trait]
+impl Reporter for JobReporter {
+    async fn progress(&self, percent: f64) {
+        let (overall, phase) = match self.stage {
+            Stage::Grid => (self.milestones.rendering(percent), Phase::GridRendering),
+            Stage::Upscale(before) => {
+                let from = self.milestones.upscales_stored(before);
+                let to = self.milestones.upscales_stored(before + 1);
+                let p = if percent.is_finite() {
+                    percent.clamp(0.0, 99.0)
+                } else {
+                    0.0
+                };
+                (from + (to - from) * p / 100.0, Phase::UpscalesInProgress)
+            }
+        };
+        let last = f64::from_bits(self.last.load(Ordering::Relaxed));
+        if overall <= last {
+            return;
+        }
+        self.last.store(overall.to_bits(), Ordering::Relaxed);
+        let change =
+            Change::new(EventKind::Progress, GenerationStatus::Running, overall).phase(phase);
+        match self.app.catalogue.advance(self.g, &change).await {
+            Ok(event) => self.app.bus.publish(event),
+            Err(e) => tracing::warn!(generation = %self.g, error = %e, "progress not recorded"),
+        }
+    }
+
+    async fn save_refs(&self, refs: serde_json::Value) {
+        if let Err(e) = self.app.catalogue.set_provider_refs(self.g, &refs).await {
+            tracing::warn!(generation = %self.g, error = %e, "provider references not saved");
+        }
+    }
+}

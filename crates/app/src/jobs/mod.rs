@@ -1,0 +1,29 @@
+//! The job engine: a durable queue in the catalogue, workers that lease jobs and renew their
+//! lease while they run, retries with backoff, cancellation, and the event bus.
+//!
+//! A job is written (with its generation) before any provider is called. Workers claim with a
+//! lease; a crashed worker's lease runs out and another worker takes the job over. The generate
+//! job is idempotent step by step (grid, then each upscale), so a takeover resumes where the
+//! catalogue says the generation stands and never stores an image twice.
+
+mod bus;
+mod generate;
+mod worker;
+
+pub use bus::{Bus, Signal};
+pub use worker::{Outcome, Stop, Worker, run_workers};
+
+use std::time::Duration;
+
+use crate::domain::Failure;
+
+/// How a job run ended, when it did not succeed.
+#[derive(Debug)]
+pub enum JobError {
+    /// Try again later (after `after`, else the backoff).
+    Retry(Failure, Option<Duration>),
+    /// Give up: the generation fails with this.
+    Abort(Failure),
+    /// The generation was ended elsewhere (canceled): stop without writing.
+    Stop,
+}

@@ -1,0 +1,27 @@
+//! Atelier: a self-hosted AI image-generation backend.
+//!
+//! The flow is prompt → job → provider → pipeline → store → catalogue (see ARCHITECTURE.md):
+//!
+//! - [`domain`]: generations, images, the life cycle and events; knows nothing of SQL,
+//!   storage, HTTP or Discord.
+//! - [`catalogue`]: the `Catalogue` trait and its SQLite implementation.
+//! - [`store`]: blobs over OpenDAL, key layouts, SHA-256 checks.
+//! - [`pipeline`]: verify, decode, split, thumbnails, palettes.
+//! - [`providers`]: the `Provider` trait and the sandbox provider.
+//! - [`jobs`]: the durable queue's workers, the generate job and the event bus.
+//! - [`app`]: the use cases every front-end shares.
+//! - [`cli`], [`api`], [`config`], [`wiring`]: the edges.
+
+pub mod api;
+pub mod app;
+pub mod bench;
+pub mod catalogue;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod jobs;
+pub mod pipeline;
+pub mod providers;
+pub mod store;
+pub mod wiring;

@@ -1,0 +1,78 @@
+//! A small k-means palette. Hand-written (about 60 lines) rather than a crate: it is
+//! deterministic (no random seeding), needs no colour-space dependency, and runs on a few
+//! thousand samples of the thumbnail, so it costs well under a millisecond.
+
+use crate::domain::Rgb;
+
+use super::Pixels;
+
+const MAX_SAMPLES: usize = 4096;
+const ROUNDS: usize = 12;
+
+/// Up to `k` colours ordered by how much of the image they cover; the first is dominant.
+pub fn palette(p: &Pixels, k: usize) -> (Vec<Rgb>, Rgb) {
+    let samples = sample(p);
+    if samples.is_empty() || k == 0 {
+        return (Vec::new(), Rgb([0, 0, 0]));
+    }
+    // Seeds: the luminance quantiles, so the start is spread and reproducible.
+    let mut by_luma = samples.clone();
+    by_luma.sort_by(|a, b| luma(a).total_cmp(&luma(b)));
+    let mut centres: Vec<[f32; 3]> = (0..k)
+        .map(|i| by_luma[(2 * i + 1) * by_luma.len() / (2 * k)])
+        .collect();
+    let mut members = vec![0usize; k];
+    for _ in 0..ROUNDS {
+        let mut sums = vec![[0f32; 3]; k];
+        members.iter_mut().for_each(|m| *m = 0);
+        for s in &samples {
+            let c = nearest(&centres, s);
+            members[c] += 1;
+            for ch in 0..3 {
+                sums[c][ch] += s[ch];
+            }
+        }
+        for c in 0..k {
+            if members[c] > 0 {
+                centres[c] = sums[c].map(|v| v / members[c] as f32);
+            }
+        }
+    }
+    let mut ranked: Vec<(usize, [f32; 3])> = members.into_iter().zip(centres).collect();
+    ranked.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut colours: Vec<Rgb> = Vec::with_capacity(k);
+    for (count, c) in ranked {
+        let rgb = Rgb(c.map(|v| v.round().clamp(0.0, 255.0) as u8));
+        if count > 0 && !colours.contains(&rgb) {
+            colours.push(rgb);
+        }
+    }
+    let dominant = colours[0];
+    (colours, dominant)
+}
+
+fn sample(p: &Pixels) -> Vec<[f32; 3]> {
+    let c = p.channels as usize;
+    let n = (p.width as usize) * (p.height as usize);
+    let step = n.div_ceil(MAX_SAMPLES).max(1);
+    (0..n)
+        .step_by(step)
+        .filter_map(|i| p.data.get(i * c..i * c + 3))
+        .map(|px| [f32::from(px[0]), f32::from(px[1]), f32::from(px[2])])
+        .collect()
+}
+
+fn luma(c: &[f32; 3]) -> f32 {
+    0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2]
+}
+
+fn nearest(centres: &[[f32; 3]], s: &[f32; 3]) -> usize {
+    let dist = |c: &[f32; 3]| (0..3).map(|i| (c[i] - s[i]).powi(2)).sum::<f32>();
+    let mut best = 0;
+    for i in 1..centres.len() {
+        if dist(&centres[i]) < dist(&centres[best]) {
+            best = i;
+        }
+    }
+    best
+}

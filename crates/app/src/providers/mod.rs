@@ -1,0 +1,154 @@
+//! Providers: what turns a prompt into pictures, behind one small trait.
+//!
+//! A provider receives a job and reports progress, images and failures; it knows nothing of
+//! storage, the catalogue or the queue. The engine (`jobs/`) does the rest.
+
+pub mod sandbox;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::domain::{ErrorCode, Failure, GenerationId, Parameters};
+
+/// A provider failure. Its code decides whether the job is retried (see
+/// [`ErrorCode::is_retryable`]); `retry_after` overrides the backoff when the provider said.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ProviderError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub retry_after: Option<Duration>,
+}
+
+impl ProviderError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn failure(&self) -> Failure {
+        Failure::new(self.code, self.message.clone())
+    }
+}
+
+/// What the provider is asked to do, with what it saved earlier (after a crash, a provider
+/// resumes from its `refs` instead of starting again).
+#[derive(Clone, Debug)]
+pub struct ProviderJob {
+    pub generation_id: GenerationId,
+    pub prompt: String,
+    pub negative_prompt: Option<String>,
+    pub parameters: Parameters,
+    pub account: Option<String>,
+    pub refs: serde_json::Value,
+}
+
+/// Image bytes as the provider delivered them (PNG, JPEG or WebP).
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub bytes: Vec<u8>,
+}
+
+/// Where a provider reports while it works.
+#[async_trait]
+pub trait Reporter: Send + Sync {
+    /// The provider's own percentage for the current step (0–100).
+    async fn progress(&self, percent: f64);
+    /// References to persist now (message id, job hash…), so a restart can resume.
+    async fn save_refs(&self, refs: serde_json::Value);
+}
+
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// Renders the 2×2 grid.
+    async fn render(
+        &self,
+        job: &ProviderJob,
+        report: &dyn Reporter,
+    ) -> Result<Delivery, ProviderError>;
+    /// Produces upscale `index` (1–4) of the rendered grid.
+    async fn upscale(
+        &self,
+        job: &ProviderJob,
+        index: u8,
+        report: &dyn Reporter,
+    ) -> Result<Delivery, ProviderError>;
+}
+
+/// How a provider's upscales are made.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum UpscaleMode {
+    /// Ask the provider for each (Midjourney's U1–U4 buttons).
+    Provider,
+    /// Cut the stored grid into its quadrants: no extra provider call.
+    LocalSplit,
+}
+
+/// A configured provider: the implementation and how the engine drives it.
+#[derive(Clone)]
+pub struct Registered {
+    pub provider: Arc<dyn Provider>,
+    /// The concurrency slot's account name.
+    pub account: String,
+    pub concurrency: u32,
+    pub upscale_mode: UpscaleMode,
+    /// Its images are drawn, not generated: flagged in the catalogue.
+    pub synthetic: bool,
+}
+
+/// The providers this process can use, by name.
+#[derive(Clone, Default)]
+pub struct Providers {
+    by_name: BTreeMap<String, Registered>,
+    default: Option<String>,
+}
+
+impl Providers {
+    pub fn insert(&mut self, name: &str, entry: Registered) {
+        self.by_name.insert(name.to_owned(), entry);
+    }
+
+    pub fn set_default(&mut self, name: &str) {
+        self.default = Some(name.to_owned());
+    }
+
+    pub fn default_name(&self) -> Option<&str> {
+        self.default.as_deref()
+    }
+
+    /// The provider a request names, else the default; an error names the configured ones.
+    pub fn resolve(&self, asked: Option<&str>) -> Result<String, String> {
+        let name = match asked.or(self.default.as_deref()) {
+            Some(n) => n,
+            None => return Err("no provider is configured".into()),
+        };
+        if self.by_name.contains_key(name) {
+            Ok(name.to_owned())
+        } else {
+            let known: Vec<&str> = self.names().collect();
+            Err(format!(
+                "unknown provider {name:?}; configured: {}",
+                known.join(", ")
+            ))
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Registered> {
+        self.by_name.get(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
+    }
+
+    /// Workers worth running: one per concurrency slot.
+    pub fn total_concurrency(&self) -> u32 {
+        self.by_name.values().map(|r| r.concurrency.max(1)).sum()
+    }
+}

@@ -9,6 +9,7 @@
 //! - [`pipeline`]: verify, decode, split, thumbnails, palettes.
 //! - [`providers`]: the `Provider` trait and the sandbox provider.
 //! - [`jobs`]: the durable queue's workers, the generate job and the event bus.
+//! - [`midjourney`]: reading Midjourney's Discord messages.
 //! - [`app`]: the use cases every front-end shares.
 //! - [`cli`], [`api`], [`config`], [`wiring`]: the edges.
 
@@ -21,6 +22,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod jobs;
+pub mod midjourney;
 pub mod pipeline;
 pub mod providers;
 pub mod store;

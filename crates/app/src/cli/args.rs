@@ -43,6 +43,11 @@ pub enum Command {
         #[command(subcommand)]
         command: JobsCommand,
     },
+    /// Midjourney tools
+    Midjourney {
+        #[command(subcommand)]
+        command: MidjourneyCommand,
+    },
     /// Configuration helpers
     Config {
         #[command(subcommand)]
@@ -155,6 +160,17 @@ pub enum JobsCommand {
     },
     /// Cancel a generation's job
     Cancel { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MidjourneyCommand {
+    /// Read one Discord message object (the `d` of MESSAGE_CREATE/UPDATE) on stdin and print
+    /// its reading as JSON
+    Parse {
+        /// Another bot id whose messages count as Midjourney's (repeatable)
+        #[arg(long = "bot-id")]
+        bot_ids: Vec<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -11,7 +11,9 @@ pub use output::Out;
 use std::process::ExitCode;
 
 pub use args::Cli;
-use args::{Command, ConfigCommand, GenerationCommand, ImageCommand, JobsCommand};
+use args::{
+    Command, ConfigCommand, GenerationCommand, ImageCommand, JobsCommand, MidjourneyCommand,
+};
 
 use crate::config::{self, Config};
 use crate::error::AppError;
@@ -58,6 +60,12 @@ async fn dispatch(cli: Cli, out: &Out) -> Result<u8, AppError> {
         }
         return Ok(0);
     }
+    if let Command::Midjourney {
+        command: MidjourneyCommand::Parse { bot_ids },
+    } = &cli.command
+    {
+        return parse_message(bot_ids, out);
+    }
     let config = load_config(&cli)?;
     match cli.command {
         Command::Config {
@@ -83,6 +91,30 @@ async fn dispatch(cli: Cli, out: &Out) -> Result<u8, AppError> {
             JobsCommand::Run { until_idle } => jobs::run(&config, until_idle, out).await,
             JobsCommand::Cancel { id } => jobs::cancel(&config, &id, out).await,
         },
+        Command::Midjourney { .. } => Ok(0),
         Command::Bench(args) => crate::bench::run(&config, args, out).await,
     }
+}
+
+/// Larger stdin is refused: a Discord message is at most a few tens of KiB.
+const MAX_MESSAGE_BYTES: u64 = 8 << 20;
+
+fn parse_message(bot_ids: &[String], out: &Out) -> Result<u8, AppError> {
+    use std::io::Read;
+    let mut input = Vec::new();
+    std::io::stdin()
+        .take(MAX_MESSAGE_BYTES + 1)
+        .read_to_end(&mut input)
+        .map_err(|e| AppError::Invalid(format!("cannot read stdin: {e}")))?;
+    if input.len() as u64 > MAX_MESSAGE_BYTES {
+        return Err(AppError::Invalid(format!(
+            "the message is larger than {} MiB",
+            MAX_MESSAGE_BYTES >> 20
+        )));
+    }
+    let ids: Vec<&str> = bot_ids.iter().map(String::as_str).collect();
+    let reading = crate::midjourney::reading::read_json(&input, &ids)
+        .map_err(|e| AppError::Invalid(e.to_string()))?;
+    out.print_json(&reading);
+    Ok(0)
 }

@@ -1,1 +1,7 @@
-//! it
+//! The single integration-test binary: it only declares modules.
+
+mod catalogue;
+mod cli;
+mod crash;
+mod engine;
+mod support;

@@ -223,28 +223,38 @@ mod tests {
         assert_ne!(grid("fox", 1, 64).data, grid("owl", 1, 64).data);
     }
 
+    /// Share of pixels two images have in common by coarse colour (8×8×8 bins): 1 means the
+    /// same colours in the same amounts.
+    fn colour_overlap(a: &Pixels, b: &Pixels) -> f64 {
+        let hist = |p: &Pixels| {
+            let mut h = vec![0u32; 512];
+            for px in p.data.chunks(3) {
+                h[usize::from(px[0] >> 5) * 64
+                    + usize::from(px[1] >> 5) * 8
+                    + usize::from(px[2] >> 5)] += 1;
+            }
+            h
+        };
+        let (ha, hb) = (hist(a), hist(b));
+        let common: u32 = ha.iter().zip(&hb).map(|(x, y)| (*x).min(*y)).sum();
+        f64::from(common) / (a.data.len() / 3) as f64
+    }
+
     #[test]
     fn quadrants_differ_visibly_and_are_not_flat() {
-        let mean = |p: &Pixels| {
-            let mut m = [0f64; 3];
-            for px in p.data.chunks(3) {
-                for c in 0..3 {
-                    m[c] += f64::from(px[c]);
+        for (prompt, seed) in [("city at night", 7), ("a red fox", 1), ("ocean", 99)] {
+            let quads: Vec<Pixels> = (1..=4).map(|i| quadrant(prompt, seed, 96, i)).collect();
+            for a in 0..4 {
+                for b in a + 1..4 {
+                    let overlap = colour_overlap(&quads[a], &quads[b]);
+                    assert!(
+                        overlap < 0.6,
+                        "{prompt}: quadrants {a} and {b} share {overlap:.2} of their colours"
+                    );
                 }
+                let distinct: std::collections::HashSet<&[u8]> = quads[a].data.chunks(3).collect();
+                assert!(distinct.len() > 1000, "quadrant {a} is flat");
             }
-            m.map(|v| v / (p.data.len() / 3) as f64)
-        };
-        let quads: Vec<Pixels> = (1..=4)
-            .map(|i| quadrant("city at night", 7, 96, i))
-            .collect();
-        let means: Vec<[f64; 3]> = quads.iter().map(mean).collect();
-        for a in 0..4 {
-            for b in a + 1..4 {
-                let d: f64 = (0..3).map(|c| (means[a][c] - means[b][c]).abs()).sum();
-                assert!(d > 10.0, "quadrants {a} and {b} look alike: {d}");
-            }
-            let distinct: std::collections::HashSet<&[u8]> = quads[a].data.chunks(3).collect();
-            assert!(distinct.len() > 1000, "quadrant {a} is flat");
         }
     }
 }

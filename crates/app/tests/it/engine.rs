@@ -1,0 +1,401 @@
+//! The engine end to end in one process: life cycle and milestones, retries, failures,
+//! cancellation, per-account concurrency, lease takeover and resumption.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use atelier::catalogue::{Claim, ImageFilter};
+use atelier::domain::{
+    ErrorCode, EventKind, GenerationId, GenerationRequest, GenerationStatus, JobStatus, Phase,
+    Role, UpscaleSelection,
+};
+use atelier::jobs::{Stop, run_workers};
+use atelier::providers::{Provider, UpscaleMode};
+
+use crate::support::{Scripted, TestApp, app_with, err, fast_jobs, sandbox_app};
+
+async fn submit(t: &TestApp, prompt: &str, upscale: &str) -> GenerationId {
+    let mut r = GenerationRequest::new(prompt);
+    r.upscale = UpscaleSelection::parse(upscale).unwrap();
+    t.app.submit(r).await.unwrap().id
+}
+
+async fn run_idle(t: &TestApp) {
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        run_workers(t.app.clone(), 3, Stop::UntilIdle),
+    )
+    .await
+    .expect("workers went idle");
+}
+
+async fn scripted(s: &Arc<Scripted>, concurrency: u32, mode: UpscaleMode) -> TestApp {
+    let p: Arc<dyn Provider> = s.clone();
+    app_with(vec![("scripted", p, concurrency, mode)], fast_jobs()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generation_follows_the_life_cycle_and_milestones() {
+    let t = sandbox_app().await;
+    let mut live = t.app.bus.subscribe();
+    let id = submit(&t, "a lighthouse at dawn", "all").await;
+    run_idle(&t).await;
+
+    let g = t.app.generation(id).await.unwrap();
+    assert_eq!(g.generation.status, GenerationStatus::Succeeded);
+    assert_eq!(g.generation.phase, Some(Phase::Completed));
+    assert_eq!(g.generation.progress, 100.0);
+    let roles: Vec<String> = g.images.iter().map(|i| i.role.to_string()).collect();
+    assert_eq!(
+        roles,
+        ["grid", "upscale_1", "upscale_2", "upscale_3", "upscale_4"]
+    );
+    for i in &g.images {
+        assert!(i.synthetic);
+        let bytes = t
+            .app
+            .store
+            .get(&i.storage_key, &i.sha256)
+            .await
+            .expect("stored and verified");
+        assert_eq!(bytes.len() as u64, i.size_bytes);
+        assert_eq!(i.palette.len(), 5);
+        assert!(
+            t.app
+                .store
+                .get(
+                    i.thumbnail_key.as_deref().unwrap(),
+                    &atelier::store::sha256_hex(b"x")
+                )
+                .await
+                .is_err()
+        );
+    }
+    assert_eq!((g.images[0].width, g.images[1].width), (64, 32));
+
+    let events = t.app.events(id, 0).await.unwrap();
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=events.len() as u64).collect::<Vec<_>>(),
+        "no gaps"
+    );
+    assert!(
+        events.windows(2).all(|w| w[0].progress <= w[1].progress),
+        "progress never goes down"
+    );
+    let at = |kind: EventKind| {
+        events
+            .iter()
+            .filter(|e| e.kind == kind)
+            .map(|e| e.progress)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(at(EventKind::Created), [0.0]);
+    assert_eq!(at(EventKind::Submitted), [25.0]);
+    assert_eq!(at(EventKind::GridCompleted), [50.0]);
+    assert_eq!(at(EventKind::UpscaleCompleted), [62.5, 75.0, 87.5, 100.0]);
+    assert_eq!(at(EventKind::Completed), [100.0]);
+    let rendering: Vec<f64> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::Progress && e.phase == Some(Phase::GridRendering))
+        .map(|e| e.progress)
+        .collect();
+    assert!(
+        rendering.len() >= 5,
+        "several rendering steps: {rendering:?}"
+    );
+    assert!(rendering.iter().all(|p| (25.0..50.0).contains(p)));
+    let indices: Vec<u8> = events.iter().filter_map(|e| e.index).collect();
+    assert_eq!(indices, [1, 2, 3, 4]);
+    assert_eq!(events.last().unwrap().kind, EventKind::Completed);
+
+    // The bus carried the same events, live.
+    let mut seen = Vec::new();
+    while let Ok(e) = live.try_recv() {
+        if e.generation_id == id {
+            seen.push(e.seq);
+        }
+    }
+    assert_eq!(seen, seqs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fewer_upscales_share_the_second_half() {
+    let t = sandbox_app().await;
+    let two = submit(&t, "two", "1,3").await;
+    let none = submit(&t, "none", "none").await;
+    run_idle(&t).await;
+    let ev = t.app.events(two, 0).await.unwrap();
+    let ups: Vec<(Option<u8>, f64)> = ev
+        .iter()
+        .filter(|e| e.kind == EventKind::UpscaleCompleted)
+        .map(|e| (e.index, e.progress))
+        .collect();
+    assert_eq!(ups, [(Some(1), 75.0), (Some(3), 100.0)]);
+    let ev = t.app.events(none, 0).await.unwrap();
+    let grid = ev
+        .iter()
+        .find(|e| e.kind == EventKind::GridCompleted)
+        .unwrap();
+    assert_eq!(grid.progress, 100.0);
+    assert_eq!(t.app.generation(none).await.unwrap().images.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retryable_failures_are_retried_then_succeed() {
+    let s = Scripted::new(
+        Duration::ZERO,
+        vec![Some(err(ErrorCode::QueueFull, "queue is full"))],
+    );
+    s.corrupt.store(1, Ordering::SeqCst);
+    let t = scripted(&s, 1, UpscaleMode::Provider).await;
+    let id = submit(&t, "retry me", "1").await;
+    run_idle(&t).await;
+    let g = t.app.generation(id).await.unwrap();
+    assert_eq!(
+        g.generation.status,
+        GenerationStatus::Succeeded,
+        "{:?}",
+        g.generation.error
+    );
+    let job = t.app.catalogue.job_of(id).await.unwrap();
+    // queue_full, then a truncated delivery (integrity_failed), then success.
+    assert_eq!((job.attempts, job.status), (3, JobStatus::Succeeded));
+    assert!(job.last_error.unwrap().starts_with("integrity_failed"));
+    assert_eq!(g.images.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fatal_failures_end_the_generation_at_once() {
+    let s = Scripted::new(
+        Duration::ZERO,
+        vec![Some(err(ErrorCode::BannedPrompt, "banned word: fox"))],
+    );
+    let t = scripted(&s, 1, UpscaleMode::Provider).await;
+    let id = submit(&t, "a fox", "all").await;
+    run_idle(&t).await;
+    let g = t.app.generation(id).await.unwrap().generation;
+    assert_eq!(g.status, GenerationStatus::Failed);
+    let e = g.error.unwrap();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (ErrorCode::BannedPrompt, "banned word: fox")
+    );
+    assert_eq!(s.calls.load(Ordering::SeqCst), 1, "no retry");
+    let last = t.app.events(id, 0).await.unwrap().pop().unwrap();
+    assert_eq!(
+        (last.kind, last.error.map(|f| f.code)),
+        (EventKind::Failed, Some(ErrorCode::BannedPrompt))
+    );
+    assert_eq!(
+        t.app.catalogue.job_of(id).await.unwrap().status,
+        JobStatus::Failed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_run_out() {
+    let down = || Some(err(ErrorCode::ProviderUnavailable, "gateway down"));
+    let s = Scripted::new(Duration::ZERO, vec![down(), down(), down(), down()]);
+    let t = scripted(&s, 1, UpscaleMode::Provider).await;
+    let id = submit(&t, "never", "all").await;
+    run_idle(&t).await;
+    let g = t.app.generation(id).await.unwrap().generation;
+    assert_eq!(g.status, GenerationStatus::Failed);
+    let e = g.error.unwrap();
+    assert_eq!(e.code, ErrorCode::ProviderUnavailable);
+    assert!(
+        e.message.contains("gave up after 3 attempts"),
+        "{}",
+        e.message
+    );
+    assert_eq!(s.calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canceling_a_waiting_generation_ends_it_at_once() {
+    let t = sandbox_app().await;
+    let id = submit(&t, "cancel me", "all").await;
+    let g = t.app.cancel(id).await.unwrap();
+    assert_eq!(g.status, GenerationStatus::Canceled);
+    run_idle(&t).await;
+    assert!(t.app.generation(id).await.unwrap().images.is_empty());
+    assert_eq!(
+        t.app.catalogue.job_of(id).await.unwrap().status,
+        JobStatus::Canceled
+    );
+    let last = t.app.events(id, 0).await.unwrap().pop().unwrap();
+    assert_eq!(last.kind, EventKind::Canceled);
+    assert!(t.app.cancel(id).await.is_err(), "already canceled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canceling_a_running_generation_stops_its_worker() {
+    let s = Scripted::new(Duration::from_secs(20), vec![]);
+    let t = scripted(&s, 1, UpscaleMode::Provider).await;
+    let id = submit(&t, "slow", "all").await;
+    let workers = tokio::spawn(run_workers(t.app.clone(), 1, Stop::UntilIdle));
+    for _ in 0..200 {
+        if s.running.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        s.running.load(Ordering::SeqCst),
+        1,
+        "the provider is working"
+    );
+    t.app.cancel(id).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), workers)
+        .await
+        .expect("stopped promptly")
+        .unwrap();
+    let g = t.app.generation(id).await.unwrap().generation;
+    assert_eq!(
+        (g.status, g.error.map(|e| e.code)),
+        (GenerationStatus::Canceled, Some(ErrorCode::Canceled))
+    );
+    assert_eq!(
+        t.app.catalogue.job_of(id).await.unwrap().status,
+        JobStatus::Canceled
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_runs_one_job_at_a_time_by_default() {
+    for (concurrency, expected) in [(1, 1), (2, 2)] {
+        let s = Scripted::new(Duration::from_millis(40), vec![]);
+        let t = scripted(&s, concurrency, UpscaleMode::Provider).await;
+        for i in 0..4 {
+            submit(&t, &format!("job {i}"), "none").await;
+        }
+        run_idle(&t).await;
+        assert_eq!(
+            s.max_running.load(Ordering::SeqCst),
+            expected,
+            "concurrency {concurrency}"
+        );
+        assert_eq!(s.calls.load(Ordering::SeqCst), 4);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_workers_job_is_taken_over_after_its_lease() {
+    let t = sandbox_app().await;
+    let id = submit(&t, "orphan", "all").await;
+    // A worker claims the job and dies without a word.
+    let slots = vec!["sandbox:sandbox-account".to_owned()];
+    let ghost = Claim {
+        worker: "ghost@1",
+        lease_ms: 300,
+        slots: &slots,
+        only: None,
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000;
+    assert!(
+        t.app
+            .catalogue
+            .claim_job(&ghost, now)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    run_idle(&t).await;
+    let g = t.app.generation(id).await.unwrap();
+    assert_eq!(g.generation.status, GenerationStatus::Succeeded);
+    assert_eq!(g.images.len(), 5);
+    assert_eq!(t.app.catalogue.job_of(id).await.unwrap().attempts, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_job_resumes_without_redoing_stored_steps() {
+    // The grid renders; the first upscale fails once; the retry must not render again.
+    let s = Scripted::new(
+        Duration::ZERO,
+        vec![None, Some(err(ErrorCode::Timeout, "slow"))],
+    );
+    let t = scripted(&s, 1, UpscaleMode::Provider).await;
+    let id = submit(&t, "resume", "all").await;
+    run_idle(&t).await;
+    let g = t.app.generation(id).await.unwrap();
+    assert_eq!(g.generation.status, GenerationStatus::Succeeded);
+    let grids = g.images.iter().filter(|i| i.role == Role::Grid).count();
+    assert_eq!((grids, g.images.len()), (1, 5));
+    let job = t.app.catalogue.job_of(id).await.unwrap();
+    assert_eq!(job.attempts, 2);
+    assert_eq!(
+        s.calls.load(Ordering::SeqCst),
+        6,
+        "render once, upscale 1 twice, 2–4 once"
+    );
+    let grid_events = t
+        .app
+        .events(id, 0)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.kind == EventKind::GridCompleted)
+        .count();
+    assert_eq!(grid_events, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_split_cuts_the_grid_instead_of_calling_the_provider() {
+    let s = Scripted::new(Duration::ZERO, vec![]);
+    let t = scripted(&s, 1, UpscaleMode::LocalSplit).await;
+    let id = submit(&t, "split", "2,4").await;
+    run_idle(&t).await;
+    assert_eq!(
+        s.calls.load(Ordering::SeqCst),
+        1,
+        "only the grid was asked for"
+    );
+    let images = t
+        .app
+        .list_images(&ImageFilter {
+            generation_id: Some(id),
+            ..ImageFilter::default()
+        })
+        .await
+        .unwrap();
+    let mut roles: Vec<String> = images.iter().map(|i| i.role.to_string()).collect();
+    roles.sort();
+    assert_eq!(roles, ["grid", "upscale_2", "upscale_4"]);
+    let q = images.iter().find(|i| i.role == Role::Upscale(2)).unwrap();
+    assert_eq!((q.width, q.height), (32, 32));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_and_tags_through_the_app() {
+    let t = sandbox_app().await;
+    let mut r = GenerationRequest::new("the fox king");
+    r.subject = Some("Fox King".into());
+    r.upscale = UpscaleSelection::none();
+    let first = t.app.submit(r).await.unwrap();
+    run_idle(&t).await;
+    let grid = t.app.generation(first.id).await.unwrap().images.remove(0);
+    let next = t.app.new_version(grid.id).await.unwrap();
+    assert_eq!((next.version, next.parent_id), (2, Some(first.id)));
+    assert_eq!(next.prompt, first.prompt);
+    run_idle(&t).await;
+    assert_eq!(
+        t.app.generation(next.id).await.unwrap().images[0].version,
+        2
+    );
+    let tagged = t
+        .app
+        .tag(grid.id, &[" Hero ".into(), "cover".into()])
+        .await
+        .unwrap();
+    assert_eq!(tagged.tags, ["cover", "hero"]);
+    assert!(
+        t.app
+            .tag(grid.id, &["no spaces allowed".into()])
+            .await
+            .is_err()
+    );
+    assert!(t.app.tag(grid.id, &[]).await.is_err());
+}

@@ -1,0 +1,270 @@
+//! Shared test helpers: a temporary data directory with a fast sandbox, the real binary, an
+//! in-process `App`, and a scriptable provider.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use atelier::app::{App, JobSettings};
+use atelier::catalogue::{self, Catalogue};
+use atelier::domain::ErrorCode;
+use atelier::jobs::Bus;
+use atelier::providers::sandbox::{Sandbox, draw};
+use atelier::providers::{
+    Delivery, Provider, ProviderError, ProviderJob, Providers, Registered, Reporter, UpscaleMode,
+};
+use atelier::store::{Layout, Store};
+
+/// The catalogue URL tests run against: `TEST_DATABASE_URL` when set, else a fresh SQLite
+/// file. Every test gets its own database.
+pub async fn test_catalogue(dir: &Path) -> Arc<dyn Catalogue> {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => catalogue::open(&url, true)
+            .await
+            .expect("TEST_DATABASE_URL opens"),
+        _ => {
+            let url = format!("sqlite://{}", dir.join("test.db").display());
+            catalogue::open(&url, true).await.expect("sqlite opens")
+        }
+    }
+}
+
+/// A data directory for the real binary, with a small, instant sandbox.
+pub struct DataDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl DataDir {
+    pub fn new() -> Self {
+        Self::with_config("")
+    }
+
+    /// `extra` is appended to the test configuration (TOML).
+    pub fn with_config(extra: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = format!(
+            "[providers.sandbox]\nsize = 128\ndelay_ms = 0\n[jobs]\nretry_base_secs = 0.05\npoll_secs = 0.05\n{extra}"
+        );
+        std::fs::write(dir.path().join("atelier.toml"), config).expect("config written");
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn images(&self) -> PathBuf {
+        self.path().join("images")
+    }
+
+    /// The binary with this data directory and a clean environment.
+    pub fn cmd(&self) -> Command {
+        let mut cmd = bare_cmd();
+        cmd.arg("--data-dir").arg(self.path());
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("binary runs")
+    }
+
+    /// Runs with `--json` and parses stdout; panics with stderr when it is not JSON.
+    pub fn json(&self, args: &[&str]) -> (i32, serde_json::Value) {
+        let out = self
+            .cmd()
+            .arg("--json")
+            .args(args)
+            .output()
+            .expect("binary runs");
+        let value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{args:?}: stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code().unwrap_or(-1), value)
+    }
+
+    /// Every file under the storage root, relative to it, sorted.
+    pub fn stored_files(&self) -> Vec<String> {
+        let mut files = Vec::new();
+        let mut stack = vec![self.images()];
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries {
+                let p = e.expect("dir entry").path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    files.push(
+                        p.strip_prefix(self.images())
+                            .expect("under root")
+                            .display()
+                            .to_string(),
+                    );
+                }
+            }
+        }
+        files.sort();
+        files
+    }
+}
+
+/// The binary with no inherited Atelier settings.
+pub fn bare_cmd() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_atelier"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("ATELIER_") || key == "DATABASE_URL" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// A provider whose behaviour a test scripts: what each call in turn returns (`Some` error
+/// or `None` for success; success once the script runs out), a delay, and a record of how many
+/// calls ran at once.
+pub struct Scripted {
+    pub failures: Mutex<VecDeque<Option<ProviderError>>>,
+    pub delay: Duration,
+    pub calls: AtomicUsize,
+    pub running: AtomicUsize,
+    pub max_running: AtomicUsize,
+    /// Deliveries still to cut short (a truncated download).
+    pub corrupt: AtomicUsize,
+}
+
+impl Scripted {
+    pub fn new(delay: Duration, failures: Vec<Option<ProviderError>>) -> Arc<Self> {
+        Arc::new(Self {
+            failures: Mutex::new(failures.into()),
+            delay,
+            calls: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
+            max_running: AtomicUsize::new(0),
+            corrupt: AtomicUsize::new(0),
+        })
+    }
+
+    async fn deliver(
+        &self,
+        job: &ProviderJob,
+        quadrant: Option<u8>,
+        report: &dyn Reporter,
+    ) -> Result<Delivery, ProviderError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_running.fetch_max(now, Ordering::SeqCst);
+        report.progress(40.0).await;
+        tokio::time::sleep(self.delay).await;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        let failure = self.failures.lock().expect("lock").pop_front().flatten();
+        if let Some(f) = failure {
+            return Err(f);
+        }
+        let pixels = match quadrant {
+            None => draw::grid(&job.prompt, 1, 64),
+            Some(i) => draw::quadrant(&job.prompt, 1, 32, i),
+        };
+        let mut bytes = pixels.encode_png().expect("png");
+        if self
+            .corrupt
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            bytes.truncate(bytes.len() / 2);
+        }
+        Ok(Delivery { bytes })
+    }
+}
+
+#[async_trait]
+impl Provider for Scripted {
+    async fn render(
+        &self,
+        job: &ProviderJob,
+        report: &dyn Reporter,
+    ) -> Result<Delivery, ProviderError> {
+        self.deliver(job, None, report).await
+    }
+
+    async fn upscale(
+        &self,
+        job: &ProviderJob,
+        index: u8,
+        report: &dyn Reporter,
+    ) -> Result<Delivery, ProviderError> {
+        self.deliver(job, Some(index), report).await
+    }
+}
+
+pub fn err(code: ErrorCode, message: &str) -> ProviderError {
+    ProviderError::new(code, message)
+}
+
+pub fn fast_jobs() -> JobSettings {
+    JobSettings {
+        lease: Duration::from_millis(600),
+        max_attempts: 3,
+        retry_base: Duration::from_millis(20),
+        retry_max: Duration::from_millis(100),
+        poll: Duration::from_millis(20),
+    }
+}
+
+/// An in-process app over a temp catalogue and an in-memory store.
+pub struct TestApp {
+    pub app: Arc<App>,
+    pub _dir: tempfile::TempDir,
+}
+
+pub async fn app_with(
+    providers: Vec<(&str, Arc<dyn Provider>, u32, UpscaleMode)>,
+    jobs: JobSettings,
+) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let catalogue = test_catalogue(dir.path()).await;
+    let mut registry = Providers::default();
+    for (name, provider, concurrency, mode) in &providers {
+        registry.insert(
+            name,
+            Registered {
+                provider: provider.clone(),
+                account: format!("{name}-account"),
+                concurrency: *concurrency,
+                upscale_mode: *mode,
+                synthetic: *name == "sandbox",
+            },
+        );
+    }
+    if let Some((name, ..)) = providers.first() {
+        registry.set_default(name);
+    }
+    let app = Arc::new(App {
+        catalogue,
+        store: Store::memory(Layout::Default),
+        providers: registry,
+        bus: Bus::default(),
+        jobs,
+    });
+    TestApp { app, _dir: dir }
+}
+
+pub async fn sandbox_app() -> TestApp {
+    let sandbox: Arc<dyn Provider> = Arc::new(Sandbox {
+        size: 64,
+        delay: Duration::ZERO,
+    });
+    app_with(
+        vec![("sandbox", sandbox, 2, UpscaleMode::Provider)],
+        fast_jobs(),
+    )
+    .await
+}

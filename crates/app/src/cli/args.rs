@@ -74,7 +74,7 @@ pub struct GenerateArgs {
     #[arg(long, default_value = "all")]
     pub upscale: String,
     /// Seed, 0 to 4294967295 (the same seed and prompt give the same picture)
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = parse_seed)]
     pub seed: Option<u32>,
     /// Queue the generation and return at once
     #[arg(long)]
@@ -193,4 +193,10 @@ pub struct BenchArgs {
     /// Write the grid used by the pipeline measurement here (to compare other tools on it)
     #[arg(long)]
     pub save_grid: Option<PathBuf>,
+}
+
+fn parse_seed(s: &str) -> Result<u32, String> {
+    s.trim()
+        .parse::<u32>()
+        .map_err(|_| format!("{s:?} is not a seed: use a whole number from 0 to 4294967295"))
 }

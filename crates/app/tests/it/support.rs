@@ -43,12 +43,16 @@ impl DataDir {
         Self::with_config("")
     }
 
-    /// `extra` is appended to the test configuration (TOML).
+    /// `extra` (whole TOML tables) is appended to the test configuration.
     pub fn with_config(extra: &str) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config = format!(
+        Self::raw(&format!(
             "[providers.sandbox]\nsize = 128\ndelay_ms = 0\n[jobs]\nretry_base_secs = 0.05\npoll_secs = 0.05\n{extra}"
-        );
+        ))
+    }
+
+    /// Exactly this configuration.
+    pub fn raw(config: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("atelier.toml"), config).expect("config written");
         Self { dir }
     }

@@ -190,7 +190,7 @@ impl Config {
             return bad("jobs.max_attempts must be at least 1".into());
         }
         let s = &self.providers.sandbox;
-        if !(16..=8192).contains(&s.size) || s.size % 2 != 0 {
+        if !(16..=8192).contains(&s.size) || !s.size.is_multiple_of(2) {
             return bad(format!(
                 "providers.sandbox.size must be an even number from 16 to 8192, not {}",
                 s.size
@@ -208,7 +208,7 @@ impl Config {
         Ok(())
     }
 
-    /// The catalogue URL: the configured one, else a SQLite file in the data directory.
+    /// The catalogue URL: the configured one, else a `SQLite` file in the data directory.
     pub fn database_url(&self) -> String {
         self.database_url
             .clone()

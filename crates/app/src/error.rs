@@ -31,7 +31,7 @@ impl From<CatalogueError> for AppError {
         match e {
             CatalogueError::NotFound(what) => Self::NotFound(what),
             CatalogueError::Conflict(what) => Self::Conflict(what),
-            other => Self::Catalogue(other),
+            other @ CatalogueError::Other(_) => Self::Catalogue(other),
         }
     }
 }

@@ -4,8 +4,8 @@
 //!
 //! - [`domain`]: generations, images, the life cycle and events; knows nothing of SQL,
 //!   storage, HTTP or Discord.
-//! - [`catalogue`]: the `Catalogue` trait and its SQLite implementation.
-//! - [`store`]: blobs over OpenDAL, key layouts, SHA-256 checks.
+//! - [`catalogue`]: the `Catalogue` trait and its `SQLite` implementation.
+//! - [`store`]: blobs over `OpenDAL`, key layouts, SHA-256 checks.
 //! - [`pipeline`]: verify, decode, split, thumbnails, palettes.
 //! - [`providers`]: the `Provider` trait and the sandbox provider.
 //! - [`jobs`]: the durable queue's workers, the generate job and the event bus.

@@ -41,7 +41,7 @@ impl Default for JobSettings {
             lease: Duration::from_secs(15),
             max_attempts: 5,
             retry_base: Duration::from_secs(2),
-            retry_max: Duration::from_secs(60),
+            retry_max: Duration::from_mins(1),
             poll: Duration::from_secs(1),
         }
     }

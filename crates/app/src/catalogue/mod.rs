@@ -1,7 +1,7 @@
 //! The catalogue: every generation, image, job and event, behind one small trait.
 //!
-//! `sqlite.rs` implements it for the embedded default; PostgreSQL implements the same trait
-//! (issue "catalogue on PostgreSQL"). The conformance test in `tests/it/catalogue.rs` runs every
+//! `sqlite.rs` implements it for the embedded default; `PostgreSQL` implements the same trait
+//! (issue "catalogue on `PostgreSQL`"). The conformance test in `tests/it/catalogue.rs` runs every
 //! method and is written to run unchanged against any implementation.
 
 mod sqlite;

@@ -1,8 +1,8 @@
-//! The catalogue on SQLite (the embedded default): WAL, one file in the data directory.
+//! The catalogue on `SQLite` (the embedded default): WAL, one file in the data directory.
 //!
 //! Write transactions start with `BEGIN IMMEDIATE` so that two processes sharing the file
 //! (a CLI `generate` beside `serve`) queue on the busy timeout instead of failing on a lock
-//! upgrade. Jobs are claimed with a single `UPDATE … RETURNING`, which SQLite runs atomically.
+//! upgrade. Jobs are claimed with a single `UPDATE … RETURNING`, which `SQLite` runs atomically.
 
 mod rows;
 
@@ -82,11 +82,11 @@ impl Catalogue for SqliteCatalogue {
         images: &[Image],
     ) -> Result<Generation> {
         let mut tx = self.write_tx().await?;
-        let category = g.category.map(|c| c.as_str());
+        let category = g.category.map(Category::as_str);
         let version = if g.version > 0 {
             i64::from(g.version)
         } else {
-            next_version(&mut *tx, g.category, g.subject.as_deref(), g.parent_id).await?
+            next_version(&mut tx, g.category, g.subject.as_deref(), g.parent_id).await?
         };
         sqlx::query(
             "INSERT INTO generations (id, owner, provider, account, kind, parent_id, prompt,
@@ -108,7 +108,7 @@ impl Catalogue for SqliteCatalogue {
         .bind(&g.subject)
         .bind(version)
         .bind(g.status.as_str())
-        .bind(g.phase.map(|p| p.as_str()))
+        .bind(g.phase.map(crate::domain::Phase::as_str))
         .bind(g.progress)
         .bind(g.error.as_ref().map(|e| e.code.as_str()))
         .bind(g.error.as_ref().map(|e| e.message.as_str()))
@@ -199,7 +199,7 @@ impl Catalogue for SqliteCatalogue {
         parent: Option<GenerationId>,
     ) -> Result<u32> {
         let mut conn = self.pool.acquire().await.map_err(db)?;
-        Ok(next_version(&mut *conn, category, subject, parent).await? as u32)
+        Ok(next_version(&mut conn, category, subject, parent).await? as u32)
     }
 
     async fn advance(&self, id: GenerationId, change: &Change) -> Result<Event> {
@@ -238,7 +238,7 @@ impl Catalogue for SqliteCatalogue {
         )
         .bind(id.to_string())
         .bind(next.as_str())
-        .bind(change.phase.map(|p| p.as_str()))
+        .bind(change.phase.map(crate::domain::Phase::as_str))
         .bind(change.progress)
         .bind(change.error.as_ref().map(|e| e.code.as_str()))
         .bind(change.error.as_ref().map(|e| e.message.as_str()))
@@ -311,7 +311,7 @@ impl Catalogue for SqliteCatalogue {
              ORDER BY id DESC LIMIT ?5",
         )
         .bind(f.status.map(ImageStatus::as_str))
-        .bind(f.category.map(|c| c.as_str()))
+        .bind(f.category.map(Category::as_str))
         .bind(&f.tag)
         .bind(f.generation_id.map(|g| g.to_string()))
         .bind(f.limit.map_or(-1, i64::from))
@@ -582,7 +582,7 @@ async fn insert_image_row(
     .bind(&i.sha256)
     .bind(i.dominant.map(crate::domain::Rgb::hex))
     .bind(colours_json(&i.palette))
-    .bind(i.category.map(|c| c.as_str()))
+    .bind(i.category.map(Category::as_str))
     .bind(&i.subject)
     .bind(i64::from(i.version))
     .bind(i.status.as_str())
@@ -618,7 +618,7 @@ async fn insert_event(
     .bind(seq)
     .bind(c.kind.as_str())
     .bind(c.status.as_str())
-    .bind(c.phase.map(|p| p.as_str()))
+    .bind(c.phase.map(crate::domain::Phase::as_str))
     .bind(c.progress)
     .bind(c.index.map(i64::from))
     .bind(c.image_id.map(|i| i.to_string()))

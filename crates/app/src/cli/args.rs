@@ -11,10 +11,10 @@ use clap::{Args, Parser, Subcommand};
     about = "Prompts in; stored, catalogued, searchable images out."
 )]
 pub struct Cli {
-    /// Data directory (catalogue, images) [env: ATELIER_DATA_DIR] [default: ./atelier-data]
+    /// Data directory (catalogue, images) [env: `ATELIER_DATA_DIR`] [default: ./atelier-data]
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Configuration file [default: DATA_DIR/atelier.toml when it exists]
+    /// Configuration file [default: `DATA_DIR/atelier.toml` when it exists]
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Print one JSON document on stdout and nothing else there
@@ -164,7 +164,7 @@ pub enum JobsCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum MidjourneyCommand {
-    /// Read one Discord message object (the `d` of MESSAGE_CREATE/UPDATE) on stdin and print
+    /// Read one Discord message object (the `d` of `MESSAGE_CREATE/UPDATE`) on stdin and print
     /// its reading as JSON
     Parse {
         /// Another bot id whose messages count as Midjourney's (repeatable)

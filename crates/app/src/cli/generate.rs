@@ -131,15 +131,16 @@ async fn follow(
     let view = GenerationView::of(&g, &app.store);
     out.result(&view, || super::images::describe_generation(&view));
     let failed = g.generation.status != GenerationStatus::Succeeded;
-    if failed && !out.json {
-        if let Some(e) = &g.generation.error {
-            eprintln!(
-                "error: generation {} {}: {}",
-                id,
-                g.generation.status.as_str(),
-                e
-            );
-        }
+    if failed
+        && !out.json
+        && let Some(e) = &g.generation.error
+    {
+        eprintln!(
+            "error: generation {} {}: {}",
+            id,
+            g.generation.status.as_str(),
+            e
+        );
     }
     Ok(if failed { EXIT_FAILURE } else { 0 })
 }

@@ -1,5 +1,7 @@
 //! `image list | show | status | tag | import`.
 
+use std::fmt::Write;
+
 use super::args::{ImportArgs, ListArgs};
 use super::load_parsed;
 use super::output::Out;
@@ -15,7 +17,7 @@ use crate::wiring;
 pub fn describe_generation(g: &GenerationView) -> String {
     let mut s = format!("generation {} {} ({}%)", g.id, g.status, g.progress);
     if let Some(e) = &g.error {
-        s.push_str(&format!(": {} {}", e.code, e.message));
+        let _ = write!(s, ": {} {}", e.code, e.message);
     }
     for i in &g.images {
         s.push('\n');
@@ -81,7 +83,8 @@ pub async fn show(config: &Config, id: &str, out: &Out) -> Result<u8, AppError> 
     let view = ImageView::new(&app.image(id).await?, &app.store);
     out.result(&view, || {
         let mut s = describe_image(&view);
-        s.push_str(&format!(
+        let _ = write!(
+            s,
             "\n  generation {}  sha256 {}  {} bytes\n  palette {}  tags {}",
             view.generation_id,
             view.sha256,
@@ -92,7 +95,7 @@ pub async fn show(config: &Config, id: &str, out: &Out) -> Result<u8, AppError> 
             } else {
                 view.tags.join(", ")
             }
-        ));
+        );
         s
     });
     Ok(0)

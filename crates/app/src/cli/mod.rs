@@ -68,9 +68,6 @@ async fn dispatch(cli: Cli, out: &Out) -> Result<u8, AppError> {
     }
     let config = load_config(&cli)?;
     match cli.command {
-        Command::Config {
-            command: ConfigCommand::Default,
-        } => Ok(0),
         Command::Generate(args) => generate::generate(&config, args, out).await,
         Command::Image { command } => match command {
             ImageCommand::List(args) => images::list(&config, args, out).await,
@@ -91,7 +88,10 @@ async fn dispatch(cli: Cli, out: &Out) -> Result<u8, AppError> {
             JobsCommand::Run { until_idle } => jobs::run(&config, until_idle, out).await,
             JobsCommand::Cancel { id } => jobs::cancel(&config, &id, out).await,
         },
-        Command::Midjourney { .. } => Ok(0),
+        Command::Config {
+            command: ConfigCommand::Default,
+        }
+        | Command::Midjourney { .. } => Ok(0),
         Command::Bench(args) => crate::bench::run(&config, args, out).await,
     }
 }

@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 
 use super::{ErrorCode, Failure, GenerationId, Parameters};
-use crate::domain::image::Category;
+use crate::domain::Category;
 
 /// `queued` → `submitted` → `running` → `succeeded` | `failed` | `canceled`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -48,11 +48,12 @@ impl GenerationStatus {
     /// `running`; that is not a transition and is ignored by the caller.
     pub fn can_become(self, next: Self) -> bool {
         use GenerationStatus::{Canceled, Failed, Queued, Running, Submitted, Succeeded};
-        match (self, next) {
-            (Queued, Submitted | Running) | (Submitted, Running) => true,
-            (Queued | Submitted | Running, Succeeded | Failed | Canceled) => true,
-            _ => false,
-        }
+        matches!(
+            (self, next),
+            (Queued, Submitted | Running)
+                | (Submitted, Running)
+                | (Queued | Submitted | Running, Succeeded | Failed | Canceled)
+        )
     }
 }
 

@@ -1,4 +1,4 @@
-//! Typed identifiers. All are UUIDv7, so they sort by creation time in every index.
+//! Typed identifiers. All are `UUIDv7`, so they sort by creation time in every index.
 
 use std::fmt;
 use std::str::FromStr;

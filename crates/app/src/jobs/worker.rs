@@ -116,9 +116,8 @@ impl Worker {
                         task.abort();
                         return self.canceled(&job).await;
                     }
-                    Ok(_) | Err(RecvError::Lagged(_)) => {}
-                    Err(RecvError::Closed) => {}
-                },
+                    Ok(_) | Err(RecvError::Lagged(_) | RecvError::Closed) => {}
+                    },
             }
         };
         let outcome = match result {
@@ -169,7 +168,7 @@ impl Worker {
             Ok(event) => self.app.bus.publish(event),
             Err(crate::catalogue::CatalogueError::Conflict(_)) => {}
             Err(e) => {
-                tracing::error!(generation = %job.generation_id, error = %e, "end not recorded")
+                tracing::error!(generation = %job.generation_id, error = %e, "end not recorded");
             }
         }
     }

@@ -84,6 +84,7 @@ impl Pixels {
     }
 
     /// A copy of the `w`×`h` rectangle at (`x`, `y`), which must lie inside.
+    #[must_use]
     pub fn crop(&self, x: u32, y: u32, w: u32, h: u32) -> Self {
         let c = self.channels as usize;
         let stride = self.width as usize * c;

@@ -24,7 +24,7 @@ pub fn palette(p: &Pixels, k: usize) -> (Vec<Rgb>, Rgb) {
     let mut members = vec![0usize; k];
     for _ in 0..ROUNDS {
         let mut sums = vec![[0f32; 3]; k];
-        members.iter_mut().for_each(|m| *m = 0);
+        members.fill(0);
         for s in &samples {
             let c = nearest(&centres, s);
             members[c] += 1;
@@ -39,7 +39,7 @@ pub fn palette(p: &Pixels, k: usize) -> (Vec<Rgb>, Rgb) {
         }
     }
     let mut ranked: Vec<(usize, [f32; 3])> = members.into_iter().zip(centres).collect();
-    ranked.sort_by(|a, b| b.0.cmp(&a.0));
+    ranked.sort_by_key(|b| std::cmp::Reverse(b.0));
     let mut colours: Vec<Rgb> = Vec::with_capacity(k);
     for (count, c) in ranked {
         let rgb = Rgb(c.map(|v| v.round().clamp(0.0, 255.0) as u8));

@@ -18,7 +18,7 @@ fn encode(p: &Pixels, format: image::ImageFormat) -> Vec<u8> {
         image::ImageFormat::Jpeg => {
             image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
                 .write_image(&p.data, p.width, p.height, colour)
-                .unwrap()
+                .unwrap();
         }
         image::ImageFormat::WebP => image::codecs::webp::WebPEncoder::new_lossless(&mut out)
             .write_image(&p.data, p.width, p.height, colour)

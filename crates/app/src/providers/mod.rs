@@ -124,9 +124,8 @@ impl Providers {
 
     /// The provider a request names, else the default; an error names the configured ones.
     pub fn resolve(&self, asked: Option<&str>) -> Result<String, String> {
-        let name = match asked.or(self.default.as_deref()) {
-            Some(n) => n,
-            None => return Err("no provider is configured".into()),
+        let Some(name) = asked.or(self.default.as_deref()) else {
+            return Err("no provider is configured".into());
         };
         if self.by_name.contains_key(name) {
             Ok(name.to_owned())

@@ -1,4 +1,4 @@
-//! Blob storage over Apache OpenDAL: the `fs` service (a local folder) by default, `memory`
+//! Blob storage over Apache `OpenDAL`: the `fs` service (a local folder) by default, `memory`
 //! in tests; S3-compatible buckets and the Google Drive mirror plug in as other services.
 //!
 //! Keys are opaque to the rest of the system; `layout.rs` decides them. Writes are atomic: the

@@ -35,9 +35,9 @@ async fn folder_store_leaves_no_temporary_file_under_its_root() {
         for e in std::fs::read_dir(d).unwrap() {
             let p = e.unwrap().path();
             if p.is_dir() {
-                stack.push(p)
+                stack.push(p);
             } else {
-                files.push(p)
+                files.push(p);
             }
         }
     }

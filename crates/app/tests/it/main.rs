@@ -1,5 +1,9 @@
 //! The single integration-test binary: it only declares modules.
 
+// In tests a panic is the failure report, and synchronous tests that drive child processes
+// may sleep.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+
 mod catalogue;
 mod cli;
 mod crash;

@@ -19,7 +19,7 @@ use atelier::providers::{
 };
 use atelier::store::{Layout, Store};
 
-/// The catalogue URL tests run against: `TEST_DATABASE_URL` when set, else a fresh SQLite
+/// The catalogue URL tests run against: `TEST_DATABASE_URL` when set, else a fresh `SQLite`
 /// file. Every test gets its own database.
 pub async fn test_catalogue(dir: &Path) -> Arc<dyn Catalogue> {
     match std::env::var("TEST_DATABASE_URL") {

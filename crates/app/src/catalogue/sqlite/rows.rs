@@ -1,4 +1,4 @@
-//! Mapping between SQLite rows and domain types.
+//! Mapping between `SQLite` rows and domain types.
 
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -26,8 +26,8 @@ fn parse_ts(s: &str) -> Result<OffsetDateTime> {
     OffsetDateTime::parse(s, &Rfc3339).map_err(|_| corrupt("timestamp", s))
 }
 
-fn parse_opt_ts(s: Option<String>) -> Result<Option<OffsetDateTime>> {
-    s.as_deref().map(parse_ts).transpose()
+fn parse_opt_ts(s: Option<&str>) -> Result<Option<OffsetDateTime>> {
+    s.map(parse_ts).transpose()
 }
 
 fn uuid_of(s: &str) -> Result<uuid::Uuid> {
@@ -88,8 +88,8 @@ pub(super) fn generation(row: &SqliteRow) -> Result<Generation> {
         error: failure(get(row, "error_code")?, get(row, "error_message")?)?,
         provider_refs: serde_json::from_str(&refs).map_err(|_| corrupt("provider refs", &refs))?,
         created_at: parse_ts(&get::<String>(row, "created_at")?)?,
-        started_at: parse_opt_ts(get(row, "started_at")?)?,
-        completed_at: parse_opt_ts(get(row, "completed_at")?)?,
+        started_at: parse_opt_ts(get::<Option<String>>(row, "started_at")?.as_deref())?,
+        completed_at: parse_opt_ts(get::<Option<String>>(row, "completed_at")?.as_deref())?,
     })
 }
 

@@ -36,7 +36,12 @@ pub async fn run(_config: &Config, args: BenchArgs, out: &Out) -> Result<u8, App
     if matches!(args.what.as_str(), "engine" | "all") {
         report.insert(
             "engine".into(),
-            bench_engine(args.generations.max(10)).await?,
+            bench_engine(
+                args.generations.max(10),
+                args.side.clamp(16, 2048) & !1,
+                args.concurrency,
+            )
+            .await?,
         );
     }
     let value = serde_json::Value::Object(report);
@@ -107,12 +112,16 @@ fn rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-async fn bench_engine(count: u32) -> Result<serde_json::Value, AppError> {
+async fn bench_engine(
+    count: u32,
+    side: u32,
+    concurrency: u32,
+) -> Result<serde_json::Value, AppError> {
     let dir = tempfile_dir()?;
     let url = format!("sqlite://{}", dir.join("bench.db").display());
     let catalogue = crate::catalogue::open(&url, true).await?;
     let store = Store::local(&dir.join("images"), &dir.join("tmp"), Layout::Default)?;
-    let concurrency = 4;
+    let concurrency = concurrency.max(1);
     let mut providers = Providers::default();
     providers.insert(
         "sandbox",
@@ -153,7 +162,8 @@ async fn bench_engine(count: u32) -> Result<serde_json::Value, AppError> {
     Ok(serde_json::json!({
         "generations": count,
         "images_per_generation": 5,
-        "grid_side": 128,
+        "grid_side": side,
+        "concurrency": concurrency,
         "enqueue_ms": enqueue.as_secs_f64() * 1000.0,
         "total_ms": total.as_secs_f64() * 1000.0,
         "generations_per_second": f64::from(count) / total.as_secs_f64(),

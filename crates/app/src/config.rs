@@ -123,7 +123,12 @@ pub enum ConfigError {
 
 /// Loads the configuration. `data_dir` (from `--data-dir`) wins over every other source.
 pub fn load(config_file: Option<&Path>, data_dir: Option<&Path>) -> Result<Config, ConfigError> {
-    load_from(config_file, data_dir, Env::prefixed("ATELIER_").split("__"))
+    // ATELIER_LOG is the log filter, read by `main`, not a configuration key.
+    load_from(
+        config_file,
+        data_dir,
+        Env::prefixed("ATELIER_").ignore(&["log"]).split("__"),
+    )
 }
 
 fn load_from(

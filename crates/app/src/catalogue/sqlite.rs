@@ -26,7 +26,10 @@ use rows::{colours_json, ts};
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 pub struct SqliteCatalogue {
+    /// Reads.
     pool: SqlitePool,
+    /// Writes: one connection.
+    writer: SqlitePool,
 }
 
 fn other(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> CatalogueError {
@@ -51,22 +54,28 @@ impl SqliteCatalogue {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        let open_err = |e: sqlx::Error| match e {
+            sqlx::Error::Database(d) if d.code().as_deref() == Some("14") => {
+                CatalogueError::NotFound(format!("catalogue {url}"))
+            }
+            e => other(e),
+        };
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(open_err)?;
+        MIGRATOR.run(&writer).await.map_err(other)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            .connect_with(options.read_only(true))
             .await
-            .map_err(|e| match e {
-                sqlx::Error::Database(d) if d.code().as_deref() == Some("14") => {
-                    CatalogueError::NotFound(format!("catalogue {url}"))
-                }
-                e => other(e),
-            })?;
-        MIGRATOR.run(&pool).await.map_err(other)?;
-        Ok(Self { pool })
+            .map_err(open_err)?;
+        Ok(Self { pool, writer })
     }
 
     async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)
     }
 }
 
@@ -267,7 +276,7 @@ impl Catalogue for SqliteCatalogue {
         let done = sqlx::query("UPDATE generations SET provider_refs = ?2 WHERE id = ?1")
             .bind(id.to_string())
             .bind(refs.to_string())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(db)?;
         if done.rows_affected() == 0 {
@@ -325,7 +334,7 @@ impl Catalogue for SqliteCatalogue {
         let done = sqlx::query("UPDATE images SET status = ?2 WHERE id = ?1")
             .bind(id.to_string())
             .bind(status.as_str())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(db)?;
         if done.rows_affected() == 0 {
@@ -378,7 +387,7 @@ impl Catalogue for SqliteCatalogue {
         .bind(claim.lease_ms)
         .bind(slots_json(claim.slots))
         .bind(claim.only.map(|g| g.to_string()))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(db)?;
         row.as_ref().map(rows::job).transpose()
@@ -394,7 +403,7 @@ impl Catalogue for SqliteCatalogue {
         .bind(worker)
         .bind(now)
         .bind(lease_ms)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(db)?;
         Ok(match row {
@@ -421,7 +430,7 @@ impl Catalogue for SqliteCatalogue {
         .bind(status.as_str())
         .bind(error)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(db)?;
         Ok(done.rows_affected() == 1)
@@ -438,7 +447,7 @@ impl Catalogue for SqliteCatalogue {
         .bind(run_at)
         .bind(error)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(db)?;
         Ok(done.rows_affected() == 1)
@@ -464,7 +473,7 @@ impl Catalogue for SqliteCatalogue {
         )
         .bind(generation.to_string())
         .bind(now_ms())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(db)?
         .ok_or_else(|| CatalogueError::NotFound(format!("job of generation {generation}")))?;
@@ -525,7 +534,7 @@ impl Catalogue for SqliteCatalogue {
         )
         .bind(key)
         .bind(value)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(db)?;
         Ok(())

@@ -190,6 +190,12 @@ pub struct BenchArgs {
     /// Sandbox generations in the engine measurement
     #[arg(long, default_value_t = 400)]
     pub generations: u32,
+    /// Jobs run at once in the engine measurement
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: u32,
+    /// Side of the sandbox grids in the engine measurement
+    #[arg(long, default_value_t = 128)]
+    pub side: u32,
     /// Write the grid used by the pipeline measurement here (to compare other tools on it)
     #[arg(long)]
     pub save_grid: Option<PathBuf>,

@@ -81,6 +81,9 @@ struct Run {
     reg: Registered,
     milestones: Milestones,
     pjob: ProviderJob,
+    /// When the last event of this run was written: progress events are spaced by
+    /// [`PROGRESS_EVERY`] from any event, milestones included.
+    last_event: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl Run {
@@ -100,11 +103,15 @@ impl Run {
             reg,
             milestones,
             pjob,
+            last_event: Arc::default(),
         }
     }
 
     async fn step(&self, change: Change) -> Result<(), JobError> {
         let event = self.app.catalogue.advance(self.g.id, &change).await?;
+        if let Ok(mut at) = self.last_event.lock() {
+            *at = Some(std::time::Instant::now());
+        }
         self.app.bus.publish(event);
         Ok(())
     }
@@ -248,6 +255,7 @@ impl Run {
             stage,
             milestones: self.milestones,
             last: AtomicU64::new(start.to_bits()),
+            last_at: self.last_event.clone(),
         }
     }
 
@@ -272,6 +280,11 @@ enum Stage {
     Upscale(u8),
 }
 
+/// Progress events closer together than this are not recorded: a provider reporting every
+/// few milliseconds would otherwise turn each job into dozens of catalogue writes. Milestones
+/// (grid stored, each upscale stored) are always recorded.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Turns the provider's percentages into generation progress events (only when it rises).
 struct JobReporter {
     app: Arc<App>,
@@ -279,6 +292,7 @@ struct JobReporter {
     stage: Stage,
     milestones: Milestones,
     last: AtomicU64,
+    last_at: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 #[async_trait]
@@ -300,6 +314,15 @@ impl Reporter for JobReporter {
         let last = f64::from_bits(self.last.load(Ordering::Relaxed));
         if overall <= last {
             return;
+        }
+        {
+            let Ok(mut last_at) = self.last_at.lock() else {
+                return;
+            };
+            if last_at.is_some_and(|t| t.elapsed() < PROGRESS_EVERY) {
+                return;
+            }
+            *last_at = Some(std::time::Instant::now());
         }
         self.last.store(overall.to_bits(), Ordering::Relaxed);
         let change =

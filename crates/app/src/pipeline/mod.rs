@@ -56,9 +56,12 @@ fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
+/// Below this many bytes (or pixels), a second thread costs more than it saves.
+const PARALLEL_FROM: usize = 1 << 20;
+
 /// Decodes and hashes at once: hashing 8 MB is about as long as a tenth of the decode.
 fn verify_and_hash(bytes: &[u8]) -> Result<(Pixels, String), PipelineError> {
-    if threads() < 2 {
+    if threads() < 2 || bytes.len() < PARALLEL_FROM {
         let pixels = decode(bytes)?;
         return Ok((pixels, sha256_hex(bytes)));
     }
@@ -132,7 +135,8 @@ pub fn process_grid(bytes: Vec<u8>) -> Result<ProcessedGrid, PipelineError> {
             }
         }
     };
-    let mut results = if threads() < 2 {
+    let pixels_total = pixels.width as usize * pixels.height as usize;
+    let mut results = if threads() < 2 || pixels_total < PARALLEL_FROM {
         work()?
     } else {
         std::thread::scope(|s| {

@@ -1,13 +1,13 @@
 //! A small k-means palette. Hand-written (about 60 lines) rather than a crate: it is
-//! deterministic (no random seeding), needs no colour-space dependency, and runs on a few
-//! thousand samples of the thumbnail, so it costs well under a millisecond.
+//! deterministic (no random seeding), needs no colour-space dependency, and runs on about a
+//! thousand samples of the thumbnail, so it costs a fraction of a millisecond.
 
 use crate::domain::Rgb;
 
 use super::Pixels;
 
-const MAX_SAMPLES: usize = 4096;
-const ROUNDS: usize = 12;
+const MAX_SAMPLES: usize = 1024;
+const ROUNDS: usize = 8;
 
 /// Up to `k` colours ordered by how much of the image they cover; the first is dominant.
 pub fn palette(p: &Pixels, k: usize) -> (Vec<Rgb>, Rgb) {

@@ -281,6 +281,25 @@ fn configuration_layers_reach_the_binary() {
         .unwrap();
     let g: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(g["images"][0]["width"], 64, "env overrides the file");
+    let out = d
+        .cmd()
+        .args(["image", "list"])
+        .env("ATELIER_LOG", "debug")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ATELIER_LOG is not a configuration key: {}",
+        stderr(&out)
+    );
+    let out = d
+        .cmd()
+        .args(["image", "list"])
+        .env("ATELIER_JOBS__LEASE_SEC", "3")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a misspelt key is reported");
+    assert!(stderr(&out).contains("lease_sec"));
 
     // ATELIER_DATA_DIR alone chooses the data directory; DATABASE_URL the catalogue.
     let other = tempfile::tempdir().unwrap();

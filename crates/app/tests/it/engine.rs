@@ -11,6 +11,7 @@ use atelier::domain::{
     Role, UpscaleSelection,
 };
 use atelier::jobs::{Stop, run_workers};
+use atelier::providers::sandbox::Sandbox;
 use atelier::providers::{Provider, UpscaleMode};
 
 use crate::support::{Scripted, TestApp, app_with, err, fast_jobs, sandbox_app};
@@ -37,7 +38,16 @@ async fn scripted(s: &Arc<Scripted>, concurrency: u32, mode: UpscaleMode) -> Tes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_generation_follows_the_life_cycle_and_milestones() {
-    let t = sandbox_app().await;
+    // Steps 100 ms apart, as a real provider's are: each is recorded.
+    let sandbox: Arc<dyn Provider> = Arc::new(Sandbox {
+        size: 64,
+        delay: Duration::from_millis(700),
+    });
+    let t = app_with(
+        vec![("sandbox", sandbox, 1, UpscaleMode::Provider)],
+        fast_jobs(),
+    )
+    .await;
     let mut live = t.app.bus.subscribe();
     let id = submit(&t, "a lighthouse at dawn", "all").await;
     run_idle(&t).await;
@@ -398,4 +408,27 @@ async fn versions_and_tags_through_the_app() {
             .is_err()
     );
     assert!(t.app.tag(grid.id, &[]).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_reporting_in_bursts_does_not_flood_the_catalogue() {
+    // The zero-delay sandbox reports 35 percentages in a few milliseconds.
+    let t = sandbox_app().await;
+    let id = submit(&t, "burst", "all").await;
+    run_idle(&t).await;
+    let events = t.app.events(id, 0).await.unwrap();
+    let progress = events
+        .iter()
+        .filter(|e| e.kind == EventKind::Progress)
+        .count();
+    assert!(progress <= 4, "{progress} progress events were recorded");
+    // Every milestone is still there.
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.kind == EventKind::UpscaleCompleted)
+            .count(),
+        4
+    );
+    assert_eq!(events.last().unwrap().kind, EventKind::Completed);
 }

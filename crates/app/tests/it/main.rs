@@ -9,3 +9,4 @@ mod cli;
 mod crash;
 mod engine;
 mod support;
+mod tidy;

@@ -2,7 +2,7 @@
 //!
 //! A grid is four scenes side by side. Each scene is a small landscape (sky gradient, sun,
 //! layered hills, clouds) with fractal value noise and film grain, so it looks like a render
-//! and compresses like one (about 2 bytes a pixel as PNG), never like a flat card. Every pixel
+//! and compresses like one (about 2 bytes a pixel as PNG, like a real 2048² grid of ~8 MB), never like a flat card. Every pixel
 //! is a pure function of (prompt, seed, quadrant, position inside the quadrant): a quadrant
 //! drawn on its own is bit-for-bit the grid's crop, which makes "upscales" exact.
 
@@ -12,6 +12,8 @@ use crate::pipeline::Pixels;
 #[derive(Clone, Copy, Debug)]
 struct Scene {
     seed: u64,
+    /// Noise finer than a pixel is invisible: octaves stop at this frequency (cycles/side).
+    max_freq: f32,
     sky_top: [f32; 3],
     sky_bottom: [f32; 3],
     ground: [f32; 3],
@@ -60,13 +62,14 @@ fn hsv(h: f32, s: f32, v: f32) -> [f32; 3] {
 }
 
 impl Scene {
-    fn new(base: u64, quadrant: u32) -> Self {
+    fn new(base: u64, quadrant: u32, side: u32) -> Self {
         let seed = mix64(base ^ (u64::from(quadrant) + 1).wrapping_mul(0x5851_f42d_4c95_7f2d));
         let r = |i: u64| unit(mix64(seed ^ i));
         // Quadrants take hues a quarter turn apart, so the four are visibly different.
         let hue = r(1) + quadrant as f32 * 0.25;
         Self {
             seed,
+            max_freq: side as f32 / 2.0,
             sky_top: hsv(hue, 0.55 + 0.3 * r(2), 0.35 + 0.3 * r(3)),
             sky_bottom: hsv(hue + 0.08, 0.35 + 0.3 * r(4), 0.8 + 0.2 * r(5)),
             ground: hsv(hue + 0.45, 0.5 + 0.4 * r(6), 0.25 + 0.3 * r(7)),
@@ -102,9 +105,13 @@ impl Scene {
         top + (bottom - top) * sy
     }
 
-    fn fbm(&self, x: f32, y: f32, octaves: u32, salt: u64) -> f32 {
+    /// Fractal noise at (x, y), where `scale` is the base frequency in cycles per side.
+    fn fbm(&self, x: f32, y: f32, scale: f32, octaves: u32, salt: u64) -> f32 {
         let (mut sum, mut amp, mut freq, mut norm) = (0.0, 1.0, 1.0, 0.0);
         for o in 0..octaves {
+            if o > 0 && scale * freq > self.max_freq {
+                break;
+            }
             sum += amp * self.value_noise(x * freq, y * freq, salt + u64::from(o));
             norm += amp;
             amp *= self.roughness;
@@ -122,8 +129,8 @@ impl Scene {
                 a[2] + (b[2] - a[2]) * t,
             ]
         };
-        let far_line = self.horizon - 0.12 + 0.1 * self.fbm(u * 3.0, 0.5, 3, 100);
-        let near_line = self.horizon + 0.05 + 0.12 * self.fbm(u * 5.0, 1.5, 4, 200);
+        let far_line = self.horizon - 0.12 + 0.1 * self.fbm(u * 3.0, 0.5, 3.0, 3, 100);
+        let near_line = self.horizon + 0.05 + 0.12 * self.fbm(u * 5.0, 1.5, 5.0, 4, 200);
         let mut c = if v < far_line {
             let mut sky = lerp(
                 self.sky_top,
@@ -135,18 +142,18 @@ impl Scene {
             let glow = (1.0 - d / (self.sun_r * 3.5)).max(0.0).powi(2) * 0.6;
             let disk = if d < self.sun_r { 1.0 } else { glow };
             sky = lerp(sky, self.sun, disk);
-            let cloud = (self.fbm(u * 4.0, v * 9.0, 5, 300) - 0.5).max(0.0) * 1.8;
+            let cloud = (self.fbm(u * 4.0, v * 9.0, 9.0, 5, 300) - 0.5).max(0.0) * 1.8;
             lerp(sky, [245.0, 245.0, 250.0], cloud.min(0.85))
         } else if v < near_line {
-            let shade = self.fbm(u * 16.0, v * 16.0, 4, 400);
+            let shade = self.fbm(u * 16.0, v * 16.0, 16.0, 4, 400);
             lerp(self.far, self.sky_bottom, 0.25 + 0.35 * (1.0 - shade))
         } else {
             let depth = ((v - near_line) / (1.0 - near_line).max(1e-3)).clamp(0.0, 1.0);
-            let texture = self.fbm(u * 24.0, v * 24.0, 5, 500);
+            let texture = self.fbm(u * 24.0, v * 24.0, 24.0, 5, 500);
             let g = lerp(self.ground, [20.0, 20.0, 25.0], depth * 0.5);
             lerp(g, [g[0] * 1.6, g[1] * 1.6, g[2] * 1.6], texture - 0.3)
         };
-        let grain = (unit(mix64(self.seed ^ (u64::from(px) << 32 | u64::from(py)))) - 0.5) * 18.0;
+        let grain = (unit(mix64(self.seed ^ (u64::from(px) << 32 | u64::from(py)))) - 0.5) * 44.0;
         for ch in &mut c {
             *ch += grain;
         }
@@ -168,11 +175,15 @@ impl Scene {
 
 /// Draws quadrant `index` (1–4, row-major) of the grid for (prompt, seed) at `side`×`side`.
 pub fn quadrant(prompt: &str, seed: u32, side: u32, index: u8) -> Pixels {
-    let scene = Scene::new(scene_seed(prompt, seed), u32::from(index.saturating_sub(1)));
+    let scene = Scene::new(
+        scene_seed(prompt, seed),
+        u32::from(index.saturating_sub(1)),
+        side,
+    );
     let mut data = vec![0u8; side as usize * side as usize * 3];
     let row_bytes = side as usize * 3;
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    if threads < 2 || side < 64 {
+    if threads < 2 || side < 512 {
         scene.draw_rows(side, 0..side, &mut data);
     } else {
         let half = side / 2;

@@ -120,8 +120,17 @@ impl Scene {
         sum / norm
     }
 
+    /// The far and near hill lines of column `u`: they depend on the column only.
+    fn hills(&self, u: f32) -> (f32, f32) {
+        (
+            self.horizon - 0.12 + 0.1 * self.fbm(u * 3.0, 0.5, 3.0, 3, 100),
+            self.horizon + 0.05 + 0.12 * self.fbm(u * 5.0, 1.5, 5.0, 4, 200),
+        )
+    }
+
     /// The colour at (u, v) in [0, 1)², plus per-pixel grain keyed by integer position.
-    fn pixel(&self, u: f32, v: f32, px: u32, py: u32) -> [u8; 3] {
+    fn pixel(&self, u: f32, v: f32, hills: (f32, f32), px: u32, py: u32) -> [u8; 3] {
+        let (far_line, near_line) = hills;
         let lerp = |a: [f32; 3], b: [f32; 3], t: f32| {
             [
                 a[0] + (b[0] - a[0]) * t,
@@ -129,8 +138,6 @@ impl Scene {
                 a[2] + (b[2] - a[2]) * t,
             ]
         };
-        let far_line = self.horizon - 0.12 + 0.1 * self.fbm(u * 3.0, 0.5, 3.0, 3, 100);
-        let near_line = self.horizon + 0.05 + 0.12 * self.fbm(u * 5.0, 1.5, 5.0, 4, 200);
         let mut c = if v < far_line {
             let mut sky = lerp(
                 self.sky_top,
@@ -162,10 +169,11 @@ impl Scene {
 
     fn draw_rows(&self, side: u32, rows: std::ops::Range<u32>, out: &mut [u8]) {
         let inv = 1.0 / side as f32;
+        let hills: Vec<(f32, f32)> = (0..side).map(|x| self.hills(x as f32 * inv)).collect();
         let mut i = 0;
         for y in rows {
             for x in 0..side {
-                let p = self.pixel(x as f32 * inv, y as f32 * inv, x, y);
+                let p = self.pixel(x as f32 * inv, y as f32 * inv, hills[x as usize], x, y);
                 out[i..i + 3].copy_from_slice(&p);
                 i += 3;
             }

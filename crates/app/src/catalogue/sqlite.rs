@@ -74,6 +74,21 @@ impl SqliteCatalogue {
         Ok(Self { pool, writer })
     }
 
+    /// The one row `sql` selects by `id`, or `NotFound` naming `what`.
+    async fn row_by_id(
+        &self,
+        sql: &'static str,
+        id: &str,
+        what: &str,
+    ) -> Result<sqlx::sqlite::SqliteRow> {
+        sqlx::query(sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| CatalogueError::NotFound(format!("{what} {id}")))
+    }
+
     async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
         self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)
     }
@@ -192,12 +207,13 @@ impl Catalogue for SqliteCatalogue {
     }
 
     async fn generation(&self, id: GenerationId) -> Result<Generation> {
-        let row = sqlx::query("SELECT * FROM generations WHERE id = ?1")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?
-            .ok_or_else(|| CatalogueError::NotFound(format!("generation {id}")))?;
+        let row = self
+            .row_by_id(
+                "SELECT * FROM generations WHERE id = ?1",
+                &id.to_string(),
+                "generation",
+            )
+            .await?;
         rows::generation(&row)
     }
 
@@ -302,12 +318,13 @@ impl Catalogue for SqliteCatalogue {
     }
 
     async fn image(&self, id: ImageId) -> Result<Image> {
-        let row = sqlx::query("SELECT * FROM images WHERE id = ?1")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?
-            .ok_or_else(|| CatalogueError::NotFound(format!("image {id}")))?;
+        let row = self
+            .row_by_id(
+                "SELECT * FROM images WHERE id = ?1",
+                &id.to_string(),
+                "image",
+            )
+            .await?;
         rows::image(&row)
     }
 
@@ -454,12 +471,10 @@ impl Catalogue for SqliteCatalogue {
     }
 
     async fn job_of(&self, generation: GenerationId) -> Result<Job> {
-        let row = sqlx::query("SELECT * FROM jobs WHERE generation_id = ?1")
-            .bind(generation.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?
-            .ok_or_else(|| CatalogueError::NotFound(format!("job of generation {generation}")))?;
+        let sql = "SELECT * FROM jobs WHERE generation_id = ?1";
+        let row = self
+            .row_by_id(sql, &generation.to_string(), "job of generation")
+            .await?;
         rows::job(&row)
     }
 

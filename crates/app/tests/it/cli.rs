@@ -514,3 +514,46 @@ fn midjourney_messages_are_read_from_stdin() {
         );
     }
 }
+
+/// Runs the binary on a pseudo-terminal (util-linux `script`) and returns what it showed.
+fn on_a_terminal(d: &DataDir, args: &str) -> String {
+    let log = d.path().join("terminal.log");
+    let command = format!(
+        "{} --data-dir {} {args}",
+        env!("CARGO_BIN_EXE_atelier"),
+        d.path().display()
+    );
+    let status = std::process::Command::new("script")
+        .args(["-qec", &command])
+        .arg(&log)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("util-linux `script` runs the binary on a pseudo-terminal");
+    assert!(status.success());
+    std::fs::read_to_string(&log).unwrap().replace('\r', "\n")
+}
+
+#[test]
+fn on_a_terminal_progress_shows_and_the_sandbox_notice_is_said_once() {
+    let d = DataDir::raw("[providers.sandbox]\nsize = 64\ndelay_ms = 700\n");
+    let first = on_a_terminal(&d, "generate 'a terminal test' --upscale 1");
+    assert!(
+        first.contains("synthetic") && first.contains("configure a"),
+        "{first}"
+    );
+    assert!(
+        first.contains("grid_rendering") && first.contains('%'),
+        "no progress bar: {first}"
+    );
+    assert!(first.contains("succeeded"));
+    let second = on_a_terminal(&d, "generate 'again' --upscale none");
+    assert!(
+        !second.contains("configure a"),
+        "the notice is said once: {second}"
+    );
+    let json = on_a_terminal(&d, "--json generate 'quiet' --upscale none");
+    assert!(
+        !json.contains("grid_rendering"),
+        "no progress bar with --json: {json}"
+    );
+}

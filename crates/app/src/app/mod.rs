@@ -263,9 +263,9 @@ impl App {
         let layout = *self.store.layout();
         let key = layout.image_key(&ctx, role, p.format.extension());
         let thumb = layout.thumbnail_key(&ctx, role);
-        self.store.put(&thumb, p.thumbnail).await?;
         let size = p.bytes.len() as u64;
-        self.store.put(&key, p.bytes).await?;
+        // Both blobs at once; the row that names them is written only after both are stored.
+        tokio::try_join!(self.store.put(&thumb, p.thumbnail), self.store.put(&key, p.bytes))?;
         Ok(Image {
             id: ImageId::new(),
             generation_id: g.id,

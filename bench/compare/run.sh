@@ -10,7 +10,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-atelier="${1:-$here/../../target/release/atelier}"
+atelier="$(realpath -m "${1:-$here/../../target/release/atelier}")"
 runs="${2:-15}"
 grid="/tmp/atelier-bench-grid.png"
 

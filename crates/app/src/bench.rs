@@ -26,12 +26,17 @@ pub async fn run(_config: &Config, args: BenchArgs, out: &Out) -> Result<u8, App
             .into(),
     );
     if matches!(args.what.as_str(), "pipeline" | "all") {
-        let r = tokio::task::spawn_blocking(move || {
-            bench_pipeline(args.runs.max(3), args.save_grid.as_deref())
-        })
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))??;
-        report.insert("pipeline".into(), r);
+        let (runs, save) = (args.runs.max(3), args.save_grid.clone());
+        for (name, png) in [
+            ("pipeline", pipeline::PngCompression::Balanced),
+            ("pipeline_fast_png", pipeline::PngCompression::Fast),
+        ] {
+            let save = save.clone();
+            let r = tokio::task::spawn_blocking(move || bench_pipeline(runs, save.as_deref(), png))
+                .await
+                .map_err(|e| AppError::Internal(e.to_string()))??;
+            report.insert(name.into(), r);
+        }
     }
     if matches!(args.what.as_str(), "engine" | "all") {
         report.insert(
@@ -69,7 +74,11 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn bench_pipeline(runs: u32, save: Option<&Path>) -> Result<serde_json::Value, AppError> {
+fn bench_pipeline(
+    runs: u32,
+    save: Option<&Path>,
+    png: pipeline::PngCompression,
+) -> Result<serde_json::Value, AppError> {
     let grid = realistic_grid()?;
     if let Some(path) = save {
         std::fs::write(path, &grid)
@@ -82,7 +91,7 @@ fn bench_pipeline(runs: u32, save: Option<&Path>) -> Result<serde_json::Value, A
     for _ in 0..runs {
         let input = grid.clone();
         let t = Instant::now();
-        let done = pipeline::process_grid(input)?;
+        let done = pipeline::process_grid(input, png)?;
         times.push(t.elapsed().as_secs_f64() * 1000.0);
         quadrant_bytes = done.quadrants.iter().map(|q| q.bytes.len()).sum::<usize>();
         thumb_bytes = done.grid.thumbnail.len()
@@ -146,6 +155,7 @@ async fn bench_engine(
             poll: Duration::from_millis(20),
             ..JobSettings::default()
         },
+        png: pipeline::PngCompression::Balanced,
     });
     let idle_rss = rss_kib();
     let t = Instant::now();

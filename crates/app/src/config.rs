@@ -22,7 +22,23 @@ pub struct Config {
     pub default_provider: String,
     pub storage: StorageConfig,
     pub jobs: JobsConfig,
+    pub pipeline: PipelineConfig,
     pub providers: ProvidersConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// Quadrants cut from grids: `balanced` (DEFLATE level 2) or `fast` (larger files).
+    pub png_compression: String,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            png_compression: "balanced".into(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -74,6 +90,7 @@ impl Default for Config {
             default_provider: "sandbox".into(),
             storage: StorageConfig::default(),
             jobs: JobsConfig::default(),
+            pipeline: PipelineConfig::default(),
             providers: ProvidersConfig::default(),
         }
     }
@@ -176,6 +193,12 @@ impl Config {
             return bad(format!(
                 "storage.layout must be \"default\" or \"library\", not {:?}",
                 self.storage.layout
+            ));
+        }
+        if crate::pipeline::PngCompression::parse(&self.pipeline.png_compression).is_none() {
+            return bad(format!(
+                "pipeline.png_compression must be \"fast\" or \"balanced\", not {:?}",
+                self.pipeline.png_compression
             ));
         }
         let j = &self.jobs;

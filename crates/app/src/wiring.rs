@@ -82,6 +82,8 @@ pub async fn open(
     let layout = Layout::parse(&config.storage.layout).unwrap_or_default();
     let store = Store::local(&config.storage_root(), &config.tmp_dir(), layout)?
         .with_public_base_url(config.storage.public_base_url.clone());
+    let png = crate::pipeline::PngCompression::parse(&config.pipeline.png_compression)
+        .unwrap_or_default();
     let j = &config.jobs;
     Ok(Arc::new(App {
         catalogue,
@@ -95,5 +97,6 @@ pub async fn open(
             retry_max: Duration::from_secs_f64(j.retry_max_secs),
             poll: Duration::from_secs_f64(j.poll_secs),
         },
+        png,
     }))
 }

@@ -23,6 +23,8 @@ pub struct ImportRequest {
     pub prompt: Option<String>,
     pub category: Option<Category>,
     pub subject: Option<String>,
+    /// How quadrants cut from grids are compressed.
+    pub png: crate::pipeline::PngCompression,
 }
 
 /// One file, read and processed, ready to store.
@@ -56,10 +58,10 @@ impl ImportRequest {
             let bytes = tokio::fs::read(&path)
                 .await
                 .map_err(|e| AppError::Invalid(format!("cannot read {shown}: {e}")))?;
-            let grid = self.grid;
+            let (grid, png) = (self.grid, self.png);
             let processed = tokio::task::spawn_blocking(move || {
                 if grid {
-                    pipeline::process_grid(bytes).map(|g| (g.grid, Some(g.quadrants)))
+                    pipeline::process_grid(bytes, png).map(|g| (g.grid, Some(g.quadrants)))
                 } else {
                     pipeline::process_image(bytes).map(|i| (i, None))
                 }

@@ -53,6 +53,8 @@ pub struct App {
     pub providers: Providers,
     pub bus: Bus,
     pub jobs: JobSettings,
+    /// How quadrants cut from grids are compressed.
+    pub png: crate::pipeline::PngCompression,
 }
 
 /// A generation with its images, as front-ends show it.
@@ -265,7 +267,10 @@ impl App {
         let thumb = layout.thumbnail_key(&ctx, role);
         let size = p.bytes.len() as u64;
         // Both blobs at once; the row that names them is written only after both are stored.
-        tokio::try_join!(self.store.put(&thumb, p.thumbnail), self.store.put(&key, p.bytes))?;
+        tokio::try_join!(
+            self.store.put(&thumb, p.thumbnail),
+            self.store.put(&key, p.bytes)
+        )?;
         Ok(Image {
             id: ImageId::new(),
             generation_id: g.id,

@@ -130,6 +130,8 @@ pub async fn import(config: &Config, args: ImportArgs, out: &Out) -> Result<u8, 
         prompt: args.prompt,
         category: args.category.as_deref().and_then(Category::parse),
         subject: args.subject,
+        png: crate::pipeline::PngCompression::parse(&config.pipeline.png_compression)
+            .unwrap_or_default(),
     };
     // Every file is read and verified before the data directory is even opened.
     let prepared = request.prepare().await?;

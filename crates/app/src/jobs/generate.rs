@@ -134,6 +134,7 @@ impl Run {
         let wanted = self.g.parameters.upscale.clone();
         let split = self.reg.upscale_mode == UpscaleMode::LocalSplit && !wanted.is_empty();
 
+        let png = self.app.png;
         let mut quadrants: Option<Vec<Processed>> = None;
         let grid = if let Some(grid) = has(Role::Grid) {
             grid
@@ -151,7 +152,7 @@ impl Run {
             let delivery = self.reg.provider.render(&self.pjob, &reporter).await?;
             let grid = if split {
                 let ProcessedGrid { grid, quadrants: q } =
-                    blocking(move || pipeline::process_grid(delivery.bytes)).await?;
+                    blocking(move || pipeline::process_grid(delivery.bytes, png)).await?;
                 quadrants = Some(q);
                 grid
             } else {
@@ -212,7 +213,7 @@ impl Run {
                                 )
                             })?;
                         quadrants = Some(
-                            blocking(move || pipeline::process_grid(bytes))
+                            blocking(move || pipeline::process_grid(bytes, png))
                                 .await?
                                 .quadrants,
                         );

@@ -63,6 +63,28 @@ impl Format {
     }
 }
 
+/// How hard quadrant PNGs are compressed (measured on 1024² rendered quadrants, BENCHMARKS.md).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum PngCompression {
+    /// fdeflate: about 6 ms a quadrant, but files 1.4–1.6× zlib level 6's: for bulk imports
+    /// where time matters more than space.
+    Fast,
+    /// DEFLATE level 2: about 30 ms a quadrant; within 7 % of zlib level 6's size, which takes
+    /// eight times longer.
+    #[default]
+    Balanced,
+}
+
+impl PngCompression {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "fast" => Some(Self::Fast),
+            "balanced" => Some(Self::Balanced),
+            _ => None,
+        }
+    }
+}
+
 /// Decoded 8-bit pixels, RGB or RGBA, rows packed.
 #[derive(Clone, Debug)]
 pub struct Pixels {
@@ -101,11 +123,13 @@ impl Pixels {
         }
     }
 
-    /// PNG with adaptive filtering. From 512² pixels, DEFLATE level 2: within about 7 % of
-    /// zlib level 6's size on rendered images at an eighth of the time, where the fastest mode
-    /// would be 50 % larger. Below that, the fast mode: level 2's fixed setup (about 0.3 ms)
-    /// would cost more than its few saved kilobytes (measured in BENCHMARKS.md).
+    /// PNG with adaptive filtering and fast DEFLATE.
     pub fn encode_png(&self) -> Result<Vec<u8>, PipelineError> {
+        self.encode_png_with(PngCompression::Fast)
+    }
+
+    /// PNG with adaptive filtering at the given compression.
+    pub fn encode_png_with(&self, compression: PngCompression) -> Result<Vec<u8>, PipelineError> {
         use image::ImageEncoder;
         use image::codecs::png::{CompressionType, FilterType, PngEncoder};
         let mut out = Vec::with_capacity(self.data.len() / 2);
@@ -114,10 +138,11 @@ impl Pixels {
         } else {
             image::ExtendedColorType::Rgb8
         };
-        let compression = if self.width as usize * self.height as usize >= 512 * 512 {
-            CompressionType::Level(2)
-        } else {
-            CompressionType::Fast
+        // Level 2's fixed setup (about 0.3 ms) costs more than it saves on small images.
+        let small = (self.width as usize) * (self.height as usize) < 512 * 512;
+        let compression = match compression {
+            PngCompression::Balanced if !small => CompressionType::Level(2),
+            _ => CompressionType::Fast,
         };
         PngEncoder::new_with_quality(&mut out, compression, FilterType::Adaptive)
             .write_image(&self.data, self.width, self.height, colour)

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::domain::Rgb;
 use crate::store::sha256_hex;
 
-pub use decode::{Format, Pixels, decode};
+pub use decode::{Format, Pixels, PngCompression, decode};
 
 /// Longest side of a thumbnail, in pixels.
 pub const THUMBNAIL_MAX_SIDE: u32 = 512;
@@ -101,7 +101,7 @@ pub fn process_image(bytes: Vec<u8>) -> Result<Processed, PipelineError> {
 }
 
 /// Processes a 2×2 grid: the grid as it came, and each quadrant encoded as a PNG of its own.
-pub fn process_grid(bytes: Vec<u8>) -> Result<ProcessedGrid, PipelineError> {
+pub fn process_grid(bytes: Vec<u8>, png: PngCompression) -> Result<ProcessedGrid, PipelineError> {
     let format = Format::sniff(&bytes)?;
     let (pixels, sha256) = verify_and_hash(&bytes)?;
     if pixels.width < 2 || pixels.height < 2 || pixels.width % 2 != 0 || pixels.height % 2 != 0 {
@@ -130,7 +130,7 @@ pub fn process_grid(bytes: Vec<u8>) -> Result<ProcessedGrid, PipelineError> {
                         },
                     ));
                 }
-                1..=4 => done.push((task, quadrant(&pixels, task - 1)?)),
+                1..=4 => done.push((task, quadrant(&pixels, task - 1, png)?)),
                 _ => return Ok(done),
             }
         }
@@ -162,11 +162,11 @@ pub fn process_grid(bytes: Vec<u8>) -> Result<ProcessedGrid, PipelineError> {
 }
 
 /// Cuts quadrant `q` (0–3, row-major) out of a grid and processes it as a PNG of its own.
-fn quadrant(grid: &Pixels, q: usize) -> Result<Processed, PipelineError> {
+fn quadrant(grid: &Pixels, q: usize, png: PngCompression) -> Result<Processed, PipelineError> {
     let (w, h) = (grid.width / 2, grid.height / 2);
     let (x, y) = ((q as u32 % 2) * w, (q as u32 / 2) * h);
     let pixels = grid.crop(x, y, w, h);
-    let bytes = pixels.encode_png()?;
+    let bytes = pixels.encode_png_with(png)?;
     let sha256 = sha256_hex(&bytes);
     let (thumbnail, palette, dominant) = describe(&pixels)?;
     Ok(Processed {

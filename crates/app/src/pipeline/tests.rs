@@ -48,7 +48,7 @@ fn a_single_image_is_measured_and_described() {
 #[test]
 fn a_grid_splits_into_exact_quadrants() {
     let pixels = draw::grid("harbour", 11, 256);
-    let g = process_grid(png(&pixels)).unwrap();
+    let g = process_grid(png(&pixels), PngCompression::Balanced).unwrap();
     assert_eq!((g.grid.width, g.grid.height), (256, 256));
     assert_eq!(g.quadrants.len(), 4);
     for (i, q) in g.quadrants.iter().enumerate() {
@@ -94,7 +94,7 @@ fn jpeg_webp_and_alpha_are_accepted() {
             .flat_map(|c| [c[0], c[1], c[2], 200])
             .collect(),
     };
-    let g = process_grid(png(&rgba)).unwrap();
+    let g = process_grid(png(&rgba), PngCompression::Fast).unwrap();
     assert_eq!(decode(&g.quadrants[0].bytes).unwrap().channels, 4);
 }
 
@@ -125,7 +125,7 @@ fn corrupt_data_is_an_integrity_failure() {
     flipped[mid + 1] ^= 0x55;
     assert!(integrity(flipped), "a corrupted body was accepted");
     assert!(matches!(
-        process_grid(good[..good.len() / 3].to_vec()),
+        process_grid(good[..good.len() / 3].to_vec(), PngCompression::Fast),
         Err(PipelineError::Integrity(_))
     ));
 }
@@ -151,7 +151,7 @@ fn a_huge_declared_size_is_refused_before_decoding() {
 fn grids_need_even_sides() {
     let odd = Pixels::rgb(5, 4, vec![90; 5 * 4 * 3]);
     assert_eq!(
-        process_grid(png(&odd)).unwrap_err(),
+        process_grid(png(&odd), PngCompression::Fast).unwrap_err(),
         PipelineError::NotAGrid(5, 4)
     );
 }

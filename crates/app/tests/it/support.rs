@@ -257,6 +257,7 @@ pub async fn app_with(
         providers: registry,
         bus: Bus::default(),
         jobs,
+        png: atelier::pipeline::PngCompression::Balanced,
     });
     TestApp { app, _dir: dir }
 }

@@ -95,6 +95,24 @@ CREATE TABLE events (
     PRIMARY KEY (generation_id, seq)
 ) STRICT;
 
+-- An event is the record of a life-cycle step: writing it applies the step to its generation,
+-- so one statement does both, atomically. The step's values (status, phase, progress) are
+-- computed by the INSERT that writes the event (see catalogue/sqlite.rs, `advance`).
+CREATE TRIGGER events_apply_to_generation AFTER INSERT ON events
+BEGIN
+    UPDATE generations SET
+        status = NEW.status,
+        phase = NEW.phase,
+        progress = NEW.progress,
+        error_code = COALESCE(NEW.error_code, error_code),
+        error_message = COALESCE(NEW.error_message, error_message),
+        started_at = CASE WHEN started_at IS NULL AND NEW.status = 'running'
+                          THEN NEW.created_at ELSE started_at END,
+        completed_at = CASE WHEN NEW.status IN ('succeeded', 'failed', 'canceled')
+                            THEN NEW.created_at ELSE completed_at END
+    WHERE id = NEW.generation_id;
+END;
+
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY NOT NULL,
     value TEXT NOT NULL

@@ -182,7 +182,12 @@ impl Catalogue for SqliteCatalogue {
                 version: version as u32,
                 ..image.clone()
             };
-            insert_image_row(&mut tx, &image).await?;
+            if !insert_image_row(&mut tx, &image).await? {
+                return Err(CatalogueError::Conflict(format!(
+                    "generation {} has two images in role {}",
+                    g.id, image.role
+                )));
+            }
         }
         if g.status == crate::domain::GenerationStatus::Succeeded {
             let done = Change::new(crate::domain::EventKind::Completed, g.status, g.progress);
@@ -228,64 +233,66 @@ impl Catalogue for SqliteCatalogue {
     }
 
     async fn advance(&self, id: GenerationId, change: &Change) -> Result<Event> {
-        let mut tx = self.write_tx().await?;
-        let row = sqlx::query(
-            "SELECT status, (SELECT COALESCE(MAX(seq), 0) FROM events WHERE generation_id = ?1)
-                AS last_seq FROM generations WHERE id = ?1",
-        )
-        .bind(id.to_string())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?
-        .ok_or_else(|| CatalogueError::NotFound(format!("generation {id}")))?;
-        let status: String = row.try_get("status").map_err(other)?;
-        let current = crate::domain::GenerationStatus::parse(&status)
-            .ok_or_else(|| rows::corrupt("status", &status))?;
-        if current.is_terminal() {
-            return Err(CatalogueError::Conflict(format!(
-                "generation {id} is already {status}"
-            )));
-        }
-        let seq = row.try_get::<i64, _>("last_seq").map_err(other)? + 1;
+        // One statement: the event is computed from the generation as stored (status rules of
+        // `GenerationStatus::can_become`, progress only raised, phase kept when unset) and the
+        // trigger `events_apply_to_generation` writes it back. A terminal generation selects
+        // no row, so nothing is written.
         let now = OffsetDateTime::now_utc();
-        let next = if current.can_become(change.status) {
-            change.status
-        } else {
-            current
-        };
-        sqlx::query(
-            "UPDATE generations SET status = ?2, phase = COALESCE(?3, phase),
-                progress = MAX(progress, ?4),
-                error_code = COALESCE(?5, error_code), error_message = COALESCE(?6, error_message),
-                started_at = CASE WHEN started_at IS NULL AND ?2 = 'running' THEN ?7 ELSE started_at END,
-                completed_at = CASE WHEN ?2 IN ('succeeded', 'failed', 'canceled') THEN ?7 ELSE completed_at END
-             WHERE id = ?1",
+        let row = sqlx::query(
+            "INSERT INTO events (generation_id, seq, kind, status, phase, progress, idx, image_id,
+                error_code, error_message, created_at)
+             SELECT g.id,
+                (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE generation_id = g.id),
+                ?2,
+                CASE WHEN ?3 IN ('succeeded', 'failed', 'canceled')
+                       OR (g.status = 'queued' AND ?3 IN ('submitted', 'running'))
+                       OR (g.status = 'submitted' AND ?3 = 'running')
+                     THEN ?3 ELSE g.status END,
+                COALESCE(?4, g.phase), MAX(g.progress, ?5), ?6, ?7, ?8, ?9, ?10
+             FROM generations g
+             WHERE g.id = ?1 AND g.status NOT IN ('succeeded', 'failed', 'canceled')
+             RETURNING seq, status, phase, progress",
         )
         .bind(id.to_string())
-        .bind(next.as_str())
+        .bind(change.kind.as_str())
+        .bind(change.status.as_str())
         .bind(change.phase.map(crate::domain::Phase::as_str))
         .bind(change.progress)
+        .bind(change.index.map(i64::from))
+        .bind(change.image_id.map(|i| i.to_string()))
         .bind(change.error.as_ref().map(|e| e.code.as_str()))
         .bind(change.error.as_ref().map(|e| e.message.as_str()))
         .bind(ts(now))
-        .execute(&mut *tx)
+        .fetch_optional(&self.writer)
         .await
         .map_err(db)?;
-        let stored: (f64, Option<String>) =
-            sqlx::query_as("SELECT progress, phase FROM generations WHERE id = ?1")
-                .bind(id.to_string())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db)?;
-        let as_stored = Change {
-            status: next,
-            progress: stored.0,
-            phase: stored.1.as_deref().and_then(crate::domain::Phase::parse),
-            ..change.clone()
+        let Some(row) = row else {
+            let status: Option<String> =
+                sqlx::query_scalar("SELECT status FROM generations WHERE id = ?1")
+                    .bind(id.to_string())
+                    .fetch_optional(&self.writer)
+                    .await
+                    .map_err(db)?;
+            return Err(match status {
+                None => CatalogueError::NotFound(format!("generation {id}")),
+                Some(s) => CatalogueError::Conflict(format!("generation {id} is already {s}")),
+            });
         };
-        let event = insert_event(&mut tx, id, seq, &as_stored, now).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(event)
+        let status: String = row.try_get("status").map_err(other)?;
+        let phase: Option<String> = row.try_get("phase").map_err(other)?;
+        Ok(Event {
+            generation_id: id,
+            seq: row.try_get::<i64, _>("seq").map_err(other)? as u64,
+            kind: change.kind,
+            at: now,
+            status: crate::domain::GenerationStatus::parse(&status)
+                .ok_or_else(|| rows::corrupt("status", &status))?,
+            phase: phase.as_deref().and_then(crate::domain::Phase::parse),
+            progress: row.try_get("progress").map_err(other)?,
+            index: change.index,
+            image_id: change.image_id,
+            error: change.error.clone(),
+        })
     }
 
     async fn set_provider_refs(&self, id: GenerationId, refs: &serde_json::Value) -> Result<()> {
@@ -302,19 +309,17 @@ impl Catalogue for SqliteCatalogue {
     }
 
     async fn insert_image(&self, i: &Image) -> Result<Inserted> {
-        let mut tx = self.write_tx().await?;
-        let existing = sqlx::query("SELECT * FROM images WHERE generation_id = ?1 AND role = ?2")
+        let mut conn = self.writer.acquire().await.map_err(db)?;
+        if insert_image_row(&mut conn, i).await? {
+            return Ok(Inserted::New(i.clone()));
+        }
+        let row = sqlx::query("SELECT * FROM images WHERE generation_id = ?1 AND role = ?2")
             .bind(i.generation_id.to_string())
             .bind(i.role.to_string())
-            .fetch_optional(&mut *tx)
+            .fetch_one(&mut *conn)
             .await
             .map_err(db)?;
-        if let Some(row) = existing {
-            return Ok(Inserted::Existing(rows::image(&row)?));
-        }
-        insert_image_row(&mut tx, i).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(Inserted::New(i.clone()))
+        Ok(Inserted::Existing(rows::image(&row)?))
     }
 
     async fn image(&self, id: ImageId) -> Result<Image> {
@@ -581,16 +586,15 @@ async fn next_version(
     }
 }
 
-async fn insert_image_row(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    i: &Image,
-) -> Result<()> {
+/// Writes an image row; false when its generation already has an image in that role.
+async fn insert_image_row(conn: &mut sqlx::SqliteConnection, i: &Image) -> Result<bool> {
     sqlx::query(
         "INSERT INTO images (id, generation_id, owner, role, storage_key, public_url,
                 thumbnail_key, width, height, format, size_bytes, sha256, dominant_color, palette,
                 category, subject, version, status, favourite, public, tags, synthetic, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                ?18, ?19, ?20, ?21, ?22, ?23)",
+                ?18, ?19, ?20, ?21, ?22, ?23)
+             ON CONFLICT (generation_id, role) DO NOTHING",
     )
     .bind(i.id.to_string())
     .bind(i.generation_id.to_string())
@@ -615,15 +619,15 @@ async fn insert_image_row(
     .bind(serde_json::to_string(&i.tags).map_err(other)?)
     .bind(i.synthetic)
     .bind(ts(i.created_at))
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await
     .map_err(|e| match e {
         sqlx::Error::Database(d) if d.is_unique_violation() => {
             CatalogueError::Conflict(format!("storage key {} is taken", i.storage_key))
         }
         e => other(e),
-    })?;
-    Ok(())
+    })
+    .map(|done| done.rows_affected() == 1)
 }
 
 async fn insert_event(

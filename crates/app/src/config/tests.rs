@@ -46,7 +46,10 @@ fn mistakes_are_reported() {
         ("[storage]\nlayout = \"flat\"\n", "storage.layout"),
         ("[providers.sandbox]\nsize = 7\n", "providers.sandbox.size"),
         ("[jobs]\nmax_attempts = 0\n", "max_attempts"),
-        ("[pipeline]\npng_compression = \"best\"\n", "pipeline.png_compression"),
+        (
+            "[pipeline]\npng_compression = \"best\"\n",
+            "pipeline.png_compression",
+        ),
         ("not toml at all [", "invalid configuration"),
     ] {
         std::fs::write(&file, text).unwrap();

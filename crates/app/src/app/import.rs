@@ -144,6 +144,7 @@ impl App {
                 .catalogue
                 .create_generation(&generation, None, &images)
                 .await?;
+            self.write_metadata(created.id).await?;
             out.push(self.generation(created.id).await?);
         }
         Ok(out)

@@ -240,6 +240,27 @@ impl App {
         Ok(self.catalogue.add_tags(id, &tags).await?)
     }
 
+    /// Writes the generation's JSON record (the generation with its images, as the API shows
+    /// it) where the storage layout keeps one; does nothing for layouts that keep none.
+    pub async fn write_metadata(&self, id: GenerationId) -> Result<(), AppError> {
+        let g = self.generation(id).await?;
+        let ctx = KeyContext {
+            generation_id: id,
+            category: g.generation.category,
+            subject: g.generation.subject.as_deref(),
+            version: g.generation.version,
+            created_at: g.generation.created_at,
+        };
+        let Some(key) = self.store.layout().metadata_key(&ctx) else {
+            return Ok(());
+        };
+        let view = crate::api::GenerationView::of(&g, &self.store);
+        let json =
+            serde_json::to_vec_pretty(&view).map_err(|e| AppError::Internal(e.to_string()))?;
+        self.store.put(&key, json).await?;
+        Ok(())
+    }
+
     pub async fn events(&self, id: GenerationId, after: u64) -> Result<Vec<Event>, AppError> {
         Ok(self.catalogue.events(id, after).await?)
     }

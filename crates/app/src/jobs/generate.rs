@@ -242,7 +242,13 @@ impl Run {
             Change::new(EventKind::Completed, GenerationStatus::Succeeded, 100.0)
                 .phase(Phase::Completed),
         )
-        .await
+        .await?;
+        // The library layout keeps a JSON record beside the images. It is derived data: a
+        // failure is logged, not fatal, and the record can be written again from the catalogue.
+        if let Err(e) = self.app.write_metadata(id).await {
+            tracing::warn!(generation = %id, error = %e, "metadata record not written");
+        }
+        Ok(())
     }
 
     fn reporter(&self, stage: Stage) -> JobReporter {

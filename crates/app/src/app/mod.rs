@@ -185,6 +185,11 @@ impl App {
             )));
         }
         let job = self.catalogue.cancel_job(id).await?;
+        let ended = |e: crate::catalogue::CatalogueError| match e {
+            // It ended between the check above and now.
+            crate::catalogue::CatalogueError::Conflict(m) => AppError::Invalid(m),
+            e => e.into(),
+        };
         if job.status == JobStatus::Canceled {
             let mut change = Change::new(
                 EventKind::Canceled,
@@ -192,7 +197,7 @@ impl App {
                 generation.progress,
             );
             change.error = Some(Failure::new(ErrorCode::Canceled, "canceled by request"));
-            let event = self.catalogue.advance(id, &change).await?;
+            let event = self.catalogue.advance(id, &change).await.map_err(ended)?;
             self.bus.publish(event);
         } else {
             self.bus.signal(Signal::Cancel(id));
@@ -269,7 +274,7 @@ impl App {
 impl App {
     /// Writes an image's thumbnail, then the image, and returns its catalogue row (not yet
     /// inserted). Keys depend only on the generation, so a retry overwrites, never duplicates.
-    pub(crate) async fn store_image(
+    pub async fn store_image(
         &self,
         g: &Generation,
         role: Role,

@@ -55,7 +55,7 @@ impl SqliteCatalogue {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let open_err = |e: sqlx::Error| match e {
-            sqlx::Error::Database(d) if d.code().as_deref() == Some("14") => {
+            sqlx::Error::Database(d) if !create && d.code().as_deref() == Some("14") => {
                 CatalogueError::NotFound(format!("catalogue {url}"))
             }
             e => other(e),
@@ -623,7 +623,11 @@ async fn insert_image_row(conn: &mut sqlx::SqliteConnection, i: &Image) -> Resul
     .await
     .map_err(|e| match e {
         sqlx::Error::Database(d) if d.is_unique_violation() => {
-            CatalogueError::Conflict(format!("storage key {} is taken", i.storage_key))
+            // Not `Conflict`: that means "the generation ended" to the engine.
+            other(format!(
+                "storage key {} is taken by another image",
+                i.storage_key
+            ))
         }
         e => other(e),
     })

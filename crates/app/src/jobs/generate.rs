@@ -132,6 +132,7 @@ impl Run {
             })?;
         let has = |role: Role| stored.iter().find(|i| i.role == role).cloned();
         let wanted = self.g.parameters.upscale.clone();
+        self.record_missing_milestones(&stored, &wanted).await?;
         let split = self.reg.upscale_mode == UpscaleMode::LocalSplit && !wanted.is_empty();
 
         let png = self.app.png;
@@ -220,7 +221,7 @@ impl Run {
                     }
                     quadrants
                         .as_ref()
-                        .and_then(|q| q.get(usize::from(index) - 1).cloned())
+                        .and_then(|q| q.get(usize::from(index).checked_sub(1)?).cloned())
                         .ok_or_else(|| {
                             JobError::Abort(Failure::new(ErrorCode::Internal, "missing quadrant"))
                         })?
@@ -247,6 +248,50 @@ impl Run {
         // failure is logged, not fatal, and the record can be written again from the catalogue.
         if let Err(e) = self.app.write_metadata(id).await {
             tracing::warn!(generation = %id, error = %e, "metadata record not written");
+        }
+        Ok(())
+    }
+
+    /// A crash between storing an image's row and writing its milestone event leaves the image
+    /// without its event; a resumed run writes those events first, in role order.
+    async fn record_missing_milestones(
+        &self,
+        stored: &[Image],
+        wanted: &[u8],
+    ) -> Result<(), JobError> {
+        if stored.is_empty() {
+            return Ok(());
+        }
+        let events = self.app.catalogue.events(self.g.id, 0).await?;
+        let recorded = |image: &Image| events.iter().any(|e| e.image_id == Some(image.id));
+        if let Some(grid) = stored.iter().find(|i| i.role == Role::Grid && !recorded(i)) {
+            let mut change = Change::new(
+                EventKind::GridCompleted,
+                GenerationStatus::Running,
+                self.milestones.grid_stored(),
+            )
+            .phase(Phase::GridCompleted);
+            change.image_id = Some(grid.id);
+            self.step(change).await?;
+        }
+        let mut done = 0u8;
+        for &index in wanted {
+            let Some(image) = stored.iter().find(|i| i.role == Role::Upscale(index)) else {
+                continue;
+            };
+            done += 1;
+            if recorded(image) {
+                continue;
+            }
+            let mut change = Change::new(
+                EventKind::UpscaleCompleted,
+                GenerationStatus::Running,
+                self.milestones.upscales_stored(done),
+            )
+            .phase(Phase::UpscalesInProgress);
+            change.index = Some(index);
+            change.image_id = Some(image.id);
+            self.step(change).await?;
         }
         Ok(())
     }

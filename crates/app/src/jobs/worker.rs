@@ -51,7 +51,8 @@ impl Worker {
             })
             .collect();
         Self {
-            id: format!("{name}@{}", std::process::id()),
+            // The random part keeps workers of two containers (both PID 1) on one catalogue apart.
+            id: format!("{name}@{}-{:08x}", std::process::id(), fastrand::u32(..)),
             app,
             slots,
             only,
@@ -79,6 +80,10 @@ impl Worker {
     }
 
     async fn execute(&self, job: Job) {
+        if job.cancel_requested {
+            // Canceled while nobody held it (its worker died, or it waited for a retry).
+            return self.canceled(&job).await;
+        }
         if job.attempts > job.max_attempts {
             let message = format!(
                 "gave up after {} attempts; last error: {}",
@@ -96,19 +101,30 @@ impl Worker {
         let renew_every = (self.app.jobs.lease / 3).max(Duration::from_millis(50));
         let mut ticker = tokio::time::interval(renew_every);
         ticker.tick().await;
+        // Past two thirds of the lease without a renewal, another worker may soon take the job
+        // over: stop before two workers write for one generation.
+        let give_up_after = self.app.jobs.lease.mul_f64(2.0 / 3.0);
+        let mut renewed = std::time::Instant::now();
         let result = loop {
             tokio::select! {
                 joined = &mut task => break joined,
                 _ = ticker.tick() => {
                     match self.app.catalogue.renew_lease(job.id, &self.id, now_ms(), self.lease_ms()).await {
-                        Ok(Lease::Held) => {}
+                        Ok(Lease::Held) => renewed = std::time::Instant::now(),
                         Ok(Lease::CancelRequested) => { task.abort(); return self.canceled(&job).await; }
                         Ok(Lease::Lost) => {
                             tracing::warn!(job = %job.id, "lease lost; another worker took the job over");
                             task.abort();
                             return;
                         }
-                        Err(e) => tracing::warn!(job = %job.id, error = %e, "lease not renewed"),
+                        Err(e) => {
+                            tracing::warn!(job = %job.id, error = %e, "lease not renewed");
+                            if renewed.elapsed() > give_up_after {
+                                tracing::warn!(job = %job.id, "stopping: the lease may be taken over");
+                                task.abort();
+                                return;
+                            }
+                        }
                     }
                 }
                 signal = signals.recv() => match signal {
@@ -155,7 +171,7 @@ impl Worker {
         kind: EventKind,
         status: GenerationStatus,
         failure: Failure,
-    ) {
+    ) -> bool {
         let progress = self
             .app
             .catalogue
@@ -165,10 +181,17 @@ impl Worker {
         let mut change = Change::new(kind, status, progress);
         change.error = Some(failure);
         match self.app.catalogue.advance(job.generation_id, &change).await {
-            Ok(event) => self.app.bus.publish(event),
-            Err(crate::catalogue::CatalogueError::Conflict(_)) => {}
+            Ok(event) => {
+                self.app.bus.publish(event);
+                true
+            }
+            // Already ended (canceled meanwhile): nothing to record.
+            Err(crate::catalogue::CatalogueError::Conflict(_)) => true,
             Err(e) => {
+                // Leave the job leased: its lease runs out and a worker ends it again, so the
+                // generation is never left running under a finished job.
                 tracing::error!(generation = %job.generation_id, error = %e, "end not recorded");
+                false
             }
         }
     }
@@ -176,21 +199,27 @@ impl Worker {
     async fn fail(&self, job: &Job, failure: Failure) {
         tracing::warn!(generation = %job.generation_id, code = %failure.code, "generation failed: {}", failure.message);
         let record = format!("{}: {}", failure.code, failure.message);
-        self.advance_terminal(job, EventKind::Failed, GenerationStatus::Failed, failure)
-            .await;
-        self.finish(job, JobStatus::Failed, Some(&record)).await;
+        if self
+            .advance_terminal(job, EventKind::Failed, GenerationStatus::Failed, failure)
+            .await
+        {
+            self.finish(job, JobStatus::Failed, Some(&record)).await;
+        }
     }
 
     async fn canceled(&self, job: &Job) {
         let failure = Failure::new(ErrorCode::Canceled, "canceled by request");
-        self.advance_terminal(
-            job,
-            EventKind::Canceled,
-            GenerationStatus::Canceled,
-            failure,
-        )
-        .await;
-        self.finish(job, JobStatus::Canceled, None).await;
+        let recorded = self
+            .advance_terminal(
+                job,
+                EventKind::Canceled,
+                GenerationStatus::Canceled,
+                failure,
+            )
+            .await;
+        if recorded {
+            self.finish(job, JobStatus::Canceled, None).await;
+        }
         self.app.bus.wake_workers();
     }
 
@@ -230,9 +259,10 @@ impl Worker {
     async fn idle_wait(&self) -> Duration {
         let poll = self.app.jobs.poll;
         match self.app.catalogue.next_wakeup(&self.slots).await {
-            Ok(Some(at)) => {
-                let ms = (at - now_ms()).max(5) as u64;
-                Duration::from_millis(ms).min(poll)
+            // A due time in the past means the job waits for a free slot: a finishing job wakes
+            // the workers, so only the poll is needed, not a busy loop.
+            Ok(Some(at)) if at > now_ms() => {
+                Duration::from_millis((at - now_ms()) as u64).min(poll)
             }
             _ => poll,
         }

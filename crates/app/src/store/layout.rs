@@ -2,9 +2,10 @@
 //!
 //! - `default` (the `MidPicture` bucket layout): `{generation_id}/grid.png`,
 //!   `{generation_id}/upscale_{n}.png`, thumbnails beside them as `thumb_{role}.webp`.
-//! - `library` (illustrations): `raw/{category}/{category}_{subject}_v{version}_{timestamp}_{role}.{ext}`,
-//!   thumbnails under `processed/`, the generation's JSON metadata under `metadata/`. The role
-//!   suffix keeps the grid and its upscales, which share one version, apart.
+//! - `library` (illustrations): `raw/{category}/{category}_{subject}_v{version}_{timestamp}_{id}_{role}.{ext}`,
+//!   thumbnails under `processed/`, the generation's JSON metadata under `metadata/`. `{id}` (the
+//!   last 8 hex digits of the generation id) keeps generations made in the same second apart;
+//!   the role suffix keeps the grid and its upscales, which share one version, apart.
 //!
 //! Keys depend only on the generation (never on the clock at write time), so a retried job
 //! writes the same keys again instead of leaving orphans.
@@ -52,7 +53,11 @@ impl KeyContext<'_> {
                 "[year][month][day]_[hour][minute][second]"
             ))
             .unwrap_or_else(|_| self.created_at.unix_timestamp().to_string());
-        format!("{category}_{subject}_v{}_{stamp}", self.version)
+        // The generation id's random tail keeps two generations of one subject, version and
+        // second apart (UUIDv7's head is the timestamp, so the tail is the part that differs).
+        let id = self.generation_id.as_uuid().simple().to_string();
+        let tail = &id[id.len() - 8..];
+        format!("{category}_{subject}_v{}_{stamp}_{tail}", self.version)
     }
 
     fn category_dir(&self) -> &'static str {
@@ -155,15 +160,15 @@ mod tests {
         let c = ctx(Some("Fox King, the 2nd!"));
         assert_eq!(
             Layout::Library.image_key(&c, Role::Upscale(1), "png"),
-            "raw/character/character_fox-king-the-2nd_v3_20261121_090507_upscale_1.png"
+            "raw/character/character_fox-king-the-2nd_v3_20261121_090507_00000001_upscale_1.png"
         );
         assert_eq!(
             Layout::Library.thumbnail_key(&c, Role::Grid),
-            "processed/character/character_fox-king-the-2nd_v3_20261121_090507_grid_thumb.webp"
+            "processed/character/character_fox-king-the-2nd_v3_20261121_090507_00000001_grid_thumb.webp"
         );
         assert_eq!(
             Layout::Library.metadata_key(&c).unwrap(),
-            "metadata/character/character_fox-king-the-2nd_v3_20261121_090507.json"
+            "metadata/character/character_fox-king-the-2nd_v3_20261121_090507_00000001.json"
         );
     }
 

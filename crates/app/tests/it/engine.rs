@@ -432,3 +432,73 @@ async fn a_provider_reporting_in_bursts_does_not_flood_the_catalogue() {
     );
     assert_eq!(events.last().unwrap().kind, EventKind::Completed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_requested_while_nobody_held_the_job_is_honoured_at_claim() {
+    let s = Scripted::new(Duration::ZERO, vec![]);
+    let t = scripted(&s, 1, UpscaleMode::Provider).await;
+    let id = submit(&t, "cancel the orphan", "all").await;
+    let slots = vec!["scripted:scripted-account".to_owned()];
+    let ghost = Claim {
+        worker: "ghost@1",
+        lease_ms: 200,
+        slots: &slots,
+        only: None,
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000;
+    assert!(
+        t.app
+            .catalogue
+            .claim_job(&ghost, now)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // The cancel reaches a job whose worker has died.
+    t.app.cancel(id).await.unwrap();
+    run_idle(&t).await;
+    let g = t.app.generation(id).await.unwrap().generation;
+    assert_eq!(g.status, GenerationStatus::Canceled);
+    assert_eq!(
+        s.calls.load(Ordering::SeqCst),
+        0,
+        "the provider was not called again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_image_without_its_event_gets_it_on_resume() {
+    // A crash between the grid's row and its milestone event: the resumed job writes the
+    // event, once, and does not render again.
+    let s = Scripted::new(Duration::ZERO, vec![]);
+    let t = scripted(&s, 1, UpscaleMode::Provider).await;
+    let id = submit(&t, "half done", "1").await;
+    let g = t.app.catalogue.generation(id).await.unwrap();
+    let bytes = atelier::providers::sandbox::draw::grid("half done", 1, 64)
+        .encode_png()
+        .unwrap();
+    let processed = atelier::pipeline::process_image(bytes).unwrap();
+    let image = t
+        .app
+        .store_image(&g, Role::Grid, processed, false)
+        .await
+        .unwrap();
+    t.app.catalogue.insert_image(&image).await.unwrap();
+    run_idle(&t).await;
+    let events = t.app.events(id, 0).await.unwrap();
+    let grid_events: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::GridCompleted)
+        .collect();
+    assert_eq!(grid_events.len(), 1);
+    assert_eq!(grid_events[0].image_id, Some(image.id));
+    assert_eq!(
+        s.calls.load(Ordering::SeqCst),
+        1,
+        "only the upscale was asked for"
+    );
+    assert_eq!(
+        t.app.generation(id).await.unwrap().generation.status,
+        GenerationStatus::Succeeded
+    );
+}

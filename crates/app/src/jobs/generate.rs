@@ -160,14 +160,7 @@ impl Run {
                 blocking(move || pipeline::process_image(delivery.bytes)).await?
             };
             let image = self.save(Role::Grid, grid).await?;
-            let mut change = Change::new(
-                EventKind::GridCompleted,
-                GenerationStatus::Running,
-                self.milestones.grid_stored(),
-            )
-            .phase(Phase::GridCompleted);
-            change.image_id = Some(image.id);
-            self.step(change).await?;
+            self.step(self.grid_completed(image.id)).await?;
             image
         };
 
@@ -229,15 +222,8 @@ impl Run {
             };
             let image = self.save(Role::Upscale(index), processed).await?;
             done += 1;
-            let mut change = Change::new(
-                EventKind::UpscaleCompleted,
-                GenerationStatus::Running,
-                self.milestones.upscales_stored(done),
-            )
-            .phase(Phase::UpscalesInProgress);
-            change.index = Some(index);
-            change.image_id = Some(image.id);
-            self.step(change).await?;
+            self.step(self.upscale_completed(index, done, image.id))
+                .await?;
         }
         self.step(
             Change::new(EventKind::Completed, GenerationStatus::Succeeded, 100.0)
@@ -250,6 +236,30 @@ impl Run {
             tracing::warn!(generation = %id, error = %e, "metadata record not written");
         }
         Ok(())
+    }
+
+    fn grid_completed(&self, image: crate::domain::ImageId) -> Change {
+        let mut change = Change::new(
+            EventKind::GridCompleted,
+            GenerationStatus::Running,
+            self.milestones.grid_stored(),
+        )
+        .phase(Phase::GridCompleted);
+        change.image_id = Some(image);
+        change
+    }
+
+    /// The milestone of upscale `index`, the `done`-th stored.
+    fn upscale_completed(&self, index: u8, done: u8, image: crate::domain::ImageId) -> Change {
+        let mut change = Change::new(
+            EventKind::UpscaleCompleted,
+            GenerationStatus::Running,
+            self.milestones.upscales_stored(done),
+        )
+        .phase(Phase::UpscalesInProgress);
+        change.index = Some(index);
+        change.image_id = Some(image);
+        change
     }
 
     /// A crash between storing an image's row and writing its milestone event leaves the image
@@ -265,14 +275,7 @@ impl Run {
         let events = self.app.catalogue.events(self.g.id, 0).await?;
         let recorded = |image: &Image| events.iter().any(|e| e.image_id == Some(image.id));
         if let Some(grid) = stored.iter().find(|i| i.role == Role::Grid && !recorded(i)) {
-            let mut change = Change::new(
-                EventKind::GridCompleted,
-                GenerationStatus::Running,
-                self.milestones.grid_stored(),
-            )
-            .phase(Phase::GridCompleted);
-            change.image_id = Some(grid.id);
-            self.step(change).await?;
+            self.step(self.grid_completed(grid.id)).await?;
         }
         let mut done = 0u8;
         for &index in wanted {
@@ -283,15 +286,8 @@ impl Run {
             if recorded(image) {
                 continue;
             }
-            let mut change = Change::new(
-                EventKind::UpscaleCompleted,
-                GenerationStatus::Running,
-                self.milestones.upscales_stored(done),
-            )
-            .phase(Phase::UpscalesInProgress);
-            change.index = Some(index);
-            change.image_id = Some(image.id);
-            self.step(change).await?;
+            self.step(self.upscale_completed(index, done, image.id))
+                .await?;
         }
         Ok(())
     }

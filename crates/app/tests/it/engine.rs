@@ -277,7 +277,7 @@ async fn canceling_a_running_generation_stops_its_worker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_account_runs_one_job_at_a_time_by_default() {
     for (concurrency, expected) in [(1, 1), (2, 2)] {
-        let s = Scripted::new(Duration::from_millis(40), vec![]);
+        let s = Scripted::new(Duration::from_millis(150), vec![]);
         let t = scripted(&s, concurrency, UpscaleMode::Provider).await;
         for i in 0..4 {
             submit(&t, &format!("job {i}"), "none").await;
@@ -421,7 +421,9 @@ async fn a_provider_reporting_in_bursts_does_not_flood_the_catalogue() {
         .iter()
         .filter(|e| e.kind == EventKind::Progress)
         .count();
-    assert!(progress <= 4, "{progress} progress events were recorded");
+    // Two phase changes, and at most one report per stage (grid, four upscales) even on a slow
+    // machine, where a stage may start more than 50 ms after the last event.
+    assert!(progress <= 7, "{progress} progress events were recorded");
     // Every milestone is still there.
     assert_eq!(
         events

@@ -11,11 +11,19 @@ use clap::{Args, Parser, Subcommand};
     about = "Prompts in; stored, catalogued, searchable images out."
 )]
 pub struct Cli {
-    /// Data directory (catalogue, images) [env: `ATELIER_DATA_DIR`] [default: ./atelier-data]
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        help = "Data directory (catalogue, images) [env: ATELIER_DATA_DIR] [default: ./atelier-data]"
+    )]
     pub data_dir: Option<PathBuf>,
-    /// Configuration file [default: `DATA_DIR/atelier.toml` when it exists]
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        help = "Configuration file [default: DATA_DIR/atelier.toml when it exists]"
+    )]
     pub config: Option<PathBuf>,
     /// Print one JSON document on stdout and nothing else there
     #[arg(long, global = true)]
@@ -164,8 +172,9 @@ pub enum JobsCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum MidjourneyCommand {
-    /// Read one Discord message object (the `d` of `MESSAGE_CREATE/UPDATE`) on stdin and print
-    /// its reading as JSON
+    #[command(
+        about = "Read one Discord message object (the d of MESSAGE_CREATE or MESSAGE_UPDATE) on stdin and print its reading as JSON"
+    )]
     Parse {
         /// Another bot id whose messages count as Midjourney's (repeatable)
         #[arg(long = "bot-id")]

@@ -144,8 +144,9 @@ impl App {
                 .catalogue
                 .create_generation(&generation, None, &images)
                 .await?;
-            self.write_metadata(created.id).await?;
-            out.push(self.generation(created.id).await?);
+            let done = self.generation(created.id).await?;
+            self.write_record(&done).await?;
+            out.push(done);
         }
         Ok(out)
     }

@@ -248,9 +248,12 @@ impl App {
     /// Writes the generation's JSON record (the generation with its images, as the API shows
     /// it) where the storage layout keeps one; does nothing for layouts that keep none.
     pub async fn write_metadata(&self, id: GenerationId) -> Result<(), AppError> {
-        let g = self.generation(id).await?;
+        self.write_record(&self.generation(id).await?).await
+    }
+
+    async fn write_record(&self, g: &GenerationWithImages) -> Result<(), AppError> {
         let ctx = KeyContext {
-            generation_id: id,
+            generation_id: g.generation.id,
             category: g.generation.category,
             subject: g.generation.subject.as_deref(),
             version: g.generation.version,
@@ -259,7 +262,7 @@ impl App {
         let Some(key) = self.store.layout().metadata_key(&ctx) else {
             return Ok(());
         };
-        let view = crate::api::GenerationView::of(&g, &self.store);
+        let view = crate::api::GenerationView::of(g, &self.store);
         let json =
             serde_json::to_vec_pretty(&view).map_err(|e| AppError::Internal(e.to_string()))?;
         self.store.put(&key, json).await?;

@@ -4,7 +4,9 @@
 //! (a CLI `generate` beside `serve`) queue on the busy timeout instead of failing on a lock
 //! upgrade. Jobs are claimed with a single `UPDATE … RETURNING`, which `SQLite` runs atomically.
 
+mod queue;
 mod rows;
+mod writes;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -21,7 +23,8 @@ use crate::domain::{
     Category, Event, Generation, GenerationId, Image, ImageId, ImageStatus, Job, JobId, JobStatus,
     Lease,
 };
-use rows::{colours_json, ts};
+use rows::ts;
+use writes::{insert_event, insert_image_row, next_version};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -93,9 +96,6 @@ impl SqliteCatalogue {
         self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)
     }
 }
-
-const NEXT_VERSION: &str = "SELECT COALESCE(MAX(version), 0) + 1 FROM generations
-     WHERE category IS ?1 AND subject = ?2";
 
 #[async_trait]
 impl Catalogue for SqliteCatalogue {
@@ -389,50 +389,11 @@ impl Catalogue for SqliteCatalogue {
     }
 
     async fn claim_job(&self, claim: &Claim<'_>, now: i64) -> Result<Option<Job>> {
-        let row = sqlx::query(
-            "UPDATE jobs SET status = 'running', lease_owner = ?1, lease_expires_at = ?2 + ?3,
-                attempts = attempts + 1, updated_at = ?2
-             WHERE id = (
-                SELECT j.id FROM jobs j
-                WHERE ((j.status = 'pending' AND j.run_at <= ?2)
-                       OR (j.status = 'running' AND j.lease_expires_at < ?2))
-                  AND j.slot IN (SELECT value FROM json_each(?4))
-                  AND (?5 IS NULL OR j.generation_id = ?5)
-                  AND (SELECT COUNT(*) FROM jobs r
-                       WHERE r.slot = j.slot AND r.status = 'running'
-                         AND r.lease_expires_at >= ?2 AND r.id <> j.id) < j.concurrency
-                ORDER BY j.run_at, j.id LIMIT 1)
-             RETURNING *",
-        )
-        .bind(claim.worker)
-        .bind(now)
-        .bind(claim.lease_ms)
-        .bind(slots_json(claim.slots))
-        .bind(claim.only.map(|g| g.to_string()))
-        .fetch_optional(&self.writer)
-        .await
-        .map_err(db)?;
-        row.as_ref().map(rows::job).transpose()
+        queue::claim_job(self, claim, now).await
     }
 
     async fn renew_lease(&self, id: JobId, worker: &str, now: i64, lease_ms: i64) -> Result<Lease> {
-        let row: Option<bool> = sqlx::query_scalar(
-            "UPDATE jobs SET lease_expires_at = ?3 + ?4, updated_at = ?3
-             WHERE id = ?1 AND lease_owner = ?2 AND status = 'running'
-             RETURNING cancel_requested",
-        )
-        .bind(id.to_string())
-        .bind(worker)
-        .bind(now)
-        .bind(lease_ms)
-        .fetch_optional(&self.writer)
-        .await
-        .map_err(db)?;
-        Ok(match row {
-            None => Lease::Lost,
-            Some(true) => Lease::CancelRequested,
-            Some(false) => Lease::Held,
-        })
+        queue::renew_lease(self, id, worker, now, lease_ms).await
     }
 
     async fn finish_job(
@@ -442,37 +403,11 @@ impl Catalogue for SqliteCatalogue {
         status: JobStatus,
         error: Option<&str>,
     ) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE jobs SET status = ?3, last_error = COALESCE(?4, last_error),
-                lease_owner = NULL, lease_expires_at = NULL, updated_at = ?5
-             WHERE id = ?1 AND lease_owner = ?2 AND status = 'running'",
-        )
-        .bind(id.to_string())
-        .bind(worker)
-        .bind(status.as_str())
-        .bind(error)
-        .bind(now_ms())
-        .execute(&self.writer)
-        .await
-        .map_err(db)?;
-        Ok(done.rows_affected() == 1)
+        queue::finish_job(self, id, worker, status, error).await
     }
 
     async fn retry_job(&self, id: JobId, worker: &str, run_at: i64, error: &str) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE jobs SET status = 'pending', run_at = ?3, last_error = ?4,
-                lease_owner = NULL, lease_expires_at = NULL, updated_at = ?5
-             WHERE id = ?1 AND lease_owner = ?2 AND status = 'running'",
-        )
-        .bind(id.to_string())
-        .bind(worker)
-        .bind(run_at)
-        .bind(error)
-        .bind(now_ms())
-        .execute(&self.writer)
-        .await
-        .map_err(db)?;
-        Ok(done.rows_affected() == 1)
+        queue::retry_job(self, id, worker, run_at, error).await
     }
 
     async fn job_of(&self, generation: GenerationId) -> Result<Job> {
@@ -484,48 +419,15 @@ impl Catalogue for SqliteCatalogue {
     }
 
     async fn cancel_job(&self, generation: GenerationId) -> Result<Job> {
-        let row = sqlx::query(
-            "UPDATE jobs SET
-                status = CASE WHEN status = 'pending' THEN 'canceled' ELSE status END,
-                cancel_requested = CASE WHEN status = 'running' THEN 1 ELSE cancel_requested END,
-                updated_at = ?2
-             WHERE generation_id = ?1 RETURNING *",
-        )
-        .bind(generation.to_string())
-        .bind(now_ms())
-        .fetch_optional(&self.writer)
-        .await
-        .map_err(db)?
-        .ok_or_else(|| CatalogueError::NotFound(format!("job of generation {generation}")))?;
-        rows::job(&row)
+        queue::cancel_job(self, generation).await
     }
 
     async fn queue_counts(&self, slots: &[String]) -> Result<QueueCounts> {
-        let (pending, running): (i64, i64) = sqlx::query_as(
-            "SELECT COALESCE(SUM(status = 'pending'), 0), COALESCE(SUM(status = 'running'), 0)
-             FROM jobs WHERE status IN ('pending', 'running')
-               AND slot IN (SELECT value FROM json_each(?1))",
-        )
-        .bind(slots_json(slots))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(QueueCounts {
-            pending: pending as u64,
-            running: running as u64,
-        })
+        queue::queue_counts(self, slots).await
     }
 
     async fn next_wakeup(&self, slots: &[String]) -> Result<Option<i64>> {
-        sqlx::query_scalar(
-            "SELECT MIN(CASE WHEN status = 'pending' THEN run_at ELSE lease_expires_at END)
-             FROM jobs WHERE status IN ('pending', 'running')
-               AND slot IN (SELECT value FROM json_each(?1))",
-        )
-        .bind(slots_json(slots))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db)
+        queue::next_wakeup(self, slots).await
     }
 
     async fn events(&self, id: GenerationId, after: u64) -> Result<Vec<Event>> {
@@ -559,125 +461,4 @@ impl Catalogue for SqliteCatalogue {
         .map_err(db)?;
         Ok(())
     }
-}
-
-async fn next_version(
-    conn: &mut sqlx::SqliteConnection,
-    category: Option<Category>,
-    subject: Option<&str>,
-    parent: Option<GenerationId>,
-) -> Result<i64> {
-    if let Some(subject) = subject {
-        return sqlx::query_scalar(NEXT_VERSION)
-            .bind(category.map(Category::as_str))
-            .bind(subject)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(db);
-    }
-    match parent {
-        Some(parent) => sqlx::query_scalar("SELECT version + 1 FROM generations WHERE id = ?1")
-            .bind(parent.to_string())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db)?
-            .ok_or_else(|| CatalogueError::NotFound(format!("generation {parent}"))),
-        None => Ok(1),
-    }
-}
-
-/// Writes an image row; false when its generation already has an image in that role.
-async fn insert_image_row(conn: &mut sqlx::SqliteConnection, i: &Image) -> Result<bool> {
-    sqlx::query(
-        "INSERT INTO images (id, generation_id, owner, role, storage_key, public_url,
-                thumbnail_key, width, height, format, size_bytes, sha256, dominant_color, palette,
-                category, subject, version, status, favourite, public, tags, synthetic, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                ?18, ?19, ?20, ?21, ?22, ?23)
-             ON CONFLICT (generation_id, role) DO NOTHING",
-    )
-    .bind(i.id.to_string())
-    .bind(i.generation_id.to_string())
-    .bind(&i.owner)
-    .bind(i.role.to_string())
-    .bind(&i.storage_key)
-    .bind(&i.public_url)
-    .bind(&i.thumbnail_key)
-    .bind(i64::from(i.width))
-    .bind(i64::from(i.height))
-    .bind(&i.format)
-    .bind(i.size_bytes as i64)
-    .bind(&i.sha256)
-    .bind(i.dominant.map(crate::domain::Rgb::hex))
-    .bind(colours_json(&i.palette))
-    .bind(i.category.map(Category::as_str))
-    .bind(&i.subject)
-    .bind(i64::from(i.version))
-    .bind(i.status.as_str())
-    .bind(i.favourite)
-    .bind(i.public)
-    .bind(serde_json::to_string(&i.tags).map_err(other)?)
-    .bind(i.synthetic)
-    .bind(ts(i.created_at))
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| match e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => {
-            // Not `Conflict`: that means "the generation ended" to the engine.
-            other(format!(
-                "storage key {} is taken by another image",
-                i.storage_key
-            ))
-        }
-        e => other(e),
-    })
-    .map(|done| done.rows_affected() == 1)
-}
-
-async fn insert_event(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    id: GenerationId,
-    seq: i64,
-    c: &Change,
-    at: OffsetDateTime,
-) -> Result<Event> {
-    sqlx::query(
-        "INSERT INTO events (generation_id, seq, kind, status, phase, progress, idx, image_id,
-            error_code, error_message, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )
-    .bind(id.to_string())
-    .bind(seq)
-    .bind(c.kind.as_str())
-    .bind(c.status.as_str())
-    .bind(c.phase.map(crate::domain::Phase::as_str))
-    .bind(c.progress)
-    .bind(c.index.map(i64::from))
-    .bind(c.image_id.map(|i| i.to_string()))
-    .bind(c.error.as_ref().map(|e| e.code.as_str()))
-    .bind(c.error.as_ref().map(|e| e.message.as_str()))
-    .bind(ts(at))
-    .execute(&mut **tx)
-    .await
-    .map_err(db)?;
-    Ok(Event {
-        generation_id: id,
-        seq: seq as u64,
-        kind: c.kind,
-        at,
-        status: c.status,
-        phase: c.phase,
-        progress: c.progress,
-        index: c.index,
-        image_id: c.image_id,
-        error: c.error.clone(),
-    })
-}
-
-fn now_ms() -> i64 {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-fn slots_json(slots: &[String]) -> String {
-    serde_json::Value::from(slots.to_vec()).to_string()
 }

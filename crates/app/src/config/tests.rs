@@ -1,3 +1,5 @@
+//! Tests of configuration loading: layers, defaults and the errors a mistake gets.
+
 use super::*;
 
 fn env_none() -> Env {

@@ -172,13 +172,8 @@ impl Worker {
         status: GenerationStatus,
         failure: Failure,
     ) -> bool {
-        let progress = self
-            .app
-            .catalogue
-            .generation(job.generation_id)
-            .await
-            .map_or(0.0, |g| g.progress);
-        let mut change = Change::new(kind, status, progress);
+        // Progress is only ever raised by a step, so 0 keeps the stored value.
+        let mut change = Change::new(kind, status, 0.0);
         change.error = Some(failure);
         match self.app.catalogue.advance(job.generation_id, &change).await {
             Ok(event) => {

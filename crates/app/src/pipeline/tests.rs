@@ -1,3 +1,5 @@
+//! Tests of the pipeline: measuring, splitting, thumbnails, palettes and refusing corrupt data.
+
 use image::ImageEncoder;
 
 use super::*;

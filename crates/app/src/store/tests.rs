@@ -1,3 +1,5 @@
+//! Tests of the store: verified round trips, atomic writes and public URLs.
+
 use super::*;
 
 #[tokio::test]

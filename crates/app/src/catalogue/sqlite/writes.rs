@@ -1,0 +1,125 @@
+//! Statements shared by several catalogue methods: the next version number, an image row,
+//! an event row.
+
+use time::OffsetDateTime;
+
+use super::rows::{colours_json, ts};
+use super::{db, other};
+use crate::catalogue::{CatalogueError, Change, Result};
+use crate::domain::{Category, Event, GenerationId, Image};
+
+const NEXT_VERSION: &str = "SELECT COALESCE(MAX(version), 0) + 1 FROM generations
+     WHERE category IS ?1 AND subject = ?2";
+
+pub(super) async fn next_version(
+    conn: &mut sqlx::SqliteConnection,
+    category: Option<Category>,
+    subject: Option<&str>,
+    parent: Option<GenerationId>,
+) -> Result<i64> {
+    if let Some(subject) = subject {
+        return sqlx::query_scalar(NEXT_VERSION)
+            .bind(category.map(Category::as_str))
+            .bind(subject)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db);
+    }
+    match parent {
+        Some(parent) => sqlx::query_scalar("SELECT version + 1 FROM generations WHERE id = ?1")
+            .bind(parent.to_string())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| CatalogueError::NotFound(format!("generation {parent}"))),
+        None => Ok(1),
+    }
+}
+
+/// Writes an image row; false when its generation already has an image in that role.
+pub(super) async fn insert_image_row(conn: &mut sqlx::SqliteConnection, i: &Image) -> Result<bool> {
+    sqlx::query(
+        "INSERT INTO images (id, generation_id, owner, role, storage_key, public_url,
+                thumbnail_key, width, height, format, size_bytes, sha256, dominant_color, palette,
+                category, subject, version, status, favourite, public, tags, synthetic, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                ?18, ?19, ?20, ?21, ?22, ?23)
+             ON CONFLICT (generation_id, role) DO NOTHING",
+    )
+    .bind(i.id.to_string())
+    .bind(i.generation_id.to_string())
+    .bind(&i.owner)
+    .bind(i.role.to_string())
+    .bind(&i.storage_key)
+    .bind(&i.public_url)
+    .bind(&i.thumbnail_key)
+    .bind(i64::from(i.width))
+    .bind(i64::from(i.height))
+    .bind(&i.format)
+    .bind(i.size_bytes as i64)
+    .bind(&i.sha256)
+    .bind(i.dominant.map(crate::domain::Rgb::hex))
+    .bind(colours_json(&i.palette))
+    .bind(i.category.map(Category::as_str))
+    .bind(&i.subject)
+    .bind(i64::from(i.version))
+    .bind(i.status.as_str())
+    .bind(i.favourite)
+    .bind(i.public)
+    .bind(serde_json::to_string(&i.tags).map_err(other)?)
+    .bind(i.synthetic)
+    .bind(ts(i.created_at))
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| match e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            // Not `Conflict`: that means "the generation ended" to the engine.
+            other(format!(
+                "storage key {} is taken by another image",
+                i.storage_key
+            ))
+        }
+        e => other(e),
+    })
+    .map(|done| done.rows_affected() == 1)
+}
+
+pub(super) async fn insert_event(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    id: GenerationId,
+    seq: i64,
+    c: &Change,
+    at: OffsetDateTime,
+) -> Result<Event> {
+    sqlx::query(
+        "INSERT INTO events (generation_id, seq, kind, status, phase, progress, idx, image_id,
+            error_code, error_message, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )
+    .bind(id.to_string())
+    .bind(seq)
+    .bind(c.kind.as_str())
+    .bind(c.status.as_str())
+    .bind(c.phase.map(crate::domain::Phase::as_str))
+    .bind(c.progress)
+    .bind(c.index.map(i64::from))
+    .bind(c.image_id.map(|i| i.to_string()))
+    .bind(c.error.as_ref().map(|e| e.code.as_str()))
+    .bind(c.error.as_ref().map(|e| e.message.as_str()))
+    .bind(ts(at))
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(Event {
+        generation_id: id,
+        seq: seq as u64,
+        kind: c.kind,
+        at,
+        status: c.status,
+        phase: c.phase,
+        progress: c.progress,
+        index: c.index,
+        image_id: c.image_id,
+        error: c.error.clone(),
+    })
+}

@@ -143,6 +143,7 @@ async fn bench_engine(
             concurrency,
             upscale_mode: UpscaleMode::Provider,
             synthetic: true,
+            accounts: None,
         },
     );
     providers.set_default("sandbox");

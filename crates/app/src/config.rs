@@ -66,6 +66,87 @@ pub struct JobsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ProvidersConfig {
     pub sandbox: SandboxConfig,
+    pub midjourney: MidjourneyConfig,
+}
+
+/// Midjourney through Discord user accounts.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MidjourneyConfig {
+    pub enabled: bool,
+    /// `discord` (press U1–U4) or `local_split` (cut the grid; no extra Discord calls).
+    pub upscale_mode: String,
+    /// Discord REST root, gateway and CDN: change them for a reverse proxy or the simulator.
+    pub api_base: String,
+    pub gateway_url: String,
+    pub cdn_base: String,
+    /// A job fails with `timeout` after this long without any news (progress resets it).
+    pub timeout_secs: f64,
+    /// The same, once Midjourney said "Job queued".
+    pub queued_timeout_secs: f64,
+    /// After this long without news, the channel history is read for a missed message.
+    pub history_poll_secs: f64,
+    /// Minimum time between two interactions of one account, plus random jitter.
+    pub interaction_gap_ms: u64,
+    pub interaction_jitter_ms: u64,
+    /// Tries per image download (CDN errors, truncated or corrupt files).
+    pub download_attempts: u32,
+    /// First wait between download tries; doubled each time.
+    pub download_backoff_ms: u64,
+    pub accounts: Vec<AccountConfig>,
+}
+
+/// One Discord account that talks to the Midjourney bot in one channel.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    /// A short name, shown by `atelier accounts` and stored with each generation.
+    pub name: String,
+    /// `env:NAME` reads the token from that environment variable (recommended); anything
+    /// else is the token itself. Never logged.
+    pub token: String,
+    /// The server (guild) of the channel; unset for a direct-message channel with the bot.
+    #[serde(default)]
+    pub guild_id: Option<String>,
+    pub channel_id: String,
+    /// Jobs this account runs at once.
+    #[serde(default = "one")]
+    pub concurrency: u32,
+    /// Jobs that may wait for this account.
+    #[serde(default = "ten")]
+    pub queue_size: u32,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn one() -> u32 {
+    1
+}
+fn ten() -> u32 {
+    10
+}
+fn yes() -> bool {
+    true
+}
+
+impl Default for MidjourneyConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            upscale_mode: "discord".into(),
+            api_base: "https://discord.com/api/v9".into(),
+            gateway_url: "wss://gateway.discord.gg".into(),
+            cdn_base: "https://cdn.discordapp.com".into(),
+            timeout_secs: 300.0,
+            queued_timeout_secs: 1200.0,
+            history_poll_secs: 30.0,
+            interaction_gap_ms: 1200,
+            interaction_jitter_ms: 800,
+            download_attempts: 5,
+            download_backoff_ms: 1000,
+            accounts: Vec::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -232,6 +313,84 @@ impl Config {
                 "providers.sandbox.upscale_mode must be \"provider\" or \"local_split\", not {:?}",
                 s.upscale_mode
             ));
+        }
+        self.check_midjourney()?;
+        Ok(())
+    }
+
+    fn check_midjourney(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        let m = &self.providers.midjourney;
+        if !matches!(m.upscale_mode.as_str(), "discord" | "local_split") {
+            return bad(format!(
+                "providers.midjourney.upscale_mode must be \"discord\" or \"local_split\", not {:?}",
+                m.upscale_mode
+            ));
+        }
+        for (name, v) in [
+            ("timeout_secs", m.timeout_secs),
+            ("queued_timeout_secs", m.queued_timeout_secs),
+            ("history_poll_secs", m.history_poll_secs),
+        ] {
+            if !(v.is_finite() && v > 0.0 && v < 86_400.0) {
+                return bad(format!(
+                    "providers.midjourney.{name} must be a positive number of seconds, not {v}"
+                ));
+            }
+        }
+        for (name, url) in [
+            ("api_base", &m.api_base),
+            ("gateway_url", &m.gateway_url),
+            ("cdn_base", &m.cdn_base),
+        ] {
+            let ok = ["http://", "https://", "ws://", "wss://"]
+                .iter()
+                .any(|p| url.starts_with(p));
+            if !ok {
+                return bad(format!(
+                    "providers.midjourney.{name} must be an http(s) or ws(s) URL, not {url:?}"
+                ));
+            }
+        }
+        if m.download_attempts == 0 {
+            return bad("providers.midjourney.download_attempts must be at least 1".into());
+        }
+        if m.enabled && !m.accounts.iter().any(|a| a.enabled) {
+            return bad(
+                "providers.midjourney is enabled but has no enabled [[providers.midjourney.accounts]]"
+                    .into(),
+            );
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for a in &m.accounts {
+            let at = format!("providers.midjourney.accounts {:?}", a.name);
+            if a.name.trim().is_empty() || a.name.contains(char::is_whitespace) {
+                return bad(format!("{at}: the name must be a non-empty word"));
+            }
+            if !names.insert(a.name.as_str()) {
+                return bad(format!("{at}: the name is used twice"));
+            }
+            if a.token.trim().is_empty() || a.token.trim() == "env:" {
+                return bad(format!("{at}: token is empty"));
+            }
+            let snowflake =
+                |v: &str| !v.is_empty() && v.len() <= 20 && v.bytes().all(|b| b.is_ascii_digit());
+            if !snowflake(&a.channel_id) {
+                return bad(format!(
+                    "{at}: channel_id must be a Discord id (digits), not {:?}",
+                    a.channel_id
+                ));
+            }
+            if let Some(g) = &a.guild_id
+                && !snowflake(g)
+            {
+                return bad(format!(
+                    "{at}: guild_id must be a Discord id (digits), not {g:?}"
+                ));
+            }
+            if a.concurrency == 0 {
+                return bad(format!("{at}: concurrency must be at least 1"));
+            }
         }
         Ok(())
     }

@@ -32,7 +32,14 @@ pub fn providers(config: &Config) -> Result<Providers, AppError> {
                     UpscaleMode::Provider
                 },
                 synthetic: true,
+                accounts: None,
             },
+        );
+    }
+    if config.providers.midjourney.enabled {
+        providers.insert(
+            "midjourney",
+            crate::midjourney::registered(&config.providers.midjourney),
         );
     }
     if providers.get(&config.default_provider).is_none() {
@@ -84,6 +91,11 @@ pub async fn open(
         .with_public_base_url(config.storage.public_base_url.clone());
     let png = crate::pipeline::PngCompression::parse(&config.pipeline.png_compression)
         .unwrap_or_default();
+    for name in providers.names() {
+        if let Some(pool) = providers.get(name).and_then(|r| r.accounts.clone()) {
+            crate::app::spawn_account_recorder(catalogue.clone(), name.to_owned(), pool);
+        }
+    }
     let j = &config.jobs;
     Ok(Arc::new(App {
         catalogue,

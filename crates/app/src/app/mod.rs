@@ -3,7 +3,11 @@
 //! It ties the catalogue, the store, the providers and the event bus together, and holds no
 //! front-end concern: it never prints, parses arguments or speaks HTTP.
 
+mod accounts;
 mod import;
+
+pub(crate) use accounts::spawn_account_recorder;
+pub use accounts::{AccountView, LastKnown, account_views};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +17,7 @@ use time::OffsetDateTime;
 use crate::catalogue::{Catalogue, Change, ImageFilter, NewJob};
 use crate::domain::{
     ErrorCode, Event, EventKind, Failure, Generation, GenerationId, GenerationKind,
-    GenerationRequest, GenerationStatus, Image, ImageId, ImageStatus, JobId, JobStatus, Parameters,
-    Role,
+    GenerationRequest, GenerationStatus, Image, ImageId, ImageStatus, JobId, JobStatus, Role,
 };
 use crate::error::AppError;
 use crate::jobs::{Bus, Signal};
@@ -72,6 +75,7 @@ impl App {
     /// Checks a request against this process's providers without writing anything.
     pub fn check(&self, request: GenerationRequest) -> Result<GenerationRequest, AppError> {
         let request = request.validated()?;
+        request.parameters()?;
         self.provider_name(request.provider.as_deref())?;
         Ok(request)
     }
@@ -84,12 +88,7 @@ impl App {
     /// before any provider is called.
     pub async fn submit(&self, request: GenerationRequest) -> Result<Generation, AppError> {
         let request = self.check(request)?;
-        let parameters = Parameters {
-            seed: request.seed,
-            aspect_ratio: request.aspect_ratio.clone(),
-            upscale: request.upscale.indices().to_vec(),
-            extra: serde_json::Map::new(),
-        };
+        let parameters = request.parameters()?;
         let generation = Generation {
             id: GenerationId::new(),
             owner: None,

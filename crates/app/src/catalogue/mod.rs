@@ -144,6 +144,8 @@ pub trait Catalogue: Send + Sync {
     /// Refused with `Conflict` when the generation is already terminal.
     async fn advance(&self, id: GenerationId, change: &Change) -> Result<Event>;
     async fn set_provider_refs(&self, id: GenerationId, refs: &serde_json::Value) -> Result<()>;
+    /// The provider account that took the generation (a pool chooses at run time).
+    async fn set_account(&self, id: GenerationId, account: &str) -> Result<()>;
 
     // Images.
 

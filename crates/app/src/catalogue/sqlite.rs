@@ -308,6 +308,19 @@ impl Catalogue for SqliteCatalogue {
         Ok(())
     }
 
+    async fn set_account(&self, id: GenerationId, account: &str) -> Result<()> {
+        let done = sqlx::query("UPDATE generations SET account = ?2 WHERE id = ?1")
+            .bind(id.to_string())
+            .bind(account)
+            .execute(&self.writer)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(CatalogueError::NotFound(format!("generation {id}")));
+        }
+        Ok(())
+    }
+
     async fn insert_image(&self, i: &Image) -> Result<Inserted> {
         let mut conn = self.writer.acquire().await.map_err(db)?;
         if insert_image_row(&mut conn, i).await? {

@@ -56,6 +56,8 @@ pub enum Command {
         #[command(subcommand)]
         command: MidjourneyCommand,
     },
+    /// List provider accounts (Midjourney's Discord accounts) with their health
+    Accounts(AccountsArgs),
     /// Configuration helpers
     Config {
         #[command(subcommand)]
@@ -87,6 +89,19 @@ pub struct GenerateArgs {
     /// Queue the generation and return at once
     #[arg(long)]
     pub no_wait: bool,
+    /// Midjourney only: which Discord bot renders it
+    #[arg(long, value_parser = ["midjourney", "niji"])]
+    pub bot: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct AccountsArgs {
+    /// Connect each usable account first, so its health is current
+    #[arg(long)]
+    pub check: bool,
+    /// How long --check waits for an account to connect, in seconds
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub wait: u64,
 }
 
 #[derive(Subcommand, Debug)]

@@ -27,9 +27,15 @@ pub async fn generate(config: &Config, args: GenerateArgs, out: &Out) -> Result<
     request.subject = args.subject;
     request.upscale = UpscaleSelection::parse(&args.upscale)?;
     request.seed = args.seed;
+    if let Some(bot) = args.bot {
+        request
+            .extra
+            .insert("bot".into(), serde_json::Value::String(bot));
+    }
     // Everything is checked before anything (even the data directory) is written.
     let providers = wiring::providers(config)?;
     let request = request.validated()?;
+    request.parameters()?;
     providers
         .resolve(request.provider.as_deref())
         .map_err(AppError::Invalid)?;

@@ -1,6 +1,7 @@
 //! The command line (product.md §4.1): argument parsing and dispatch. Every command calls `App`
 //! use cases and prints through `output.rs`; none touches SQL, storage or providers directly.
 
+mod accounts;
 pub mod args;
 mod generate;
 mod images;
@@ -93,6 +94,7 @@ async fn dispatch(cli: Cli, out: &Out) -> Result<u8, AppError> {
         }
         | Command::Midjourney { .. } => Ok(0),
         Command::Bench(args) => crate::bench::run(&config, args, out).await,
+        Command::Accounts(args) => accounts::list(&config, &args, out).await,
     }
 }
 

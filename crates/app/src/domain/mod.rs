@@ -11,6 +11,7 @@ mod ids;
 mod image;
 mod job;
 mod progress;
+pub mod prompt_params;
 mod request;
 
 pub use error::{ErrorCode, Failure};

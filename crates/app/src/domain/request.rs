@@ -105,6 +105,8 @@ pub struct GenerationRequest {
     pub upscale: UpscaleSelection,
     pub seed: Option<u32>,
     pub aspect_ratio: Option<String>,
+    /// Provider settings that are not prompt parameters (e.g. `bot = "niji"`).
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl GenerationRequest {
@@ -118,12 +120,50 @@ impl GenerationRequest {
             upscale: UpscaleSelection::all(),
             seed: None,
             aspect_ratio: None,
+            extra: serde_json::Map::new(),
         }
+    }
+
+    /// The parameters to keep in the catalogue: those written in the prompt merged with the
+    /// request's own fields (which must not contradict them).
+    pub fn parameters(&self) -> Result<Parameters, Invalid> {
+        let (_, inline) = super::prompt_params::parse(&self.prompt)?;
+        let merge = |flag: Option<String>, inline: Option<String>, name: &str| match (flag, inline)
+        {
+            (Some(a), Some(b)) if a != b => Err(Invalid::Other(format!(
+                "--{name} {a} contradicts --{name} {b} in the prompt"
+            ))),
+            (a, b) => Ok(a.or(b)),
+        };
+        let seed = merge(
+            self.seed.map(|s| s.to_string()),
+            inline.seed.map(|s| s.to_string()),
+            "seed",
+        )?
+        .and_then(|s| s.parse().ok());
+        let aspect_ratio = merge(self.aspect_ratio.clone(), inline.aspect_ratio, "ar")?;
+        let mut extra = inline.extra;
+        if let Some(no) = inline.no {
+            extra.insert("no".into(), serde_json::Value::String(no));
+        }
+        for (k, v) in &self.extra {
+            extra.insert(k.clone(), v.clone());
+        }
+        Ok(Parameters {
+            seed,
+            aspect_ratio,
+            upscale: self.upscale.indices().to_vec(),
+            extra,
+        })
     }
 
     /// Checks and normalises the request (trims the prompt and subject).
     pub fn validated(mut self) -> Result<Self, Invalid> {
         self.prompt = check_prompt(&self.prompt)?;
+        let (text, _) = super::prompt_params::parse(&self.prompt)?;
+        if text.is_empty() {
+            return Err(Invalid::EmptyPrompt);
+        }
         if let Some(neg) = self.negative_prompt.take() {
             let neg = neg.trim();
             if !neg.is_empty() {

@@ -72,7 +72,13 @@ pub(super) async fn run(app: Arc<App>, job: Job) -> Result<(), JobError> {
                 format!("provider {:?} is not configured", generation.provider),
             ))
         })?;
-    Run::new(app, generation, reg).go().await
+    let provider = reg.provider.clone();
+    let run = Run::new(app, generation, reg);
+    let released = run.job();
+    let result = run.go().await;
+    // Whatever the outcome, the provider gets back what the job held (a pooled account).
+    provider.release(&released).await;
+    result
 }
 
 struct Run {
@@ -81,6 +87,8 @@ struct Run {
     reg: Registered,
     milestones: Milestones,
     pjob: ProviderJob,
+    /// The provider's references as last saved: later provider calls of this run see them.
+    refs: Arc<std::sync::Mutex<serde_json::Value>>,
     /// When the last event of this run was written: progress events are spaced by
     /// [`PROGRESS_EVERY`] from any event, milestones included.
     last_event: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
@@ -97,14 +105,25 @@ impl Run {
             account: g.account.clone(),
             refs: g.provider_refs.clone(),
         };
+        let refs = Arc::new(std::sync::Mutex::new(g.provider_refs.clone()));
         Self {
             app,
             g,
             reg,
             milestones,
             pjob,
+            refs,
             last_event: Arc::default(),
         }
+    }
+
+    /// The provider's view of the job, with the references saved so far.
+    fn job(&self) -> ProviderJob {
+        let mut job = self.pjob.clone();
+        if let Ok(refs) = self.refs.lock() {
+            job.refs = refs.clone();
+        }
+        job
     }
 
     async fn step(&self, change: Change) -> Result<(), JobError> {
@@ -150,7 +169,7 @@ impl Run {
             )
             .await?;
             let reporter = self.reporter(Stage::Grid);
-            let delivery = self.reg.provider.render(&self.pjob, &reporter).await?;
+            let delivery = self.reg.provider.render(&self.job(), &reporter).await?;
             let grid = if split {
                 let ProcessedGrid { grid, quadrants: q } =
                     blocking(move || pipeline::process_grid(delivery.bytes, png)).await?;
@@ -189,7 +208,7 @@ impl Run {
                     let delivery = self
                         .reg
                         .provider
-                        .upscale(&self.pjob, index, &reporter)
+                        .upscale(&self.job(), index, &reporter)
                         .await?;
                     blocking(move || pipeline::process_image(delivery.bytes)).await?
                 }
@@ -304,6 +323,7 @@ impl Run {
             milestones: self.milestones,
             last: AtomicU64::new(start.to_bits()),
             last_at: self.last_event.clone(),
+            refs: self.refs.clone(),
         }
     }
 
@@ -341,6 +361,7 @@ struct JobReporter {
     milestones: Milestones,
     last: AtomicU64,
     last_at: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    refs: Arc<std::sync::Mutex<serde_json::Value>>,
 }
 
 #[async_trait]
@@ -382,8 +403,17 @@ impl Reporter for JobReporter {
     }
 
     async fn save_refs(&self, refs: serde_json::Value) {
+        if let Ok(mut current) = self.refs.lock() {
+            current.clone_from(&refs);
+        }
         if let Err(e) = self.app.catalogue.set_provider_refs(self.g, &refs).await {
             tracing::warn!(generation = %self.g, error = %e, "provider references not saved");
+        }
+    }
+
+    async fn account(&self, name: &str) {
+        if let Err(e) = self.app.catalogue.set_account(self.g, name).await {
+            tracing::warn!(generation = %self.g, error = %e, "provider account not saved");
         }
     }
 }

@@ -1,4 +1,128 @@
-//! Midjourney over Discord. For now: reading the bot's messages (`reading`), used by
-//! `atelier midjourney parse` and, next, by the Midjourney provider.
+//! Midjourney over Discord: the provider and what it is made of.
+//!
+//! - `reading`: what one bot message means (pure; also `atelier midjourney parse`);
+//! - `router`: which waiting job a message belongs to (nonce, interaction id, message ids,
+//!   reply reference, prompt last);
+//! - `account`: one Discord account — gateway session, REST client, health;
+//! - `pool`: which account runs a job (least busy, sticky per job);
+//! - `exchange`: one interaction and the messages up to its result (progress, deadlines,
+//!   errors, the channel-history fallback);
+//! - `download`: CDN downloads with retries and fresh signed URLs;
+//! - `provider`: the `Provider` implementation (/imagine, U1–U4) and its saved references.
 
+mod account;
+mod download;
+mod exchange;
+mod pool;
+mod provider;
 pub mod reading;
+mod router;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use atelier_discord::{ClientProperties, GatewayConfig, RestClient, RestConfig, Token};
+use tokio::sync::Notify;
+
+use crate::config::MidjourneyConfig;
+use crate::providers::{Registered, UpscaleMode};
+
+pub use account::{Account, Health, Place};
+pub use pool::Pool;
+pub use provider::{Midjourney, Refs, imagine_prompt};
+
+/// The Midjourney provider as the configuration describes it. Builds no connection: each
+/// account connects on its first job. An account whose token cannot be read starts disabled,
+/// with the reason, so other commands keep working.
+pub fn registered(config: &MidjourneyConfig) -> Registered {
+    atelier_discord::install_crypto_provider();
+    let changes = Arc::new(Notify::new());
+    let properties = ClientProperties::default();
+    let mut accounts = Vec::new();
+    for a in config.accounts.iter().filter(|a| a.enabled) {
+        let (token, problem) = match resolve_token(&a.token) {
+            Ok(t) => (t, None),
+            Err(why) => (Token::new(String::new()), Some(why)),
+        };
+        let rest_config = RestConfig {
+            api_base: config.api_base.trim_end_matches('/').to_owned(),
+            cdn_base: config.cdn_base.trim_end_matches('/').to_owned(),
+            properties: properties.clone(),
+            interaction_gap: Duration::from_millis(config.interaction_gap_ms),
+            interaction_jitter: Duration::from_millis(config.interaction_jitter_ms),
+            ..RestConfig::default()
+        };
+        let gateway_config = GatewayConfig {
+            url: config.gateway_url.trim_end_matches('/').to_owned(),
+            properties: properties.clone(),
+            ..GatewayConfig::default()
+        };
+        let (rest, problem) = match RestClient::new(&rest_config, &token) {
+            Ok(rest) => (rest, problem),
+            Err(e) => {
+                let fallback = RestClient::new(&RestConfig::default(), &token);
+                match fallback {
+                    Ok(rest) => (rest, Some(format!("invalid REST settings: {e}"))),
+                    Err(_) => continue,
+                }
+            }
+        };
+        let account = Arc::new(Account::new(
+            a.name.clone(),
+            Place {
+                guild_id: a.guild_id.clone(),
+                channel_id: a.channel_id.clone(),
+            },
+            a.concurrency,
+            a.queue_size,
+            token,
+            rest,
+            gateway_config,
+            changes.clone(),
+        ));
+        if let Some(reason) = problem {
+            account.start_disabled(reason);
+        }
+        accounts.push(account);
+    }
+    let concurrency = accounts.iter().map(|a| a.concurrency).sum::<u32>().max(1);
+    let pool = Arc::new(Pool::new(accounts, changes));
+    Registered {
+        provider: Arc::new(Midjourney {
+            pool: pool.clone(),
+            timing: exchange::Timing {
+                timeout: Duration::from_secs_f64(config.timeout_secs),
+                queued_timeout: Duration::from_secs_f64(config.queued_timeout_secs),
+                history_poll: Duration::from_secs_f64(config.history_poll_secs),
+                connect: Duration::from_secs(45),
+            },
+            retries: download::Retries {
+                attempts: config.download_attempts,
+                backoff: Duration::from_millis(config.download_backoff_ms),
+            },
+        }),
+        // One concurrency slot for the whole pool: the pool picks the account at run time.
+        account: "pool".into(),
+        concurrency,
+        upscale_mode: if config.upscale_mode == "local_split" {
+            UpscaleMode::LocalSplit
+        } else {
+            UpscaleMode::Provider
+        },
+        synthetic: false,
+        accounts: Some(pool),
+    }
+}
+
+/// `env:NAME` reads the variable; anything else is the token itself.
+fn resolve_token(spec: &str) -> Result<Token, String> {
+    match spec.trim().strip_prefix("env:") {
+        Some(name) => match std::env::var(name) {
+            Ok(v) if !v.trim().is_empty() => Ok(Token::new(v.trim().to_owned())),
+            _ => Err(format!(
+                "the token's environment variable {name} is not set"
+            )),
+        },
+        None => Ok(Token::new(spec.trim().to_owned())),
+    }
+}

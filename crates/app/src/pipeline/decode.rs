@@ -37,6 +37,26 @@ impl Format {
         }
     }
 
+    /// A quick check that the whole file arrived: the format's end marker is in place
+    /// (PNG `IEND`, JPEG `EOI`, WebP's RIFF length). It catches truncated downloads without
+    /// decoding; the full decode stays the final word.
+    pub fn looks_complete(bytes: &[u8]) -> bool {
+        const IEND: [u8; 12] = [0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xae, 0x42, 0x60, 0x82];
+        match Self::sniff(bytes) {
+            Ok(Self::Png) => bytes.ends_with(&IEND),
+            // Some encoders pad after EOI; accept a little trailing zero padding.
+            Ok(Self::Jpeg) => {
+                let end = bytes.iter().rposition(|&b| b != 0).unwrap_or(0);
+                end >= 1 && bytes[end - 1] == 0xff && bytes[end] == 0xd9
+            }
+            Ok(Self::Webp) => {
+                let riff = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+                bytes.len() as u64 == u64::from(riff) + 8
+            }
+            Err(_) => false,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Png => "png",

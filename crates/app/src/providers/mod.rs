@@ -62,6 +62,8 @@ pub trait Reporter: Send + Sync {
     async fn progress(&self, percent: f64);
     /// References to persist now (message id, job hash…), so a restart can resume.
     async fn save_refs(&self, refs: serde_json::Value);
+    /// The provider account that took the job (pools choose one at run time).
+    async fn account(&self, _name: &str) {}
 }
 
 #[async_trait]
@@ -79,6 +81,9 @@ pub trait Provider: Send + Sync {
         index: u8,
         report: &dyn Reporter,
     ) -> Result<Delivery, ProviderError>;
+    /// The job ended (done, failed, canceled or handed back for a retry): release what it
+    /// held, such as a pooled account.
+    async fn release(&self, _job: &ProviderJob) {}
 }
 
 /// How a provider's upscales are made.
@@ -88,6 +93,31 @@ pub enum UpscaleMode {
     Provider,
     /// Cut the stored grid into its quadrants: no extra provider call.
     LocalSplit,
+}
+
+/// One account of a pooled provider, as `atelier accounts` shows it. Never holds a secret.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AccountStatus {
+    pub name: String,
+    /// `idle` (not connected yet), `connecting`, `ready` or `disabled`.
+    pub health: String,
+    /// Why the account is disabled, in words an operator can act on.
+    pub reason: Option<String>,
+    /// Jobs holding the account now.
+    pub busy: u32,
+    pub concurrency: u32,
+    pub queue_size: u32,
+    pub channel_id: String,
+}
+
+/// The accounts behind a pooled provider.
+#[async_trait]
+pub trait AccountPool: Send + Sync {
+    fn statuses(&self) -> Vec<AccountStatus>;
+    /// Woken whenever an account's health changes.
+    fn changes(&self) -> Arc<tokio::sync::Notify>;
+    /// Connects every usable account (waiting at most `wait`) and reports how each is.
+    async fn check(&self, wait: Duration) -> Vec<AccountStatus>;
 }
 
 /// A configured provider: the implementation and how the engine drives it.
@@ -100,6 +130,8 @@ pub struct Registered {
     pub upscale_mode: UpscaleMode,
     /// Its images are drawn, not generated: flagged in the catalogue.
     pub synthetic: bool,
+    /// The accounts, for providers that pool several.
+    pub accounts: Option<Arc<dyn AccountPool>>,
 }
 
 /// The providers this process can use, by name.

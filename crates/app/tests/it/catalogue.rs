@@ -214,6 +214,11 @@ async fn generations_versions_and_events() {
         c.generation(g.id).await.unwrap().provider_refs["message_id"],
         "42"
     );
+    c.set_account(g.id, "second").await.unwrap();
+    assert_eq!(
+        c.generation(g.id).await.unwrap().account.as_deref(),
+        Some("second")
+    );
 
     let unknown = GenerationId::new();
     assert!(matches!(
@@ -230,6 +235,10 @@ async fn generations_versions_and_events() {
     ));
     assert!(matches!(
         c.set_provider_refs(unknown, &serde_json::json!({})).await,
+        Err(CatalogueError::NotFound(_))
+    ));
+    assert!(matches!(
+        c.set_account(unknown, "x").await,
         Err(CatalogueError::NotFound(_))
     ));
 }

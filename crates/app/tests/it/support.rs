@@ -245,6 +245,7 @@ pub async fn app_with(
                 concurrency: *concurrency,
                 upscale_mode: *mode,
                 synthetic: *name == "sandbox",
+                accounts: None,
             },
         );
     }

@@ -1,0 +1,63 @@
+//! `atelier accounts`: the pooled provider accounts, their health and why one is disabled.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use super::args::AccountsArgs;
+use super::output::Out;
+use crate::app::account_views;
+use crate::config::Config;
+use crate::error::AppError;
+use crate::wiring;
+
+pub async fn list(config: &Config, args: &AccountsArgs, out: &Out) -> Result<u8, AppError> {
+    let providers = wiring::providers(config)?;
+    // --check records what it finds, so it may create the catalogue; a plain listing writes
+    // nothing.
+    let check = args.check.then(|| Duration::from_secs(args.wait));
+    let views = match wiring::open(config, providers.clone(), args.check).await {
+        Ok(app) => app.accounts(check).await?,
+        // Nothing was ever generated here: no recorded state to show.
+        Err(AppError::NotFound(_)) => account_views(&providers, None, check).await?,
+        Err(e) => return Err(e),
+    };
+    out.result(&views, || {
+        if views.is_empty() {
+            return "no provider accounts are configured (see [[providers.midjourney.accounts]] in `atelier config default`)".into();
+        }
+        let mut text = format!(
+            "{:<12} {:<11} {:<10} {:>4} {:>5}  {:<20} {}\n",
+            "PROVIDER", "ACCOUNT", "HEALTH", "BUSY", "QUEUE", "CHANNEL", "NOTE"
+        );
+        for v in &views {
+            let s = &v.status;
+            let note = match (&s.reason, &v.last_known) {
+                (Some(reason), _) => reason.clone(),
+                (None, Some(last)) if s.health == "idle" => format!(
+                    "last {} at {}{}",
+                    last.health,
+                    last.at,
+                    last.reason
+                        .as_deref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                ),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                text,
+                "{:<12} {:<11} {:<10} {:>4} {:>5}  {:<20} {}",
+                v.provider,
+                s.name,
+                s.health,
+                format!("{}/{}", s.busy, s.concurrency),
+                s.queue_size,
+                s.channel_id,
+                note
+            );
+        }
+        text.trim_end().to_owned()
+    });
+    let disabled = views.iter().any(|v| v.status.health == "disabled");
+    Ok(u8::from(args.check && disabled))
+}

@@ -1,0 +1,332 @@
+//! One Discord account that drives the Midjourney bot in one channel: its gateway session,
+//! its REST client, its health, and the router that hands each bot message to the job it
+//! belongs to.
+//!
+//! The gateway is connected on first use and kept open; a task pumps its events into the
+//! router. A close code that forbids reconnecting (4004: the token is no longer valid) or an
+//! account-level Midjourney error (moderation, captcha, subscription…) disables the account
+//! with its reason: it takes no new jobs until a person fixes it and the process restarts.
+
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use atelier_discord::rest::{CommandScope, InteractionContext};
+use atelier_discord::{
+    Gateway, GatewayConfig, GatewayEvent, GatewayHandle, RestClient, State, Token,
+};
+use serde_json::Value;
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
+
+use super::reading::{self, Kind};
+use super::router::{Notice, Router};
+use crate::domain::ErrorCode;
+use crate::providers::ProviderError;
+
+/// How an account is doing, as `atelier accounts` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Not connected yet (connects on the first job).
+    Idle,
+    Connecting,
+    Ready,
+    /// Out of the pool until a person intervenes; the reason says what to do.
+    Disabled(String),
+}
+
+impl Health {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Connecting => "connecting",
+            Self::Ready => "ready",
+            Self::Disabled(_) => "disabled",
+        }
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Self::Disabled(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// Where the account talks to the bot.
+#[derive(Clone, Debug)]
+pub struct Place {
+    pub guild_id: Option<String>,
+    pub channel_id: String,
+}
+
+pub struct Account {
+    pub name: String,
+    pub place: Place,
+    pub concurrency: u32,
+    pub queue_size: u32,
+    token: Token,
+    pub(super) rest: RestClient,
+    gateway_config: GatewayConfig,
+    connection: tokio::sync::Mutex<Option<GatewayHandle>>,
+    pub(super) router: Mutex<Router>,
+    health: watch::Sender<Health>,
+    /// Our Discord user id and session id, from READY.
+    who: Mutex<Option<(String, String)>>,
+    pub(super) permits: Arc<Semaphore>,
+    /// Told about every health change (the pool's persister listens).
+    changes: Arc<Notify>,
+}
+
+impl Account {
+    pub fn new(
+        name: String,
+        place: Place,
+        concurrency: u32,
+        queue_size: u32,
+        token: Token,
+        rest: RestClient,
+        gateway_config: GatewayConfig,
+        changes: Arc<Notify>,
+    ) -> Self {
+        Self {
+            name,
+            place,
+            concurrency,
+            queue_size,
+            token,
+            rest,
+            gateway_config,
+            connection: tokio::sync::Mutex::new(None),
+            router: Mutex::new(Router::default()),
+            health: watch::Sender::new(Health::Idle),
+            who: Mutex::new(None),
+            permits: Arc::new(Semaphore::new(concurrency as usize)),
+            changes,
+        }
+    }
+
+    /// Moves to `next` unless the account is disabled (only a restart brings it back).
+    fn set_health(&self, next: Health) {
+        let changed = self.health.send_if_modified(|h| {
+            if matches!(h, Health::Disabled(_)) || *h == next {
+                return false;
+            }
+            *h = next;
+            true
+        });
+        if changed {
+            self.changes.notify_one();
+        }
+    }
+
+    pub fn health(&self) -> Health {
+        self.health.borrow().clone()
+    }
+
+    pub fn watch_health(&self) -> watch::Receiver<Health> {
+        self.health.subscribe()
+    }
+
+    /// Jobs holding this account right now.
+    pub fn busy(&self) -> u32 {
+        self.concurrency
+            .saturating_sub(self.permits.available_permits() as u32)
+    }
+
+    /// Marks the account unusable from the start (its configuration cannot work), quietly:
+    /// every command builds the pool, and the reason is shown by `atelier accounts`.
+    pub fn start_disabled(&self, reason: String) {
+        self.health.send_replace(Health::Disabled(reason));
+    }
+
+    /// Takes the account out of the pool, says why in the log, and stops its gateway.
+    pub fn disable(&self, reason: &str) {
+        let changed = self.health.send_if_modified(|h| {
+            if matches!(h, Health::Disabled(_)) {
+                return false;
+            }
+            *h = Health::Disabled(reason.to_owned());
+            true
+        });
+        if changed {
+            self.changes.notify_one();
+            tracing::error!(account = %self.name, %reason, "midjourney: account taken out of the pool");
+            if let Ok(router) = self.router.lock() {
+                router.broadcast(|| Notice::AccountDown(reason.to_owned()));
+            }
+            if let Ok(mut connection) = self.connection.try_lock()
+                && let Some(handle) = connection.take()
+            {
+                tokio::spawn(handle.shutdown());
+            }
+        }
+    }
+
+    fn unavailable(&self) -> Option<ProviderError> {
+        match self.health() {
+            Health::Disabled(reason) => Some(ProviderError::new(
+                ErrorCode::ProviderUnavailable,
+                format!("Midjourney account {} is disabled: {reason}", self.name),
+            )),
+            _ => None,
+        }
+    }
+
+    /// Connects if needed and waits until the session is ready; returns the interaction
+    /// context for `application_id`.
+    pub async fn ready(
+        self: &Arc<Self>,
+        application_id: &str,
+        wait: Duration,
+    ) -> Result<InteractionContext, ProviderError> {
+        if let Some(e) = self.unavailable() {
+            return Err(e);
+        }
+        {
+            let mut connection = self.connection.lock().await;
+            if connection.is_none() {
+                self.set_health(Health::Connecting);
+                let (handle, events) =
+                    Gateway::spawn(self.gateway_config.clone(), self.token.clone(), None);
+                *connection = Some(handle);
+                tokio::spawn(pump(Arc::downgrade(self), events));
+            }
+        }
+        let mut health = self.watch_health();
+        let ready = tokio::time::timeout(wait, async {
+            loop {
+                match &*health.borrow_and_update() {
+                    Health::Ready => return true,
+                    Health::Disabled(_) => return false,
+                    _ => {}
+                }
+                if health.changed().await.is_err() {
+                    return false;
+                }
+            }
+        })
+        .await;
+        if let Some(e) = self.unavailable() {
+            return Err(e);
+        }
+        if !matches!(ready, Ok(true)) {
+            return Err(ProviderError::new(
+                ErrorCode::ProviderUnavailable,
+                format!(
+                    "Midjourney account {}: the Discord gateway did not become ready within {}s",
+                    self.name,
+                    wait.as_secs()
+                ),
+            ));
+        }
+        let session_id = self
+            .who
+            .lock()
+            .ok()
+            .and_then(|w| w.as_ref().map(|(_, s)| s.clone()))
+            .unwrap_or_default();
+        Ok(InteractionContext {
+            application_id: application_id.to_owned(),
+            guild_id: self.place.guild_id.clone(),
+            channel_id: self.place.channel_id.clone(),
+            session_id,
+        })
+    }
+
+    /// Our Discord user id, once READY arrived.
+    pub fn user_id(&self) -> Option<String> {
+        self.who
+            .lock()
+            .ok()
+            .and_then(|w| w.as_ref().map(|(u, _)| u.clone()))
+    }
+
+    pub fn command_scope(&self) -> CommandScope {
+        match &self.place.guild_id {
+            Some(g) => CommandScope::Guild(g.clone()),
+            None => CommandScope::Channel(self.place.channel_id.clone()),
+        }
+    }
+
+    /// Reads a message of our channel the way the pump does: `None` when it is not a
+    /// Midjourney message about one of our jobs.
+    pub(super) fn read(&self, message: &Value) -> Option<reading::Reading> {
+        let r = reading::read(message, &[]).ok()?;
+        if r.channel_id != self.place.channel_id || r.kind == Kind::Ignore {
+            return None;
+        }
+        // Someone else's job in a shared channel.
+        if let (Some(theirs), Some(ours)) = (r.user_id.as_deref(), self.user_id())
+            && theirs != ours
+        {
+            return None;
+        }
+        Some(r)
+    }
+
+    fn on_dispatch(&self, name: &str, data: &Value) {
+        match name {
+            "MESSAGE_CREATE" | "MESSAGE_UPDATE" => {
+                if let Some(r) = self.read(data) {
+                    let (id, kind) = (r.message_id.clone(), r.kind);
+                    let taken = self.router.lock().is_ok_and(|mut router| router.deliver(r));
+                    if !taken {
+                        tracing::debug!(account = %self.name, message = %id, ?kind, "midjourney: message for no waiting job");
+                    }
+                }
+            }
+            "INTERACTION_CREATE" | "INTERACTION_SUCCESS" => {
+                if let (Some(nonce), Some(id)) = (data["nonce"].as_str(), data["id"].as_str())
+                    && let Ok(mut router) = self.router.lock()
+                {
+                    router.interaction(nonce, id);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Pumps one gateway's events into the account until the gateway stops.
+async fn pump(account: Weak<Account>, mut events: mpsc::Receiver<GatewayEvent>) {
+    let mut sessions = 0u32;
+    while let Some(event) = events.recv().await {
+        let Some(account) = account.upgrade() else {
+            return;
+        };
+        match event {
+            GatewayEvent::Ready { session, user_id } => {
+                sessions += 1;
+                if let Ok(mut who) = account.who.lock() {
+                    *who = Some((user_id, session.id));
+                }
+                tracing::info!(account = %account.name, "midjourney: gateway ready");
+                account.set_health(Health::Ready);
+                // A new session (not a resume): dispatches sent meanwhile are lost for good.
+                if sessions > 1
+                    && let Ok(router) = account.router.lock()
+                {
+                    router.broadcast(|| Notice::Resync);
+                }
+            }
+            GatewayEvent::Resumed { session } => {
+                if let Ok(mut who) = account.who.lock()
+                    && let Some((_, id)) = who.as_mut()
+                {
+                    *id = session.id;
+                }
+            }
+            GatewayEvent::Dispatch { name, data, .. } => account.on_dispatch(&name, &data),
+            GatewayEvent::StateChanged(state) => {
+                let next = match state {
+                    State::Active => Health::Ready,
+                    State::FatallyClosed { .. } => continue,
+                    _ => Health::Connecting,
+                };
+                account.set_health(next);
+            }
+            GatewayEvent::Fatal { reason } => {
+                account.disable(&format!("Discord refused the session: {reason}"));
+            }
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! One exchange with the Midjourney bot: send an interaction (a slash command or a button
+//! press), then follow the bot's messages until the result the job expects arrives.
+//!
+//! What can happen meanwhile, and what we do:
+//! - progress "(NN%)": reported, and the deadline starts again;
+//! - "Job queued": not an error, the deadline becomes the longer queued one;
+//! - an error embed: the job fails with its typed code, or the account is taken out of the
+//!   pool when the error is about the account (moderation, captcha, subscription…);
+//! - silence: after `history_poll` the channel history is read, in case a dispatch was lost
+//!   (a missed final message is the classic "stuck at 85%" of other proxies); at the deadline
+//!   the history is read one last time before the job fails with `timeout`;
+//! - a new gateway session (dispatches lost for good): the history is read at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use atelier_discord::RestError;
+use atelier_discord::rest::{Component, MessageQuery, SlashCommand};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::account::Account;
+use super::reading::{ErrorCode as MjCode, FatalFor, Kind, Reading};
+use super::router::{Expect, Notice, WaiterId};
+use crate::domain::ErrorCode;
+use crate::providers::{ProviderError, Reporter};
+
+/// Timing of exchanges, from the configuration.
+#[derive(Clone, Debug)]
+pub struct Timing {
+    pub timeout: Duration,
+    pub queued_timeout: Duration,
+    pub history_poll: Duration,
+    /// How long to wait for the gateway to become ready.
+    pub connect: Duration,
+}
+
+/// What to send.
+#[derive(Clone, Debug)]
+pub enum Send {
+    Slash(SlashCommand),
+    Button(Component),
+}
+
+/// One exchange on one account.
+pub struct Exchange<'a> {
+    pub account: &'a Arc<Account>,
+    pub timing: &'a Timing,
+    pub report: &'a dyn Reporter,
+    pub application_id: &'a str,
+}
+
+/// Removes the waiter from the router however the exchange ends.
+struct Registration<'a> {
+    account: &'a Account,
+    id: WaiterId,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut router) = self.account.router.lock() {
+            router.remove(self.id);
+        }
+    }
+}
+
+enum Outcome {
+    Done,
+    Alive,
+    Queued,
+    Ignore,
+    Fail(ProviderError),
+}
+
+impl Exchange<'_> {
+    /// Sends `what` (unless `resumed` names the nonce of a send an earlier process made and
+    /// the history shows it arrived) and waits for the result. `sent` is called with the
+    /// nonce before each send, so the caller can persist it.
+    pub async fn run<F, Fut>(
+        &self,
+        what: &Send,
+        expect: Expect,
+        resumed: Option<String>,
+        sent: F,
+    ) -> Result<Reading, ProviderError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let ctx = self
+            .account
+            .ready(self.application_id, self.timing.connect)
+            .await?;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let nonce = resumed.clone().unwrap_or_else(atelier_discord::new_nonce);
+        let id = self
+            .account
+            .router
+            .lock()
+            .map_err(|_| internal("router lock poisoned"))?
+            .register(&nonce, expect.clone(), tx);
+        let _registration = Registration {
+            account: self.account,
+            id,
+        };
+
+        let mut seen_anything = false;
+        if resumed.is_some() {
+            // An earlier process sent this interaction and stopped: look before sending again.
+            match self.scan(id, &expect).await? {
+                Some(Found::Result(r)) => return Ok(*r),
+                Some(Found::Alive) => seen_anything = true,
+                None => {}
+            }
+        }
+        if !seen_anything {
+            let nonce = if resumed.is_some() {
+                let fresh = atelier_discord::new_nonce();
+                if let Ok(mut router) = self.account.router.lock() {
+                    router.renonce(id, &fresh);
+                }
+                fresh
+            } else {
+                nonce
+            };
+            sent(nonce.clone()).await;
+            let result = match what {
+                Send::Slash(command) => {
+                    self.account.rest.slash_command(&ctx, command, &nonce).await
+                }
+                Send::Button(component) => {
+                    self.account
+                        .rest
+                        .press_component(&ctx, component, &nonce)
+                        .await
+                }
+            };
+            result.map_err(|e| self.rest_error(&e))?;
+        }
+
+        let mut deadline = Instant::now() + self.timing.timeout;
+        let mut quiet_until = Instant::now() + self.timing.history_poll;
+        let mut last_progress: Option<u8> = None;
+        loop {
+            tokio::select! {
+                notice = rx.recv() => {
+                    let Some(notice) = notice else {
+                        return Err(internal("router dropped the job"));
+                    };
+                    quiet_until = Instant::now() + self.timing.history_poll;
+                    match notice {
+                        Notice::Message(r) => match self.consider(&r, &expect).await {
+                            Outcome::Done => return Ok(*r),
+                            Outcome::Alive => {
+                                deadline = Instant::now() + self.timing.timeout;
+                                if r.progress.is_some() {
+                                    last_progress = r.progress;
+                                }
+                            }
+                            Outcome::Queued => deadline = Instant::now() + self.timing.queued_timeout,
+                            Outcome::Ignore => {}
+                            Outcome::Fail(e) => return Err(e),
+                        },
+                        Notice::Resync => {
+                            if let Some(Found::Result(r)) = self.scan(id, &expect).await? {
+                                return Ok(*r);
+                            }
+                        }
+                        Notice::AccountDown(reason) => {
+                            return Err(ProviderError::new(
+                                ErrorCode::ProviderUnavailable,
+                                format!("Midjourney account {} is disabled: {reason}", self.account.name),
+                            ));
+                        }
+                    }
+                }
+                () = tokio::time::sleep_until(quiet_until) => {
+                    quiet_until = Instant::now() + self.timing.history_poll;
+                    match self.scan(id, &expect).await? {
+                        Some(Found::Result(r)) => return Ok(*r),
+                        Some(Found::Alive) => {}
+                        None => {}
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    if let Some(Found::Result(r)) = self.scan(id, &expect).await? {
+                        return Ok(*r);
+                    }
+                    let at = last_progress.map_or_else(String::new, |p| format!(" (last seen at {p}%)"));
+                    return Err(ProviderError::new(
+                        ErrorCode::Timeout,
+                        format!(
+                            "no news from Midjourney for {}s{at}, and the channel history has no result",
+                            self.timing.timeout.as_secs()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// What a message of this job means for it.
+    async fn consider(&self, r: &Reading, expect: &Expect) -> Outcome {
+        if let Some(error) = &r.error {
+            return match error.fatal_for {
+                FatalFor::None if error.code == MjCode::JobQueued => Outcome::Queued,
+                FatalFor::None => {
+                    tracing::warn!(account = %self.account.name, title = ?error.title, "midjourney: warning embed");
+                    Outcome::Ignore
+                }
+                FatalFor::Job => Outcome::Fail(job_error(error.code, error_text(r))),
+                FatalFor::Account => {
+                    let reason = format!("{:?}: {}", error.code, error_text(r));
+                    self.account.disable(&reason);
+                    Outcome::Fail(ProviderError::new(
+                        ErrorCode::ProviderUnavailable,
+                        format!(
+                            "Midjourney account {} taken out of the pool: {reason}",
+                            self.account.name
+                        ),
+                    ))
+                }
+            };
+        }
+        match r.kind {
+            Kind::Waiting => Outcome::Alive,
+            Kind::Progress => {
+                if let Some(p) = r.progress {
+                    self.report.progress(f64::from(p)).await;
+                }
+                Outcome::Alive
+            }
+            kind if expect.kinds.contains(&kind)
+                && (expect.index.is_none() || r.index.is_none() || expect.index == r.index)
+                && (r.attachment.is_some() || !r.prompts.is_empty()) =>
+            {
+                Outcome::Done
+            }
+            _ => Outcome::Ignore,
+        }
+    }
+
+    /// Reads the channel's recent messages for this job. Returns its result if it is there,
+    /// `Alive` if only its progress is, and fails if an error for it is there.
+    async fn scan(&self, id: WaiterId, expect: &Expect) -> Result<Option<Found>, ProviderError> {
+        let query = MessageQuery {
+            limit: Some(50),
+            ..MessageQuery::default()
+        };
+        let messages = match self
+            .account
+            .rest
+            .messages(&self.account.place.channel_id, &query)
+            .await
+        {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(account = %self.account.name, error = %e, "midjourney: channel history unreadable");
+                return Ok(None);
+            }
+        };
+        let mut found = None;
+        // Oldest first, so the last word wins.
+        for message in messages.iter().rev() {
+            let Some(r) = self.account.read(message) else {
+                continue;
+            };
+            let mine = self
+                .account
+                .router
+                .lock()
+                .is_ok_and(|router| router.owner(&r) == Some(id));
+            if !mine {
+                continue;
+            }
+            if let Ok(mut router) = self.account.router.lock() {
+                router.own_message(id, &r.message_id);
+            }
+            // The history's copy of a progress message is stale: it proves life, not progress.
+            if r.error.is_none() && matches!(r.kind, Kind::Progress | Kind::Waiting) {
+                found.get_or_insert(Found::Alive);
+                continue;
+            }
+            match self.consider(&r, expect).await {
+                Outcome::Done => {
+                    tracing::info!(account = %self.account.name, message = %r.message_id, "midjourney: result found in the channel history");
+                    return Ok(Some(Found::Result(Box::new(r))));
+                }
+                Outcome::Fail(e) => return Err(e),
+                Outcome::Alive | Outcome::Queued => {
+                    found.get_or_insert(Found::Alive);
+                }
+                Outcome::Ignore => {}
+            }
+        }
+        Ok(found)
+    }
+
+    fn rest_error(&self, e: &RestError) -> ProviderError {
+        let account = &self.account.name;
+        match e {
+            RestError::Unauthorized => {
+                self.account
+                    .disable("Discord rejected the token (HTTP 401)");
+                ProviderError::new(
+                    ErrorCode::ProviderUnavailable,
+                    format!("Midjourney account {account}: Discord rejected the token"),
+                )
+            }
+            RestError::RateLimited { retry_after, .. } => ProviderError {
+                code: ErrorCode::ProviderUnavailable,
+                message: format!("Discord rate limit on account {account}: {e}"),
+                retry_after: Some(*retry_after),
+            },
+            e if e.is_unknown_message() => ProviderError::new(
+                ErrorCode::InvalidParameter,
+                "the Discord message to act on no longer exists",
+            ),
+            e if e.is_transient() || e.is_outdated_command() => ProviderError::new(
+                ErrorCode::ProviderUnavailable,
+                format!("Discord refused the interaction for now: {e}"),
+            ),
+            RestError::Http { status: 403, .. } => {
+                self.account
+                    .disable(&format!("Discord refused the interaction: {e}"));
+                ProviderError::new(
+                    ErrorCode::ProviderUnavailable,
+                    format!("Midjourney account {account}: {e}"),
+                )
+            }
+            RestError::CommandNotFound { .. } => {
+                ProviderError::new(ErrorCode::ProviderUnavailable, e.to_string())
+            }
+            e => ProviderError::new(
+                ErrorCode::InvalidParameter,
+                format!("Discord refused the interaction: {e}"),
+            ),
+        }
+    }
+}
+
+enum Found {
+    Result(Box<Reading>),
+    Alive,
+}
+
+fn error_text(r: &Reading) -> String {
+    let e = r.error.as_ref();
+    let title = e.and_then(|e| e.title.as_deref());
+    let message = e.and_then(|e| e.message.as_deref());
+    match (title, message) {
+        (Some(t), Some(m)) => format!("{t}: {}", m.trim()),
+        (Some(t), None) => t.to_owned(),
+        (None, Some(m)) => m.trim().to_owned(),
+        (None, None) => "Midjourney reported an error".to_owned(),
+    }
+}
+
+/// The product error code of a job-fatal Midjourney error.
+fn job_error(code: MjCode, message: String) -> ProviderError {
+    let code = match code {
+        MjCode::BannedPrompt => ErrorCode::BannedPrompt,
+        MjCode::InvalidParameter | MjCode::InvalidRequest => ErrorCode::InvalidParameter,
+        MjCode::QueueFull => ErrorCode::QueueFull,
+        MjCode::InsufficientCredits => ErrorCode::InsufficientCredits,
+        // Midjourney's own failures ("Failed", "(Stopped)", unclassified red embeds): trying
+        // again usually works.
+        _ => ErrorCode::ProviderUnavailable,
+    };
+    ProviderError::new(code, message)
+}
+
+fn internal(m: &str) -> ProviderError {
+    ProviderError::new(ErrorCode::Internal, m)
+}
+
+/// A button on a message.
+pub fn button(message_id: &str, flags: u64, custom_id: &str) -> Component {
+    Component::button(message_id, flags, custom_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_errors_map_to_product_codes() {
+        assert_eq!(
+            job_error(MjCode::BannedPrompt, String::new()).code,
+            ErrorCode::BannedPrompt
+        );
+        assert_eq!(
+            job_error(MjCode::InvalidRequest, String::new()).code,
+            ErrorCode::InvalidParameter
+        );
+        assert_eq!(
+            job_error(MjCode::QueueFull, String::new()).code,
+            ErrorCode::QueueFull
+        );
+        assert!(
+            job_error(MjCode::Stopped, String::new())
+                .code
+                .is_retryable()
+        );
+    }
+}

@@ -1,0 +1,181 @@
+//! The account pool: which account runs a job.
+//!
+//! A job holds one account from its first provider call to its end, so its upscales and
+//! later actions press buttons on messages of the account that owns them. A new job takes the
+//! least busy healthy account; a job that already has one (resumed after a crash, or an
+//! action on an earlier generation) waits for that account. Each account runs at most its
+//! `concurrency` jobs at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, OwnedSemaphorePermit};
+
+use super::account::{Account, Health};
+use super::reading::MIDJOURNEY_BOT_ID;
+use crate::domain::{ErrorCode, GenerationId};
+use crate::providers::{AccountPool, AccountStatus, ProviderError};
+
+pub struct Pool {
+    accounts: Vec<Arc<Account>>,
+    held: Mutex<HashMap<GenerationId, (Arc<Account>, OwnedSemaphorePermit)>>,
+    changes: Arc<Notify>,
+}
+
+impl Pool {
+    /// `changes` must be the `Notify` the accounts were built with.
+    pub fn new(accounts: Vec<Arc<Account>>, changes: Arc<Notify>) -> Self {
+        Self {
+            accounts,
+            held: Mutex::new(HashMap::new()),
+            changes,
+        }
+    }
+
+    pub fn accounts(&self) -> &[Arc<Account>] {
+        &self.accounts
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Account>> {
+        self.accounts.iter().find(|a| a.name == name)
+    }
+
+    /// The account `job` holds, taking one first if it holds none: `wanted` when the job
+    /// must use that account, else the least busy healthy one.
+    pub async fn hold(
+        &self,
+        job: GenerationId,
+        wanted: Option<&str>,
+    ) -> Result<Arc<Account>, ProviderError> {
+        if let Some(account) = self
+            .held
+            .lock()
+            .ok()
+            .and_then(|h| h.get(&job).map(|(a, _)| a.clone()))
+        {
+            return Ok(account);
+        }
+        let (account, permit) = match wanted {
+            Some(name) => {
+                let account = self.get(name).cloned().ok_or_else(|| {
+                    ProviderError::new(
+                        ErrorCode::ProviderUnavailable,
+                        format!(
+                            "Midjourney account {name:?} (which made the earlier images) is no longer configured"
+                        ),
+                    )
+                })?;
+                if let Health::Disabled(reason) = account.health() {
+                    return Err(ProviderError::new(
+                        ErrorCode::ProviderUnavailable,
+                        format!("Midjourney account {name} is disabled: {reason}"),
+                    ));
+                }
+                let permit = account
+                    .permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| closed())?;
+                (account, permit)
+            }
+            None => self.least_busy().await?,
+        };
+        if let Ok(mut held) = self.held.lock() {
+            held.insert(job, (account.clone(), permit));
+        }
+        Ok(account)
+    }
+
+    /// Gives back the account `job` held.
+    pub fn release(&self, job: GenerationId) {
+        if let Ok(mut held) = self.held.lock() {
+            held.remove(&job);
+        }
+    }
+
+    async fn least_busy(&self) -> Result<(Arc<Account>, OwnedSemaphorePermit), ProviderError> {
+        loop {
+            let mut healthy: Vec<&Arc<Account>> = self
+                .accounts
+                .iter()
+                .filter(|a| !matches!(a.health(), Health::Disabled(_)))
+                .collect();
+            if healthy.is_empty() {
+                return Err(self.none_usable());
+            }
+            // Fewest running jobs relative to what the account may run; ties go to the
+            // account listed first, so a lone job always lands on the same account.
+            healthy.sort_by(|a, b| {
+                let load = |x: &Account| f64::from(x.busy()) / f64::from(x.concurrency.max(1));
+                load(a).total_cmp(&load(b))
+            });
+            for account in healthy {
+                if let Ok(permit) = account.permits.clone().try_acquire_owned() {
+                    return Ok((account.clone(), permit));
+                }
+            }
+            // All busy: the engine claims no more jobs than the pool runs, so this is brief.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn none_usable(&self) -> ProviderError {
+        let reasons: Vec<String> = self
+            .accounts
+            .iter()
+            .map(|a| format!("{}: {}", a.name, a.health().reason().unwrap_or("disabled")))
+            .collect();
+        ProviderError::new(
+            ErrorCode::ProviderUnavailable,
+            format!(
+                "no usable Midjourney account ({}); see `atelier accounts`",
+                reasons.join("; ")
+            ),
+        )
+    }
+}
+
+fn closed() -> ProviderError {
+    ProviderError::new(ErrorCode::Internal, "account semaphore closed")
+}
+
+#[async_trait::async_trait]
+impl AccountPool for Pool {
+    async fn check(&self, wait: Duration) -> Vec<AccountStatus> {
+        let mut checks = tokio::task::JoinSet::new();
+        for account in &self.accounts {
+            let account = account.clone();
+            checks.spawn(async move {
+                if let Err(e) = account.ready(MIDJOURNEY_BOT_ID, wait).await {
+                    tracing::warn!(account = %account.name, error = %e, "midjourney: account check failed");
+                }
+            });
+        }
+        while checks.join_next().await.is_some() {}
+        self.statuses()
+    }
+
+    fn statuses(&self) -> Vec<AccountStatus> {
+        self.accounts
+            .iter()
+            .map(|a| {
+                let health = a.health();
+                AccountStatus {
+                    name: a.name.clone(),
+                    health: health.as_str().to_owned(),
+                    reason: health.reason().map(str::to_owned),
+                    busy: a.busy(),
+                    concurrency: a.concurrency,
+                    queue_size: a.queue_size,
+                    channel_id: a.place.channel_id.clone(),
+                }
+            })
+            .collect()
+    }
+
+    fn changes(&self) -> Arc<Notify> {
+        self.changes.clone()
+    }
+}

@@ -1,0 +1,108 @@
+//! Correlation order: nonce, interaction id, owned messages, reply reference, prompt.
+
+use tokio::sync::mpsc;
+
+use super::*;
+use crate::midjourney::reading::read;
+
+fn message(v: serde_json::Value) -> Reading {
+    read(&v, &[]).expect("fixture reads")
+}
+
+fn expect(kinds: Vec<Kind>, prompt: &str) -> Expect {
+    Expect {
+        kinds,
+        index: None,
+        source_message: None,
+        prompt: Some(normalise(prompt)),
+    }
+}
+
+fn final_grid(id: &str, prompt: &str, nonce: Option<&str>) -> Reading {
+    let mut v = serde_json::json!({
+        "id": id, "channel_id": "9",
+        "author": {"id": "936929561302675456", "bot": true},
+        "content": format!("**{prompt}** - <@42> (fast)"),
+        "attachments": [{"id": "1", "url": "https://cdn.discordapp.com/a/b/x.png", "filename": "x_0c0ffee0-0000-4000-8000-000000000000.png"}],
+        "components": [{"type": 1, "components": [{"type": 2, "custom_id": "MJ::JOB::upsample::1::0c0ffee0-0000-4000-8000-000000000000"}]}]
+    });
+    if let Some(n) = nonce {
+        v["nonce"] = serde_json::json!(n);
+    }
+    message(v)
+}
+
+#[test]
+fn nonce_wins_over_prompt() {
+    let mut router = Router::default();
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let a = router.register("111", expect(vec![Kind::Imagine], "a fox"), tx.clone());
+    let b = router.register("222", expect(vec![Kind::Imagine], "a fox"), tx);
+    assert_eq!(
+        router.owner(&final_grid("5", "a fox", Some("222"))),
+        Some(b)
+    );
+    // Without a nonce, the oldest job with that prompt takes it.
+    assert_eq!(router.owner(&final_grid("6", "a fox", None)), Some(a));
+}
+
+#[test]
+fn interaction_ids_and_owned_messages_match() {
+    let mut router = Router::default();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let a = router.register("111", expect(vec![Kind::Imagine], "a fox"), tx.clone());
+    router.interaction("111", "777");
+    let progress = message(serde_json::json!({
+        "id": "50", "channel_id": "9",
+        "author": {"id": "936929561302675456"},
+        "interaction_metadata": {"id": "777", "type": 2, "user": {"id": "42"}},
+        "content": "**something else** - <@42> (31%) (fast)"
+    }));
+    assert!(router.deliver(progress));
+    assert!(matches!(rx.try_recv(), Ok(Notice::Message(_))));
+    // A later update of message 50 without any key but its id still belongs to job a.
+    let update = message(serde_json::json!({
+        "id": "50", "channel_id": "9",
+        "author": {"id": "936929561302675456"},
+        "content": "**other words** - <@42> (62%) (fast)"
+    }));
+    assert_eq!(router.owner(&update), Some(a));
+}
+
+#[test]
+fn button_results_match_by_reference_and_index() {
+    let mut router = Router::default();
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let mut e = expect(vec![Kind::Upscale], "a fox");
+    e.index = Some(2);
+    e.source_message = Some("100".into());
+    let u2 = router.register("333", e, tx);
+    let result = |index: u8| {
+        message(serde_json::json!({
+            "id": "101", "channel_id": "9",
+            "author": {"id": "936929561302675456"},
+            "content": format!("**a fox** - Image #{index} <@42>"),
+            "message_reference": {"message_id": "100"},
+            "attachments": [{"id": "1", "url": "https://cdn.discordapp.com/a/b/y.png", "filename": "y.png"}]
+        }))
+    };
+    assert_eq!(router.owner(&result(2)), Some(u2));
+    assert_eq!(router.owner(&result(3)), None);
+}
+
+#[test]
+fn unrelated_messages_belong_to_nobody() {
+    let mut router = Router::default();
+    let (tx, _rx) = mpsc::unbounded_channel();
+    router.register("111", expect(vec![Kind::Imagine], "a fox"), tx);
+    assert_eq!(router.owner(&final_grid("7", "a cat", None)), None);
+}
+
+#[test]
+fn prompts_compare_without_links_parameters_or_case() {
+    assert_eq!(
+        normalise("<https://s.mj.run/abc> A  Fox --ar 16:9 --v 7"),
+        normalise("https://example.com/x.png a fox --ar 16:9")
+    );
+    assert_ne!(normalise("a fox"), normalise("a cat"));
+}

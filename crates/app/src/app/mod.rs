@@ -4,6 +4,7 @@
 //! front-end concern: it never prints, parses arguments or speaks HTTP.
 
 mod accounts;
+mod actions;
 mod import;
 
 pub(crate) use accounts::spawn_account_recorder;

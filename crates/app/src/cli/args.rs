@@ -130,6 +130,19 @@ pub enum ImageCommand {
     },
     /// Import existing PNG, JPEG or WebP files
     Import(ImportArgs),
+    /// Press a button on an image: u1-u4, v1-v4, reroll (grid); vary-strong, vary-subtle,
+    /// upscale-subtle, upscale-creative, zoom-out-2x, zoom-out-1.5x, pan-left|right|up|down
+    /// (upscale)
+    Action {
+        id: String,
+        action: String,
+        /// Upscales to store after a grid result: all, none, or a list such as 1,3
+        #[arg(long, default_value = "all")]
+        upscale: String,
+        /// Queue it and return at once
+        #[arg(long)]
+        no_wait: bool,
+    },
 }
 
 #[derive(Args, Debug)]

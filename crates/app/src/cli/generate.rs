@@ -53,6 +53,22 @@ pub async fn version(config: &Config, id: &str, no_wait: bool, out: &Out) -> Res
     follow(&app, generation.id, no_wait, out).await
 }
 
+pub async fn action(
+    config: &Config,
+    id: &str,
+    action: &str,
+    upscale: &str,
+    no_wait: bool,
+    out: &Out,
+) -> Result<u8, AppError> {
+    let id: ImageId = load_parsed(id)?;
+    let upscale = UpscaleSelection::parse(upscale)?;
+    let app = wiring::open(config, wiring::providers(config)?, false).await?;
+    let generation = app.act(id, action, &upscale).await?;
+    sandbox_notice(&app, &generation.provider, out).await;
+    follow(&app, generation.id, no_wait, out).await
+}
+
 pub async fn show(config: &Config, id: &str, events: bool, out: &Out) -> Result<u8, AppError> {
     let id: GenerationId = load_parsed(id)?;
     let app = wiring::open(config, wiring::providers(config)?, false).await?;

@@ -79,6 +79,12 @@ async fn dispatch(cli: Cli, out: &Out) -> Result<u8, AppError> {
                 generate::version(&config, &id, no_wait, out).await
             }
             ImageCommand::Import(args) => images::import(&config, args, out).await,
+            ImageCommand::Action {
+                id,
+                action,
+                upscale,
+                no_wait,
+            } => generate::action(&config, &id, &action, &upscale, no_wait, out).await,
         },
         Command::Generation { command } => match command {
             GenerationCommand::Show { id, events } => {

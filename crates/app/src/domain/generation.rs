@@ -163,6 +163,15 @@ impl Generation {
     pub fn error_code(&self) -> Option<ErrorCode> {
         self.error.as_ref().map(|f| f.code)
     }
+
+    /// The action on the parent this generation performs, if it is one (kept in the
+    /// parameters under `action`).
+    pub fn action(&self) -> Option<super::Action> {
+        self.parameters
+            .extra
+            .get("action")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
 }
 
 #[cfg(test)]

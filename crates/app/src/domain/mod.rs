@@ -4,6 +4,7 @@
 //! providers, CLI) depend on these types; these types depend on nothing but `std`, `time`,
 //! `uuid` and `serde` (for JSON parameters and event payloads).
 
+pub mod action;
 mod error;
 mod event;
 mod generation;
@@ -14,6 +15,7 @@ mod progress;
 pub mod prompt_params;
 mod request;
 
+pub use action::{Action, Output};
 pub use error::{ErrorCode, Failure};
 pub use event::{Event, EventKind};
 pub use generation::{Generation, GenerationKind, GenerationStatus, Phase};

@@ -10,8 +10,8 @@ use super::JobError;
 use crate::app::App;
 use crate::catalogue::{CatalogueError, Change, Inserted};
 use crate::domain::{
-    ErrorCode, EventKind, Failure, Generation, GenerationStatus, Image, Job, Milestones, Phase,
-    Role,
+    ErrorCode, EventKind, Failure, Generation, GenerationStatus, Image, Job, Milestones, Output,
+    Phase, Role,
 };
 use crate::pipeline::{self, PipelineError, Processed, ProcessedGrid};
 use crate::providers::{ProviderError, ProviderJob, Registered, Reporter, UpscaleMode};
@@ -72,8 +72,15 @@ pub(super) async fn run(app: Arc<App>, job: Job) -> Result<(), JobError> {
                 format!("provider {:?} is not configured", generation.provider),
             ))
         })?;
+    let action = generation.action();
+    let parent_refs = match (action, generation.parent_id) {
+        (Some(_), Some(parent)) => app.catalogue.generation(parent).await?.provider_refs,
+        _ => serde_json::Value::Null,
+    };
     let provider = reg.provider.clone();
-    let run = Run::new(app, generation, reg);
+    let mut run = Run::new(app, generation, reg);
+    run.pjob.action = action;
+    run.pjob.parent_refs = parent_refs;
     let released = run.job();
     let result = run.go().await;
     // Whatever the outcome, the provider gets back what the job held (a pooled account).
@@ -104,6 +111,8 @@ impl Run {
             parameters: g.parameters.clone(),
             account: g.account.clone(),
             refs: g.provider_refs.clone(),
+            action: None,
+            parent_refs: serde_json::Value::Null,
         };
         let refs = Arc::new(std::sync::Mutex::new(g.provider_refs.clone()));
         Self {
@@ -150,6 +159,13 @@ impl Run {
                 JobError::Retry(Failure::new(ErrorCode::Internal, e.to_string()), None)
             })?;
         let has = |role: Role| stored.iter().find(|i| i.role == role).cloned();
+        if self
+            .pjob
+            .action
+            .is_some_and(|a| a.output() == Output::Single)
+        {
+            return self.single(has(Role::Variant(1))).await;
+        }
         let wanted = self.g.parameters.upscale.clone();
         self.record_missing_milestones(&stored, &wanted).await?;
         let split = self.reg.upscale_mode == UpscaleMode::LocalSplit && !wanted.is_empty();
@@ -257,6 +273,36 @@ impl Run {
         Ok(())
     }
 
+    /// An action whose result is one picture (U1–U4, Upscale Subtle/Creative): render it,
+    /// store it, done.
+    async fn single(&self, stored: Option<Image>) -> Result<(), JobError> {
+        let image = if let Some(image) = stored {
+            image
+        } else {
+            self.step(
+                Change::new(
+                    EventKind::Progress,
+                    GenerationStatus::Running,
+                    Milestones::SUBMITTED,
+                )
+                .phase(Phase::GridRendering),
+            )
+            .await?;
+            let reporter = self.reporter(Stage::Single);
+            let delivery = self.reg.provider.render(&self.job(), &reporter).await?;
+            let processed = blocking(move || pipeline::process_image(delivery.bytes)).await?;
+            self.save(Role::Variant(1), processed).await?
+        };
+        let mut done = Change::new(EventKind::Completed, GenerationStatus::Succeeded, 100.0)
+            .phase(Phase::Completed);
+        done.image_id = Some(image.id);
+        self.step(done).await?;
+        if let Err(e) = self.app.write_metadata(self.g.id).await {
+            tracing::warn!(generation = %self.g.id, error = %e, "metadata record not written");
+        }
+        Ok(())
+    }
+
     fn grid_completed(&self, image: crate::domain::ImageId) -> Change {
         let mut change = Change::new(
             EventKind::GridCompleted,
@@ -313,7 +359,7 @@ impl Run {
 
     fn reporter(&self, stage: Stage) -> JobReporter {
         let start = match stage {
-            Stage::Grid => Milestones::SUBMITTED,
+            Stage::Grid | Stage::Single => Milestones::SUBMITTED,
             Stage::Upscale(before) => self.milestones.upscales_stored(before),
         };
         JobReporter {
@@ -344,6 +390,8 @@ impl Run {
 #[derive(Clone, Copy)]
 enum Stage {
     Grid,
+    /// The one picture of a single-image action, 25 → 100.
+    Single,
     /// An upscale, with how many were stored before it.
     Upscale(u8),
 }
@@ -369,6 +417,17 @@ impl Reporter for JobReporter {
     async fn progress(&self, percent: f64) {
         let (overall, phase) = match self.stage {
             Stage::Grid => (self.milestones.rendering(percent), Phase::GridRendering),
+            Stage::Single => {
+                let p = if percent.is_finite() {
+                    percent.clamp(0.0, 99.0)
+                } else {
+                    0.0
+                };
+                (
+                    Milestones::SUBMITTED + (100.0 - Milestones::SUBMITTED) * p / 100.0,
+                    Phase::GridRendering,
+                )
+            }
             Stage::Upscale(before) => {
                 let from = self.milestones.upscales_stored(before);
                 let to = self.milestones.upscales_stored(before + 1);

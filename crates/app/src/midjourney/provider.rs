@@ -16,8 +16,8 @@ use super::exchange::{self, Exchange, Send, Timing};
 use super::pool::Pool;
 use super::reading::{Kind, MIDJOURNEY_BOT_ID, NIJI_BOT_ID, Reading};
 use super::router::{Expect, normalise};
-use crate::domain::ErrorCode;
 use crate::domain::prompt_params;
+use crate::domain::{Action, ErrorCode, Output, Role};
 use crate::providers::{Delivery, Provider, ProviderError, ProviderJob, Reporter};
 
 pub struct Midjourney {
@@ -38,6 +38,13 @@ pub struct Refs {
     /// Each upscale's result message, by image number.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub upscales: BTreeMap<u8, Shot>,
+    /// The result message of a single-picture action (U1–U4, Upscale Subtle/Creative).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Shot>,
+    /// For an action on an upscale the parent never pressed (it split its grid locally):
+    /// the U message this job pressed first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Shot>,
     /// An interaction sent whose outcome is not known yet: after a crash, its messages are
     /// looked for before sending it again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -157,9 +164,11 @@ impl Midjourney {
         job: &ProviderJob,
         saved: &Saved<'a>,
     ) -> Result<Arc<Account>, ProviderError> {
-        let wanted = saved.get().account;
+        // An action must run on the account that owns the parent's messages.
+        let parent = parent_refs(job).account;
+        let wanted = saved.get().account.or(parent);
         let account = self.pool.hold(job.generation_id, wanted.as_deref()).await?;
-        if wanted.is_none() {
+        if saved.get().account.is_none() {
             let name = account.name.clone();
             saved.update(|r| r.account = Some(name.clone())).await;
             saved.report.account(&name).await;
@@ -176,6 +185,40 @@ impl Midjourney {
         })?;
         let bytes = download::fetch(account, &shot.message_id, url, &self.retries).await?;
         Ok(Delivery { bytes })
+    }
+
+    /// The message an action presses its button on: the parent's grid, or the parent's
+    /// upscale (pressing U on the parent's grid first when the parent split it locally).
+    async fn source(
+        &self,
+        exchange: &Exchange<'_>,
+        saved: &Saved<'_>,
+        job: &ProviderJob,
+        action: Action,
+    ) -> Result<Shot, ProviderError> {
+        let parent = parent_refs(job);
+        let missing = |what: &str| {
+            ProviderError::new(
+                ErrorCode::InvalidParameter,
+                format!("the parent generation has no Midjourney {what} message to act on"),
+            )
+        };
+        let grid = parent.grid.clone();
+        let Role::Upscale(index) = action.source() else {
+            return grid.ok_or_else(|| missing("grid"));
+        };
+        if let Some(shot) = parent.upscales.get(&index).or(parent.result.as_ref()) {
+            return Ok(shot.clone());
+        }
+        if let Some(shot) = saved.get().source {
+            return Ok(shot);
+        }
+        let grid = grid.ok_or_else(|| missing("grid or upscale"))?;
+        let (what, expect) = press(&grid, Action::Upscale { index })?;
+        let reading = self.step(exchange, saved, "source", what, expect).await?;
+        let shot = Shot::of(&reading);
+        saved.update(|r| r.source = Some(shot.clone())).await;
+        Ok(shot)
     }
 
     /// Runs one step (`step` names it in the refs) and records its result message.
@@ -221,29 +264,47 @@ impl Provider for Midjourney {
             report,
         };
         let account = self.account(job, &saved).await?;
-        if let Some(grid) = saved.get().grid {
-            return self.deliver(&account, &grid).await;
+        let single = job.action.is_some_and(|a| a.output() == Output::Single);
+        let done = if single {
+            saved.get().result
+        } else {
+            saved.get().grid
+        };
+        if let Some(shot) = done {
+            return self.deliver(&account, &shot).await;
         }
-        let prompt = imagine_prompt(job);
-        let expect = Expect {
-            kinds: vec![Kind::Imagine, Kind::Reroll],
-            index: None,
-            source_message: None,
-            prompt: Some(normalise(&prompt)),
-        };
-        let command = SlashCommand {
-            name: "imagine".into(),
-            options: vec![json!({"type": 3, "name": "prompt", "value": prompt})],
-            attachments: Vec::new(),
-        };
         let exchange = self.exchange(&account, report, job);
-        let reading = self
-            .step(&exchange, &saved, "grid", Send::Slash(command), expect)
-            .await?;
+        let (what, expect) = match job.action {
+            None => {
+                let prompt = imagine_prompt(job);
+                let command = SlashCommand {
+                    name: "imagine".into(),
+                    options: vec![json!({"type": 3, "name": "prompt", "value": prompt})],
+                    attachments: Vec::new(),
+                };
+                let expect = Expect {
+                    kinds: vec![Kind::Imagine, Kind::Reroll],
+                    index: None,
+                    source_message: None,
+                    prompt: Some(normalise(&prompt)),
+                };
+                (Send::Slash(command), expect)
+            }
+            Some(action) => {
+                let source = self.source(&exchange, &saved, job, action).await?;
+                press(&source, action)?
+            }
+        };
+        let step = if single { "result" } else { "grid" };
+        let reading = self.step(&exchange, &saved, step, what, expect).await?;
         let shot = Shot::of(&reading);
         saved
             .update(|r| {
-                r.grid = Some(shot.clone());
+                if single {
+                    r.result = Some(shot.clone());
+                } else {
+                    r.grid = Some(shot.clone());
+                }
                 r.pending = None;
             })
             .await;
@@ -271,20 +332,8 @@ impl Provider for Midjourney {
                 "no grid message is recorded for this generation",
             )
         })?;
-        let custom_id = upscale_button(&grid, index).ok_or_else(|| {
-            ProviderError::new(
-                ErrorCode::ProviderUnavailable,
-                format!("the grid message has no U{index} button and no job hash"),
-            )
-        })?;
-        let expect = Expect {
-            kinds: vec![Kind::Upscale],
-            index: Some(index),
-            source_message: Some(grid.message_id.clone()),
-            prompt: grid.prompt.as_deref().map(normalise),
-        };
         let exchange = self.exchange(&account, report, job);
-        let press = Send::Button(exchange::button(&grid.message_id, grid.flags, &custom_id));
+        let (press, expect) = press(&grid, Action::Upscale { index })?;
         let reading = self
             .step(
                 &exchange,
@@ -309,15 +358,105 @@ impl Provider for Midjourney {
     }
 }
 
-/// The U`index` button of a grid message: as the message lists it, else built from the job
-/// hash (older messages, or buttons lost with a partial read).
-fn upscale_button(grid: &Shot, index: u8) -> Option<String> {
-    let prefix = format!("MJ::JOB::upsample::{index}::");
-    grid.buttons
+fn parent_refs(job: &ProviderJob) -> Refs {
+    serde_json::from_value(job.parent_refs.clone()).unwrap_or_default()
+}
+
+/// The button press of `action` on `source`, and the result it waits for.
+fn press(source: &Shot, action: Action) -> Result<(Send, Expect), ProviderError> {
+    let (prefixes, built, kinds, index): (Vec<String>, Option<String>, Vec<Kind>, Option<u8>) =
+        match action {
+            Action::Upscale { index } => (
+                vec![format!("MJ::JOB::upsample::{index}::")],
+                Some(format!("MJ::JOB::upsample::{index}::")),
+                vec![Kind::Upscale],
+                Some(index),
+            ),
+            Action::Variation { index } => (
+                vec![format!("MJ::JOB::variation::{index}::")],
+                Some(format!("MJ::JOB::variation::{index}::")),
+                vec![Kind::Variation],
+                None,
+            ),
+            Action::Reroll => (
+                vec!["MJ::JOB::reroll::0::".into()],
+                None,
+                vec![Kind::Imagine, Kind::Reroll],
+                None,
+            ),
+            Action::VaryStrong { .. } => (
+                vec!["MJ::JOB::high_variation::1::".into()],
+                None,
+                vec![Kind::Variation],
+                None,
+            ),
+            Action::VarySubtle { .. } => (
+                vec!["MJ::JOB::low_variation::1::".into()],
+                None,
+                vec![Kind::Variation],
+                None,
+            ),
+            Action::UpscaleSubtle { .. } => {
+                (vec!["_subtle::1::".into()], None, vec![Kind::Upscale], None)
+            }
+            Action::UpscaleCreative { .. } => (
+                vec!["_creative::1::".into()],
+                None,
+                vec![Kind::Upscale],
+                None,
+            ),
+            Action::ZoomOut { factor, .. } => (
+                vec![format!(
+                    "MJ::Outpaint::{}::1::",
+                    if factor == 15 { 75 } else { 50 }
+                )],
+                None,
+                vec![Kind::Zoom],
+                None,
+            ),
+            Action::Pan { direction, .. } => {
+                let d = serde_json::to_value(direction)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                (
+                    vec![format!("MJ::JOB::pan_{d}::1::")],
+                    None,
+                    vec![Kind::Pan],
+                    None,
+                )
+            }
+        };
+    let custom_id = source
+        .buttons
         .iter()
-        .find(|b| b.starts_with(&prefix))
+        .find(|b| {
+            prefixes.iter().any(|p| {
+                b.starts_with(p.as_str()) || (p.starts_with('_') && b.contains(p.as_str()))
+            })
+        })
         .cloned()
-        .or_else(|| grid.job_hash.as_ref().map(|h| format!("{prefix}{h}")))
+        .or_else(|| Some(format!("{}{}", built?, source.job_hash.as_ref()?)))
+        .ok_or_else(|| {
+            ProviderError::new(
+                ErrorCode::InvalidParameter,
+                format!("the Midjourney message has no {action} button"),
+            )
+        })?;
+    let expect = Expect {
+        kinds,
+        index,
+        source_message: Some(source.message_id.clone()),
+        prompt: source.prompt.as_deref().map(normalise),
+    };
+    Ok((
+        Send::Button(exchange::button(
+            &source.message_id,
+            source.flags,
+            &custom_id,
+        )),
+        expect,
+    ))
 }
 
 #[cfg(test)]
@@ -333,6 +472,8 @@ mod tests {
             parameters: Parameters::default(),
             account: None,
             refs: json!({}),
+            action: None,
+            parent_refs: serde_json::Value::Null,
         }
     }
 
@@ -346,25 +487,37 @@ mod tests {
     }
 
     #[test]
-    fn upscale_buttons_come_from_the_message_or_the_hash() {
+    fn buttons_come_from_the_message_or_the_hash() {
         let mut grid = Shot {
             message_id: "1".into(),
             flags: 0,
             job_hash: Some("h".into()),
             url: None,
-            buttons: vec!["MJ::JOB::upsample::2::real".into()],
+            buttons: vec![
+                "MJ::JOB::upsample::2::real".into(),
+                "MJ::JOB::upsample_v7_2x_subtle::1::real::SOLO".into(),
+            ],
             prompt: None,
         };
+        let custom_id = |grid: &Shot, action: Action| match press(grid, action) {
+            Ok((Send::Button(c), _)) => Some(c.custom_id),
+            _ => None,
+        };
         assert_eq!(
-            upscale_button(&grid, 2).as_deref(),
+            custom_id(&grid, Action::Upscale { index: 2 }).as_deref(),
             Some("MJ::JOB::upsample::2::real")
         );
         assert_eq!(
-            upscale_button(&grid, 3).as_deref(),
+            custom_id(&grid, Action::Upscale { index: 3 }).as_deref(),
             Some("MJ::JOB::upsample::3::h")
         );
+        assert_eq!(
+            custom_id(&grid, Action::UpscaleSubtle { index: 1 }).as_deref(),
+            Some("MJ::JOB::upsample_v7_2x_subtle::1::real::SOLO")
+        );
+        assert_eq!(custom_id(&grid, Action::Reroll), None);
         grid.job_hash = None;
-        assert_eq!(upscale_button(&grid, 3), None);
+        assert_eq!(custom_id(&grid, Action::Upscale { index: 3 }), None);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::domain::{ErrorCode, Failure, GenerationId, Parameters};
+use crate::domain::{Action, ErrorCode, Failure, GenerationId, Parameters};
 
 /// A provider failure. Its code decides whether the job is retried (see
 /// [`ErrorCode::is_retryable`]); `retry_after` overrides the backoff when the provider said.
@@ -47,6 +47,10 @@ pub struct ProviderJob {
     pub parameters: Parameters,
     pub account: Option<String>,
     pub refs: serde_json::Value,
+    /// An action on the parent generation (a button on its grid or upscale), if this is one.
+    pub action: Option<Action>,
+    /// The parent generation's references, for actions.
+    pub parent_refs: serde_json::Value,
 }
 
 /// Image bytes as the provider delivered them (PNG, JPEG or WebP).

@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{Delivery, Provider, ProviderError, ProviderJob, Reporter};
-use crate::domain::ErrorCode;
+use crate::domain::{Action, ErrorCode};
 
 /// The percentages Midjourney typically reports while rendering.
 const STEPS: [f64; 7] = [0.0, 15.0, 31.0, 46.0, 62.0, 78.0, 93.0];
@@ -44,16 +44,19 @@ impl Sandbox {
         }
     }
 
-    async fn draw(
-        &self,
-        job: &ProviderJob,
-        quadrant: Option<u8>,
-    ) -> Result<Delivery, ProviderError> {
-        let (prompt, seed, size) = (job.prompt.clone(), Self::seed(job), self.size);
+    /// The seed an action starts from: the one its parent drew with.
+    fn parent_seed(job: &ProviderJob) -> u32 {
+        job.parent_refs["seed"]
+            .as_u64()
+            .map_or_else(|| Self::seed(job), |s| s as u32)
+    }
+
+    async fn draw(&self, job: &ProviderJob, what: Picture) -> Result<Delivery, ProviderError> {
+        let (prompt, size) = (job.prompt.clone(), self.size);
         let drawn = tokio::task::spawn_blocking(move || {
-            let pixels = match quadrant {
-                None => draw::grid(&prompt, seed, size),
-                Some(i) => draw::quadrant(&prompt, seed, size / 2, i),
+            let pixels = match what {
+                Picture::Grid(seed) => draw::grid(&prompt, seed, size),
+                Picture::Quadrant(seed, i, side) => draw::quadrant(&prompt, seed, side, i),
             };
             pixels.encode_png()
         })
@@ -64,6 +67,14 @@ impl Sandbox {
     }
 }
 
+/// What to draw.
+#[derive(Clone, Copy)]
+enum Picture {
+    Grid(u32),
+    /// Quadrant `index` of the grid drawn with `seed`, `side` pixels square.
+    Quadrant(u32, u8, u32),
+}
+
 #[async_trait]
 impl Provider for Sandbox {
     async fn render(
@@ -72,7 +83,31 @@ impl Provider for Sandbox {
         report: &dyn Reporter,
     ) -> Result<Delivery, ProviderError> {
         self.wait_with_progress(self.delay, report).await;
-        self.draw(job, None).await
+        let Some(action) = job.action else {
+            let seed = Self::seed(job);
+            report.save_refs(serde_json::json!({"seed": seed})).await;
+            return self.draw(job, Picture::Grid(seed)).await;
+        };
+        // Actions redraw from the parent's seed: U1–U4 are exactly its quadrants, the
+        // upscalers its quadrant at twice the size, the rest a new grid seeded by the action.
+        let parent = Self::parent_seed(job);
+        let picture = match action {
+            Action::Upscale { index } => Picture::Quadrant(parent, index, self.size / 2),
+            Action::UpscaleSubtle { index } | Action::UpscaleCreative { index } => {
+                Picture::Quadrant(parent, index, self.size)
+            }
+            other => {
+                let name = other.to_string();
+                let seed = name
+                    .bytes()
+                    .fold(parent ^ 0x9e37_79b9, |h, b| h.rotate_left(5) ^ u32::from(b))
+                    .wrapping_mul(0x0100_0193)
+                    ^ u32::from(other.source() != crate::domain::Role::Grid);
+                report.save_refs(serde_json::json!({"seed": seed})).await;
+                Picture::Grid(seed)
+            }
+        };
+        self.draw(job, picture).await
     }
 
     async fn upscale(
@@ -88,6 +123,10 @@ impl Provider for Sandbox {
             ));
         }
         self.wait_with_progress(self.delay / 4, report).await;
-        self.draw(job, Some(index)).await
+        let seed = job.refs["seed"]
+            .as_u64()
+            .map_or_else(|| Self::seed(job), |s| s as u32);
+        self.draw(job, Picture::Quadrant(seed, index, self.size / 2))
+            .await
     }
 }

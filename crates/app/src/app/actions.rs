@@ -1,0 +1,80 @@
+//! Actions on an earlier result (Midjourney's buttons): a new generation whose parent is the
+//! acted-on one, run by the same provider (and, for Midjourney, the same account).
+
+use time::OffsetDateTime;
+
+use super::App;
+use crate::domain::{
+    Action, Generation, GenerationId, GenerationKind, GenerationStatus, ImageId, Output, Role,
+    UpscaleSelection,
+};
+use crate::error::AppError;
+
+impl App {
+    /// Queues `action` (see [`crate::domain::action`]) on image `image`: a grid for
+    /// u1–u4 / v1–v4 / reroll, an upscale for the others. Grid results get the automatic
+    /// upscales in `upscale`.
+    pub async fn act(
+        &self,
+        image: ImageId,
+        action: &str,
+        upscale: &UpscaleSelection,
+    ) -> Result<Generation, AppError> {
+        let source = self.catalogue.image(image).await?;
+        let parent = self.catalogue.generation(source.generation_id).await?;
+        if parent.kind == GenerationKind::Import {
+            return Err(AppError::Invalid(format!(
+                "image {image} was imported: no provider job made it, so there is nothing to act on"
+            )));
+        }
+        if parent.status != GenerationStatus::Succeeded {
+            return Err(AppError::Invalid(format!(
+                "generation {} is {}; actions need a finished one",
+                parent.id,
+                parent.status.as_str()
+            )));
+        }
+        // A U1–U4 result acts like the upscale it is.
+        let index = match (source.role, parent.action()) {
+            (Role::Upscale(i), _) => Some(i),
+            (Role::Variant(1), Some(Action::Upscale { index })) => Some(index),
+            _ => None,
+        };
+        let action = Action::parse(action, index).map_err(AppError::Invalid)?;
+        if action.on_grid() && source.role != Role::Grid {
+            return Err(AppError::Invalid(format!(
+                "{action} is pressed on a grid, and image {image} is {}: use the grid's image id",
+                source.role
+            )));
+        }
+        self.providers
+            .resolve(Some(&parent.provider))
+            .map_err(AppError::Invalid)?;
+        let mut parameters = parent.parameters.clone();
+        parameters.extra.insert(
+            "action".into(),
+            serde_json::to_value(action).unwrap_or_default(),
+        );
+        parameters.upscale = match action.output() {
+            Output::Grid => upscale.indices().to_vec(),
+            Output::Single => Vec::new(),
+        };
+        let generation = Generation {
+            id: GenerationId::new(),
+            kind: action.kind(),
+            parent_id: Some(parent.id),
+            parameters,
+            version: 0,
+            status: GenerationStatus::Queued,
+            phase: None,
+            progress: 0.0,
+            error: None,
+            provider_refs: serde_json::json!({}),
+            created_at: OffsetDateTime::now_utc(),
+            started_at: None,
+            completed_at: None,
+            ..parent
+        };
+        self.enqueue(generation).await
+    }
+}

@@ -1,0 +1,234 @@
+//! Actions on an earlier result: Midjourney's buttons, as provider-neutral requests.
+//!
+//! On a grid: `u1`–`u4` (one image at full size), `v1`–`v4` (variations of one image),
+//! `reroll` (the same prompt again). On an upscaled image: `vary-strong`, `vary-subtle`,
+//! `upscale-subtle`, `upscale-creative`, `zoom-out-2x`, `zoom-out-1.5x`, and
+//! `pan-left|right|up|down`. Each makes a new generation whose parent is the acted-on one.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::{GenerationKind, Role};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Left,
+    Right,
+    Up,
+    Down,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "snake_case")]
+pub enum Action {
+    /// U1–U4 on a grid.
+    Upscale {
+        index: u8,
+    },
+    /// V1–V4 on a grid.
+    Variation {
+        index: u8,
+    },
+    Reroll,
+    /// The rest act on upscale `index` of the parent.
+    VaryStrong {
+        index: u8,
+    },
+    VarySubtle {
+        index: u8,
+    },
+    UpscaleSubtle {
+        index: u8,
+    },
+    UpscaleCreative {
+        index: u8,
+    },
+    /// Zoom out by `factor` ×10 (20 = 2×, 15 = 1.5×).
+    ZoomOut {
+        index: u8,
+        factor: u8,
+    },
+    Pan {
+        index: u8,
+        direction: Direction,
+    },
+}
+
+/// What an action's result is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Output {
+    /// A 2×2 grid, followed by its automatic upscales.
+    Grid,
+    /// One picture.
+    Single,
+}
+
+pub const NAMES: &str = "u1-u4, v1-v4, reroll (on a grid); vary-strong, vary-subtle, upscale-subtle, upscale-creative, zoom-out-2x, zoom-out-1.5x, pan-left, pan-right, pan-up, pan-down (on an upscale)";
+
+impl Action {
+    /// Parses an action name. `index` is the upscale the action is on (for the actions that
+    /// work on an upscale); grid actions carry their own number.
+    pub fn parse(name: &str, index: Option<u8>) -> Result<Self, String> {
+        let name = name.trim().to_ascii_lowercase();
+        let numbered = |prefix: &str| {
+            name.strip_prefix(prefix)
+                .and_then(|n| n.parse::<u8>().ok())
+                .filter(|n| (1..=4).contains(n))
+        };
+        if let Some(i) = numbered("u") {
+            return Ok(Self::Upscale { index: i });
+        }
+        if let Some(i) = numbered("v") {
+            return Ok(Self::Variation { index: i });
+        }
+        if name == "reroll" {
+            return Ok(Self::Reroll);
+        }
+        let on_upscale = |make: fn(u8) -> Self| {
+            index.map(make).ok_or_else(|| {
+                format!("{name} acts on an upscaled image (upscale_1 to upscale_4), not on a grid")
+            })
+        };
+        match name.as_str() {
+            "vary-strong" => on_upscale(|index| Self::VaryStrong { index }),
+            "vary-subtle" => on_upscale(|index| Self::VarySubtle { index }),
+            "upscale-subtle" => on_upscale(|index| Self::UpscaleSubtle { index }),
+            "upscale-creative" => on_upscale(|index| Self::UpscaleCreative { index }),
+            "zoom-out-2x" => on_upscale(|index| Self::ZoomOut { index, factor: 20 }),
+            "zoom-out-1.5x" => on_upscale(|index| Self::ZoomOut { index, factor: 15 }),
+            "pan-left" => on_upscale(|index| Self::Pan {
+                index,
+                direction: Direction::Left,
+            }),
+            "pan-right" => on_upscale(|index| Self::Pan {
+                index,
+                direction: Direction::Right,
+            }),
+            "pan-up" => on_upscale(|index| Self::Pan {
+                index,
+                direction: Direction::Up,
+            }),
+            "pan-down" => on_upscale(|index| Self::Pan {
+                index,
+                direction: Direction::Down,
+            }),
+            _ => Err(format!("unknown action {name:?}; actions: {NAMES}")),
+        }
+    }
+
+    /// Whether the action is pressed on the grid (else on upscale `index`).
+    pub fn on_grid(self) -> bool {
+        matches!(
+            self,
+            Self::Upscale { .. } | Self::Variation { .. } | Self::Reroll
+        )
+    }
+
+    /// The image of the parent the action works on.
+    pub fn source(self) -> Role {
+        match self {
+            Self::Upscale { .. } | Self::Variation { .. } | Self::Reroll => Role::Grid,
+            Self::VaryStrong { index }
+            | Self::VarySubtle { index }
+            | Self::UpscaleSubtle { index }
+            | Self::UpscaleCreative { index }
+            | Self::ZoomOut { index, .. }
+            | Self::Pan { index, .. } => Role::Upscale(index),
+        }
+    }
+
+    pub fn kind(self) -> GenerationKind {
+        match self {
+            Self::Upscale { .. } | Self::UpscaleSubtle { .. } | Self::UpscaleCreative { .. } => {
+                GenerationKind::Upscale
+            }
+            Self::Variation { .. } | Self::VaryStrong { .. } | Self::VarySubtle { .. } => {
+                GenerationKind::Variation
+            }
+            Self::Reroll => GenerationKind::Reroll,
+            Self::ZoomOut { .. } => GenerationKind::Zoom,
+            Self::Pan { .. } => GenerationKind::Pan,
+        }
+    }
+
+    pub fn output(self) -> Output {
+        match self.kind() {
+            GenerationKind::Upscale => Output::Single,
+            _ => Output::Grid,
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Upscale { index } => write!(f, "u{index}"),
+            Self::Variation { index } => write!(f, "v{index}"),
+            Self::Reroll => f.write_str("reroll"),
+            Self::VaryStrong { .. } => f.write_str("vary-strong"),
+            Self::VarySubtle { .. } => f.write_str("vary-subtle"),
+            Self::UpscaleSubtle { .. } => f.write_str("upscale-subtle"),
+            Self::UpscaleCreative { .. } => f.write_str("upscale-creative"),
+            Self::ZoomOut { factor: 15, .. } => f.write_str("zoom-out-1.5x"),
+            Self::ZoomOut { .. } => f.write_str("zoom-out-2x"),
+            Self::Pan { direction, .. } => write!(
+                f,
+                "pan-{}",
+                match direction {
+                    Direction::Left => "left",
+                    Direction::Right => "right",
+                    Direction::Up => "up",
+                    Direction::Down => "down",
+                }
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_and_print_back() {
+        for (name, index) in [
+            ("u2", None),
+            ("v4", None),
+            ("reroll", None),
+            ("vary-strong", Some(1)),
+            ("upscale-creative", Some(3)),
+            ("zoom-out-1.5x", Some(2)),
+            ("zoom-out-2x", Some(2)),
+            ("pan-up", Some(4)),
+        ] {
+            let action = Action::parse(name, index).unwrap();
+            assert_eq!(action.to_string(), name);
+            let json = serde_json::to_value(action).unwrap();
+            assert_eq!(serde_json::from_value::<Action>(json).unwrap(), action);
+        }
+    }
+
+    #[test]
+    fn actions_know_their_source_and_result() {
+        assert_eq!(Action::parse("u3", None).unwrap().source(), Role::Grid);
+        assert_eq!(Action::parse("u3", None).unwrap().output(), Output::Single);
+        let pan = Action::parse("pan-left", Some(2)).unwrap();
+        assert_eq!(pan.source(), Role::Upscale(2));
+        assert_eq!(pan.output(), Output::Grid);
+        assert_eq!(pan.kind(), GenerationKind::Pan);
+    }
+
+    #[test]
+    fn bad_actions_are_refused() {
+        for (name, index) in [
+            ("u5", None),
+            ("v0", None),
+            ("spin", None),
+            ("vary-strong", None),
+        ] {
+            assert!(Action::parse(name, index).is_err(), "{name} accepted");
+        }
+    }
+}

@@ -40,7 +40,9 @@ impl RateWindows {
         if windows.len() > MAX_WINDOWS {
             windows.retain(|_, (start, _)| now.duration_since(*start) < WINDOW);
         }
-        let entry = windows.entry((who.to_owned(), bucket.to_owned())).or_insert((now, 0));
+        let entry = windows
+            .entry((who.to_owned(), bucket.to_owned()))
+            .or_insert((now, 0));
         if now.duration_since(entry.0) >= WINDOW {
             *entry = (now, 0);
         }

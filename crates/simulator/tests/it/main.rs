@@ -7,6 +7,7 @@
 
 mod bot;
 mod cdn;
+mod control;
 mod faults;
 mod gateway;
 mod rest;

@@ -23,16 +23,16 @@ async fn steer_and_observe_over_http() {
     let nonce = client.imagine("observed fox").await;
     client.final_for(&nonce).await;
 
-    let (status, stats) = call(reqwest::Method::GET, format!("{base}/_sim/stats"), None).await;
+    let (status, counters) = call(reqwest::Method::GET, format!("{base}/_sim/stats"), None).await;
     assert_eq!(status, 200);
     assert_eq!(
         (
-            stats["identifies"].as_u64(),
-            stats["jobs_finished"].as_u64()
+            counters["identifies"].as_u64(),
+            counters["jobs_finished"].as_u64()
         ),
         (Some(1), Some(1))
     );
-    assert_eq!(stats["live_sessions"], 1);
+    assert_eq!(counters["live_sessions"], 1);
 
     let (status, accounts) =
         call(reqwest::Method::GET, format!("{base}/_sim/accounts"), None).await;

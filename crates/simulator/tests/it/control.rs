@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::support::{Client, config, start};
 
 async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> (u16, Value) {
-    let mut request = reqwest::Client::new().request(method, url);
+    let mut request = crate::support::http().request(method, url);
     if let Some(body) = body {
         request = request.json(&body);
     }

@@ -11,4 +11,5 @@ mod control;
 mod faults;
 mod gateway;
 mod rest;
+mod robustness;
 mod support;

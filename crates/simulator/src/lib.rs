@@ -17,12 +17,17 @@
 //!
 //! Images are not drawn here: the caller injects a [`Painter`].
 //!
+//! Invariants: nothing here knows the app or the Discord client (they are dev-dependencies
+//! of the tests only); a message is stored before it is dispatched, so the history is never
+//! behind the gateway; no input, fault or painter failure panics the server or loses state.
+//!
 //! # Layout
 //!
 //! - `sim`: the shared root every handler gets (configuration, world, sessions, CDN, faults,
 //!   statistics) and the helpers that post, edit and delete messages.
 //! - `state`: users, channels, messages, uploads, modals and job records.
 //! - `ids`: snowflakes, job UUIDs, timestamps.
+//! - `commands`: both bots' application commands, ids and versions (rotatable).
 //! - `gateway/`: the WebSocket server (upgrade, connection loop, zlib-stream, sessions).
 //! - `rest/`: the REST routes, errors, auth and rate-limit headers.
 //! - `cdn`: blob storage and URL signatures.

@@ -45,7 +45,7 @@ async fn signed_urls_valid_tampered_and_refreshed() {
     let unsigned = url.split('?').next().unwrap().to_owned();
     assert_eq!(gone(unsigned).await.0, 404);
 
-    let refreshed: Value = reqwest::Client::new()
+    let refreshed: Value = crate::support::http()
         .post(format!("{}/attachments/refresh-urls", sim.api_base()))
         .header("authorization", &account.token)
         .json(&json!({"attachment_urls": [url]}))

@@ -7,7 +7,9 @@
 
 mod bot;
 mod cdn;
+mod control;
 mod faults;
 mod gateway;
 mod rest;
+mod robustness;
 mod support;

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::support::{Client, config, start};
 
 async fn get(url: &str, token: Option<&str>) -> (u16, Value, reqwest::header::HeaderMap) {
-    let mut request = reqwest::Client::new().get(url);
+    let mut request = crate::support::http().get(url);
     if let Some(token) = token {
         request = request.header("authorization", token);
     }
@@ -52,7 +52,7 @@ async fn auth_and_error_shapes() {
         (status, body),
         (404, json!({"message": "404: Not Found", "code": 0}))
     );
-    let response = reqwest::Client::new()
+    let response = crate::support::http()
         .delete(format!("{api}/interactions"))
         .header("authorization", &token)
         .send()
@@ -108,7 +108,7 @@ async fn command_index_and_outdated_versions() {
         "data": {"version": imagine.version, "id": imagine.id, "name": "imagine", "type": 1,
                  "options": [{"type": 3, "name": "prompt", "value": "fox"}], "attachments": []},
     });
-    let response = reqwest::Client::new()
+    let response = crate::support::http()
         .post(format!("{}/interactions", sim.api_base()))
         .header("authorization", &account.token)
         .json(&stale)
@@ -148,7 +148,7 @@ async fn multipart_interactions_and_message_listing() {
     let body = format!(
         "------b\r\nContent-Disposition: form-data; name=\"payload_json\"\r\n\r\n{payload}\r\n------b--\r\n"
     );
-    let response = reqwest::Client::new()
+    let response = crate::support::http()
         .post(format!("{}/interactions", sim.api_base()))
         .header("authorization", &account.token)
         .header("content-type", "multipart/form-data; boundary=----b")

@@ -224,8 +224,14 @@ pub fn button(message: &Value, prefix: &str) -> String {
         .unwrap_or_else(|| panic!("no {prefix} button on {message}"))
 }
 
+/// A plain HTTP client (reqwest here is built without a default crypto provider).
+pub fn http() -> reqwest::Client {
+    atelier_discord::install_crypto_provider();
+    reqwest::Client::new()
+}
+
 pub async fn download(url: &str) -> reqwest::Response {
-    reqwest::get(url).await.unwrap()
+    http().get(url).send().await.unwrap()
 }
 
 pub fn decode(bytes: &[u8]) -> RgbaImage {

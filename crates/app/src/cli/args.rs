@@ -58,6 +58,11 @@ pub enum Command {
     },
     /// List provider accounts (Midjourney's Discord accounts) with their health
     Accounts(AccountsArgs),
+    /// Run a local simulator of an external service (`discord`: Discord + Midjourney)
+    Simulate {
+        #[command(subcommand)]
+        command: SimulateCommand,
+    },
     /// Configuration helpers
     Config {
         #[command(subcommand)]
@@ -92,6 +97,44 @@ pub struct GenerateArgs {
     /// Midjourney only: which Discord bot renders it
     #[arg(long, value_parser = ["midjourney", "niji"])]
     pub bot: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SimulateCommand {
+    /// A protocol-faithful Discord (gateway, REST, CDN) with the Midjourney bot, on loopback
+    Discord(SimulateDiscordArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SimulateDiscordArgs {
+    /// Where to listen
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub bind: std::net::SocketAddr,
+    /// Write an atelier.toml whose Midjourney accounts point at the simulator
+    #[arg(long, value_name = "FILE")]
+    pub write_config: Option<PathBuf>,
+    /// Faults to inject now and then: drop-socket, no-ack, reconnect, invalid-session,
+    /// heartbeat-request, rate-limit, cdn-error, cdn-truncate, delete-progress, lose-final, stuck
+    #[arg(long, value_name = "LIST", default_value = "")]
+    pub faults: String,
+    /// Probability that an enabled fault fires at each opportunity (0 to 1)
+    #[arg(long, value_name = "R", default_value_t = 0.2)]
+    pub fault_rate: f64,
+    /// Seed of the fault generator (the same seed replays the same faults)
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Accounts to create (each its own token, user and channel)
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub accounts: u16,
+    /// Side of a grid in pixels
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(16..=8192))]
+    pub side: u32,
+    /// Milliseconds between two progress updates of a job (0: no progress updates)
+    #[arg(long, default_value_t = 1000)]
+    pub step_ms: u64,
+    /// Jobs per user running at once before "Job queued"
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+    pub mj_concurrency: u16,
 }
 
 #[derive(Args, Debug)]

@@ -7,6 +7,7 @@ mod generate;
 mod images;
 mod jobs;
 mod output;
+pub mod simulate;
 pub use output::Out;
 
 use std::process::ExitCode;
@@ -67,6 +68,12 @@ async fn dispatch(cli: Cli, out: &Out) -> Result<u8, AppError> {
     {
         return parse_message(bot_ids, out);
     }
+    if let Command::Simulate {
+        command: args::SimulateCommand::Discord(args),
+    } = &cli.command
+    {
+        return simulate::discord(args, out).await;
+    }
     let config = load_config(&cli)?;
     match cli.command {
         Command::Generate(args) => generate::generate(&config, args, out).await,
@@ -98,7 +105,8 @@ async fn dispatch(cli: Cli, out: &Out) -> Result<u8, AppError> {
         Command::Config {
             command: ConfigCommand::Default,
         }
-        | Command::Midjourney { .. } => Ok(0),
+        | Command::Midjourney { .. }
+        | Command::Simulate { .. } => Ok(0),
         Command::Bench(args) => crate::bench::run(&config, args, out).await,
         Command::Accounts(args) => accounts::list(&config, &args, out).await,
     }

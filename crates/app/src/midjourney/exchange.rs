@@ -344,7 +344,16 @@ enum Found {
     Alive,
 }
 
+/// The error as one line: Midjourney's embeds span several paragraphs.
 fn error_text(r: &Reading) -> String {
+    one_line(&error_paragraphs(r))
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn error_paragraphs(r: &Reading) -> String {
     let e = r.error.as_ref();
     let title = e.and_then(|e| e.title.as_deref());
     let message = e.and_then(|e| e.message.as_deref());

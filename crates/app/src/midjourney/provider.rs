@@ -164,11 +164,18 @@ impl Midjourney {
         job: &ProviderJob,
         saved: &Saved<'a>,
     ) -> Result<Arc<Account>, ProviderError> {
-        // An action must run on the account that owns the parent's messages.
+        // An action must run on the account that owns the parent's messages, and a job
+        // that has messages must stay on their account; a job with nothing sent yet may move
+        // (its account was disabled since).
+        let refs = saved.get();
+        let started = refs.grid.is_some()
+            || refs.result.is_some()
+            || refs.source.is_some()
+            || refs.pending.is_some();
         let parent = parent_refs(job).account;
-        let wanted = saved.get().account.or(parent);
+        let wanted = parent.or(refs.account.clone().filter(|_| started));
         let account = self.pool.hold(job.generation_id, wanted.as_deref()).await?;
-        if saved.get().account.is_none() {
+        if refs.account.as_deref() != Some(account.name.as_str()) {
             let name = account.name.clone();
             saved.update(|r| r.account = Some(name.clone())).await;
             saved.report.account(&name).await;

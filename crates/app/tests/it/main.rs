@@ -8,5 +8,6 @@ mod catalogue;
 mod cli;
 mod crash;
 mod engine;
+mod midjourney;
 mod support;
 mod tidy;

@@ -1,0 +1,141 @@
+//! `atelier simulate discord`: runs the Discord + Midjourney simulator until interrupted,
+//! drawing its "renders" with the sandbox's scenes, and optionally writes a configuration
+//! whose Midjourney accounts point at it.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use atelier_simulator::{Config, Fault, Faults, Painter, Timing};
+
+use super::args::SimulateDiscordArgs;
+use super::output::Out;
+use crate::error::AppError;
+use crate::providers::sandbox::draw;
+
+/// The sandbox's drawing, as the simulator's painter.
+pub struct SandboxPainter;
+
+impl Painter for SandboxPainter {
+    fn grid(&self, prompt: &str, seed: u32, side: u32) -> Vec<u8> {
+        draw::grid(prompt, seed, side)
+            .encode_png()
+            .unwrap_or_default()
+    }
+}
+
+pub async fn discord(args: &SimulateDiscordArgs, out: &Out) -> Result<u8, AppError> {
+    if !(0.0..=1.0).contains(&args.fault_rate) {
+        return Err(AppError::Invalid(format!(
+            "--fault-rate must be between 0 and 1, not {}",
+            args.fault_rate
+        )));
+    }
+    let faults = Fault::parse_list(&args.faults).map_err(|e| AppError::Invalid(e.to_string()))?;
+    if let Some(file) = &args.write_config
+        && let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.is_dir()
+    {
+        return Err(AppError::Invalid(format!(
+            "cannot write {}: {} is not a directory",
+            file.display(),
+            parent.display()
+        )));
+    }
+    let mut config = Config::new(Arc::new(SandboxPainter));
+    config.bind = args.bind;
+    config.accounts = usize::from(args.accounts);
+    config.image_side = args.side;
+    config.mj_concurrency = usize::from(args.mj_concurrency);
+    config.faults = Faults {
+        seed: args.seed,
+        ..Faults::with(&faults, args.fault_rate)
+    };
+    config.timing = if args.step_ms == 0 {
+        Timing::instant()
+    } else {
+        Timing::quick(Duration::from_millis(args.step_ms))
+    };
+    let running = atelier_simulator::start(config)
+        .await
+        .map_err(|e| AppError::Invalid(e.to_string()))?;
+    if let Some(file) = &args.write_config {
+        let text = client_config(&running);
+        std::fs::write(file, text)
+            .map_err(|e| AppError::Invalid(format!("cannot write {}: {e}", file.display())))?;
+    }
+    let accounts = running.accounts();
+    let summary = serde_json::json!({
+        "addr": running.addr().to_string(),
+        "api_base": running.api_base(),
+        "gateway_url": running.gateway_url(),
+        "cdn_base": running.cdn_base(),
+        "control": format!("{}/_sim/stats", running.cdn_base()),
+        "accounts": accounts,
+        "config_file": args.write_config.as_ref().map(|f| f.display().to_string()),
+        "faults": faults.iter().map(|f| f.name()).collect::<Vec<_>>(),
+    });
+    out.result(&summary, || {
+        let mut text = format!(
+            "Discord + Midjourney simulator on {}\n  REST     {}\n  gateway  {}\n  CDN      {}\n  control  {}/_sim/stats\n",
+            running.addr(),
+            running.api_base(),
+            running.gateway_url(),
+            running.cdn_base(),
+            running.cdn_base()
+        );
+        for a in &accounts {
+            let _ = writeln!(
+                text,
+                "  account  token {}  guild {}  channel {}",
+                a.token, a.guild_id, a.channel_id
+            );
+        }
+        if let Some(file) = &args.write_config {
+            let _ = writeln!(
+                text,
+                "wrote {}: try `atelier --config {} generate --provider midjourney \"a lighthouse at dusk\"`",
+                file.display(),
+                file.display()
+            );
+        }
+        text.push_str("press Ctrl-C to stop");
+        text
+    });
+    let _ = tokio::signal::ctrl_c().await;
+    running.shutdown().await;
+    Ok(0)
+}
+
+/// An `atelier.toml` whose Midjourney accounts are the simulator's.
+pub fn client_config(running: &atelier_simulator::Running) -> String {
+    let mut text = format!(
+        "# Written by `atelier simulate discord`: the Midjourney provider talks to the simulator\n\
+         # on {addr}. Start the simulator again with the same --bind to reuse this file.\n\
+         default_provider = \"midjourney\"\n\n\
+         [providers.midjourney]\n\
+         enabled = true\n\
+         api_base = \"{api}\"\n\
+         gateway_url = \"{gateway}\"\n\
+         cdn_base = \"{cdn}\"\n\
+         interaction_gap_ms = 50\n\
+         interaction_jitter_ms = 50\n\
+         history_poll_secs = 5.0\n\
+         download_backoff_ms = 200\n",
+        addr = running.addr(),
+        api = running.api_base(),
+        gateway = running.gateway_url(),
+        cdn = running.cdn_base(),
+    );
+    for (i, a) in running.accounts().iter().enumerate() {
+        let _ = write!(
+            text,
+            "\n[[providers.midjourney.accounts]]\nname = \"sim-{}\"\ntoken = \"{}\"\nguild_id = \"{}\"\nchannel_id = \"{}\"\nconcurrency = 1\n",
+            i + 1,
+            a.token,
+            a.guild_id,
+            a.channel_id
+        );
+    }
+    text
+}

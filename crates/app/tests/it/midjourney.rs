@@ -1,0 +1,515 @@
+//! The Midjourney provider end to end against the in-process Discord + Midjourney simulator:
+//! the original flow in both upscale modes, every action, typed errors, each fault, the
+//! account pool, and recovery after `kill -9`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use atelier::app::App;
+use atelier::cli::simulate::{SandboxPainter, client_config};
+use atelier::config::{AccountConfig, Config};
+use atelier::domain::{
+    ErrorCode, EventKind, GenerationId, GenerationRequest, GenerationStatus, Role, UpscaleSelection,
+};
+use atelier::jobs::{Stop, run_workers};
+use atelier::pipeline;
+use atelier::wiring;
+use atelier_simulator::{Fault, Faults, Running, Timing};
+
+/// A simulator with small images and short delays.
+async fn simulator(tune: impl FnOnce(&mut atelier_simulator::Config)) -> Running {
+    let mut config = atelier_simulator::Config::new(Arc::new(SandboxPainter));
+    config.image_side = 128;
+    config.timing = Timing::quick(Duration::from_millis(15));
+    config.heartbeat_interval = Duration::from_millis(500);
+    config.faults.every = Duration::from_millis(300);
+    tune(&mut config);
+    atelier_simulator::start(config)
+        .await
+        .expect("simulator starts")
+}
+
+/// An app whose Midjourney accounts are the simulator's first `accounts`.
+async fn app_for(
+    sim: &Running,
+    dir: &std::path::Path,
+    accounts: usize,
+    tune: impl FnOnce(&mut Config),
+) -> Arc<App> {
+    let mut config = Config {
+        data_dir: dir.to_path_buf(),
+        default_provider: "midjourney".into(),
+        ..Config::default()
+    };
+    let m = &mut config.providers.midjourney;
+    m.enabled = true;
+    m.api_base = sim.api_base();
+    m.gateway_url = sim.gateway_url();
+    m.cdn_base = sim.cdn_base();
+    m.interaction_gap_ms = 0;
+    m.interaction_jitter_ms = 0;
+    m.history_poll_secs = 0.5;
+    m.timeout_secs = 5.0;
+    m.download_backoff_ms = 10;
+    m.accounts = sim
+        .accounts()
+        .iter()
+        .take(accounts)
+        .enumerate()
+        .map(|(i, a)| AccountConfig {
+            name: format!("sim-{}", i + 1),
+            token: a.token.clone(),
+            guild_id: Some(a.guild_id.clone()),
+            channel_id: a.channel_id.clone(),
+            concurrency: 1,
+            queue_size: 10,
+            enabled: true,
+        })
+        .collect();
+    config.jobs.retry_base_secs = 0.05;
+    config.jobs.retry_max_secs = 0.2;
+    config.jobs.poll_secs = 0.05;
+    tune(&mut config);
+    let providers = wiring::providers(&config).expect("providers");
+    wiring::open(&config, providers, true)
+        .await
+        .expect("app opens")
+}
+
+async fn run_all(app: &Arc<App>) {
+    let workers = app.providers.total_concurrency();
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        run_workers(app.clone(), workers, Stop::UntilIdle),
+    )
+    .await
+    .expect("jobs finish in time");
+}
+
+async fn generate(app: &Arc<App>, prompt: &str) -> GenerationId {
+    let g = app
+        .submit(GenerationRequest::new(prompt))
+        .await
+        .expect("submitted");
+    run_all(app).await;
+    g.id
+}
+
+/// Decoded as RGB, whatever channels the encoder kept.
+fn pixels(bytes: &[u8]) -> pipeline::Pixels {
+    let p = pipeline::decode(bytes).expect("decodes");
+    if p.channels == 3 {
+        return p;
+    }
+    let data = p
+        .data
+        .chunks_exact(usize::from(p.channels))
+        .flat_map(|px| [px[0], px[1], px[2]])
+        .collect();
+    pipeline::Pixels::rgb(p.width, p.height, data)
+}
+
+/// Checks the generation succeeded with a grid and four upscales that are its quadrants.
+async fn assert_complete(app: &App, id: GenerationId) {
+    let g = app.catalogue.generation(id).await.expect("generation");
+    assert_eq!(
+        g.status,
+        GenerationStatus::Succeeded,
+        "error: {:?}",
+        g.error
+    );
+    let images = app.images_of(id).await.expect("images");
+    let roles: Vec<Role> = images.iter().map(|i| i.role).collect();
+    assert_eq!(roles.len(), 5, "{roles:?}");
+    let grid = images.iter().find(|i| i.role == Role::Grid).expect("grid");
+    let grid = pixels(
+        &app.store
+            .get(&grid.storage_key, &grid.sha256)
+            .await
+            .expect("grid read"),
+    );
+    let half = grid.width / 2;
+    for i in 1..=4u8 {
+        let up = images
+            .iter()
+            .find(|x| x.role == Role::Upscale(i))
+            .expect("upscale");
+        let bytes = app
+            .store
+            .get(&up.storage_key, &up.sha256)
+            .await
+            .expect("read");
+        let x = u32::from((i - 1) % 2) * half;
+        let y = u32::from((i - 1) / 2) * half;
+        assert_eq!(
+            pixels(&bytes).data,
+            grid.crop(x, y, half, half).data,
+            "upscale {i} is quadrant {i}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn imagine_stores_the_grid_then_four_upscales_in_both_modes() {
+    for mode in ["discord", "local_split"] {
+        let sim = simulator(|_| {}).await;
+        let dir = tempfile::tempdir().unwrap();
+        let app = app_for(&sim, dir.path(), 1, |c| {
+            c.providers.midjourney.upscale_mode = mode.into();
+        })
+        .await;
+        let id = generate(&app, "a lighthouse at dusk --ar 1:1 --stylize 250").await;
+        assert_complete(&app, id).await;
+        let g = app.catalogue.generation(id).await.unwrap();
+        assert_eq!(g.account.as_deref(), Some("sim-1"));
+        assert_eq!(g.parameters.extra["stylize"], 250);
+        assert!(
+            g.provider_refs["grid"]["job_hash"].is_string(),
+            "{}",
+            g.provider_refs
+        );
+        let events = app.events(id, 0).await.unwrap();
+        let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds.first(), Some(&EventKind::Created));
+        assert_eq!(kinds.last(), Some(&EventKind::Completed));
+        let upscales = kinds
+            .iter()
+            .filter(|k| **k == EventKind::UpscaleCompleted)
+            .count();
+        assert_eq!(upscales, 4, "{mode}");
+        // Midjourney's own percentages moved the bar between 25 and 50.
+        assert!(
+            events
+                .iter()
+                .any(|e| e.kind == EventKind::Progress && e.progress > 25.0 && e.progress < 50.0),
+            "{mode}: no rendering progress in {kinds:?}"
+        );
+        let milestones: Vec<f64> = events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.kind,
+                    EventKind::GridCompleted | EventKind::UpscaleCompleted
+                )
+            })
+            .map(|e| e.progress)
+            .collect();
+        assert_eq!(milestones, [50.0, 62.5, 75.0, 87.5, 100.0]);
+        let stats = sim.control().stats();
+        let presses = if mode == "discord" { 4 } else { 0 };
+        assert_eq!(stats.jobs_started, 1 + presses, "{mode}: {stats:?}");
+        sim.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn every_action_makes_its_own_generation() {
+    let sim = simulator(|c| c.timing = Timing::instant()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_for(&sim, dir.path(), 1, |_| {}).await;
+    let id = generate(&app, "a red fox in snow").await;
+    let images = app.images_of(id).await.unwrap();
+    let grid = images.iter().find(|i| i.role == Role::Grid).unwrap().id;
+    let up2 = images
+        .iter()
+        .find(|i| i.role == Role::Upscale(2))
+        .unwrap()
+        .id;
+    let none = UpscaleSelection::none();
+    let cases = [
+        (grid, "u3", "upscale", Role::Variant(1)),
+        (grid, "v2", "variation", Role::Grid),
+        (grid, "reroll", "reroll", Role::Grid),
+        (up2, "vary-strong", "variation", Role::Grid),
+        (up2, "vary-subtle", "variation", Role::Grid),
+        (up2, "upscale-subtle", "upscale", Role::Variant(1)),
+        (up2, "upscale-creative", "upscale", Role::Variant(1)),
+        (up2, "zoom-out-2x", "zoom", Role::Grid),
+        (up2, "zoom-out-1.5x", "zoom", Role::Grid),
+        (up2, "pan-left", "pan", Role::Grid),
+        (up2, "pan-right", "pan", Role::Grid),
+        (up2, "pan-up", "pan", Role::Grid),
+        (up2, "pan-down", "pan", Role::Grid),
+    ];
+    for (image, action, kind, role) in cases {
+        let g = app.act(image, action, &none).await.expect(action);
+        run_all(&app).await;
+        let g = app.catalogue.generation(g.id).await.unwrap();
+        assert_eq!(
+            g.status,
+            GenerationStatus::Succeeded,
+            "{action}: {:?}",
+            g.error
+        );
+        assert_eq!(g.kind.as_str(), kind, "{action}");
+        assert_eq!(g.parent_id, Some(id));
+        let roles: Vec<Role> = app
+            .images_of(g.id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|i| i.role)
+            .collect();
+        assert_eq!(roles, [role], "{action}");
+    }
+    // An upscale of an upscale result: 2x the quadrant.
+    let u3 = app.act(grid, "u1", &none).await.unwrap();
+    run_all(&app).await;
+    let single = app.images_of(u3.id).await.unwrap()[0].clone();
+    assert_eq!(single.width, 64);
+    let creative = app.act(single.id, "upscale-creative", &none).await.unwrap();
+    run_all(&app).await;
+    let out = app.images_of(creative.id).await.unwrap();
+    assert_eq!(out[0].width, 128);
+    // Actions on the wrong kind of image are refused before anything is queued.
+    assert!(app.act(grid, "pan-left", &none).await.is_err());
+    assert!(app.act(up2, "v1", &none).await.is_err());
+    assert!(app.act(grid, "spin", &none).await.is_err());
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn midjourney_errors_fail_the_job_with_their_type_and_are_not_retried() {
+    let sim = simulator(|c| c.timing = Timing::instant()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_for(&sim, dir.path(), 1, |_| {}).await;
+    for (prompt, code) in [
+        ("a banned scene", ErrorCode::BannedPrompt),
+        ("a fox --frobnicate 3", ErrorCode::InvalidParameter),
+    ] {
+        let before = sim.control().stats().interactions;
+        let id = generate(&app, prompt).await;
+        let g = app.catalogue.generation(id).await.unwrap();
+        assert_eq!(g.status, GenerationStatus::Failed, "{prompt}");
+        assert_eq!(g.error_code(), Some(code), "{prompt}");
+        let message = &g.error.as_ref().unwrap().message;
+        assert!(!message.contains('\n'), "one line: {message:?}");
+        assert_eq!(
+            sim.control().stats().interactions,
+            before + 1,
+            "{prompt}: retried"
+        );
+    }
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn each_fault_alone_still_completes_the_job() {
+    let recoverable = [
+        Fault::DropSocket,
+        Fault::NoAck,
+        Fault::HeartbeatRequest,
+        Fault::Reconnect,
+        Fault::InvalidSession,
+        Fault::RateLimit,
+        Fault::CdnError,
+        Fault::CdnTruncate,
+        Fault::DeleteProgress,
+        Fault::LoseFinal,
+    ];
+    for fault in recoverable {
+        let sim = simulator(|c| c.faults = Faults::with(&[fault], 0.5)).await;
+        let dir = tempfile::tempdir().unwrap();
+        let app = app_for(&sim, dir.path(), 1, |_| {}).await;
+        let id = generate(&app, "a castle on a hill").await;
+        let g = app.catalogue.generation(id).await.unwrap();
+        assert_eq!(
+            g.status,
+            GenerationStatus::Succeeded,
+            "{}: {:?}",
+            fault.name(),
+            g.error
+        );
+        assert_complete(&app, id).await;
+        sim.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn all_faults_together_lose_no_delivered_image() {
+    let sim = simulator(|c| {
+        c.faults = Faults::with(
+            &[
+                Fault::DropSocket,
+                Fault::Reconnect,
+                Fault::InvalidSession,
+                Fault::RateLimit,
+                Fault::CdnError,
+                Fault::CdnTruncate,
+                Fault::DeleteProgress,
+                Fault::LoseFinal,
+                Fault::Stuck,
+            ],
+            0.25,
+        );
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_for(&sim, dir.path(), 2, |c| {
+        c.providers.midjourney.timeout_secs = 2.0;
+        c.jobs.max_attempts = 8;
+    })
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(
+            app.submit(GenerationRequest::new(format!("a harbour, study {i}")))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    run_all(&app).await;
+    for id in ids {
+        let g = app.catalogue.generation(id).await.unwrap();
+        match g.status {
+            GenerationStatus::Succeeded => assert_complete(&app, id).await,
+            // A job may run out of attempts, but only with a typed, retryable cause.
+            GenerationStatus::Failed => {
+                assert!(
+                    g.error_code().is_some_and(ErrorCode::is_retryable),
+                    "{:?}",
+                    g.error
+                );
+            }
+            other => panic!("generation {id} ended {other:?}"),
+        }
+    }
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stuck_job_times_out_with_its_type() {
+    let sim = simulator(|c| c.faults = Faults::with(&[Fault::Stuck], 1.0)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_for(&sim, dir.path(), 1, |c| {
+        c.providers.midjourney.timeout_secs = 0.5;
+        c.jobs.max_attempts = 2;
+    })
+    .await;
+    let id = generate(&app, "a frozen river").await;
+    let g = app.catalogue.generation(id).await.unwrap();
+    assert_eq!(g.status, GenerationStatus::Failed);
+    assert_eq!(g.error_code(), Some(ErrorCode::Timeout), "{:?}", g.error);
+    assert_eq!(sim.control().stats().interactions, 2, "one try per attempt");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn two_accounts_share_the_work_within_their_limits() {
+    // Midjourney lets each account run one job; more are answered "Job queued".
+    let sim = simulator(|c| {
+        c.mj_concurrency = 1;
+        c.timing = Timing::quick(Duration::from_millis(10));
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_for(&sim, dir.path(), 2, |c| {
+        c.providers.midjourney.upscale_mode = "local_split".into();
+    })
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(
+            app.submit(GenerationRequest::new(format!("a kite, number {i}")))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let control = sim.control();
+    let watch = tokio::spawn(async move {
+        let mut most = 0;
+        for _ in 0..2000 {
+            most = most.max(control.stats().jobs_running);
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        most
+    });
+    run_all(&app).await;
+    let mut used = std::collections::BTreeSet::new();
+    for id in &ids {
+        let g = app.catalogue.generation(*id).await.unwrap();
+        assert_eq!(g.status, GenerationStatus::Succeeded, "{:?}", g.error);
+        used.insert(g.account.unwrap());
+    }
+    assert_eq!(used.len(), 2, "both accounts took jobs: {used:?}");
+    let most = watch.await.unwrap();
+    assert!(
+        most <= 2,
+        "{most} Midjourney jobs ran at once with two accounts of one"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_revoked_account_is_disabled_and_the_other_takes_the_jobs() {
+    // The simulator names its tokens `simulated-token-N`.
+    let sim = simulator(|c| {
+        c.timing = Timing::instant();
+        c.revoked_tokens = vec!["simulated-token-1".into()];
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_for(&sim, dir.path(), 2, |c| c.jobs.max_attempts = 4).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(
+            app.submit(GenerationRequest::new(format!("a mill, view {i}")))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    run_all(&app).await;
+    for id in ids {
+        let g = app.catalogue.generation(id).await.unwrap();
+        assert_eq!(g.status, GenerationStatus::Succeeded, "{:?}", g.error);
+        assert_eq!(g.account.as_deref(), Some("sim-2"));
+    }
+    let accounts = app.accounts(None).await.unwrap();
+    let first = &accounts[0];
+    assert_eq!(first.status.health, "disabled");
+    assert!(
+        first
+            .status
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("4004")),
+        "{:?}",
+        first.status.reason
+    );
+    sim.shutdown().await;
+}
+
+// The simulator serves from this runtime while the test waits for the binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_written_configuration_runs_the_real_binary_offline() {
+    let sim = simulator(|c| c.timing = Timing::instant()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sim.toml");
+    std::fs::write(&file, client_config(&sim)).unwrap();
+    let out = crate::support::bare_cmd()
+        .arg("--config")
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args([
+            "--json",
+            "generate",
+            "--provider",
+            "midjourney",
+            "a quiet pond",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let g: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(g["status"], "succeeded");
+    assert_eq!(g["images"].as_array().map(Vec::len), Some(5));
+    sim.shutdown().await;
+}

@@ -95,6 +95,8 @@ pub struct GenerationView {
     pub id: String,
     pub kind: &'static str,
     pub provider: String,
+    /// The provider account that ran it (Midjourney's pool chooses one).
+    pub account: Option<String>,
     pub prompt: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub negative_prompt: Option<String>,
@@ -111,6 +113,9 @@ pub struct GenerationView {
     pub started_at: Option<String>,
     pub completed_at: Option<String>,
     pub images: Vec<ImageView>,
+    /// The prompts a describe generation found for its image.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub prompts: Vec<String>,
 }
 
 impl GenerationView {
@@ -119,6 +124,7 @@ impl GenerationView {
             id: g.id.to_string(),
             kind: g.kind.as_str(),
             provider: g.provider.clone(),
+            account: g.account.clone(),
             prompt: g.prompt.clone(),
             negative_prompt: g.negative_prompt.clone(),
             parameters: serde_json::to_value(&g.parameters).unwrap_or_default(),
@@ -134,6 +140,14 @@ impl GenerationView {
             started_at: g.started_at.map(rfc3339),
             completed_at: g.completed_at.map(rfc3339),
             images: images.iter().map(|i| ImageView::new(i, store)).collect(),
+            prompts: g.provider_refs["prompts"]
+                .as_array()
+                .map(|list| {
+                    list.iter()
+                        .filter_map(|p| p.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 

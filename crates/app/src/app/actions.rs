@@ -78,3 +78,104 @@ impl App {
         self.enqueue(generation).await
     }
 }
+
+impl App {
+    /// Queues a /describe of a stored image: the provider proposes four prompts for it.
+    pub async fn describe(
+        &self,
+        image: ImageId,
+        provider: Option<&str>,
+    ) -> Result<Generation, AppError> {
+        self.catalogue.image(image).await?;
+        let mut parameters = crate::domain::Parameters::default();
+        parameters
+            .extra
+            .insert("inputs".into(), serde_json::json!([image.to_string()]));
+        self.from_inputs(
+            GenerationKind::Describe,
+            format!("describe {image}"),
+            parameters,
+            provider,
+        )
+        .await
+    }
+
+    /// Queues a /blend of 2 to 5 stored images into a new grid; `dimensions` is `portrait`,
+    /// `square` or `landscape`.
+    pub async fn blend(
+        &self,
+        images: &[ImageId],
+        dimensions: Option<&str>,
+        upscale: &UpscaleSelection,
+        provider: Option<&str>,
+    ) -> Result<Generation, AppError> {
+        if !(2..=5).contains(&images.len()) {
+            return Err(AppError::Invalid(format!(
+                "blend takes 2 to 5 images, not {}",
+                images.len()
+            )));
+        }
+        if let Some(d) = dimensions
+            && !matches!(d, "portrait" | "square" | "landscape")
+        {
+            return Err(AppError::Invalid(format!(
+                "dimensions must be portrait, square or landscape, not {d:?}"
+            )));
+        }
+        for image in images {
+            self.catalogue.image(*image).await?;
+        }
+        let mut parameters = crate::domain::Parameters {
+            upscale: upscale.indices().to_vec(),
+            ..crate::domain::Parameters::default()
+        };
+        let ids: Vec<String> = images.iter().map(ToString::to_string).collect();
+        parameters
+            .extra
+            .insert("inputs".into(), serde_json::json!(ids));
+        if let Some(d) = dimensions {
+            parameters
+                .extra
+                .insert("dimensions".into(), serde_json::json!(d));
+        }
+        let prompt = format!("blend of {}", ids.join(" "));
+        self.from_inputs(GenerationKind::Blend, prompt, parameters, provider)
+            .await
+    }
+
+    async fn from_inputs(
+        &self,
+        kind: GenerationKind,
+        prompt: String,
+        parameters: crate::domain::Parameters,
+        provider: Option<&str>,
+    ) -> Result<Generation, AppError> {
+        let provider = self
+            .providers
+            .resolve(provider)
+            .map_err(AppError::Invalid)?;
+        let generation = Generation {
+            id: GenerationId::new(),
+            owner: None,
+            provider,
+            account: None,
+            kind,
+            parent_id: None,
+            prompt,
+            negative_prompt: None,
+            parameters,
+            category: None,
+            subject: None,
+            version: 0,
+            status: GenerationStatus::Queued,
+            phase: None,
+            progress: 0.0,
+            error: None,
+            provider_refs: serde_json::json!({}),
+            created_at: OffsetDateTime::now_utc(),
+            started_at: None,
+            completed_at: None,
+        };
+        self.enqueue(generation).await
+    }
+}

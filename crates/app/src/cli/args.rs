@@ -56,6 +56,30 @@ pub enum Command {
         #[command(subcommand)]
         command: MidjourneyCommand,
     },
+    /// Ask the provider for four prompts that describe an image (a file or an image id)
+    Describe {
+        /// An image id, or a PNG/JPEG/WebP file (imported first)
+        source: String,
+        #[arg(long)]
+        provider: Option<String>,
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Blend 2 to 5 images (files or image ids) into a new grid
+    Blend {
+        #[arg(required = true, num_args = 2..=5)]
+        sources: Vec<String>,
+        /// portrait, square or landscape
+        #[arg(long, value_parser = ["portrait", "square", "landscape"])]
+        dimensions: Option<String>,
+        /// Upscales to store after the grid: all, none, or a list such as 1,3
+        #[arg(long, default_value = "all")]
+        upscale: String,
+        #[arg(long)]
+        provider: Option<String>,
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// List provider accounts (Midjourney's Discord accounts) with their health
     Accounts(AccountsArgs),
     /// Run a local simulator of an external service (`discord`: Discord + Midjourney)

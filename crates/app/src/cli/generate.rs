@@ -69,6 +69,107 @@ pub async fn action(
     follow(&app, generation.id, no_wait, out).await
 }
 
+/// Image ids as given, files imported first. Every file is read and checked before
+/// anything is written.
+async fn sources(
+    config: &Config,
+    given: &[String],
+    provider: Option<&str>,
+) -> Result<(Arc<App>, Vec<ImageId>), AppError> {
+    let providers = wiring::providers(config)?;
+    providers.resolve(provider).map_err(AppError::Invalid)?;
+    let mut ids = Vec::new();
+    let mut files = Vec::new();
+    for s in given {
+        match s.parse::<ImageId>() {
+            Ok(id) => ids.push(Some(id)),
+            Err(_) => {
+                let path = std::path::PathBuf::from(s);
+                if !path.is_file() {
+                    return Err(AppError::Invalid(format!(
+                        "{s} is neither an image id nor a file"
+                    )));
+                }
+                let prepared = crate::app::ImportRequest {
+                    files: vec![path],
+                    grid: false,
+                    prompt: Some("imported for a provider job".into()),
+                    category: None,
+                    subject: None,
+                    png: crate::pipeline::PngCompression::default(),
+                }
+                .prepare()
+                .await?;
+                files.push(prepared);
+                ids.push(None);
+            }
+        }
+    }
+    let app = wiring::open(config, providers, !files.is_empty()).await?;
+    let mut files = files.into_iter();
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let id = match id {
+            Some(id) => {
+                app.catalogue.image(id).await?;
+                id
+            }
+            None => {
+                let prepared = files
+                    .next()
+                    .ok_or_else(|| AppError::Invalid("internal: missing import".into()))?;
+                let imported = app.import(prepared).await?;
+                imported
+                    .first()
+                    .and_then(|g| g.images.first())
+                    .map(|i| i.id)
+                    .ok_or_else(|| AppError::Invalid("the import stored no image".into()))?
+            }
+        };
+        out.push(id);
+    }
+    Ok((app, out))
+}
+
+pub async fn describe(
+    config: &Config,
+    source: &str,
+    provider: Option<&str>,
+    no_wait: bool,
+    out: &Out,
+) -> Result<u8, AppError> {
+    let (app, ids) = sources(config, &[source.to_owned()], provider).await?;
+    let image = ids
+        .first()
+        .copied()
+        .ok_or_else(|| AppError::Invalid("give one image".into()))?;
+    let generation = app.describe(image, provider).await?;
+    sandbox_notice(&app, &generation.provider, out).await;
+    follow(&app, generation.id, no_wait, out).await
+}
+
+pub struct Blend<'a> {
+    pub sources: &'a [String],
+    pub dimensions: Option<&'a str>,
+    pub upscale: &'a str,
+    pub provider: Option<&'a str>,
+}
+
+pub async fn blend(
+    config: &Config,
+    blend: &Blend<'_>,
+    no_wait: bool,
+    out: &Out,
+) -> Result<u8, AppError> {
+    let upscale = UpscaleSelection::parse(blend.upscale)?;
+    let (app, ids) = sources(config, blend.sources, blend.provider).await?;
+    let generation = app
+        .blend(&ids, blend.dimensions, &upscale, blend.provider)
+        .await?;
+    sandbox_notice(&app, &generation.provider, out).await;
+    follow(&app, generation.id, no_wait, out).await
+}
+
 pub async fn show(config: &Config, id: &str, events: bool, out: &Out) -> Result<u8, AppError> {
     let id: GenerationId = load_parsed(id)?;
     let app = wiring::open(config, wiring::providers(config)?, false).await?;

@@ -23,6 +23,9 @@ pub fn describe_generation(g: &GenerationView) -> String {
         s.push('\n');
         s.push_str(&describe_image(i));
     }
+    for (n, p) in g.prompts.iter().enumerate() {
+        let _ = write!(s, "\n{}. {p}", n + 1);
+    }
     s
 }
 

@@ -109,6 +109,26 @@ async fn dispatch(cli: Cli, out: &Out) -> Result<u8, AppError> {
         | Command::Simulate { .. } => Ok(0),
         Command::Bench(args) => crate::bench::run(&config, args, out).await,
         Command::Accounts(args) => accounts::list(&config, &args, out).await,
+        Command::Describe {
+            source,
+            provider,
+            no_wait,
+        } => generate::describe(&config, &source, provider.as_deref(), no_wait, out).await,
+        Command::Blend {
+            sources,
+            dimensions,
+            upscale,
+            provider,
+            no_wait,
+        } => {
+            let blend = generate::Blend {
+                sources: &sources,
+                dimensions: dimensions.as_deref(),
+                upscale: &upscale,
+                provider: provider.as_deref(),
+            };
+            generate::blend(&config, &blend, no_wait, out).await
+        }
     }
 }
 

@@ -10,11 +10,11 @@ use super::JobError;
 use crate::app::App;
 use crate::catalogue::{CatalogueError, Change, Inserted};
 use crate::domain::{
-    ErrorCode, EventKind, Failure, Generation, GenerationStatus, Image, Job, Milestones, Output,
-    Phase, Role,
+    ErrorCode, EventKind, Failure, Generation, GenerationKind, GenerationStatus, Image, ImageId,
+    Job, Milestones, Output, Phase, Role,
 };
 use crate::pipeline::{self, PipelineError, Processed, ProcessedGrid};
-use crate::providers::{ProviderError, ProviderJob, Registered, Reporter, UpscaleMode};
+use crate::providers::{Input, ProviderError, ProviderJob, Registered, Reporter, UpscaleMode};
 use async_trait::async_trait;
 
 impl From<CatalogueError> for JobError {
@@ -77,15 +77,51 @@ pub(super) async fn run(app: Arc<App>, job: Job) -> Result<(), JobError> {
         (Some(_), Some(parent)) => app.catalogue.generation(parent).await?.provider_refs,
         _ => serde_json::Value::Null,
     };
+    let inputs = inputs(&app, &generation).await?;
     let provider = reg.provider.clone();
     let mut run = Run::new(app, generation, reg);
     run.pjob.action = action;
     run.pjob.parent_refs = parent_refs;
+    run.pjob.inputs = inputs;
     let released = run.job();
     let result = run.go().await;
     // Whatever the outcome, the provider gets back what the job held (a pooled account).
     provider.release(&released).await;
     result
+}
+
+/// The stored pictures a generation works from (`inputs` in its parameters: image ids).
+async fn inputs(app: &App, g: &Generation) -> Result<Vec<Input>, JobError> {
+    let Some(ids) = g.parameters.extra.get("inputs").and_then(|v| v.as_array()) else {
+        return Ok(Vec::new());
+    };
+    let mut inputs = Vec::with_capacity(ids.len());
+    for id in ids {
+        let id: ImageId = id
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| JobError::Abort(Failure::new(ErrorCode::Internal, "bad input id")))?;
+        let image = app.catalogue.image(id).await?;
+        let bytes = app
+            .store
+            .get(&image.storage_key, &image.sha256)
+            .await
+            .map_err(|e| {
+                JobError::Abort(Failure::new(ErrorCode::IntegrityFailed, e.to_string()))
+            })?;
+        inputs.push(Input {
+            filename: format!(
+                "{id}.{}",
+                if image.format == "jpeg" {
+                    "jpg"
+                } else {
+                    image.format.as_str()
+                }
+            ),
+            bytes,
+        });
+    }
+    Ok(inputs)
 }
 
 struct Run {
@@ -106,6 +142,7 @@ impl Run {
         let milestones = Milestones::new(g.parameters.upscale.len() as u8);
         let pjob = ProviderJob {
             generation_id: g.id,
+            kind: g.kind,
             prompt: g.prompt.clone(),
             negative_prompt: g.negative_prompt.clone(),
             parameters: g.parameters.clone(),
@@ -113,6 +150,7 @@ impl Run {
             refs: g.provider_refs.clone(),
             action: None,
             parent_refs: serde_json::Value::Null,
+            inputs: Vec::new(),
         };
         let refs = Arc::new(std::sync::Mutex::new(g.provider_refs.clone()));
         Self {
@@ -159,6 +197,9 @@ impl Run {
                 JobError::Retry(Failure::new(ErrorCode::Internal, e.to_string()), None)
             })?;
         let has = |role: Role| stored.iter().find(|i| i.role == role).cloned();
+        if self.g.kind == GenerationKind::Describe {
+            return self.describe().await;
+        }
         if self
             .pjob
             .action
@@ -301,6 +342,27 @@ impl Run {
             tracing::warn!(generation = %self.g.id, error = %e, "metadata record not written");
         }
         Ok(())
+    }
+
+    /// /describe: the provider reads the picture and saves the prompts it found in the
+    /// generation's references; no image is made.
+    async fn describe(&self) -> Result<(), JobError> {
+        self.step(
+            Change::new(
+                EventKind::Progress,
+                GenerationStatus::Running,
+                Milestones::SUBMITTED,
+            )
+            .phase(Phase::GridRendering),
+        )
+        .await?;
+        let reporter = self.reporter(Stage::Single);
+        self.reg.provider.render(&self.job(), &reporter).await?;
+        self.step(
+            Change::new(EventKind::Completed, GenerationStatus::Succeeded, 100.0)
+                .phase(Phase::Completed),
+        )
+        .await
     }
 
     fn grid_completed(&self, image: crate::domain::ImageId) -> Change {

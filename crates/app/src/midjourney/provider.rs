@@ -17,7 +17,7 @@ use super::pool::Pool;
 use super::reading::{Kind, MIDJOURNEY_BOT_ID, NIJI_BOT_ID, Reading};
 use super::router::{Expect, normalise};
 use crate::domain::prompt_params;
-use crate::domain::{Action, ErrorCode, Output, Role};
+use crate::domain::{Action, ErrorCode, GenerationKind, Output, Role};
 use crate::providers::{Delivery, Provider, ProviderError, ProviderJob, Reporter};
 
 pub struct Midjourney {
@@ -45,6 +45,9 @@ pub struct Refs {
     /// the U message this job pressed first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<Shot>,
+    /// The prompts /describe found.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompts: Vec<String>,
     /// An interaction sent whose outcome is not known yet: after a crash, its messages are
     /// looked for before sending it again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -228,6 +231,75 @@ impl Midjourney {
         Ok(shot)
     }
 
+    /// /describe: uploads the picture and keeps the four prompts Midjourney proposes.
+    async fn describe(
+        &self,
+        exchange: &Exchange<'_>,
+        saved: &Saved<'_>,
+        job: &ProviderJob,
+    ) -> Result<Delivery, ProviderError> {
+        if saved.get().prompts.is_empty() {
+            let input = job.inputs.first().ok_or_else(|| {
+                ProviderError::new(ErrorCode::InvalidParameter, "describe needs an image")
+            })?;
+            let uploaded = upload(exchange.account, std::slice::from_ref(input)).await?;
+            let command = SlashCommand {
+                name: "describe".into(),
+                options: vec![json!({"type": 11, "name": "image", "value": 0})],
+                attachments: uploaded,
+            };
+            let expect = Expect {
+                kinds: vec![Kind::Describe],
+                index: None,
+                source_message: None,
+                prompt: None,
+            };
+            let reading = self
+                .step(exchange, saved, "describe", Send::Slash(command), expect)
+                .await?;
+            saved
+                .update(|r| {
+                    r.prompts.clone_from(&reading.prompts);
+                    r.pending = None;
+                })
+                .await;
+        }
+        Ok(Delivery { bytes: Vec::new() })
+    }
+
+    /// The /blend command for the job's pictures (2 to 5), with its dimensions.
+    async fn blend(&self, account: &Account, job: &ProviderJob) -> Result<Send, ProviderError> {
+        if !(2..=5).contains(&job.inputs.len()) {
+            return Err(ProviderError::new(
+                ErrorCode::InvalidParameter,
+                format!("blend takes 2 to 5 images, not {}", job.inputs.len()),
+            ));
+        }
+        let uploaded = upload(account, &job.inputs).await?;
+        let mut options: Vec<serde_json::Value> = (0..uploaded.len())
+            .map(|i| json!({"type": 11, "name": format!("image{}", i + 1), "value": i}))
+            .collect();
+        let ratio = match job
+            .parameters
+            .extra
+            .get("dimensions")
+            .and_then(|d| d.as_str())
+        {
+            Some("portrait") => Some("--ar 2:3"),
+            Some("landscape") => Some("--ar 3:2"),
+            Some("square") => Some("--ar 1:1"),
+            _ => None,
+        };
+        if let Some(ratio) = ratio {
+            options.push(json!({"type": 3, "name": "dimensions", "value": ratio}));
+        }
+        Ok(Send::Slash(SlashCommand {
+            name: "blend".into(),
+            options,
+            attachments: uploaded,
+        }))
+    }
+
     /// Runs one step (`step` names it in the refs) and records its result message.
     async fn step(
         &self,
@@ -281,7 +353,19 @@ impl Provider for Midjourney {
             return self.deliver(&account, &shot).await;
         }
         let exchange = self.exchange(&account, report, job);
+        if job.kind == GenerationKind::Describe {
+            return self.describe(&exchange, &saved, job).await;
+        }
         let (what, expect) = match job.action {
+            None if job.kind == GenerationKind::Blend => (
+                self.blend(&account, job).await?,
+                Expect {
+                    kinds: vec![Kind::Blend, Kind::Imagine],
+                    index: None,
+                    source_message: None,
+                    prompt: None,
+                },
+            ),
             None => {
                 let prompt = imagine_prompt(job);
                 let command = SlashCommand {
@@ -363,6 +447,28 @@ impl Provider for Midjourney {
     async fn release(&self, job: &ProviderJob) {
         self.pool.release(job.generation_id);
     }
+}
+
+/// Uploads pictures to the account's channel for a slash command.
+async fn upload(
+    account: &Account,
+    inputs: &[crate::providers::Input],
+) -> Result<Vec<serde_json::Value>, ProviderError> {
+    let files = inputs
+        .iter()
+        .map(|i| (i.filename.clone(), i.bytes.clone()))
+        .collect();
+    let uploaded = account
+        .rest
+        .upload_attachments(&account.place.channel_id, files)
+        .await
+        .map_err(|e| {
+            ProviderError::new(
+                ErrorCode::ProviderUnavailable,
+                format!("uploading to Discord failed: {e}"),
+            )
+        })?;
+    Ok(uploaded.iter().map(|u| u.to_json()).collect())
 }
 
 fn parent_refs(job: &ProviderJob) -> Refs {
@@ -474,6 +580,7 @@ mod tests {
     fn job(prompt: &str) -> ProviderJob {
         ProviderJob {
             generation_id: GenerationId::new(),
+            kind: crate::domain::GenerationKind::Imagine,
             prompt: prompt.into(),
             negative_prompt: None,
             parameters: Parameters::default(),
@@ -481,6 +588,7 @@ mod tests {
             refs: json!({}),
             action: None,
             parent_refs: serde_json::Value::Null,
+            inputs: Vec::new(),
         }
     }
 

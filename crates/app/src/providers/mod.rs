@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::domain::{Action, ErrorCode, Failure, GenerationId, Parameters};
+use crate::domain::{Action, ErrorCode, Failure, GenerationId, GenerationKind, Parameters};
 
 /// A provider failure. Its code decides whether the job is retried (see
 /// [`ErrorCode::is_retryable`]); `retry_after` overrides the backoff when the provider said.
@@ -42,6 +42,8 @@ impl ProviderError {
 #[derive(Clone, Debug)]
 pub struct ProviderJob {
     pub generation_id: GenerationId,
+    /// Imagine, an action's kind, describe or blend.
+    pub kind: GenerationKind,
     pub prompt: String,
     pub negative_prompt: Option<String>,
     pub parameters: Parameters,
@@ -51,6 +53,15 @@ pub struct ProviderJob {
     pub action: Option<Action>,
     /// The parent generation's references, for actions.
     pub parent_refs: serde_json::Value,
+    /// Pictures the job works from (/describe's image, /blend's images).
+    pub inputs: Vec<Input>,
+}
+
+/// A picture given to the provider.
+#[derive(Clone, Debug)]
+pub struct Input {
+    pub filename: String,
+    pub bytes: Vec<u8>,
 }
 
 /// Image bytes as the provider delivered them (PNG, JPEG or WebP).

@@ -378,6 +378,22 @@ fn bad_input_is_refused_and_writes_nothing() {
         "published",
     );
     refused(&["frobnicate"], "unrecognized subcommand");
+    refused(&["generate", "fox --ar 16"], "--ar");
+    refused(&["generate", "fox --chaos 500"], "--chaos");
+    refused(&["generate", "fox --seed 3", "--seed", "4"], "contradicts");
+    refused(&["generate", "--", "--ar 1:1"], "prompt is empty");
+    refused(&["generate", "fox", "--bot", "dalle"], "--bot");
+    refused(
+        &["describe", "no-such-file.png"],
+        "neither an image id nor a file",
+    );
+    refused(&["blend", "a.png"], "2 values required");
+    refused(
+        &["simulate", "discord", "--faults", "earthquake"],
+        "earthquake",
+    );
+    refused(&["simulate", "discord", "--fault-rate", "2"], "fault-rate");
+    refused(&["accounts", "--wait", "0"], "--wait");
 
     let files = tempfile::tempdir().unwrap();
     let text = files.path().join("notes.png");
@@ -456,6 +472,9 @@ fn bad_input_on_an_existing_catalogue_changes_nothing() {
         vec!["image", "version", "0192f0c1-0000-7000-8000-000000000001"],
         vec!["jobs", "cancel", g["id"].as_str().unwrap()],
         vec!["generate", ""],
+        vec!["image", "action", id, "pan-left"],
+        vec!["image", "action", id, "u9"],
+        vec!["blend", id, "0192f0c1-0000-7000-8000-000000000001"],
     ] {
         let out = d.run(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));

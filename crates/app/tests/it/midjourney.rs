@@ -513,3 +513,42 @@ async fn the_written_configuration_runs_the_real_binary_offline() {
     assert_eq!(g["images"].as_array().map(Vec::len), Some(5));
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn describe_and_blend_upload_their_images() {
+    let sim = simulator(|c| c.timing = Timing::instant()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_for(&sim, dir.path(), 1, |_| {}).await;
+    let id = generate(&app, "two boats").await;
+    let images = app.images_of(id).await.unwrap();
+    let (a, b) = (images[1].id, images[2].id);
+
+    let d = app.describe(a, None).await.unwrap();
+    run_all(&app).await;
+    let g = app.catalogue.generation(d.id).await.unwrap();
+    assert_eq!(g.status, GenerationStatus::Succeeded, "{:?}", g.error);
+    let prompts = g.provider_refs["prompts"].as_array().unwrap();
+    assert_eq!(prompts.len(), 4, "{prompts:?}");
+    assert!(app.images_of(d.id).await.unwrap().is_empty());
+
+    let blend = app
+        .blend(&[a, b], Some("landscape"), &UpscaleSelection::all(), None)
+        .await
+        .unwrap();
+    run_all(&app).await;
+    assert_complete(&app, blend.id).await;
+    assert!(sim.control().stats().uploads >= 3);
+
+    // Refused before anything is queued.
+    assert!(
+        app.blend(&[a], None, &UpscaleSelection::all(), None)
+            .await
+            .is_err()
+    );
+    assert!(
+        app.blend(&[a, b], Some("round"), &UpscaleSelection::all(), None)
+            .await
+            .is_err()
+    );
+    sim.shutdown().await;
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{Delivery, Provider, ProviderError, ProviderJob, Reporter};
-use crate::domain::{Action, ErrorCode};
+use crate::domain::{Action, ErrorCode, GenerationKind};
 
 /// The percentages Midjourney typically reports while rendering.
 const STEPS: [f64; 7] = [0.0, 15.0, 31.0, 46.0, 62.0, 78.0, 93.0];
@@ -67,6 +67,43 @@ impl Sandbox {
     }
 }
 
+impl Sandbox {
+    /// "Describes" a picture the way a sandbox can: by its size and colours, in four
+    /// phrasings, saved as the generation's prompts.
+    async fn describe(job: &ProviderJob, report: &dyn Reporter) -> Result<Delivery, ProviderError> {
+        let input = job.inputs.first().ok_or_else(|| {
+            ProviderError::new(ErrorCode::InvalidParameter, "describe needs an image")
+        })?;
+        let bytes = input.bytes.clone();
+        let analysed = tokio::task::spawn_blocking(move || crate::pipeline::process_image(bytes))
+            .await
+            .map_err(|e| ProviderError::new(ErrorCode::Internal, e.to_string()))?
+            .map_err(|e| ProviderError::new(ErrorCode::IntegrityFailed, e.to_string()))?;
+        let (w, h) = (analysed.width, analysed.height);
+        let gcd = (1..=w.min(h))
+            .rev()
+            .find(|d| w % d == 0 && h % d == 0)
+            .unwrap_or(1);
+        let (w, h) = (w / gcd, h / gcd);
+        let colour = analysed.dominant.hex();
+        let shape = match w.cmp(&h) {
+            std::cmp::Ordering::Greater => "a wide landscape",
+            std::cmp::Ordering::Less => "a tall portrait",
+            std::cmp::Ordering::Equal => "a square scene",
+        };
+        let prompts = vec![
+            format!("{shape} dominated by {colour}, soft light --ar {w}:{h}"),
+            format!("{shape} in shades of {colour}, painterly texture --ar {w}:{h}"),
+            format!("synthetic study of {colour} forms, {shape} --ar {w}:{h}"),
+            format!("{colour} palette, {shape}, detailed, grain --ar {w}:{h}"),
+        ];
+        report
+            .save_refs(serde_json::json!({"prompts": prompts}))
+            .await;
+        Ok(Delivery { bytes: Vec::new() })
+    }
+}
+
 /// What to draw.
 #[derive(Clone, Copy)]
 enum Picture {
@@ -83,6 +120,22 @@ impl Provider for Sandbox {
         report: &dyn Reporter,
     ) -> Result<Delivery, ProviderError> {
         self.wait_with_progress(self.delay, report).await;
+        match job.kind {
+            GenerationKind::Describe => return Self::describe(job, report).await,
+            GenerationKind::Blend => {
+                // A new scene seeded by the inputs' bytes: the same inputs blend the same way.
+                let seed = job
+                    .inputs
+                    .iter()
+                    .flat_map(|i| i.bytes.iter().step_by(97))
+                    .fold(0x811c_9dc5_u32, |h, b| {
+                        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+                    });
+                report.save_refs(serde_json::json!({"seed": seed})).await;
+                return self.draw(job, Picture::Grid(seed)).await;
+            }
+            _ => {}
+        }
         let Some(action) = job.action else {
             let seed = Self::seed(job);
             report.save_refs(serde_json::json!({"seed": seed})).await;

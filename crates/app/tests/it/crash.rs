@@ -121,3 +121,64 @@ fn kill_9_during_jobs_run_then_workers_complete_every_job() {
     assert!(run["completed"].as_u64().unwrap() >= 1, "{run}");
     assert_eq!(assert_complete(&d), 3);
 }
+
+/// The same against Midjourney (the simulator): a job killed while it waits for the bot
+/// resumes from its saved Discord references, without asking Midjourney to render again what
+/// it already rendered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_midjourney_job_then_workers_recover_it() {
+    use atelier::cli::simulate::{SandboxPainter, client_config};
+    let mut sim_config = atelier_simulator::Config::new(std::sync::Arc::new(SandboxPainter));
+    sim_config.image_side = 256;
+    sim_config.timing = atelier_simulator::Timing::quick(Duration::from_millis(80));
+    let sim = atelier_simulator::start(sim_config).await.unwrap();
+    let d = DataDir::raw(&format!(
+        "{}\n[jobs]\nlease_secs = 0.6\nretry_base_secs = 0.05\npoll_secs = 0.05\n",
+        client_config(&sim).replace("history_poll_secs = 5.0", "history_poll_secs = 0.5")
+    ));
+    let moments = [200, 700, 1500, 2300, 3100];
+    for (n, ms) in moments.iter().enumerate() {
+        let mut child = d
+            .cmd()
+            .args(["generate", &format!("a windmill, take {n}"), "--json"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(*ms)).await;
+        let _ = child.kill();
+        let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+        assert_all_whole(&d);
+    }
+    let (code, run) = {
+        let d_path = d.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let out = crate::support::bare_cmd()
+                .arg("--data-dir")
+                .arg(&d_path)
+                .args(["--json", "jobs", "run", "--until-idle"])
+                .output()
+                .unwrap();
+            let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+            (out.status.code(), json)
+        })
+        .await
+        .unwrap()
+    };
+    assert_eq!(code, Some(0), "{run}");
+    // The kills did interrupt Midjourney jobs: the recovery run had some to finish.
+    assert!(run["completed"].as_u64().unwrap() >= 1, "{run}");
+    assert_all_whole(&d);
+    let done = tokio::task::block_in_place(|| assert_complete(&d));
+    assert!(done >= moments.len() - 1, "{done} generations recovered");
+    // Each generation is one /imagine and four U presses; a kill may at worst cost one
+    // interaction sent again (killed after saving its nonce, before sending it).
+    let interactions = sim.control().stats().interactions;
+    let most = (5 * done + moments.len()) as u64;
+    assert!(
+        interactions <= most,
+        "{interactions} interactions for {done} generations: work was redone"
+    );
+    sim.shutdown().await;
+}

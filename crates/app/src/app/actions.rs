@@ -91,7 +91,7 @@ impl App {
         parameters
             .extra
             .insert("inputs".into(), serde_json::json!([image.to_string()]));
-        self.from_inputs(
+        self.enqueue_with_inputs(
             GenerationKind::Describe,
             format!("describe {image}"),
             parameters,
@@ -139,11 +139,11 @@ impl App {
                 .insert("dimensions".into(), serde_json::json!(d));
         }
         let prompt = format!("blend of {}", ids.join(" "));
-        self.from_inputs(GenerationKind::Blend, prompt, parameters, provider)
+        self.enqueue_with_inputs(GenerationKind::Blend, prompt, parameters, provider)
             .await
     }
 
-    async fn from_inputs(
+    async fn enqueue_with_inputs(
         &self,
         kind: GenerationKind,
         prompt: String,

@@ -81,50 +81,46 @@ async fn sources(
     let mut ids = Vec::new();
     let mut files = Vec::new();
     for s in given {
-        match s.parse::<ImageId>() {
-            Ok(id) => ids.push(Some(id)),
-            Err(_) => {
-                let path = std::path::PathBuf::from(s);
-                if !path.is_file() {
-                    return Err(AppError::Invalid(format!(
-                        "{s} is neither an image id nor a file"
-                    )));
-                }
-                let prepared = crate::app::ImportRequest {
-                    files: vec![path],
-                    grid: false,
-                    prompt: Some("imported for a provider job".into()),
-                    category: None,
-                    subject: None,
-                    png: crate::pipeline::PngCompression::default(),
-                }
-                .prepare()
-                .await?;
-                files.push(prepared);
-                ids.push(None);
+        if let Ok(id) = s.parse::<ImageId>() {
+            ids.push(Some(id));
+        } else {
+            let path = std::path::PathBuf::from(s);
+            if !path.is_file() {
+                return Err(AppError::Invalid(format!(
+                    "{s} is neither an image id nor a file"
+                )));
             }
+            let prepared = crate::app::ImportRequest {
+                files: vec![path],
+                grid: false,
+                prompt: Some("imported for a provider job".into()),
+                category: None,
+                subject: None,
+                png: crate::pipeline::PngCompression::default(),
+            }
+            .prepare()
+            .await?;
+            files.push(prepared);
+            ids.push(None);
         }
     }
     let app = wiring::open(config, providers, !files.is_empty()).await?;
     let mut files = files.into_iter();
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        let id = match id {
-            Some(id) => {
-                app.catalogue.image(id).await?;
-                id
-            }
-            None => {
-                let prepared = files
-                    .next()
-                    .ok_or_else(|| AppError::Invalid("internal: missing import".into()))?;
-                let imported = app.import(prepared).await?;
-                imported
-                    .first()
-                    .and_then(|g| g.images.first())
-                    .map(|i| i.id)
-                    .ok_or_else(|| AppError::Invalid("the import stored no image".into()))?
-            }
+        let id = if let Some(id) = id {
+            app.catalogue.image(id).await?;
+            id
+        } else {
+            let prepared = files
+                .next()
+                .ok_or_else(|| AppError::Invalid("internal: missing import".into()))?;
+            let imported = app.import(prepared).await?;
+            imported
+                .first()
+                .and_then(|g| g.images.first())
+                .map(|i| i.id)
+                .ok_or_else(|| AppError::Invalid("the import stored no image".into()))?
         };
         out.push(id);
     }

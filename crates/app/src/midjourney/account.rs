@@ -58,6 +58,15 @@ pub struct Place {
     pub channel_id: String,
 }
 
+/// What the configuration says about an account (its token apart).
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub name: String,
+    pub place: Place,
+    pub concurrency: u32,
+    pub queue_size: u32,
+}
+
 pub struct Account {
     pub name: String,
     pub place: Place,
@@ -78,20 +87,18 @@ pub struct Account {
 
 impl Account {
     pub fn new(
-        name: String,
-        place: Place,
-        concurrency: u32,
-        queue_size: u32,
+        id: Identity,
         token: Token,
         rest: RestClient,
         gateway_config: GatewayConfig,
         changes: Arc<Notify>,
     ) -> Self {
+        let concurrency = id.concurrency;
         Self {
-            name,
-            place,
+            name: id.name,
+            place: id.place,
             concurrency,
-            queue_size,
+            queue_size: id.queue_size,
             token,
             rest,
             gateway_config,

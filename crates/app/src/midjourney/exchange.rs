@@ -176,10 +176,8 @@ impl Exchange<'_> {
                 }
                 () = tokio::time::sleep_until(quiet_until) => {
                     quiet_until = Instant::now() + self.timing.history_poll;
-                    match self.scan(id, &expect).await? {
-                        Some(Found::Result(r)) => return Ok(*r),
-                        Some(Found::Alive) => {}
-                        None => {}
+                    if let Some(Found::Result(r)) = self.scan(id, &expect).await? {
+                        return Ok(*r);
                     }
                 }
                 () = tokio::time::sleep_until(deadline) => {

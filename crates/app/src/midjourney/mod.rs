@@ -27,7 +27,7 @@ use tokio::sync::Notify;
 use crate::config::MidjourneyConfig;
 use crate::providers::{Registered, UpscaleMode};
 
-pub use account::{Account, Health, Place};
+pub use account::{Account, Health, Identity, Place};
 pub use pool::Pool;
 pub use provider::{Midjourney, Refs, imagine_prompt};
 
@@ -67,14 +67,17 @@ pub fn registered(config: &MidjourneyConfig) -> Registered {
                 }
             }
         };
-        let account = Arc::new(Account::new(
-            a.name.clone(),
-            Place {
+        let identity = Identity {
+            name: a.name.clone(),
+            place: Place {
                 guild_id: a.guild_id.clone(),
                 channel_id: a.channel_id.clone(),
             },
-            a.concurrency,
-            a.queue_size,
+            concurrency: a.concurrency,
+            queue_size: a.queue_size,
+        };
+        let account = Arc::new(Account::new(
+            identity,
             token,
             rest,
             gateway_config,

@@ -3,6 +3,7 @@
 //! the last process stopped instead of paying for the same render twice.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -131,17 +132,17 @@ pub fn imagine_prompt(job: &ProviderJob) -> String {
     if inline.aspect_ratio.is_none()
         && let Some(ar) = &job.parameters.aspect_ratio
     {
-        prompt.push_str(&format!(" --ar {ar}"));
+        let _ = write!(prompt, " --ar {ar}");
     }
     if inline.seed.is_none()
         && let Some(seed) = job.parameters.seed
     {
-        prompt.push_str(&format!(" --seed {seed}"));
+        let _ = write!(prompt, " --seed {seed}");
     }
     if inline.no.is_none()
         && let Some(neg) = &job.negative_prompt
     {
-        prompt.push_str(&format!(" --no {neg}"));
+        let _ = write!(prompt, " --no {neg}");
     }
     prompt
 }
@@ -162,10 +163,10 @@ impl Midjourney {
     }
 
     /// The account this job holds (taking one on its first call).
-    async fn account<'a>(
+    async fn account(
         &self,
         job: &ProviderJob,
-        saved: &Saved<'a>,
+        saved: &Saved<'_>,
     ) -> Result<Arc<Account>, ProviderError> {
         // An action must run on the account that owns the parent's messages, and a job
         // that has messages must stay on their account; a job with nothing sent yet may move
@@ -468,7 +469,10 @@ async fn upload(
                 format!("uploading to Discord failed: {e}"),
             )
         })?;
-    Ok(uploaded.iter().map(|u| u.to_json()).collect())
+    Ok(uploaded
+        .iter()
+        .map(atelier_discord::rest::UploadedAttachment::to_json)
+        .collect())
 }
 
 fn parent_refs(job: &ProviderJob) -> Refs {

@@ -79,7 +79,7 @@ async fn app_for(
 async fn run_all(app: &Arc<App>) {
     let workers = app.providers.total_concurrency();
     tokio::time::timeout(
-        Duration::from_secs(120),
+        Duration::from_mins(2),
         run_workers(app.clone(), workers, Stop::UntilIdle),
     )
     .await

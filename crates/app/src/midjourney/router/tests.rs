@@ -5,8 +5,8 @@ use tokio::sync::mpsc;
 use super::*;
 use crate::midjourney::reading::read;
 
-fn message(v: serde_json::Value) -> Reading {
-    read(&v, &[]).expect("fixture reads")
+fn message(v: &serde_json::Value) -> Reading {
+    read(v, &[]).expect("fixture reads")
 }
 
 fn expect(kinds: Vec<Kind>, prompt: &str) -> Expect {
@@ -29,7 +29,7 @@ fn final_grid(id: &str, prompt: &str, nonce: Option<&str>) -> Reading {
     if let Some(n) = nonce {
         v["nonce"] = serde_json::json!(n);
     }
-    message(v)
+    message(&v)
 }
 
 #[test]
@@ -52,7 +52,7 @@ fn interaction_ids_and_owned_messages_match() {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let a = router.register("111", expect(vec![Kind::Imagine], "a fox"), tx.clone());
     router.interaction("111", "777");
-    let progress = message(serde_json::json!({
+    let progress = message(&serde_json::json!({
         "id": "50", "channel_id": "9",
         "author": {"id": "936929561302675456"},
         "interaction_metadata": {"id": "777", "type": 2, "user": {"id": "42"}},
@@ -61,7 +61,7 @@ fn interaction_ids_and_owned_messages_match() {
     assert!(router.deliver(progress));
     assert!(matches!(rx.try_recv(), Ok(Notice::Message(_))));
     // A later update of message 50 without any key but its id still belongs to job a.
-    let update = message(serde_json::json!({
+    let update = message(&serde_json::json!({
         "id": "50", "channel_id": "9",
         "author": {"id": "936929561302675456"},
         "content": "**other words** - <@42> (62%) (fast)"
@@ -78,7 +78,7 @@ fn button_results_match_by_reference_and_index() {
     e.source_message = Some("100".into());
     let u2 = router.register("333", e, tx);
     let result = |index: u8| {
-        message(serde_json::json!({
+        message(&serde_json::json!({
             "id": "101", "channel_id": "9",
             "author": {"id": "936929561302675456"},
             "content": format!("**a fox** - Image #{index} <@42>"),

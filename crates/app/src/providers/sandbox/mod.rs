@@ -56,7 +56,7 @@ impl Sandbox {
         let drawn = tokio::task::spawn_blocking(move || {
             let pixels = match what {
                 Picture::Grid(seed) => draw::grid(&prompt, seed, size),
-                Picture::Quadrant(seed, i, side) => draw::quadrant(&prompt, seed, side, i),
+                Picture::Quadrant(seed, i, edge) => draw::quadrant(&prompt, seed, edge, i),
             };
             pixels.encode_png()
         })

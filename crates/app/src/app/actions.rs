@@ -60,20 +60,9 @@ impl App {
             Output::Single => Vec::new(),
         };
         let generation = Generation {
-            id: GenerationId::new(),
             kind: action.kind(),
-            parent_id: Some(parent.id),
             parameters,
-            version: 0,
-            status: GenerationStatus::Queued,
-            phase: None,
-            progress: 0.0,
-            error: None,
-            provider_refs: serde_json::json!({}),
-            created_at: OffsetDateTime::now_utc(),
-            started_at: None,
-            completed_at: None,
-            ..parent
+            ..parent.child()
         };
         self.enqueue(generation).await
     }

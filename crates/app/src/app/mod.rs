@@ -158,21 +158,7 @@ impl App {
             )));
         }
         self.provider_name(Some(&parent.provider))?;
-        let generation = Generation {
-            id: GenerationId::new(),
-            parent_id: Some(parent.id),
-            version: 0,
-            status: GenerationStatus::Queued,
-            phase: None,
-            progress: 0.0,
-            error: None,
-            provider_refs: serde_json::json!({}),
-            created_at: OffsetDateTime::now_utc(),
-            started_at: None,
-            completed_at: None,
-            ..parent
-        };
-        self.enqueue(generation).await
+        self.enqueue(parent.child()).await
     }
 
     /// Cancels a generation: at once when it waits, through its worker when it runs.

@@ -164,6 +164,25 @@ impl Generation {
         self.error.as_ref().map(|f| f.code)
     }
 
+    /// A new queued generation that asks for what `self` asked (provider, prompt,
+    /// parameters, category and subject), as a child of `self`, with a fresh life cycle.
+    pub fn child(&self) -> Self {
+        Self {
+            id: GenerationId::new(),
+            parent_id: Some(self.id),
+            version: 0,
+            status: GenerationStatus::Queued,
+            phase: None,
+            progress: 0.0,
+            error: None,
+            provider_refs: serde_json::json!({}),
+            created_at: OffsetDateTime::now_utc(),
+            started_at: None,
+            completed_at: None,
+            ..self.clone()
+        }
+    }
+
     /// The action on the parent this generation performs, if it is one (kept in the
     /// parameters under `action`).
     pub fn action(&self) -> Option<super::Action> {

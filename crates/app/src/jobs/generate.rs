@@ -320,17 +320,7 @@ impl Run {
         let image = if let Some(image) = stored {
             image
         } else {
-            self.step(
-                Change::new(
-                    EventKind::Progress,
-                    GenerationStatus::Running,
-                    Milestones::SUBMITTED,
-                )
-                .phase(Phase::GridRendering),
-            )
-            .await?;
-            let reporter = self.reporter(Stage::Single);
-            let delivery = self.reg.provider.render(&self.job(), &reporter).await?;
+            let delivery = self.render_one().await?;
             let processed = blocking(move || pipeline::process_image(delivery.bytes)).await?;
             self.save(Role::Variant(1), processed).await?
         };
@@ -347,6 +337,16 @@ impl Run {
     /// /describe: the provider reads the picture and saves the prompts it found in the
     /// generation's references; no image is made.
     async fn describe(&self) -> Result<(), JobError> {
+        self.render_one().await?;
+        self.step(
+            Change::new(EventKind::Completed, GenerationStatus::Succeeded, 100.0)
+                .phase(Phase::Completed),
+        )
+        .await
+    }
+
+    /// Renders what is not a grid (one picture, or /describe's text): 25 → 100.
+    async fn render_one(&self) -> Result<crate::providers::Delivery, JobError> {
         self.step(
             Change::new(
                 EventKind::Progress,
@@ -357,12 +357,7 @@ impl Run {
         )
         .await?;
         let reporter = self.reporter(Stage::Single);
-        self.reg.provider.render(&self.job(), &reporter).await?;
-        self.step(
-            Change::new(EventKind::Completed, GenerationStatus::Succeeded, 100.0)
-                .phase(Phase::Completed),
-        )
-        .await
+        Ok(self.reg.provider.render(&self.job(), &reporter).await?)
     }
 
     fn grid_completed(&self, image: crate::domain::ImageId) -> Change {

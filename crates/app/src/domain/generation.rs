@@ -166,6 +166,7 @@ impl Generation {
 
     /// A new queued generation that asks for what `self` asked (provider, prompt,
     /// parameters, category and subject), as a child of `self`, with a fresh life cycle.
+    #[must_use]
     pub fn child(&self) -> Self {
         Self {
             id: GenerationId::new(),

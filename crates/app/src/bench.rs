@@ -144,6 +144,7 @@ async fn bench_engine(
             upscale_mode: UpscaleMode::Provider,
             synthetic: true,
             accounts: None,
+            queue_limit: None,
         },
     );
     providers.set_default("sandbox");

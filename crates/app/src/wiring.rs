@@ -33,6 +33,7 @@ pub fn providers(config: &Config) -> Result<Providers, AppError> {
                 },
                 synthetic: true,
                 accounts: None,
+                queue_limit: None,
             },
         );
     }

@@ -120,9 +120,22 @@ impl App {
             AppError::Invalid(format!("unknown provider {:?}", generation.provider))
         })?;
         generation.account = Some(reg.account.clone());
+        let slot = slot_of(&generation.provider, &reg.account);
+        if let Some(limit) = reg.queue_limit {
+            let counts = self
+                .catalogue
+                .queue_counts(std::slice::from_ref(&slot))
+                .await?;
+            if counts.pending + counts.running >= u64::from(limit) {
+                return Err(AppError::Conflict(format!(
+                    "queue full: {} already has {limit} jobs queued or running, as many as its accounts take (concurrency + queue_size); nothing was queued, try again later",
+                    generation.provider
+                )));
+            }
+        }
         let job = NewJob {
             id: JobId::new(),
-            slot: slot_of(&generation.provider, &reg.account),
+            slot,
             concurrency: reg.concurrency,
             max_attempts: self.jobs.max_attempts,
             run_at: now_ms(),

@@ -89,6 +89,11 @@ pub fn registered(config: &MidjourneyConfig) -> Registered {
         accounts.push(account);
     }
     let concurrency = accounts.iter().map(|a| a.concurrency).sum::<u32>().max(1);
+    let queue_limit = accounts
+        .iter()
+        .map(|a| a.concurrency + a.queue_size)
+        .sum::<u32>()
+        .max(1);
     let pool = Arc::new(Pool::new(accounts, changes));
     Registered {
         provider: Arc::new(Midjourney {
@@ -114,6 +119,7 @@ pub fn registered(config: &MidjourneyConfig) -> Registered {
         },
         synthetic: false,
         accounts: Some(pool),
+        queue_limit: Some(queue_limit),
     }
 }
 

@@ -147,6 +147,8 @@ pub struct Registered {
     pub synthetic: bool,
     /// The accounts, for providers that pool several.
     pub accounts: Option<Arc<dyn AccountPool>>,
+    /// Jobs that may be queued or running at once; more are refused with `queue_full`.
+    pub queue_limit: Option<u32>,
 }
 
 /// The providers this process can use, by name.

@@ -552,3 +552,39 @@ async fn describe_and_blend_upload_their_images() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_queue_is_bounded_and_niji_jobs_go_to_the_niji_bot() {
+    let sim = simulator(|c| c.timing = Timing::instant()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_for(&sim, dir.path(), 1, |c| {
+        c.providers.midjourney.accounts[0].queue_size = 2;
+    })
+    .await;
+    // One account: one running and two waiting at the most.
+    for i in 0..3 {
+        app.submit(GenerationRequest::new(format!("a tower, {i}")))
+            .await
+            .unwrap();
+    }
+    let refused = app.submit(GenerationRequest::new("one too many")).await;
+    assert!(
+        matches!(&refused, Err(atelier::error::AppError::Conflict(m)) if m.contains("queue full")),
+        "{refused:?}"
+    );
+    run_all(&app).await;
+
+    let mut niji = GenerationRequest::new("a fox spirit, anime style");
+    niji.extra.insert("bot".into(), serde_json::json!("niji"));
+    let g = app.submit(niji).await.unwrap();
+    run_all(&app).await;
+    assert_complete(&app, g.id).await;
+    let account = &sim.accounts()[0];
+    let by_niji = sim
+        .control()
+        .messages(&account.channel_id)
+        .iter()
+        .any(|m| m["author"]["id"] == atelier_simulator::NIJI_BOT_ID);
+    assert!(by_niji, "the niji bot answered");
+    sim.shutdown().await;
+}

@@ -246,6 +246,7 @@ pub async fn app_with(
                 upscale_mode: *mode,
                 synthetic: *name == "sandbox",
                 accounts: None,
+                queue_limit: None,
             },
         );
     }

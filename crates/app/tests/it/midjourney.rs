@@ -511,6 +511,36 @@ async fn the_written_configuration_runs_the_real_binary_offline() {
     let g: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(g["status"], "succeeded");
     assert_eq!(g["images"].as_array().map(Vec::len), Some(5));
+    assert_eq!(g["account"], "sim-1");
+
+    // `accounts` lists both, with what the generating process recorded, and no token.
+    let out = crate::support::bare_cmd()
+        .arg("--config")
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--json", "accounts"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        !text.contains("simulated-token"),
+        "a token was printed: {text}"
+    );
+    let list: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["sim-1", "sim-2"]);
+    assert_eq!(list[0]["last_known"]["health"], "ready", "{list}");
     sim.shutdown().await;
 }
 

@@ -83,11 +83,29 @@ pub(super) async fn run(app: Arc<App>, job: Job) -> Result<(), JobError> {
     run.pjob.action = action;
     run.pjob.parent_refs = parent_refs;
     run.pjob.inputs = inputs;
-    let released = run.job();
-    let result = run.go().await;
-    // Whatever the outcome, the provider gets back what the job held (a pooled account).
-    provider.release(&released).await;
-    result
+    // Whatever the outcome, even when the worker drops this future (cancel, lost lease) or
+    // it panics, the provider gets back what the job held (a pooled account).
+    let _release = Release {
+        provider,
+        job: Some(run.job()),
+    };
+    run.go().await
+}
+
+struct Release {
+    provider: Arc<dyn crate::providers::Provider>,
+    job: Option<ProviderJob>,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let (provider, Some(job)) = (self.provider.clone(), self.job.take()) else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { provider.release(&job).await });
+        }
+    }
 }
 
 /// The stored pictures a generation works from (`inputs` in its parameters: image ids).

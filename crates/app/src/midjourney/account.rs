@@ -75,7 +75,8 @@ pub struct Account {
     token: Token,
     pub(super) rest: RestClient,
     gateway_config: GatewayConfig,
-    connection: tokio::sync::Mutex<Option<GatewayHandle>>,
+    /// A std mutex: nothing awaits while holding it, so `disable` can always take it.
+    connection: Mutex<Option<GatewayHandle>>,
     pub(super) router: Mutex<Router>,
     health: watch::Sender<Health>,
     /// Our Discord user id and session id, from READY.
@@ -102,7 +103,7 @@ impl Account {
             token,
             rest,
             gateway_config,
-            connection: tokio::sync::Mutex::new(None),
+            connection: Mutex::new(None),
             router: Mutex::new(Router::default()),
             health: watch::Sender::new(Health::Idle),
             who: Mutex::new(None),
@@ -160,9 +161,8 @@ impl Account {
             if let Ok(router) = self.router.lock() {
                 router.broadcast(|| Notice::AccountDown(reason.to_owned()));
             }
-            if let Ok(mut connection) = self.connection.try_lock()
-                && let Some(handle) = connection.take()
-            {
+            let handle = self.connection.lock().ok().and_then(|mut c| c.take());
+            if let Some(handle) = handle {
                 tokio::spawn(handle.shutdown());
             }
         }
@@ -189,7 +189,14 @@ impl Account {
             return Err(e);
         }
         {
-            let mut connection = self.connection.lock().await;
+            let mut connection = self
+                .connection
+                .lock()
+                .map_err(|_| ProviderError::new(ErrorCode::Internal, "account lock poisoned"))?;
+            // Checked again under the lock: `disable` takes it to stop the gateway.
+            if let Some(e) = self.unavailable() {
+                return Err(e);
+            }
             if connection.is_none() {
                 self.set_health(Health::Connecting);
                 let (handle, events) =
@@ -281,6 +288,37 @@ impl Account {
                     }
                 }
             }
+            // Accepted, then failed ("the application did not respond"): worth another try.
+            "INTERACTION_FAILURE" => {
+                if let Some(nonce) = data["nonce"].as_str()
+                    && let Ok(router) = self.router.lock()
+                {
+                    router.refuse(
+                        nonce,
+                        &ProviderError::new(
+                            ErrorCode::ProviderUnavailable,
+                            "Discord says the Midjourney bot did not respond to the interaction",
+                        ),
+                    );
+                }
+            }
+            // A form instead of a job: remix mode is on, and a job would wait for a person.
+            "INTERACTION_MODAL_CREATE" | "INTERACTION_IFRAME_MODAL_CREATE" => {
+                if let Some(nonce) = data["nonce"].as_str()
+                    && let Ok(router) = self.router.lock()
+                {
+                    let form = data["custom_id"].as_str().unwrap_or("a form");
+                    router.refuse(
+                        nonce,
+                        &ProviderError::new(
+                            ErrorCode::InvalidParameter,
+                            format!(
+                                "Midjourney answered with {form} instead of starting the job; turn remix mode off (/prefer remix) for this account"
+                            ),
+                        ),
+                    );
+                }
+            }
             "INTERACTION_CREATE" | "INTERACTION_SUCCESS" => {
                 if let (Some(nonce), Some(id)) = (data["nonce"].as_str(), data["id"].as_str())
                     && let Ok(mut router) = self.router.lock()
@@ -321,15 +359,14 @@ async fn pump(account: Weak<Account>, mut events: mpsc::Receiver<GatewayEvent>) 
                 {
                     *id = session.id;
                 }
+                account.set_health(Health::Ready);
             }
             GatewayEvent::Dispatch { name, data, .. } => account.on_dispatch(&name, &data),
+            // Ready only with READY or RESUMED in hand, so the session id is known.
             GatewayEvent::StateChanged(state) => {
-                let next = match state {
-                    State::Active => Health::Ready,
-                    State::FatallyClosed { .. } => continue,
-                    _ => Health::Connecting,
-                };
-                account.set_health(next);
+                if !matches!(state, State::Active | State::FatallyClosed { .. }) {
+                    account.set_health(Health::Connecting);
+                }
             }
             GatewayEvent::Fatal { reason } => {
                 account.disable(&format!("Discord refused the session: {reason}"));

@@ -12,6 +12,7 @@
 //! - a new gateway session (dispatches lost for good): the history is read at once.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use atelier_discord::RestError;
@@ -74,19 +75,48 @@ enum Outcome {
 
 impl Exchange<'_> {
     /// Sends `what` (unless `resumed` names the nonce of a send an earlier process made and
-    /// the history shows it arrived) and waits for the result. `sent` is called with the
-    /// nonce before each send, so the caller can persist it.
+    /// the history shows it arrived) and waits for the result. `pending` is called with the
+    /// nonce before each send, so the caller can persist it, and with `None` once the
+    /// interaction has ended in an answer (a Midjourney error, a refusal, a timeout after which
+    /// sending again is the cure). An uncertain end (transport, the account going down) leaves
+    /// it pending, so the next attempt reads the channel before sending again.
     pub async fn run<F, Fut>(
         &self,
         what: &Send,
         expect: Expect,
         resumed: Option<String>,
-        sent: F,
+        pending: F,
     ) -> Result<Reading, ProviderError>
     where
-        F: Fn(String) -> Fut,
+        F: Fn(Option<String>) -> Fut,
         Fut: Future<Output = ()>,
     {
+        let answered = AtomicBool::new(false);
+        let result = self
+            .attempt(what, expect, resumed, &pending, &answered)
+            .await;
+        if result.is_err() && answered.load(Ordering::Relaxed) {
+            pending(None).await;
+        }
+        result
+    }
+
+    async fn attempt<F, Fut>(
+        &self,
+        what: &Send,
+        expect: Expect,
+        resumed: Option<String>,
+        pending: &F,
+        answered: &AtomicBool,
+    ) -> Result<Reading, ProviderError>
+    where
+        F: Fn(Option<String>) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let answer = |e: ProviderError| {
+            answered.store(true, Ordering::Relaxed);
+            e
+        };
         let ctx = self
             .account
             .ready(self.application_id, self.timing.connect)
@@ -107,7 +137,14 @@ impl Exchange<'_> {
         let mut seen_anything = false;
         if resumed.is_some() {
             // An earlier process sent this interaction and stopped: look before sending again.
-            match self.scan(id, &expect).await? {
+            // If the history cannot be read, sending blind could pay for the render twice.
+            let found = self.scan(id, &expect).await.map_err(answer)?.map_err(|e| {
+                ProviderError::new(
+                    ErrorCode::ProviderUnavailable,
+                    format!("cannot read the channel history to resume the job: {e}"),
+                )
+            })?;
+            match found {
                 Some(Found::Result(r)) => return Ok(*r),
                 Some(Found::Alive) => seen_anything = true,
                 None => {}
@@ -123,7 +160,7 @@ impl Exchange<'_> {
             } else {
                 nonce
             };
-            sent(nonce.clone()).await;
+            pending(Some(nonce.clone())).await;
             let result = match what {
                 Send::Slash(command) => {
                     self.account.rest.slash_command(&ctx, command, &nonce).await
@@ -135,7 +172,12 @@ impl Exchange<'_> {
                         .await
                 }
             };
-            result.map_err(|e| self.rest_error(&e))?;
+            result.map_err(|e| {
+                let e = self.rest_error(&e);
+                // Refused outright (4xx): nothing was started.
+                answered.store(e.code != ErrorCode::ProviderUnavailable, Ordering::Relaxed);
+                e
+            })?;
         }
 
         let mut deadline = Instant::now() + self.timing.timeout;
@@ -151,18 +193,22 @@ impl Exchange<'_> {
                     match notice {
                         Notice::Message(r) => match self.consider(&r, &expect).await {
                             Outcome::Done => return Ok(*r),
+                            // News restarts the clock, never shortening a queued job's.
                             Outcome::Alive => {
-                                deadline = Instant::now() + self.timing.timeout;
+                                deadline = deadline.max(Instant::now() + self.timing.timeout);
                                 if r.progress.is_some() {
                                     last_progress = r.progress;
                                 }
                             }
-                            Outcome::Queued => deadline = Instant::now() + self.timing.queued_timeout,
+                            Outcome::Queued => {
+                                deadline = deadline.max(Instant::now() + self.timing.queued_timeout);
+                            }
                             Outcome::Ignore => {}
-                            Outcome::Fail(e) => return Err(e),
+                            Outcome::Fail(e) => return Err(answer(e)),
                         },
+                        Notice::Refused(e) => return Err(answer(e)),
                         Notice::Resync => {
-                            if let Some(Found::Result(r)) = self.scan(id, &expect).await? {
+                            if let Ok(Some(Found::Result(r))) = self.scan(id, &expect).await.map_err(answer)? {
                                 return Ok(*r);
                             }
                         }
@@ -176,14 +222,19 @@ impl Exchange<'_> {
                 }
                 () = tokio::time::sleep_until(quiet_until) => {
                     quiet_until = Instant::now() + self.timing.history_poll;
-                    if let Some(Found::Result(r)) = self.scan(id, &expect).await? {
-                        return Ok(*r);
+                    match self.scan(id, &expect).await.map_err(answer)? {
+                        Ok(Some(Found::Result(r))) => return Ok(*r),
+                        Ok(Some(Found::Alive)) => {
+                            deadline = deadline.max(Instant::now() + self.timing.timeout);
+                        }
+                        _ => {}
                     }
                 }
                 () = tokio::time::sleep_until(deadline) => {
-                    if let Some(Found::Result(r)) = self.scan(id, &expect).await? {
+                    if let Ok(Some(Found::Result(r))) = self.scan(id, &expect).await.map_err(answer)? {
                         return Ok(*r);
                     }
+                    answered.store(true, Ordering::Relaxed);
                     let at = last_progress.map_or_else(String::new, |p| format!(" (last seen at {p}%)"));
                     return Err(ProviderError::new(
                         ErrorCode::Timeout,
@@ -238,11 +289,24 @@ impl Exchange<'_> {
         }
     }
 
-    /// Reads the channel's recent messages for this job. Returns its result if it is there,
-    /// `Alive` if only its progress is, and fails if an error for it is there.
-    async fn scan(&self, id: WaiterId, expect: &Expect) -> Result<Option<Found>, ProviderError> {
+    /// Reads the channel's messages since the job's interaction. Returns its result if it
+    /// is there, `Alive` if only its progress is, and fails if an error for it is there; the
+    /// inner error says the history could not be read.
+    async fn scan(
+        &self,
+        id: WaiterId,
+        expect: &Expect,
+    ) -> Result<Result<Option<Found>, RestError>, ProviderError> {
+        let since = self
+            .account
+            .router
+            .lock()
+            .ok()
+            .and_then(|r| r.since_ms(id))
+            .unwrap_or(0);
         let query = MessageQuery {
-            limit: Some(50),
+            limit: Some(100),
+            after: (since > 0).then(|| super::router::snowflake_at(since.saturating_sub(10_000))),
             ..MessageQuery::default()
         };
         let messages = match self
@@ -254,7 +318,7 @@ impl Exchange<'_> {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(account = %self.account.name, error = %e, "midjourney: channel history unreadable");
-                return Ok(None);
+                return Ok(Err(e));
             }
         };
         let mut found = None;
@@ -282,7 +346,7 @@ impl Exchange<'_> {
             match self.consider(&r, expect).await {
                 Outcome::Done => {
                     tracing::info!(account = %self.account.name, message = %r.message_id, "midjourney: result found in the channel history");
-                    return Ok(Some(Found::Result(Box::new(r))));
+                    return Ok(Ok(Some(Found::Result(Box::new(r)))));
                 }
                 Outcome::Fail(e) => return Err(e),
                 Outcome::Alive | Outcome::Queued => {
@@ -291,7 +355,7 @@ impl Exchange<'_> {
                 Outcome::Ignore => {}
             }
         }
-        Ok(found)
+        Ok(Ok(found))
     }
 
     fn rest_error(&self, e: &RestError) -> ProviderError {

@@ -88,9 +88,14 @@ pub fn registered(config: &MidjourneyConfig) -> Registered {
         }
         accounts.push(account);
     }
-    let concurrency = accounts.iter().map(|a| a.concurrency).sum::<u32>().max(1);
-    let queue_limit = accounts
-        .iter()
+    // Accounts that start disabled take no jobs: the engine should not claim any for them.
+    let usable = || {
+        accounts
+            .iter()
+            .filter(|a| !matches!(a.health(), Health::Disabled(_)))
+    };
+    let concurrency = usable().map(|a| a.concurrency).sum::<u32>().max(1);
+    let queue_limit = usable()
         .map(|a| a.concurrency + a.queue_size)
         .sum::<u32>()
         .max(1);

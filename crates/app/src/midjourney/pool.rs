@@ -72,15 +72,15 @@ impl Pool {
                         format!("Midjourney account {name} is disabled: {reason}"),
                     ));
                 }
-                let permit = account
-                    .permits
-                    .clone()
-                    .acquire_owned()
+                let permit = tokio::time::timeout(WAIT, account.permits.clone().acquire_owned())
                     .await
+                    .map_err(|_| busy(name))?
                     .map_err(|_| closed())?;
                 (account, permit)
             }
-            None => self.least_busy().await?,
+            None => tokio::time::timeout(WAIT, self.least_busy())
+                .await
+                .map_err(|_| busy("every account"))??,
         };
         if let Ok(mut held) = self.held.lock() {
             held.insert(job, (account.clone(), permit));
@@ -105,11 +105,13 @@ impl Pool {
             if healthy.is_empty() {
                 return Err(self.none_usable());
             }
-            // Fewest running jobs relative to what the account may run; ties go to the
-            // account listed first, so a lone job always lands on the same account.
+            // Connected accounts first (one that cannot connect would take every job and
+            // fail it); then fewest running jobs relative to what the account may run; ties
+            // go to the account listed first, so a lone job always lands on the same one.
             healthy.sort_by(|a, b| {
                 let load = |x: &Account| f64::from(x.busy()) / f64::from(x.concurrency.max(1));
-                load(a).total_cmp(&load(b))
+                let ready = |x: &Account| x.health() != Health::Ready;
+                ready(a).cmp(&ready(b)).then(load(a).total_cmp(&load(b)))
             });
             for account in healthy {
                 if let Ok(permit) = account.permits.clone().try_acquire_owned() {
@@ -135,6 +137,17 @@ impl Pool {
             ),
         )
     }
+}
+
+/// Longest wait for an account: the engine claims no more jobs than the pool runs, so a long
+/// wait means jobs that hold accounts are stuck; failing lets the job be retried later.
+const WAIT: Duration = Duration::from_mins(10);
+
+fn busy(what: &str) -> ProviderError {
+    ProviderError::new(
+        ErrorCode::ProviderUnavailable,
+        format!("{what} stayed busy for {} minutes", WAIT.as_secs() / 60),
+    )
 }
 
 fn closed() -> ProviderError {

@@ -177,6 +177,20 @@ impl Midjourney {
             || refs.source.is_some()
             || refs.pending.is_some();
         let parent = parent_refs(job).account;
+        // Only a pending interaction ties the job to a disabled account: nothing can come of
+        // it there, so the job moves (Midjourney never ran it, or it is lost with the account).
+        let dead = |name: &str| {
+            self.pool
+                .get(name)
+                .is_some_and(|a| matches!(a.health(), super::Health::Disabled(_)))
+        };
+        let only_pending = refs.grid.is_none() && refs.result.is_none() && refs.source.is_none();
+        let started = if started && only_pending && refs.account.as_deref().is_some_and(dead) {
+            saved.update(|r| r.pending = None).await;
+            false
+        } else {
+            started
+        };
         let wanted = parent.or(refs.account.clone().filter(|_| started));
         let account = self.pool.hold(job.generation_id, wanted.as_deref()).await?;
         if refs.account.as_deref() != Some(account.name.as_str()) {
@@ -315,20 +329,16 @@ impl Midjourney {
             .pending
             .filter(|p| p.step == step)
             .map(|p| p.nonce);
-        let result = exchange
+        exchange
             .run(&what, expect, resumed, |nonce| {
                 saved.update(move |r| {
-                    r.pending = Some(Pending {
+                    r.pending = nonce.map(|nonce| Pending {
                         step: step.to_owned(),
                         nonce,
                     });
                 })
             })
-            .await;
-        if result.is_err() {
-            saved.update(|r| r.pending = None).await;
-        }
-        result
+            .await
     }
 }
 

@@ -7,9 +7,13 @@
 //! matching is the weakest key because two jobs may share a prompt and Midjourney rewrites
 //! links; it is only used for results of the kind the job expects.
 //!
+//! The weak keys (reference, prompt) never take a message that carries a nonce or an
+//! interaction id of some other interaction, a message older than the job's interaction, or a
+//! message that already belonged to a finished job.
+//!
 //! The router is plain data behind the account's mutex: no I/O, no clock.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use tokio::sync::mpsc;
 
@@ -32,6 +36,9 @@ pub struct Expect {
 #[derive(Debug)]
 pub enum Notice {
     Message(Box<Reading>),
+    /// Discord refused the interaction after accepting it (`INTERACTION_FAILURE`), or the bot
+    /// answered with a form we do not fill (a remix modal).
+    Refused(crate::providers::ProviderError),
     /// The gateway started a new session: dispatches may have been lost, read the history.
     Resync,
     /// The account stopped for good.
@@ -40,6 +47,9 @@ pub enum Notice {
 
 struct Waiter {
     nonce: String,
+    /// When the job's first interaction was made (a snowflake's timestamp): older messages
+    /// are not its.
+    since_ms: u64,
     interaction_id: Option<String>,
     messages: Vec<String>,
     expect: Expect,
@@ -53,6 +63,27 @@ struct Waiter {
 pub struct Router {
     waiters: HashMap<u64, Waiter>,
     next: u64,
+    /// Message ids of finished jobs, most recent last (bounded): never given to another.
+    retired: VecDeque<String>,
+    retired_set: HashSet<String>,
+}
+
+/// How many finished jobs' message ids are remembered.
+const RETIRED: usize = 4096;
+
+/// Discord's epoch, for snowflake timestamps.
+const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;
+/// Clock skew allowed between our nonces and Discord's message ids.
+const SKEW_MS: u64 = 10_000;
+
+/// The Unix time in ms a snowflake (nonce, message id) was made at.
+pub fn snowflake_ms(id: &str) -> Option<u64> {
+    id.parse::<u64>().ok().map(|v| (v >> 22) + DISCORD_EPOCH_MS)
+}
+
+/// The smallest snowflake made at `ms`.
+pub fn snowflake_at(ms: u64) -> String {
+    (ms.saturating_sub(DISCORD_EPOCH_MS) << 22).to_string()
 }
 
 /// A registered job's handle in the router.
@@ -71,6 +102,7 @@ impl Router {
             id,
             Waiter {
                 nonce: nonce.to_owned(),
+                since_ms: snowflake_ms(nonce).unwrap_or(0),
                 interaction_id: None,
                 messages: Vec::new(),
                 expect,
@@ -82,7 +114,24 @@ impl Router {
     }
 
     pub fn remove(&mut self, id: WaiterId) {
-        self.waiters.remove(&id);
+        let Some(w) = self.waiters.remove(&id) else {
+            return;
+        };
+        for m in w.messages {
+            if self.retired_set.insert(m.clone()) {
+                self.retired.push_back(m);
+            }
+        }
+        while self.retired.len() > RETIRED {
+            if let Some(old) = self.retired.pop_front() {
+                self.retired_set.remove(&old);
+            }
+        }
+    }
+
+    /// When the job's first interaction was made (Unix ms), for reading history after it.
+    pub fn since_ms(&self, id: WaiterId) -> Option<u64> {
+        self.waiters.get(&id).map(|w| w.since_ms)
     }
 
     /// A new nonce for the same job (the interaction was sent again).
@@ -109,6 +158,13 @@ impl Router {
         }
     }
 
+    /// Tells the job that sent `nonce` that its interaction was refused.
+    pub fn refuse(&self, nonce: &str, error: &crate::providers::ProviderError) {
+        if let Some(w) = self.waiters.values().find(|w| w.nonce == nonce) {
+            let _ = w.tx.send(Notice::Refused(error.clone()));
+        }
+    }
+
     /// Every waiter hears it (a new session, the account going down).
     pub fn broadcast(&self, notice: impl Fn() -> Notice) {
         for w in self.waiters.values() {
@@ -126,6 +182,10 @@ impl Router {
         };
         if !w.messages.contains(&reading.message_id) {
             w.messages.push(reading.message_id.clone());
+        }
+        // A missed INTERACTION_SUCCESS: later messages may carry only this id.
+        if w.interaction_id.is_none() {
+            w.interaction_id.clone_from(&reading.interaction_id);
         }
         w.tx.send(Notice::Message(Box::new(reading))).is_ok()
     }
@@ -152,9 +212,26 @@ impl Router {
         {
             return Some(*id);
         }
+        // The weak keys. A nonce or interaction id that names no waiting job means the
+        // message is another interaction's (an earlier job, another client), and a message a
+        // finished job owned stays its.
+        if r.nonce.is_some() || self.retired_set.contains(&r.message_id) {
+            return None;
+        }
+        let message_ms = snowflake_ms(&r.message_id).unwrap_or(u64::MAX);
+        let could_be = |w: &Waiter| {
+            message_ms.saturating_add(SKEW_MS) >= w.since_ms
+                && (r.interaction_id.is_none()
+                    || w.interaction_id.is_none()
+                    || r.interaction_id == w.interaction_id)
+                && (r.referenced_message_id.is_none()
+                    || w.expect.source_message.is_none()
+                    || r.referenced_message_id == w.expect.source_message)
+        };
         if let Some(reference) = r.referenced_message_id.as_deref()
             && let Some((id, _)) = self.waiters.iter().find(|(_, w)| {
-                w.expect.source_message.as_deref() == Some(reference)
+                could_be(w)
+                    && w.expect.source_message.as_deref() == Some(reference)
                     && w.expect.kinds.contains(&r.kind)
                     && (w.expect.index.is_none() || w.expect.index == r.index)
             })
@@ -165,7 +242,8 @@ impl Router {
         self.waiters
             .iter()
             .filter(|(_, w)| {
-                w.expect.prompt.as_deref() == Some(prompt.as_str())
+                could_be(w)
+                    && w.expect.prompt.as_deref() == Some(prompt.as_str())
                     && (w.expect.kinds.contains(&r.kind)
                         || matches!(r.kind, Kind::Waiting | Kind::Progress))
                     && (w.expect.index.is_none() || r.index.is_none() || w.expect.index == r.index)

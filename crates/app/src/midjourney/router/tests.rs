@@ -106,3 +106,37 @@ fn prompts_compare_without_links_parameters_or_case() {
     );
     assert_ne!(normalise("a fox"), normalise("a cat"));
 }
+
+#[test]
+fn weak_keys_never_take_another_jobs_messages() {
+    let mut router = Router::default();
+    let (tx, _rx) = mpsc::unbounded_channel();
+    // A nonce made now; message ids made long before it are an earlier job's.
+    let now_ms = 1_700_000_000_000u64;
+    let nonce = snowflake_at(now_ms);
+    let a = router.register(&nonce, expect(vec![Kind::Imagine], "a fox"), tx.clone());
+    let old = snowflake_at(now_ms - 3_600_000);
+    let new = snowflake_at(now_ms + 5_000);
+    assert_eq!(
+        router.owner(&final_grid(&old, "a fox", None)),
+        None,
+        "older than the job"
+    );
+    assert_eq!(router.owner(&final_grid(&new, "a fox", None)), Some(a));
+    // Someone else's interaction (a nonce nobody waits for) is not ours, whatever its prompt.
+    assert_eq!(router.owner(&final_grid(&new, "a fox", Some("999"))), None);
+    // A finished job's messages stay its own.
+    assert!(router.deliver(final_grid(&new, "a fox", None)));
+    router.remove(a);
+    let b = router.register(&nonce, expect(vec![Kind::Imagine], "a fox"), tx);
+    assert_eq!(router.owner(&final_grid(&new, "a fox", None)), None);
+    let newer = snowflake_at(now_ms + 9_000);
+    assert_eq!(router.owner(&final_grid(&newer, "a fox", None)), Some(b));
+}
+
+#[test]
+fn snowflakes_carry_their_time() {
+    let ms = 1_750_000_000_123;
+    assert_eq!(snowflake_ms(&snowflake_at(ms)), Some(ms));
+    assert_eq!(snowflake_ms("not a number"), None);
+}

@@ -2,9 +2,12 @@
 //! assert; see BENCHMARKS.md).
 //!
 //! - `pipeline`: the grid pipeline alone on a provider-like 2048² grid;
-//! - `engine`: sandbox generations through queue, workers, catalogue and store.
+//! - `engine`: sandbox generations through queue, workers, catalogue and store;
+//! - `midjourney`: the Midjourney provider against the Discord + Midjourney simulator — the
+//!   engine's overhead per job beside the sandbox's, and the memory of connected accounts.
 
 mod engine;
+mod midjourney;
 mod pipeline;
 
 use crate::cli::Out;
@@ -16,6 +19,7 @@ pub use pipeline::realistic_grid;
 
 pub async fn run(_config: &Config, args: BenchArgs, out: &Out) -> Result<u8, AppError> {
     let mut report = serde_json::Map::new();
+    let mut keep = None;
     report.insert(
         "cores".into(),
         std::thread::available_parallelism()
@@ -48,10 +52,23 @@ pub async fn run(_config: &Config, args: BenchArgs, out: &Out) -> Result<u8, App
             .await?,
         );
     }
+    if matches!(args.what.as_str(), "midjourney" | "all") {
+        let options = midjourney::Options {
+            jobs: args.jobs.max(10),
+            side: args.mj_side.clamp(16, 2048) & !1,
+            accounts: args.accounts,
+            rss_accounts: args.rss_accounts,
+            sim_process: args.sim_process,
+        };
+        let (value, guard) = midjourney::bench(&options).await?;
+        report.insert("midjourney".into(), value);
+        keep = Some(guard);
+    }
     let value = serde_json::Value::Object(report);
     out.result(&value, || {
         serde_json::to_string_pretty(&value).unwrap_or_default()
     });
+    drop(keep);
     Ok(0)
 }
 
@@ -62,12 +79,12 @@ pub(crate) fn median(mut v: Vec<f64>) -> f64 {
 
 /// Resident set size of this process in KiB.
 fn rss_kib() -> Option<u64> {
-    status_kib("VmRSS")
+    status_kib("self", "VmRSS")
 }
 
-/// A `/proc/self/status` field given in KiB (`VmRSS`, `VmHWM`).
-fn status_kib(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+/// A `/proc/<pid>/status` field given in KiB (`VmRSS`, `VmHWM`), for `pid` or `self`.
+fn status_kib(pid: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status
         .lines()
         .find(|l| l.split(':').next() == Some(field))?;

@@ -107,6 +107,8 @@ pub async fn bench(o: &Options) -> Result<(Value, Guard), AppError> {
             }),
         );
     }
+    // The per-process scratch folder, now that every series removed its own (if empty).
+    let _ = std::fs::remove_dir(tempfile_dir()?);
     Ok((
         Value::Object(report),
         Guard {

@@ -94,7 +94,7 @@ pub async fn open(
         .unwrap_or_default();
     for name in providers.names() {
         if let Some(pool) = providers.get(name).and_then(|r| r.accounts.clone()) {
-            crate::app::spawn_account_recorder(catalogue.clone(), name.to_owned(), pool);
+            crate::app::spawn_account_recorder(catalogue.clone(), name.to_owned(), &pool);
         }
     }
     let j = &config.jobs;

@@ -59,13 +59,18 @@ async fn record(
 pub(crate) fn spawn_account_recorder(
     catalogue: Arc<dyn Catalogue>,
     provider: String,
-    pool: Arc<dyn AccountPool>,
+    pool: &Arc<dyn AccountPool>,
 ) {
     let changes = pool.changes();
+    // Weak: the recorder must not keep the accounts (and their connections) alive.
+    let pool = Arc::downgrade(pool);
     tokio::spawn(async move {
         let mut recorded: Vec<AccountStatus> = Vec::new();
         loop {
             changes.notified().await;
+            let Some(pool) = pool.upgrade() else {
+                return;
+            };
             for s in pool.statuses() {
                 let same = recorded
                     .iter()

@@ -286,7 +286,7 @@ pub enum ConfigCommand {
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// What to measure
-    #[arg(value_parser = ["pipeline", "engine", "all"], default_value = "all")]
+    #[arg(value_parser = ["pipeline", "engine", "midjourney", "all"], default_value = "all")]
     pub what: String,
     /// Repetitions of the pipeline measurement
     #[arg(long, default_value_t = 15)]
@@ -303,6 +303,22 @@ pub struct BenchArgs {
     /// Write the grid used by the pipeline measurement here (to compare other tools on it)
     #[arg(long)]
     pub save_grid: Option<PathBuf>,
+    /// Jobs per measured series in the Midjourney measurement (at least 10)
+    #[arg(long, default_value_t = 200)]
+    pub jobs: u32,
+    /// Simulator accounts (one job each at a time) in the Midjourney overhead measurement
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub accounts: u16,
+    /// Connected simulator accounts in the Midjourney memory measurement
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub rss_accounts: u16,
+    /// Side of the grids in the Midjourney measurement (tiny, so the image work is negligible)
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(16..=2048))]
+    pub mj_side: u32,
+    /// Run the simulator of the Midjourney overhead measurement as a child process, so its
+    /// work is not counted in this process (it still shares the cores)
+    #[arg(long)]
+    pub sim_process: bool,
 }
 
 fn parse_seed(s: &str) -> Result<u32, String> {

@@ -1,0 +1,98 @@
+//! `atelier bench`: measures this machine and prints medians (benchmarks report, they never
+//! assert; see BENCHMARKS.md).
+//!
+//! - `pipeline`: the grid pipeline alone on a provider-like 2048² grid;
+//! - `engine`: sandbox generations through queue, workers, catalogue and store;
+//! - `midjourney`: the Midjourney provider against the Discord + Midjourney simulator — the
+//!   engine's overhead per job beside the sandbox's, and the memory of connected accounts.
+
+mod engine;
+mod midjourney;
+mod pipeline;
+
+use crate::cli::Out;
+use crate::cli::args::BenchArgs;
+use crate::config::Config;
+use crate::error::AppError;
+
+pub use pipeline::realistic_grid;
+
+pub async fn run(_config: &Config, args: BenchArgs, out: &Out) -> Result<u8, AppError> {
+    let mut report = serde_json::Map::new();
+    let mut keep = None;
+    report.insert(
+        "cores".into(),
+        std::thread::available_parallelism()
+            .map_or(1, std::num::NonZero::get)
+            .into(),
+    );
+    if matches!(args.what.as_str(), "pipeline" | "all") {
+        let (runs, save) = (args.runs.max(3), args.save_grid.clone());
+        for (name, png) in [
+            ("pipeline", crate::pipeline::PngCompression::Balanced),
+            ("pipeline_fast_png", crate::pipeline::PngCompression::Fast),
+        ] {
+            let save = save.clone();
+            let r = tokio::task::spawn_blocking(move || {
+                pipeline::bench_pipeline(runs, save.as_deref(), png)
+            })
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))??;
+            report.insert(name.into(), r);
+        }
+    }
+    if matches!(args.what.as_str(), "engine" | "all") {
+        report.insert(
+            "engine".into(),
+            engine::bench_engine(
+                args.generations.max(10),
+                args.side.clamp(16, 2048) & !1,
+                args.concurrency,
+            )
+            .await?,
+        );
+    }
+    if matches!(args.what.as_str(), "midjourney" | "all") {
+        let options = midjourney::Options {
+            jobs: args.jobs.max(10),
+            side: args.mj_side.clamp(16, 2048) & !1,
+            accounts: args.accounts,
+            rss_accounts: args.rss_accounts,
+            sim_process: args.sim_process,
+        };
+        let (value, guard) = midjourney::bench(&options).await?;
+        report.insert("midjourney".into(), value);
+        keep = Some(guard);
+    }
+    let value = serde_json::Value::Object(report);
+    out.result(&value, || {
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    });
+    drop(keep);
+    Ok(0)
+}
+
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Resident set size of this process in KiB.
+fn rss_kib() -> Option<u64> {
+    status_kib("self", "VmRSS")
+}
+
+/// A `/proc/<pid>/status` field given in KiB (`VmRSS`, `VmHWM`), for `pid` or `self`.
+fn status_kib(pid: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status
+        .lines()
+        .find(|l| l.split(':').next() == Some(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn tempfile_dir() -> Result<std::path::PathBuf, AppError> {
+    let dir = std::env::temp_dir().join(format!("atelier-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(dir)
+}

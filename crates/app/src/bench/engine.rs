@@ -29,7 +29,7 @@ pub async fn bench_engine(
         "sandbox",
         Registered {
             provider: Arc::new(Sandbox {
-                size: 128,
+                size: side,
                 delay: Duration::ZERO,
             }),
             account: "bench".into(),

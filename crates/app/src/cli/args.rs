@@ -92,7 +92,7 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
-    /// Measure the pipeline and the engine on this machine
+    /// Measure the pipeline, the engine and the Midjourney provider on this machine
     Bench(BenchArgs),
 }
 

@@ -1,12 +1,9 @@
 //! Actions on an earlier result (Midjourney's buttons): a new generation whose parent is the
 //! acted-on one, run by the same provider (and, for Midjourney, the same account).
 
-use time::OffsetDateTime;
-
 use super::App;
 use crate::domain::{
-    Action, Generation, GenerationId, GenerationKind, GenerationStatus, ImageId, Output, Role,
-    UpscaleSelection,
+    Action, Generation, GenerationKind, GenerationStatus, ImageId, Output, Role, UpscaleSelection,
 };
 use crate::error::AppError;
 
@@ -143,28 +140,7 @@ impl App {
             .providers
             .resolve(provider)
             .map_err(AppError::Invalid)?;
-        let generation = Generation {
-            id: GenerationId::new(),
-            owner: None,
-            provider,
-            account: None,
-            kind,
-            parent_id: None,
-            prompt,
-            negative_prompt: None,
-            parameters,
-            category: None,
-            subject: None,
-            version: 0,
-            status: GenerationStatus::Queued,
-            phase: None,
-            progress: 0.0,
-            error: None,
-            provider_refs: serde_json::json!({}),
-            created_at: OffsetDateTime::now_utc(),
-            started_at: None,
-            completed_at: None,
-        };
+        let generation = Generation::queued(provider, kind, prompt, parameters);
         self.enqueue(generation).await
     }
 }

@@ -90,27 +90,17 @@ impl App {
     pub async fn submit(&self, request: GenerationRequest) -> Result<Generation, AppError> {
         let request = self.check(request)?;
         let parameters = request.parameters()?;
+        let provider = self.provider_name(request.provider.as_deref())?;
         let generation = Generation {
-            id: GenerationId::new(),
-            owner: None,
-            provider: self.provider_name(request.provider.as_deref())?,
-            account: None,
-            kind: GenerationKind::Imagine,
-            parent_id: None,
-            prompt: request.prompt,
             negative_prompt: request.negative_prompt,
-            parameters,
             category: request.category,
             subject: request.subject,
-            version: 0,
-            status: GenerationStatus::Queued,
-            phase: None,
-            progress: 0.0,
-            error: None,
-            provider_refs: serde_json::json!({}),
-            created_at: OffsetDateTime::now_utc(),
-            started_at: None,
-            completed_at: None,
+            ..Generation::queued(
+                provider,
+                GenerationKind::Imagine,
+                request.prompt,
+                parameters,
+            )
         };
         self.enqueue(generation).await
     }

@@ -164,13 +164,25 @@ impl Generation {
         self.error.as_ref().map(|f| f.code)
     }
 
-    /// A new queued generation that asks for what `self` asked (provider, prompt,
-    /// parameters, category and subject), as a child of `self`, with a fresh life cycle.
-    #[must_use]
-    pub fn child(&self) -> Self {
+    /// A new queued generation of `kind`, with a fresh id and life cycle.
+    pub fn queued(
+        provider: String,
+        kind: GenerationKind,
+        prompt: String,
+        parameters: Parameters,
+    ) -> Self {
         Self {
             id: GenerationId::new(),
-            parent_id: Some(self.id),
+            owner: None,
+            provider,
+            account: None,
+            kind,
+            parent_id: None,
+            prompt,
+            negative_prompt: None,
+            parameters,
+            category: None,
+            subject: None,
             version: 0,
             status: GenerationStatus::Queued,
             phase: None,
@@ -180,7 +192,27 @@ impl Generation {
             created_at: OffsetDateTime::now_utc(),
             started_at: None,
             completed_at: None,
-            ..self.clone()
+        }
+    }
+
+    /// A new queued generation that asks for what `self` asked (provider, prompt,
+    /// parameters, category and subject), as a child of `self`, with a fresh life cycle.
+    #[must_use]
+    pub fn child(&self) -> Self {
+        let fresh = Self::queued(
+            self.provider.clone(),
+            self.kind,
+            self.prompt.clone(),
+            self.parameters.clone(),
+        );
+        Self {
+            parent_id: Some(self.id),
+            owner: self.owner.clone(),
+            account: self.account.clone(),
+            negative_prompt: self.negative_prompt.clone(),
+            category: self.category,
+            subject: self.subject.clone(),
+            ..fresh
         }
     }
 

@@ -513,13 +513,13 @@ async fn the_written_configuration_runs_the_real_binary_offline() {
     assert_eq!(g["images"].as_array().map(Vec::len), Some(5));
     assert_eq!(g["account"], "sim-1");
 
-    // `accounts` lists both, with what the generating process recorded, and no token.
+    // `accounts --check` connects both, lists them with what it recorded, and no token.
     let out = crate::support::bare_cmd()
         .arg("--config")
         .arg(&file)
         .arg("--data-dir")
         .arg(dir.path().join("data"))
-        .args(["--json", "accounts"])
+        .args(["--json", "accounts", "--check", "--wait", "20"])
         .output()
         .unwrap();
     assert!(
@@ -540,7 +540,10 @@ async fn the_written_configuration_runs_the_real_binary_offline() {
         .map(|a| a["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["sim-1", "sim-2"]);
-    assert_eq!(list[0]["last_known"]["health"], "ready", "{list}");
+    for account in list.as_array().unwrap() {
+        assert_eq!(account["health"], "ready", "{list}");
+        assert_eq!(account["last_known"]["health"], "ready", "{list}");
+    }
     sim.shutdown().await;
 }
 

@@ -545,6 +545,21 @@ impl Reporter for JobReporter {
         }
     }
 
+    async fn notice(&self, notice: Failure) {
+        let phase = match self.stage {
+            Stage::Upscale(_) => Phase::UpscalesInProgress,
+            Stage::Grid | Stage::Single => Phase::GridRendering,
+        };
+        let progress = f64::from_bits(self.last.load(Ordering::Relaxed));
+        let mut change =
+            Change::new(EventKind::Progress, GenerationStatus::Running, progress).phase(phase);
+        change.error = Some(notice);
+        match self.app.catalogue.advance(self.g, &change).await {
+            Ok(event) => self.app.bus.publish(event),
+            Err(e) => tracing::warn!(generation = %self.g, error = %e, "notice not recorded"),
+        }
+    }
+
     async fn account(&self, name: &str) {
         if let Err(e) = self.app.catalogue.set_account(self.g, name).await {
             tracing::warn!(generation = %self.g, error = %e, "provider account not saved");

@@ -213,10 +213,12 @@ impl Exchange<'_> {
                             }
                         }
                         Notice::AccountDown(reason) => {
-                            return Err(ProviderError::new(
+                            let e = ProviderError::new(
                                 ErrorCode::ProviderUnavailable,
-                                format!("Midjourney account {} is disabled: {reason}", self.account.name),
-                            ));
+                                format!("Midjourney account {} taken out of the pool: {reason}", self.account.name),
+                            );
+                            self.report.notice(e.failure()).await;
+                            return Err(e);
                         }
                     }
                 }
@@ -261,13 +263,16 @@ impl Exchange<'_> {
                 FatalFor::Account => {
                     let reason = format!("{:?}: {}", error.code, error_text(r));
                     self.account.disable(&reason);
-                    Outcome::Fail(ProviderError::new(
+                    let e = ProviderError::new(
                         ErrorCode::ProviderUnavailable,
                         format!(
                             "Midjourney account {} taken out of the pool: {reason}",
                             self.account.name
                         ),
-                    ))
+                    );
+                    // The job moves on (another account, a retry); its followers hear why.
+                    self.report.notice(e.failure()).await;
+                    Outcome::Fail(e)
                 }
             };
         }

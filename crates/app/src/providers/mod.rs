@@ -79,6 +79,9 @@ pub trait Reporter: Send + Sync {
     async fn save_refs(&self, refs: serde_json::Value);
     /// The provider account that took the job (pools choose one at run time).
     async fn account(&self, _name: &str) {}
+    /// Something the job's followers must hear although the job goes on (an account taken
+    /// out of the pool): a progress event carrying `notice` as its error.
+    async fn notice(&self, _notice: Failure) {}
 }
 
 #[async_trait]

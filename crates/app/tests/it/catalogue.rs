@@ -169,6 +169,15 @@ async fn generations_versions_and_events() {
     );
     let back = c.generation(g.id).await.unwrap();
     assert!(back.started_at.is_some());
+    // A notice rides on a progress event: the event keeps it, the generation does not.
+    let mut notice = step(EventKind::Progress, GenerationStatus::Running, 40.0);
+    notice.error = Some(Failure::new(ErrorCode::ProviderUnavailable, "account out"));
+    let e = c.advance(g.id, &notice).await.unwrap();
+    assert_eq!(
+        e.error.map(|f| f.code),
+        Some(ErrorCode::ProviderUnavailable)
+    );
+    assert!(c.generation(g.id).await.unwrap().error.is_none());
     let mut fail = step(EventKind::Failed, GenerationStatus::Failed, 40.0);
     fail.error = Some(Failure::new(ErrorCode::BannedPrompt, "no"));
     c.advance(g.id, &fail).await.unwrap();
@@ -194,18 +203,19 @@ async fn generations_versions_and_events() {
             EventKind::Submitted,
             EventKind::Progress,
             EventKind::Progress,
+            EventKind::Progress,
             EventKind::Failed
         ]
     );
     assert_eq!(
         events.iter().map(|e| e.seq).collect::<Vec<_>>(),
-        [1, 2, 3, 4, 5]
+        [1, 2, 3, 4, 5, 6]
     );
     assert_eq!(
-        events[4].error.as_ref().map(|f| f.code),
+        events[5].error.as_ref().map(|f| f.code),
         Some(ErrorCode::BannedPrompt)
     );
-    assert_eq!(c.events(g.id, 3).await.unwrap().len(), 2);
+    assert_eq!(c.events(g.id, 3).await.unwrap().len(), 3);
 
     c.set_provider_refs(g.id, &serde_json::json!({"message_id": "42"}))
         .await

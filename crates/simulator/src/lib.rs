@@ -10,7 +10,8 @@
 //! - the **CDN** (`/attachments/…`, `/ephemeral-attachments/…`) with signed, expiring URLs;
 //! - the **Midjourney bot** (and niji・journey): jobs with waiting / progress / final messages,
 //!   every button of a grid and of an upscale, /describe, /blend, /shorten, /info, /settings,
-//!   per-user concurrency with "Job queued" and "Queue full", parameter and moderation errors;
+//!   per-user concurrency with "Job queued" and "Queue full", parameter and moderation errors
+//!   ("Pending mod message", an account-level error, for prompts with a `moderated_words` word);
 //! - **faults** injected now and then at a seeded rate (dropped sockets, lost heartbeat ACKs,
 //!   op 7, op 9, 429s, CDN errors and truncations, deleted progress, lost finals, stuck jobs);
 //! - a **control** API ([`Control`], and the same over HTTP under `/_sim/…`).
@@ -134,6 +135,9 @@ pub struct Config {
     pub cdn_ttl: Duration,
     /// Words that get a prompt refused with "Banned prompt detected" (whole words, any case).
     pub banned_words: Vec<String>,
+    /// Words that get the account a "Pending mod message" instead of a job (default
+    /// `moderated`): how tests meet an account-level error.
+    pub moderated_words: Vec<String>,
     /// Side of a grid in pixels (default 1024).
     pub image_side: u32,
     /// Sent in HELLO (default 41.25 s). A connection silent for 1.5× this is closed (4009).
@@ -154,6 +158,7 @@ impl fmt::Debug for Config {
             .field("mj_queue", &self.mj_queue)
             .field("cdn_ttl", &self.cdn_ttl)
             .field("banned_words", &self.banned_words)
+            .field("moderated_words", &self.moderated_words)
             .field("image_side", &self.image_side)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .finish_non_exhaustive()
@@ -174,6 +179,7 @@ impl Config {
             mj_queue: 10,
             cdn_ttl: Duration::from_hours(24),
             banned_words: vec!["banned".to_owned(), "gore".to_owned()],
+            moderated_words: vec!["moderated".to_owned()],
             image_side: 1024,
             heartbeat_interval: Duration::from_millis(41_250),
             painter,

@@ -621,3 +621,44 @@ async fn the_queue_is_bounded_and_niji_jobs_go_to_the_niji_bot() {
     assert!(by_niji, "the niji bot answered");
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_account_level_error_takes_the_account_out_and_says_so_in_the_events() {
+    let sim = simulator(|c| c.timing = Timing::instant()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_for(&sim, dir.path(), 2, |c| c.jobs.max_attempts = 3).await;
+    // The simulator answers "Pending mod message" to prompts with this word, on every
+    // account: the first account is disabled, the job moves to the second, which is disabled
+    // too, and the job ends with the accounts' reasons.
+    let id = generate(&app, "a moderated harbour").await;
+    let g = app.catalogue.generation(id).await.unwrap();
+    assert_eq!(g.status, GenerationStatus::Failed);
+    assert_eq!(g.error_code(), Some(ErrorCode::ProviderUnavailable));
+    let events = app.events(id, 0).await.unwrap();
+    let notices: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::Progress && e.error.is_some())
+        .collect();
+    assert!(!notices.is_empty(), "no notice in {events:?}");
+    assert!(
+        notices[0]
+            .error
+            .as_ref()
+            .is_some_and(|f| f.message.contains("taken out of the pool")),
+        "{:?}",
+        notices[0].error
+    );
+    let accounts = app.accounts(None).await.unwrap();
+    for a in &accounts {
+        assert_eq!(a.status.health, "disabled", "{a:?}");
+        assert!(
+            a.status
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("Moderation")),
+            "{:?}",
+            a.status.reason
+        );
+    }
+    sim.shutdown().await;
+}

@@ -8,6 +8,8 @@ pub(crate) enum PromptError {
     Invalid(String),
     /// "Banned prompt detected".
     Banned,
+    /// "Pending mod message": the account must acknowledge a moderation notice.
+    Moderated,
     /// "Empty prompt".
     Empty,
 }
@@ -56,6 +58,18 @@ pub(crate) fn seed(prompt: &str) -> Option<u32> {
 }
 
 /// Checks a prompt; `banned` words match whole words, any case.
+/// `Moderated` when the prompt holds one of `words` (whole words, any case).
+pub(crate) fn moderated(prompt: &str, words: &[String]) -> Result<(), PromptError> {
+    let hit = prompt
+        .split(|c: char| !c.is_alphanumeric())
+        .any(|w| words.iter().any(|m| m.eq_ignore_ascii_case(w)));
+    if hit {
+        Err(PromptError::Moderated)
+    } else {
+        Ok(())
+    }
+}
+
 pub(crate) fn check(prompt: &str, banned: &[String]) -> Result<(), PromptError> {
     let text: Vec<&str> = prompt
         .split_whitespace()
@@ -197,10 +211,20 @@ pub(crate) fn with_zoom(prompt: &str, zoom: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{PromptError, check, seed, upscaler_version, with_zoom};
+    use super::{PromptError, check, moderated, seed, upscaler_version, with_zoom};
 
     fn banned() -> Vec<String> {
         vec!["gore".to_owned()]
+    }
+
+    #[test]
+    fn moderated_words_are_whole_words_in_any_case() {
+        let words = vec!["moderated".to_owned()];
+        assert_eq!(
+            moderated("a Moderated harbour", &words),
+            Err(PromptError::Moderated)
+        );
+        assert_eq!(moderated("an unmoderated harbour", &words), Ok(()));
     }
 
     #[test]

@@ -244,7 +244,9 @@ fn attachment(
 /// /imagine: checks the prompt, then submits a grid job (or answers with an error embed).
 pub(super) fn imagine(sim: &Arc<Sim>, ctx: Ctx, prompt: &str) {
     let footer = format!("/imagine {prompt}");
-    if let Err(error) = params::check(prompt, &sim.config.banned_words) {
+    let checked = params::moderated(prompt, &sim.config.moderated_words)
+        .and_then(|()| params::check(prompt, &sim.config.banned_words));
+    if let Err(error) = checked {
         let sim = Arc::clone(sim);
         tokio::spawn(async move {
             if started(&sim).await {
@@ -285,6 +287,15 @@ pub(super) fn refuse(sim: &Sim, ctx: &Ctx, error: &PromptError, footer: &str) {
                 "Your prompt has no words to imagine. Please add a description.",
                 RED,
                 Some(footer),
+            );
+            post_error(sim, ctx, &embed, EPHEMERAL);
+        }
+        PromptError::Moderated => {
+            let embed = messages::embed(
+                "Pending mod message",
+                "You have a pending moderation message. Please acknowledge it before using the bot further.",
+                RED,
+                None,
             );
             post_error(sim, ctx, &embed, EPHEMERAL);
         }

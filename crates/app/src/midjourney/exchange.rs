@@ -450,11 +450,6 @@ fn internal(m: &str) -> ProviderError {
     ProviderError::new(ErrorCode::Internal, m)
 }
 
-/// A button on a message.
-pub fn button(message_id: &str, flags: u64, custom_id: &str) -> Component {
-    Component::button(message_id, flags, custom_id)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

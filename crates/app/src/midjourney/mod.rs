@@ -8,14 +8,18 @@
 //! - `exchange`: one interaction and the messages up to its result (progress, deadlines,
 //!   errors, the channel-history fallback);
 //! - `download`: CDN downloads with retries and fresh signed URLs;
-//! - `provider`: the `Provider` implementation (/imagine, U1–U4) and its saved references.
+//! - `press`: which button an action presses and the result it waits for;
+//! - `refs`: the references a job saves as it goes (account, result messages, pending send);
+//! - `provider`: the `Provider` implementation (/imagine, U1–U4, actions, /describe, /blend).
 
 mod account;
 mod download;
 mod exchange;
 mod pool;
+mod press;
 mod provider;
 pub mod reading;
+mod refs;
 mod router;
 
 use std::sync::Arc;
@@ -29,7 +33,8 @@ use crate::providers::{Registered, UpscaleMode};
 
 pub use account::{Account, Health, Identity, Place};
 pub use pool::Pool;
-pub use provider::{Midjourney, Refs, imagine_prompt};
+pub use provider::{Midjourney, imagine_prompt};
+pub use refs::Refs;
 
 /// The Midjourney provider as the configuration describes it. Builds no connection: each
 /// account connects on its first job. An account whose token cannot be read starts disabled,

@@ -2,20 +2,20 @@
 //! pool, with every step's Discord references saved so that a restarted job picks up where
 //! the last process stopped instead of paying for the same render twice.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use atelier_discord::rest::SlashCommand;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::account::Account;
 use super::download::{self, Retries};
-use super::exchange::{self, Exchange, Send, Timing};
+use super::exchange::{Exchange, Send, Timing};
 use super::pool::Pool;
+use super::press::press;
 use super::reading::{Kind, MIDJOURNEY_BOT_ID, NIJI_BOT_ID, Reading};
+use super::refs::{Pending, Saved, Shot, parent_refs};
 use super::router::{Expect, normalise};
 use crate::domain::prompt_params;
 use crate::domain::{Action, ErrorCode, GenerationKind, Output, Role};
@@ -25,93 +25,6 @@ pub struct Midjourney {
     pub pool: Arc<Pool>,
     pub timing: Timing,
     pub retries: Retries,
-}
-
-/// What the provider keeps in a generation's `provider_refs`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Refs {
-    /// The account that holds the job's messages.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub account: Option<String>,
-    /// The grid's result message.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub grid: Option<Shot>,
-    /// Each upscale's result message, by image number.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub upscales: BTreeMap<u8, Shot>,
-    /// The result message of a single-picture action (U1–U4, Upscale Subtle/Creative).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<Shot>,
-    /// For an action on an upscale the parent never pressed (it split its grid locally):
-    /// the U message this job pressed first.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<Shot>,
-    /// The prompts /describe found.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub prompts: Vec<String>,
-    /// An interaction sent whose outcome is not known yet: after a crash, its messages are
-    /// looked for before sending it again.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pending: Option<Pending>,
-}
-
-/// A result message of the bot.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Shot {
-    pub message_id: String,
-    #[serde(default)]
-    pub flags: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub job_hash: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub buttons: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prompt: Option<String>,
-}
-
-impl Shot {
-    fn of(r: &Reading) -> Self {
-        Self {
-            message_id: r.message_id.clone(),
-            flags: r.flags.raw,
-            job_hash: r.job_hash.clone(),
-            url: r.attachment.as_ref().and_then(|a| a.url.clone()),
-            buttons: r.buttons.clone(),
-            prompt: r.prompt.clone(),
-        }
-    }
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Pending {
-    /// `grid` or `upscale_N`.
-    pub step: String,
-    pub nonce: String,
-}
-
-/// The refs of a running job, saved through the reporter at every change.
-struct Saved<'a> {
-    refs: Mutex<Refs>,
-    report: &'a dyn Reporter,
-}
-
-impl Saved<'_> {
-    async fn update(&self, f: impl FnOnce(&mut Refs)) {
-        let value = {
-            let Ok(mut refs) = self.refs.lock() else {
-                return;
-            };
-            f(&mut refs);
-            serde_json::to_value(&*refs).unwrap_or_default()
-        };
-        self.report.save_refs(value).await;
-    }
-
-    fn get(&self) -> Refs {
-        self.refs.lock().map(|r| r.clone()).unwrap_or_default()
-    }
 }
 
 /// The bot a job talks to: niji・journey when the job asks for it.
@@ -485,107 +398,6 @@ async fn upload(
         .collect())
 }
 
-fn parent_refs(job: &ProviderJob) -> Refs {
-    serde_json::from_value(job.parent_refs.clone()).unwrap_or_default()
-}
-
-/// The button press of `action` on `source`, and the result it waits for.
-fn press(source: &Shot, action: Action) -> Result<(Send, Expect), ProviderError> {
-    let (prefixes, built, kinds, index): (Vec<String>, Option<String>, Vec<Kind>, Option<u8>) =
-        match action {
-            Action::Upscale { index } => (
-                vec![format!("MJ::JOB::upsample::{index}::")],
-                Some(format!("MJ::JOB::upsample::{index}::")),
-                vec![Kind::Upscale],
-                Some(index),
-            ),
-            Action::Variation { index } => (
-                vec![format!("MJ::JOB::variation::{index}::")],
-                Some(format!("MJ::JOB::variation::{index}::")),
-                vec![Kind::Variation],
-                None,
-            ),
-            Action::Reroll => (
-                vec!["MJ::JOB::reroll::0::".into()],
-                None,
-                vec![Kind::Imagine, Kind::Reroll],
-                None,
-            ),
-            Action::VaryStrong { .. } => (
-                vec!["MJ::JOB::high_variation::1::".into()],
-                None,
-                vec![Kind::Variation],
-                None,
-            ),
-            Action::VarySubtle { .. } => (
-                vec!["MJ::JOB::low_variation::1::".into()],
-                None,
-                vec![Kind::Variation],
-                None,
-            ),
-            Action::UpscaleSubtle { .. } => {
-                (vec!["_subtle::1::".into()], None, vec![Kind::Upscale], None)
-            }
-            Action::UpscaleCreative { .. } => (
-                vec!["_creative::1::".into()],
-                None,
-                vec![Kind::Upscale],
-                None,
-            ),
-            Action::ZoomOut { factor, .. } => (
-                vec![format!(
-                    "MJ::Outpaint::{}::1::",
-                    if factor == 15 { 75 } else { 50 }
-                )],
-                None,
-                vec![Kind::Zoom],
-                None,
-            ),
-            Action::Pan { direction, .. } => {
-                let d = serde_json::to_value(direction)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default();
-                (
-                    vec![format!("MJ::JOB::pan_{d}::1::")],
-                    None,
-                    vec![Kind::Pan],
-                    None,
-                )
-            }
-        };
-    let custom_id = source
-        .buttons
-        .iter()
-        .find(|b| {
-            prefixes.iter().any(|p| {
-                b.starts_with(p.as_str()) || (p.starts_with('_') && b.contains(p.as_str()))
-            })
-        })
-        .cloned()
-        .or_else(|| Some(format!("{}{}", built?, source.job_hash.as_ref()?)))
-        .ok_or_else(|| {
-            ProviderError::new(
-                ErrorCode::InvalidParameter,
-                format!("the Midjourney message has no {action} button"),
-            )
-        })?;
-    let expect = Expect {
-        kinds,
-        index,
-        source_message: Some(source.message_id.clone()),
-        prompt: source.prompt.as_deref().map(normalise),
-    };
-    Ok((
-        Send::Button(exchange::button(
-            &source.message_id,
-            source.flags,
-            &custom_id,
-        )),
-        expect,
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -613,62 +425,5 @@ mod tests {
         j.parameters.seed = Some(9);
         j.negative_prompt = Some("cars".into());
         assert_eq!(imagine_prompt(&j), "a fox --ar 2:3 --seed 9 --no cars");
-    }
-
-    #[test]
-    fn buttons_come_from_the_message_or_the_hash() {
-        let mut grid = Shot {
-            message_id: "1".into(),
-            flags: 0,
-            job_hash: Some("h".into()),
-            url: None,
-            buttons: vec![
-                "MJ::JOB::upsample::2::real".into(),
-                "MJ::JOB::upsample_v7_2x_subtle::1::real::SOLO".into(),
-            ],
-            prompt: None,
-        };
-        let custom_id = |grid: &Shot, action: Action| match press(grid, action) {
-            Ok((Send::Button(c), _)) => Some(c.custom_id),
-            _ => None,
-        };
-        assert_eq!(
-            custom_id(&grid, Action::Upscale { index: 2 }).as_deref(),
-            Some("MJ::JOB::upsample::2::real")
-        );
-        assert_eq!(
-            custom_id(&grid, Action::Upscale { index: 3 }).as_deref(),
-            Some("MJ::JOB::upsample::3::h")
-        );
-        assert_eq!(
-            custom_id(&grid, Action::UpscaleSubtle { index: 1 }).as_deref(),
-            Some("MJ::JOB::upsample_v7_2x_subtle::1::real::SOLO")
-        );
-        assert_eq!(custom_id(&grid, Action::Reroll), None);
-        grid.job_hash = None;
-        assert_eq!(custom_id(&grid, Action::Upscale { index: 3 }), None);
-    }
-
-    #[test]
-    fn refs_round_trip_through_json() {
-        let mut refs = Refs {
-            account: Some("main".into()),
-            ..Refs::default()
-        };
-        refs.upscales.insert(
-            2,
-            Shot {
-                message_id: "5".into(),
-                flags: 0,
-                job_hash: None,
-                url: Some("u".into()),
-                buttons: vec![],
-                prompt: None,
-            },
-        );
-        let value = serde_json::to_value(&refs).unwrap();
-        assert_eq!(value["upscales"]["2"]["message_id"], "5");
-        let back: Refs = serde_json::from_value(value).unwrap();
-        assert_eq!(back.upscales[&2].url.as_deref(), Some("u"));
     }
 }

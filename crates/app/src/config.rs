@@ -278,7 +278,7 @@ impl Config {
         }
         if crate::pipeline::PngCompression::parse(&self.pipeline.png_compression).is_none() {
             return bad(format!(
-                "pipeline.png_compression must be \"fast\" or \"balanced\", not {:?}",
+                "pipeline.png_compression must be \"fast\", \"balanced\" or \"small\", not {:?}",
                 self.pipeline.png_compression
             ));
         }

@@ -31,6 +31,7 @@ pub async fn run(_config: &Config, args: BenchArgs, out: &Out) -> Result<u8, App
         for (name, png) in [
             ("pipeline", crate::pipeline::PngCompression::Balanced),
             ("pipeline_fast_png", crate::pipeline::PngCompression::Fast),
+            ("pipeline_small_png", crate::pipeline::PngCompression::Small),
         ] {
             let save = save.clone();
             let r = tokio::task::spawn_blocking(move || {

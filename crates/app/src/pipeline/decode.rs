@@ -4,7 +4,7 @@ use std::io::Cursor;
 
 use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 
-use super::PipelineError;
+use super::{PipelineError, PngCompression};
 
 /// The formats Atelier stores.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -16,8 +16,8 @@ pub enum Format {
 
 /// Larger images are refused before decoding: no provider renders them, and a few bytes
 /// claiming such sizes are a decompression bomb.
-const MAX_SIDE: u32 = 16_384;
-const MAX_DECODE_BYTES: u64 = 1 << 30;
+pub(super) const MAX_SIDE: u32 = 16_384;
+pub(super) const MAX_DECODE_BYTES: u64 = 1 << 30;
 
 impl Format {
     /// Recognises an image by its signature (magic bytes), never by its name.
@@ -83,28 +83,6 @@ impl Format {
     }
 }
 
-/// How hard quadrant PNGs are compressed (measured on 1024² rendered quadrants, BENCHMARKS.md).
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub enum PngCompression {
-    /// fdeflate: about 6 ms a quadrant, but files 1.4–1.6× zlib level 6's: for bulk imports
-    /// where time matters more than space.
-    Fast,
-    /// DEFLATE level 2: about 30 ms a quadrant; within 7 % of zlib level 6's size, which takes
-    /// eight times longer.
-    #[default]
-    Balanced,
-}
-
-impl PngCompression {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "fast" => Some(Self::Fast),
-            "balanced" => Some(Self::Balanced),
-            _ => None,
-        }
-    }
-}
-
 /// Decoded 8-bit pixels, RGB or RGBA, rows packed.
 #[derive(Clone, Debug)]
 pub struct Pixels {
@@ -143,31 +121,14 @@ impl Pixels {
         }
     }
 
-    /// PNG with adaptive filtering and fast DEFLATE.
+    /// PNG with fdeflate's fixed code: the quickest, for images made on the fly.
     pub fn encode_png(&self) -> Result<Vec<u8>, PipelineError> {
-        self.encode_png_with(PngCompression::Fast)
+        super::png::encode(self, PngCompression::Fast)
     }
 
-    /// PNG with adaptive filtering at the given compression.
+    /// PNG at the given compression.
     pub fn encode_png_with(&self, compression: PngCompression) -> Result<Vec<u8>, PipelineError> {
-        use image::ImageEncoder;
-        use image::codecs::png::{CompressionType, FilterType, PngEncoder};
-        let mut out = Vec::with_capacity(self.data.len() / 2);
-        let colour = if self.channels == 4 {
-            image::ExtendedColorType::Rgba8
-        } else {
-            image::ExtendedColorType::Rgb8
-        };
-        // Level 2's fixed setup (about 0.3 ms) costs more than it saves on small images.
-        let small = (self.width as usize) * (self.height as usize) < 512 * 512;
-        let compression = match compression {
-            PngCompression::Balanced if !small => CompressionType::Level(2),
-            _ => CompressionType::Fast,
-        };
-        PngEncoder::new_with_quality(&mut out, compression, FilterType::Adaptive)
-            .write_image(&self.data, self.width, self.height, colour)
-            .map_err(|e| PipelineError::Encode(e.to_string()))?;
-        Ok(out)
+        super::png::encode(self, compression)
     }
 }
 

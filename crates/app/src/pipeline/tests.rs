@@ -158,6 +158,180 @@ fn grids_need_even_sides() {
     );
 }
 
+/// Noise from a fixed seed: the worst case for the Huffman coder (every byte value used).
+fn noise(width: u32, height: u32, channels: u8) -> Pixels {
+    let mut rng = fastrand::Rng::with_seed(7);
+    let data = (0..width * height * u32::from(channels))
+        .map(|_| rng.u8(..))
+        .collect();
+    Pixels {
+        width,
+        height,
+        channels,
+        data,
+    }
+}
+
+#[test]
+fn every_png_compression_round_trips_exactly() {
+    let drawn = draw::grid("tide pools", 21, 300);
+    let rgba = Pixels {
+        width: 96,
+        height: 40,
+        channels: 4,
+        data: draw::grid("moths", 2, 96).data[..96 * 40 * 3]
+            .chunks(3)
+            .flat_map(|c| [c[0], c[1], c[2], c[0] ^ c[2]])
+            .collect(),
+    };
+    let cases = [
+        ("drawn, several blocks", drawn),
+        ("noise", noise(257, 130, 3)),
+        ("alpha", rgba),
+        ("one colour", Pixels::rgb(64, 48, vec![17; 64 * 48 * 3])),
+        ("one pixel", Pixels::rgb(1, 1, vec![1, 2, 3])),
+        ("one row", Pixels::rgb(33, 1, (0..99).collect())),
+    ];
+    for compression in [
+        PngCompression::Fast,
+        PngCompression::Balanced,
+        PngCompression::Small,
+    ] {
+        for (name, p) in &cases {
+            let bytes = p.encode_png_with(compression).unwrap();
+            let back = decode(&bytes).unwrap();
+            assert_eq!(
+                (back.width, back.height, back.channels),
+                (p.width, p.height, p.channels),
+                "{name}, {compression:?}"
+            );
+            assert!(
+                back.data == p.data,
+                "{name}, {compression:?}: pixels differ"
+            );
+        }
+    }
+}
+
+#[test]
+fn balanced_png_is_smaller_than_raw_and_fast() {
+    let p = draw::grid("a quiet street at night", 4, 512);
+    let balanced = p.encode_png_with(PngCompression::Balanced).unwrap();
+    let fast = p.encode_png_with(PngCompression::Fast).unwrap();
+    // The drawing is grainy on purpose, like a render: it does not shrink much.
+    assert!(
+        balanced.len() * 10 < p.data.len() * 8,
+        "{} bytes",
+        balanced.len()
+    );
+    assert!(
+        balanced.len() * 10 < fast.len() * 9,
+        "{} against {}",
+        balanced.len(),
+        fast.len()
+    );
+}
+
+/// Encodes with the `png` crate directly, for the kinds `image` does not write.
+fn png_of(
+    width: u32,
+    height: u32,
+    colour: ::png::ColorType,
+    depth: ::png::BitDepth,
+    data: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut e = ::png::Encoder::new(&mut out, width, height);
+    e.set_color(colour);
+    e.set_depth(depth);
+    let mut w = e.write_header().unwrap();
+    w.write_image_data(data).unwrap();
+    w.finish().unwrap();
+    out
+}
+
+#[test]
+fn grids_of_every_kind_split_exactly() {
+    let drawn = draw::grid("kites", 8, 64);
+    let wide: Vec<u8> = drawn.data.iter().flat_map(|&b| [b, b ^ 0x5a]).collect();
+    let grey: Vec<u8> = drawn.data.chunks(3).map(|c| c[1]).collect();
+    let inputs = [
+        ("jpeg", encode(&drawn, image::ImageFormat::Jpeg)),
+        ("webp", encode(&drawn, image::ImageFormat::WebP)),
+        (
+            "16-bit png",
+            png_of(
+                64,
+                64,
+                ::png::ColorType::Rgb,
+                ::png::BitDepth::Sixteen,
+                &wide,
+            ),
+        ),
+        (
+            "grey png",
+            png_of(
+                64,
+                64,
+                ::png::ColorType::Grayscale,
+                ::png::BitDepth::Eight,
+                &grey,
+            ),
+        ),
+        ("large png, two threads", png(&draw::grid("dunes", 3, 1024))),
+    ];
+    for (name, bytes) in inputs {
+        let whole = decode(&bytes).unwrap();
+        let g = process_grid(bytes, PngCompression::Balanced).unwrap();
+        let (w, h) = (whole.width / 2, whole.height / 2);
+        for (i, q) in g.quadrants.iter().enumerate() {
+            let (x, y) = ((i as u32 % 2) * w, (i as u32 / 2) * h);
+            assert!(
+                decode(&q.bytes).unwrap().data == whole.crop(x, y, w, h).data,
+                "{name}: quadrant {}",
+                i + 1
+            );
+        }
+        assert_eq!(g.grid.sha256.len(), 64, "{name}");
+    }
+}
+
+#[test]
+fn a_grid_thumbnail_keeps_the_grid_proportions() {
+    let wide = Pixels::rgb(
+        1200,
+        800,
+        draw::grid("plains", 5, 1200).data[..1200 * 800 * 3].to_vec(),
+    );
+    let g = process_grid(png(&wide), PngCompression::Fast).unwrap();
+    let thumb = decode(&g.grid.thumbnail).unwrap();
+    assert_eq!((thumb.width, thumb.height), (512, 341));
+    let quadrant = decode(&g.quadrants[0].thumbnail).unwrap();
+    assert_eq!((quadrant.width, quadrant.height), (512, 341));
+    assert_eq!(g.grid.palette.len(), 5);
+}
+
+#[test]
+fn a_grid_cut_short_in_its_bottom_half_fails_and_nothing_waits_forever() {
+    let good = png(&draw::grid("avalanche", 12, 1024));
+    for cut in [good.len() * 3 / 4, good.len() - 13] {
+        assert!(
+            matches!(
+                process_grid(good[..cut].to_vec(), PngCompression::Balanced),
+                Err(PipelineError::Integrity(_))
+            ),
+            "cut at {cut}"
+        );
+    }
+    let mut flipped = good.clone();
+    let at = flipped.len() * 7 / 8;
+    flipped[at] ^= 0xff;
+    assert!(matches!(
+        process_grid(flipped, PngCompression::Balanced),
+        Err(PipelineError::Integrity(_))
+    ));
+}
+
 fn crc32(data: &[u8]) -> u32 {
     let mut crc = 0xffff_ffffu32;
     for b in data {

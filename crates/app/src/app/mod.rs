@@ -284,11 +284,10 @@ impl App {
         let key = layout.image_key(&ctx, role, p.format.extension());
         let thumb = layout.thumbnail_key(&ctx, role);
         let size = p.bytes.len() as u64;
-        // Both blobs at once; the row that names them is written only after both are stored.
-        tokio::try_join!(
-            self.store.put(&thumb, p.thumbnail),
-            self.store.put(&key, p.bytes)
-        )?;
+        // The row that names the blobs is written only after both are stored.
+        self.store
+            .put_all(vec![(thumb.clone(), p.thumbnail), (key.clone(), p.bytes)])
+            .await?;
         Ok(Image {
             id: ImageId::new(),
             generation_id: g.id,

@@ -206,6 +206,11 @@ pub fn quadrant(prompt: &str, seed: u32, side: u32, index: u8) -> Pixels {
 
 /// Draws the 2×2 grid for (prompt, seed): `side`×`side`, each quadrant `side / 2`.
 pub fn grid(prompt: &str, seed: u32, side: u32) -> Pixels {
+    grid_and_quadrants(prompt, seed, side).0
+}
+
+/// The grid, and the four quadrants it was assembled from (what [`quadrant`] would draw).
+pub fn grid_and_quadrants(prompt: &str, seed: u32, side: u32) -> (Pixels, Vec<Pixels>) {
     let half = side / 2;
     let quads: Vec<Pixels> = (1..=4).map(|i| quadrant(prompt, seed, half, i)).collect();
     let row_bytes = half as usize * 3;
@@ -217,7 +222,7 @@ pub fn grid(prompt: &str, seed: u32, side: u32) -> Pixels {
             data.extend_from_slice(&quads[bottom].data[r]);
         }
     }
-    Pixels::rgb(half * 2, half * 2, data)
+    (Pixels::rgb(half * 2, half * 2, data), quads)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! so the whole pipeline runs for real. Its images are flagged synthetic.
 
 pub mod draw;
+mod memo;
 
 use std::time::Duration;
 
@@ -52,11 +53,16 @@ impl Sandbox {
     }
 
     async fn draw(&self, job: &ProviderJob, what: Picture) -> Result<Delivery, ProviderError> {
-        let (prompt, size) = (job.prompt.clone(), self.size);
+        let (prompt, size, generation) = (job.prompt.clone(), self.size, job.generation_id);
         let drawn = tokio::task::spawn_blocking(move || {
             let pixels = match what {
-                Picture::Grid(seed) => draw::grid(&prompt, seed, size),
-                Picture::Quadrant(seed, i, edge) => draw::quadrant(&prompt, seed, edge, i),
+                Picture::Grid(seed) => {
+                    let (grid, quadrants) = draw::grid_and_quadrants(&prompt, seed, size);
+                    memo::keep(generation, seed, quadrants);
+                    grid
+                }
+                Picture::Quadrant(seed, i, edge) => memo::take(generation, seed, edge, i)
+                    .unwrap_or_else(|| draw::quadrant(&prompt, seed, edge, i)),
             };
             pixels.encode_png()
         })
@@ -181,5 +187,9 @@ impl Provider for Sandbox {
             .map_or_else(|| Self::seed(job), |s| s as u32);
         self.draw(job, Picture::Quadrant(seed, index, self.size / 2))
             .await
+    }
+
+    async fn release(&self, job: &ProviderJob) {
+        memo::forget(job.generation_id);
     }
 }

@@ -136,10 +136,14 @@ impl App {
                 }
                 None => parts.push((Role::Variant(1), file.image)),
             }
-            let mut images = Vec::with_capacity(parts.len());
+            // All the files in one batch: the folder store writes them at once.
+            let (mut images, mut blobs) = (Vec::with_capacity(parts.len()), Vec::new());
             for (role, p) in parts {
-                images.push(self.store_image(&generation, role, p, false).await?);
+                let (image, files) = self.image_and_blobs(&generation, role, p, false);
+                images.push(image);
+                blobs.extend(files);
             }
+            self.store.put_all(blobs).await?;
             let created = self
                 .catalogue
                 .create_generation(&generation, None, &images)

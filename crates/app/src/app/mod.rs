@@ -264,7 +264,7 @@ impl App {
 }
 
 impl App {
-    /// Writes an image's thumbnail, then the image, and returns its catalogue row (not yet
+    /// Writes an image's thumbnail and the image, and returns its catalogue row (not yet
     /// inserted). Keys depend only on the generation, so a retry overwrites, never duplicates.
     pub async fn store_image(
         &self,
@@ -273,6 +273,20 @@ impl App {
         p: Processed,
         synthetic: bool,
     ) -> Result<Image, AppError> {
+        let (image, blobs) = self.image_and_blobs(g, role, p, synthetic);
+        // The row that names the blobs is written only after both are stored.
+        self.store.put_all(blobs).await?;
+        Ok(image)
+    }
+
+    /// An image's catalogue row and the blobs (thumbnail, image) to store before inserting it.
+    pub(crate) fn image_and_blobs(
+        &self,
+        g: &Generation,
+        role: Role,
+        p: Processed,
+        synthetic: bool,
+    ) -> (Image, Vec<(String, Vec<u8>)>) {
         let ctx = KeyContext {
             generation_id: g.id,
             category: g.category,
@@ -284,18 +298,14 @@ impl App {
         let key = layout.image_key(&ctx, role, p.format.extension());
         let thumb = layout.thumbnail_key(&ctx, role);
         let size = p.bytes.len() as u64;
-        // The row that names the blobs is written only after both are stored.
-        self.store
-            .put_all(vec![(thumb.clone(), p.thumbnail), (key.clone(), p.bytes)])
-            .await?;
-        Ok(Image {
+        let image = Image {
             id: ImageId::new(),
             generation_id: g.id,
             owner: None,
             role,
             public_url: self.store.url(&key),
-            storage_key: key,
-            thumbnail_key: Some(thumb),
+            storage_key: key.clone(),
+            thumbnail_key: Some(thumb.clone()),
             width: p.width,
             height: p.height,
             format: p.format.as_str().to_owned(),
@@ -312,7 +322,8 @@ impl App {
             tags: Vec::new(),
             synthetic,
             created_at: OffsetDateTime::now_utc(),
-        })
+        };
+        (image, vec![(thumb, p.thumbnail), (key, p.bytes)])
     }
 }
 

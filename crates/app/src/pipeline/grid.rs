@@ -24,6 +24,11 @@ pub fn process_grid(bytes: Vec<u8>, png: PngCompression) -> Result<ProcessedGrid
     }
     let row_len = width as usize * usize::from(channels);
     let half_len = row_len * (height as usize / 2);
+    if (half_len * 2) as u64 > MAX_DECODE_BYTES {
+        return Err(PipelineError::Integrity(format!(
+            "the image is {width}×{height}: too large to decode"
+        )));
+    }
     let mut buf = vec![0u8; half_len * 2];
     let (top, bottom) = buf.split_at_mut(half_len);
     let halves = Halves::default();

@@ -11,6 +11,9 @@ use super::StoreError;
 /// file left by a killed process is recognisable by its process id.
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
+/// Threads a large batch is written with.
+const WRITERS: usize = 4;
+
 #[derive(Clone, Debug)]
 pub struct Dirs {
     /// The storage root: keys are paths under it.
@@ -20,14 +23,35 @@ pub struct Dirs {
 }
 
 impl Dirs {
+    /// Writes every blob; more than two are spread over a few threads, so that their syncs
+    /// overlap (each waits for the disk, not the processor).
     pub fn put_all(&self, blobs: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
-        for (key, bytes) in blobs {
-            self.put(key, bytes).map_err(|source| StoreError::Io {
-                key: key.clone(),
-                source,
-            })?;
+        let write = |batch: &[(String, Vec<u8>)]| {
+            batch.iter().try_for_each(|(key, bytes)| {
+                self.put(key, bytes).map_err(|source| StoreError::Io {
+                    key: key.clone(),
+                    source,
+                })
+            })
+        };
+        if blobs.len() <= 2 {
+            return write(blobs);
         }
-        Ok(())
+        let per_thread = blobs.len().div_ceil(WRITERS);
+        std::thread::scope(|s| {
+            let writers: Vec<_> = blobs
+                .chunks(per_thread)
+                .map(|batch| s.spawn(move || write(batch)))
+                .collect();
+            writers.into_iter().try_for_each(|w| {
+                w.join().unwrap_or_else(|_| {
+                    Err(StoreError::Io {
+                        key: String::new(),
+                        source: std::io::Error::other("a writer thread panicked"),
+                    })
+                })
+            })
+        })
     }
 
     fn put(&self, key: &str, bytes: &[u8]) -> std::io::Result<()> {

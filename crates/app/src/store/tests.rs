@@ -64,3 +64,33 @@ fn sha256_matches_a_known_vector() {
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     );
 }
+
+#[tokio::test]
+async fn a_batch_is_written_whole_and_bad_keys_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("images");
+    let store = Store::local(&root, &dir.path().join("tmp"), Layout::Default).unwrap();
+    let blobs: Vec<(String, Vec<u8>)> = (0..10u8)
+        .map(|i| (format!("g/{i}/file.bin"), vec![i; 1000 + usize::from(i)]))
+        .collect();
+    store.put_all(blobs.clone()).await.unwrap();
+    for (key, bytes) in &blobs {
+        let got = store.get(key, &sha256_hex(bytes)).await.unwrap();
+        assert_eq!(&got, bytes, "{key}");
+    }
+    // Replacing keeps one file per key.
+    store.put("g/3/file.bin", b"new".to_vec()).await.unwrap();
+    assert_eq!(std::fs::read(root.join("g/3/file.bin")).unwrap(), b"new");
+    for bad in ["", "../escape.bin", "g//x.bin", "/abs.bin"] {
+        assert!(
+            matches!(
+                store.put(bad, b"x".to_vec()).await,
+                Err(StoreError::Io { .. })
+            ),
+            "{bad:?} accepted"
+        );
+    }
+    assert!(!dir.path().join("escape.bin").exists());
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("tmp")).unwrap().collect();
+    assert!(left.is_empty(), "temporary files left behind: {left:?}");
+}

@@ -9,7 +9,7 @@
 //!   errors, the channel-history fallback);
 //! - `download`: CDN downloads with retries and fresh signed URLs;
 //! - `press`: which button an action presses and the result it waits for;
-//! - `refs`: the references a job saves as it goes (account, result messages, pending send);
+//! - `refs`: the references a job saves as it goes (account, result messages, pending sends);
 //! - `provider`: the `Provider` implementation (/imagine, U1–U4, actions, /describe, /blend).
 
 mod account;
@@ -118,6 +118,7 @@ pub fn registered(config: &MidjourneyConfig) -> Registered {
                 attempts: config.download_attempts,
                 backoff: Duration::from_millis(config.download_backoff_ms),
             },
+            upscales_at_once: config.upscales_at_once as usize,
         }),
         // One concurrency slot for the whole pool: the pool picks the account at run time.
         account: "pool".into(),

@@ -3,7 +3,7 @@
 //! the last process stopped instead of paying for the same render twice.
 
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use atelier_discord::rest::SlashCommand;
@@ -15,7 +15,7 @@ use super::exchange::{Exchange, Send, Timing};
 use super::pool::Pool;
 use super::press::press;
 use super::reading::{Kind, MIDJOURNEY_BOT_ID, NIJI_BOT_ID, Reading};
-use super::refs::{Pending, Saved, Shot, parent_refs};
+use super::refs::{Saved, Shot, parent_refs};
 use super::router::{Expect, normalise};
 use crate::domain::prompt_params;
 use crate::domain::{Action, ErrorCode, GenerationKind, Output, Role};
@@ -25,6 +25,9 @@ pub struct Midjourney {
     pub pool: Arc<Pool>,
     pub timing: Timing,
     pub retries: Retries,
+    /// U presses one job sends at once (Midjourney runs a few jobs per account and queues the
+    /// rest).
+    pub upscales_at_once: usize,
 }
 
 /// The bot a job talks to: niji・journey when the job asks for it.
@@ -88,7 +91,7 @@ impl Midjourney {
         let started = refs.grid.is_some()
             || refs.result.is_some()
             || refs.source.is_some()
-            || refs.pending.is_some();
+            || !refs.pending.is_empty();
         let parent = parent_refs(job).account;
         // Only a pending interaction ties the job to a disabled account: nothing can come of
         // it there, so the job moves (Midjourney never ran it, or it is lost with the account).
@@ -99,7 +102,7 @@ impl Midjourney {
         };
         let only_pending = refs.grid.is_none() && refs.result.is_none() && refs.source.is_none();
         let started = if started && only_pending && refs.account.as_deref().is_some_and(dead) {
-            saved.update(|r| r.pending = None).await;
+            saved.update(|r| r.pending.clear()).await;
             false
         } else {
             started
@@ -155,7 +158,12 @@ impl Midjourney {
         let (what, expect) = press(&grid, Action::Upscale { index })?;
         let reading = self.step(exchange, saved, "source", what, expect).await?;
         let shot = Shot::of(&reading);
-        saved.update(|r| r.source = Some(shot.clone())).await;
+        saved
+            .update(|r| {
+                r.source = Some(shot.clone());
+                r.pending.remove("source");
+            })
+            .await;
         Ok(shot)
     }
 
@@ -188,7 +196,7 @@ impl Midjourney {
             saved
                 .update(|r| {
                     r.prompts.clone_from(&reading.prompts);
-                    r.pending = None;
+                    r.pending.remove("describe");
                 })
                 .await;
         }
@@ -228,7 +236,9 @@ impl Midjourney {
         }))
     }
 
-    /// Runs one step (`step` names it in the refs) and records its result message.
+    /// Runs one step (`step` names it in the refs' `pending`) up to its result message; the
+    /// caller saves the result and clears the step's nonce. The nonce is saved before the
+    /// send.
     async fn step(
         &self,
         exchange: &Exchange<'_>,
@@ -237,18 +247,16 @@ impl Midjourney {
         what: Send,
         expect: Expect,
     ) -> Result<Reading, ProviderError> {
-        let resumed = saved
-            .get()
-            .pending
-            .filter(|p| p.step == step)
-            .map(|p| p.nonce);
+        let resumed = saved.get().pending.remove(step);
         exchange
             .run(&what, expect, resumed, |nonce| {
-                saved.update(move |r| {
-                    r.pending = nonce.map(|nonce| Pending {
-                        step: step.to_owned(),
-                        nonce,
-                    });
+                saved.update(move |r| match nonce {
+                    Some(nonce) => {
+                        r.pending.insert(step.to_owned(), nonce);
+                    }
+                    None => {
+                        r.pending.remove(step);
+                    }
                 })
             })
             .await
@@ -262,10 +270,7 @@ impl Provider for Midjourney {
         job: &ProviderJob,
         report: &dyn Reporter,
     ) -> Result<Delivery, ProviderError> {
-        let saved = Saved {
-            refs: Mutex::new(serde_json::from_value(job.refs.clone()).unwrap_or_default()),
-            report,
-        };
+        let saved = Saved { report };
         let account = self.account(job, &saved).await?;
         let single = job.action.is_some_and(|a| a.output() == Output::Single);
         let done = if single {
@@ -320,7 +325,7 @@ impl Provider for Midjourney {
                 } else {
                     r.grid = Some(shot.clone());
                 }
-                r.pending = None;
+                r.pending.remove(step);
             })
             .await;
         self.deliver(&account, &shot).await
@@ -332,10 +337,7 @@ impl Provider for Midjourney {
         index: u8,
         report: &dyn Reporter,
     ) -> Result<Delivery, ProviderError> {
-        let saved = Saved {
-            refs: Mutex::new(serde_json::from_value(job.refs.clone()).unwrap_or_default()),
-            report,
-        };
+        let saved = Saved { report };
         let account = self.account(job, &saved).await?;
         let refs = saved.get();
         if let Some(shot) = refs.upscales.get(&index) {
@@ -349,20 +351,13 @@ impl Provider for Midjourney {
         })?;
         let exchange = self.exchange(&account, report, job);
         let (press, expect) = press(&grid, Action::Upscale { index })?;
-        let reading = self
-            .step(
-                &exchange,
-                &saved,
-                &format!("upscale_{index}"),
-                press,
-                expect,
-            )
-            .await?;
+        let step = format!("upscale_{index}");
+        let reading = self.step(&exchange, &saved, &step, press, expect).await?;
         let shot = Shot::of(&reading);
         saved
             .update(|r| {
                 r.upscales.insert(index, shot.clone());
-                r.pending = None;
+                r.pending.remove(&step);
             })
             .await;
         self.deliver(&account, &shot).await
@@ -370,6 +365,10 @@ impl Provider for Midjourney {
 
     async fn release(&self, job: &ProviderJob) {
         self.pool.release(job.generation_id);
+    }
+
+    fn upscales_at_once(&self) -> usize {
+        self.upscales_at_once
     }
 }
 

@@ -117,7 +117,9 @@ async fn a_generation_follows_the_life_cycle_and_milestones() {
         "several rendering steps: {rendering:?}"
     );
     assert!(rendering.iter().all(|p| (25.0..50.0).contains(p)));
-    let indices: Vec<u8> = events.iter().filter_map(|e| e.index).collect();
+    // The upscales run at once and are stored as they arrive: each index once, in any order.
+    let mut indices: Vec<u8> = events.iter().filter_map(|e| e.index).collect();
+    indices.sort_unstable();
     assert_eq!(indices, [1, 2, 3, 4]);
     assert_eq!(events.last().unwrap().kind, EventKind::Completed);
 
@@ -143,7 +145,11 @@ async fn fewer_upscales_share_the_second_half() {
         .filter(|e| e.kind == EventKind::UpscaleCompleted)
         .map(|e| (e.index, e.progress))
         .collect();
-    assert_eq!(ups, [(Some(1), 75.0), (Some(3), 100.0)]);
+    // Stored as they arrive: the milestones count them, whichever index comes first.
+    assert_eq!(ups.iter().map(|u| u.1).collect::<Vec<_>>(), [75.0, 100.0]);
+    let mut indices: Vec<Option<u8>> = ups.iter().map(|u| u.0).collect();
+    indices.sort_unstable();
+    assert_eq!(indices, [Some(1), Some(3)]);
     let ev = t.app.events(none, 0).await.unwrap();
     let grid = ev
         .iter()
@@ -276,20 +282,84 @@ async fn canceling_a_running_generation_stops_its_worker() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_account_runs_one_job_at_a_time_by_default() {
+    // The limit is on jobs (generations) an account holds; the upscales of one job are that
+    // job's calls and run at once (see the next test).
     for (concurrency, expected) in [(1, 1), (2, 2)] {
         let s = Scripted::new(Duration::from_millis(150), vec![]);
         let t = scripted(&s, concurrency, UpscaleMode::Provider).await;
         for i in 0..4 {
-            submit(&t, &format!("job {i}"), "none").await;
+            submit(&t, &format!("job {i}"), "2,3").await;
         }
         run_idle(&t).await;
         assert_eq!(
-            s.max_running.load(Ordering::SeqCst),
+            s.max_jobs.load(Ordering::SeqCst),
             expected,
             "concurrency {concurrency}"
         );
-        assert_eq!(s.calls.load(Ordering::SeqCst), 4);
+        assert!(s.max_running.load(Ordering::SeqCst) <= 2 * expected);
+        assert_eq!(s.calls.load(Ordering::SeqCst), 4 * 3);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upscales_run_at_once_and_are_stored_in_the_order_they_arrive() {
+    // Upscale 2 arrives first, then 4, 3 and 1.
+    let ms = Duration::from_millis;
+    let s = Scripted::staggered(ms(20), vec![], [ms(320), ms(80), ms(240), ms(160)]);
+    let t = scripted(&s, 1, UpscaleMode::Provider).await;
+    let id = submit(&t, "four at once", "all").await;
+    run_idle(&t).await;
+    assert_eq!(
+        t.app.generation(id).await.unwrap().generation.status,
+        GenerationStatus::Succeeded
+    );
+    assert_eq!(
+        s.max_running.load(Ordering::SeqCst),
+        4,
+        "the calls overlapped"
+    );
+    assert_eq!(s.calls.load(Ordering::SeqCst), 5);
+    let events = t.app.events(id, 0).await.unwrap();
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=events.len() as u64).collect::<Vec<_>>());
+    assert!(events.windows(2).all(|w| w[0].progress <= w[1].progress));
+    let stored: Vec<(Option<u8>, f64)> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::UpscaleCompleted)
+        .map(|e| (e.index, e.progress))
+        .collect();
+    assert_eq!(
+        stored,
+        [
+            (Some(2), 62.5),
+            (Some(4), 75.0),
+            (Some(3), 87.5),
+            (Some(1), 100.0)
+        ]
+    );
+    assert_eq!(events.last().unwrap().kind, EventKind::Completed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fatal_upscale_failure_ends_the_job_without_waiting_for_the_others() {
+    // The grid, then upscale 1 fails at once for good while 2–4 would take seconds.
+    let ms = Duration::from_millis;
+    let s = Scripted::staggered(
+        Duration::ZERO,
+        vec![None, Some(err(ErrorCode::BannedPrompt, "banned upscale"))],
+        [ms(0), ms(5000), ms(5000), ms(5000)],
+    );
+    let t = scripted(&s, 1, UpscaleMode::Provider).await;
+    let id = submit(&t, "one bad quadrant", "all").await;
+    let started = std::time::Instant::now();
+    run_idle(&t).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "waited for the others"
+    );
+    let g = t.app.generation(id).await.unwrap().generation;
+    assert_eq!(g.status, GenerationStatus::Failed);
+    assert_eq!(g.error_code(), Some(ErrorCode::BannedPrompt));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -336,10 +406,12 @@ async fn a_retried_job_resumes_without_redoing_stored_steps() {
     assert_eq!((grids, g.images.len()), (1, 5));
     let job = t.app.catalogue.job_of(id).await.unwrap();
     assert_eq!(job.attempts, 2);
+    // The upscales run at once: the failed one is asked for again, the three others were
+    // stored by the first attempt, which waited for them.
     assert_eq!(
         s.calls.load(Ordering::SeqCst),
         6,
-        "render once, upscale 1 twice, 2–4 once"
+        "render once, one upscale twice, the three others once"
     );
     let grid_events = t
         .app

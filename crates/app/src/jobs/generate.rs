@@ -166,6 +166,7 @@ impl Run {
             action: None,
             parent_refs: serde_json::Value::Null,
             inputs: Vec::new(),
+            upscales: Vec::new(),
         };
         let shared = Shared::new(g.provider_refs.clone(), g.progress);
         Self {
@@ -192,7 +193,7 @@ impl Run {
         Ok(())
     }
 
-    async fn go(self) -> Result<(), JobError> {
+    async fn go(mut self) -> Result<(), JobError> {
         let id = self.g.id;
         if self.g.status == GenerationStatus::Queued {
             self.step(Change::new(
@@ -225,10 +226,15 @@ impl Run {
             .filter(|i| has(Role::Upscale(*i)).is_none())
             .collect();
         let split = self.reg.upscale_mode == UpscaleMode::LocalSplit && !wanted.is_empty();
+        if !split {
+            self.pjob.upscales.clone_from(&missing);
+        }
 
         let png = self.app.png;
         let mut quadrants: Option<Vec<Processed>> = None;
+        let mut in_flight = None;
         let grid = if let Some(grid) = has(Role::Grid) {
+            self.shared.grid_stored();
             grid
         } else {
             self.step(
@@ -242,6 +248,11 @@ impl Run {
             .await?;
             let reporter = self.reporter(Stage::Grid);
             let delivery = self.reg.provider.render(&self.job(), &reporter).await?;
+            // The provider's upscales need only its grid: they start while this one is
+            // processed and stored.
+            if !split && !missing.is_empty() {
+                in_flight = Some(self.ask_upscales(missing.clone()));
+            }
             let grid = if split {
                 let ProcessedGrid { grid, quadrants: q } =
                     blocking(move || pipeline::process_grid(delivery.bytes, png)).await?;
@@ -251,16 +262,13 @@ impl Run {
                 blocking(move || pipeline::process_image(delivery.bytes)).await?
             };
             let image = self.save(Role::Grid, grid).await?;
+            self.shared.grid_stored();
             self.step(self.grid_completed(image.id)).await?;
             image
         };
-        self.upscales(
-            &grid,
-            quadrants,
-            (wanted.len() - missing.len()) as u8,
-            missing,
-        )
-        .await?;
+        let done = (wanted.len() - missing.len()) as u8;
+        self.upscales(&grid, quadrants, done, missing, in_flight)
+            .await?;
         self.step(
             Change::new(EventKind::Completed, GenerationStatus::Succeeded, 100.0)
                 .phase(Phase::Completed),

@@ -21,13 +21,17 @@ const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(50)
 
 /// What the reporters of one run share with the run.
 pub(super) struct Shared {
-    /// The provider's references as last saved: later calls, and calls running at once, see
-    /// them.
-    refs: std::sync::Mutex<Value>,
-    /// Held while the references are written, so the writes of calls running at once reach
-    /// the catalogue in the order their changes were made (a late write of an older copy
-    /// would drop another call's pending nonce).
-    saving: tokio::sync::Mutex<()>,
+    /// The provider's references with every change made so far, and how many changes that
+    /// is: later calls, and calls running at once, see them.
+    refs: std::sync::Mutex<(Value, u64)>,
+    /// Held while the references are written, with how many changes the catalogue holds:
+    /// the writes of calls running at once go out one at a time, each with all the changes
+    /// made so far (a late write of an older copy would drop another call's pending nonce), and
+    /// a change that an earlier write already carried needs none of its own.
+    saving: tokio::sync::Mutex<u64>,
+    /// Whether the grid is stored: upscales made meanwhile wait for it before they store
+    /// anything or report progress, so the catalogue follows the life cycle's order.
+    grid: tokio::sync::watch::Sender<bool>,
     /// The progress last recorded, and when any event of this run was last written.
     recorded: std::sync::Mutex<(f64, Option<Instant>)>,
     /// Upscales stored so far: the in-flight upscales' progress lies between this many
@@ -38,15 +42,27 @@ pub(super) struct Shared {
 impl Shared {
     pub(super) fn new(refs: Value, progress: f64) -> Arc<Self> {
         Arc::new(Self {
-            refs: std::sync::Mutex::new(refs),
-            saving: tokio::sync::Mutex::new(()),
+            refs: std::sync::Mutex::new((refs, 0)),
+            saving: tokio::sync::Mutex::new(0),
+            grid: tokio::sync::watch::Sender::new(false),
             recorded: std::sync::Mutex::new((progress, None)),
             upscales_stored: AtomicU8::new(0),
         })
     }
 
     pub(super) fn refs(&self) -> Value {
-        self.refs.lock().map(|r| r.clone()).unwrap_or_default()
+        self.refs.lock().map(|r| r.0.clone()).unwrap_or_default()
+    }
+
+    /// The grid's row is written: upscales may store theirs.
+    pub(super) fn grid_stored(&self) {
+        self.grid.send_replace(true);
+    }
+
+    /// Waits until the grid is stored; false if the run ended first.
+    pub(super) fn wait_for_grid(&self) -> impl Future<Output = bool> + Send + 'static {
+        let mut grid = self.grid.subscribe();
+        async move { grid.wait_for(|stored| *stored).await.is_ok() }
     }
 
     /// An event of the run was written (a step, or a reporter's progress).
@@ -102,6 +118,8 @@ impl JobReporter {
                 Milestones::SUBMITTED + (100.0 - Milestones::SUBMITTED) * clamped(percent) / 100.0,
                 Phase::GridRendering,
             ),
+            // Asked for while the grid is processed: nothing to show before the grid is stored.
+            Stage::Upscale if !*self.shared.grid.borrow() => (0.0, Phase::UpscalesInProgress),
             Stage::Upscale => {
                 let stored = self.shared.upscales_stored.load(Ordering::Relaxed);
                 let from = self.milestones.upscales_stored(stored);
@@ -150,16 +168,26 @@ impl Reporter for JobReporter {
     }
 
     async fn update_refs(&self, change: RefsChange<'_>) {
-        let _in_order = self.shared.saving.lock().await;
-        let value = {
+        let mine = {
             let Ok(mut refs) = self.shared.refs.lock() else {
                 return;
             };
-            change(&mut refs);
-            refs.clone()
+            change(&mut refs.0);
+            refs.1 += 1;
+            refs.1
         };
-        if let Err(e) = self.app.catalogue.set_provider_refs(self.g, &value).await {
-            tracing::warn!(generation = %self.g, error = %e, "provider references not saved");
+        let mut written = self.shared.saving.lock().await;
+        if *written >= mine {
+            return;
+        }
+        let Ok((value, changes)) = self.shared.refs.lock().map(|r| r.clone()) else {
+            return;
+        };
+        match self.app.catalogue.set_provider_refs(self.g, &value).await {
+            Ok(()) => *written = changes,
+            Err(e) => {
+                tracing::warn!(generation = %self.g, error = %e, "provider references not saved");
+            }
         }
     }
 

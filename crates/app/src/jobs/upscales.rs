@@ -6,6 +6,8 @@
 //! image; the job's own task writes the milestones, one at a time, in the order the upscales
 //! are stored, so events stay gap-free and progress only rises (62.5, 75, 87.5, 100 for four,
 //! whichever index comes first; each `upscale_completed` event names its index).
+//! They are asked for as soon as the provider has delivered the grid, while the job processes
+//! and stores it, but store nothing before the grid's row is written.
 
 use tokio::task::JoinSet;
 
@@ -17,14 +19,45 @@ use crate::domain::{ErrorCode, EventKind, Failure, GenerationStatus, Image, Phas
 use crate::pipeline::{self, Processed};
 use crate::providers::UpscaleMode;
 
+type Outcome = Result<(u8, Image), JobError>;
+
+/// The provider's upscales of one job: those asked for, and those still to ask for.
+pub(super) struct InFlight {
+    running: JoinSet<Outcome>,
+    waiting: std::vec::IntoIter<u8>,
+    at_once: usize,
+}
+
 impl Run {
-    /// Makes and stores the `missing` upscales; `done` were stored before this run.
+    /// Asks the provider for the `missing` upscales, at most its `upscales_at_once` at a time.
+    pub(super) fn ask_upscales(&self, missing: Vec<u8>) -> InFlight {
+        let mut in_flight = InFlight {
+            running: JoinSet::new(),
+            waiting: missing.into_iter(),
+            at_once: self.reg.provider.upscales_at_once().max(1),
+        };
+        self.top_up(&mut in_flight);
+        in_flight
+    }
+
+    fn top_up(&self, in_flight: &mut InFlight) {
+        while in_flight.running.len() < in_flight.at_once {
+            let Some(index) = in_flight.waiting.next() else {
+                break;
+            };
+            in_flight.running.spawn(self.upscale_task(index));
+        }
+    }
+
+    /// Makes and stores the `missing` upscales (those of `in_flight` already asked for); `done`
+    /// were stored before this run.
     pub(super) async fn upscales(
         &self,
         grid: &Image,
         quadrants: Option<Vec<Processed>>,
         done: u8,
         missing: Vec<u8>,
+        in_flight: Option<InFlight>,
     ) -> Result<(), JobError> {
         self.shared.set_upscales_stored(done);
         if missing.is_empty() {
@@ -42,7 +75,10 @@ impl Run {
             .await?;
         }
         match self.reg.upscale_mode {
-            UpscaleMode::Provider => self.provider_upscales(done, missing).await,
+            UpscaleMode::Provider => {
+                let in_flight = in_flight.unwrap_or_else(|| self.ask_upscales(missing));
+                self.provider_upscales(done, in_flight).await
+            }
             UpscaleMode::LocalSplit => self.split_upscales(grid, quadrants, done, missing).await,
         }
     }
@@ -59,19 +95,17 @@ impl Run {
     /// other is started, but those in flight are awaited and stored: the provider did the
     /// work, and the retry then asks only for the rest. A fatal failure ends the job at once
     /// (the tasks in flight are aborted with the set).
-    async fn provider_upscales(&self, mut done: u8, missing: Vec<u8>) -> Result<(), JobError> {
-        let at_once = self.reg.provider.upscales_at_once().max(1);
-        let mut waiting = missing.into_iter();
-        let mut running = JoinSet::new();
+    async fn provider_upscales(
+        &self,
+        mut done: u8,
+        mut in_flight: InFlight,
+    ) -> Result<(), JobError> {
         let mut retry: Option<JobError> = None;
         loop {
-            while retry.is_none() && running.len() < at_once {
-                let Some(index) = waiting.next() else {
-                    break;
-                };
-                running.spawn(self.upscale_task(index));
+            if retry.is_none() {
+                self.top_up(&mut in_flight);
             }
-            let Some(joined) = running.join_next().await else {
+            let Some(joined) = in_flight.running.join_next().await else {
                 break;
             };
             let outcome = joined.unwrap_or_else(|e| {
@@ -96,17 +130,22 @@ impl Run {
 
     /// One upscale from the provider, processed and stored (blobs, then its row); the
     /// milestone is the job task's to write.
-    fn upscale_task(
-        &self,
-        index: u8,
-    ) -> impl Future<Output = Result<(u8, Image), JobError>> + Send + 'static {
+    fn upscale_task(&self, index: u8) -> impl Future<Output = Outcome> + Send + 'static {
         let provider = self.reg.provider.clone();
         let job = self.job();
         let reporter = self.reporter(Stage::Upscale);
+        let grid_stored = self.shared.wait_for_grid();
         let (app, g, synthetic) = (self.app.clone(), self.g.clone(), self.reg.synthetic);
         async move {
             let delivery = provider.upscale(&job, index, &reporter).await?;
             let processed = blocking(move || pipeline::process_image(delivery.bytes)).await?;
+            // The grid's row first: a crash in between then resumes in the life cycle's order.
+            if !grid_stored.await {
+                return Err(JobError::Retry(
+                    Failure::new(ErrorCode::Internal, "the grid was not stored"),
+                    None,
+                ));
+            }
             let image = save(&app, &g, synthetic, Role::Upscale(index), processed).await?;
             Ok((index, image))
         }

@@ -33,7 +33,9 @@ pub struct Refs {
     pub prompts: Vec<String>,
     /// Interactions whose outcome is not known yet, by step (`grid`, `upscale_N`, `result`,
     /// `source`, `describe`) → nonce: after a crash, each one's messages are looked for before
-    /// it is sent again. U1–U4 run at once, so several may be pending.
+    /// it is sent again. U1–U4 run at once, so several may be pending. A nonce may be saved
+    /// ahead of its send (the U presses' are saved with the grid's result): looking for a
+    /// press that was never sent finds nothing, and it is sent then.
     #[serde(
         default,
         skip_serializing_if = "BTreeMap::is_empty",

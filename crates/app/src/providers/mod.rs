@@ -55,6 +55,9 @@ pub struct ProviderJob {
     pub parent_refs: serde_json::Value,
     /// Pictures the job works from (/describe's image, /blend's images).
     pub inputs: Vec<Input>,
+    /// The upscales the engine will ask this provider for once the grid is stored (none when
+    /// it cuts the grid itself, or has them already), so a provider can prepare for them.
+    pub upscales: Vec<u8>,
 }
 
 /// A picture given to the provider.

@@ -76,6 +76,8 @@ pub struct MidjourneyConfig {
     pub enabled: bool,
     /// `discord` (press U1–U4) or `local_split` (cut the grid; no extra Discord calls).
     pub upscale_mode: String,
+    /// U presses one generation sends at once in `discord` mode (1 to 4).
+    pub upscales_at_once: u32,
     /// Discord REST root, gateway and CDN: change them for a reverse proxy or the simulator.
     pub api_base: String,
     pub gateway_url: String,
@@ -134,6 +136,7 @@ impl Default for MidjourneyConfig {
         Self {
             enabled: false,
             upscale_mode: "discord".into(),
+            upscales_at_once: 4,
             api_base: "https://discord.com/api/v9".into(),
             gateway_url: "wss://gateway.discord.gg".into(),
             cdn_base: "https://cdn.discordapp.com".into(),
@@ -325,6 +328,12 @@ impl Config {
             return bad(format!(
                 "providers.midjourney.upscale_mode must be \"discord\" or \"local_split\", not {:?}",
                 m.upscale_mode
+            ));
+        }
+        if !(1..=4).contains(&m.upscales_at_once) {
+            return bad(format!(
+                "providers.midjourney.upscales_at_once must be from 1 to 4, not {}",
+                m.upscales_at_once
             ));
         }
         for (name, v) in [

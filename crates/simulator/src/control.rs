@@ -36,6 +36,7 @@ pub(crate) struct Counters {
     jobs_started: AtomicU64,
     jobs_finished: AtomicU64,
     jobs_running: AtomicU64,
+    jobs_running_peak: AtomicU64,
     messages: AtomicU64,
     dispatches: AtomicU64,
     downloads: AtomicU64,
@@ -75,7 +76,8 @@ impl Counters {
     }
     pub(crate) fn job_started(&self) {
         bump(&self.jobs_started);
-        bump(&self.jobs_running);
+        let running = self.jobs_running.fetch_add(1, Ordering::Relaxed) + 1;
+        self.jobs_running_peak.fetch_max(running, Ordering::Relaxed);
     }
     pub(crate) fn job_ended(&self, finished: bool) {
         if finished {
@@ -104,6 +106,8 @@ pub struct Stats {
     pub jobs_started: u64,
     pub jobs_finished: u64,
     pub jobs_running: u64,
+    /// The most jobs that ran at once (all users together).
+    pub jobs_running_peak: u64,
     /// Bot and user messages created.
     pub messages: u64,
     /// Gateway dispatches produced (each goes to every session of its user).
@@ -180,6 +184,7 @@ impl Control {
             jobs_started: load(&c.jobs_started),
             jobs_finished: load(&c.jobs_finished),
             jobs_running: load(&c.jobs_running),
+            jobs_running_peak: load(&c.jobs_running_peak),
             messages: load(&c.messages),
             dispatches: load(&c.dispatches),
             downloads: load(&c.downloads),

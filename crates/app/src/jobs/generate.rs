@@ -4,9 +4,9 @@
 //! resumes: a stored grid is not rendered again and a stored upscale is not asked for again.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::JobError;
+use super::reporter::{JobReporter, Shared, Stage};
 use crate::app::App;
 use crate::catalogue::{CatalogueError, Change, Inserted};
 use crate::domain::{
@@ -14,8 +14,7 @@ use crate::domain::{
     Job, Milestones, Output, Phase, Role,
 };
 use crate::pipeline::{self, PipelineError, Processed, ProcessedGrid};
-use crate::providers::{Input, ProviderError, ProviderJob, Registered, Reporter, UpscaleMode};
-use async_trait::async_trait;
+use crate::providers::{Input, ProviderError, ProviderJob, Registered, UpscaleMode};
 
 impl From<CatalogueError> for JobError {
     fn from(e: CatalogueError) -> Self {
@@ -47,7 +46,7 @@ fn pipeline_error(e: PipelineError) -> JobError {
     }
 }
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, PipelineError> + Send + 'static,
 ) -> Result<T, JobError> {
     tokio::task::spawn_blocking(f)
@@ -142,17 +141,15 @@ async fn inputs(app: &App, g: &Generation) -> Result<Vec<Input>, JobError> {
     Ok(inputs)
 }
 
-struct Run {
-    app: Arc<App>,
-    g: Generation,
-    reg: Registered,
-    milestones: Milestones,
+pub(super) struct Run {
+    pub(super) app: Arc<App>,
+    pub(super) g: Arc<Generation>,
+    pub(super) reg: Registered,
+    pub(super) milestones: Milestones,
     pjob: ProviderJob,
-    /// The provider's references as last saved: later provider calls of this run see them.
-    refs: Arc<std::sync::Mutex<serde_json::Value>>,
-    /// When the last event of this run was written: progress events are spaced by
-    /// [`PROGRESS_EVERY`] from any event, milestones included.
-    last_event: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    /// What the run shares with its reporters: the provider's references as last saved, the
+    /// progress last recorded and when, the upscales stored.
+    pub(super) shared: Arc<Shared>,
 }
 
 impl Run {
@@ -169,38 +166,34 @@ impl Run {
             action: None,
             parent_refs: serde_json::Value::Null,
             inputs: Vec::new(),
+            upscales: Vec::new(),
         };
-        let refs = Arc::new(std::sync::Mutex::new(g.provider_refs.clone()));
+        let shared = Shared::new(g.provider_refs.clone(), g.progress);
         Self {
             app,
-            g,
+            g: Arc::new(g),
             reg,
             milestones,
             pjob,
-            refs,
-            last_event: Arc::default(),
+            shared,
         }
     }
 
     /// The provider's view of the job, with the references saved so far.
-    fn job(&self) -> ProviderJob {
+    pub(super) fn job(&self) -> ProviderJob {
         let mut job = self.pjob.clone();
-        if let Ok(refs) = self.refs.lock() {
-            job.refs = refs.clone();
-        }
+        job.refs = self.shared.refs();
         job
     }
 
-    async fn step(&self, change: Change) -> Result<(), JobError> {
+    pub(super) async fn step(&self, change: Change) -> Result<(), JobError> {
         let event = self.app.catalogue.advance(self.g.id, &change).await?;
-        if let Ok(mut at) = self.last_event.lock() {
-            *at = Some(std::time::Instant::now());
-        }
+        self.shared.recorded(&event);
         self.app.bus.publish(event);
         Ok(())
     }
 
-    async fn go(self) -> Result<(), JobError> {
+    async fn go(mut self) -> Result<(), JobError> {
         let id = self.g.id;
         if self.g.status == GenerationStatus::Queued {
             self.step(Change::new(
@@ -227,11 +220,21 @@ impl Run {
         }
         let wanted = self.g.parameters.upscale.clone();
         self.record_missing_milestones(&stored, &wanted).await?;
+        let missing: Vec<u8> = wanted
+            .iter()
+            .copied()
+            .filter(|i| has(Role::Upscale(*i)).is_none())
+            .collect();
         let split = self.reg.upscale_mode == UpscaleMode::LocalSplit && !wanted.is_empty();
+        if !split {
+            self.pjob.upscales.clone_from(&missing);
+        }
 
         let png = self.app.png;
         let mut quadrants: Option<Vec<Processed>> = None;
+        let mut in_flight = None;
         let grid = if let Some(grid) = has(Role::Grid) {
+            self.shared.grid_stored();
             grid
         } else {
             self.step(
@@ -245,6 +248,11 @@ impl Run {
             .await?;
             let reporter = self.reporter(Stage::Grid);
             let delivery = self.reg.provider.render(&self.job(), &reporter).await?;
+            // The provider's upscales need only its grid: they start while this one is
+            // processed and stored.
+            if !split && !missing.is_empty() {
+                in_flight = Some(self.ask_upscales(missing.clone()));
+            }
             let grid = if split {
                 let ProcessedGrid { grid, quadrants: q } =
                     blocking(move || pipeline::process_grid(delivery.bytes, png)).await?;
@@ -254,71 +262,13 @@ impl Run {
                 blocking(move || pipeline::process_image(delivery.bytes)).await?
             };
             let image = self.save(Role::Grid, grid).await?;
+            self.shared.grid_stored();
             self.step(self.grid_completed(image.id)).await?;
             image
         };
-
-        let mut done = wanted
-            .iter()
-            .filter(|i| has(Role::Upscale(**i)).is_some())
-            .count() as u8;
-        for &index in &wanted {
-            if has(Role::Upscale(index)).is_some() {
-                continue;
-            }
-            if done == 0 {
-                self.step(
-                    Change::new(
-                        EventKind::Progress,
-                        GenerationStatus::Running,
-                        self.milestones.grid_stored(),
-                    )
-                    .phase(Phase::UpscalesInProgress),
-                )
-                .await?;
-            }
-            let processed = match self.reg.upscale_mode {
-                UpscaleMode::Provider => {
-                    let reporter = self.reporter(Stage::Upscale(done));
-                    let delivery = self
-                        .reg
-                        .provider
-                        .upscale(&self.job(), index, &reporter)
-                        .await?;
-                    blocking(move || pipeline::process_image(delivery.bytes)).await?
-                }
-                UpscaleMode::LocalSplit => {
-                    if quadrants.is_none() {
-                        let bytes = self
-                            .app
-                            .store
-                            .get(&grid.storage_key, &grid.sha256)
-                            .await
-                            .map_err(|e| {
-                                JobError::Retry(
-                                    Failure::new(ErrorCode::Internal, e.to_string()),
-                                    None,
-                                )
-                            })?;
-                        quadrants = Some(
-                            blocking(move || pipeline::process_grid(bytes, png))
-                                .await?
-                                .quadrants,
-                        );
-                    }
-                    quadrants
-                        .as_ref()
-                        .and_then(|q| q.get(usize::from(index).checked_sub(1)?).cloned())
-                        .ok_or_else(|| {
-                            JobError::Abort(Failure::new(ErrorCode::Internal, "missing quadrant"))
-                        })?
-                }
-            };
-            let image = self.save(Role::Upscale(index), processed).await?;
-            done += 1;
-            self.step(self.upscale_completed(index, done, image.id))
-                .await?;
-        }
+        let done = (wanted.len() - missing.len()) as u8;
+        self.upscales(&grid, quadrants, done, missing, in_flight)
+            .await?;
         self.step(
             Change::new(EventKind::Completed, GenerationStatus::Succeeded, 100.0)
                 .phase(Phase::Completed),
@@ -390,7 +340,12 @@ impl Run {
     }
 
     /// The milestone of upscale `index`, the `done`-th stored.
-    fn upscale_completed(&self, index: u8, done: u8, image: crate::domain::ImageId) -> Change {
+    pub(super) fn upscale_completed(
+        &self,
+        index: u8,
+        done: u8,
+        image: crate::domain::ImageId,
+    ) -> Change {
         let mut change = Change::new(
             EventKind::UpscaleCompleted,
             GenerationStatus::Running,
@@ -417,152 +372,56 @@ impl Run {
         if let Some(grid) = stored.iter().find(|i| i.role == Role::Grid && !recorded(i)) {
             self.step(self.grid_completed(grid.id)).await?;
         }
-        let mut done = 0u8;
-        for &index in wanted {
-            let Some(image) = stored.iter().find(|i| i.role == Role::Upscale(index)) else {
-                continue;
-            };
-            done += 1;
+        // Upscales are stored in the order they arrive: the unrecorded ones come after those
+        // whose milestones were written.
+        let upscales: Vec<(u8, &Image)> = wanted
+            .iter()
+            .filter_map(|&index| {
+                let image = stored.iter().find(|i| i.role == Role::Upscale(index))?;
+                Some((index, image))
+            })
+            .collect();
+        let mut done = upscales.iter().filter(|(_, i)| recorded(i)).count() as u8;
+        for (index, image) in upscales {
             if recorded(image) {
                 continue;
             }
+            done += 1;
             self.step(self.upscale_completed(index, done, image.id))
                 .await?;
         }
         Ok(())
     }
 
-    fn reporter(&self, stage: Stage) -> JobReporter {
-        let start = match stage {
-            Stage::Grid | Stage::Single => Milestones::SUBMITTED,
-            Stage::Upscale(before) => self.milestones.upscales_stored(before),
-        };
+    pub(super) fn reporter(&self, stage: Stage) -> JobReporter {
         JobReporter {
             app: self.app.clone(),
             g: self.g.id,
             stage,
             milestones: self.milestones,
-            last: AtomicU64::new(start.to_bits()),
-            last_at: self.last_event.clone(),
-            refs: self.refs.clone(),
+            shared: self.shared.clone(),
         }
     }
 
-    /// Stores the blobs, then the catalogue row: a row never points at a missing blob, and a
-    /// crash in between leaves only blobs that the retry overwrites.
     async fn save(&self, role: Role, p: Processed) -> Result<Image, JobError> {
-        let image = self
-            .app
-            .store_image(&self.g, role, p, self.reg.synthetic)
-            .await
-            .map_err(|e| JobError::Retry(Failure::new(ErrorCode::Internal, e.to_string()), None))?;
-        match self.app.catalogue.insert_image(&image).await? {
-            Inserted::New(i) | Inserted::Existing(i) => Ok(i),
-        }
+        save(&self.app, &self.g, self.reg.synthetic, role, p).await
     }
 }
 
-#[derive(Clone, Copy)]
-enum Stage {
-    Grid,
-    /// The one picture of a single-image action, 25 → 100.
-    Single,
-    /// An upscale, with how many were stored before it.
-    Upscale(u8),
-}
-
-/// Progress events closer together than this are not recorded: a provider reporting every
-/// few milliseconds would otherwise turn each job into dozens of catalogue writes. Milestones
-/// (grid stored, each upscale stored) are always recorded.
-const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
-
-/// Turns the provider's percentages into generation progress events (only when it rises).
-struct JobReporter {
-    app: Arc<App>,
-    g: crate::domain::GenerationId,
-    stage: Stage,
-    milestones: Milestones,
-    last: AtomicU64,
-    last_at: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
-    refs: Arc<std::sync::Mutex<serde_json::Value>>,
-}
-
-#[async_trait]
-impl Reporter for JobReporter {
-    async fn progress(&self, percent: f64) {
-        let (overall, phase) = match self.stage {
-            Stage::Grid => (self.milestones.rendering(percent), Phase::GridRendering),
-            Stage::Single => {
-                let p = if percent.is_finite() {
-                    percent.clamp(0.0, 99.0)
-                } else {
-                    0.0
-                };
-                (
-                    Milestones::SUBMITTED + (100.0 - Milestones::SUBMITTED) * p / 100.0,
-                    Phase::GridRendering,
-                )
-            }
-            Stage::Upscale(before) => {
-                let from = self.milestones.upscales_stored(before);
-                let to = self.milestones.upscales_stored(before + 1);
-                let p = if percent.is_finite() {
-                    percent.clamp(0.0, 99.0)
-                } else {
-                    0.0
-                };
-                (from + (to - from) * p / 100.0, Phase::UpscalesInProgress)
-            }
-        };
-        let last = f64::from_bits(self.last.load(Ordering::Relaxed));
-        if overall <= last {
-            return;
-        }
-        {
-            let Ok(mut last_at) = self.last_at.lock() else {
-                return;
-            };
-            if last_at.is_some_and(|t| t.elapsed() < PROGRESS_EVERY) {
-                return;
-            }
-            *last_at = Some(std::time::Instant::now());
-        }
-        self.last.store(overall.to_bits(), Ordering::Relaxed);
-        let change =
-            Change::new(EventKind::Progress, GenerationStatus::Running, overall).phase(phase);
-        match self.app.catalogue.advance(self.g, &change).await {
-            Ok(event) => self.app.bus.publish(event),
-            Err(e) => tracing::warn!(generation = %self.g, error = %e, "progress not recorded"),
-        }
-    }
-
-    async fn save_refs(&self, refs: serde_json::Value) {
-        if let Ok(mut current) = self.refs.lock() {
-            current.clone_from(&refs);
-        }
-        if let Err(e) = self.app.catalogue.set_provider_refs(self.g, &refs).await {
-            tracing::warn!(generation = %self.g, error = %e, "provider references not saved");
-        }
-    }
-
-    async fn notice(&self, notice: Failure) {
-        let phase = match self.stage {
-            Stage::Upscale(_) => Phase::UpscalesInProgress,
-            Stage::Grid | Stage::Single => Phase::GridRendering,
-        };
-        let progress = f64::from_bits(self.last.load(Ordering::Relaxed));
-        let mut change =
-            Change::new(EventKind::Progress, GenerationStatus::Running, progress).phase(phase);
-        change.error = Some(notice);
-        match self.app.catalogue.advance(self.g, &change).await {
-            Ok(event) => self.app.bus.publish(event),
-            Err(e) => tracing::warn!(generation = %self.g, error = %e, "notice not recorded"),
-        }
-    }
-
-    async fn account(&self, name: &str) {
-        if let Err(e) = self.app.catalogue.set_account(self.g, name).await {
-            tracing::warn!(generation = %self.g, error = %e, "provider account not saved");
-        }
+/// Stores the blobs, then the catalogue row: a row never points at a missing blob, and a
+/// crash in between leaves only blobs that the retry overwrites.
+pub(super) async fn save(
+    app: &App,
+    g: &Generation,
+    synthetic: bool,
+    role: Role,
+    p: Processed,
+) -> Result<Image, JobError> {
+    let image = app
+        .store_image(g, role, p, synthetic)
+        .await
+        .map_err(|e| JobError::Retry(Failure::new(ErrorCode::Internal, e.to_string()), None))?;
+    match app.catalogue.insert_image(&image).await? {
+        Inserted::New(i) | Inserted::Existing(i) => Ok(i),
     }
 }

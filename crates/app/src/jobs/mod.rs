@@ -5,9 +5,17 @@
 //! lease; a crashed worker's lease runs out and another worker takes the job over. The generate
 //! job is idempotent step by step (grid, then each upscale), so a takeover resumes where the
 //! catalogue says the generation stands and never stores an image twice.
+//!
+//! - `worker`: claims, lease renewal, retries with backoff, cancellation;
+//! - `generate`: one generation, step by step (the grid, single pictures, /describe);
+//! - `upscales`: its upscales, asked of the provider at once and stored as they arrive;
+//! - `reporter`: what the provider reports (progress, notices, saved references);
+//! - `bus`: the in-process event bus and wake-ups.
 
 mod bus;
 mod generate;
+mod reporter;
+mod upscales;
 mod worker;
 
 pub use bus::{Bus, Signal};

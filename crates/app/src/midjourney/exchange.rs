@@ -43,6 +43,18 @@ pub enum Send {
     Button(Component),
 }
 
+/// The nonce an exchange starts from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Nonce {
+    /// Nothing is saved for this step: a new nonce is saved, then sent.
+    Fresh,
+    /// Saved by this process ahead of its send and not sent yet: sent as it is, without
+    /// saving it again.
+    Reserved(String),
+    /// Saved by an earlier attempt, which may have sent it: the channel is read first.
+    Resumed(String),
+}
+
 /// One exchange on one account.
 pub struct Exchange<'a> {
     pub account: &'a Arc<Account>,
@@ -74,17 +86,18 @@ enum Outcome {
 }
 
 impl Exchange<'_> {
-    /// Sends `what` (unless `resumed` names the nonce of a send an earlier process made and
-    /// the history shows it arrived) and waits for the result. `pending` is called with the
-    /// nonce before each send, so the caller can persist it, and with `None` once the
-    /// interaction has ended in an answer (a Midjourney error, a refusal, a timeout after which
-    /// sending again is the cure). An uncertain end (transport, the account going down) leaves
-    /// it pending, so the next attempt reads the channel before sending again.
+    /// Sends `what` (unless `start` is the nonce of a send an earlier attempt made and the
+    /// history shows it arrived) and waits for the result. `pending` is called with the nonce
+    /// before each send, so the caller can persist it (except for a nonce the caller reserved
+    /// and saved already), and with `None` once the interaction has ended in an answer (a
+    /// Midjourney error, a refusal, a timeout after which sending again is the cure). An
+    /// uncertain end (transport, the account going down) leaves it pending, so the next
+    /// attempt reads the channel before sending again.
     pub async fn run<F, Fut>(
         &self,
         what: &Send,
         expect: Expect,
-        resumed: Option<String>,
+        start: Nonce,
         pending: F,
     ) -> Result<Reading, ProviderError>
     where
@@ -92,9 +105,7 @@ impl Exchange<'_> {
         Fut: Future<Output = ()>,
     {
         let answered = AtomicBool::new(false);
-        let result = self
-            .attempt(what, expect, resumed, &pending, &answered)
-            .await;
+        let result = self.attempt(what, expect, start, &pending, &answered).await;
         if result.is_err() && answered.load(Ordering::Relaxed) {
             pending(None).await;
         }
@@ -105,7 +116,7 @@ impl Exchange<'_> {
         &self,
         what: &Send,
         expect: Expect,
-        resumed: Option<String>,
+        start: Nonce,
         pending: &F,
         answered: &AtomicBool,
     ) -> Result<Reading, ProviderError>
@@ -122,7 +133,11 @@ impl Exchange<'_> {
             .ready(self.application_id, self.timing.connect)
             .await?;
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let nonce = resumed.clone().unwrap_or_else(atelier_discord::new_nonce);
+        let (nonce, resumed, saved) = match start {
+            Nonce::Fresh => (atelier_discord::new_nonce(), false, false),
+            Nonce::Reserved(n) => (n, false, true),
+            Nonce::Resumed(n) => (n, true, false),
+        };
         let id = self
             .account
             .router
@@ -135,8 +150,8 @@ impl Exchange<'_> {
         };
 
         let mut seen_anything = false;
-        if resumed.is_some() {
-            // An earlier process sent this interaction and stopped: look before sending again.
+        if resumed {
+            // An earlier attempt may have sent this interaction: look before sending again.
             // If the history cannot be read, sending blind could pay for the render twice.
             let found = self.scan(id, &expect).await.map_err(answer)?.map_err(|e| {
                 ProviderError::new(
@@ -151,7 +166,7 @@ impl Exchange<'_> {
             }
         }
         if !seen_anything {
-            let nonce = if resumed.is_some() {
+            let nonce = if resumed {
                 let fresh = atelier_discord::new_nonce();
                 if let Ok(mut router) = self.account.router.lock() {
                     router.renonce(id, &fresh);
@@ -160,7 +175,9 @@ impl Exchange<'_> {
             } else {
                 nonce
             };
-            pending(Some(nonce.clone())).await;
+            if !saved {
+                pending(Some(nonce.clone())).await;
+            }
             let result = match what {
                 Send::Slash(command) => {
                     self.account.rest.slash_command(&ctx, command, &nonce).await

@@ -9,10 +9,12 @@
 //!   errors, the channel-history fallback);
 //! - `download`: CDN downloads with retries and fresh signed URLs;
 //! - `press`: which button an action presses and the result it waits for;
-//! - `refs`: the references a job saves as it goes (account, result messages, pending send);
+//! - `refs`: the references a job saves as it goes (account, result messages, pending sends);
+//! - `commands`: the slash commands a job sends (which bot, /imagine's prompt, /blend, uploads);
 //! - `provider`: the `Provider` implementation (/imagine, U1–U4, actions, /describe, /blend).
 
 mod account;
+mod commands;
 mod download;
 mod exchange;
 mod pool;
@@ -32,8 +34,9 @@ use crate::config::MidjourneyConfig;
 use crate::providers::{Registered, UpscaleMode};
 
 pub use account::{Account, Health, Identity, Place};
+pub use commands::imagine_prompt;
 pub use pool::Pool;
-pub use provider::{Midjourney, imagine_prompt};
+pub use provider::Midjourney;
 pub use refs::Refs;
 
 /// The Midjourney provider as the configuration describes it. Builds no connection: each
@@ -118,6 +121,8 @@ pub fn registered(config: &MidjourneyConfig) -> Registered {
                 attempts: config.download_attempts,
                 backoff: Duration::from_millis(config.download_backoff_ms),
             },
+            upscales_at_once: config.upscales_at_once as usize,
+            reserved: std::sync::Mutex::default(),
         }),
         // One concurrency slot for the whole pool: the pool picks the account at run time.
         account: "pool".into(),

@@ -4,22 +4,26 @@
 //! later actions press buttons on messages of the account that owns them. A new job takes the
 //! least busy healthy account; a job that already has one (resumed after a crash, or an
 //! action on an earlier generation) waits for that account. Each account runs at most its
-//! `concurrency` jobs at once.
+//! `concurrency` jobs at once; the U presses of one job are that job's, on its account.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Notify, OwnedSemaphorePermit};
+use tokio::sync::{Notify, OnceCell, OwnedSemaphorePermit};
 
 use super::account::{Account, Health};
 use super::reading::MIDJOURNEY_BOT_ID;
 use crate::domain::{ErrorCode, GenerationId};
 use crate::providers::{AccountPool, AccountStatus, ProviderError};
 
+/// The account a job holds, with its place in the account's concurrency; taken once however
+/// many of the job's calls ask at the same time.
+type Held = Arc<OnceCell<(Arc<Account>, OwnedSemaphorePermit)>>;
+
 pub struct Pool {
     accounts: Vec<Arc<Account>>,
-    held: Mutex<HashMap<GenerationId, (Arc<Account>, OwnedSemaphorePermit)>>,
+    held: Mutex<HashMap<GenerationId, Held>>,
     changes: Arc<Notify>,
 }
 
@@ -42,21 +46,31 @@ impl Pool {
     }
 
     /// The account `job` holds, taking one first if it holds none: `wanted` when the job
-    /// must use that account, else the least busy healthy one.
+    /// must use that account, else the least busy healthy one. A resumed job's upscales ask
+    /// at once: one call takes the account and the others wait for it, since a second permit
+    /// for the same job could wait for good on an account of concurrency 1.
     pub async fn hold(
         &self,
         job: GenerationId,
         wanted: Option<&str>,
     ) -> Result<Arc<Account>, ProviderError> {
-        if let Some(account) = self
+        let held = self
             .held
             .lock()
-            .ok()
-            .and_then(|h| h.get(&job).map(|(a, _)| a.clone()))
-        {
-            return Ok(account);
-        }
-        let (account, permit) = match wanted {
+            .map_err(|_| ProviderError::new(ErrorCode::Internal, "account pool lock poisoned"))?
+            .entry(job)
+            .or_default()
+            .clone();
+        let (account, _) = held.get_or_try_init(|| self.take(wanted)).await?;
+        Ok(account.clone())
+    }
+
+    /// Takes a place on `wanted`, else on the least busy healthy account.
+    async fn take(
+        &self,
+        wanted: Option<&str>,
+    ) -> Result<(Arc<Account>, OwnedSemaphorePermit), ProviderError> {
+        match wanted {
             Some(name) => {
                 let account = self.get(name).cloned().ok_or_else(|| {
                     ProviderError::new(
@@ -76,16 +90,12 @@ impl Pool {
                     .await
                     .map_err(|_| busy(name))?
                     .map_err(|_| closed())?;
-                (account, permit)
+                Ok((account, permit))
             }
             None => tokio::time::timeout(WAIT, self.least_busy())
                 .await
-                .map_err(|_| busy("every account"))??,
-        };
-        if let Ok(mut held) = self.held.lock() {
-            held.insert(job, (account.clone(), permit));
+                .map_err(|_| busy("every account"))?,
         }
-        Ok(account)
     }
 
     /// Gives back the account `job` held.

@@ -2,7 +2,7 @@
 //! pool, with every step's Discord references saved so that a restarted job picks up where
 //! the last process stopped instead of paying for the same render twice.
 
-use std::fmt::Write as _;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -10,54 +10,28 @@ use atelier_discord::rest::SlashCommand;
 use serde_json::json;
 
 use super::account::Account;
+use super::commands::{self, application_id, imagine_prompt};
 use super::download::{self, Retries};
-use super::exchange::{Exchange, Send, Timing};
+use super::exchange::{Exchange, Nonce, Send, Timing};
 use super::pool::Pool;
 use super::press::press;
-use super::reading::{Kind, MIDJOURNEY_BOT_ID, NIJI_BOT_ID, Reading};
-use super::refs::{Pending, Saved, Shot, parent_refs};
+use super::reading::{Kind, Reading};
+use super::refs::{Saved, Shot, parent_refs};
 use super::router::{Expect, normalise};
-use crate::domain::prompt_params;
-use crate::domain::{Action, ErrorCode, GenerationKind, Output, Role};
+use crate::domain::{Action, ErrorCode, GenerationId, GenerationKind, Output, Role};
 use crate::providers::{Delivery, Provider, ProviderError, ProviderJob, Reporter};
 
 pub struct Midjourney {
     pub pool: Arc<Pool>,
     pub timing: Timing,
     pub retries: Retries,
-}
-
-/// The bot a job talks to: niji・journey when the job asks for it.
-fn application_id(job: &ProviderJob) -> &'static str {
-    match job.parameters.extra.get("bot").and_then(|v| v.as_str()) {
-        Some("niji") => NIJI_BOT_ID,
-        _ => MIDJOURNEY_BOT_ID,
-    }
-}
-
-/// The /imagine prompt: the user's text with its own parameters, plus the ones given apart
-/// from it (seed, aspect ratio, negative prompt) that it does not already carry.
-pub fn imagine_prompt(job: &ProviderJob) -> String {
-    let mut prompt = job.prompt.clone();
-    let inline = prompt_params::parse(&prompt)
-        .map(|(_, p)| p)
-        .unwrap_or_default();
-    if inline.aspect_ratio.is_none()
-        && let Some(ar) = &job.parameters.aspect_ratio
-    {
-        let _ = write!(prompt, " --ar {ar}");
-    }
-    if inline.seed.is_none()
-        && let Some(seed) = job.parameters.seed
-    {
-        let _ = write!(prompt, " --seed {seed}");
-    }
-    if inline.no.is_none()
-        && let Some(neg) = &job.negative_prompt
-    {
-        let _ = write!(prompt, " --no {neg}");
-    }
-    prompt
+    /// U presses one job sends at once (Midjourney runs a few jobs per account and queues the
+    /// rest).
+    pub upscales_at_once: usize,
+    /// Nonces this process saved ahead of their send (the U presses', with the grid's result)
+    /// and has not sent yet, by job: such a press is sent without reading the channel first.
+    /// After a restart the set is empty, so every saved nonce is looked for first.
+    pub reserved: Mutex<HashMap<GenerationId, HashSet<String>>>,
 }
 
 impl Midjourney {
@@ -75,12 +49,13 @@ impl Midjourney {
         }
     }
 
-    /// The account this job holds (taking one on its first call).
+    /// The account this job holds (taking one on its first call), and whether the generation
+    /// does not know it yet.
     async fn account(
         &self,
         job: &ProviderJob,
         saved: &Saved<'_>,
-    ) -> Result<Arc<Account>, ProviderError> {
+    ) -> Result<(Arc<Account>, bool), ProviderError> {
         // An action must run on the account that owns the parent's messages, and a job
         // that has messages must stay on their account; a job with nothing sent yet may move
         // (its account was disabled since).
@@ -88,7 +63,7 @@ impl Midjourney {
         let started = refs.grid.is_some()
             || refs.result.is_some()
             || refs.source.is_some()
-            || refs.pending.is_some();
+            || !refs.pending.is_empty();
         let parent = parent_refs(job).account;
         // Only a pending interaction ties the job to a disabled account: nothing can come of
         // it there, so the job moves (Midjourney never ran it, or it is lost with the account).
@@ -99,19 +74,39 @@ impl Midjourney {
         };
         let only_pending = refs.grid.is_none() && refs.result.is_none() && refs.source.is_none();
         let started = if started && only_pending && refs.account.as_deref().is_some_and(dead) {
-            saved.update(|r| r.pending = None).await;
+            saved.update(|r| r.pending.clear()).await;
             false
         } else {
             started
         };
         let wanted = parent.or(refs.account.clone().filter(|_| started));
         let account = self.pool.hold(job.generation_id, wanted.as_deref()).await?;
-        if refs.account.as_deref() != Some(account.name.as_str()) {
-            let name = account.name.clone();
-            saved.update(|r| r.account = Some(name.clone())).await;
-            saved.report.account(&name).await;
-        }
-        Ok(account)
+        // The refs learn the account with the first nonce saved on it (see `step`): until
+        // something is sent, the job is not tied to it.
+        let new = refs.account.as_deref() != Some(account.name.as_str());
+        Ok((account, new))
+    }
+
+    /// Runs `work` on the job's account; the generation's account column is written
+    /// meanwhile, since nothing the job does depends on it.
+    async fn on_account<'a, T, F, Fut>(
+        &self,
+        job: &'a ProviderJob,
+        saved: &'a Saved<'a>,
+        work: F,
+    ) -> Result<T, ProviderError>
+    where
+        F: FnOnce(Arc<Account>) -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        let (account, new) = self.account(job, saved).await?;
+        let name = account.name.clone();
+        let note = async {
+            if new {
+                saved.report.account(&name).await;
+            }
+        };
+        tokio::join!(note, work(account)).1
     }
 
     async fn deliver(&self, account: &Account, shot: &Shot) -> Result<Delivery, ProviderError> {
@@ -153,9 +148,16 @@ impl Midjourney {
         }
         let grid = grid.ok_or_else(|| missing("grid or upscale"))?;
         let (what, expect) = press(&grid, Action::Upscale { index })?;
-        let reading = self.step(exchange, saved, "source", what, expect).await?;
+        let reading = self
+            .step(exchange, saved, job, "source", what, expect)
+            .await?;
         let shot = Shot::of(&reading);
-        saved.update(|r| r.source = Some(shot.clone())).await;
+        saved
+            .update(|r| {
+                r.source = Some(shot.clone());
+                r.pending.remove("source");
+            })
+            .await;
         Ok(shot)
     }
 
@@ -170,7 +172,7 @@ impl Midjourney {
             let input = job.inputs.first().ok_or_else(|| {
                 ProviderError::new(ErrorCode::InvalidParameter, "describe needs an image")
             })?;
-            let uploaded = upload(exchange.account, std::slice::from_ref(input)).await?;
+            let uploaded = commands::upload(exchange.account, std::slice::from_ref(input)).await?;
             let command = SlashCommand {
                 name: "describe".into(),
                 options: vec![json!({"type": 11, "name": "image", "value": 0})],
@@ -183,75 +185,90 @@ impl Midjourney {
                 prompt: None,
             };
             let reading = self
-                .step(exchange, saved, "describe", Send::Slash(command), expect)
+                .step(
+                    exchange,
+                    saved,
+                    job,
+                    "describe",
+                    Send::Slash(command),
+                    expect,
+                )
                 .await?;
             saved
                 .update(|r| {
                     r.prompts.clone_from(&reading.prompts);
-                    r.pending = None;
+                    r.pending.remove("describe");
                 })
                 .await;
         }
         Ok(Delivery { bytes: Vec::new() })
     }
 
-    /// The /blend command for the job's pictures (2 to 5), with its dimensions.
-    async fn blend(&self, account: &Account, job: &ProviderJob) -> Result<Send, ProviderError> {
-        if !(2..=5).contains(&job.inputs.len()) {
-            return Err(ProviderError::new(
-                ErrorCode::InvalidParameter,
-                format!("blend takes 2 to 5 images, not {}", job.inputs.len()),
-            ));
-        }
-        let uploaded = upload(account, &job.inputs).await?;
-        let mut options: Vec<serde_json::Value> = (0..uploaded.len())
-            .map(|i| json!({"type": 11, "name": format!("image{}", i + 1), "value": i}))
-            .collect();
-        let ratio = match job
-            .parameters
-            .extra
-            .get("dimensions")
-            .and_then(|d| d.as_str())
-        {
-            Some("portrait") => Some("--ar 2:3"),
-            Some("landscape") => Some("--ar 3:2"),
-            Some("square") => Some("--ar 1:1"),
-            _ => None,
-        };
-        if let Some(ratio) = ratio {
-            options.push(json!({"type": 3, "name": "dimensions", "value": ratio}));
-        }
-        Ok(Send::Slash(SlashCommand {
-            name: "blend".into(),
-            options,
-            attachments: uploaded,
-        }))
-    }
-
-    /// Runs one step (`step` names it in the refs) and records its result message.
+    /// Runs one step (`step` names it in the refs' `pending`) up to its result message; the
+    /// caller saves the result and clears the step's nonce in one write. The nonce is saved
+    /// before the send, together with the account it is sent from.
     async fn step(
         &self,
         exchange: &Exchange<'_>,
         saved: &Saved<'_>,
+        job: &ProviderJob,
         step: &str,
         what: Send,
         expect: Expect,
     ) -> Result<Reading, ProviderError> {
-        let resumed = saved
-            .get()
-            .pending
-            .filter(|p| p.step == step)
-            .map(|p| p.nonce);
+        let start = match saved.get().pending.remove(step) {
+            None => Nonce::Fresh,
+            Some(nonce) if self.take_reserved(job.generation_id, &nonce) => Nonce::Reserved(nonce),
+            Some(nonce) => Nonce::Resumed(nonce),
+        };
+        let account = &exchange.account.name;
         exchange
-            .run(&what, expect, resumed, |nonce| {
-                saved.update(move |r| {
-                    r.pending = nonce.map(|nonce| Pending {
-                        step: step.to_owned(),
-                        nonce,
-                    });
+            .run(&what, expect, start, |nonce| {
+                saved.update(move |r| match nonce {
+                    Some(nonce) => {
+                        r.account = Some(account.clone());
+                        r.pending.insert(step.to_owned(), nonce);
+                    }
+                    None => {
+                        r.pending.remove(step);
+                    }
                 })
             })
             .await
+    }
+
+    /// Whether `nonce` is one this process reserved for `job` and has not sent; it is sent
+    /// now.
+    fn take_reserved(&self, job: GenerationId, nonce: &str) -> bool {
+        self.reserved
+            .lock()
+            .ok()
+            .and_then(|mut r| r.get_mut(&job).map(|set| set.remove(nonce)))
+            .unwrap_or(false)
+    }
+
+    /// Nonces for the U presses the engine will ask for next (those without a result or a
+    /// nonce yet), to save with the grid's result: the presses then need no write of their
+    /// own before they are sent.
+    fn reserve(&self, job: &ProviderJob, saved: &Saved<'_>) -> Vec<(String, String)> {
+        let refs = saved.get();
+        let fresh: Vec<(String, String)> = job
+            .upscales
+            .iter()
+            .filter(|i| !refs.upscales.contains_key(i))
+            .map(|i| format!("upscale_{i}"))
+            .filter(|step| !refs.pending.contains_key(step))
+            .map(|step| (step, atelier_discord::new_nonce()))
+            .collect();
+        if !fresh.is_empty()
+            && let Ok(mut reserved) = self.reserved.lock()
+        {
+            reserved
+                .entry(job.generation_id)
+                .or_default()
+                .extend(fresh.iter().map(|(_, nonce)| nonce.clone()));
+        }
+        fresh
     }
 }
 
@@ -262,11 +279,45 @@ impl Provider for Midjourney {
         job: &ProviderJob,
         report: &dyn Reporter,
     ) -> Result<Delivery, ProviderError> {
-        let saved = Saved {
-            refs: Mutex::new(serde_json::from_value(job.refs.clone()).unwrap_or_default()),
-            report,
-        };
-        let account = self.account(job, &saved).await?;
+        let saved = Saved { report };
+        self.on_account(job, &saved, |account| self.render_on(account, job, &saved))
+            .await
+    }
+
+    async fn upscale(
+        &self,
+        job: &ProviderJob,
+        index: u8,
+        report: &dyn Reporter,
+    ) -> Result<Delivery, ProviderError> {
+        let saved = Saved { report };
+        self.on_account(job, &saved, |account| {
+            self.upscale_on(account, job, &saved, index)
+        })
+        .await
+    }
+
+    async fn release(&self, job: &ProviderJob) {
+        if let Ok(mut reserved) = self.reserved.lock() {
+            reserved.remove(&job.generation_id);
+        }
+        self.pool.release(job.generation_id);
+    }
+
+    fn upscales_at_once(&self) -> usize {
+        self.upscales_at_once
+    }
+}
+
+impl Midjourney {
+    /// /imagine, /blend or an action, on the job's account.
+    async fn render_on(
+        &self,
+        account: Arc<Account>,
+        job: &ProviderJob,
+        saved: &Saved<'_>,
+    ) -> Result<Delivery, ProviderError> {
+        let report = saved.report;
         let single = job.action.is_some_and(|a| a.output() == Output::Single);
         let done = if single {
             saved.get().result
@@ -278,11 +329,11 @@ impl Provider for Midjourney {
         }
         let exchange = self.exchange(&account, report, job);
         if job.kind == GenerationKind::Describe {
-            return self.describe(&exchange, &saved, job).await;
+            return self.describe(&exchange, saved, job).await;
         }
         let (what, expect) = match job.action {
             None if job.kind == GenerationKind::Blend => (
-                self.blend(&account, job).await?,
+                commands::blend(&account, job).await?,
                 Expect {
                     kinds: vec![Kind::Blend, Kind::Imagine],
                     index: None,
@@ -306,37 +357,40 @@ impl Provider for Midjourney {
                 (Send::Slash(command), expect)
             }
             Some(action) => {
-                let source = self.source(&exchange, &saved, job, action).await?;
+                let source = self.source(&exchange, saved, job, action).await?;
                 press(&source, action)?
             }
         };
         let step = if single { "result" } else { "grid" };
-        let reading = self.step(&exchange, &saved, step, what, expect).await?;
+        let reading = self.step(&exchange, saved, job, step, what, expect).await?;
         let shot = Shot::of(&reading);
-        saved
-            .update(|r| {
-                if single {
-                    r.result = Some(shot.clone());
-                } else {
-                    r.grid = Some(shot.clone());
-                }
-                r.pending = None;
-            })
-            .await;
-        self.deliver(&account, &shot).await
+        let presses = if single {
+            Vec::new()
+        } else {
+            self.reserve(job, saved)
+        };
+        let save = saved.update(|r| {
+            if single {
+                r.result = Some(shot.clone());
+            } else {
+                r.grid = Some(shot.clone());
+            }
+            r.pending.remove(step);
+            r.pending.extend(presses);
+        });
+        // The result is saved while it downloads: both are done before this returns.
+        tokio::join!(save, self.deliver(&account, &shot)).1
     }
 
-    async fn upscale(
+    /// U`index` on the job's grid, on the job's account.
+    async fn upscale_on(
         &self,
+        account: Arc<Account>,
         job: &ProviderJob,
+        saved: &Saved<'_>,
         index: u8,
-        report: &dyn Reporter,
     ) -> Result<Delivery, ProviderError> {
-        let saved = Saved {
-            refs: Mutex::new(serde_json::from_value(job.refs.clone()).unwrap_or_default()),
-            report,
-        };
-        let account = self.account(job, &saved).await?;
+        let report = saved.report;
         let refs = saved.get();
         if let Some(shot) = refs.upscales.get(&index) {
             return self.deliver(&account, shot).await;
@@ -349,81 +403,15 @@ impl Provider for Midjourney {
         })?;
         let exchange = self.exchange(&account, report, job);
         let (press, expect) = press(&grid, Action::Upscale { index })?;
+        let step = format!("upscale_{index}");
         let reading = self
-            .step(
-                &exchange,
-                &saved,
-                &format!("upscale_{index}"),
-                press,
-                expect,
-            )
+            .step(&exchange, saved, job, &step, press, expect)
             .await?;
         let shot = Shot::of(&reading);
-        saved
-            .update(|r| {
-                r.upscales.insert(index, shot.clone());
-                r.pending = None;
-            })
-            .await;
-        self.deliver(&account, &shot).await
-    }
-
-    async fn release(&self, job: &ProviderJob) {
-        self.pool.release(job.generation_id);
-    }
-}
-
-/// Uploads pictures to the account's channel for a slash command.
-async fn upload(
-    account: &Account,
-    inputs: &[crate::providers::Input],
-) -> Result<Vec<serde_json::Value>, ProviderError> {
-    let files = inputs
-        .iter()
-        .map(|i| (i.filename.clone(), i.bytes.clone()))
-        .collect();
-    let uploaded = account
-        .rest
-        .upload_attachments(&account.place.channel_id, files)
-        .await
-        .map_err(|e| {
-            ProviderError::new(
-                ErrorCode::ProviderUnavailable,
-                format!("uploading to Discord failed: {e}"),
-            )
-        })?;
-    Ok(uploaded
-        .iter()
-        .map(atelier_discord::rest::UploadedAttachment::to_json)
-        .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::{GenerationId, Parameters};
-
-    fn job(prompt: &str) -> ProviderJob {
-        ProviderJob {
-            generation_id: GenerationId::new(),
-            kind: crate::domain::GenerationKind::Imagine,
-            prompt: prompt.into(),
-            negative_prompt: None,
-            parameters: Parameters::default(),
-            account: None,
-            refs: json!({}),
-            action: None,
-            parent_refs: serde_json::Value::Null,
-            inputs: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn prompts_carry_parameters_given_apart() {
-        let mut j = job("a fox --ar 2:3");
-        j.parameters.aspect_ratio = Some("2:3".into());
-        j.parameters.seed = Some(9);
-        j.negative_prompt = Some("cars".into());
-        assert_eq!(imagine_prompt(&j), "a fox --ar 2:3 --seed 9 --no cars");
+        let save = saved.update(|r| {
+            r.upscales.insert(index, shot.clone());
+            r.pending.remove(&step);
+        });
+        tokio::join!(save, self.deliver(&account, &shot)).1
     }
 }

@@ -1,11 +1,10 @@
 //! What the Midjourney provider saves in a generation's `provider_refs`: the account, each
-//! result message, and the interaction in flight, so a restarted job resumes instead of
+//! result message, and the interactions in flight, so a restarted job resumes instead of
 //! sending again.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::reading::Reading;
 use crate::providers::{ProviderJob, Reporter};
@@ -32,10 +31,17 @@ pub struct Refs {
     /// The prompts /describe found.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prompts: Vec<String>,
-    /// An interaction sent whose outcome is not known yet: after a crash, its messages are
-    /// looked for before sending it again.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pending: Option<Pending>,
+    /// Interactions whose outcome is not known yet, by step (`grid`, `upscale_N`, `result`,
+    /// `source`, `describe`) → nonce: after a crash, each one's messages are looked for before
+    /// it is sent again. U1–U4 run at once, so several may be pending. A nonce may be saved
+    /// ahead of its send (the U presses' are saved with the grid's result): looking for a
+    /// press that was never sent finds nothing, and it is sent then.
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "pending_by_step"
+    )]
+    pub pending: BTreeMap<String, String>,
 }
 
 /// A result message of the bot.
@@ -67,39 +73,55 @@ impl Shot {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Pending {
-    /// `grid` or `upscale_N`.
-    pub step: String,
-    pub nonce: String,
+/// `pending` as stored: a map by step, or (written before U1–U4 ran at once) one
+/// `{"step", "nonce"}` object, or null.
+fn pending_by_step<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        One { step: String, nonce: String },
+        ByStep(BTreeMap<String, String>),
+    }
+    Ok(match Option::<Stored>::deserialize(d)? {
+        None => BTreeMap::new(),
+        Some(Stored::One { step, nonce }) => BTreeMap::from([(step, nonce)]),
+        Some(Stored::ByStep(map)) => map,
+    })
 }
 
-/// The refs of a running job, saved through the reporter at every change.
+/// The refs of a running job as its reporter holds them: the calls running at once for one
+/// job (U1–U4) read and change the same refs, and every change is saved before it returns.
 pub struct Saved<'a> {
-    pub refs: Mutex<Refs>,
     pub report: &'a dyn Reporter,
 }
 
 impl Saved<'_> {
-    pub async fn update(&self, f: impl FnOnce(&mut Refs)) {
-        let value = {
-            let Ok(mut refs) = self.refs.lock() else {
-                return;
-            };
-            f(&mut refs);
-            serde_json::to_value(&*refs).unwrap_or_default()
-        };
-        self.report.save_refs(value).await;
+    /// Applies `f` to the refs as last saved (by any call of the job) and saves them.
+    pub async fn update(&self, f: impl FnOnce(&mut Refs) + Send) {
+        self.report
+            .update_refs(Box::new(move |value| {
+                let mut refs = read(value);
+                f(&mut refs);
+                if let Ok(v) = serde_json::to_value(&refs) {
+                    *value = v;
+                }
+            }))
+            .await;
     }
 
     pub fn get(&self) -> Refs {
-        self.refs.lock().map(|r| r.clone()).unwrap_or_default()
+        read(&self.report.refs())
     }
+}
+
+/// Refs from their JSON; anything unreadable counts as nothing saved.
+fn read(value: &serde_json::Value) -> Refs {
+    Refs::deserialize(value).unwrap_or_default()
 }
 
 /// The references of the generation an action acts on.
 pub fn parent_refs(job: &ProviderJob) -> Refs {
-    serde_json::from_value(job.parent_refs.clone()).unwrap_or_default()
+    read(&job.parent_refs)
 }
 
 #[cfg(test)]
@@ -127,5 +149,41 @@ mod tests {
         assert_eq!(value["upscales"]["2"]["message_id"], "5");
         let back: Refs = serde_json::from_value(value).unwrap();
         assert_eq!(back.upscales[&2].url.as_deref(), Some("u"));
+    }
+
+    #[test]
+    fn pending_sends_are_kept_by_step() {
+        let mut refs = Refs::default();
+        refs.pending.insert("upscale_1".into(), "11".into());
+        refs.pending.insert("upscale_3".into(), "33".into());
+        let value = serde_json::to_value(&refs).unwrap();
+        assert_eq!(
+            value["pending"],
+            serde_json::json!({"upscale_1": "11", "upscale_3": "33"})
+        );
+        assert_eq!(read(&value).pending, refs.pending);
+        // Nothing pending: the key is left out, and null reads as nothing.
+        let none = serde_json::to_value(Refs::default()).unwrap();
+        assert!(none.get("pending").is_none());
+        assert!(
+            read(&serde_json::json!({"pending": null}))
+                .pending
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_single_pending_send_saved_by_an_earlier_version_still_resumes() {
+        let old = serde_json::json!({
+            "account": "main",
+            "grid": {"message_id": "7"},
+            "pending": {"step": "upscale_2", "nonce": "1234"}
+        });
+        let refs = read(&old);
+        assert_eq!(refs.account.as_deref(), Some("main"));
+        assert_eq!(
+            refs.pending,
+            BTreeMap::from([("upscale_2".to_owned(), "1234".to_owned())])
+        );
     }
 }

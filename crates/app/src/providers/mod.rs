@@ -55,6 +55,9 @@ pub struct ProviderJob {
     pub parent_refs: serde_json::Value,
     /// Pictures the job works from (/describe's image, /blend's images).
     pub inputs: Vec<Input>,
+    /// The upscales the engine will ask this provider for once the grid is stored (none when
+    /// it cuts the grid itself, or has them already), so a provider can prepare for them.
+    pub upscales: Vec<u8>,
 }
 
 /// A picture given to the provider.
@@ -70,13 +73,26 @@ pub struct Delivery {
     pub bytes: Vec<u8>,
 }
 
+/// A change to a job's saved references (see [`Reporter::update_refs`]).
+pub type RefsChange<'a> = Box<dyn FnOnce(&mut serde_json::Value) + Send + 'a>;
+
 /// Where a provider reports while it works.
 #[async_trait]
 pub trait Reporter: Send + Sync {
     /// The provider's own percentage for the current step (0–100).
     async fn progress(&self, percent: f64);
-    /// References to persist now (message id, job hash…), so a restart can resume.
-    async fn save_refs(&self, refs: serde_json::Value);
+    /// The references saved so far: the job's own at the start of the run, then every
+    /// change made through [`Reporter::update_refs`], by any call of the same job.
+    fn refs(&self) -> serde_json::Value;
+    /// Changes the references and persists them (message id, job hash…) before returning, so
+    /// a restart can resume. The calls of one job that run at once (the upscales) share the
+    /// references: each change applies to what the others saved, and the changes reach the
+    /// catalogue in the order they were made, so none overwrites a later one.
+    async fn update_refs(&self, change: RefsChange<'_>);
+    /// Replaces the references with `refs`.
+    async fn save_refs(&self, refs: serde_json::Value) {
+        self.update_refs(Box::new(move |value| *value = refs)).await;
+    }
     /// The provider account that took the job (pools choose one at run time).
     async fn account(&self, _name: &str) {}
     /// Something the job's followers must hear although the job goes on (an account taken
@@ -92,7 +108,8 @@ pub trait Provider: Send + Sync {
         job: &ProviderJob,
         report: &dyn Reporter,
     ) -> Result<Delivery, ProviderError>;
-    /// Produces upscale `index` (1–4) of the rendered grid.
+    /// Produces upscale `index` (1–4) of the rendered grid. The engine asks for a job's
+    /// upscales at once (up to [`Provider::upscales_at_once`]), each call with its own reporter.
     async fn upscale(
         &self,
         job: &ProviderJob,
@@ -102,6 +119,10 @@ pub trait Provider: Send + Sync {
     /// The job ended (done, failed, canceled or handed back for a retry): release what it
     /// held, such as a pooled account.
     async fn release(&self, _job: &ProviderJob) {}
+    /// How many upscales of one job the engine asks for at once.
+    fn upscales_at_once(&self) -> usize {
+        4
+    }
 }
 
 /// How a provider's upscales are made.

@@ -182,3 +182,63 @@ async fn kill_9_during_a_midjourney_job_then_workers_recover_it() {
     );
     sim.shutdown().await;
 }
+
+/// `kill -9` right after a Midjourney job sent its four U presses at once: the resumed job
+/// finds each press's result in the channel (its nonce was saved before the send) and presses
+/// nothing again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_with_four_presses_in_flight_then_none_is_sent_again() {
+    use atelier::cli::simulate::{SandboxPainter, client_config};
+    let mut sim_config = atelier_simulator::Config::new(std::sync::Arc::new(SandboxPainter));
+    sim_config.image_side = 128;
+    // A U press answers 300 ms after it is sent: the kill lands while all four are pending.
+    sim_config.timing = atelier_simulator::Timing::quick(Duration::from_millis(300));
+    let sim = atelier_simulator::start(sim_config).await.unwrap();
+    let d = DataDir::raw(&format!(
+        "{}\n[jobs]\nlease_secs = 0.6\nretry_base_secs = 0.05\npoll_secs = 0.05\n",
+        client_config(&sim)
+            .replace("history_poll_secs = 5.0", "history_poll_secs = 0.5")
+            .replace("interaction_gap_ms = 50", "interaction_gap_ms = 0")
+            .replace("interaction_jitter_ms = 50", "interaction_jitter_ms = 0")
+    ));
+    let path = d.path().to_path_buf();
+    let (code, submitted) = tokio::task::block_in_place(|| {
+        d.json(&["generate", "a lighthouse, four lamps", "--no-wait"])
+    });
+    assert_eq!(code, 0, "{submitted}");
+    let id: atelier::domain::GenerationId = submitted["id"].as_str().unwrap().parse().unwrap();
+    let mut child = crate::support::bare_cmd()
+        .arg("--data-dir")
+        .arg(&path)
+        .args(["jobs", "run", "--until-idle"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let control = sim.control();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while control.stats().interactions < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the presses were not sent"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let _ = child.kill();
+    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+
+    // Several presses were pending when the process died.
+    let url = format!("sqlite://{}", path.join("atelier.db").display());
+    let catalogue = atelier::catalogue::open(&url, false).await.unwrap();
+    let refs = catalogue.generation(id).await.unwrap().provider_refs;
+    let pending = refs["pending"].as_object().map_or(0, serde_json::Map::len);
+    assert!(pending >= 2, "{refs}");
+    drop(catalogue);
+
+    let (code, run) = tokio::task::block_in_place(|| d.json(&["jobs", "run", "--until-idle"]));
+    assert_eq!(code, 0, "{run}");
+    assert_eq!(tokio::task::block_in_place(|| assert_complete(&d)), 1);
+    let stats = sim.control().stats();
+    assert_eq!(stats.interactions, 5, "a press was sent again: {stats:?}");
+    sim.shutdown().await;
+}

@@ -11,3 +11,4 @@ mod engine;
 mod midjourney;
 mod support;
 mod tidy;
+mod upscales;

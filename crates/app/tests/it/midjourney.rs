@@ -662,3 +662,51 @@ async fn an_account_level_error_takes_the_account_out_and_says_so_in_the_events(
     }
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_u_presses_of_a_generation_run_at_once_and_are_stored_as_they_arrive() {
+    // Each U press takes 150 ms in the simulator: pressed one after another they could never
+    // overlap; with `upscales_at_once = 1` they do not.
+    for (at_once, overlap) in [(4, true), (1, false)] {
+        let sim = simulator(|c| c.timing = Timing::quick(Duration::from_millis(150))).await;
+        let dir = tempfile::tempdir().unwrap();
+        let app = app_for(&sim, dir.path(), 1, |c| {
+            c.providers.midjourney.upscales_at_once = at_once;
+        })
+        .await;
+        let id = generate(&app, "four lanterns on a bridge").await;
+        assert_complete(&app, id).await;
+        let stats = sim.control().stats();
+        assert_eq!(stats.interactions, 5, "{at_once}: {stats:?}");
+        if overlap {
+            assert!(
+                stats.jobs_running_peak >= 2,
+                "the U presses did not overlap: {stats:?}"
+            );
+        } else {
+            assert_eq!(stats.jobs_running_peak, 1, "{stats:?}");
+        }
+        let events = app.events(id, 0).await.unwrap();
+        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (1..=events.len() as u64).collect::<Vec<_>>());
+        assert!(events.windows(2).all(|w| w[0].progress <= w[1].progress));
+        let upscales: Vec<(u8, f64)> = events
+            .iter()
+            .filter(|e| e.kind == EventKind::UpscaleCompleted)
+            .map(|e| (e.index.unwrap(), e.progress))
+            .collect();
+        let progress: Vec<f64> = upscales.iter().map(|u| u.1).collect();
+        assert_eq!(progress, [62.5, 75.0, 87.5, 100.0]);
+        let mut indices: Vec<u8> = upscales.iter().map(|u| u.0).collect();
+        indices.sort_unstable();
+        assert_eq!(indices, [1, 2, 3, 4]);
+        // Every press ended: nothing is left pending, and each result message is saved.
+        let refs = app.catalogue.generation(id).await.unwrap().provider_refs;
+        assert!(refs.get("pending").is_none(), "{refs}");
+        assert_eq!(
+            refs["upscales"].as_object().map(serde_json::Map::len),
+            Some(4)
+        );
+        sim.shutdown().await;
+    }
+}

@@ -1,7 +1,7 @@
 //! Shared test helpers: a temporary data directory with a fast sandbox, the real binary, an
 //! in-process `App`, and a scriptable provider.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use atelier::app::{App, JobSettings};
 use atelier::catalogue::{self, Catalogue};
-use atelier::domain::ErrorCode;
+use atelier::domain::{ErrorCode, GenerationId};
 use atelier::jobs::Bus;
 use atelier::providers::sandbox::{Sandbox, draw};
 use atelier::providers::{
@@ -134,27 +134,63 @@ pub fn bare_cmd() -> Command {
 
 /// A provider whose behaviour a test scripts: what each call in turn returns (`Some` error
 /// or `None` for success; success once the script runs out), a delay, and a record of how many
-/// calls ran at once.
+/// calls, and how many generations (jobs), ran at once.
 pub struct Scripted {
     pub failures: Mutex<VecDeque<Option<ProviderError>>>,
     pub delay: Duration,
+    /// Added to `delay` for upscale 1–4.
+    pub upscale_delays: [Duration; 4],
     pub calls: AtomicUsize,
     pub running: AtomicUsize,
     pub max_running: AtomicUsize,
+    /// Calls in flight by generation; the most generations with a call in flight at once.
+    pub jobs: Mutex<HashMap<GenerationId, usize>>,
+    pub max_jobs: AtomicUsize,
     /// Deliveries still to cut short (a truncated download).
     pub corrupt: AtomicUsize,
 }
 
 impl Scripted {
     pub fn new(delay: Duration, failures: Vec<Option<ProviderError>>) -> Arc<Self> {
+        Self::staggered(delay, failures, [Duration::ZERO; 4])
+    }
+
+    /// Upscale `i` takes `delay + upscale_delays[i - 1]`.
+    pub fn staggered(
+        delay: Duration,
+        failures: Vec<Option<ProviderError>>,
+        upscale_delays: [Duration; 4],
+    ) -> Arc<Self> {
         Arc::new(Self {
             failures: Mutex::new(failures.into()),
             delay,
+            upscale_delays,
             calls: AtomicUsize::new(0),
             running: AtomicUsize::new(0),
             max_running: AtomicUsize::new(0),
+            jobs: Mutex::new(HashMap::new()),
+            max_jobs: AtomicUsize::new(0),
             corrupt: AtomicUsize::new(0),
         })
+    }
+
+    fn enter(&self, job: GenerationId) {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_running.fetch_max(now, Ordering::SeqCst);
+        let mut jobs = self.jobs.lock().expect("lock");
+        *jobs.entry(job).or_default() += 1;
+        self.max_jobs.fetch_max(jobs.len(), Ordering::SeqCst);
+    }
+
+    fn leave(&self, job: GenerationId) {
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        let mut jobs = self.jobs.lock().expect("lock");
+        if let Some(n) = jobs.get_mut(&job) {
+            *n -= 1;
+            if *n == 0 {
+                jobs.remove(&job);
+            }
+        }
     }
 
     async fn deliver(
@@ -164,11 +200,14 @@ impl Scripted {
         report: &dyn Reporter,
     ) -> Result<Delivery, ProviderError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
-        self.max_running.fetch_max(now, Ordering::SeqCst);
+        self.enter(job.generation_id);
         report.progress(40.0).await;
-        tokio::time::sleep(self.delay).await;
-        self.running.fetch_sub(1, Ordering::SeqCst);
+        let extra = quadrant
+            .and_then(|i| self.upscale_delays.get(usize::from(i).checked_sub(1)?))
+            .copied()
+            .unwrap_or_default();
+        tokio::time::sleep(self.delay + extra).await;
+        self.leave(job.generation_id);
         let failure = self.failures.lock().expect("lock").pop_front().flatten();
         if let Some(f) = failure {
             return Err(f);

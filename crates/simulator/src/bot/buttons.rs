@@ -480,14 +480,17 @@ fn grid(
     );
 }
 
-/// U1-U4: quadrant `index` of the grid as its own image, answered at once.
+/// U1-U4: quadrant `index` of the grid as its own image, answered at once. Unqueued, the
+/// press is a running job from its interaction on, so presses sent together overlap in the
+/// stats.
 fn upsample(sim: &Arc<Sim>, ctx: Ctx, record: JobRecord, grid: String, index: u8, parent: Value) {
     let sim = Arc::clone(sim);
     tokio::spawn(async move {
+        sim.stats.job_started();
         if !started(&sim).await {
+            sim.stats.job_ended(false);
             return;
         }
-        sim.stats.job_started();
         let hash = sim.ids.uuid();
         let work = {
             let (sim, grid, hash) = (Arc::clone(&sim), grid.clone(), hash.clone());

@@ -1,0 +1,135 @@
+//! The slash commands a job sends: which bot, /imagine's prompt, /blend's options, and the
+//! uploads /describe and /blend attach.
+
+use std::fmt::Write as _;
+
+use atelier_discord::rest::SlashCommand;
+use serde_json::json;
+
+use super::account::Account;
+use super::exchange::Send;
+use super::reading::{MIDJOURNEY_BOT_ID, NIJI_BOT_ID};
+use crate::domain::{ErrorCode, prompt_params};
+use crate::providers::{ProviderError, ProviderJob};
+
+/// The bot a job talks to: niji・journey when the job asks for it.
+pub fn application_id(job: &ProviderJob) -> &'static str {
+    match job.parameters.extra.get("bot").and_then(|v| v.as_str()) {
+        Some("niji") => NIJI_BOT_ID,
+        _ => MIDJOURNEY_BOT_ID,
+    }
+}
+
+/// The /imagine prompt: the user's text with its own parameters, plus the ones given apart
+/// from it (seed, aspect ratio, negative prompt) that it does not already carry.
+pub fn imagine_prompt(job: &ProviderJob) -> String {
+    let mut prompt = job.prompt.clone();
+    let inline = prompt_params::parse(&prompt)
+        .map(|(_, p)| p)
+        .unwrap_or_default();
+    if inline.aspect_ratio.is_none()
+        && let Some(ar) = &job.parameters.aspect_ratio
+    {
+        let _ = write!(prompt, " --ar {ar}");
+    }
+    if inline.seed.is_none()
+        && let Some(seed) = job.parameters.seed
+    {
+        let _ = write!(prompt, " --seed {seed}");
+    }
+    if inline.no.is_none()
+        && let Some(neg) = &job.negative_prompt
+    {
+        let _ = write!(prompt, " --no {neg}");
+    }
+    prompt
+}
+
+/// The /blend command for the job's pictures (2 to 5), with its dimensions.
+pub async fn blend(account: &Account, job: &ProviderJob) -> Result<Send, ProviderError> {
+    if !(2..=5).contains(&job.inputs.len()) {
+        return Err(ProviderError::new(
+            ErrorCode::InvalidParameter,
+            format!("blend takes 2 to 5 images, not {}", job.inputs.len()),
+        ));
+    }
+    let uploaded = upload(account, &job.inputs).await?;
+    let mut options: Vec<serde_json::Value> = (0..uploaded.len())
+        .map(|i| json!({"type": 11, "name": format!("image{}", i + 1), "value": i}))
+        .collect();
+    let ratio = match job
+        .parameters
+        .extra
+        .get("dimensions")
+        .and_then(|d| d.as_str())
+    {
+        Some("portrait") => Some("--ar 2:3"),
+        Some("landscape") => Some("--ar 3:2"),
+        Some("square") => Some("--ar 1:1"),
+        _ => None,
+    };
+    if let Some(ratio) = ratio {
+        options.push(json!({"type": 3, "name": "dimensions", "value": ratio}));
+    }
+    Ok(Send::Slash(SlashCommand {
+        name: "blend".into(),
+        options,
+        attachments: uploaded,
+    }))
+}
+
+/// Uploads pictures to the account's channel for a slash command.
+pub async fn upload(
+    account: &Account,
+    inputs: &[crate::providers::Input],
+) -> Result<Vec<serde_json::Value>, ProviderError> {
+    let files = inputs
+        .iter()
+        .map(|i| (i.filename.clone(), i.bytes.clone()))
+        .collect();
+    let uploaded = account
+        .rest
+        .upload_attachments(&account.place.channel_id, files)
+        .await
+        .map_err(|e| {
+            ProviderError::new(
+                ErrorCode::ProviderUnavailable,
+                format!("uploading to Discord failed: {e}"),
+            )
+        })?;
+    Ok(uploaded
+        .iter()
+        .map(atelier_discord::rest::UploadedAttachment::to_json)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{GenerationId, Parameters};
+
+    fn job(prompt: &str) -> ProviderJob {
+        ProviderJob {
+            generation_id: GenerationId::new(),
+            kind: crate::domain::GenerationKind::Imagine,
+            prompt: prompt.into(),
+            negative_prompt: None,
+            parameters: Parameters::default(),
+            account: None,
+            refs: json!({}),
+            action: None,
+            parent_refs: serde_json::Value::Null,
+            inputs: Vec::new(),
+            upscales: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn prompts_carry_parameters_given_apart() {
+        let mut j = job("a fox --ar 2:3");
+        j.parameters.aspect_ratio = Some("2:3".into());
+        j.parameters.seed = Some(9);
+        j.negative_prompt = Some("cars".into());
+        assert_eq!(imagine_prompt(&j), "a fox --ar 2:3 --seed 9 --no cars");
+    }
+}

@@ -7,9 +7,9 @@
 //! read is checked against the SHA-256 recorded in the catalogue.
 //!
 //! The folder store writes with `std::fs` on one blocking thread per batch of blobs
-//! (`local.rs`) rather than through OpenDAL, whose fs service hands every step of every file
+//! (`local.rs`) rather than through `OpenDAL`, whose fs service hands every step of every file
 //! (folder, open, write, sync, rename) to a blocking thread of its own: an image's files cost
-//! one hand-off instead of a dozen. Reads, deletes and the other services go through OpenDAL.
+//! one hand-off instead of a dozen. Reads, deletes and the other services go through `OpenDAL`.
 
 mod layout;
 mod local;

@@ -237,15 +237,7 @@ impl Run {
             self.shared.grid_stored();
             grid
         } else {
-            self.step(
-                Change::new(
-                    EventKind::Progress,
-                    GenerationStatus::Running,
-                    Milestones::SUBMITTED,
-                )
-                .phase(Phase::GridRendering),
-            )
-            .await?;
+            self.rendering().await?;
             let reporter = self.reporter(Stage::Grid);
             let delivery = self.reg.provider.render(&self.job(), &reporter).await?;
             // The provider's upscales need only its grid: they start while this one is
@@ -313,8 +305,8 @@ impl Run {
         .await
     }
 
-    /// Renders what is not a grid (one picture, or /describe's text): 25 → 100.
-    async fn render_one(&self) -> Result<crate::providers::Delivery, JobError> {
+    /// The step that starts a render: submitted (25), phase `grid_rendering`.
+    async fn rendering(&self) -> Result<(), JobError> {
         self.step(
             Change::new(
                 EventKind::Progress,
@@ -323,7 +315,12 @@ impl Run {
             )
             .phase(Phase::GridRendering),
         )
-        .await?;
+        .await
+    }
+
+    /// Renders what is not a grid (one picture, or /describe's text): 25 → 100.
+    async fn render_one(&self) -> Result<crate::providers::Delivery, JobError> {
+        self.rendering().await?;
         let reporter = self.reporter(Stage::Single);
         Ok(self.reg.provider.render(&self.job(), &reporter).await?)
     }

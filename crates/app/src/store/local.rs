@@ -46,7 +46,7 @@ impl Dirs {
             writers.into_iter().try_for_each(|w| {
                 w.join().unwrap_or_else(|_| {
                     Err(StoreError::Io {
-                        key: String::new(),
+                        key: "a batch of blobs".into(),
                         source: std::io::Error::other("a writer thread panicked"),
                     })
                 })

@@ -133,7 +133,7 @@ impl Store {
             return tokio::task::spawn_blocking(move || dirs.put_all(&blobs))
                 .await
                 .map_err(|e| StoreError::Io {
-                    key: String::new(),
+                    key: "a batch of blobs".into(),
                     source: std::io::Error::other(e.to_string()),
                 })?;
         }
@@ -149,7 +149,7 @@ impl Store {
         }
         while let Some(done) = writes.join_next().await {
             done.map_err(|e| StoreError::Io {
-                key: String::new(),
+                key: "a batch of blobs".into(),
                 source: std::io::Error::other(e.to_string()),
             })??;
         }

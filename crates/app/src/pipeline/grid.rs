@@ -9,8 +9,8 @@ use std::sync::{Condvar, Mutex};
 
 use super::decode::{MAX_DECODE_BYTES, MAX_SIDE};
 use super::{
-    Format, PARALLEL_FROM, PipelineError, Pixels, PngCompression, Processed, ProcessedGrid,
-    describe, threads,
+    Described, Format, PARALLEL_FROM, PipelineError, Pixels, PngCompression, Processed,
+    ProcessedGrid, describe, threads,
 };
 use crate::store::sha256_hex;
 
@@ -41,7 +41,7 @@ pub fn process_grid(bytes: Vec<u8>, png: PngCompression) -> Result<ProcessedGrid
     };
     let work = || quadrants(&halves, &next, shape, png);
 
-    let parallel = threads() >= 2 && (width as usize * height as usize) >= PARALLEL_FROM;
+    let parallel = (width as usize * height as usize) >= PARALLEL_FROM && threads() >= 2;
     let (sha256, mut done) = if parallel {
         std::thread::scope(|s| {
             let helper = s.spawn(|| (sha256_hex(&bytes), work()));
@@ -64,7 +64,12 @@ pub fn process_grid(bytes: Vec<u8>, png: PngCompression) -> Result<ProcessedGrid
         return Err(PipelineError::Encode("a quadrant task was lost".into()));
     }
     let thumbs: Vec<&Pixels> = done.iter().map(|(_, _, thumb)| thumb).collect();
-    let (thumbnail, palette, dominant, _) = describe(&join_quadrants(&thumbs))?;
+    let Described {
+        thumbnail,
+        palette,
+        dominant,
+        ..
+    } = describe(&join_quadrants(&thumbs))?;
     Ok(ProcessedGrid {
         grid: Processed {
             bytes,
@@ -132,7 +137,18 @@ fn quadrant(
     };
     let bytes = pixels.encode_png_with(png)?;
     let sha256 = sha256_hex(&bytes);
-    let (thumbnail, palette, dominant, thumb) = describe(&pixels)?;
+    let Described {
+        thumbnail,
+        palette,
+        dominant,
+        thumb,
+    } = describe(&pixels)?;
+    // A small quadrant is its own thumbnail: hand the pixels over instead of a copy.
+    let thumb = match thumb {
+        std::borrow::Cow::Owned(thumb) => Some(thumb),
+        std::borrow::Cow::Borrowed(_) => None,
+    };
+    let thumb = thumb.unwrap_or(pixels);
     Ok((
         Processed {
             bytes,

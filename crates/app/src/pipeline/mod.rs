@@ -56,8 +56,11 @@ pub struct ProcessedGrid {
     pub quadrants: Vec<Processed>,
 }
 
-pub(super) fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+/// The cores this process may use, read once: `available_parallelism` reads the cgroup's
+/// files on every call (a dozen system calls), and the engine asks for every image.
+pub(crate) fn threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
 }
 
 /// Below this many bytes (or pixels), a second thread costs more than it saves.
@@ -65,7 +68,7 @@ pub(super) const PARALLEL_FROM: usize = 1 << 20;
 
 /// Decodes and hashes at once: hashing 8 MB is about as long as a tenth of the decode.
 fn verify_and_hash(bytes: &[u8]) -> Result<(Pixels, String), PipelineError> {
-    if threads() < 2 || bytes.len() < PARALLEL_FROM {
+    if bytes.len() < PARALLEL_FROM || threads() < 2 {
         let pixels = decode(bytes)?;
         return Ok((pixels, sha256_hex(bytes)));
     }
@@ -79,19 +82,39 @@ fn verify_and_hash(bytes: &[u8]) -> Result<(Pixels, String), PipelineError> {
     })
 }
 
-/// Thumbnail (WebP, and its pixels) and palette of decoded pixels.
-fn describe(pixels: &Pixels) -> Result<(Vec<u8>, Vec<Rgb>, Rgb, Pixels), PipelineError> {
+/// What the pipeline says of decoded pixels besides their size.
+struct Described<'a> {
+    /// Lossy WebP thumbnail.
+    thumbnail: Vec<u8>,
+    palette: Vec<Rgb>,
+    dominant: Rgb,
+    /// The thumbnail's pixels: the pixels themselves when small enough.
+    thumb: std::borrow::Cow<'a, Pixels>,
+}
+
+/// Thumbnail and palette of decoded pixels.
+fn describe(pixels: &Pixels) -> Result<Described<'_>, PipelineError> {
     let thumb = thumbnail::shrink(pixels, THUMBNAIL_MAX_SIDE)?;
-    let webp = thumbnail::encode_webp(&thumb)?;
+    let thumbnail = thumbnail::encode_webp(&thumb)?;
     let (palette, dominant) = palette::palette(&thumb, 5);
-    Ok((webp, palette, dominant, thumb))
+    Ok(Described {
+        thumbnail,
+        palette,
+        dominant,
+        thumb,
+    })
 }
 
 /// Processes a single image: verified, measured, described; stored as it came.
 pub fn process_image(bytes: Vec<u8>) -> Result<Processed, PipelineError> {
     let format = Format::sniff(&bytes)?;
     let (pixels, sha256) = verify_and_hash(&bytes)?;
-    let (thumbnail, palette, dominant, _) = describe(&pixels)?;
+    let Described {
+        thumbnail,
+        palette,
+        dominant,
+        ..
+    } = describe(&pixels)?;
     Ok(Processed {
         format,
         width: pixels.width,

@@ -16,21 +16,30 @@ pub fn palette(p: &Pixels, k: usize) -> (Vec<Rgb>, Rgb) {
         return (Vec::new(), Rgb([0, 0, 0]));
     }
     // Seeds: the luminance quantiles, so the start is spread and reproducible.
-    let mut by_luma = samples.clone();
-    by_luma.sort_by(|a, b| luma(a).total_cmp(&luma(b)));
+    let mut by_luma: Vec<(f32, [f32; 3])> = samples.iter().map(|s| (luma(s), *s)).collect();
+    by_luma.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut centres: Vec<[f32; 3]> = (0..k)
-        .map(|i| by_luma[(2 * i + 1) * by_luma.len() / (2 * k)])
+        .map(|i| by_luma[(2 * i + 1) * by_luma.len() / (2 * k)].1)
         .collect();
     let mut members = vec![0usize; k];
+    // Which centre each sample went to last round: once no sample moves, the centres are
+    // a fixed point and further rounds would repeat this one.
+    let mut owner = vec![usize::MAX; samples.len()];
     for _ in 0..ROUNDS {
         let mut sums = vec![[0f32; 3]; k];
         members.fill(0);
-        for s in &samples {
+        let mut moved = false;
+        for (s, owner) in samples.iter().zip(owner.iter_mut()) {
             let c = nearest(&centres, s);
+            moved |= *owner != c;
+            *owner = c;
             members[c] += 1;
             for ch in 0..3 {
                 sums[c][ch] += s[ch];
             }
+        }
+        if !moved {
+            break;
         }
         for c in 0..k {
             if members[c] > 0 {
@@ -67,11 +76,15 @@ fn luma(c: &[f32; 3]) -> f32 {
 }
 
 fn nearest(centres: &[[f32; 3]], s: &[f32; 3]) -> usize {
-    let dist = |c: &[f32; 3]| (0..3).map(|i| (c[i] - s[i]).powi(2)).sum::<f32>();
-    let mut best = 0;
-    for i in 1..centres.len() {
-        if dist(&centres[i]) < dist(&centres[best]) {
-            best = i;
+    let dist = |c: &[f32; 3]| {
+        let d = [c[0] - s[0], c[1] - s[1], c[2] - s[2]];
+        d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
+    };
+    let (mut best, mut best_d) = (0, f32::INFINITY);
+    for (i, c) in centres.iter().enumerate() {
+        let d = dist(c);
+        if d < best_d {
+            (best, best_d) = (i, d);
         }
     }
     best

@@ -1,6 +1,8 @@
 //! Thumbnails: a fast convolution downscale and lossy WebP (libwebp; `image` only writes
 //! lossless WebP, several times larger for rendered images).
 
+use std::borrow::Cow;
+
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 
@@ -11,11 +13,12 @@ const WEBP_QUALITY: f32 = 80.0;
 /// 4 (within 3 %) in a quarter of the time (5 ms against 20 ms here; see BENCHMARKS.md).
 const WEBP_METHOD: i32 = 1;
 
-/// Scales `src` down so that its longest side is at most `max_side`; never scales up.
-pub fn shrink(src: &Pixels, max_side: u32) -> Result<Pixels, PipelineError> {
+/// Scales `src` down so that its longest side is at most `max_side`; never scales up (a
+/// small picture is its own thumbnail, borrowed rather than copied).
+pub fn shrink(src: &Pixels, max_side: u32) -> Result<Cow<'_, Pixels>, PipelineError> {
     let longest = src.width.max(src.height);
     if longest <= max_side {
-        return Ok(src.clone());
+        return Ok(Cow::Borrowed(src));
     }
     let scale = f64::from(max_side) / f64::from(longest);
     let w = ((f64::from(src.width) * scale).round() as u32).max(1);
@@ -34,12 +37,12 @@ pub fn shrink(src: &Pixels, max_side: u32) -> Result<Pixels, PipelineError> {
     Resizer::new()
         .resize(&view, &mut dst, &options)
         .map_err(|e| PipelineError::Encode(format!("thumbnail resize: {e}")))?;
-    Ok(Pixels {
+    Ok(Cow::Owned(Pixels {
         width: w,
         height: h,
         channels: src.channels,
         data: dst.into_vec(),
-    })
+    }))
 }
 
 /// Lossy WebP at quality 80.

@@ -190,8 +190,7 @@ pub fn quadrant(prompt: &str, seed: u32, side: u32, index: u8) -> Pixels {
     );
     let mut data = vec![0u8; side as usize * side as usize * 3];
     let row_bytes = side as usize * 3;
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    if threads < 2 || side < 512 {
+    if side < 512 || crate::pipeline::threads() < 2 {
         scene.draw_rows(side, 0..side, &mut data);
     } else {
         let half = side / 2;

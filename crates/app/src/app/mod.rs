@@ -237,6 +237,9 @@ impl App {
     /// Writes the generation's JSON record (the generation with its images, as the API shows
     /// it) where the storage layout keeps one; does nothing for layouts that keep none.
     pub async fn write_metadata(&self, id: GenerationId) -> Result<(), AppError> {
+        if !self.store.layout().keeps_metadata() {
+            return Ok(());
+        }
         self.write_record(&self.generation(id).await?).await
     }
 

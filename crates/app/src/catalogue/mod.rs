@@ -142,7 +142,16 @@ pub trait Catalogue: Send + Sync {
     ) -> Result<u32>;
     /// Applies one life-cycle step and appends its event; returns the event as stored.
     /// Refused with `Conflict` when the generation is already terminal.
-    async fn advance(&self, id: GenerationId, change: &Change) -> Result<Event>;
+    async fn advance(&self, id: GenerationId, change: &Change) -> Result<Event> {
+        let mut events = self.advance_all(id, std::slice::from_ref(change)).await?;
+        events
+            .pop()
+            .ok_or_else(|| CatalogueError::Other("the step wrote no event".into()))
+    }
+    /// Applies several steps in order, in one write, as many calls of [`Catalogue::advance`]
+    /// would (each judged after the ones before it), and returns their events. Only the last
+    /// step may end the generation. Nothing is written when the generation is already terminal.
+    async fn advance_all(&self, id: GenerationId, changes: &[Change]) -> Result<Vec<Event>>;
     async fn set_provider_refs(&self, id: GenerationId, refs: &serde_json::Value) -> Result<()>;
     /// The provider account that took the generation (a pool chooses at run time).
     async fn set_account(&self, id: GenerationId, account: &str) -> Result<()>;

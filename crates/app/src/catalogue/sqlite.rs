@@ -97,6 +97,72 @@ impl SqliteCatalogue {
     }
 }
 
+impl SqliteCatalogue {
+    /// At most `MAX_STEPS` steps, already carried forward, in one statement.
+    async fn advance_batch(&self, id: GenerationId, changes: &[Change]) -> Result<Vec<Event>> {
+        let now = OffsetDateTime::now_utc();
+        let mut query = sqlx::query(writes::advance_sql(changes.len()))
+            .bind(id.to_string())
+            .bind(ts(now));
+        for c in changes {
+            query = query
+                .bind(c.kind.as_str())
+                .bind(c.status.as_str())
+                .bind(c.phase.map(crate::domain::Phase::as_str))
+                .bind(c.progress)
+                .bind(c.index.map(i64::from))
+                .bind(c.image_id.map(|i| i.to_string()))
+                .bind(c.error.as_ref().map(|e| e.code.as_str()))
+                .bind(c.error.as_ref().map(|e| e.message.as_str()));
+        }
+        let rows = query.fetch_all(&self.writer).await.map_err(db)?;
+        if rows.is_empty() {
+            let status: Option<String> =
+                sqlx::query_scalar("SELECT status FROM generations WHERE id = ?1")
+                    .bind(id.to_string())
+                    .fetch_optional(&self.writer)
+                    .await
+                    .map_err(db)?;
+            return Err(match status {
+                None => CatalogueError::NotFound(format!("generation {id}")),
+                Some(s) => CatalogueError::Conflict(format!("generation {id} is already {s}")),
+            });
+        }
+        if rows.len() != changes.len() {
+            return Err(other(format!(
+                "{} events written for {} steps",
+                rows.len(),
+                changes.len()
+            )));
+        }
+        // Rows come back in no set order; the steps' events are numbered in step order.
+        let mut rows: Vec<(i64, &sqlx::sqlite::SqliteRow)> = rows
+            .iter()
+            .map(|row| Ok((row.try_get::<i64, _>("seq").map_err(other)?, row)))
+            .collect::<Result<_>>()?;
+        rows.sort_by_key(|(seq, _)| *seq);
+        let mut events: Vec<Event> = Vec::with_capacity(rows.len());
+        for ((seq, row), c) in rows.into_iter().zip(changes) {
+            let status: String = row.try_get("status").map_err(other)?;
+            let phase: Option<String> = row.try_get("phase").map_err(other)?;
+            events.push(Event {
+                generation_id: id,
+                seq: seq as u64,
+                kind: c.kind,
+                at: now,
+                status: crate::domain::GenerationStatus::parse(&status)
+                    .ok_or_else(|| rows::corrupt("status", &status))?,
+                phase: phase.as_deref().and_then(crate::domain::Phase::parse),
+                progress: row.try_get("progress").map_err(other)?,
+                index: c.index,
+                image_id: c.image_id,
+                error: c.error.clone(),
+            });
+        }
+        Ok(events)
+    }
+}
+
 #[async_trait]
 impl Catalogue for SqliteCatalogue {
     async fn create_generation(
@@ -232,67 +298,24 @@ impl Catalogue for SqliteCatalogue {
         Ok(next_version(&mut conn, category, subject, parent).await? as u32)
     }
 
-    async fn advance(&self, id: GenerationId, change: &Change) -> Result<Event> {
-        // One statement: the event is computed from the generation as stored (status rules of
-        // `GenerationStatus::can_become`, progress only raised, phase kept when unset) and the
-        // trigger `events_apply_to_generation` writes it back. A terminal generation selects
-        // no row, so nothing is written.
-        let now = OffsetDateTime::now_utc();
-        let row = sqlx::query(
-            "INSERT INTO events (generation_id, seq, kind, status, phase, progress, idx, image_id,
-                error_code, error_message, created_at)
-             SELECT g.id,
-                (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE generation_id = g.id),
-                ?2,
-                CASE WHEN ?3 IN ('succeeded', 'failed', 'canceled')
-                       OR (g.status = 'queued' AND ?3 IN ('submitted', 'running'))
-                       OR (g.status = 'submitted' AND ?3 = 'running')
-                     THEN ?3 ELSE g.status END,
-                COALESCE(?4, g.phase), MAX(g.progress, ?5), ?6, ?7, ?8, ?9, ?10
-             FROM generations g
-             WHERE g.id = ?1 AND g.status NOT IN ('succeeded', 'failed', 'canceled')
-             RETURNING seq, status, phase, progress",
-        )
-        .bind(id.to_string())
-        .bind(change.kind.as_str())
-        .bind(change.status.as_str())
-        .bind(change.phase.map(crate::domain::Phase::as_str))
-        .bind(change.progress)
-        .bind(change.index.map(i64::from))
-        .bind(change.image_id.map(|i| i.to_string()))
-        .bind(change.error.as_ref().map(|e| e.code.as_str()))
-        .bind(change.error.as_ref().map(|e| e.message.as_str()))
-        .bind(ts(now))
-        .fetch_optional(&self.writer)
-        .await
-        .map_err(db)?;
-        let Some(row) = row else {
-            let status: Option<String> =
-                sqlx::query_scalar("SELECT status FROM generations WHERE id = ?1")
-                    .bind(id.to_string())
-                    .fetch_optional(&self.writer)
-                    .await
-                    .map_err(db)?;
-            return Err(match status {
-                None => CatalogueError::NotFound(format!("generation {id}")),
-                Some(s) => CatalogueError::Conflict(format!("generation {id} is already {s}")),
-            });
-        };
-        let status: String = row.try_get("status").map_err(other)?;
-        let phase: Option<String> = row.try_get("phase").map_err(other)?;
-        Ok(Event {
-            generation_id: id,
-            seq: row.try_get::<i64, _>("seq").map_err(other)? as u64,
-            kind: change.kind,
-            at: now,
-            status: crate::domain::GenerationStatus::parse(&status)
-                .ok_or_else(|| rows::corrupt("status", &status))?,
-            phase: phase.as_deref().and_then(crate::domain::Phase::parse),
-            progress: row.try_get("progress").map_err(other)?,
-            index: change.index,
-            image_id: change.image_id,
-            error: change.error.clone(),
-        })
+    async fn advance_all(&self, id: GenerationId, changes: &[Change]) -> Result<Vec<Event>> {
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        if changes[..changes.len() - 1]
+            .iter()
+            .any(|c| c.status.is_terminal())
+        {
+            return Err(other(
+                "only the last step of a batch may end the generation",
+            ));
+        }
+        let changes = writes::carried_forward(changes);
+        let mut events = Vec::with_capacity(changes.len());
+        for batch in changes.chunks(writes::MAX_STEPS) {
+            events.extend(self.advance_batch(id, batch).await?);
+        }
+        Ok(events)
     }
 
     async fn set_provider_refs(&self, id: GenerationId, refs: &serde_json::Value) -> Result<()> {

@@ -150,6 +150,10 @@ pub(super) struct Run {
     /// What the run shares with its reporters: the provider's references as last saved, the
     /// progress last recorded and when, the upscales stored.
     pub(super) shared: Arc<Shared>,
+    /// This run wrote the `submitted` event (phase `grid_rendering`).
+    just_submitted: bool,
+    /// This run wrote the step that starts the upscales (with the grid's milestone).
+    pub(super) upscales_begun: bool,
 }
 
 impl Run {
@@ -176,6 +180,8 @@ impl Run {
             milestones,
             pjob,
             shared,
+            just_submitted: false,
+            upscales_begun: false,
         }
     }
 
@@ -187,26 +193,40 @@ impl Run {
     }
 
     pub(super) async fn step(&self, change: Change) -> Result<(), JobError> {
-        let event = self.app.catalogue.advance(self.g.id, &change).await?;
-        self.shared.recorded(&event);
-        self.app.bus.publish(event);
+        self.steps(&[change]).await
+    }
+
+    /// Steps that follow one another at once, written together.
+    pub(super) async fn steps(&self, changes: &[Change]) -> Result<(), JobError> {
+        for event in self.app.catalogue.advance_all(self.g.id, changes).await? {
+            self.shared.recorded(&event);
+            self.app.bus.publish(event);
+        }
         Ok(())
     }
 
     async fn go(mut self) -> Result<(), JobError> {
         let id = self.g.id;
-        if self.g.status == GenerationStatus::Queued {
-            self.step(Change::new(
-                EventKind::Submitted,
-                GenerationStatus::Submitted,
-                Milestones::SUBMITTED,
-            ))
+        // A generation still queued has never run: nothing of it can be stored yet.
+        let stored = if self.g.status == GenerationStatus::Queued {
+            // Handed to the provider, which starts on the grid: the generation turns
+            // `running` with the provider's first progress (or the grid itself).
+            self.step(
+                Change::new(
+                    EventKind::Submitted,
+                    GenerationStatus::Submitted,
+                    Milestones::SUBMITTED,
+                )
+                .phase(Phase::GridRendering),
+            )
             .await?;
-        }
-        let stored =
+            self.just_submitted = true;
+            Vec::new()
+        } else {
             self.app.images_of(id).await.map_err(|e| {
                 JobError::Retry(Failure::new(ErrorCode::Internal, e.to_string()), None)
-            })?;
+            })?
+        };
         let has = |role: Role| stored.iter().find(|i| i.role == role).cloned();
         if self.g.kind == GenerationKind::Describe {
             return self.describe().await;
@@ -245,27 +265,33 @@ impl Run {
             if !split && !missing.is_empty() {
                 in_flight = Some(self.ask_upscales(missing.clone()));
             }
-            let grid = if split {
+            let image = if split {
                 let ProcessedGrid { grid, quadrants: q } =
                     blocking(move || pipeline::process_grid(delivery.bytes, png)).await?;
                 quadrants = Some(q);
-                grid
+                self.save(Role::Grid, grid).await?
             } else {
-                blocking(move || pipeline::process_image(delivery.bytes)).await?
+                self.process_and_save(Role::Grid, move || pipeline::process_image(delivery.bytes))
+                    .await?
             };
-            let image = self.save(Role::Grid, grid).await?;
             self.shared.grid_stored();
-            self.step(self.grid_completed(image.id)).await?;
+            let mut steps = vec![self.grid_completed(image.id)];
+            if !missing.is_empty() {
+                steps.push(self.upscales_begin());
+            }
+            self.steps(&steps).await?;
+            self.upscales_begun = !missing.is_empty();
             image
         };
         let done = (wanted.len() - missing.len()) as u8;
-        self.upscales(&grid, quadrants, done, missing, in_flight)
+        // The last upscale's milestone is written with the end.
+        let last = self
+            .upscales(&grid, quadrants, done, missing, in_flight)
             .await?;
-        self.step(
-            Change::new(EventKind::Completed, GenerationStatus::Succeeded, 100.0)
-                .phase(Phase::Completed),
-        )
-        .await?;
+        let end = Change::new(EventKind::Completed, GenerationStatus::Succeeded, 100.0)
+            .phase(Phase::Completed);
+        self.steps(&last.into_iter().chain([end]).collect::<Vec<_>>())
+            .await?;
         // The library layout keeps a JSON record beside the images. It is derived data: a
         // failure is logged, not fatal, and the record can be written again from the catalogue.
         if let Err(e) = self.app.write_metadata(id).await {
@@ -281,8 +307,10 @@ impl Run {
             image
         } else {
             let delivery = self.render_one().await?;
-            let processed = blocking(move || pipeline::process_image(delivery.bytes)).await?;
-            self.save(Role::Variant(1), processed).await?
+            self.process_and_save(Role::Variant(1), move || {
+                pipeline::process_image(delivery.bytes)
+            })
+            .await?
         };
         let mut done = Change::new(EventKind::Completed, GenerationStatus::Succeeded, 100.0)
             .phase(Phase::Completed);
@@ -305,8 +333,12 @@ impl Run {
         .await
     }
 
-    /// The step that starts a render: submitted (25), phase `grid_rendering`.
+    /// The step that starts a render: submitted (25), phase `grid_rendering`; already said by
+    /// the `submitted` event when this run wrote it.
     async fn rendering(&self) -> Result<(), JobError> {
+        if self.just_submitted {
+            return Ok(());
+        }
         self.step(
             Change::new(
                 EventKind::Progress,
@@ -334,6 +366,17 @@ impl Run {
         .phase(Phase::GridCompleted);
         change.image_id = Some(image);
         change
+    }
+
+    /// The step between the grid's milestone and the first upscale's: same progress, phase
+    /// `upscales_in_progress`.
+    pub(super) fn upscales_begin(&self) -> Change {
+        Change::new(
+            EventKind::Progress,
+            GenerationStatus::Running,
+            self.milestones.grid_stored(),
+        )
+        .phase(Phase::UpscalesInProgress)
     }
 
     /// The milestone of upscale `index`, the `done`-th stored.
@@ -403,6 +446,83 @@ impl Run {
     async fn save(&self, role: Role, p: Processed) -> Result<Image, JobError> {
         save(&self.app, &self.g, self.reg.synthetic, role, p).await
     }
+
+    async fn process_and_save(
+        &self,
+        role: Role,
+        process: impl FnOnce() -> Result<Processed, PipelineError> + Send + 'static,
+    ) -> Result<Image, JobError> {
+        let image =
+            process_and_store(&self.app, &self.g, self.reg.synthetic, role, process).await?;
+        insert(&self.app, &image).await
+    }
+}
+
+/// Runs `process` (the pipeline on a delivered image) and writes the image's blobs on one
+/// blocking thread; returns the image's row, to insert once its place in the life cycle
+/// allows.
+pub(super) async fn process_and_store(
+    app: &Arc<App>,
+    g: &Arc<Generation>,
+    synthetic: bool,
+    role: Role,
+    process: impl FnOnce() -> Result<Processed, PipelineError> + Send + 'static,
+) -> Result<Image, JobError> {
+    let mut rows = store_made(app, g, synthetic, move || Ok(vec![(role, process()?)])).await?;
+    rows.pop()
+        .ok_or_else(|| JobError::Abort(Failure::new(ErrorCode::Internal, "no image made")))
+}
+
+/// Writes the blobs of several processed images in one batch; returns their rows, in order,
+/// to insert.
+pub(super) async fn store_all(
+    app: &Arc<App>,
+    g: &Arc<Generation>,
+    synthetic: bool,
+    images: Vec<(Role, Processed)>,
+) -> Result<Vec<Image>, JobError> {
+    store_made(app, g, synthetic, move || Ok(images)).await
+}
+
+/// Makes images with `make` and writes their blobs, both on one blocking thread when the
+/// store is the folder store (other stores write from the runtime); returns their rows.
+async fn store_made(
+    app: &Arc<App>,
+    g: &Arc<Generation>,
+    synthetic: bool,
+    make: impl FnOnce() -> Result<Vec<(Role, Processed)>, PipelineError> + Send + 'static,
+) -> Result<Vec<Image>, JobError> {
+    let (app2, g2) = (app.clone(), g.clone());
+    let (rows, unwritten) = tokio::task::spawn_blocking(move || {
+        let mut rows = Vec::new();
+        let mut blobs = Vec::new();
+        for (role, processed) in make().map_err(pipeline_error)? {
+            let (image, files) = app2.image_and_blobs(&g2, role, processed, synthetic);
+            rows.push(image);
+            blobs.extend(files);
+        }
+        let unwritten = app2.store.put_all_here(blobs)?;
+        Ok::<_, JobError>((rows, unwritten))
+    })
+    .await
+    .map_err(|e| JobError::Retry(Failure::new(ErrorCode::Internal, e.to_string()), None))??;
+    if let Some(blobs) = unwritten {
+        app.store.put_all(blobs).await?;
+    }
+    Ok(rows)
+}
+
+impl From<crate::store::StoreError> for JobError {
+    fn from(e: crate::store::StoreError) -> Self {
+        JobError::Retry(Failure::new(ErrorCode::Internal, e.to_string()), None)
+    }
+}
+
+/// Inserts the image's row; returns the one already there when a retried job had written it.
+pub(super) async fn insert(app: &App, image: &Image) -> Result<Image, JobError> {
+    match app.catalogue.insert_image(image).await? {
+        Inserted::New(i) | Inserted::Existing(i) => Ok(i),
+    }
 }
 
 /// Stores the blobs, then the catalogue row: a row never points at a missing blob, and a
@@ -418,7 +538,5 @@ pub(super) async fn save(
         .store_image(g, role, p, synthetic)
         .await
         .map_err(|e| JobError::Retry(Failure::new(ErrorCode::Internal, e.to_string()), None))?;
-    match app.catalogue.insert_image(&image).await? {
-        Inserted::New(i) | Inserted::Existing(i) => Ok(i),
-    }
+    insert(app, &image).await
 }

@@ -12,10 +12,10 @@
 use tokio::task::JoinSet;
 
 use super::JobError;
-use super::generate::{Run, blocking, save};
+use super::generate::{Run, blocking, insert, process_and_store, store_all};
 use super::reporter::Stage;
 use crate::catalogue::Change;
-use crate::domain::{ErrorCode, EventKind, Failure, GenerationStatus, Image, Phase, Role};
+use crate::domain::{ErrorCode, Failure, Image, Role};
 use crate::pipeline::{self, Processed};
 use crate::providers::UpscaleMode;
 
@@ -50,7 +50,8 @@ impl Run {
     }
 
     /// Makes and stores the `missing` upscales (those of `in_flight` already asked for); `done`
-    /// were stored before this run.
+    /// were stored before this run. Returns the last one's milestone, unwritten, for the caller
+    /// to write with the step that follows it.
     pub(super) async fn upscales(
         &self,
         grid: &Image,
@@ -58,21 +59,14 @@ impl Run {
         done: u8,
         missing: Vec<u8>,
         in_flight: Option<InFlight>,
-    ) -> Result<(), JobError> {
+    ) -> Result<Option<Change>, JobError> {
         self.shared.set_upscales_stored(done);
         if missing.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
-        if done == 0 {
-            self.step(
-                Change::new(
-                    EventKind::Progress,
-                    GenerationStatus::Running,
-                    self.milestones.grid_stored(),
-                )
-                .phase(Phase::UpscalesInProgress),
-            )
-            .await?;
+        // A grid stored by this run wrote this step with its milestone.
+        if done == 0 && !self.upscales_begun {
+            self.step(self.upscales_begin()).await?;
         }
         match self.reg.upscale_mode {
             UpscaleMode::Provider => {
@@ -84,10 +78,16 @@ impl Run {
     }
 
     /// Writes the milestone of upscale `index`, the `done`-th stored.
-    async fn stored(&self, index: u8, done: u8, image: &Image) -> Result<(), JobError> {
+    /// The last of the generation's upscales is not written but returned, for the caller to
+    /// write with the step that follows it (the end).
+    async fn stored(&self, index: u8, done: u8, image: &Image) -> Result<Option<Change>, JobError> {
         self.shared.set_upscales_stored(done);
-        self.step(self.upscale_completed(index, done, image.id))
-            .await
+        let change = self.upscale_completed(index, done, image.id);
+        if usize::from(done) >= self.g.parameters.upscale.len() {
+            return Ok(Some(change));
+        }
+        self.step(change).await?;
+        Ok(None)
     }
 
     /// Asks the provider for every missing upscale at once (at most its
@@ -99,8 +99,9 @@ impl Run {
         &self,
         mut done: u8,
         mut in_flight: InFlight,
-    ) -> Result<(), JobError> {
+    ) -> Result<Option<Change>, JobError> {
         let mut retry: Option<JobError> = None;
+        let mut last = None;
         loop {
             if retry.is_none() {
                 self.top_up(&mut in_flight);
@@ -117,7 +118,7 @@ impl Run {
             match outcome {
                 Ok((index, image)) => {
                     done += 1;
-                    self.stored(index, done, &image).await?;
+                    last = self.stored(index, done, &image).await?;
                 }
                 Err(e @ JobError::Retry(..)) => {
                     retry.get_or_insert(e);
@@ -125,7 +126,7 @@ impl Run {
                 Err(e) => return Err(e),
             }
         }
-        retry.map_or(Ok(()), Err)
+        retry.map_or(Ok(last), Err)
     }
 
     /// One upscale from the provider, processed and stored (blobs, then its row); the
@@ -138,15 +139,19 @@ impl Run {
         let (app, g, synthetic) = (self.app.clone(), self.g.clone(), self.reg.synthetic);
         async move {
             let delivery = provider.upscale(&job, index, &reporter).await?;
-            let processed = blocking(move || pipeline::process_image(delivery.bytes)).await?;
+            let image = process_and_store(&app, &g, synthetic, Role::Upscale(index), move || {
+                pipeline::process_image(delivery.bytes)
+            })
+            .await?;
             // The grid's row first: a crash in between then resumes in the life cycle's order.
+            // (Blobs without a row are harmless: a retry writes the same keys again.)
             if !grid_stored.await {
                 return Err(JobError::Retry(
                     Failure::new(ErrorCode::Internal, "the grid was not stored"),
                     None,
                 ));
             }
-            let image = save(&app, &g, synthetic, Role::Upscale(index), processed).await?;
+            let image = insert(&app, &image).await?;
             Ok((index, image))
         }
     }
@@ -159,7 +164,7 @@ impl Run {
         quadrants: Option<Vec<Processed>>,
         mut done: u8,
         missing: Vec<u8>,
-    ) -> Result<(), JobError> {
+    ) -> Result<Option<Change>, JobError> {
         let quadrants = if let Some(q) = quadrants {
             q
         } else {
@@ -176,24 +181,24 @@ impl Run {
                 .await?
                 .quadrants
         };
-        for index in missing {
+        let mut cut = Vec::with_capacity(missing.len());
+        for &index in &missing {
             let processed = quadrants
                 .get(usize::from(index).wrapping_sub(1))
                 .cloned()
                 .ok_or_else(|| {
                     JobError::Abort(Failure::new(ErrorCode::Internal, "missing quadrant"))
                 })?;
-            let image = save(
-                &self.app,
-                &self.g,
-                self.reg.synthetic,
-                Role::Upscale(index),
-                processed,
-            )
-            .await?;
-            done += 1;
-            self.stored(index, done, &image).await?;
+            cut.push((Role::Upscale(index), processed));
         }
-        Ok(())
+        // Every quadrant's files in one batch, then the rows and milestones in order.
+        let images = store_all(&self.app, &self.g, self.reg.synthetic, cut).await?;
+        let mut last = None;
+        for (index, image) in missing.into_iter().zip(images) {
+            let image = insert(&self.app, &image).await?;
+            done += 1;
+            last = self.stored(index, done, &image).await?;
+        }
+        Ok(last)
     }
 }

@@ -88,16 +88,15 @@ impl Layout {
         }
     }
 
+    /// Whether the layout keeps a JSON record of each generation beside its images.
+    pub fn keeps_metadata(self) -> bool {
+        matches!(self, Self::Library)
+    }
+
     /// The key of the generation's JSON metadata, for layouts that keep one.
     pub fn metadata_key(self, ctx: &KeyContext<'_>) -> Option<String> {
-        match self {
-            Self::Default => None,
-            Self::Library => Some(format!(
-                "metadata/{}/{}.json",
-                ctx.category_dir(),
-                ctx.stem()
-            )),
-        }
+        self.keeps_metadata()
+            .then(|| format!("metadata/{}/{}.json", ctx.category_dir(), ctx.stem()))
     }
 }
 

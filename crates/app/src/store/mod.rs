@@ -53,6 +53,9 @@ pub enum StoreError {
     },
 }
 
+/// Blobs to write: each key with its bytes.
+pub type Blobs = Vec<(String, Vec<u8>)>;
+
 /// Where blobs live, and how to name them.
 #[derive(Clone)]
 pub struct Store {
@@ -127,7 +130,7 @@ impl Store {
 
     /// Writes several blobs, each atomically, replacing what was there. Each blob is complete
     /// or absent; when one fails, the others may already be in place.
-    pub async fn put_all(&self, blobs: Vec<(String, Vec<u8>)>) -> Result<(), StoreError> {
+    pub async fn put_all(&self, blobs: Blobs) -> Result<(), StoreError> {
         if let Some(dirs) = &self.local {
             let dirs = dirs.clone();
             return tokio::task::spawn_blocking(move || dirs.put_all(&blobs))
@@ -154,6 +157,16 @@ impl Store {
             })??;
         }
         Ok(())
+    }
+
+    /// For a caller already on a blocking thread: the folder store writes the blobs right
+    /// there (as [`Store::put_all`] would, without another hand-off) and returns `None`; other
+    /// stores write from the runtime, so they get the blobs back to pass to `put_all`.
+    pub fn put_all_here(&self, blobs: Blobs) -> Result<Option<Blobs>, StoreError> {
+        match &self.local {
+            Some(dirs) => dirs.put_all(&blobs).map(|()| None),
+            None => Ok(Some(blobs)),
+        }
     }
 
     /// Reads `key` and checks it against the SHA-256 the catalogue recorded.

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use crate::support::test_catalogue;
 
-fn generation(subject: Option<&str>, parent: Option<GenerationId>) -> Generation {
+pub(super) fn generation(subject: Option<&str>, parent: Option<GenerationId>) -> Generation {
     Generation {
         id: GenerationId::new(),
         owner: None,
@@ -40,7 +40,7 @@ fn generation(subject: Option<&str>, parent: Option<GenerationId>) -> Generation
     }
 }
 
-fn job(slot: &str, concurrency: u32, run_at: i64) -> NewJob {
+pub(super) fn job(slot: &str, concurrency: u32, run_at: i64) -> NewJob {
     NewJob {
         id: JobId::new(),
         slot: slot.into(),
@@ -78,7 +78,11 @@ fn image(g: &Generation, role: Role, tags: &[&str]) -> Image {
     }
 }
 
-fn claim<'a>(worker: &'a str, slots: &'a [String], only: Option<GenerationId>) -> Claim<'a> {
+pub(super) fn claim<'a>(
+    worker: &'a str,
+    slots: &'a [String],
+    only: Option<GenerationId>,
+) -> Claim<'a> {
     Claim {
         worker,
         lease_ms: 1_000,

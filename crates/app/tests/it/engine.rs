@@ -486,6 +486,19 @@ async fn a_stored_image_without_its_event_gets_it_on_resume() {
     let s = Scripted::new(Duration::ZERO, vec![]);
     let t = scripted(&s, 1, UpscaleMode::Provider).await;
     let id = submit(&t, "half done", "1").await;
+    // The crashed run had said `submitted` before it stored anything.
+    t.app
+        .catalogue
+        .advance(
+            id,
+            &atelier::catalogue::Change::new(
+                EventKind::Submitted,
+                GenerationStatus::Submitted,
+                25.0,
+            ),
+        )
+        .await
+        .unwrap();
     let g = t.app.catalogue.generation(id).await.unwrap();
     let bytes = atelier::providers::sandbox::draw::grid("half done", 1, 64)
         .encode_png()

@@ -9,6 +9,7 @@ mod cli;
 mod crash;
 mod engine;
 mod midjourney;
+mod steps;
 mod support;
 mod tidy;
 mod upscales;

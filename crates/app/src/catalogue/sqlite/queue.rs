@@ -8,34 +8,50 @@ use super::{SqliteCatalogue, db, rows};
 use crate::catalogue::{CatalogueError, Claim, QueueCounts, Result};
 use crate::domain::{GenerationId, Job, JobId, JobStatus, Lease};
 
+/// The first job matching `$which` in (`run_at`, `id`) order, among the claim's slots (`?4`) and
+/// generation (`?5`), in a slot with fewer live leases than its limit. Jobs whose worker died
+/// (an expired lease) are taken before pending ones: they started first. Each half walks the
+/// `jobs_due` index in order and stops at the first job that qualifies.
+macro_rules! pick {
+    ($which:literal) => {
+        concat!(
+            "SELECT j.id FROM jobs j WHERE ",
+            $which,
+            " AND j.slot IN (SELECT value FROM json_each(?4))
+              AND (?5 IS NULL OR j.generation_id = ?5)
+              AND (SELECT COUNT(*) FROM jobs r
+                   WHERE r.slot = j.slot AND r.status = 'running'
+                     AND r.lease_expires_at >= ?2 AND r.id <> j.id) < j.concurrency
+            ORDER BY j.run_at, j.id LIMIT 1"
+        )
+    };
+}
+
+/// The first runnable job among `slots` whose slot has room, in the order `pick` gives.
+const CLAIM: &str = concat!(
+    "UPDATE jobs SET status = 'running', lease_owner = ?1, lease_expires_at = ?2 + ?3,
+        attempts = attempts + 1, updated_at = ?2
+     WHERE id = COALESCE((",
+    pick!("j.status = 'running' AND j.lease_expires_at < ?2"),
+    "), (",
+    pick!("j.status = 'pending' AND j.run_at <= ?2"),
+    ")) RETURNING *"
+);
+
 pub(super) async fn claim_job(
     cat: &SqliteCatalogue,
     claim: &Claim<'_>,
     now: i64,
 ) -> Result<Option<Job>> {
-    let row = sqlx::query(
-        "UPDATE jobs SET status = 'running', lease_owner = ?1, lease_expires_at = ?2 + ?3,
-            attempts = attempts + 1, updated_at = ?2
-         WHERE id = (
-            SELECT j.id FROM jobs j
-            WHERE ((j.status = 'pending' AND j.run_at <= ?2)
-                   OR (j.status = 'running' AND j.lease_expires_at < ?2))
-              AND j.slot IN (SELECT value FROM json_each(?4))
-              AND (?5 IS NULL OR j.generation_id = ?5)
-              AND (SELECT COUNT(*) FROM jobs r
-                   WHERE r.slot = j.slot AND r.status = 'running'
-                     AND r.lease_expires_at >= ?2 AND r.id <> j.id) < j.concurrency
-            ORDER BY j.run_at, j.id LIMIT 1)
-         RETURNING *",
-    )
-    .bind(claim.worker)
-    .bind(now)
-    .bind(claim.lease_ms)
-    .bind(slots_json(claim.slots))
-    .bind(claim.only.map(|g| g.to_string()))
-    .fetch_optional(&cat.writer)
-    .await
-    .map_err(db)?;
+    let row = sqlx::query(CLAIM)
+        .bind(claim.worker)
+        .bind(now)
+        .bind(claim.lease_ms)
+        .bind(slots_json(claim.slots))
+        .bind(claim.only.map(|g| g.to_string()))
+        .fetch_optional(&cat.writer)
+        .await
+        .map_err(db)?;
     row.as_ref().map(rows::job).transpose()
 }
 

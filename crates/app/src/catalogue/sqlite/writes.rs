@@ -1,5 +1,5 @@
 //! Statements shared by several catalogue methods: the next version number, an image row,
-//! an event row.
+//! an event row, the life-cycle steps.
 
 use time::OffsetDateTime;
 
@@ -122,4 +122,79 @@ pub(super) async fn insert_event(
         image_id: c.image_id,
         error: c.error.clone(),
     })
+}
+
+/// How many steps one `advance_all` statement takes at most; its SQL is built once per count.
+pub(super) const MAX_STEPS: usize = 8;
+
+/// The statement that appends `n` steps' events (`?1` the generation, `?2` the time, then eight
+/// parameters per step), each computed from the generation as stored: the status rules of
+/// `GenerationStatus::can_become`, progress only raised, phase kept when unset. The trigger
+/// `events_apply_to_generation` writes each back, in order. A terminal generation selects no
+/// row, so nothing is written.
+///
+/// One statement rather than one per step: `SQLite` runs an `INSERT … SELECT` that reads its own
+/// table (here, for the next `seq`) from a temporary copy of the selected rows, so every step
+/// sees the generation and its events as they were before the statement; the steps are
+/// therefore numbered `MAX(seq) + n` and carried forward beforehand (`carried_forward`), which
+/// makes each as judged after the ones before it. `n` is 1 to [`MAX_STEPS`].
+pub(super) fn advance_sql(n: usize) -> &'static str {
+    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let all = SQL.get_or_init(|| (1..=MAX_STEPS).map(build_advance_sql).collect());
+    &all[n.clamp(1, MAX_STEPS) - 1]
+}
+
+fn build_advance_sql(n: usize) -> String {
+    let steps: Vec<String> = (0..n)
+        .map(|i| {
+            let p = 3 + i * 8;
+            format!(
+                "({}, ?{p}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{})",
+                i + 1,
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4,
+                p + 5,
+                p + 6,
+                p + 7
+            )
+        })
+        .collect();
+    format!(
+        "INSERT INTO events (generation_id, seq, kind, status, phase, progress, idx, image_id,
+            error_code, error_message, created_at)
+         SELECT g.id,
+            (SELECT COALESCE(MAX(seq), 0) FROM events WHERE generation_id = g.id) + c.column1,
+            c.column2,
+            CASE WHEN c.column3 IN ('succeeded', 'failed', 'canceled')
+                   OR (g.status = 'queued' AND c.column3 IN ('submitted', 'running'))
+                   OR (g.status = 'submitted' AND c.column3 = 'running')
+                 THEN c.column3 ELSE g.status END,
+            COALESCE(c.column4, g.phase), MAX(g.progress, c.column5), c.column6, c.column7,
+            c.column8, c.column9, ?2
+         FROM generations g, (VALUES {}) AS c
+         WHERE g.id = ?1 AND g.status NOT IN ('succeeded', 'failed', 'canceled')
+         ORDER BY c.column1
+         RETURNING seq, status, phase, progress",
+        steps.join(", ")
+    )
+}
+
+/// The steps as each would be stored after the ones before it: a status never moves back
+/// (`can_become` decides), a missing phase is the previous step's, progress is only raised.
+pub(super) fn carried_forward(changes: &[Change]) -> Vec<Change> {
+    let mut out: Vec<Change> = Vec::with_capacity(changes.len());
+    for c in changes {
+        let mut c = c.clone();
+        if let Some(before) = out.last() {
+            if !before.status.can_become(c.status) {
+                c.status = before.status;
+            }
+            c.phase = c.phase.or(before.phase);
+            c.progress = c.progress.max(before.progress);
+        }
+        out.push(c);
+    }
+    out
 }

@@ -152,9 +152,14 @@ pub trait Catalogue: Send + Sync {
     /// would (each judged after the ones before it), and returns their events. Only the last
     /// step may end the generation. Nothing is written when the generation is already terminal.
     async fn advance_all(&self, id: GenerationId, changes: &[Change]) -> Result<Vec<Event>>;
-    async fn set_provider_refs(&self, id: GenerationId, refs: &serde_json::Value) -> Result<()>;
-    /// The provider account that took the generation (a pool chooses at run time).
-    async fn set_account(&self, id: GenerationId, account: &str) -> Result<()>;
+    /// Saves the provider's references, and with them the provider account that took the
+    /// generation when given (a pool chooses at run time).
+    async fn set_provider_refs(
+        &self,
+        id: GenerationId,
+        refs: &serde_json::Value,
+        account: Option<&str>,
+    ) -> Result<()>;
 
     // Images.
 

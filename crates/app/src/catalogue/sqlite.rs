@@ -318,26 +318,22 @@ impl Catalogue for SqliteCatalogue {
         Ok(events)
     }
 
-    async fn set_provider_refs(&self, id: GenerationId, refs: &serde_json::Value) -> Result<()> {
-        let done = sqlx::query("UPDATE generations SET provider_refs = ?2 WHERE id = ?1")
-            .bind(id.to_string())
-            .bind(refs.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(db)?;
-        if done.rows_affected() == 0 {
-            return Err(CatalogueError::NotFound(format!("generation {id}")));
-        }
-        Ok(())
-    }
-
-    async fn set_account(&self, id: GenerationId, account: &str) -> Result<()> {
-        let done = sqlx::query("UPDATE generations SET account = ?2 WHERE id = ?1")
-            .bind(id.to_string())
-            .bind(account)
-            .execute(&self.writer)
-            .await
-            .map_err(db)?;
+    async fn set_provider_refs(
+        &self,
+        id: GenerationId,
+        refs: &serde_json::Value,
+        account: Option<&str>,
+    ) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE generations SET provider_refs = ?2, account = COALESCE(?3, account)
+             WHERE id = ?1",
+        )
+        .bind(id.to_string())
+        .bind(refs.to_string())
+        .bind(account)
+        .execute(&self.writer)
+        .await
+        .map_err(db)?;
         if done.rows_affected() == 0 {
             return Err(CatalogueError::NotFound(format!("generation {id}")));
         }

@@ -37,6 +37,8 @@ pub(super) struct Shared {
     /// Upscales stored so far: the in-flight upscales' progress lies between this many
     /// stored and one more.
     upscales_stored: AtomicU8,
+    /// The account the provider took, until a save of the references has written it.
+    account: std::sync::Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -47,6 +49,7 @@ impl Shared {
             grid: tokio::sync::watch::Sender::new(false),
             recorded: std::sync::Mutex::new((progress, None)),
             upscales_stored: AtomicU8::new(0),
+            account: std::sync::Mutex::new(None),
         })
     }
 
@@ -183,8 +186,26 @@ impl Reporter for JobReporter {
         let Ok((value, changes)) = self.shared.refs.lock().map(|r| r.clone()) else {
             return;
         };
-        match self.app.catalogue.set_provider_refs(self.g, &value).await {
-            Ok(()) => *written = changes,
+        let account = self
+            .shared
+            .account
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or_default();
+        let saved = self
+            .app
+            .catalogue
+            .set_provider_refs(self.g, &value, account.as_deref())
+            .await;
+        match saved {
+            Ok(()) => {
+                *written = changes;
+                if let Ok(mut pending) = self.shared.account.lock()
+                    && *pending == account
+                {
+                    *pending = None;
+                }
+            }
             Err(e) => {
                 tracing::warn!(generation = %self.g, error = %e, "provider references not saved");
             }
@@ -207,8 +228,8 @@ impl Reporter for JobReporter {
     }
 
     async fn account(&self, name: &str) {
-        if let Err(e) = self.app.catalogue.set_account(self.g, name).await {
-            tracing::warn!(generation = %self.g, error = %e, "provider account not saved");
+        if let Ok(mut pending) = self.shared.account.lock() {
+            *pending = Some(name.to_owned());
         }
     }
 }

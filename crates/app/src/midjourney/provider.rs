@@ -87,8 +87,8 @@ impl Midjourney {
         Ok((account, new))
     }
 
-    /// Runs `work` on the job's account; the generation's account column is written
-    /// meanwhile, since nothing the job does depends on it.
+    /// Runs `work` on the job's account, noted for the generation's account column (written
+    /// with the references `work` saves before it sends anything).
     async fn on_account<'a, T, F, Fut>(
         &self,
         job: &'a ProviderJob,
@@ -100,13 +100,10 @@ impl Midjourney {
         Fut: Future<Output = Result<T, ProviderError>>,
     {
         let (account, new) = self.account(job, saved).await?;
-        let name = account.name.clone();
-        let note = async {
-            if new {
-                saved.report.account(&name).await;
-            }
-        };
-        tokio::join!(note, work(account)).1
+        if new {
+            saved.report.account(&account.name).await;
+        }
+        work(account).await
     }
 
     async fn deliver(&self, account: &Account, shot: &Shot) -> Result<Delivery, ProviderError> {

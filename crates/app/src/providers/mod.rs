@@ -93,7 +93,9 @@ pub trait Reporter: Send + Sync {
     async fn save_refs(&self, refs: serde_json::Value) {
         self.update_refs(Box::new(move |value| *value = refs)).await;
     }
-    /// The provider account that took the job (pools choose one at run time).
+    /// The provider account that took the job (pools choose one at run time): recorded with
+    /// the next references saved, which a job on an account always saves before it sends
+    /// anything.
     async fn account(&self, _name: &str) {}
     /// Something the job's followers must hear although the job goes on (an account taken
     /// out of the pool): a progress event carrying `notice` as its error.

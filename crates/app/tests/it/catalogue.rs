@@ -221,17 +221,32 @@ async fn generations_versions_and_events() {
     );
     assert_eq!(c.events(g.id, 3).await.unwrap().len(), 3);
 
-    c.set_provider_refs(g.id, &serde_json::json!({"message_id": "42"}))
+    c.set_provider_refs(g.id, &serde_json::json!({"message_id": "42"}), None)
         .await
         .unwrap();
+    let back = c.generation(g.id).await.unwrap();
     assert_eq!(
-        c.generation(g.id).await.unwrap().provider_refs["message_id"],
-        "42"
+        (
+            back.provider_refs["message_id"].as_str(),
+            back.account.as_deref()
+        ),
+        (Some("42"), Some("local")),
+        "no account given: the one recorded stays"
     );
-    c.set_account(g.id, "second").await.unwrap();
+    c.set_provider_refs(
+        g.id,
+        &serde_json::json!({"message_id": "43"}),
+        Some("second"),
+    )
+    .await
+    .unwrap();
+    let back = c.generation(g.id).await.unwrap();
     assert_eq!(
-        c.generation(g.id).await.unwrap().account.as_deref(),
-        Some("second")
+        (
+            back.provider_refs["message_id"].as_str(),
+            back.account.as_deref()
+        ),
+        (Some("43"), Some("second"))
     );
 
     let unknown = GenerationId::new();
@@ -248,11 +263,8 @@ async fn generations_versions_and_events() {
         Err(CatalogueError::NotFound(_))
     ));
     assert!(matches!(
-        c.set_provider_refs(unknown, &serde_json::json!({})).await,
-        Err(CatalogueError::NotFound(_))
-    ));
-    assert!(matches!(
-        c.set_account(unknown, "x").await,
+        c.set_provider_refs(unknown, &serde_json::json!({}), Some("x"))
+            .await,
         Err(CatalogueError::NotFound(_))
     ));
 }

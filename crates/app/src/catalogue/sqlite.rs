@@ -105,15 +105,7 @@ impl SqliteCatalogue {
             .bind(id.to_string())
             .bind(ts(now));
         for c in changes {
-            query = query
-                .bind(c.kind.as_str())
-                .bind(c.status.as_str())
-                .bind(c.phase.map(crate::domain::Phase::as_str))
-                .bind(c.progress)
-                .bind(c.index.map(i64::from))
-                .bind(c.image_id.map(|i| i.to_string()))
-                .bind(c.error.as_ref().map(|e| e.code.as_str()))
-                .bind(c.error.as_ref().map(|e| e.message.as_str()));
+            query = writes::bind_change(query, c);
         }
         let rows = query.fetch_all(&self.writer).await.map_err(db)?;
         if rows.is_empty() {

@@ -91,25 +91,18 @@ pub(super) async fn insert_event(
     c: &Change,
     at: OffsetDateTime,
 ) -> Result<Event> {
-    sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO events (generation_id, seq, kind, status, phase, progress, idx, image_id,
             error_code, error_message, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )
     .bind(id.to_string())
-    .bind(seq)
-    .bind(c.kind.as_str())
-    .bind(c.status.as_str())
-    .bind(c.phase.map(crate::domain::Phase::as_str))
-    .bind(c.progress)
-    .bind(c.index.map(i64::from))
-    .bind(c.image_id.map(|i| i.to_string()))
-    .bind(c.error.as_ref().map(|e| e.code.as_str()))
-    .bind(c.error.as_ref().map(|e| e.message.as_str()))
-    .bind(ts(at))
-    .execute(&mut **tx)
-    .await
-    .map_err(db)?;
+    .bind(seq);
+    bind_change(query, c)
+        .bind(ts(at))
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
     Ok(Event {
         generation_id: id,
         seq: seq as u64,
@@ -197,4 +190,21 @@ pub(super) fn carried_forward(changes: &[Change]) -> Vec<Change> {
         out.push(c);
     }
     out
+}
+
+/// Binds a step's eight values, in the order of the events table's columns from `kind` to
+/// `error_message`.
+pub(super) fn bind_change<'q>(
+    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    c: &'q Change,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    query
+        .bind(c.kind.as_str())
+        .bind(c.status.as_str())
+        .bind(c.phase.map(crate::domain::Phase::as_str))
+        .bind(c.progress)
+        .bind(c.index.map(i64::from))
+        .bind(c.image_id.map(|i| i.to_string()))
+        .bind(c.error.as_ref().map(|e| e.code.as_str()))
+        .bind(c.error.as_ref().map(|e| e.message.as_str()))
 }

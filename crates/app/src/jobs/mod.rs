@@ -15,6 +15,7 @@
 mod bus;
 mod generate;
 mod reporter;
+mod storing;
 mod upscales;
 mod worker;
 

@@ -12,8 +12,9 @@
 use tokio::task::JoinSet;
 
 use super::JobError;
-use super::generate::{Run, blocking, insert, process_and_store, store_all};
+use super::generate::{Run, blocking};
 use super::reporter::Stage;
+use super::storing::{insert, process_and_store, store_all};
 use crate::catalogue::Change;
 use crate::domain::{ErrorCode, Failure, Image, Role};
 use crate::pipeline::{self, Processed};

@@ -1,0 +1,94 @@
+//! Where a generate job's images go: processed and written on one blocking thread, then
+//! their catalogue rows inserted.
+
+use std::sync::Arc;
+
+use super::JobError;
+use super::generate::pipeline_error;
+use crate::app::App;
+use crate::catalogue::Inserted;
+use crate::domain::{ErrorCode, Failure, Generation, Image, Role};
+use crate::pipeline::{PipelineError, Processed};
+
+/// Runs `process` (the pipeline on a delivered image) and writes the image's blobs on one
+/// blocking thread; returns the image's row, to insert once its place in the life cycle
+/// allows.
+pub(super) async fn process_and_store(
+    app: &Arc<App>,
+    g: &Arc<Generation>,
+    synthetic: bool,
+    role: Role,
+    process: impl FnOnce() -> Result<Processed, PipelineError> + Send + 'static,
+) -> Result<Image, JobError> {
+    let mut rows = store_made(app, g, synthetic, move || Ok(vec![(role, process()?)])).await?;
+    rows.pop()
+        .ok_or_else(|| JobError::Abort(Failure::new(ErrorCode::Internal, "no image made")))
+}
+
+/// Writes the blobs of several processed images in one batch; returns their rows, in order,
+/// to insert.
+pub(super) async fn store_all(
+    app: &Arc<App>,
+    g: &Arc<Generation>,
+    synthetic: bool,
+    images: Vec<(Role, Processed)>,
+) -> Result<Vec<Image>, JobError> {
+    store_made(app, g, synthetic, move || Ok(images)).await
+}
+
+/// Makes images with `make` and writes their blobs, both on one blocking thread when the
+/// store is the folder store (other stores write from the runtime); returns their rows.
+async fn store_made(
+    app: &Arc<App>,
+    g: &Arc<Generation>,
+    synthetic: bool,
+    make: impl FnOnce() -> Result<Vec<(Role, Processed)>, PipelineError> + Send + 'static,
+) -> Result<Vec<Image>, JobError> {
+    let (app2, g2) = (app.clone(), g.clone());
+    let (rows, unwritten) = tokio::task::spawn_blocking(move || {
+        let mut rows = Vec::new();
+        let mut blobs = Vec::new();
+        for (role, processed) in make().map_err(pipeline_error)? {
+            let (image, files) = app2.image_and_blobs(&g2, role, processed, synthetic);
+            rows.push(image);
+            blobs.extend(files);
+        }
+        let unwritten = app2.store.put_all_here(blobs)?;
+        Ok::<_, JobError>((rows, unwritten))
+    })
+    .await
+    .map_err(|e| JobError::Retry(Failure::new(ErrorCode::Internal, e.to_string()), None))??;
+    if let Some(blobs) = unwritten {
+        app.store.put_all(blobs).await?;
+    }
+    Ok(rows)
+}
+
+impl From<crate::store::StoreError> for JobError {
+    fn from(e: crate::store::StoreError) -> Self {
+        JobError::Retry(Failure::new(ErrorCode::Internal, e.to_string()), None)
+    }
+}
+
+/// Inserts the image's row; returns the one already there when a retried job had written it.
+pub(super) async fn insert(app: &App, image: &Image) -> Result<Image, JobError> {
+    match app.catalogue.insert_image(image).await? {
+        Inserted::New(i) | Inserted::Existing(i) => Ok(i),
+    }
+}
+
+/// Stores the blobs, then the catalogue row: a row never points at a missing blob, and a
+/// crash in between leaves only blobs that the retry overwrites.
+pub(super) async fn save(
+    app: &App,
+    g: &Generation,
+    synthetic: bool,
+    role: Role,
+    p: Processed,
+) -> Result<Image, JobError> {
+    let image = app
+        .store_image(g, role, p, synthetic)
+        .await
+        .map_err(|e| JobError::Retry(Failure::new(ErrorCode::Internal, e.to_string()), None))?;
+    insert(app, &image).await
+}

@@ -132,7 +132,7 @@ pub(crate) async fn download(
         let mut faults = sim.faults();
         let error = faults.roll(Fault::CdnError);
         let truncate = !error && faults.roll(Fault::CdnTruncate);
-        let status = [500, 502, 503][faults.rng().usize(..3)];
+        let status = [500, 502, 503][faults.rng(Fault::CdnError).usize(..3)];
         (error, truncate, status)
     };
     if error {

@@ -6,6 +6,10 @@
 //! tick of a gateway connection for the gateway faults). A fault injected through
 //! [`crate::Control::inject`] fires at the next opportunity whatever the rate (gateway faults
 //! fire at once on every live connection instead).
+//!
+//! Each fault draws from its own generator, seeded from the common seed, so when one fault
+//! fires depends only on its own opportunities: the jobs' faults are dealt the same way
+//! however the REST, CDN and gateway traffic of a run interleaves with them.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -135,8 +139,8 @@ pub struct Faults {
     pub set: Vec<Fault>,
     /// Probability that an enabled fault fires at each opportunity, 0 to 1 (default 0.2).
     pub rate: f64,
-    /// Seed of the generator; the same seed and the same sequence of opportunities give
-    /// the same faults.
+    /// Seed of the generators; the same seed and the same sequence of opportunities for a
+    /// fault give the same firings of that fault.
     pub seed: u64,
     /// How often a gateway connection rolls for its faults (default 5 s), so a client can
     /// make progress between two of them.
@@ -170,10 +174,11 @@ impl Faults {
     }
 }
 
-/// The live fault settings, the generator, pending injections and the count of fired faults.
+/// The live fault settings, a generator per fault, pending injections and the count of
+/// fired faults.
 pub(crate) struct FaultBox {
     faults: Faults,
-    rng: fastrand::Rng,
+    rngs: [fastrand::Rng; Fault::ALL.len()],
     pending: BTreeMap<Fault, u32>,
     fired: BTreeMap<Fault, u64>,
 }
@@ -181,7 +186,7 @@ pub(crate) struct FaultBox {
 impl FaultBox {
     pub(crate) fn new(faults: Faults) -> Self {
         Self {
-            rng: fastrand::Rng::with_seed(faults.seed),
+            rngs: generators(faults.seed),
             faults,
             pending: BTreeMap::new(),
             fired: BTreeMap::new(),
@@ -192,9 +197,9 @@ impl FaultBox {
         &self.faults
     }
 
-    /// Replaces the settings and reseeds the generator.
+    /// Replaces the settings and reseeds the generators.
     pub(crate) fn set(&mut self, faults: Faults) {
-        self.rng = fastrand::Rng::with_seed(faults.seed);
+        self.rngs = generators(faults.seed);
         self.faults = faults;
     }
 
@@ -212,7 +217,7 @@ impl FaultBox {
             }
             true
         } else {
-            self.faults.set.contains(&fault) && self.rng.f64() < self.faults.rate
+            self.faults.set.contains(&fault) && self.rng(fault).f64() < self.faults.rate
         };
         if fires {
             self.count(fault);
@@ -236,10 +241,20 @@ impl FaultBox {
             .collect()
     }
 
-    /// A random value for a fault's details (durations, status codes, booleans).
-    pub(crate) fn rng(&mut self) -> &mut fastrand::Rng {
-        &mut self.rng
+    /// The generator of `fault`, also for its details (durations, status codes, booleans).
+    pub(crate) fn rng(&mut self, fault: Fault) -> &mut fastrand::Rng {
+        let i = Fault::ALL.iter().position(|f| *f == fault).unwrap_or(0);
+        &mut self.rngs[i]
     }
+}
+
+/// One generator per fault (in [`Fault::ALL`] order), each its own stream of `seed`.
+fn generators(seed: u64) -> [fastrand::Rng; Fault::ALL.len()] {
+    std::array::from_fn(|i| {
+        // Odd multiples of the golden ratio keep the streams apart for neighbouring seeds.
+        let salt = (i as u64 * 2 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        fastrand::Rng::with_seed(seed ^ salt)
+    })
 }
 
 #[cfg(test)]

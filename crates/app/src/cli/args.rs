@@ -144,7 +144,8 @@ pub struct SimulateDiscordArgs {
     /// Probability that an enabled fault fires at each opportunity (0 to 1)
     #[arg(long, value_name = "R", default_value_t = 0.2)]
     pub fault_rate: f64,
-    /// Seed of the fault generator (the same seed replays the same faults)
+    /// Seed of the fault generators (each fault draws from its own stream, so the same seed
+    /// deals the same faults to the same requests, downloads and jobs)
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Accounts to create (each its own token, user and channel)

@@ -7,7 +7,9 @@
 //! - an error embed: the job fails with its typed code, or the account is taken out of the
 //!   pool when the error is about the account (moderation, captcha, subscription…);
 //! - silence: after `history_poll` the channel history is read, in case a dispatch was lost
-//!   (a missed final message is the classic "stuck at 85%" of other proxies); at the deadline
+//!   (a missed final message is the classic "stuck at 85%" of other proxies). The history
+//!   restarts the clock only when it shows news (a message whose dispatch was lost, a higher
+//!   percentage): a stuck job's last progress message stays there for good. At the deadline
 //!   the history is read one last time before the job fails with `timeout`;
 //! - a new gateway session (dispatches lost for good): the history is read at once.
 
@@ -161,7 +163,7 @@ impl Exchange<'_> {
             })?;
             match found {
                 Some(Found::Result(r)) => return Ok(*r),
-                Some(Found::Alive) => seen_anything = true,
+                Some(Found::Alive(_)) => seen_anything = true,
                 None => {}
             }
         }
@@ -243,8 +245,17 @@ impl Exchange<'_> {
                     quiet_until = Instant::now() + self.timing.history_poll;
                     match self.scan(id, &expect).await.map_err(answer)? {
                         Ok(Some(Found::Result(r))) => return Ok(*r),
-                        Ok(Some(Found::Alive)) => {
-                            deadline = deadline.max(Instant::now() + self.timing.timeout);
+                        Ok(Some(Found::Alive(life))) => {
+                            // Only news restarts the clock: what we saw already proves nothing.
+                            let advanced = life.progress > last_progress;
+                            if advanced && let Some(p) = life.progress {
+                                self.report.progress(f64::from(p)).await;
+                                last_progress = life.progress;
+                            }
+                            if advanced || life.lost_dispatch {
+                                let wait = if life.queued { self.timing.queued_timeout } else { self.timing.timeout };
+                                deadline = deadline.max(Instant::now() + wait);
+                            }
                         }
                         _ => {}
                     }
@@ -258,8 +269,8 @@ impl Exchange<'_> {
                     return Err(ProviderError::new(
                         ErrorCode::Timeout,
                         format!(
-                            "no news from Midjourney for {}s{at}, and the channel history has no result",
-                            self.timing.timeout.as_secs()
+                            "no news from Midjourney for {:?}{at}, and the channel history has no result",
+                            self.timing.timeout
                         ),
                     ));
                 }
@@ -312,8 +323,8 @@ impl Exchange<'_> {
     }
 
     /// Reads the channel's messages since the job's interaction. Returns its result if it
-    /// is there, `Alive` if only its progress is, and fails if an error for it is there; the
-    /// inner error says the history could not be read.
+    /// is there, `Alive` with what the history shows if only its progress is, and fails if an
+    /// error for it is there; the inner error says the history could not be read.
     async fn scan(
         &self,
         id: WaiterId,
@@ -343,7 +354,7 @@ impl Exchange<'_> {
                 return Ok(Err(e));
             }
         };
-        let mut found = None;
+        let mut life: Option<Life> = None;
         // Oldest first, so the last word wins.
         for message in messages.iter().rev() {
             let Some(r) = self.account.read(message) else {
@@ -357,12 +368,17 @@ impl Exchange<'_> {
             if !mine {
                 continue;
             }
-            if let Ok(mut router) = self.account.router.lock() {
-                router.own_message(id, &r.message_id);
-            }
-            // The history's copy of a progress message is stale: it proves life, not progress.
+            let lost_dispatch = self
+                .account
+                .router
+                .lock()
+                .is_ok_and(|mut router| router.own_message(id, &r.message_id));
+            // A progress message is judged by the caller (is its percentage new?), so it is
+            // not reported here.
             if r.error.is_none() && matches!(r.kind, Kind::Progress | Kind::Waiting) {
-                found.get_or_insert(Found::Alive);
+                let seen = life.get_or_insert_default();
+                seen.lost_dispatch |= lost_dispatch;
+                seen.progress = seen.progress.max(r.progress);
                 continue;
             }
             match self.consider(&r, expect).await {
@@ -371,13 +387,15 @@ impl Exchange<'_> {
                     return Ok(Ok(Some(Found::Result(Box::new(r)))));
                 }
                 Outcome::Fail(e) => return Err(e),
-                Outcome::Alive | Outcome::Queued => {
-                    found.get_or_insert(Found::Alive);
+                outcome @ (Outcome::Alive | Outcome::Queued) => {
+                    let seen = life.get_or_insert_default();
+                    seen.lost_dispatch |= lost_dispatch;
+                    seen.queued |= matches!(outcome, Outcome::Queued);
                 }
                 Outcome::Ignore => {}
             }
         }
-        Ok(Ok(found))
+        Ok(Ok(life.map(Found::Alive)))
     }
 
     fn rest_error(&self, e: &RestError) -> ProviderError {
@@ -425,7 +443,18 @@ impl Exchange<'_> {
 
 enum Found {
     Result(Box<Reading>),
-    Alive,
+    Alive(Life),
+}
+
+/// What the channel history shows of a job that has no result yet.
+#[derive(Default)]
+struct Life {
+    /// The highest percentage its progress messages show.
+    progress: Option<u8>,
+    /// One of its messages had never reached us by the gateway.
+    lost_dispatch: bool,
+    /// Midjourney queued it.
+    queued: bool,
 }
 
 /// The error as one line: Midjourney's embeds span several paragraphs.

@@ -142,13 +142,16 @@ impl Router {
         }
     }
 
-    /// Adds a message id the job owns (found while reading the history after a restart).
-    pub fn own_message(&mut self, id: WaiterId, message_id: &str) {
+    /// Adds a message id the job owns (found while reading the history); true when the job
+    /// had not seen it, so its dispatch was lost.
+    pub fn own_message(&mut self, id: WaiterId, message_id: &str) -> bool {
         if let Some(w) = self.waiters.get_mut(&id)
             && !w.messages.iter().any(|m| m == message_id)
         {
             w.messages.push(message_id.to_owned());
+            return true;
         }
+        false
     }
 
     /// `INTERACTION_CREATE` / `INTERACTION_SUCCESS`: Discord's id for our nonce.

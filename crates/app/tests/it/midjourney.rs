@@ -18,6 +18,7 @@ use atelier_simulator::{Fault, Faults, Running, Timing};
 
 /// A simulator with small images and short delays.
 async fn simulator(tune: impl FnOnce(&mut atelier_simulator::Config)) -> Running {
+    crate::support::logs();
     let mut config = atelier_simulator::Config::new(Arc::new(SandboxPainter));
     config.image_side = 128;
     config.timing = Timing::quick(Duration::from_millis(15));
@@ -294,6 +295,26 @@ async fn midjourney_errors_fail_the_job_with_their_type_and_are_not_retried() {
     sim.shutdown().await;
 }
 
+/// `set` at `rate` and `seed`, rolled on gateway connections as often as [`simulator`] sets.
+fn faults(set: &[Fault], rate: f64, seed: u64) -> impl FnOnce(&mut atelier_simulator::Config) {
+    move |c| {
+        c.faults = Faults {
+            seed,
+            every: c.faults.every,
+            ..Faults::with(set, rate)
+        };
+    }
+}
+
+fn fired(sim: &Running, fault: Fault) -> u64 {
+    let stats = sim.control().stats();
+    stats
+        .faults_injected
+        .get(fault.name())
+        .copied()
+        .unwrap_or(0)
+}
+
 #[tokio::test]
 async fn each_fault_alone_still_completes_the_job() {
     let recoverable = [
@@ -309,10 +330,21 @@ async fn each_fault_alone_still_completes_the_job() {
         Fault::LoseFinal,
     ];
     for fault in recoverable {
-        let sim = simulator(|c| c.faults = Faults::with(&[fault], 0.5)).await;
+        let sim = simulator(faults(&[fault], 0.5, 0)).await;
         let dir = tempfile::tempdir().unwrap();
         let app = app_for(&sim, dir.path(), 1, |_| {}).await;
+        let control = sim.control();
+        // Whatever the dice say, the fault fires once: a gateway fault as soon as the bot
+        // has started the job (the connection is live), the others at their next chance.
+        let injector = tokio::spawn(async move {
+            while fault.is_gateway() && control.stats().jobs_started == 0 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            control.inject(fault);
+        });
         let id = generate(&app, "a castle on a hill").await;
+        injector.await.unwrap();
+        assert!(fired(&sim, fault) >= 1, "{} never fired", fault.name());
         let g = app.catalogue.generation(id).await.unwrap();
         assert_eq!(
             g.status,
@@ -328,25 +360,38 @@ async fn each_fault_alone_still_completes_the_job() {
 
 #[tokio::test]
 async fn all_faults_together_lose_no_delivered_image() {
-    let sim = simulator(|c| {
-        c.faults = Faults::with(
-            &[
-                Fault::DropSocket,
-                Fault::Reconnect,
-                Fault::InvalidSession,
-                Fault::RateLimit,
-                Fault::CdnError,
-                Fault::CdnTruncate,
-                Fault::DeleteProgress,
-                Fault::LoseFinal,
-                Fault::Stuck,
-            ],
-            0.25,
-        );
-    })
-    .await;
+    let set = [
+        Fault::DropSocket,
+        Fault::Reconnect,
+        Fault::InvalidSession,
+        Fault::RateLimit,
+        Fault::CdnError,
+        Fault::CdnTruncate,
+        Fault::DeleteProgress,
+        Fault::LoseFinal,
+        Fault::Stuck,
+    ];
+    // Each seed deals the faults differently; together these meet every one of them.
+    let mut met = std::collections::BTreeSet::new();
+    for seed in SEEDS {
+        let sim = simulator(faults(&set, 0.25, seed)).await;
+        all_faults_run(&sim).await;
+        eprintln!("seed {seed}: {:?}", sim.control().stats().faults_injected);
+        met.extend(set.into_iter().filter(|f| fired(&sim, *f) > 0));
+        sim.shutdown().await;
+    }
+    let missed: Vec<_> = set.iter().filter(|f| !met.contains(f)).collect();
+    assert!(missed.is_empty(), "faults that never fired: {missed:?}");
+}
+
+/// Seeds for [`all_faults_together_lose_no_delivered_image`].
+const SEEDS: [u64; 2] = [1, 3];
+
+/// Three generations on two accounts against a simulator full of faults: each ends
+/// complete, or failed with a retryable cause after its attempts ran out.
+async fn all_faults_run(sim: &Running) {
     let dir = tempfile::tempdir().unwrap();
-    let app = app_for(&sim, dir.path(), 2, |c| {
+    let app = app_for(sim, dir.path(), 2, |c| {
         c.providers.midjourney.timeout_secs = 2.0;
         c.jobs.max_attempts = 8;
     })
@@ -363,6 +408,7 @@ async fn all_faults_together_lose_no_delivered_image() {
     // Eight attempts, each of which may meet several faults and their backoffs, can
     // legitimately take minutes on a loaded two-core machine; a stall still fails.
     run_all_within(&app, Duration::from_mins(5)).await;
+    let fired = sim.control().stats().faults_injected;
     for id in ids {
         let g = app.catalogue.generation(id).await.unwrap();
         match g.status {
@@ -371,19 +417,18 @@ async fn all_faults_together_lose_no_delivered_image() {
             GenerationStatus::Failed => {
                 assert!(
                     g.error_code().is_some_and(ErrorCode::is_retryable),
-                    "{:?}",
+                    "{:?} (faults fired: {fired:?})",
                     g.error
                 );
             }
-            other => panic!("generation {id} ended {other:?}"),
+            other => panic!("generation {id} ended {other:?} (faults fired: {fired:?})"),
         }
     }
-    sim.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_stuck_job_times_out_with_its_type() {
-    let sim = simulator(|c| c.faults = Faults::with(&[Fault::Stuck], 1.0)).await;
+    let sim = simulator(faults(&[Fault::Stuck], 1.0, 0)).await;
     let dir = tempfile::tempdir().unwrap();
     let app = app_for(&sim, dir.path(), 1, |c| {
         c.providers.midjourney.timeout_secs = 0.5;
@@ -395,6 +440,29 @@ async fn a_stuck_job_times_out_with_its_type() {
     assert_eq!(g.status, GenerationStatus::Failed);
     assert_eq!(g.error_code(), Some(ErrorCode::Timeout), "{:?}", g.error);
     assert_eq!(sim.control().stats().interactions, 2, "one try per attempt");
+    sim.shutdown().await;
+}
+
+/// A stuck job's last progress message stays in the channel: reading it again on every
+/// history poll proves nothing new, so it must not hold the deadline off for ever.
+#[tokio::test]
+async fn a_stuck_job_times_out_when_polls_are_shorter_than_the_deadline() {
+    let sim = simulator(faults(&[Fault::Stuck], 1.0, 0)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_for(&sim, dir.path(), 1, |c| {
+        c.providers.midjourney.timeout_secs = 1.0;
+        c.providers.midjourney.history_poll_secs = 0.2;
+        c.jobs.max_attempts = 1;
+    })
+    .await;
+    let g = app
+        .submit(GenerationRequest::new("a frozen lake"))
+        .await
+        .unwrap();
+    run_all_within(&app, Duration::from_secs(30)).await;
+    let g = app.catalogue.generation(g.id).await.unwrap();
+    assert_eq!(g.status, GenerationStatus::Failed);
+    assert_eq!(g.error_code(), Some(ErrorCode::Timeout), "{:?}", g.error);
     sim.shutdown().await;
 }
 

@@ -314,3 +314,17 @@ pub async fn sandbox_app() -> TestApp {
     )
     .await
 }
+
+/// Sends the app's logs to the test output when `ATELIER_TEST_LOG` holds a filter (such as
+/// `atelier=debug`), to see which await a stalled test waits on. Once per process.
+pub fn logs() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        if let Ok(filter) = std::env::var("ATELIER_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}

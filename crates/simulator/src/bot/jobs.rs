@@ -216,7 +216,9 @@ struct JobFaults {
 fn roll_faults(sim: &Sim, steps: usize) -> JobFaults {
     let mut faults = sim.faults();
     let at = |fault: Fault, faults: &mut crate::faults::FaultBox| {
-        faults.roll(fault).then(|| faults.rng().usize(..=steps))
+        faults
+            .roll(fault)
+            .then(|| faults.rng(fault).usize(..=steps))
     };
     let delete_after = at(Fault::DeleteProgress, &mut faults);
     let stuck_after = at(Fault::Stuck, &mut faults).map(|n| n.min(steps.saturating_sub(1)));

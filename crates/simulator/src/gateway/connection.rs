@@ -252,7 +252,7 @@ impl Conn {
             }
             Fault::Reconnect => self.sent(r#"{"op":7,"d":null}"#).await,
             Fault::InvalidSession => {
-                let resumable = self.sim.faults().rng().bool();
+                let resumable = self.sim.faults().rng(Fault::InvalidSession).bool();
                 if !resumable && let Some(session) = self.session.take() {
                     self.sim.sessions.invalidate(&session);
                 }

@@ -95,7 +95,7 @@ pub(crate) async fn limits(State(sim): State<Arc<Sim>>, request: Request, next: 
         let mut faults = sim.faults();
         faults
             .roll(Fault::RateLimit)
-            .then(|| 0.05 + faults.rng().f64() * 0.45)
+            .then(|| 0.05 + faults.rng(Fault::RateLimit).f64() * 0.45)
     };
     if let Some(retry_after) = limited {
         return too_many(&bucket, retry_after);

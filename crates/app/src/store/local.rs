@@ -1,11 +1,19 @@
-//! The folder store's writes: each blob into a fresh file in the temporary folder, synced,
-//! then renamed over its key, all on the calling (blocking) thread.
+//! The folder store's writes: each blob into a new file, synced, then given its key's name,
+//! all on the calling (blocking) thread.
 //!
-//! A batch is written in three passes: every file, then every sync, then every rename. On ext4
-//! a rename between two syncs opens a new journal transaction, so write–sync–rename per file
-//! makes every sync wait for a commit of its own; with the passes apart, the first sync
-//! commits the batch and the others find little left to do (ten 20 KB files a batch on this
-//! project's VMs: about 260 files a second one by one, 2,600 in passes; see BENCHMARKS.md).
+//! On Linux the file is created unnamed in its key's folder (`O_TMPFILE`) and linked under
+//! its name once whole and synced: nothing half-written ever has a name, a `kill -9` leaves
+//! nothing behind (the kernel frees an unnamed file), and the writers of different
+//! generations do not queue on one shared folder's lock. Where that is not available (other
+//! systems, file systems without `O_TMPFILE`, no `/proc`) and to replace an existing key, the
+//! file is written in the temporary folder, outside the root, and renamed over its key.
+//!
+//! A batch is written in three passes: every file, then every sync, then every link or
+//! rename. On ext4 a rename between two syncs opens a new journal transaction, so
+//! write–sync–rename per file makes every sync wait for a commit of its own; with the passes
+//! apart, the first sync commits the batch and the others find little left to do (ten 20 KB
+//! files a batch on this project's VMs: about 260 files a second one by one, 2,600 in
+//! passes; see BENCHMARKS.md).
 
 use std::fs::File;
 use std::io::Write;
@@ -29,14 +37,17 @@ pub struct Dirs {
     pub root: PathBuf,
     /// Outside the root, on the same file system, so that a rename is atomic.
     pub tmp: PathBuf,
+    /// Unnamed files where the system allows (off: always named, as elsewhere).
+    pub unnamed: bool,
 }
 
-/// A blob written to its temporary file, not yet in place.
+/// A blob written to its new file, not yet in place.
 struct Staged<'a> {
     key: &'a str,
-    tmp: PathBuf,
     target: PathBuf,
     file: File,
+    /// The file's temporary name; `None` for an unnamed file.
+    tmp: Option<PathBuf>,
 }
 
 impl Dirs {
@@ -68,8 +79,8 @@ impl Dirs {
         })
     }
 
-    /// Writes, syncs, then renames the batch's files, each pass over all of them. On failure
-    /// the temporary files not yet renamed are removed; blobs already renamed stay (each is
+    /// Writes, syncs, then names the batch's files, each pass over all of them. On failure
+    /// the temporary files not yet in place are removed; blobs already in place stay (each is
     /// whole).
     fn put_batch(&self, batch: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
         let mut staged: Vec<Staged<'_>> = Vec::with_capacity(batch.len());
@@ -78,26 +89,27 @@ impl Dirs {
             for (key, bytes) in batch {
                 staged.push(self.stage(key, bytes).map_err(|source| io(key, source))?);
             }
-            // Synced before the renames: after a power cut a key holds the old or the new
+            // Synced before they are named: after a power cut a key holds the old or the new
             // blob, never an empty file.
             for s in &staged {
                 s.file.sync_all().map_err(|source| io(s.key, source))?;
             }
             for s in &staged {
-                std::fs::rename(&s.tmp, &s.target).map_err(|source| io(s.key, source))?;
+                self.place(s).map_err(|source| io(s.key, source))?;
                 done += 1;
             }
             Ok(())
         })();
         if result.is_err() {
-            for s in &staged[done..] {
-                let _ = std::fs::remove_file(&s.tmp);
+            for tmp in staged[done..].iter().filter_map(|s| s.tmp.as_ref()) {
+                let _ = std::fs::remove_file(tmp);
             }
         }
         result
     }
 
-    /// Creates the key's folder and writes the bytes to a new temporary file.
+    /// Creates the key's folder and writes the bytes to a new file: unnamed in that folder
+    /// where the system allows, else named in the temporary folder.
     fn stage<'a>(&self, key: &'a str, bytes: &[u8]) -> std::io::Result<Staged<'a>> {
         if key.is_empty() || key.split('/').any(|part| part.is_empty() || part == "..") {
             return Err(std::io::Error::new(
@@ -106,32 +118,143 @@ impl Dirs {
             ));
         }
         let target = self.root.join(key);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent)?;
+        let folder = target.parent().unwrap_or(&self.root);
+        std::fs::create_dir_all(folder)?;
+        let made = if self.unnamed {
+            unnamed::create(folder)?
+        } else {
+            None
+        };
+        let (mut file, tmp) = if let Some(file) = made {
+            (file, None)
+        } else {
+            let (file, tmp) = self.named()?;
+            (file, Some(tmp))
+        };
+        if let Err(e) = file.write_all(bytes) {
+            if let Some(tmp) = &tmp {
+                let _ = std::fs::remove_file(tmp);
+            }
+            return Err(e);
         }
-        let name = format!(
+        Ok(Staged {
+            key,
+            target,
+            file,
+            tmp,
+        })
+    }
+
+    /// A fresh name in the temporary folder.
+    fn tmp_name(&self) -> PathBuf {
+        self.tmp.join(format!(
             "{}-{}.part",
             std::process::id(),
             SEQUENCE.fetch_add(1, Ordering::Relaxed)
-        );
-        let tmp = self.tmp.join(name);
-        let mut file = match File::create_new(&tmp) {
+        ))
+    }
+
+    /// A new, empty file in the temporary folder, and its name.
+    fn named(&self) -> std::io::Result<(File, PathBuf)> {
+        let tmp = self.tmp_name();
+        let file = match File::create_new(&tmp) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::create_dir_all(&self.tmp)?;
                 File::create_new(&tmp)?
             }
             other => other?,
         };
-        if let Err(e) = file.write_all(bytes) {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
+        Ok((file, tmp))
+    }
+
+    /// Gives a staged file its key's name, replacing what was there.
+    fn place(&self, s: &Staged<'_>) -> std::io::Result<()> {
+        if let Some(tmp) = &s.tmp {
+            return std::fs::rename(tmp, &s.target);
         }
-        Ok(Staged {
-            key,
-            tmp,
-            target,
-            file,
-        })
+        match unnamed::link(&s.file, &s.target) {
+            // A link never replaces: name the file in the temporary folder, then rename it
+            // over the key.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let tmp = self.link_named(&s.file)?;
+                std::fs::rename(&tmp, &s.target).inspect_err(|_| {
+                    let _ = std::fs::remove_file(&tmp);
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// Names an unnamed file in the temporary folder.
+    fn link_named(&self, file: &File) -> std::io::Result<PathBuf> {
+        let tmp = self.tmp_name();
+        match unnamed::link(file, &tmp) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&self.tmp)?;
+                unnamed::link(file, &tmp)?;
+            }
+            other => other?,
+        }
+        Ok(tmp)
+    }
+}
+
+/// Unnamed files (`O_TMPFILE`), named once whole through `/proc/self/fd`.
+#[cfg(target_os = "linux")]
+mod unnamed {
+    use std::fs::File;
+    use std::os::fd::AsRawFd;
+    use std::path::Path;
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use rustix::fs::{AtFlags, CWD, Mode, OFlags};
+    use rustix::io::Errno;
+
+    /// Set once a file system refused unnamed files: named files from then on.
+    static REFUSED: AtomicBool = AtomicBool::new(false);
+
+    /// A new unnamed file in `folder`, or `None` where unnamed files cannot be had.
+    pub fn create(folder: &Path) -> std::io::Result<Option<File>> {
+        static PROC: OnceLock<bool> = OnceLock::new();
+        // Linking needs `/proc` (linking by descriptor alone needs a privilege).
+        if REFUSED.load(Ordering::Relaxed)
+            || !*PROC.get_or_init(|| Path::new("/proc/self/fd").is_dir())
+        {
+            return Ok(None);
+        }
+        let flags = OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC;
+        match rustix::fs::open(folder, flags, Mode::from_raw_mode(0o666)) {
+            Ok(fd) => Ok(Some(File::from(fd))),
+            // The file system (or an old kernel) does not do it.
+            Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => {
+                REFUSED.store(true, Ordering::Relaxed);
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Names `file` `target`; fails with `AlreadyExists` if `target` exists.
+    pub fn link(file: &File, target: &Path) -> std::io::Result<()> {
+        let source = format!("/proc/self/fd/{}", file.as_raw_fd());
+        rustix::fs::linkat(CWD, source.as_str(), CWD, target, AtFlags::SYMLINK_FOLLOW)
+            .map_err(Into::into)
+    }
+}
+
+/// Elsewhere every file is named.
+#[cfg(not(target_os = "linux"))]
+mod unnamed {
+    use std::fs::File;
+    use std::path::Path;
+
+    pub fn create(_folder: &Path) -> std::io::Result<Option<File>> {
+        Ok(None)
+    }
+
+    pub fn link(_file: &File, _target: &Path) -> std::io::Result<()> {
+        Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
     }
 }
 

@@ -95,6 +95,7 @@ impl Store {
             local: Some(local::Dirs {
                 root: local_root,
                 tmp,
+                unnamed: true,
             }),
             public_base_url: None,
             layout,

@@ -91,6 +91,64 @@ async fn a_batch_is_written_whole_and_bad_keys_change_nothing() {
         );
     }
     assert!(!dir.path().join("escape.bin").exists());
-    let left: Vec<_> = std::fs::read_dir(dir.path().join("tmp")).unwrap().collect();
-    assert!(left.is_empty(), "temporary files left behind: {left:?}");
+    assert_eq!(
+        temporary_files(dir.path()),
+        0,
+        "temporary files left behind"
+    );
+}
+
+/// Files in the store's temporary folder (which may not exist).
+fn temporary_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir.join("tmp")).map_or(0, Iterator::count)
+}
+
+/// Both ways of writing (unnamed files linked in place where Linux allows, named temporary
+/// files renamed elsewhere) write, replace and clean up alike.
+#[tokio::test]
+async fn named_and_unnamed_files_write_and_replace_alike() {
+    for unnamed in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("images");
+        let mut store = Store::local(&root, &dir.path().join("tmp"), Layout::Default).unwrap();
+        store.local.as_mut().unwrap().unnamed = unnamed;
+        let blobs: Vec<(String, Vec<u8>)> = (0..5u8)
+            .map(|i| (format!("g/{i}.bin"), vec![i; 5000]))
+            .collect();
+        // New keys need no temporary folder where files can be unnamed (Linux on ext4, xfs,
+        // btrfs, tmpfs): with a plain file in its place, only named files fail.
+        let tmp = dir.path().join("tmp");
+        std::fs::remove_dir_all(&tmp).unwrap();
+        std::fs::write(&tmp, b"in the way").unwrap();
+        let written = store.put_all(blobs.clone()).await;
+        if cfg!(target_os = "linux") {
+            assert_eq!(written.is_ok(), unnamed, "{written:?}");
+        }
+        std::fs::remove_file(&tmp).unwrap();
+        store.put_all(blobs.clone()).await.unwrap();
+        // Replaced with other bytes, one by one and as a batch.
+        store.put("g/0.bin", b"zero".to_vec()).await.unwrap();
+        let again: Vec<(String, Vec<u8>)> = blobs
+            .iter()
+            .skip(1)
+            .map(|(k, b)| (k.clone(), b.iter().map(|x| x + 1).collect()))
+            .collect();
+        store.put_all(again.clone()).await.unwrap();
+        assert_eq!(std::fs::read(root.join("g/0.bin")).unwrap(), b"zero");
+        for (key, bytes) in &again {
+            assert_eq!(&std::fs::read(root.join(key)).unwrap(), bytes, "{key}");
+        }
+        assert_eq!(std::fs::read_dir(root.join("g")).unwrap().count(), 5);
+        assert_eq!(temporary_files(dir.path()), 0, "unnamed: {unnamed}");
+        // A file is made for the owner and readable by others, as `File::create` would.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(root.join("g/1.bin"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o600, 0o600, "{mode:o}");
+        }
+    }
 }

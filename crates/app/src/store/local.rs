@@ -9,11 +9,12 @@
 //! file is written in the temporary folder, outside the root, and renamed over its key.
 //!
 //! A batch is written in three passes: every file, then every sync, then every link or
-//! rename. On ext4 a rename between two syncs opens a new journal transaction, so
+//! rename. On ext4 with a journal a rename between two syncs opens a new transaction, so
 //! write–sync–rename per file makes every sync wait for a commit of its own; with the passes
-//! apart, the first sync commits the batch and the others find little left to do (ten 20 KB
-//! files a batch on this project's VMs: about 260 files a second one by one, 2,600 in
-//! passes; see BENCHMARKS.md).
+//! apart, the first sync commits the batch and the others find little left to do. (Ten 20 KB
+//! files a batch, measured on a VM of this project whose ext4 has no journal, where the
+//! syncs of a batch share their inode-table and bitmap writes instead: about 260 files a
+//! second one by one, 2,600 in passes; see BENCHMARKS.md.)
 
 use std::fs::File;
 use std::io::Write;

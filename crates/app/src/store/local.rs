@@ -18,7 +18,7 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::StoreError;
@@ -146,6 +146,36 @@ impl Dirs {
         })
     }
 
+    /// Removes the temporary files that processes no longer running left behind (a `kill -9`
+    /// or a power cut between a write and its rename), and returns how many. Files of live
+    /// processes (other workers on the same data folder, this one) and files not named by
+    /// this store are left alone; where liveness cannot be told, files a day old go.
+    pub fn sweep(&self) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.tmp) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".part"))
+                .and_then(|n| n.split_once('-'))
+                .filter(|(_, seq)| seq.parse::<u64>().is_ok())
+                .and_then(|(pid, _)| pid.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if pid != std::process::id()
+                && !alive(pid, &entry)
+                && std::fs::remove_file(entry.path()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     /// A fresh name in the temporary folder.
     fn tmp_name(&self) -> PathBuf {
         self.tmp.join(format!(
@@ -257,6 +287,19 @@ mod unnamed {
     pub fn link(_file: &File, _target: &Path) -> std::io::Result<()> {
         Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
     }
+}
+
+/// Whether the process that named a temporary file may still be writing it.
+fn alive(pid: u32, file: &std::fs::DirEntry) -> bool {
+    if cfg!(target_os = "linux") && Path::new("/proc/self").is_dir() {
+        return Path::new("/proc").join(pid.to_string()).exists();
+    }
+    let day = std::time::Duration::from_hours(24);
+    file.metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_none_or(|age| age < day)
 }
 
 fn io(key: &str, source: std::io::Error) -> StoreError {

@@ -90,13 +90,21 @@ impl Store {
         let op = Operator::new(builder).map_err(open_err)?;
         let local_root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
         let tmp = std::fs::canonicalize(tmp_dir).unwrap_or_else(|_| tmp_dir.to_path_buf());
+        let dirs = local::Dirs {
+            root: local_root,
+            tmp,
+            unnamed: true,
+        };
+        let swept = dirs.sweep();
+        if swept > 0 {
+            tracing::info!(
+                files = swept,
+                "store: removed temporary files left by stopped processes"
+            );
+        }
         Ok(Self {
             op,
-            local: Some(local::Dirs {
-                root: local_root,
-                tmp,
-                unnamed: true,
-            }),
+            local: Some(dirs),
             public_base_url: None,
             layout,
         })

@@ -152,3 +152,29 @@ async fn named_and_unnamed_files_write_and_replace_alike() {
         }
     }
 }
+
+/// Temporary files of processes that are gone are removed when the store opens; those of
+/// live processes and files the store did not name stay.
+#[tokio::test]
+async fn opening_sweeps_what_stopped_processes_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    // Above any pid Linux hands out (`pid_max` is at most 2^22).
+    let gone = tmp.join("4999999-7.part");
+    let mine = tmp.join(format!("{}-3.part", std::process::id()));
+    let foreign = tmp.join("notes-1.part");
+    for f in [&gone, &mine, &foreign] {
+        std::fs::write(f, b"half").unwrap();
+    }
+    let old = std::time::SystemTime::now() - std::time::Duration::from_hours(72);
+    std::fs::File::options()
+        .write(true)
+        .open(&gone)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    Store::local(&dir.path().join("images"), &tmp, Layout::Default).unwrap();
+    assert!(!gone.exists());
+    assert!(mine.exists() && foreign.exists());
+}

@@ -349,21 +349,22 @@ async fn each_fault_alone_still_completes_the_job() {
 
 #[tokio::test]
 async fn all_faults_together_lose_no_delivered_image() {
-    // Every fault but the two that only slow the heartbeat down (each tested alone above).
-    let set: Vec<Fault> = Fault::ALL
-        .into_iter()
-        .filter(|f| !matches!(f, Fault::NoAck | Fault::HeartbeatRequest))
-        .collect();
-    // Each seed deals the faults differently; together these meet every one of them.
+    // Each seed deals the faults differently; together these meet every fault a request, a
+    // download or a job rolls for. The gateway's faults are rolled on timer ticks, whose
+    // number depends on the machine's speed: they fire here too, but only the test of each
+    // fault alone makes sure of it.
     let mut met = std::collections::BTreeSet::new();
     for seed in SEEDS {
-        let sim = simulator(faults(&set, 0.25, seed)).await;
+        let sim = simulator(faults(&Fault::ALL, 0.25, seed)).await;
         all_faults_run(&sim).await;
         eprintln!("seed {seed}: {:?}", sim.control().stats().faults_injected);
-        met.extend(set.iter().copied().filter(|f| fired(&sim, *f) > 0));
+        met.extend(Fault::ALL.into_iter().filter(|f| fired(&sim, *f) > 0));
         sim.shutdown().await;
     }
-    let missed: Vec<_> = set.iter().filter(|f| !met.contains(f)).collect();
+    let missed: Vec<_> = Fault::ALL
+        .iter()
+        .filter(|f| !f.is_gateway() && !met.contains(f))
+        .collect();
     assert!(missed.is_empty(), "faults that never fired: {missed:?}");
 }
 

@@ -129,7 +129,7 @@ impl Dirs {
         let (mut file, tmp) = if let Some(file) = made {
             (file, None)
         } else {
-            let (file, tmp) = self.named()?;
+            let (file, tmp) = self.in_tmp(|name| File::create_new(name))?;
             (file, Some(tmp))
         };
         if let Err(e) = file.write_all(bytes) {
@@ -154,6 +154,7 @@ impl Dirs {
         let Ok(entries) = std::fs::read_dir(&self.tmp) else {
             return 0;
         };
+        let proc = cfg!(target_os = "linux") && Path::new("/proc/self").is_dir();
         let mut removed = 0;
         for entry in entries.flatten() {
             let name = entry.file_name();
@@ -167,7 +168,7 @@ impl Dirs {
                 continue;
             };
             if pid != std::process::id()
-                && !alive(pid, &entry)
+                && !alive(pid, &entry, proc)
                 && std::fs::remove_file(entry.path()).is_ok()
             {
                 removed += 1;
@@ -176,26 +177,25 @@ impl Dirs {
         removed
     }
 
-    /// A fresh name in the temporary folder.
-    fn tmp_name(&self) -> PathBuf {
-        self.tmp.join(format!(
+    /// Runs `build` on a fresh name in the temporary folder, creating the folder if it is
+    /// missing, and returns what it made with the name.
+    fn in_tmp<T>(
+        &self,
+        build: impl Fn(&Path) -> std::io::Result<T>,
+    ) -> std::io::Result<(T, PathBuf)> {
+        let tmp = self.tmp.join(format!(
             "{}-{}.part",
             std::process::id(),
             SEQUENCE.fetch_add(1, Ordering::Relaxed)
-        ))
-    }
-
-    /// A new, empty file in the temporary folder, and its name.
-    fn named(&self) -> std::io::Result<(File, PathBuf)> {
-        let tmp = self.tmp_name();
-        let file = match File::create_new(&tmp) {
+        ));
+        let value = match build(&tmp) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::create_dir_all(&self.tmp)?;
-                File::create_new(&tmp)?
+                build(&tmp)?
             }
             other => other?,
         };
-        Ok((file, tmp))
+        Ok((value, tmp))
     }
 
     /// Gives a staged file its key's name, replacing what was there.
@@ -207,26 +207,13 @@ impl Dirs {
             // A link never replaces: name the file in the temporary folder, then rename it
             // over the key.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let tmp = self.link_named(&s.file)?;
+                let ((), tmp) = self.in_tmp(|name| unnamed::link(&s.file, name))?;
                 std::fs::rename(&tmp, &s.target).inspect_err(|_| {
                     let _ = std::fs::remove_file(&tmp);
                 })
             }
             other => other,
         }
-    }
-
-    /// Names an unnamed file in the temporary folder.
-    fn link_named(&self, file: &File) -> std::io::Result<PathBuf> {
-        let tmp = self.tmp_name();
-        match unnamed::link(file, &tmp) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(&self.tmp)?;
-                unnamed::link(file, &tmp)?;
-            }
-            other => other?,
-        }
-        Ok(tmp)
     }
 }
 
@@ -289,9 +276,10 @@ mod unnamed {
     }
 }
 
-/// Whether the process that named a temporary file may still be writing it.
-fn alive(pid: u32, file: &std::fs::DirEntry) -> bool {
-    if cfg!(target_os = "linux") && Path::new("/proc/self").is_dir() {
+/// Whether the process that named a temporary file may still be writing it: asked of
+/// `/proc` where there is one, else guessed from the file's age.
+fn alive(pid: u32, file: &std::fs::DirEntry, proc: bool) -> bool {
+    if proc {
         return Path::new("/proc").join(pid.to_string()).exists();
     }
     let day = std::time::Duration::from_hours(24);

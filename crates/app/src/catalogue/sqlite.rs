@@ -4,6 +4,7 @@
 //! (a CLI `generate` beside `serve`) queue on the busy timeout instead of failing on a lock
 //! upgrade. Jobs are claimed with a single `UPDATE … RETURNING`, which `SQLite` runs atomically.
 
+mod conns;
 mod queue;
 mod rows;
 mod writes;
@@ -12,8 +13,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{Connection, Row, SqliteConnection};
 use time::OffsetDateTime;
 
 use super::{
@@ -23,6 +24,7 @@ use crate::domain::{
     Category, Event, Generation, GenerationId, Image, ImageId, ImageStatus, Job, JobId, JobStatus,
     Lease,
 };
+use conns::Conns;
 use rows::ts;
 use writes::{insert_event, insert_image_row, next_version};
 
@@ -30,10 +32,13 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 pub struct SqliteCatalogue {
     /// Reads.
-    pool: SqlitePool,
-    /// Writes: one connection.
-    writer: SqlitePool,
+    pool: Conns,
+    /// Writes: one connection, so this process's writers queue in order.
+    writer: Conns,
 }
+
+/// Connections the catalogue reads with: a few, since WAL lets readers run beside the writer.
+const READERS: usize = 4;
 
 fn other(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> CatalogueError {
     CatalogueError::Other(e.into())
@@ -63,15 +68,12 @@ impl SqliteCatalogue {
             }
             e => other(e),
         };
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
+        let writer = Conns::open(&options, 1).await.map_err(open_err)?;
+        MIGRATOR
+            .run(&mut *writer.get().await)
             .await
-            .map_err(open_err)?;
-        MIGRATOR.run(&writer).await.map_err(other)?;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options.read_only(true))
+            .map_err(other)?;
+        let pool = Conns::open(&options.read_only(true), READERS)
             .await
             .map_err(open_err)?;
         Ok(Self { pool, writer })
@@ -86,14 +88,15 @@ impl SqliteCatalogue {
     ) -> Result<sqlx::sqlite::SqliteRow> {
         sqlx::query(sql)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.pool.get().await)
             .await
             .map_err(db)?
             .ok_or_else(|| CatalogueError::NotFound(format!("{what} {id}")))
     }
 
-    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+    /// A write transaction on the writer connection `conn` (from `self.writer`).
+    async fn write_tx(conn: &mut SqliteConnection) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>> {
+        conn.begin_with("BEGIN IMMEDIATE").await.map_err(db)
     }
 }
 
@@ -107,12 +110,15 @@ impl SqliteCatalogue {
         for c in changes {
             query = writes::bind_change(query, c);
         }
-        let rows = query.fetch_all(&self.writer).await.map_err(db)?;
+        let rows = query
+            .fetch_all(&mut *self.writer.get().await)
+            .await
+            .map_err(db)?;
         if rows.is_empty() {
             let status: Option<String> =
                 sqlx::query_scalar("SELECT status FROM generations WHERE id = ?1")
                     .bind(id.to_string())
-                    .fetch_optional(&self.writer)
+                    .fetch_optional(&mut *self.writer.get().await)
                     .await
                     .map_err(db)?;
             return Err(match status {
@@ -163,7 +169,8 @@ impl Catalogue for SqliteCatalogue {
         job: Option<&NewJob>,
         images: &[Image],
     ) -> Result<Generation> {
-        let mut tx = self.write_tx().await?;
+        let mut conn = self.writer.get().await;
+        let mut tx = Self::write_tx(&mut conn).await?;
         let category = g.category.map(Category::as_str);
         let version = if g.version > 0 {
             i64::from(g.version)
@@ -286,7 +293,7 @@ impl Catalogue for SqliteCatalogue {
         subject: Option<&str>,
         parent: Option<GenerationId>,
     ) -> Result<u32> {
-        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let mut conn = self.pool.get().await;
         Ok(next_version(&mut conn, category, subject, parent).await? as u32)
     }
 
@@ -323,7 +330,7 @@ impl Catalogue for SqliteCatalogue {
         .bind(id.to_string())
         .bind(refs.to_string())
         .bind(account)
-        .execute(&self.writer)
+        .execute(&mut *self.writer.get().await)
         .await
         .map_err(db)?;
         if done.rows_affected() == 0 {
@@ -333,7 +340,7 @@ impl Catalogue for SqliteCatalogue {
     }
 
     async fn insert_image(&self, i: &Image) -> Result<Inserted> {
-        let mut conn = self.writer.acquire().await.map_err(db)?;
+        let mut conn = self.writer.get().await;
         if insert_image_row(&mut conn, i).await? {
             return Ok(Inserted::New(i.clone()));
         }
@@ -370,7 +377,7 @@ impl Catalogue for SqliteCatalogue {
         .bind(&f.tag)
         .bind(f.generation_id.map(|g| g.to_string()))
         .bind(f.limit.map_or(-1, i64::from))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.pool.get().await)
         .await
         .map_err(db)?;
         rows.iter().map(rows::image).collect()
@@ -380,7 +387,7 @@ impl Catalogue for SqliteCatalogue {
         let done = sqlx::query("UPDATE images SET status = ?2 WHERE id = ?1")
             .bind(id.to_string())
             .bind(status.as_str())
-            .execute(&self.writer)
+            .execute(&mut *self.writer.get().await)
             .await
             .map_err(db)?;
         if done.rows_affected() == 0 {
@@ -390,7 +397,8 @@ impl Catalogue for SqliteCatalogue {
     }
 
     async fn add_tags(&self, id: ImageId, tags: &[String]) -> Result<Image> {
-        let mut tx = self.write_tx().await?;
+        let mut conn = self.writer.get().await;
+        let mut tx = Self::write_tx(&mut conn).await?;
         let current: String = sqlx::query_scalar("SELECT tags FROM images WHERE id = ?1")
             .bind(id.to_string())
             .fetch_optional(&mut *tx)
@@ -459,7 +467,7 @@ impl Catalogue for SqliteCatalogue {
             sqlx::query("SELECT * FROM events WHERE generation_id = ?1 AND seq > ?2 ORDER BY seq")
                 .bind(id.to_string())
                 .bind(after as i64)
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *self.pool.get().await)
                 .await
                 .map_err(db)?;
         rows.iter().map(rows::event).collect()
@@ -468,7 +476,7 @@ impl Catalogue for SqliteCatalogue {
     async fn meta(&self, key: &str) -> Result<Option<String>> {
         sqlx::query_scalar("SELECT value FROM meta WHERE key = ?1")
             .bind(key)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.pool.get().await)
             .await
             .map_err(db)
     }
@@ -480,7 +488,7 @@ impl Catalogue for SqliteCatalogue {
         )
         .bind(key)
         .bind(value)
-        .execute(&self.writer)
+        .execute(&mut *self.writer.get().await)
         .await
         .map_err(db)?;
         Ok(())

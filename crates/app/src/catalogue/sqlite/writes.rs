@@ -85,7 +85,7 @@ pub(super) async fn insert_image_row(conn: &mut sqlx::SqliteConnection, i: &Imag
 }
 
 pub(super) async fn insert_event(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    conn: &mut sqlx::SqliteConnection,
     id: GenerationId,
     seq: i64,
     c: &Change,
@@ -100,7 +100,7 @@ pub(super) async fn insert_event(
     .bind(seq);
     bind_change(query, c)
         .bind(ts(at))
-        .execute(&mut **tx)
+        .execute(&mut *conn)
         .await
         .map_err(db)?;
     Ok(Event {

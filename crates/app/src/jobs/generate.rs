@@ -29,7 +29,7 @@ impl From<CatalogueError> for JobError {
 
 impl From<ProviderError> for JobError {
     fn from(e: ProviderError) -> Self {
-        if e.code.is_retryable() {
+        if e.retryable {
             JobError::Retry(e.failure(), e.retry_after)
         } else {
             JobError::Abort(e.failure())

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::app::App;
 use crate::catalogue::Change;
 use crate::domain::{Event, EventKind, Failure, GenerationId, GenerationStatus, Milestones, Phase};
-use crate::providers::{RefsChange, Reporter};
+use crate::providers::{ProviderError, RefsChange, Reporter};
 
 /// Progress events closer together than this are not recorded: a provider reporting every
 /// few milliseconds would otherwise turn each job into dozens of catalogue writes. Milestones
@@ -170,46 +170,36 @@ impl Reporter for JobReporter {
         self.shared.refs()
     }
 
-    async fn update_refs(&self, change: RefsChange<'_>) {
+    async fn update_refs(&self, change: RefsChange<'_>) -> Result<(), ProviderError> {
+        let poisoned = || ProviderError::unsaved("a lock was poisoned");
         let mine = {
-            let Ok(mut refs) = self.shared.refs.lock() else {
-                return;
-            };
+            let mut refs = self.shared.refs.lock().map_err(|_| poisoned())?;
             change(&mut refs.0);
             refs.1 += 1;
             refs.1
         };
         let mut written = self.shared.saving.lock().await;
+        // A write made while this one waited carried its change too.
         if *written >= mine {
-            return;
+            return Ok(());
         }
-        let Ok((value, changes)) = self.shared.refs.lock().map(|r| r.clone()) else {
-            return;
-        };
-        let account = self
-            .shared
-            .account
-            .lock()
-            .map(|a| a.clone())
-            .unwrap_or_default();
-        let saved = self
-            .app
+        let (value, changes) = self.shared.refs.lock().map_err(|_| poisoned())?.clone();
+        let account = self.shared.account.lock().map_err(|_| poisoned())?.clone();
+        self.app
             .catalogue
             .set_provider_refs(self.g, &value, account.as_deref())
-            .await;
-        match saved {
-            Ok(()) => {
-                *written = changes;
-                if let Ok(mut pending) = self.shared.account.lock()
-                    && *pending == account
-                {
-                    *pending = None;
-                }
-            }
-            Err(e) => {
+            .await
+            .map_err(|e| {
                 tracing::warn!(generation = %self.g, error = %e, "provider references not saved");
-            }
+                ProviderError::unsaved(e)
+            })?;
+        *written = changes;
+        if let Ok(mut pending) = self.shared.account.lock()
+            && *pending == account
+        {
+            *pending = None;
         }
+        Ok(())
     }
 
     async fn notice(&self, notice: Failure) {

@@ -104,12 +104,14 @@ impl Exchange<'_> {
     ) -> Result<Reading, ProviderError>
     where
         F: Fn(Option<String>) -> Fut,
-        Fut: Future<Output = ()>,
+        Fut: Future<Output = Result<(), ProviderError>>,
     {
         let answered = AtomicBool::new(false);
         let result = self.attempt(what, expect, start, &pending, &answered).await;
         if result.is_err() && answered.load(Ordering::Relaxed) {
-            pending(None).await;
+            // Best effort: a nonce left pending only costs the next attempt a look at the
+            // channel's history, and the job's own error says more than this one.
+            let _ = pending(None).await;
         }
         result
     }
@@ -124,7 +126,7 @@ impl Exchange<'_> {
     ) -> Result<Reading, ProviderError>
     where
         F: Fn(Option<String>) -> Fut,
-        Fut: Future<Output = ()>,
+        Fut: Future<Output = Result<(), ProviderError>>,
     {
         let answer = |e: ProviderError| {
             answered.store(true, Ordering::Relaxed);
@@ -177,8 +179,9 @@ impl Exchange<'_> {
             } else {
                 nonce
             };
+            // Never sent unless saved: a resumed job finds its interaction by this nonce.
             if !saved {
-                pending(Some(nonce.clone())).await;
+                pending(Some(nonce.clone())).await?;
             }
             let result = match what {
                 Send::Slash(command) => {
@@ -410,9 +413,11 @@ impl Exchange<'_> {
                 )
             }
             RestError::RateLimited { retry_after, .. } => ProviderError {
-                code: ErrorCode::ProviderUnavailable,
-                message: format!("Discord rate limit on account {account}: {e}"),
                 retry_after: Some(*retry_after),
+                ..ProviderError::new(
+                    ErrorCode::ProviderUnavailable,
+                    format!("Discord rate limit on account {account}: {e}"),
+                )
             },
             e if e.is_unknown_message() => ProviderError::new(
                 ErrorCode::InvalidParameter,

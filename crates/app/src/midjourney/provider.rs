@@ -74,7 +74,7 @@ impl Midjourney {
         };
         let only_pending = refs.grid.is_none() && refs.result.is_none() && refs.source.is_none();
         let started = if started && only_pending && refs.account.as_deref().is_some_and(dead) {
-            saved.update(|r| r.pending.clear()).await;
+            saved.update(|r| r.pending.clear()).await?;
             false
         } else {
             started
@@ -154,7 +154,7 @@ impl Midjourney {
                 r.source = Some(shot.clone());
                 r.pending.remove("source");
             })
-            .await;
+            .await?;
         Ok(shot)
     }
 
@@ -196,7 +196,7 @@ impl Midjourney {
                     r.prompts.clone_from(&reading.prompts);
                     r.pending.remove("describe");
                 })
-                .await;
+                .await?;
         }
         Ok(Delivery { bytes: Vec::new() })
     }
@@ -375,8 +375,11 @@ impl Midjourney {
             r.pending.remove(step);
             r.pending.extend(presses);
         });
-        // The result is saved while it downloads: both are done before this returns.
-        tokio::join!(save, self.deliver(&account, &shot)).1
+        // The result is saved while it downloads: both are done before this returns. Unsaved,
+        // it fails the attempt: the U presses' nonces reserved with it must not be sent.
+        let (saved, delivered) = tokio::join!(save, self.deliver(&account, &shot));
+        saved?;
+        delivered
     }
 
     /// U`index` on the job's grid, on the job's account.
@@ -409,6 +412,8 @@ impl Midjourney {
             r.upscales.insert(index, shot.clone());
             r.pending.remove(&step);
         });
-        tokio::join!(save, self.deliver(&account, &shot)).1
+        let (saved, delivered) = tokio::join!(save, self.deliver(&account, &shot));
+        saved?;
+        delivered
     }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::reading::Reading;
-use crate::providers::{ProviderJob, Reporter};
+use crate::providers::{ProviderError, ProviderJob, Reporter};
 
 /// What the provider keeps in a generation's `provider_refs`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -97,7 +97,7 @@ pub struct Saved<'a> {
 
 impl Saved<'_> {
     /// Applies `f` to the refs as last saved (by any call of the job) and saves them.
-    pub async fn update(&self, f: impl FnOnce(&mut Refs) + Send) {
+    pub async fn update(&self, f: impl FnOnce(&mut Refs) + Send) -> Result<(), ProviderError> {
         self.report
             .update_refs(Box::new(move |value| {
                 let mut refs = read(value);
@@ -106,7 +106,7 @@ impl Saved<'_> {
                     *value = v;
                 }
             }))
-            .await;
+            .await
     }
 
     pub fn get(&self) -> Refs {

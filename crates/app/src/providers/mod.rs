@@ -13,14 +13,16 @@ use async_trait::async_trait;
 
 use crate::domain::{Action, ErrorCode, Failure, GenerationId, GenerationKind, Parameters};
 
-/// A provider failure. Its code decides whether the job is retried (see
-/// [`ErrorCode::is_retryable`]); `retry_after` overrides the backoff when the provider said.
+/// A provider failure. Whether the job is retried is `retryable`: its code's
+/// ([`ErrorCode::is_retryable`]) unless the failure was this process's own; `retry_after`
+/// overrides the backoff when the provider said.
 #[derive(Clone, Debug, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct ProviderError {
     pub code: ErrorCode,
     pub message: String,
     pub retry_after: Option<Duration>,
+    pub retryable: bool,
 }
 
 impl ProviderError {
@@ -29,6 +31,19 @@ impl ProviderError {
             code,
             message: message.into(),
             retry_after: None,
+            retryable: code.is_retryable(),
+        }
+    }
+
+    /// The job's references could not be saved (the catalogue failed): an `internal` error
+    /// that is tried again, as any catalogue failure of a job is.
+    pub fn unsaved(cause: impl std::fmt::Display) -> Self {
+        Self {
+            retryable: true,
+            ..Self::new(
+                ErrorCode::Internal,
+                format!("the job's provider references could not be saved: {cause}"),
+            )
         }
     }
 
@@ -88,10 +103,12 @@ pub trait Reporter: Send + Sync {
     /// a restart can resume. The calls of one job that run at once (the upscales) share the
     /// references: each change applies to what the others saved, and the changes reach the
     /// catalogue in the order they were made, so none overwrites a later one.
-    async fn update_refs(&self, change: RefsChange<'_>);
+    /// An error means the change may not be durable: a provider then stops before sending
+    /// anything that a resumed job would have to find by it (a nonce), and returns the error.
+    async fn update_refs(&self, change: RefsChange<'_>) -> Result<(), ProviderError>;
     /// Replaces the references with `refs`.
-    async fn save_refs(&self, refs: serde_json::Value) {
-        self.update_refs(Box::new(move |value| *value = refs)).await;
+    async fn save_refs(&self, refs: serde_json::Value) -> Result<(), ProviderError> {
+        self.update_refs(Box::new(move |value| *value = refs)).await
     }
     /// The provider account that took the job (pools choose one at run time): recorded with
     /// the next references saved, which a job on an account always saves before it sends

@@ -295,6 +295,52 @@ async fn midjourney_errors_fail_the_job_with_their_type_and_are_not_retried() {
     sim.shutdown().await;
 }
 
+/// A nonce is saved before its interaction is sent, or the interaction is not sent: when the
+/// catalogue refuses the job's references, Midjourney never hears of the job (a resumed job
+/// could not find its render, and would pay for it twice), and the job fails after its
+/// attempts with the reason.
+#[tokio::test]
+async fn nothing_is_sent_while_its_nonce_cannot_be_saved() {
+    use sqlx::Connection as _;
+    let sim = simulator(|c| c.timing = Timing::instant()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_for(&sim, dir.path(), 1, |c| c.jobs.max_attempts = 3).await;
+    let mut db = sqlx::SqliteConnection::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("atelier.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_refs BEFORE UPDATE OF provider_refs ON generations
+         BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+
+    let id = generate(&app, "a fox in the snow").await;
+    let g = app.catalogue.generation(id).await.unwrap();
+    assert_eq!(g.status, GenerationStatus::Failed);
+    assert_eq!(g.error_code(), Some(ErrorCode::Internal));
+    let message = &g.error.as_ref().unwrap().message;
+    assert!(
+        message.contains("references could not be saved"),
+        "{message}"
+    );
+    assert_eq!(app.catalogue.job_of(id).await.unwrap().attempts, 3);
+    assert_eq!(sim.control().stats().interactions, 0, "sent unsaved");
+
+    // Once the catalogue takes them again, the same path runs through.
+    sqlx::query("DROP TRIGGER refuse_refs")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let id = generate(&app, "a fox in the snow").await;
+    assert_complete(&app, id).await;
+    sim.shutdown().await;
+}
+
 /// `set` at `rate` and `seed`, rolled on gateway connections as often as [`simulator`] sets.
 fn faults(set: &[Fault], rate: f64, seed: u64) -> impl FnOnce(&mut atelier_simulator::Config) {
     move |c| {

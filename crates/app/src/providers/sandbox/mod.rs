@@ -105,7 +105,7 @@ impl Sandbox {
         ];
         report
             .save_refs(serde_json::json!({"prompts": prompts}))
-            .await;
+            .await?;
         Ok(Delivery { bytes: Vec::new() })
     }
 }
@@ -137,14 +137,14 @@ impl Provider for Sandbox {
                     .fold(0x811c_9dc5_u32, |h, b| {
                         (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
                     });
-                report.save_refs(serde_json::json!({"seed": seed})).await;
+                report.save_refs(serde_json::json!({"seed": seed})).await?;
                 return self.draw(job, Picture::Grid(seed)).await;
             }
             _ => {}
         }
         let Some(action) = job.action else {
             let seed = Self::seed(job);
-            report.save_refs(serde_json::json!({"seed": seed})).await;
+            report.save_refs(serde_json::json!({"seed": seed})).await?;
             return self.draw(job, Picture::Grid(seed)).await;
         };
         // Actions redraw from the parent's seed: U1–U4 are exactly its quadrants, the
@@ -162,7 +162,7 @@ impl Provider for Sandbox {
                     .fold(parent ^ 0x9e37_79b9, |h, b| h.rotate_left(5) ^ u32::from(b))
                     .wrapping_mul(0x0100_0193)
                     ^ u32::from(other.source() != crate::domain::Role::Grid);
-                report.save_refs(serde_json::json!({"seed": seed})).await;
+                report.save_refs(serde_json::json!({"seed": seed})).await?;
                 Picture::Grid(seed)
             }
         };

@@ -210,16 +210,20 @@ impl Pacer {
         }
     }
 
-    /// Books the next free slot and sleeps until it.
+    /// Books the next free slot and sleeps until it. A slot that is already due is taken
+    /// without a timer: the runtime fires even an expired one only at its next millisecond
+    /// tick, which would delay every interaction of an idle account.
     pub(crate) async fn wait(&self) {
-        let slot = {
+        let (slot, now) = {
             let mut next = self.next.lock().await;
             let now = Instant::now();
             let slot = next.map_or(now, |n| n.max(now));
             *next = Some(slot + self.gap + self.jitter.mul_f64(fastrand::f64()));
-            slot
+            (slot, now)
         };
-        sleep_until(slot).await;
+        if slot > now {
+            sleep_until(slot).await;
+        }
     }
 }
 

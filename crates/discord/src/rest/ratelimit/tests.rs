@@ -152,3 +152,15 @@ async fn pacer_spaces_interactions_with_bounded_jitter() {
         );
     }
 }
+
+/// A free slot is taken at once, not at the timer's next tick: the runtime fires even an
+/// expired timer only on its next millisecond, a delay every interaction would pay.
+#[tokio::test]
+async fn a_free_slot_is_taken_without_waiting_for_the_timer() {
+    let pacer = Pacer::new(Duration::ZERO, Duration::ZERO);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    for _ in 0..3 {
+        let mut wait = std::pin::pin!(pacer.wait());
+        assert!(wait.as_mut().poll(&mut cx).is_ready());
+    }
+}

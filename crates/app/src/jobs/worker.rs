@@ -99,8 +99,10 @@ impl Worker {
         let mut signals = self.app.bus.signals();
         let mut task = tokio::spawn(generate::run(self.app.clone(), job.clone()));
         let renew_every = (self.app.jobs.lease / 3).max(Duration::from_millis(50));
-        let mut ticker = tokio::time::interval(renew_every);
-        ticker.tick().await;
+        // The first renewal is due one period from now. (An interval's immediate first tick
+        // would still wait for the timer's next millisecond, holding up a job that ends sooner.)
+        let mut ticker =
+            tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
         // Past two thirds of the lease without a renewal, another worker may soon take the job
         // over: stop before two workers write for one generation.
         let give_up_after = self.app.jobs.lease.mul_f64(2.0 / 3.0);

@@ -99,6 +99,16 @@ async fn generate(app: &Arc<App>, prompt: &str) -> GenerationId {
     g.id
 }
 
+/// Submits `count` generations, prompted `"{prompt} {i}"`, without running them.
+async fn submit_numbered(app: &App, prompt: &str, count: usize) -> Vec<GenerationId> {
+    let mut ids = Vec::with_capacity(count);
+    for i in 0..count {
+        let request = GenerationRequest::new(format!("{prompt} {i}"));
+        ids.push(app.submit(request).await.expect("submitted").id);
+    }
+    ids
+}
+
 /// Decoded as RGB, whatever channels the encoder kept.
 fn pixels(bytes: &[u8]) -> pipeline::Pixels {
     let p = pipeline::decode(bytes).expect("decodes");
@@ -356,15 +366,7 @@ async fn two_accounts_share_the_work_within_their_limits() {
         c.providers.midjourney.upscale_mode = "local_split".into();
     })
     .await;
-    let mut ids = Vec::new();
-    for i in 0..6 {
-        ids.push(
-            app.submit(GenerationRequest::new(format!("a kite, number {i}")))
-                .await
-                .unwrap()
-                .id,
-        );
-    }
+    let ids = submit_numbered(&app, "a kite, number", 6).await;
     let control = sim.control();
     let watch = tokio::spawn(async move {
         let mut most = 0;
@@ -400,15 +402,7 @@ async fn a_revoked_account_is_disabled_and_the_other_takes_the_jobs() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let app = app_for(&sim, dir.path(), 2, |c| c.jobs.max_attempts = 4).await;
-    let mut ids = Vec::new();
-    for i in 0..3 {
-        ids.push(
-            app.submit(GenerationRequest::new(format!("a mill, view {i}")))
-                .await
-                .unwrap()
-                .id,
-        );
-    }
+    let ids = submit_numbered(&app, "a mill, view", 3).await;
     run_all(&app).await;
     for id in ids {
         let g = app.catalogue.generation(id).await.unwrap();

@@ -1,12 +1,14 @@
 //! The fault options against the Midjourney provider: each fault alone, all of them together,
 //! and stuck jobs, which end in a typed timeout.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use atelier::app::App;
 use atelier::domain::{ErrorCode, GenerationRequest, GenerationStatus};
 use atelier_simulator::{Fault, Faults, Running};
 
-use super::{app_for, assert_complete, generate, run_all_within, simulator};
+use super::{app_for, assert_complete, generate, run_all_within, simulator, submit_numbered};
 
 /// `set` at `rate` and `seed`, rolled on gateway connections as often as [`simulator`] sets.
 fn faults(set: &[Fault], rate: f64, seed: u64) -> impl FnOnce(&mut atelier_simulator::Config) {
@@ -93,15 +95,7 @@ async fn all_faults_run(sim: &Running) {
         c.jobs.max_attempts = 8;
     })
     .await;
-    let mut ids = Vec::new();
-    for i in 0..3 {
-        ids.push(
-            app.submit(GenerationRequest::new(format!("a harbour, study {i}")))
-                .await
-                .unwrap()
-                .id,
-        );
-    }
+    let ids = submit_numbered(&app, "a harbour, study", 3).await;
     // Eight attempts, each of which may meet several faults and their backoffs, can
     // legitimately take minutes on a loaded two-core machine; a stall still fails.
     run_all_within(&app, Duration::from_mins(5)).await;
@@ -123,15 +117,25 @@ async fn all_faults_run(sim: &Running) {
     }
 }
 
-#[tokio::test]
-async fn a_stuck_job_times_out_with_its_type() {
+/// A simulator where every job gets stuck, and an app on its first account with `midjourney`
+/// tuned and `attempts` per job.
+async fn stuck(
+    midjourney: impl FnOnce(&mut atelier::config::MidjourneyConfig),
+    attempts: u32,
+) -> (Running, tempfile::TempDir, Arc<App>) {
     let sim = simulator(faults(&[Fault::Stuck], 1.0, 0)).await;
     let dir = tempfile::tempdir().unwrap();
     let app = app_for(&sim, dir.path(), 1, |c| {
-        c.providers.midjourney.timeout_secs = 0.5;
-        c.jobs.max_attempts = 2;
+        midjourney(&mut c.providers.midjourney);
+        c.jobs.max_attempts = attempts;
     })
     .await;
+    (sim, dir, app)
+}
+
+#[tokio::test]
+async fn a_stuck_job_times_out_with_its_type() {
+    let (sim, _dir, app) = stuck(|m| m.timeout_secs = 0.5, 2).await;
     let id = generate(&app, "a frozen river").await;
     let g = app.catalogue.generation(id).await.unwrap();
     assert_eq!(g.status, GenerationStatus::Failed);
@@ -144,13 +148,13 @@ async fn a_stuck_job_times_out_with_its_type() {
 /// history poll proves nothing new, so it must not hold the deadline off for ever.
 #[tokio::test]
 async fn a_stuck_job_times_out_when_polls_are_shorter_than_the_deadline() {
-    let sim = simulator(faults(&[Fault::Stuck], 1.0, 0)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = app_for(&sim, dir.path(), 1, |c| {
-        c.providers.midjourney.timeout_secs = 1.0;
-        c.providers.midjourney.history_poll_secs = 0.2;
-        c.jobs.max_attempts = 1;
-    })
+    let (sim, _dir, app) = stuck(
+        |m| {
+            m.timeout_secs = 1.0;
+            m.history_poll_secs = 0.2;
+        },
+        1,
+    )
     .await;
     let g = app
         .submit(GenerationRequest::new("a frozen lake"))

@@ -70,7 +70,7 @@ impl SqliteCatalogue {
         };
         let writer = Conns::open(&options, 1).await.map_err(open_err)?;
         MIGRATOR
-            .run(&mut *writer.get().await)
+            .run(&mut *writer.get().await?)
             .await
             .map_err(other)?;
         let pool = Conns::open(&options.read_only(true), READERS)
@@ -88,7 +88,7 @@ impl SqliteCatalogue {
     ) -> Result<sqlx::sqlite::SqliteRow> {
         sqlx::query(sql)
             .bind(id)
-            .fetch_optional(&mut *self.pool.get().await)
+            .fetch_optional(&mut *self.pool.get().await?)
             .await
             .map_err(db)?
             .ok_or_else(|| CatalogueError::NotFound(format!("{what} {id}")))
@@ -111,14 +111,14 @@ impl SqliteCatalogue {
             query = writes::bind_change(query, c);
         }
         let rows = query
-            .fetch_all(&mut *self.writer.get().await)
+            .fetch_all(&mut *self.writer.get().await?)
             .await
             .map_err(db)?;
         if rows.is_empty() {
             let status: Option<String> =
                 sqlx::query_scalar("SELECT status FROM generations WHERE id = ?1")
                     .bind(id.to_string())
-                    .fetch_optional(&mut *self.writer.get().await)
+                    .fetch_optional(&mut *self.writer.get().await?)
                     .await
                     .map_err(db)?;
             return Err(match status {
@@ -169,7 +169,7 @@ impl Catalogue for SqliteCatalogue {
         job: Option<&NewJob>,
         images: &[Image],
     ) -> Result<Generation> {
-        let mut conn = self.writer.get().await;
+        let mut conn = self.writer.get().await?;
         let mut tx = Self::write_tx(&mut conn).await?;
         let category = g.category.map(Category::as_str);
         let version = if g.version > 0 {
@@ -293,7 +293,7 @@ impl Catalogue for SqliteCatalogue {
         subject: Option<&str>,
         parent: Option<GenerationId>,
     ) -> Result<u32> {
-        let mut conn = self.pool.get().await;
+        let mut conn = self.pool.get().await?;
         Ok(next_version(&mut conn, category, subject, parent).await? as u32)
     }
 
@@ -330,7 +330,7 @@ impl Catalogue for SqliteCatalogue {
         .bind(id.to_string())
         .bind(refs.to_string())
         .bind(account)
-        .execute(&mut *self.writer.get().await)
+        .execute(&mut *self.writer.get().await?)
         .await
         .map_err(db)?;
         if done.rows_affected() == 0 {
@@ -340,7 +340,7 @@ impl Catalogue for SqliteCatalogue {
     }
 
     async fn insert_image(&self, i: &Image) -> Result<Inserted> {
-        let mut conn = self.writer.get().await;
+        let mut conn = self.writer.get().await?;
         if insert_image_row(&mut conn, i).await? {
             return Ok(Inserted::New(i.clone()));
         }
@@ -377,7 +377,7 @@ impl Catalogue for SqliteCatalogue {
         .bind(&f.tag)
         .bind(f.generation_id.map(|g| g.to_string()))
         .bind(f.limit.map_or(-1, i64::from))
-        .fetch_all(&mut *self.pool.get().await)
+        .fetch_all(&mut *self.pool.get().await?)
         .await
         .map_err(db)?;
         rows.iter().map(rows::image).collect()
@@ -387,7 +387,7 @@ impl Catalogue for SqliteCatalogue {
         let done = sqlx::query("UPDATE images SET status = ?2 WHERE id = ?1")
             .bind(id.to_string())
             .bind(status.as_str())
-            .execute(&mut *self.writer.get().await)
+            .execute(&mut *self.writer.get().await?)
             .await
             .map_err(db)?;
         if done.rows_affected() == 0 {
@@ -397,7 +397,7 @@ impl Catalogue for SqliteCatalogue {
     }
 
     async fn add_tags(&self, id: ImageId, tags: &[String]) -> Result<Image> {
-        let mut conn = self.writer.get().await;
+        let mut conn = self.writer.get().await?;
         let mut tx = Self::write_tx(&mut conn).await?;
         let current: String = sqlx::query_scalar("SELECT tags FROM images WHERE id = ?1")
             .bind(id.to_string())
@@ -467,7 +467,7 @@ impl Catalogue for SqliteCatalogue {
             sqlx::query("SELECT * FROM events WHERE generation_id = ?1 AND seq > ?2 ORDER BY seq")
                 .bind(id.to_string())
                 .bind(after as i64)
-                .fetch_all(&mut *self.pool.get().await)
+                .fetch_all(&mut *self.pool.get().await?)
                 .await
                 .map_err(db)?;
         rows.iter().map(rows::event).collect()
@@ -476,7 +476,7 @@ impl Catalogue for SqliteCatalogue {
     async fn meta(&self, key: &str) -> Result<Option<String>> {
         sqlx::query_scalar("SELECT value FROM meta WHERE key = ?1")
             .bind(key)
-            .fetch_optional(&mut *self.pool.get().await)
+            .fetch_optional(&mut *self.pool.get().await?)
             .await
             .map_err(db)
     }
@@ -488,7 +488,7 @@ impl Catalogue for SqliteCatalogue {
         )
         .bind(key)
         .bind(value)
-        .execute(&mut *self.writer.get().await)
+        .execute(&mut *self.writer.get().await?)
         .await
         .map_err(db)?;
         Ok(())

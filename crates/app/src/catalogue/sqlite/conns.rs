@@ -1,5 +1,5 @@
-//! A fixed set of open `SQLite` connections, each behind an async lock: the writer's one and the
-//! readers' few.
+//! A fixed number of `SQLite` connections, each behind an async lock: the writer's one and the
+//! readers' few, opened as they are first needed (a command that reads once opens one).
 //!
 //! Not sqlx's `Pool`: it pings a connection's worker thread each time it hands one out and
 //! again each time one comes back, two extra thread round trips around every statement. A
@@ -14,36 +14,66 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, SqliteConnection};
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
+
+use super::{CatalogueError, db};
 
 pub(super) struct Conns {
-    conns: Vec<Mutex<SqliteConnection>>,
+    options: SqliteConnectOptions,
+    /// Opened when first needed, but for the first: a command that reads once opens one.
+    slots: Vec<Mutex<Option<SqliteConnection>>>,
     /// Where a caller that finds every connection busy queues: turn by turn.
     next: AtomicUsize,
 }
 
 impl Conns {
-    /// Opens `n` (at least one) connections with `options`.
+    /// Up to `n` (at least one) connections with `options`; the first is opened now, so a
+    /// database that cannot be opened fails here.
     pub(super) async fn open(options: &SqliteConnectOptions, n: usize) -> sqlx::Result<Self> {
-        let mut conns = Vec::with_capacity(n.max(1));
-        for _ in 0..n.max(1) {
-            conns.push(Mutex::new(options.connect().await?));
-        }
+        let first = options.connect().await?;
+        let slots = std::iter::once(Some(first))
+            .chain(std::iter::repeat_with(|| None))
+            .take(n.max(1))
+            .map(Mutex::new)
+            .collect();
         Ok(Self {
-            conns,
+            options: options.clone(),
+            slots,
             next: AtomicUsize::new(0),
         })
     }
 
-    /// A free connection, or the next one in turn when all are busy.
-    pub(super) async fn get(&self) -> MutexGuard<'_, SqliteConnection> {
-        for conn in &self.conns {
-            if let Ok(guard) = conn.try_lock() {
-                return guard;
+    /// A free open connection, else a free slot opened now, else the next one in turn when
+    /// all are busy.
+    pub(super) async fn get(
+        &self,
+    ) -> Result<MappedMutexGuard<'_, SqliteConnection>, CatalogueError> {
+        let mut unopened = None;
+        for slot in &self.slots {
+            if let Ok(guard) = slot.try_lock() {
+                if guard.is_some() {
+                    return self.ready(guard).await;
+                }
+                unopened.get_or_insert(guard);
             }
         }
-        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
-        self.conns[turn].lock().await
+        if let Some(guard) = unopened {
+            return self.ready(guard).await;
+        }
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        self.ready(self.slots[turn].lock().await).await
+    }
+
+    /// The guarded connection, opened if it was not yet.
+    async fn ready<'a>(
+        &self,
+        mut guard: MutexGuard<'a, Option<SqliteConnection>>,
+    ) -> Result<MappedMutexGuard<'a, SqliteConnection>, CatalogueError> {
+        let conn = match guard.take() {
+            Some(conn) => conn,
+            None => self.options.connect().await.map_err(db)?,
+        };
+        Ok(MutexGuard::map(guard, |slot| slot.insert(conn)))
     }
 }
 
@@ -61,8 +91,8 @@ mod tests {
     #[tokio::test]
     async fn a_busy_connection_is_passed_over_for_a_free_one() {
         let conns = memory(2).await;
-        let first = conns.get().await;
-        let second = conns.get().await;
+        let first = conns.get().await.expect("open");
+        let second = conns.get().await.expect("opened on demand");
         // Two distinct connections: both guards are held at once.
         assert!(!std::ptr::eq(&raw const *first, &raw const *second));
     }
@@ -70,11 +100,11 @@ mod tests {
     #[tokio::test]
     async fn when_all_are_busy_a_caller_waits_for_one() {
         let conns = std::sync::Arc::new(memory(1).await);
-        let held = conns.get().await;
+        let held = conns.get().await.expect("free");
         let waiter = {
             let conns = conns.clone();
             tokio::spawn(async move {
-                let mut conn = conns.get().await;
+                let mut conn = conns.get().await.expect("free");
                 sqlx::query_scalar::<_, i64>("SELECT 7")
                     .fetch_one(&mut *conn)
                     .await
@@ -90,7 +120,7 @@ mod tests {
     async fn a_transaction_dropped_midway_is_rolled_back_before_the_next_holder() {
         let conns = memory(1).await;
         {
-            let mut conn = conns.get().await;
+            let mut conn = conns.get().await.expect("open");
             sqlx::query("CREATE TABLE t (x INTEGER)")
                 .execute(&mut *conn)
                 .await
@@ -102,7 +132,7 @@ mod tests {
                 .expect("insert");
             // Dropped without commit, as when a caller's future is dropped.
         }
-        let mut conn = conns.get().await;
+        let mut conn = conns.get().await.expect("open");
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
             .fetch_one(&mut *conn)
             .await

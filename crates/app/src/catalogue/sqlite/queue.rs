@@ -49,7 +49,7 @@ pub(super) async fn claim_job(
         .bind(claim.lease_ms)
         .bind(slots_json(claim.slots))
         .bind(claim.only.map(|g| g.to_string()))
-        .fetch_optional(&mut *cat.writer.get().await)
+        .fetch_optional(&mut *cat.writer.get().await?)
         .await
         .map_err(db)?;
     row.as_ref().map(rows::job).transpose()
@@ -71,7 +71,7 @@ pub(super) async fn renew_lease(
     .bind(worker)
     .bind(now)
     .bind(lease_ms)
-    .fetch_optional(&mut *cat.writer.get().await)
+    .fetch_optional(&mut *cat.writer.get().await?)
     .await
     .map_err(db)?;
     Ok(match row {
@@ -98,7 +98,7 @@ pub(super) async fn finish_job(
     .bind(status.as_str())
     .bind(error)
     .bind(now_ms())
-    .execute(&mut *cat.writer.get().await)
+    .execute(&mut *cat.writer.get().await?)
     .await
     .map_err(db)?;
     Ok(done.rows_affected() == 1)
@@ -121,7 +121,7 @@ pub(super) async fn retry_job(
     .bind(run_at)
     .bind(error)
     .bind(now_ms())
-    .execute(&mut *cat.writer.get().await)
+    .execute(&mut *cat.writer.get().await?)
     .await
     .map_err(db)?;
     Ok(done.rows_affected() == 1)
@@ -137,7 +137,7 @@ pub(super) async fn cancel_job(cat: &SqliteCatalogue, generation: GenerationId) 
     )
     .bind(generation.to_string())
     .bind(now_ms())
-    .fetch_optional(&mut *cat.writer.get().await)
+    .fetch_optional(&mut *cat.writer.get().await?)
     .await
     .map_err(db)?
     .ok_or_else(|| CatalogueError::NotFound(format!("job of generation {generation}")))?;
@@ -151,7 +151,7 @@ pub(super) async fn queue_counts(cat: &SqliteCatalogue, slots: &[String]) -> Res
            AND slot IN (SELECT value FROM json_each(?1))",
     )
     .bind(slots_json(slots))
-    .fetch_one(&mut *cat.pool.get().await)
+    .fetch_one(&mut *cat.pool.get().await?)
     .await
     .map_err(db)?;
     Ok(QueueCounts {
@@ -167,7 +167,7 @@ pub(super) async fn next_wakeup(cat: &SqliteCatalogue, slots: &[String]) -> Resu
            AND slot IN (SELECT value FROM json_each(?1))",
     )
     .bind(slots_json(slots))
-    .fetch_one(&mut *cat.pool.get().await)
+    .fetch_one(&mut *cat.pool.get().await?)
     .await
     .map_err(db)
 }

@@ -24,6 +24,45 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub pipeline: PipelineConfig,
     pub providers: ProvidersConfig,
+    pub limits: LimitsConfig,
+}
+
+/// What an image may cost wherever it enters (import, describe and blend files, provider
+/// downloads): files over them are refused as bad input before they are read or decoded.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest image file read or downloaded, in MiB.
+    pub max_file_mib: u64,
+    /// Largest decoded image (width × height), in millions of pixels.
+    pub max_megapixels: u64,
+    /// Memory a decoder may take besides the pixels (colour profiles, text), in MiB.
+    pub max_metadata_mib: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_file_mib: crate::pipeline::DEFAULT_MAX_FILE_MIB,
+            max_megapixels: crate::pipeline::DEFAULT_MAX_MEGAPIXELS,
+            max_metadata_mib: crate::pipeline::DEFAULT_MAX_METADATA_MIB,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// Largest image file, in bytes.
+    pub fn max_file_bytes(&self) -> u64 {
+        self.max_file_mib.saturating_mul(1 << 20)
+    }
+
+    /// The decoding limits the pipeline holds every image to.
+    pub fn pipeline(&self) -> crate::pipeline::Limits {
+        crate::pipeline::Limits {
+            max_pixels: self.max_megapixels.saturating_mul(1_000_000),
+            max_metadata_bytes: self.max_metadata_mib.saturating_mul(1 << 20),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -176,6 +215,7 @@ impl Default for Config {
             jobs: JobsConfig::default(),
             pipeline: PipelineConfig::default(),
             providers: ProvidersConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -316,6 +356,19 @@ impl Config {
                 "providers.sandbox.upscale_mode must be \"provider\" or \"local_split\", not {:?}",
                 s.upscale_mode
             ));
+        }
+        for (name, v, most) in [
+            ("limits.max_file_mib", self.limits.max_file_mib, 1 << 20),
+            ("limits.max_megapixels", self.limits.max_megapixels, 1 << 20),
+            (
+                "limits.max_metadata_mib",
+                self.limits.max_metadata_mib,
+                1 << 20,
+            ),
+        ] {
+            if !(1..=most).contains(&v) {
+                return bad(format!("{name} must be from 1 to {most}, not {v}"));
+            }
         }
         self.check_midjourney()?;
         Ok(())

@@ -40,7 +40,10 @@ pub fn providers(config: &Config) -> Result<Providers, AppError> {
     if config.providers.midjourney.enabled {
         providers.insert(
             "midjourney",
-            crate::midjourney::registered(&config.providers.midjourney),
+            crate::midjourney::registered(
+                &config.providers.midjourney,
+                config.limits.max_file_bytes(),
+            ),
         );
     }
     if providers.get(&config.default_provider).is_none() {
@@ -111,5 +114,6 @@ pub async fn open(
             poll: Duration::from_secs_f64(j.poll_secs),
         },
         png,
+        limits: config.limits.pipeline(),
     }))
 }

@@ -1,8 +1,10 @@
 //! Importing existing images (e.g. Midjourney grids saved by hand) as generations of kind
 //! `import`. Every file is read and verified before anything is written: one bad file and the
-//! whole import is refused.
+//! whole import is refused. Files are read within `[limits]`: regular files only, the size
+//! checked before reading and the signature on the first bytes.
 
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
@@ -12,7 +14,7 @@ use crate::domain::{
     Parameters, Phase, Role,
 };
 use crate::error::AppError;
-use crate::pipeline::{self, Processed};
+use crate::pipeline::{self, Format, Processed};
 
 /// What the user asked to import.
 #[derive(Clone, Debug)]
@@ -25,6 +27,10 @@ pub struct ImportRequest {
     pub subject: Option<String>,
     /// How quadrants cut from grids are compressed.
     pub png: crate::pipeline::PngCompression,
+    /// Largest file read, in bytes (`[limits] max_file_mib`).
+    pub max_file_bytes: u64,
+    /// What each image may cost to decode.
+    pub limits: pipeline::Limits,
 }
 
 /// One file, read and processed, ready to store.
@@ -55,16 +61,17 @@ impl ImportRequest {
         let mut files = Vec::with_capacity(self.files.len());
         for path in self.files {
             let shown = path.display().to_string();
-            let bytes = tokio::fs::read(&path)
-                .await
-                .map_err(|e| AppError::Invalid(format!("cannot read {shown}: {e}")))?;
-            let (grid, png) = (self.grid, self.png);
+            let (grid, png, limits, max) = (self.grid, self.png, self.limits, self.max_file_bytes);
+            let read = path.clone();
             let processed = tokio::task::spawn_blocking(move || {
-                if grid {
-                    pipeline::process_grid(bytes, png).map(|g| (g.grid, Some(g.quadrants)))
+                let bytes = read_image_file(&read, max)?;
+                let processed = if grid {
+                    pipeline::process_grid_within(bytes, png, &limits)
+                        .map(|g| (g.grid, Some(g.quadrants)))
                 } else {
-                    pipeline::process_image(bytes).map(|i| (i, None))
-                }
+                    pipeline::process_image_within(bytes, &limits).map(|i| (i, None))
+                };
+                processed.map_err(|e| e.to_string())
             })
             .await
             .map_err(|e| AppError::Internal(e.to_string()))?
@@ -87,6 +94,50 @@ impl ImportRequest {
             subject: checked.subject,
         })
     }
+}
+
+/// Reads an image file within `max` bytes. Devices, pipes and folders are refused (a FIFO
+/// is opened without waiting for a writer), the size is checked before reading, and the
+/// signature on the first bytes, so neither `/dev/zero` nor a large file of another kind is
+/// ever read in full.
+fn read_image_file(path: &Path, max: u64) -> Result<Vec<u8>, String> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Opening a FIFO for reading waits for a writer unless non-blocking.
+        options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits().cast_signed());
+    }
+    let cannot = |e: std::io::Error| format!("cannot read it: {e}");
+    let file = options.open(path).map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    if !meta.is_file() {
+        let kind = if meta.is_dir() {
+            "a folder"
+        } else {
+            "a device, pipe or socket"
+        };
+        return Err(format!("it is {kind}, not a regular file"));
+    }
+    if meta.len() > max {
+        return Err(pipeline::file_too_large("the file", Some(meta.len()), max));
+    }
+    // At most one byte more than allowed: a file that grew since is caught, not read whole.
+    let mut reader = file.take(max + 1);
+    let mut head = Vec::with_capacity(16);
+    (&mut reader)
+        .take(16)
+        .read_to_end(&mut head)
+        .map_err(cannot)?;
+    Format::sniff(&head).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    bytes.extend_from_slice(&head);
+    reader.read_to_end(&mut bytes).map_err(cannot)?;
+    if bytes.len() as u64 > max {
+        return Err(pipeline::file_too_large("the file", None, max));
+    }
+    Ok(bytes)
 }
 
 impl App {

@@ -59,6 +59,8 @@ pub struct App {
     pub jobs: JobSettings,
     /// How quadrants cut from grids are compressed.
     pub png: crate::pipeline::PngCompression,
+    /// What an image may cost to decode (`[limits]`), for every image stored.
+    pub limits: crate::pipeline::Limits,
 }
 
 /// A generation with its images, as front-ends show it.

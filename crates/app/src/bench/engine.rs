@@ -51,6 +51,7 @@ pub async fn bench_engine(
             ..JobSettings::default()
         },
         png: pipeline::PngCompression::Balanced,
+        limits: pipeline::Limits::default(),
     });
     let idle_rss = rss_kib();
     let t = Instant::now();

@@ -97,6 +97,8 @@ async fn sources(
                 category: None,
                 subject: None,
                 png: crate::pipeline::PngCompression::default(),
+                max_file_bytes: config.limits.max_file_bytes(),
+                limits: config.limits.pipeline(),
             }
             .prepare()
             .await?;

@@ -135,6 +135,8 @@ pub async fn import(config: &Config, args: ImportArgs, out: &Out) -> Result<u8, 
         subject: args.subject,
         png: crate::pipeline::PngCompression::parse(&config.pipeline.png_compression)
             .unwrap_or_default(),
+        max_file_bytes: config.limits.max_file_bytes(),
+        limits: config.limits.pipeline(),
     };
     // Every file is read and verified before the data directory is even opened.
     let prepared = request.prepare().await?;

@@ -48,6 +48,7 @@ fn mistakes_are_reported() {
         ("[storage]\nlayout = \"flat\"\n", "storage.layout"),
         ("[providers.sandbox]\nsize = 7\n", "providers.sandbox.size"),
         ("[jobs]\nmax_attempts = 0\n", "max_attempts"),
+        ("[limits]\nmax_file_mib = 0\n", "limits.max_file_mib"),
         (
             "[pipeline]\npng_compression = \"best\"\n",
             "pipeline.png_compression",

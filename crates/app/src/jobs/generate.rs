@@ -43,6 +43,8 @@ pub(super) fn pipeline_error(e: PipelineError) -> JobError {
         PipelineError::Integrity(m) => {
             JobError::Retry(Failure::new(ErrorCode::IntegrityFailed, m), None)
         }
+        // Over a limit: the same file would be refused again.
+        PipelineError::Limit(m) => JobError::Abort(Failure::new(ErrorCode::IntegrityFailed, m)),
         e => JobError::Abort(Failure::new(ErrorCode::Internal, e.to_string())),
     }
 }
@@ -251,7 +253,7 @@ impl Run {
             self.pjob.upscales.clone_from(&missing);
         }
 
-        let png = self.app.png;
+        let (png, limits) = (self.app.png, self.app.limits);
         let mut quadrants: Option<Vec<Processed>> = None;
         let mut in_flight = None;
         let grid = if let Some(grid) = has(Role::Grid) {
@@ -268,12 +270,15 @@ impl Run {
             }
             let image = if split {
                 let ProcessedGrid { grid, quadrants: q } =
-                    blocking(move || pipeline::process_grid(delivery.bytes, png)).await?;
+                    blocking(move || pipeline::process_grid_within(delivery.bytes, png, &limits))
+                        .await?;
                 quadrants = Some(q);
                 self.save(Role::Grid, grid).await?
             } else {
-                self.process_and_save(Role::Grid, move || pipeline::process_image(delivery.bytes))
-                    .await?
+                self.process_and_save(Role::Grid, move || {
+                    pipeline::process_image_within(delivery.bytes, &limits)
+                })
+                .await?
             };
             self.shared.grid_stored();
             let mut steps = vec![self.grid_completed(image.id)];
@@ -308,8 +313,9 @@ impl Run {
             image
         } else {
             let delivery = self.render_one().await?;
+            let limits = self.app.limits;
             self.process_and_save(Role::Variant(1), move || {
-                pipeline::process_image(delivery.bytes)
+                pipeline::process_image_within(delivery.bytes, &limits)
             })
             .await?
         };

@@ -140,8 +140,9 @@ impl Run {
         let (app, g, synthetic) = (self.app.clone(), self.g.clone(), self.reg.synthetic);
         async move {
             let delivery = provider.upscale(&job, index, &reporter).await?;
+            let limits = app.limits;
             let image = process_and_store(&app, &g, synthetic, Role::Upscale(index), move || {
-                pipeline::process_image(delivery.bytes)
+                pipeline::process_image_within(delivery.bytes, &limits)
             })
             .await?;
             // The grid's row first: a crash in between then resumes in the life cycle's order.
@@ -177,8 +178,8 @@ impl Run {
                 .map_err(|e| {
                     JobError::Retry(Failure::new(ErrorCode::Internal, e.to_string()), None)
                 })?;
-            let png = self.app.png;
-            blocking(move || pipeline::process_grid(bytes, png))
+            let (png, limits) = (self.app.png, self.app.limits);
+            blocking(move || pipeline::process_grid_within(bytes, png, &limits))
                 .await?
                 .quadrants
         };

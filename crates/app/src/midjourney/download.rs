@@ -12,16 +12,16 @@ use atelier_discord::RestError;
 
 use super::account::Account;
 use crate::domain::ErrorCode;
-use crate::pipeline::Format;
+use crate::pipeline::{self, Format};
 use crate::providers::ProviderError;
-
-/// Largest image accepted from the CDN.
-const MAX_BYTES: usize = 128 * 1024 * 1024;
 
 #[derive(Clone, Debug)]
 pub struct Retries {
     pub attempts: u32,
     pub backoff: Duration,
+    /// Largest image accepted (`[limits] max_file_mib`): a `Content-Length` over it is refused,
+    /// a body without one is cut there.
+    pub max_bytes: u64,
 }
 
 /// Downloads the attachment of `message_id` from `url`.
@@ -40,7 +40,8 @@ pub async fn fetch(
             tokio::time::sleep(jitter(wait)).await;
             wait = (wait * 2).min(Duration::from_secs(30));
         }
-        match account.rest.download(&url, MAX_BYTES).await {
+        let max = usize::try_from(retries.max_bytes).unwrap_or(usize::MAX);
+        match account.rest.download(&url, max).await {
             Ok(bytes) if Format::looks_complete(&bytes) => return Ok(bytes),
             Ok(bytes) => {
                 last = format!("the file arrived incomplete ({} bytes)", bytes.len());
@@ -55,8 +56,19 @@ pub async fn fetch(
                     None => break,
                 }
             }
-            Err(e @ RestError::TooLarge { .. }) => {
-                return Err(ProviderError::new(ErrorCode::DownloadFailed, e.to_string()));
+            Err(RestError::TooLarge { .. }) => {
+                // The same file would be refused again: no retry.
+                return Err(ProviderError {
+                    retryable: false,
+                    ..ProviderError::new(
+                        ErrorCode::DownloadFailed,
+                        pipeline::file_too_large(
+                            "the image on Discord's CDN",
+                            None,
+                            retries.max_bytes,
+                        ),
+                    )
+                });
             }
             Err(e) => {
                 last = e.to_string();

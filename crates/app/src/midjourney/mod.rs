@@ -42,7 +42,8 @@ pub use refs::Refs;
 /// The Midjourney provider as the configuration describes it. Builds no connection: each
 /// account connects on its first job. An account whose token cannot be read starts disabled,
 /// with the reason, so other commands keep working.
-pub fn registered(config: &MidjourneyConfig) -> Registered {
+/// Downloads larger than `max_download_bytes` are refused.
+pub fn registered(config: &MidjourneyConfig, max_download_bytes: u64) -> Registered {
     atelier_discord::install_crypto_provider();
     let changes = Arc::new(Notify::new());
     let properties = ClientProperties::default();
@@ -120,6 +121,7 @@ pub fn registered(config: &MidjourneyConfig) -> Registered {
             retries: download::Retries {
                 attempts: config.download_attempts,
                 backoff: Duration::from_millis(config.download_backoff_ms),
+                max_bytes: max_download_bytes,
             },
             upscales_at_once: config.upscales_at_once as usize,
             reserved: std::sync::Mutex::default(),

@@ -2,9 +2,9 @@
 
 use std::io::Cursor;
 
-use image::{DynamicImage, ImageFormat, ImageReader, Limits};
+use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader};
 
-use super::{PipelineError, PngCompression};
+use super::{Limits, PipelineError, PngCompression};
 
 /// The formats Atelier stores.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -13,11 +13,6 @@ pub enum Format {
     Jpeg,
     Webp,
 }
-
-/// Larger images are refused before decoding: no provider renders them, and a few bytes
-/// claiming such sizes are a decompression bomb.
-pub(super) const MAX_SIDE: u32 = 16_384;
-pub(super) const MAX_DECODE_BYTES: u64 = 1 << 30;
 
 impl Format {
     /// Recognises an image by its signature (magic bytes), never by its name.
@@ -54,6 +49,21 @@ impl Format {
                 bytes.len() as u64 == u64::from(riff) + 8
             }
             Err(_) => false,
+        }
+    }
+
+    /// Where the image ends: just after PNG's `IEND` chunk, JPEG's `EOI` marker, or WebP's
+    /// RIFF length. Whatever follows is not part of the image and is never stored. `None`
+    /// when the end is not found (a truncated file: the decoder then says so).
+    pub fn image_end(self, bytes: &[u8]) -> Option<usize> {
+        match self {
+            Self::Png => png_end(bytes),
+            Self::Jpeg => jpeg_end(bytes),
+            Self::Webp => {
+                let riff = u32::from_le_bytes(bytes.get(4..8)?.try_into().ok()?);
+                let end = usize::try_from(u64::from(riff) + 8).ok()?;
+                (end <= bytes.len()).then_some(end)
+            }
         }
     }
 
@@ -132,25 +142,193 @@ impl Pixels {
     }
 }
 
-/// Decodes the whole image; truncated or corrupt data is an integrity failure.
+/// Walks the chunks (length, type, data, CRC) up to `IEND`.
+fn png_end(bytes: &[u8]) -> Option<usize> {
+    let mut at = 8usize;
+    loop {
+        let len = u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?);
+        let end = at
+            .checked_add(12)?
+            .checked_add(usize::try_from(len).ok()?)?;
+        if end > bytes.len() {
+            return None;
+        }
+        if bytes.get(at + 4..at + 8)? == b"IEND" {
+            return Some(end);
+        }
+        at = end;
+    }
+}
+
+/// Walks the segments up to `EOI`; the entropy-coded data after each `SOS` is skipped up to
+/// the next marker (inside it, 0xFF is always followed by 0x00 or a restart marker). An
+/// embedded EXIF thumbnail's own `EOI` sits inside a segment and is skipped with it.
+fn jpeg_end(bytes: &[u8]) -> Option<usize> {
+    let mut at = 2usize;
+    loop {
+        if *bytes.get(at)? != 0xff {
+            return None;
+        }
+        while *bytes.get(at + 1)? == 0xff {
+            at += 1; // fill bytes
+        }
+        let marker = *bytes.get(at + 1)?;
+        match marker {
+            0xd9 => return Some(at + 2),
+            0x01 | 0xd0..=0xd7 => at += 2,
+            _ => {
+                let len = u16::from_be_bytes(bytes.get(at + 2..at + 4)?.try_into().ok()?);
+                at = at + 2 + usize::from(len);
+                if marker == 0xda {
+                    loop {
+                        let next = *bytes.get(at + 1)?;
+                        if bytes[at] == 0xff && next != 0 && !(0xd0..=0xd7).contains(&next) {
+                            break;
+                        }
+                        at += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Decodes the whole image within the default limits.
 pub fn decode(bytes: &[u8]) -> Result<Pixels, PipelineError> {
+    decode_within(bytes, &Limits::default())
+}
+
+/// Decodes the whole image; truncated or corrupt data is an integrity failure, an image over
+/// `limits` is refused before its pixels are allocated.
+pub fn decode_within(bytes: &[u8], limits: &Limits) -> Result<Pixels, PipelineError> {
     let format = Format::sniff(bytes)?;
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format.image_format());
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(MAX_DECODE_BYTES);
-    reader.limits(limits);
-    let image = reader.decode().map_err(|e| {
-        PipelineError::Integrity(format!(
-            "the {} data is truncated or corrupt ({e})",
-            format.as_str().to_uppercase()
-        ))
-    })?;
-    let (width, height) = (image.width(), image.height());
-    if width == 0 || height == 0 {
+    let pixels = match format {
+        Format::Png => decode_png(bytes, limits)?,
+        Format::Jpeg | Format::Webp => decode_other(bytes, format, limits)?,
+    };
+    if pixels.width == 0 || pixels.height == 0 {
         return Err(PipelineError::Integrity("the image has no pixels".into()));
     }
+    Ok(pixels)
+}
+
+/// The size a PNG declares in its header, read before any decoder runs: a decoder reads the
+/// chunks after it (an `iCCP` profile, text) as soon as it starts.
+pub(super) fn png_size(bytes: &[u8]) -> Result<(u32, u32), PipelineError> {
+    match (bytes.get(12..16), bytes.get(16..20), bytes.get(20..24)) {
+        (Some(b"IHDR"), Some(w), Some(h)) => Ok((
+            u32::from_be_bytes([w[0], w[1], w[2], w[3]]),
+            u32::from_be_bytes([h[0], h[1], h[2], h[3]]),
+        )),
+        _ => Err(PipelineError::Integrity(
+            "the PNG is truncated or corrupt (its header chunk is missing)".into(),
+        )),
+    }
+}
+
+/// PNG through the `png` crate, whose own limit then covers everything but the pixels
+/// (through `image` it would be the same number as the pixel buffer's).
+fn decode_png(bytes: &[u8], limits: &Limits) -> Result<Pixels, PipelineError> {
+    let (width, height) = png_size(bytes)?;
+    limits.check_pixels(width, height)?;
+    let mut decoder = png::Decoder::new_with_limits(Cursor::new(bytes), limits.png());
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().map_err(|e| png_error(e, limits))?;
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| PipelineError::Integrity("the PNG's size overflows".into()))?;
+    let mut data = vec![0u8; size];
+    let info = reader
+        .next_frame(&mut data)
+        .map_err(|e| png_error(e, limits))?;
+    reader.finish().map_err(|e| png_error(e, limits))?;
+    data.truncate(info.buffer_size());
+    let (width, height) = (info.width, info.height);
+    Ok(match info.color_type {
+        png::ColorType::Rgb => Pixels::rgb(width, height, data),
+        png::ColorType::Rgba => Pixels {
+            width,
+            height,
+            channels: 4,
+            data,
+        },
+        png::ColorType::Grayscale => Pixels::rgb(
+            width,
+            height,
+            data.iter().flat_map(|&g| [g, g, g]).collect(),
+        ),
+        png::ColorType::GrayscaleAlpha => Pixels {
+            width,
+            height,
+            channels: 4,
+            data: data
+                .chunks_exact(2)
+                .flat_map(|ga| [ga[0], ga[0], ga[0], ga[1]])
+                .collect(),
+        },
+        png::ColorType::Indexed => {
+            return Err(PipelineError::Integrity(
+                "the PNG's palette could not be expanded".into(),
+            ));
+        }
+    })
+}
+
+/// A `png` error as a sentence: its limit named, a bad checksum said plainly.
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(|e| png_error(e, limits))`
+pub(super) fn png_error(e: png::DecodingError, limits: &Limits) -> PipelineError {
+    match e {
+        png::DecodingError::LimitsExceeded => limits.metadata_exceeded("PNG"),
+        png::DecodingError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            PipelineError::Integrity(
+                "the PNG data is truncated or corrupt: it ends before the image does".into(),
+            )
+        }
+        png::DecodingError::Format(f) => {
+            let text = f.to_string();
+            // The crate prints the chunk's type as a debug structure; name the chunk instead.
+            if text.starts_with("CRC error") {
+                let chunk = text
+                    .split("type: ")
+                    .nth(1)
+                    .and_then(|t| t.get(..4))
+                    .filter(|t| t.bytes().all(|b| b.is_ascii_alphabetic()))
+                    .map_or_else(|| "a".to_owned(), |t| format!("its {t}"));
+                PipelineError::Integrity(format!(
+                    "the PNG is corrupt: the checksum of {chunk} chunk does not match its data"
+                ))
+            } else {
+                PipelineError::Integrity(format!("the PNG data is corrupt ({text})"))
+            }
+        }
+        e => PipelineError::Integrity(format!("the PNG data is truncated or corrupt ({e})")),
+    }
+}
+
+/// JPEG and WebP through `image`: the size is read first and checked, then the decoder may
+/// allocate the pixels and the metadata allowance.
+fn decode_other(bytes: &[u8], format: Format, limits: &Limits) -> Result<Pixels, PipelineError> {
+    let fail = |e: ImageError| match e {
+        ImageError::Limits(_) => limits.metadata_exceeded(&format.as_str().to_uppercase()),
+        e => PipelineError::Integrity(format!(
+            "the {} data is truncated or corrupt ({e})",
+            format.as_str().to_uppercase()
+        )),
+    };
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format.image_format());
+    reader.limits(image_limits(limits.max_metadata_bytes));
+    let mut decoder = reader.into_decoder().map_err(fail)?;
+    let (width, height) = decoder.dimensions();
+    limits.check_pixels(width, height)?;
+    decoder
+        .set_limits(image_limits(
+            decoder
+                .total_bytes()
+                .saturating_add(limits.max_metadata_bytes),
+        ))
+        .map_err(fail)?;
+    let image = DynamicImage::from_decoder(decoder).map_err(fail)?;
+    let (width, height) = (image.width(), image.height());
     Ok(if image.color().has_alpha() {
         Pixels {
             width,
@@ -165,4 +343,10 @@ pub fn decode(bytes: &[u8]) -> Result<Pixels, PipelineError> {
         };
         Pixels::rgb(width, height, rgb.into_raw())
     })
+}
+
+fn image_limits(max_alloc: u64) -> image::Limits {
+    let mut l = image::Limits::no_limits();
+    l.max_alloc = Some(max_alloc);
+    l
 }

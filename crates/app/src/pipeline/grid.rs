@@ -7,28 +7,33 @@ use std::io::Cursor;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 
-use super::decode::{MAX_DECODE_BYTES, MAX_SIDE};
+use super::decode::{png_error, png_size};
 use super::{
-    Described, Format, PARALLEL_FROM, PipelineError, Pixels, PngCompression, Processed,
-    ProcessedGrid, describe, threads,
+    Described, Format, Limits, PARALLEL_FROM, PipelineError, Pixels, PngCompression, Processed,
+    ProcessedGrid, describe, image_only, threads,
 };
 use crate::store::sha256_hex;
 
-/// Processes a 2×2 grid: the grid as it came, and each quadrant encoded as a PNG of its own.
+/// [`process_grid_within`] with the default limits.
 pub fn process_grid(bytes: Vec<u8>, png: PngCompression) -> Result<ProcessedGrid, PipelineError> {
-    let format = Format::sniff(&bytes)?;
-    let source = Source::open(&bytes, format)?;
+    process_grid_within(bytes, png, &Limits::default())
+}
+
+/// Processes a 2×2 grid: the grid as it came (up to its end), and each quadrant encoded as a
+/// PNG of its own.
+pub fn process_grid_within(
+    bytes: Vec<u8>,
+    png: PngCompression,
+    limits: &Limits,
+) -> Result<ProcessedGrid, PipelineError> {
+    let (format, bytes) = image_only(bytes)?;
+    let source = Source::open(&bytes, format, limits)?;
     let (width, height, channels) = source.shape();
     if width < 2 || height < 2 || width % 2 != 0 || height % 2 != 0 {
         return Err(PipelineError::NotAGrid(width, height));
     }
     let row_len = width as usize * usize::from(channels);
     let half_len = row_len * (height as usize / 2);
-    if (half_len * 2) as u64 > MAX_DECODE_BYTES {
-        return Err(PipelineError::Integrity(format!(
-            "the image is {width}×{height}: too large to decode"
-        )));
-    }
     let mut buf = vec![0u8; half_len * 2];
     let (top, bottom) = buf.split_at_mut(half_len);
     let halves = Halves::default();
@@ -229,23 +234,23 @@ impl<'a> Halves<'a> {
 
 /// Where the pixels come from: a PNG read row by row, or any other image decoded whole.
 enum Source<'b> {
-    Rows(Box<png::Reader<Cursor<&'b [u8]>>>),
+    Rows(Box<png::Reader<Cursor<&'b [u8]>>>, Limits),
     Whole(Pixels),
 }
 
 impl<'b> Source<'b> {
-    fn open(bytes: &'b [u8], format: Format) -> Result<Self, PipelineError> {
+    fn open(bytes: &'b [u8], format: Format, limits: &Limits) -> Result<Self, PipelineError> {
         if format == Format::Png
-            && let Some(reader) = png_rows(bytes)?
+            && let Some(reader) = png_rows(bytes, limits)?
         {
-            return Ok(Self::Rows(Box::new(reader)));
+            return Ok(Self::Rows(Box::new(reader), *limits));
         }
-        Ok(Self::Whole(super::decode(bytes)?))
+        Ok(Self::Whole(super::decode_within(bytes, limits)?))
     }
 
     fn shape(&self) -> (u32, u32, u8) {
         match self {
-            Self::Rows(reader) => {
+            Self::Rows(reader, _) => {
                 let info = reader.info();
                 let channels = if info.color_type == png::ColorType::Rgba {
                     4
@@ -285,11 +290,11 @@ impl<'b> Source<'b> {
                 top.copy_from_slice(t);
                 bottom.copy_from_slice(b);
             }
-            Self::Rows(mut reader) => {
-                read_rows(&mut reader, top)?;
+            Self::Rows(mut reader, limits) => {
+                read_rows(&mut reader, top, &limits)?;
                 halves.publish(0, top);
-                read_rows(&mut reader, bottom)?;
-                reader.finish().map_err(corrupt)?;
+                read_rows(&mut reader, bottom, &limits)?;
+                reader.finish().map_err(|e| png_error(e, &limits))?;
                 halves.publish(1, bottom);
                 return Ok(());
             }
@@ -300,19 +305,19 @@ impl<'b> Source<'b> {
     }
 }
 
-#[allow(clippy::needless_pass_by_value)] // used as `map_err(corrupt)`
-fn corrupt(e: png::DecodingError) -> PipelineError {
-    PipelineError::Integrity(format!("the PNG data is truncated or corrupt ({e})"))
-}
-
 /// Decodes rows until `half` is full.
 fn read_rows(
     reader: &mut png::Reader<Cursor<&[u8]>>,
     half: &mut [u8],
+    limits: &Limits,
 ) -> Result<(), PipelineError> {
     let row_len = reader.info().width as usize * reader.info().color_type.samples();
     for row in half.chunks_exact_mut(row_len) {
-        if reader.read_row(row).map_err(corrupt)?.is_none() {
+        if reader
+            .read_row(row)
+            .map_err(|e| png_error(e, limits))?
+            .is_none()
+        {
             return Err(PipelineError::Integrity(
                 "the PNG data ends before its last row".into(),
             ));
@@ -322,21 +327,18 @@ fn read_rows(
 }
 
 /// A row reader for the PNGs that need no conversion (8-bit RGB or RGBA, not interlaced, no
-/// transparency chunk); `None` for the others, which are decoded whole.
-fn png_rows(bytes: &[u8]) -> Result<Option<png::Reader<Cursor<&[u8]>>>, PipelineError> {
-    let limits = png::Limits {
-        bytes: MAX_DECODE_BYTES as usize,
-    };
-    let reader = png::Decoder::new_with_limits(Cursor::new(bytes), limits)
+/// transparency chunk); `None` for the others, which are decoded whole. The size is checked
+/// before the decoder starts: it reads the chunks after the header at once.
+fn png_rows<'b>(
+    bytes: &'b [u8],
+    limits: &Limits,
+) -> Result<Option<png::Reader<Cursor<&'b [u8]>>>, PipelineError> {
+    let (width, height) = png_size(bytes)?;
+    limits.check_pixels(width, height)?;
+    let reader = png::Decoder::new_with_limits(Cursor::new(bytes), limits.png())
         .read_info()
-        .map_err(corrupt)?;
+        .map_err(|e| png_error(e, limits))?;
     let info = reader.info();
-    if info.width > MAX_SIDE || info.height > MAX_SIDE {
-        return Err(PipelineError::Integrity(format!(
-            "the PNG is {}×{}; the largest accepted side is {MAX_SIDE}",
-            info.width, info.height
-        )));
-    }
     let plain = matches!(info.color_type, png::ColorType::Rgb | png::ColorType::Rgba)
         && info.bit_depth == png::BitDepth::Eight
         && !info.interlaced

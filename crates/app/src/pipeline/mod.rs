@@ -10,6 +10,7 @@ mod decode;
 mod deflate;
 mod filter;
 mod grid;
+mod limits;
 mod palette;
 mod png;
 mod thumbnail;
@@ -17,8 +18,11 @@ mod thumbnail;
 use crate::domain::Rgb;
 use crate::store::sha256_hex;
 
-pub use decode::{Format, Pixels, decode};
-pub use grid::process_grid;
+pub use decode::{Format, Pixels, decode, decode_within};
+pub use grid::{process_grid, process_grid_within};
+pub use limits::{
+    DEFAULT_MAX_FILE_MIB, DEFAULT_MAX_MEGAPIXELS, DEFAULT_MAX_METADATA_MIB, Limits, file_too_large,
+};
 pub use png::PngCompression;
 
 /// Longest side of a thumbnail, in pixels.
@@ -29,6 +33,9 @@ pub enum PipelineError {
     /// The bytes are not an image we accept, or do not decode in full.
     #[error("{0}")]
     Integrity(String),
+    /// The image is over one of the [`Limits`]; the message names it and how to change it.
+    #[error("{0}")]
+    Limit(String),
     #[error("a grid must be at least 2×2 pixels with even sides; this one is {0}×{1}")]
     NotAGrid(u32, u32),
     #[error("image encoding failed: {0}")]
@@ -67,14 +74,14 @@ pub(crate) fn threads() -> usize {
 pub(super) const PARALLEL_FROM: usize = 1 << 20;
 
 /// Decodes and hashes at once: hashing 8 MB is about as long as a tenth of the decode.
-fn verify_and_hash(bytes: &[u8]) -> Result<(Pixels, String), PipelineError> {
+fn verify_and_hash(bytes: &[u8], limits: &Limits) -> Result<(Pixels, String), PipelineError> {
     if bytes.len() < PARALLEL_FROM || threads() < 2 {
-        let pixels = decode(bytes)?;
+        let pixels = decode_within(bytes, limits)?;
         return Ok((pixels, sha256_hex(bytes)));
     }
     std::thread::scope(|s| {
         let hash = s.spawn(|| sha256_hex(bytes));
-        let pixels = decode(bytes)?;
+        let pixels = decode_within(bytes, limits)?;
         let sha = hash
             .join()
             .map_err(|_| PipelineError::Encode("hashing thread panicked".into()))?;
@@ -105,10 +112,16 @@ fn describe(pixels: &Pixels) -> Result<Described<'_>, PipelineError> {
     })
 }
 
-/// Processes a single image: verified, measured, described; stored as it came.
+/// [`process_image_within`] with the default limits.
 pub fn process_image(bytes: Vec<u8>) -> Result<Processed, PipelineError> {
-    let format = Format::sniff(&bytes)?;
-    let (pixels, sha256) = verify_and_hash(&bytes)?;
+    process_image_within(bytes, &Limits::default())
+}
+
+/// Processes a single image: verified, measured, described; stored as it came, up to the
+/// image's end (bytes after it are dropped).
+pub fn process_image_within(bytes: Vec<u8>, limits: &Limits) -> Result<Processed, PipelineError> {
+    let (format, bytes) = image_only(bytes)?;
+    let (pixels, sha256) = verify_and_hash(&bytes, limits)?;
     let Described {
         thumbnail,
         palette,
@@ -125,6 +138,15 @@ pub fn process_image(bytes: Vec<u8>) -> Result<Processed, PipelineError> {
         dominant,
         bytes,
     })
+}
+
+/// The format, and the bytes without whatever follows the image's end.
+fn image_only(mut bytes: Vec<u8>) -> Result<(Format, Vec<u8>), PipelineError> {
+    let format = Format::sniff(&bytes)?;
+    if let Some(end) = format.image_end(&bytes) {
+        bytes.truncate(end);
+    }
+    Ok((format, bytes))
 }
 
 #[cfg(test)]

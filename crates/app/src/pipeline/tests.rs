@@ -143,10 +143,102 @@ fn a_huge_declared_size_is_refused_before_decoding() {
     bomb.extend_from_slice(&13u32.to_be_bytes());
     bomb.extend_from_slice(&ihdr);
     bomb.extend_from_slice(&crc32(&ihdr).to_be_bytes());
-    assert!(matches!(
-        process_image(bomb),
-        Err(PipelineError::Integrity(_))
-    ));
+    for refused in [
+        process_image(bomb.clone()).err(),
+        process_grid(bomb, PngCompression::Fast).err(),
+    ] {
+        let Some(PipelineError::Limit(m)) = refused else {
+            panic!("{refused:?}");
+        };
+        assert!(
+            m.contains("100000×100000") && m.contains("max_megapixels"),
+            "{m}"
+        );
+    }
+}
+
+#[test]
+fn the_pixel_limit_holds_for_every_format() {
+    let rgb = draw::grid("meadow", 2, 64);
+    let limits = Limits {
+        max_pixels: 64 * 63,
+        ..Limits::default()
+    };
+    for bytes in [
+        png(&rgb),
+        encode(&rgb, image::ImageFormat::Jpeg),
+        encode(&rgb, image::ImageFormat::WebP),
+    ] {
+        let format = Format::sniff(&bytes).unwrap();
+        assert!(
+            matches!(decode_within(&bytes, &limits), Err(PipelineError::Limit(_))),
+            "{format:?}"
+        );
+        assert!(
+            matches!(
+                process_grid_within(bytes.clone(), PngCompression::Fast, &limits),
+                Err(PipelineError::Limit(_))
+            ),
+            "{format:?}"
+        );
+        let fits = Limits {
+            max_pixels: 64 * 64,
+            ..limits
+        };
+        process_image_within(bytes, &fits).unwrap();
+    }
+}
+
+#[test]
+fn what_follows_the_image_is_dropped_in_every_format() {
+    let rgb = draw::grid("cliffs", 4, 64);
+    let mut jpeg = encode(&rgb, image::ImageFormat::Jpeg);
+    // An EXIF-like segment holding a small JPEG of its own, whose EOI must not end the file.
+    let mut app1 = b"Exif\0\0\xff\xd8\xff\xd9".to_vec();
+    app1.splice(0..0, ((app1.len() + 2) as u16).to_be_bytes());
+    app1.splice(0..0, [0xff, 0xe1]);
+    jpeg.splice(2..2, app1);
+    for image in [png(&rgb), jpeg, encode(&rgb, image::ImageFormat::WebP)] {
+        let format = Format::sniff(&image).unwrap();
+        assert_eq!(format.image_end(&image), Some(image.len()), "{format:?}");
+        let mut tail = image.clone();
+        tail.extend(b"\xff\xd9\x00\x00\x00\x00IEND garbage".repeat(100));
+        let p = process_image(tail.clone()).unwrap();
+        assert_eq!(p.bytes, image, "{format:?}");
+        assert_eq!(p.sha256, crate::store::sha256_hex(&image));
+        let g = process_grid(tail, PngCompression::Fast).unwrap();
+        assert_eq!(g.grid.bytes, image, "{format:?}");
+        // A file cut short has no end: it is left to the decoder, which refuses it.
+        assert_eq!(
+            format.image_end(&image[..image.len() - 3]),
+            None,
+            "{format:?}"
+        );
+    }
+}
+
+#[test]
+fn grey_and_palette_pngs_decode_to_rgb_or_rgba() {
+    let grey_alpha = png_of(
+        2,
+        1,
+        ::png::ColorType::GrayscaleAlpha,
+        ::png::BitDepth::Eight,
+        &[10, 20, 30, 40],
+    );
+    let p = decode(&grey_alpha).unwrap();
+    assert_eq!(
+        (p.channels, p.data),
+        (4, vec![10, 10, 10, 20, 30, 30, 30, 40])
+    );
+    let grey = png_of(
+        2,
+        1,
+        ::png::ColorType::Grayscale,
+        ::png::BitDepth::Eight,
+        &[7, 9],
+    );
+    assert_eq!(decode(&grey).unwrap().data, vec![7, 7, 7, 9, 9, 9]);
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod catalogue;
 mod cli;
 mod crash;
 mod engine;
+mod limits;
 mod midjourney;
 mod steps;
 mod support;

@@ -299,6 +299,7 @@ pub async fn app_with(
         bus: Bus::default(),
         jobs,
         png: atelier::pipeline::PngCompression::Balanced,
+        limits: atelier::pipeline::Limits::default(),
     });
     TestApp { app, _dir: dir }
 }

@@ -277,3 +277,49 @@ async fn downloads_via_the_configured_cdn_without_credentials() {
         Err(RestError::TooLarge { limit: 10 })
     ));
 }
+
+/// A CDN that sends no `Content-Length` and never stops: the download is cut at its limit
+/// (never buffering more), and the server sees the connection closed.
+#[tokio::test]
+async fn a_download_without_a_length_is_cut_at_the_limit() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = vec![0u8; 4096];
+        let _ = socket.read(&mut request).await.unwrap();
+        socket
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: image/png\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        let mut sent = 0usize;
+        while socket.write_all(&chunk).await.is_ok() {
+            sent += chunk.len();
+        }
+        sent
+    });
+    let config = RestConfig {
+        api_base: format!("{base}/api/v9"),
+        cdn_base: base,
+        ..RestConfig::default()
+    };
+    let client = RestClient::new(&config, &Token::new(TOKEN)).expect("client");
+    let limit = 1 << 20;
+    let result = tokio::time::timeout(
+        Duration::from_secs(30),
+        client.download("https://cdn.discordapp.com/attachments/1/2/big.png", limit),
+    )
+    .await
+    .expect("the download ends");
+    assert!(matches!(
+        result,
+        Err(RestError::TooLarge { limit: 1_048_576 })
+    ));
+    let sent = tokio::time::timeout(Duration::from_secs(30), server)
+        .await
+        .expect("the client hung up")
+        .unwrap();
+    assert!(sent >= limit, "{sent}");
+}

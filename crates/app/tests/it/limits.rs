@@ -99,9 +99,9 @@ fn png(side: u32) -> Vec<u8> {
 }
 
 /// One PNG chunk: length, type, data, CRC.
-fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+fn chunk(kind: [u8; 4], data: &[u8]) -> Vec<u8> {
     let mut out = (data.len() as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(kind);
+    out.extend_from_slice(&kind);
     out.extend_from_slice(data);
     let mut crc = 0xffff_ffffu32;
     for &b in kind.iter().chain(data) {
@@ -173,7 +173,7 @@ fn ihdr(width: u32, height: u32, colour: u8) -> Vec<u8> {
     let mut data = width.to_be_bytes().to_vec();
     data.extend_from_slice(&height.to_be_bytes());
     data.extend_from_slice(&[8, colour, 0, 0, 0]);
-    chunk(b"IHDR", &data)
+    chunk(*b"IHDR", &data)
 }
 
 const SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
@@ -183,8 +183,8 @@ fn pixel_bomb(side: u32) -> Vec<u8> {
     let raw = (1 + u64::from(side) * 4) * u64::from(side);
     let mut out = SIGNATURE.to_vec();
     out.extend(ihdr(side, side, 6));
-    out.extend(chunk(b"IDAT", &zeros_zlib(raw)));
-    out.extend(chunk(b"IEND", &[]));
+    out.extend(chunk(*b"IDAT", &zeros_zlib(raw)));
+    out.extend(chunk(*b"IEND", &[]));
     out
 }
 
@@ -195,7 +195,7 @@ fn iccp_bomb(inflated: u64) -> Vec<u8> {
     profile.extend(zeros_zlib(inflated));
     // Right after IHDR (8 + 25 bytes), where a colour profile belongs.
     let mut out = good[..33].to_vec();
-    out.extend(chunk(b"iCCP", &profile));
+    out.extend(chunk(*b"iCCP", &profile));
     out.extend_from_slice(&good[33..]);
     out
 }

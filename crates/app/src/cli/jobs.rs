@@ -43,7 +43,10 @@ pub async fn run(config: &Config, until_idle: bool, out: &Out) -> Result<u8, App
         }
     };
     tokio::select! {
-        _ = pool => {}
+        worked = pool => match worked {
+            Ok(worked) => worked?,
+            Err(e) => return Err(AppError::Internal(format!("the workers stopped: {e}"))),
+        },
         () = count => {}
         _ = tokio::signal::ctrl_c() => out.notice("interrupted; running jobs resume when workers run again"),
     }

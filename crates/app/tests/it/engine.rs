@@ -28,7 +28,8 @@ pub async fn run_idle(t: &TestApp) {
         run_workers(t.app.clone(), 3, Stop::UntilIdle),
     )
     .await
-    .expect("workers went idle");
+    .expect("workers went idle")
+    .expect("the catalogue took every write");
 }
 
 pub async fn scripted(s: &Arc<Scripted>, concurrency: u32, mode: UpscaleMode) -> TestApp {
@@ -268,6 +269,7 @@ async fn canceling_a_running_generation_stops_its_worker() {
     tokio::time::timeout(Duration::from_secs(5), workers)
         .await
         .expect("stopped promptly")
+        .unwrap()
         .unwrap();
     let g = t.app.generation(id).await.unwrap().generation;
     assert_eq!(
@@ -326,7 +328,84 @@ async fn a_crashed_workers_job_is_taken_over_after_its_lease() {
     let g = t.app.generation(id).await.unwrap();
     assert_eq!(g.generation.status, GenerationStatus::Succeeded);
     assert_eq!(g.images.len(), 5);
-    assert_eq!(t.app.catalogue.job_of(id).await.unwrap().attempts, 2);
+    let job = t.app.catalogue.job_of(id).await.unwrap();
+    // The takeover spent no attempt.
+    assert_eq!((job.attempts, job.takeovers), (1, 1));
+}
+
+/// Workers that claim the job at `now` and die without a word, one after another: the first
+/// takes it from the queue, each next one takes it over once the lease has run out.
+async fn ghosts(t: &TestApp, slot: &str, count: u32) {
+    let slots = vec![slot.to_owned()];
+    // Long ago: every ghost's lease has run out by now.
+    let start = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000 - 60_000;
+    for n in 0..count {
+        let worker = format!("ghost@{n}");
+        let ghost = Claim {
+            worker: &worker,
+            lease_ms: 10,
+            slots: &slots,
+            only: None,
+        };
+        let claimed = t
+            .app
+            .catalogue
+            .claim_job(&ghost, start + i64::from(n) * 100)
+            .await
+            .unwrap();
+        assert!(claimed.is_some(), "ghost {n} claims the job");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_killed_more_often_than_its_attempts_still_finishes() {
+    // max_attempts is 3; the job's worker dies five times.
+    let t = sandbox_app().await;
+    let id = submit(&t, "killed five times", "all").await;
+    ghosts(&t, "sandbox:sandbox-account", 5).await;
+    run_idle(&t).await;
+    let g = t.app.generation(id).await.unwrap();
+    assert_eq!(
+        g.generation.status,
+        GenerationStatus::Succeeded,
+        "{:?}",
+        g.generation.error
+    );
+    assert_eq!(g.images.len(), 5);
+    let job = t.app.catalogue.job_of(id).await.unwrap();
+    assert_eq!((job.attempts, job.takeovers), (1, 5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_kills_its_worker_every_time_is_given_up_after_its_takeovers() {
+    let s = Scripted::new(Duration::ZERO, vec![]);
+    let p: Arc<dyn Provider> = s.clone();
+    let jobs = atelier::app::JobSettings {
+        max_takeovers: 2,
+        ..fast_jobs()
+    };
+    let t = app_with(vec![("scripted", p, 1, UpscaleMode::Provider)], jobs).await;
+    let id = submit(&t, "deadly", "all").await;
+    // Three workers died with it: the claim after the third is its third takeover.
+    ghosts(&t, "scripted:scripted-account", 3).await;
+    run_idle(&t).await;
+    let g = t.app.generation(id).await.unwrap().generation;
+    assert_eq!(g.status, GenerationStatus::Failed);
+    let e = g.error.unwrap();
+    assert_eq!(e.code, ErrorCode::Internal);
+    assert!(
+        e.message.contains("gave up after 3 takeovers")
+            && e.message.contains("stopped without recording an end")
+            && e.message.contains("max_takeovers = 2"),
+        "{}",
+        e.message
+    );
+    assert_eq!(s.calls.load(Ordering::SeqCst), 0, "not run again");
+    let job = t.app.catalogue.job_of(id).await.unwrap();
+    assert_eq!(
+        (job.status, job.attempts, job.takeovers),
+        (JobStatus::Failed, 1, 3)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,7 @@ mod cli;
 mod crash;
 mod engine;
 mod midjourney;
+mod processes;
 mod steps;
 mod support;
 mod tidy;

@@ -4,7 +4,7 @@
 
 use time::OffsetDateTime;
 
-use super::{SqliteCatalogue, db, rows};
+use super::{SqliteCatalogue, rows};
 use crate::catalogue::{CatalogueError, Claim, QueueCounts, Result};
 use crate::domain::{GenerationId, Job, JobId, JobStatus, Lease};
 
@@ -27,10 +27,13 @@ macro_rules! pick {
     };
 }
 
-/// The first runnable job among `slots` whose slot has room, in the order `pick` gives.
+/// The first runnable job among `slots` whose slot has room, in the order `pick` gives. A job
+/// taken from the queue spends an attempt; one taken over from a stopped worker counts a
+/// takeover instead (`Job::on_claim` judges both).
 const CLAIM: &str = concat!(
     "UPDATE jobs SET status = 'running', lease_owner = ?1, lease_expires_at = ?2 + ?3,
-        attempts = attempts + 1, updated_at = ?2
+        attempts = attempts + (status = 'pending'), takeovers = takeovers + (status = 'running'),
+        updated_at = ?2
      WHERE id = COALESCE((",
     pick!("j.status = 'running' AND j.lease_expires_at < ?2"),
     "), (",
@@ -51,7 +54,7 @@ pub(super) async fn claim_job(
         .bind(claim.only.map(|g| g.to_string()))
         .fetch_optional(&mut *cat.writer.get().await?)
         .await
-        .map_err(db)?;
+        .map_err(|e| cat.db(e))?;
     row.as_ref().map(rows::job).transpose()
 }
 
@@ -73,7 +76,7 @@ pub(super) async fn renew_lease(
     .bind(lease_ms)
     .fetch_optional(&mut *cat.writer.get().await?)
     .await
-    .map_err(db)?;
+    .map_err(|e| cat.db(e))?;
     Ok(match row {
         None => Lease::Lost,
         Some(true) => Lease::CancelRequested,
@@ -100,7 +103,7 @@ pub(super) async fn finish_job(
     .bind(now_ms())
     .execute(&mut *cat.writer.get().await?)
     .await
-    .map_err(db)?;
+    .map_err(|e| cat.db(e))?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -123,7 +126,7 @@ pub(super) async fn retry_job(
     .bind(now_ms())
     .execute(&mut *cat.writer.get().await?)
     .await
-    .map_err(db)?;
+    .map_err(|e| cat.db(e))?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -139,7 +142,7 @@ pub(super) async fn cancel_job(cat: &SqliteCatalogue, generation: GenerationId) 
     .bind(now_ms())
     .fetch_optional(&mut *cat.writer.get().await?)
     .await
-    .map_err(db)?
+    .map_err(|e| cat.db(e))?
     .ok_or_else(|| CatalogueError::NotFound(format!("job of generation {generation}")))?;
     rows::job(&row)
 }
@@ -153,7 +156,7 @@ pub(super) async fn queue_counts(cat: &SqliteCatalogue, slots: &[String]) -> Res
     .bind(slots_json(slots))
     .fetch_one(&mut *cat.pool.get().await?)
     .await
-    .map_err(db)?;
+    .map_err(|e| cat.db(e))?;
     Ok(QueueCounts {
         pending: pending as u64,
         running: running as u64,
@@ -169,7 +172,7 @@ pub(super) async fn next_wakeup(cat: &SqliteCatalogue, slots: &[String]) -> Resu
     .bind(slots_json(slots))
     .fetch_one(&mut *cat.pool.get().await?)
     .await
-    .map_err(db)
+    .map_err(|e| cat.db(e))
 }
 
 fn now_ms() -> i64 {

@@ -333,28 +333,26 @@ async fn a_crashed_workers_job_is_taken_over_after_its_lease() {
     assert_eq!((job.attempts, job.takeovers), (1, 1));
 }
 
-/// Workers that claim the job at `now` and die without a word, one after another: the first
-/// takes it from the queue, each next one takes it over once the lease has run out.
+/// Workers that claim the job and die without a word, one after another: the first takes it
+/// from the queue, each next one takes it over once the lease has run out.
 async fn ghosts(t: &TestApp, slot: &str, count: u32) {
     let slots = vec![slot.to_owned()];
-    // Long ago: every ghost's lease has run out by now.
-    let start = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000 - 60_000;
+    let start = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000;
     for n in 0..count {
         let worker = format!("ghost@{n}");
         let ghost = Claim {
             worker: &worker,
-            lease_ms: 10,
+            lease_ms: 1,
             slots: &slots,
             only: None,
         };
-        let claimed = t
-            .app
-            .catalogue
-            .claim_job(&ghost, start + i64::from(n) * 100)
-            .await
-            .unwrap();
+        // Each claims after the one before it lost its lease.
+        let at = start + 2 * i64::from(n);
+        let claimed = t.app.catalogue.claim_job(&ghost, at).await.unwrap();
         assert!(claimed.is_some(), "ghost {n} claims the job");
     }
+    // The last ghost's lease has run out before the real workers look.
+    tokio::time::sleep(Duration::from_millis(2 * u64::from(count) + 20)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

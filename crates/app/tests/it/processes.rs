@@ -24,6 +24,17 @@ async fn jobs_of(db: &Path, ids: &[GenerationId]) -> Vec<atelier::domain::Job> {
     jobs
 }
 
+/// The status and lease owner of every job in the catalogue file `db`, read as it is.
+async fn every_job(db: &Path) -> Vec<(String, Option<String>)> {
+    use sqlx::Connection;
+    let url = format!("sqlite://{}", db.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query_as("SELECT status, lease_owner FROM jobs")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+}
+
 fn id_of(out: &Output) -> GenerationId {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stderr(out)));
@@ -33,7 +44,7 @@ fn id_of(out: &Output) -> GenerationId {
 #[test]
 fn processes_started_together_on_a_new_data_directory_all_start() {
     // Each round is a new data directory: the first start creates the catalogue's tables.
-    for round in 0..8 {
+    for round in 0..12 {
         let d = DataDir::new();
         let children: Vec<_> = (0..6)
             .map(|n| {
@@ -68,12 +79,19 @@ fn a_generation_reported_done_has_its_job_finished() {
     // Four processes side by side, each running generations one after another: when a
     // `generate` has printed its result and exited, its job is finished and holds no lease.
     let d = DataDir::new();
+    // The catalogue exists before the runners start (starting together is another test's).
+    let (code, first) = d.json(&["generate", "the first", "--upscale", "none"]);
+    assert_eq!(code, 0, "{first}");
     let path = d.path().to_path_buf();
+    // Another writer takes the catalogue's write lock over and over, as concurrent commands
+    // do: each write of a `generate` may wait for it, its job's end included.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = busy_writer(&path.join("atelier.db"), stop.clone());
     let runners: Vec<_> = (0..4)
         .map(|p| {
             let path = path.clone();
             std::thread::spawn(move || {
-                (0..10)
+                (0..6)
                     .map(|n| {
                         let out = bare_cmd()
                             .arg("--data-dir")
@@ -93,6 +111,8 @@ fn a_generation_reported_done_has_its_job_finished() {
         .into_iter()
         .flat_map(|r| r.join().unwrap())
         .collect();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    writer.join().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let jobs = rt.block_on(jobs_of(&path.join("atelier.db"), &ids));
     let leased: Vec<_> = jobs
@@ -106,6 +126,31 @@ fn a_generation_reported_done_has_its_job_finished() {
         leased.len(),
         jobs.len()
     );
+}
+
+/// Holds the write lock of the catalogue `db` for 30 ms at a time, with short gaps, until
+/// `stop`.
+fn busy_writer(
+    db: &Path,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    let url = format!("sqlite://{}", db.display());
+    std::thread::spawn(move || {
+        use sqlx::Connection;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let tx = conn.begin_with("BEGIN IMMEDIATE").await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+                tx.commit().await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+        });
+    })
 }
 
 /// How to run a script as root of a private mount namespace here: plainly as root, else in a
@@ -176,12 +221,13 @@ fn in_namespace(d: &DataDir, steps: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&t).unwrap();
     std::fs::create_dir_all(&out).unwrap();
     let script = format!(
-        r#"set -u
+        r#"set -eu
 export DATABASE_URL="sqlite://$T/atelier.db"
 run() {{
     name=$1; shift
-    timeout 60 "$BIN" --data-dir "$D" --json "$@" >"$OUT/$name.out" 2>"$OUT/$name.err"
-    echo $? >"$OUT/$name.code"
+    code=0
+    timeout 60 "$BIN" --data-dir "$D" --json "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" || code=$?
+    echo $code >"$OUT/$name.code"
 }}
 {steps}
 cp "$T"/atelier.db* "$OUT/"
@@ -240,35 +286,67 @@ fn assert_all_finished(out: &Path, ids: &[GenerationId]) {
     }
 }
 
-const SHORT_LEASE: &str = "[jobs]\nlease_secs = 0.6\n";
-
 #[test]
 fn a_full_disk_under_the_catalogue_ends_the_command_and_loses_no_job() {
-    let d = DataDir::with_config(SHORT_LEASE);
+    // The whole data directory on a 3 MB tmpfs, as in the field: images fill it, then the
+    // catalogue can no longer grow. Every command must end (none is cut by `timeout`), a
+    // refused catalogue write with exit 1 and a message saying where and how much room is
+    // left; once there is room again, one `jobs run` ends every job.
+    let d = DataDir::raw(
+        "[providers.sandbox]\nsize = 512\ndelay_ms = 0\n\
+         [jobs]\nlease_secs = 0.6\nretry_base_secs = 0.05\npoll_secs = 0.05\n",
+    );
     let out = in_namespace(
         &d,
-        r#"mount -t tmpfs -o size=1m tmpfs "$T"
-run q1 generate "one" --no-wait
-run q2 generate "two" --no-wait
-run q3 generate "three" --no-wait
-# Nothing more fits beside the catalogue.
-dd if=/dev/zero of="$T/filler" bs=4k 2>/dev/null
+        r#"mount -t tmpfs -o size=3m tmpfs "$T"
+cp "$D/atelier.toml" "$T/"
+D="$T"
+for n in 1 2 3 4 5 6 7; do run "g$n" generate "number $n"; done
 run full_run jobs run --until-idle
-run full_generate generate "four"
-rm "$T/filler"
+mount -o remount,size=64m "$T"
 run after jobs run --until-idle
 "#,
     );
-    let ids = queued_ids(&out, &["q1", "q2", "q3"]);
     let db = format!("{}/atelier.db", d.path().join("catalogue-fs").display());
-    assert_refused(&ran(&out, "full_run"), "jobs run", &db, "full");
-    assert_refused(&ran(&out, "full_generate"), "generate", &db, "full");
-    assert_all_finished(&out, &ids);
+    let mut refusals = 0;
+    let mut ids: Vec<GenerationId> = Vec::new();
+    for name in ["g1", "g2", "g3", "g4", "g5", "g6", "g7", "full_run"] {
+        let r = ran(&out, name);
+        assert!(
+            r.code == 0 || r.code == 1,
+            "{name} ended with {} (124: it never returned): {}",
+            r.code,
+            r.stderr
+        );
+        let v: serde_json::Value = serde_json::from_str(&r.stdout)
+            .unwrap_or_else(|e| panic!("{name}: stdout is not JSON ({e}): {}", r.stdout));
+        if let Some(id) = v["id"].as_str() {
+            ids.push(id.parse().unwrap());
+        }
+        if r.stderr.contains("refused a write") {
+            assert_refused(&r, name, &db, "full");
+            refusals += 1;
+        }
+    }
+    assert!(refusals > 0, "the catalogue never ran out of room");
+    let r = ran(&out, "after");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let jobs = rt.block_on(every_job(&out.join("atelier.db")));
+    assert!(jobs.len() >= ids.len(), "{jobs:?}");
+    let unfinished: Vec<_> = jobs
+        .iter()
+        .filter(|(status, owner)| status == "pending" || status == "running" || owner.is_some())
+        .collect();
+    assert!(unfinished.is_empty(), "{unfinished:?}");
 }
 
 #[test]
 fn a_read_only_catalogue_file_ends_the_command_and_loses_no_job() {
-    let d = DataDir::with_config(SHORT_LEASE);
+    let d = DataDir::raw(
+        "[providers.sandbox]\nsize = 128\ndelay_ms = 0\n\
+         [jobs]\nlease_secs = 0.6\nretry_base_secs = 0.05\npoll_secs = 0.05\n",
+    );
     let out = in_namespace(
         &d,
         r#"mount -t tmpfs -o size=8m tmpfs "$T"

@@ -105,8 +105,9 @@ async fn migrate(conn: &mut SqliteConnection) -> Result<(), sqlx::migrate::Migra
     Ok(())
 }
 
-/// Whether every migration is applied, as shipped. Any doubt (no table yet, an error) is a no:
-/// the migrator then decides under the lock.
+/// Whether exactly this build's migrations are applied, as shipped. Any doubt (no table yet,
+/// an error, a migration this build does not know) is a no: the migrator then decides, and
+/// reports, under the lock.
 async fn up_to_date(conn: &mut SqliteConnection) -> bool {
     let Ok(applied) = sqlx::query_as::<_, (i64, Vec<u8>)>(
         "SELECT version, checksum FROM _sqlx_migrations WHERE success",
@@ -117,11 +118,12 @@ async fn up_to_date(conn: &mut SqliteConnection) -> bool {
         return false;
     };
     let applied: std::collections::HashMap<i64, Vec<u8>> = applied.into_iter().collect();
-    MIGRATOR.iter().all(|m| {
-        applied
-            .get(&m.version)
-            .is_some_and(|c| c.as_slice() == &*m.checksum)
-    })
+    applied.len() == MIGRATOR.iter().count()
+        && MIGRATOR.iter().all(|m| {
+            applied
+                .get(&m.version)
+                .is_some_and(|c| c.as_slice() == &*m.checksum)
+        })
 }
 
 /// How many bytes a user may still write on the file system holding `path`, if it can be

@@ -167,3 +167,61 @@ impl Job {
         AfterFailure::Retry
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(attempts: u32, takeovers: u32) -> Job {
+        Job {
+            id: JobId::new(),
+            generation_id: GenerationId::new(),
+            kind: JobKind::Generate,
+            slot: "sandbox:local".into(),
+            concurrency: 1,
+            status: JobStatus::Running,
+            attempts,
+            takeovers,
+            max_attempts: 5,
+            run_at: 0,
+            lease_owner: Some("w".into()),
+            lease_expires_at: Some(1),
+            last_error: None,
+            cancel_requested: false,
+        }
+    }
+
+    #[test]
+    fn takeovers_have_their_own_limit_and_say_so() {
+        assert_eq!(job(1, 10).on_claim(10), OnClaim::Run);
+        let OnClaim::GiveUp(f) = job(1, 11).on_claim(10) else {
+            panic!("given up");
+        };
+        assert_eq!(f.code, ErrorCode::Internal);
+        assert!(
+            f.message.starts_with("gave up after 11 takeovers"),
+            "{}",
+            f.message
+        );
+        assert!(f.message.contains("max_takeovers = 10"), "{}", f.message);
+    }
+
+    #[test]
+    fn a_cancel_wins_and_attempts_are_the_failure_budget() {
+        let mut j = job(1, 50);
+        j.cancel_requested = true;
+        assert_eq!(j.on_claim(10), OnClaim::Cancel);
+        let timeout = Failure::new(ErrorCode::Timeout, "slow");
+        assert_eq!(
+            job(4, 0).after_retryable_failure(&timeout),
+            AfterFailure::Retry
+        );
+        let AfterFailure::Fail(f) = job(5, 0).after_retryable_failure(&timeout) else {
+            panic!("the budget is spent");
+        };
+        assert_eq!(
+            (f.code, f.message.as_str()),
+            (ErrorCode::Timeout, "gave up after 5 attempts: slow")
+        );
+    }
+}

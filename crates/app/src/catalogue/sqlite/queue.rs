@@ -46,16 +46,20 @@ pub(super) async fn claim_job(
     claim: &Claim<'_>,
     now: i64,
 ) -> Result<Option<Job>> {
-    let row = sqlx::query(CLAIM)
+    // Every statement with RETURNING is run to its end (`fetch_all`, not `fetch_optional`):
+    // its row comes out before the change is committed, and a commit that fails (a full disk)
+    // is only reported at the end. Stopping after the row would take it for a claim that was
+    // rolled back, and the worker would run a job it does not hold, over and over.
+    let rows = sqlx::query(CLAIM)
         .bind(claim.worker)
         .bind(now)
         .bind(claim.lease_ms)
         .bind(slots_json(claim.slots))
         .bind(claim.only.map(|g| g.to_string()))
-        .fetch_optional(&mut *cat.writer.get().await?)
+        .fetch_all(&mut *cat.writer.get().await?)
         .await
         .map_err(|e| cat.db(e))?;
-    row.as_ref().map(rows::job).transpose()
+    rows.first().map(rows::job).transpose()
 }
 
 pub(super) async fn renew_lease(
@@ -65,7 +69,8 @@ pub(super) async fn renew_lease(
     now: i64,
     lease_ms: i64,
 ) -> Result<Lease> {
-    let row: Option<bool> = sqlx::query_scalar(
+    // Run to its end, as the claim (see there).
+    let rows: Vec<bool> = sqlx::query_scalar(
         "UPDATE jobs SET lease_expires_at = ?3 + ?4, updated_at = ?3
          WHERE id = ?1 AND lease_owner = ?2 AND status = 'running'
          RETURNING cancel_requested",
@@ -74,10 +79,10 @@ pub(super) async fn renew_lease(
     .bind(worker)
     .bind(now)
     .bind(lease_ms)
-    .fetch_optional(&mut *cat.writer.get().await?)
+    .fetch_all(&mut *cat.writer.get().await?)
     .await
     .map_err(|e| cat.db(e))?;
-    Ok(match row {
+    Ok(match rows.first().copied() {
         None => Lease::Lost,
         Some(true) => Lease::CancelRequested,
         Some(false) => Lease::Held,
@@ -131,7 +136,8 @@ pub(super) async fn retry_job(
 }
 
 pub(super) async fn cancel_job(cat: &SqliteCatalogue, generation: GenerationId) -> Result<Job> {
-    let row = sqlx::query(
+    // Run to its end, as the claim (see there).
+    let rows = sqlx::query(
         "UPDATE jobs SET
             status = CASE WHEN status = 'pending' THEN 'canceled' ELSE status END,
             cancel_requested = CASE WHEN status = 'running' THEN 1 ELSE cancel_requested END,
@@ -140,11 +146,13 @@ pub(super) async fn cancel_job(cat: &SqliteCatalogue, generation: GenerationId) 
     )
     .bind(generation.to_string())
     .bind(now_ms())
-    .fetch_optional(&mut *cat.writer.get().await?)
+    .fetch_all(&mut *cat.writer.get().await?)
     .await
-    .map_err(|e| cat.db(e))?
-    .ok_or_else(|| CatalogueError::NotFound(format!("job of generation {generation}")))?;
-    rows::job(&row)
+    .map_err(|e| cat.db(e))?;
+    let row = rows
+        .first()
+        .ok_or_else(|| CatalogueError::NotFound(format!("job of generation {generation}")))?;
+    rows::job(row)
 }
 
 pub(super) async fn queue_counts(cat: &SqliteCatalogue, slots: &[String]) -> Result<QueueCounts> {

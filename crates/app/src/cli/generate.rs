@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::broadcast::error::RecvError;
 
 use super::args::GenerateArgs;
 use super::output::Out;
@@ -219,19 +220,25 @@ async fn follow(
     }
     let bar = progress_bar(out);
     let mut events = app.bus.subscribe();
+    // Shows progress; never ends by itself: the workers, not the generation's last event, say
+    // when it is done, since they stop only once its job's end is recorded (so no job stays
+    // leased after this process exits).
     let watch = async {
-        while let Ok(e) = events.recv().await {
-            if e.generation_id != id {
-                continue;
-            }
-            if let Some(bar) = &bar {
-                bar.set_position(e.progress.round() as u64);
-                bar.set_message(e.phase.map_or(e.status.as_str(), |p| p.as_str()).to_owned());
+        loop {
+            match events.recv().await {
+                Ok(e) if e.generation_id == id => {
+                    if let Some(bar) = &bar {
+                        bar.set_position(e.progress.round() as u64);
+                        bar.set_message(
+                            e.phase.map_or(e.status.as_str(), |p| p.as_str()).to_owned(),
+                        );
+                    }
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => std::future::pending::<()>().await,
             }
         }
     };
-    // The workers, not the generation's last event, say when it is done: they stop only once
-    // its job's end is recorded, so no job stays leased after this process exits.
     let worked = tokio::select! {
         worked = run_workers(app.clone(), 1, Stop::UntilDone(id)) => worked,
         () = watch => Ok(()),

@@ -96,6 +96,7 @@ pub struct StorageConfig {
 pub struct JobsConfig {
     pub lease_secs: f64,
     pub max_attempts: u32,
+    pub max_takeovers: u32,
     pub retry_base_secs: f64,
     pub retry_max_secs: f64,
     pub poll_secs: f64,
@@ -235,6 +236,7 @@ impl Default for JobsConfig {
         Self {
             lease_secs: 15.0,
             max_attempts: 5,
+            max_takeovers: 10,
             retry_base_secs: 2.0,
             retry_max_secs: 60.0,
             poll_secs: 1.0,

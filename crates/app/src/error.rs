@@ -31,7 +31,9 @@ impl From<CatalogueError> for AppError {
         match e {
             CatalogueError::NotFound(what) => Self::NotFound(what),
             CatalogueError::Conflict(what) => Self::Conflict(what),
-            other @ CatalogueError::Other(_) => Self::Catalogue(other),
+            other @ (CatalogueError::Other(_) | CatalogueError::Refused(_)) => {
+                Self::Catalogue(other)
+            }
         }
     }
 }

@@ -109,6 +109,7 @@ pub async fn open(
         jobs: JobSettings {
             lease: Duration::from_secs_f64(j.lease_secs),
             max_attempts: j.max_attempts,
+            max_takeovers: j.max_takeovers,
             retry_base: Duration::from_secs_f64(j.retry_base_secs),
             retry_max: Duration::from_secs_f64(j.retry_max_secs),
             poll: Duration::from_secs_f64(j.poll_secs),

@@ -33,6 +33,8 @@ pub use import::ImportRequest;
 pub struct JobSettings {
     pub lease: Duration,
     pub max_attempts: u32,
+    /// Takeovers of a job whose worker stopped without a word before it is given up.
+    pub max_takeovers: u32,
     pub retry_base: Duration,
     pub retry_max: Duration,
     /// Longest sleep of an idle worker between looks at the queue.
@@ -44,6 +46,7 @@ impl Default for JobSettings {
         Self {
             lease: Duration::from_secs(15),
             max_attempts: 5,
+            max_takeovers: 10,
             retry_base: Duration::from_secs(2),
             retry_max: Duration::from_mins(1),
             poll: Duration::from_secs(1),

@@ -61,7 +61,7 @@ pub async fn bench_engine(
         app.submit(r).await?;
     }
     let enqueue = t.elapsed();
-    run_workers(app.clone(), concurrency, Stop::UntilIdle).await;
+    run_workers(app.clone(), concurrency, Stop::UntilIdle).await?;
     let total = t.elapsed();
     let busy_rss = rss_kib();
     let _ = std::fs::remove_dir_all(&dir);

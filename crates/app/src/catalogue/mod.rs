@@ -26,6 +26,34 @@ pub enum CatalogueError {
     Conflict(String),
     #[error("catalogue error: {0}")]
     Other(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The catalogue's storage refused a write (a full disk, a read-only file): trying again at
+    /// once cannot help, so workers stop and commands end with it (exit 1).
+    #[error("{0}")]
+    Refused(Refusal),
+}
+
+/// Why the catalogue refused a write, and where: the store's own words, and the place (for a
+/// file, its path and the free space on its file system) when the adapter knows it.
+#[derive(Debug)]
+pub struct Refusal {
+    pub reason: String,
+    pub location: Option<String>,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.location {
+            Some(at) => write!(f, "the catalogue {at} refused a write: {}", self.reason),
+            None => write!(f, "the catalogue refused a write: {}", self.reason),
+        }
+    }
+}
+
+impl CatalogueError {
+    /// A write the catalogue's storage refuses: the command ends instead of retrying.
+    pub fn is_refused(&self) -> bool {
+        matches!(self, Self::Refused(_))
+    }
 }
 
 pub type Result<T, E = CatalogueError> = std::result::Result<T, E>;
@@ -175,7 +203,9 @@ pub trait Catalogue: Send + Sync {
 
     /// Leases the next runnable job among `slots` (and of generation `only`, when given):
     /// pending and due, or running with an expired lease, in a slot with fewer live leases
-    /// than its concurrency.
+    /// than its concurrency. Claiming a pending job raises its `attempts`; taking over a
+    /// running one whose lease expired raises its `takeovers` instead (its worker stopped
+    /// without a word; that is no provider failure).
     async fn claim_job(&self, claim: &Claim<'_>, now: i64) -> Result<Option<Job>>;
     async fn renew_lease(&self, id: JobId, worker: &str, now: i64, lease_ms: i64) -> Result<Lease>;
     /// Ends a job held by `worker` with a terminal status; false when the lease was lost.

@@ -9,6 +9,7 @@ mod queue;
 mod rows;
 mod writes;
 
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -18,7 +19,8 @@ use sqlx::{Connection, Row, SqliteConnection};
 use time::OffsetDateTime;
 
 use super::{
-    Catalogue, CatalogueError, Change, Claim, ImageFilter, Inserted, NewJob, QueueCounts, Result,
+    Catalogue, CatalogueError, Change, Claim, ImageFilter, Inserted, NewJob, QueueCounts, Refusal,
+    Result,
 };
 use crate::domain::{
     Category, Event, Generation, GenerationId, Image, ImageId, ImageStatus, Job, JobId, JobStatus,
@@ -31,6 +33,8 @@ use writes::{insert_event, insert_image_row, next_version};
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 pub struct SqliteCatalogue {
+    /// The database file, named in the errors of writes it refuses.
+    path: PathBuf,
     /// Reads.
     pool: Conns,
     /// Writes: one connection, so this process's writers queue in order.
@@ -47,8 +51,101 @@ fn other(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> CatalogueErr
 fn db(e: sqlx::Error) -> CatalogueError {
     match e {
         sqlx::Error::RowNotFound => CatalogueError::NotFound("row".into()),
+        sqlx::Error::Database(d) if refuses_writes(d.code().as_deref()) => {
+            CatalogueError::Refused(Refusal {
+                reason: d.message().to_owned(),
+                location: None,
+            })
+        }
         e => other(e),
     }
+}
+
+/// `SQLite`'s result codes for storage that will not take a write until someone acts: a
+/// read-only file or file system (`SQLITE_READONLY`, 8), an I/O error (`SQLITE_IOERR`, 10), a
+/// full disk (`SQLITE_FULL`, 13). sqlx gives the extended code; its low byte is the primary one.
+fn refuses_writes(code: Option<&str>) -> bool {
+    code.and_then(|c| c.parse::<i32>().ok())
+        .is_some_and(|c| matches!(c & 0xff, 8 | 10 | 13))
+}
+
+/// Names the file `path` (and the free space beside it) in a refused write that names no place.
+fn locate(path: &Path, e: CatalogueError) -> CatalogueError {
+    match e {
+        CatalogueError::Refused(Refusal {
+            reason,
+            location: None,
+        }) => {
+            let free = free_space(path).map_or_else(
+                || "free space unknown".to_owned(),
+                |n| format!("{} free on its file system", human_bytes(n)),
+            );
+            CatalogueError::Refused(Refusal {
+                reason,
+                location: Some(format!("{} ({free})", path.display())),
+            })
+        }
+        e => e,
+    }
+}
+
+/// Brings the schema up to date, one process at a time: processes started together on a new
+/// data directory would otherwise each create the tables (`SQLite`'s migrator takes no lock).
+/// The write lock (`BEGIN IMMEDIATE`, waited for on the busy timeout) is held from before the
+/// migrator reads what is applied until the rest is applied; the migrator's own transactions
+/// nest as savepoints. A catalogue already up to date is only read, so a read-only file still
+/// opens for reading. (On `PostgreSQL` an advisory lock plays the write lock's part.)
+async fn migrate(conn: &mut SqliteConnection) -> Result<(), sqlx::migrate::MigrateError> {
+    if up_to_date(conn).await {
+        return Ok(());
+    }
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    MIGRATOR.run(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Whether exactly this build's migrations are applied, as shipped. Any doubt (no table yet,
+/// an error, a migration this build does not know) is a no: the migrator then decides, and
+/// reports, under the lock.
+async fn up_to_date(conn: &mut SqliteConnection) -> bool {
+    let Ok(applied) = sqlx::query_as::<_, (i64, Vec<u8>)>(
+        "SELECT version, checksum FROM _sqlx_migrations WHERE success",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    else {
+        return false;
+    };
+    let applied: std::collections::HashMap<i64, Vec<u8>> = applied.into_iter().collect();
+    applied.len() == MIGRATOR.iter().count()
+        && MIGRATOR.iter().all(|m| {
+            applied
+                .get(&m.version)
+                .is_some_and(|c| c.as_slice() == &*m.checksum)
+        })
+}
+
+/// How many bytes a user may still write on the file system holding `path`, if it can be
+/// known.
+fn free_space(path: &Path) -> Option<u64> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
+    let st = rustix::fs::statvfs(dir).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
 }
 
 impl SqliteCatalogue {
@@ -62,21 +159,34 @@ impl SqliteCatalogue {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        let path = options.get_filename().to_path_buf();
         let open_err = |e: sqlx::Error| match e {
             sqlx::Error::Database(d) if !create && d.code().as_deref() == Some("14") => {
                 CatalogueError::NotFound(format!("catalogue {url}"))
             }
-            e => other(e),
+            e => locate(&path, db(e)),
         };
         let writer = Conns::open(&options, 1).await.map_err(open_err)?;
-        MIGRATOR
-            .run(&mut *writer.get().await?)
+        migrate(&mut *writer.get().await?)
             .await
-            .map_err(other)?;
+            .map_err(|e| match e {
+                sqlx::migrate::MigrateError::Execute(e) => locate(&path, db(e)),
+                e => other(e),
+            })?;
         let pool = Conns::open(&options.read_only(true), READERS)
             .await
             .map_err(open_err)?;
-        Ok(Self { pool, writer })
+        Ok(Self { path, pool, writer })
+    }
+
+    /// A database error, a refused write naming this catalogue's file and its free space.
+    fn db(&self, e: sqlx::Error) -> CatalogueError {
+        locate(&self.path, db(e))
+    }
+
+    /// Names this catalogue's file (and the free space beside it) in a refused write.
+    fn locate(&self, e: CatalogueError) -> CatalogueError {
+        locate(&self.path, e)
     }
 
     /// The one row `sql` selects by `id`, or `NotFound` naming `what`.
@@ -90,13 +200,18 @@ impl SqliteCatalogue {
             .bind(id)
             .fetch_optional(&mut *self.pool.get().await?)
             .await
-            .map_err(db)?
+            .map_err(|e| self.db(e))?
             .ok_or_else(|| CatalogueError::NotFound(format!("{what} {id}")))
     }
 
     /// A write transaction on the writer connection `conn` (from `self.writer`).
-    async fn write_tx(conn: &mut SqliteConnection) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>> {
-        conn.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+    async fn write_tx<'c>(
+        &self,
+        conn: &'c mut SqliteConnection,
+    ) -> Result<sqlx::Transaction<'c, sqlx::Sqlite>> {
+        conn.begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| self.db(e))
     }
 }
 
@@ -113,14 +228,14 @@ impl SqliteCatalogue {
         let rows = query
             .fetch_all(&mut *self.writer.get().await?)
             .await
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         if rows.is_empty() {
             let status: Option<String> =
                 sqlx::query_scalar("SELECT status FROM generations WHERE id = ?1")
                     .bind(id.to_string())
                     .fetch_optional(&mut *self.writer.get().await?)
                     .await
-                    .map_err(db)?;
+                    .map_err(|e| self.db(e))?;
             return Err(match status {
                 None => CatalogueError::NotFound(format!("generation {id}")),
                 Some(s) => CatalogueError::Conflict(format!("generation {id} is already {s}")),
@@ -170,12 +285,14 @@ impl Catalogue for SqliteCatalogue {
         images: &[Image],
     ) -> Result<Generation> {
         let mut conn = self.writer.get().await?;
-        let mut tx = Self::write_tx(&mut conn).await?;
+        let mut tx = self.write_tx(&mut conn).await?;
         let category = g.category.map(Category::as_str);
         let version = if g.version > 0 {
             i64::from(g.version)
         } else {
-            next_version(&mut tx, g.category, g.subject.as_deref(), g.parent_id).await?
+            next_version(&mut tx, g.category, g.subject.as_deref(), g.parent_id)
+                .await
+                .map_err(|e| self.locate(e))?
         };
         sqlx::query(
             "INSERT INTO generations (id, owner, provider, account, kind, parent_id, prompt,
@@ -207,7 +324,7 @@ impl Catalogue for SqliteCatalogue {
         .bind(g.completed_at.map(ts))
         .execute(&mut *tx)
         .await
-        .map_err(db)?;
+        .map_err(|e| self.db(e))?;
         if let Some(job) = job {
             let now = g.created_at.unix_timestamp_nanos() as i64 / 1_000_000;
             sqlx::query(
@@ -224,7 +341,7 @@ impl Catalogue for SqliteCatalogue {
             .bind(now)
             .execute(&mut *tx)
             .await
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         }
         insert_event(
             &mut tx,
@@ -241,13 +358,17 @@ impl Catalogue for SqliteCatalogue {
             },
             g.created_at,
         )
-        .await?;
+        .await
+        .map_err(|e| self.locate(e))?;
         for image in images {
             let image = Image {
                 version: version as u32,
                 ..image.clone()
             };
-            if !insert_image_row(&mut tx, &image).await? {
+            if !insert_image_row(&mut tx, &image)
+                .await
+                .map_err(|e| self.locate(e))?
+            {
                 return Err(CatalogueError::Conflict(format!(
                     "generation {} has two images in role {}",
                     g.id, image.role
@@ -267,9 +388,10 @@ impl Catalogue for SqliteCatalogue {
                 &done,
                 g.completed_at.unwrap_or(g.created_at),
             )
-            .await?;
+            .await
+            .map_err(|e| self.locate(e))?;
         }
-        tx.commit().await.map_err(db)?;
+        tx.commit().await.map_err(|e| self.db(e))?;
         Ok(Generation {
             version: version as u32,
             ..g.clone()
@@ -332,7 +454,7 @@ impl Catalogue for SqliteCatalogue {
         .bind(account)
         .execute(&mut *self.writer.get().await?)
         .await
-        .map_err(db)?;
+        .map_err(|e| self.db(e))?;
         if done.rows_affected() == 0 {
             return Err(CatalogueError::NotFound(format!("generation {id}")));
         }
@@ -341,7 +463,10 @@ impl Catalogue for SqliteCatalogue {
 
     async fn insert_image(&self, i: &Image) -> Result<Inserted> {
         let mut conn = self.writer.get().await?;
-        if insert_image_row(&mut conn, i).await? {
+        if insert_image_row(&mut conn, i)
+            .await
+            .map_err(|e| self.locate(e))?
+        {
             return Ok(Inserted::New(i.clone()));
         }
         let row = sqlx::query("SELECT * FROM images WHERE generation_id = ?1 AND role = ?2")
@@ -349,7 +474,7 @@ impl Catalogue for SqliteCatalogue {
             .bind(i.role.to_string())
             .fetch_one(&mut *conn)
             .await
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         Ok(Inserted::Existing(rows::image(&row)?))
     }
 
@@ -379,7 +504,7 @@ impl Catalogue for SqliteCatalogue {
         .bind(f.limit.map_or(-1, i64::from))
         .fetch_all(&mut *self.pool.get().await?)
         .await
-        .map_err(db)?;
+        .map_err(|e| self.db(e))?;
         rows.iter().map(rows::image).collect()
     }
 
@@ -389,7 +514,7 @@ impl Catalogue for SqliteCatalogue {
             .bind(status.as_str())
             .execute(&mut *self.writer.get().await?)
             .await
-            .map_err(db)?;
+            .map_err(|e| self.db(e))?;
         if done.rows_affected() == 0 {
             return Err(CatalogueError::NotFound(format!("image {id}")));
         }
@@ -398,12 +523,12 @@ impl Catalogue for SqliteCatalogue {
 
     async fn add_tags(&self, id: ImageId, tags: &[String]) -> Result<Image> {
         let mut conn = self.writer.get().await?;
-        let mut tx = Self::write_tx(&mut conn).await?;
+        let mut tx = self.write_tx(&mut conn).await?;
         let current: String = sqlx::query_scalar("SELECT tags FROM images WHERE id = ?1")
             .bind(id.to_string())
             .fetch_optional(&mut *tx)
             .await
-            .map_err(db)?
+            .map_err(|e| self.db(e))?
             .ok_or_else(|| CatalogueError::NotFound(format!("image {id}")))?;
         let mut all: Vec<String> =
             serde_json::from_str(&current).map_err(|_| rows::corrupt("tags", &current))?;
@@ -415,8 +540,8 @@ impl Catalogue for SqliteCatalogue {
             .bind(serde_json::to_string(&all).map_err(other)?)
             .execute(&mut *tx)
             .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
+            .map_err(|e| self.db(e))?;
+        tx.commit().await.map_err(|e| self.db(e))?;
         self.image(id).await
     }
 
@@ -469,7 +594,7 @@ impl Catalogue for SqliteCatalogue {
                 .bind(after as i64)
                 .fetch_all(&mut *self.pool.get().await?)
                 .await
-                .map_err(db)?;
+                .map_err(|e| self.db(e))?;
         rows.iter().map(rows::event).collect()
     }
 
@@ -478,7 +603,7 @@ impl Catalogue for SqliteCatalogue {
             .bind(key)
             .fetch_optional(&mut *self.pool.get().await?)
             .await
-            .map_err(db)
+            .map_err(|e| self.db(e))
     }
 
     async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
@@ -490,7 +615,7 @@ impl Catalogue for SqliteCatalogue {
         .bind(value)
         .execute(&mut *self.writer.get().await?)
         .await
-        .map_err(db)?;
+        .map_err(|e| self.db(e))?;
         Ok(())
     }
 }

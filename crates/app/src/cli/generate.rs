@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::broadcast::error::RecvError;
 
 use super::args::GenerateArgs;
 use super::output::Out;
@@ -221,32 +222,45 @@ async fn follow(
     }
     let bar = progress_bar(out);
     let mut events = app.bus.subscribe();
-    let workers = tokio::spawn(run_workers(app.clone(), 1, Stop::UntilDone(id)));
+    // Shows progress; never ends by itself: the workers, not the generation's last event, say
+    // when it is done, since they stop only once its job's end is recorded (so no job stays
+    // leased after this process exits).
     let watch = async {
-        while let Ok(e) = events.recv().await {
-            if e.generation_id != id {
-                continue;
-            }
-            if let Some(bar) = &bar {
-                bar.set_position(e.progress.round() as u64);
-                bar.set_message(e.phase.map_or(e.status.as_str(), |p| p.as_str()).to_owned());
-            }
-            if e.kind.is_terminal() {
-                break;
+        loop {
+            match events.recv().await {
+                Ok(e) if e.generation_id == id => {
+                    if let Some(bar) = &bar {
+                        bar.set_position(e.progress.round() as u64);
+                        bar.set_message(
+                            e.phase.map_or(e.status.as_str(), |p| p.as_str()).to_owned(),
+                        );
+                    }
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => std::future::pending::<()>().await,
             }
         }
     };
-    tokio::select! {
-        _ = workers => {}
-        () = watch => {}
+    let worked = tokio::select! {
+        worked = run_workers(app.clone(), 1, Stop::UntilDone(id)) => worked,
+        () = watch => Ok(()),
         _ = tokio::signal::ctrl_c() => {
             if let Some(bar) = &bar { bar.abandon(); }
             eprintln!("interrupted: generation {id} stays queued; resume it with `atelier jobs run --until-idle`");
             return Ok(130);
         }
-    }
+    };
     if let Some(bar) = &bar {
         bar.finish_and_clear();
+    }
+    worked?;
+    let job = app.catalogue.job_of(id).await?;
+    if !job.status.is_terminal() {
+        return Err(AppError::Internal(format!(
+            "generation {id} ended, but its job could not be recorded as finished (it is still \
+             {}); `atelier jobs run --until-idle` ends it",
+            job.status.as_str()
+        )));
     }
     let g = app.generation(id).await?;
     let view = GenerationView::of(&g, &app.store);

@@ -1,10 +1,12 @@
 //! `jobs run` and `jobs cancel`.
 
+use tokio::sync::broadcast::error::RecvError;
+
 use super::load_parsed;
 use super::output::Out;
 use crate::api::GenerationView;
 use crate::config::Config;
-use crate::domain::{EventKind, GenerationId};
+use crate::domain::{Event, EventKind, GenerationId};
 use crate::error::AppError;
 use crate::jobs::{Stop, run_workers};
 use crate::wiring;
@@ -30,28 +32,60 @@ pub async fn run(config: &Config, until_idle: bool, out: &Out) -> Result<u8, App
         Stop::Never
     };
     let pool = tokio::spawn(run_workers(app.clone(), workers, stop));
-    let (mut completed, mut failed, mut canceled) = (0u64, 0u64, 0u64);
+    let mut ends = Ends::default();
+    // Counts ends as they come; never ends the wait by itself (a lagging receiver included):
+    // the workers stop only once every job's end is recorded.
     let count = async {
-        while let Ok(e) = events.recv().await {
-            match e.kind {
-                EventKind::Completed => completed += 1,
-                EventKind::Failed => failed += 1,
-                EventKind::Canceled => canceled += 1,
-                _ => continue,
+        loop {
+            match events.recv().await {
+                Ok(e) => ends.tally(&e, out),
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => std::future::pending::<()>().await,
             }
-            out.notice(&format!("{} {}", e.kind.as_str(), e.generation_id));
         }
     };
     tokio::select! {
-        _ = pool => {}
+        worked = pool => match worked {
+            Ok(worked) => worked?,
+            Err(e) => return Err(AppError::Internal(format!("the workers stopped: {e}"))),
+        },
         () = count => {}
         _ = tokio::signal::ctrl_c() => out.notice("interrupted; running jobs resume when workers run again"),
     }
+    // The ends published while the last job finished.
+    while let Ok(e) = events.try_recv() {
+        ends.tally(&e, out);
+    }
+    let Ends {
+        completed,
+        failed,
+        canceled,
+    } = ends;
     out.result(
         &serde_json::json!({"completed": completed, "failed": failed, "canceled": canceled}),
         || format!("{completed} completed, {failed} failed, {canceled} canceled"),
     );
     Ok(0)
+}
+
+/// Generations that ended while `jobs run` ran, by how.
+#[derive(Default)]
+struct Ends {
+    completed: u64,
+    failed: u64,
+    canceled: u64,
+}
+
+impl Ends {
+    fn tally(&mut self, e: &Event, out: &Out) {
+        match e.kind {
+            EventKind::Completed => self.completed += 1,
+            EventKind::Failed => self.failed += 1,
+            EventKind::Canceled => self.canceled += 1,
+            _ => return,
+        }
+        out.notice(&format!("{} {}", e.kind.as_str(), e.generation_id));
+    }
 }
 
 pub async fn cancel(config: &Config, id: &str, out: &Out) -> Result<u8, AppError> {

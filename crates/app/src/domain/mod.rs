@@ -21,6 +21,6 @@ pub use event::{Event, EventKind};
 pub use generation::{Generation, GenerationKind, GenerationStatus, Phase};
 pub use ids::{GenerationId, ImageId, JobId};
 pub use image::{Category, Image, ImageStatus, Rgb, Role};
-pub use job::{Job, JobKind, JobStatus, Lease};
+pub use job::{AfterFailure, Job, JobKind, JobStatus, Lease, OnClaim};
 pub use progress::Milestones;
 pub use request::{GenerationRequest, Invalid, MAX_PROMPT_CHARS, Parameters, UpscaleSelection};

@@ -22,6 +22,7 @@ impl From<CatalogueError> for JobError {
         match e {
             // The generation became terminal under us: canceled by request.
             CatalogueError::Conflict(_) => JobError::Stop,
+            e @ CatalogueError::Refused(_) => JobError::Refused(e),
             e => JobError::Retry(Failure::new(ErrorCode::Internal, e.to_string()), None),
         }
     }

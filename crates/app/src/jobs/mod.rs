@@ -35,4 +35,7 @@ pub enum JobError {
     Abort(Failure),
     /// The generation was ended elsewhere (canceled): stop without writing.
     Stop,
+    /// The catalogue refused a write (a full disk, a read-only file): record nothing (it
+    /// would be refused too) and stop the workers; the job stays leased, to be taken over.
+    Refused(crate::catalogue::CatalogueError),
 }

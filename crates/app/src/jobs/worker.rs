@@ -1,6 +1,8 @@
 //! Workers: claim a job with a lease, run it as its own task (a panic boundary), renew the
 //! lease while it runs, and record how it ended: done, retried with backoff, failed or
-//! canceled.
+//! canceled. A write the catalogue refuses (a full disk, a read-only file) stops the pool and
+//! is returned to the command, which ends with it; other catalogue errors are retried after a
+//! backoff kept in memory, since the write that would record it may be the one failing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,10 +11,33 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::{JobError, Signal, generate};
 use crate::app::{App, now_ms};
-use crate::catalogue::{Change, Claim};
+use crate::catalogue::{CatalogueError, Change, Claim};
 use crate::domain::{
-    ErrorCode, EventKind, Failure, GenerationId, GenerationStatus, Job, JobStatus, Lease,
+    AfterFailure, ErrorCode, EventKind, Failure, GenerationId, GenerationStatus, Job, JobStatus,
+    Lease, OnClaim,
 };
+
+/// A refused catalogue write, the only error that stops a worker.
+type Refused = CatalogueError;
+
+/// Keeps a refused write (the command ends with it) and logs any other error with `what`.
+fn refused_only(what: &str, job: &Job, e: CatalogueError) -> Result<(), Refused> {
+    if e.is_refused() {
+        return Err(e);
+    }
+    tracing::error!(job = %job.id, error = %e, "{what}");
+    Ok(())
+}
+
+/// A job's task, aborted when its worker lets go of it: a pool stopped by a refused write
+/// drops its workers in the middle of their jobs.
+struct JobTask(tokio::task::JoinHandle<Result<(), JobError>>);
+
+impl Drop for JobTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// What one look at the queue did.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -63,8 +88,9 @@ impl Worker {
         self.app.jobs.lease.as_millis() as i64
     }
 
-    /// Claims and runs at most one job.
-    pub async fn run_once(&self) -> Result<Outcome, crate::catalogue::CatalogueError> {
+    /// Claims and runs at most one job. An error is a failed claim, or a refused write while
+    /// the job ran (the job then stays leased: it is taken over later, spending no attempt).
+    pub async fn run_once(&self) -> Result<Outcome, CatalogueError> {
         let claim = Claim {
             worker: &self.id,
             lease_ms: self.lease_ms(),
@@ -75,29 +101,18 @@ impl Worker {
             return Ok(Outcome::Idle);
         };
         tracing::debug!(job = %job.id, generation = %job.generation_id, attempt = job.attempts, "claimed");
-        self.execute(job).await;
+        self.execute(job).await?;
         Ok(Outcome::Ran)
     }
 
-    async fn execute(&self, job: Job) {
-        if job.cancel_requested {
-            // Canceled while nobody held it (its worker died, or it waited for a retry).
-            return self.canceled(&job).await;
-        }
-        if job.attempts > job.max_attempts {
-            let message = format!(
-                "gave up after {} attempts; last error: {}",
-                job.max_attempts,
-                job.last_error
-                    .as_deref()
-                    .unwrap_or("none recorded (the worker stopped)")
-            );
-            let code = last_code(job.last_error.as_deref());
-            self.fail(&job, Failure::new(code, message)).await;
-            return;
+    async fn execute(&self, job: Job) -> Result<(), Refused> {
+        match job.on_claim(self.app.jobs.max_takeovers) {
+            OnClaim::Run => {}
+            OnClaim::Cancel => return self.canceled(&job).await,
+            OnClaim::GiveUp(failure) => return self.fail(&job, failure).await,
         }
         let mut signals = self.app.bus.signals();
-        let mut task = tokio::spawn(generate::run(self.app.clone(), job.clone()));
+        let mut task = JobTask(tokio::spawn(generate::run(self.app.clone(), job.clone())));
         let renew_every = (self.app.jobs.lease / 3).max(Duration::from_millis(50));
         // The first renewal is due one period from now. (An interval's immediate first tick
         // would still wait for the timer's next millisecond, holding up a job that ends sooner.)
@@ -109,29 +124,28 @@ impl Worker {
         let mut renewed = std::time::Instant::now();
         let result = loop {
             tokio::select! {
-                joined = &mut task => break joined,
+                joined = &mut task.0 => break joined,
                 _ = ticker.tick() => {
                     match self.app.catalogue.renew_lease(job.id, &self.id, now_ms(), self.lease_ms()).await {
                         Ok(Lease::Held) => renewed = std::time::Instant::now(),
-                        Ok(Lease::CancelRequested) => { task.abort(); return self.canceled(&job).await; }
+                        Ok(Lease::CancelRequested) => { drop(task); return self.canceled(&job).await; }
                         Ok(Lease::Lost) => {
                             tracing::warn!(job = %job.id, "lease lost; another worker took the job over");
-                            task.abort();
-                            return;
+                            return Ok(());
                         }
+                        Err(e) if e.is_refused() => return Err(e),
                         Err(e) => {
                             tracing::warn!(job = %job.id, error = %e, "lease not renewed");
                             if renewed.elapsed() > give_up_after {
                                 tracing::warn!(job = %job.id, "stopping: the lease may be taken over");
-                                task.abort();
-                                return;
+                                return Ok(());
                             }
                         }
                     }
                 }
                 signal = signals.recv() => match signal {
                     Ok(Signal::Cancel(g)) if g == job.generation_id => {
-                        task.abort();
+                        drop(task);
                         return self.canceled(&job).await;
                     }
                     Ok(_) | Err(RecvError::Lagged(_) | RecvError::Closed) => {}
@@ -145,25 +159,37 @@ impl Worker {
                 None,
             )),
         };
-        match outcome {
+        let ended = match outcome {
             Ok(()) => self.finish(&job, JobStatus::Succeeded, None).await,
             Err(JobError::Stop) => self.finish(&job, JobStatus::Canceled, None).await,
             Err(JobError::Abort(failure)) => self.fail(&job, failure).await,
             Err(JobError::Retry(failure, after)) => self.retry(&job, failure, after).await,
-        }
+            // Recording anything would be refused too: the job stays leased, and is taken over
+            // (spending no attempt) once the catalogue takes writes again.
+            Err(JobError::Refused(e)) => Err(e),
+        };
         self.app.bus.wake_workers();
+        ended
     }
 
-    async fn finish(&self, job: &Job, status: JobStatus, error: Option<&str>) {
+    async fn finish(
+        &self,
+        job: &Job,
+        status: JobStatus,
+        error: Option<&str>,
+    ) -> Result<(), Refused> {
         match self
             .app
             .catalogue
             .finish_job(job.id, &self.id, status, error)
             .await
         {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(job = %job.id, "job ended after its lease was lost"),
-            Err(e) => tracing::error!(job = %job.id, error = %e, "job end not recorded"),
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                tracing::warn!(job = %job.id, "job ended after its lease was lost");
+                Ok(())
+            }
+            Err(e) => refused_only("job end not recorded", job, e),
         }
     }
 
@@ -173,38 +199,39 @@ impl Worker {
         kind: EventKind,
         status: GenerationStatus,
         failure: Failure,
-    ) -> bool {
+    ) -> Result<bool, Refused> {
         // Progress is only ever raised by a step, so 0 keeps the stored value.
         let mut change = Change::new(kind, status, 0.0);
         change.error = Some(failure);
         match self.app.catalogue.advance(job.generation_id, &change).await {
             Ok(event) => {
                 self.app.bus.publish(event);
-                true
+                Ok(true)
             }
             // Already ended (canceled meanwhile): nothing to record.
-            Err(crate::catalogue::CatalogueError::Conflict(_)) => true,
+            Err(CatalogueError::Conflict(_)) => Ok(true),
             Err(e) => {
                 // Leave the job leased: its lease runs out and a worker ends it again, so the
                 // generation is never left running under a finished job.
-                tracing::error!(generation = %job.generation_id, error = %e, "end not recorded");
-                false
+                refused_only("end not recorded", job, e)?;
+                Ok(false)
             }
         }
     }
 
-    async fn fail(&self, job: &Job, failure: Failure) {
+    async fn fail(&self, job: &Job, failure: Failure) -> Result<(), Refused> {
         tracing::warn!(generation = %job.generation_id, code = %failure.code, "generation failed: {}", failure.message);
         let record = format!("{}: {}", failure.code, failure.message);
         if self
             .advance_terminal(job, EventKind::Failed, GenerationStatus::Failed, failure)
-            .await
+            .await?
         {
-            self.finish(job, JobStatus::Failed, Some(&record)).await;
+            self.finish(job, JobStatus::Failed, Some(&record)).await?;
         }
+        Ok(())
     }
 
-    async fn canceled(&self, job: &Job) {
+    async fn canceled(&self, job: &Job) -> Result<(), Refused> {
         let failure = Failure::new(ErrorCode::Canceled, "canceled by request");
         let recorded = self
             .advance_terminal(
@@ -214,31 +241,34 @@ impl Worker {
                 failure,
             )
             .await;
-        if recorded {
-            self.finish(job, JobStatus::Canceled, None).await;
-        }
         self.app.bus.wake_workers();
+        if recorded? {
+            self.finish(job, JobStatus::Canceled, None).await?;
+        }
+        Ok(())
     }
 
-    async fn retry(&self, job: &Job, failure: Failure, after: Option<Duration>) {
-        if job.attempts >= job.max_attempts {
-            let message = format!(
-                "gave up after {} attempts: {}",
-                job.attempts, failure.message
-            );
-            return self.fail(job, Failure::new(failure.code, message)).await;
+    async fn retry(
+        &self,
+        job: &Job,
+        failure: Failure,
+        after: Option<Duration>,
+    ) -> Result<(), Refused> {
+        if let AfterFailure::Fail(failure) = job.after_retryable_failure(&failure) {
+            return self.fail(job, failure).await;
         }
         let delay = after.unwrap_or_else(|| self.backoff(job.attempts));
         let record = format!("{}: {}", failure.code, failure.message);
         tracing::info!(generation = %job.generation_id, attempt = job.attempts, ?delay, "retrying: {record}");
         let run_at = now_ms() + delay.as_millis() as i64;
-        if let Err(e) = self
+        match self
             .app
             .catalogue
             .retry_job(job.id, &self.id, run_at, &record)
             .await
         {
-            tracing::error!(job = %job.id, error = %e, "retry not recorded");
+            Ok(_) => Ok(()),
+            Err(e) => refused_only("retry not recorded", job, e),
         }
     }
 
@@ -283,16 +313,34 @@ impl Worker {
         }
     }
 
-    /// Runs jobs until `stop` says so.
-    pub async fn run(&self, stop: Stop) {
+    /// Runs jobs until `stop` says so, or until the catalogue refuses a write (returned).
+    pub async fn run(&self, stop: Stop) -> Result<(), Refused> {
+        // Catalogue errors in a row: the backoff after them is counted here, in memory, as the
+        // write that would record anything may be the one that fails.
+        let mut errors = 0u32;
         loop {
             match self.run_once().await {
-                Ok(Outcome::Ran) => continue,
-                Ok(Outcome::Idle) => {}
-                Err(e) => tracing::warn!(error = %e, "could not claim a job"),
+                Ok(Outcome::Ran) => {
+                    errors = 0;
+                    continue;
+                }
+                Ok(Outcome::Idle) => errors = 0,
+                Err(e) if e.is_refused() => {
+                    tracing::error!(error = %e, "stopping: the catalogue refuses writes");
+                    return Err(e);
+                }
+                Err(e) => {
+                    errors = errors.saturating_add(1);
+                    tracing::warn!(error = %e, "could not claim a job");
+                }
             }
             if self.should_stop(stop).await {
-                return;
+                return Ok(());
+            }
+            if errors > 0 {
+                // Not woken early: another job's end must not turn this into a busy loop.
+                tokio::time::sleep(self.backoff(errors)).await;
+                continue;
             }
             let wait = self.idle_wait().await;
             tokio::select! {
@@ -303,15 +351,9 @@ impl Worker {
     }
 }
 
-/// The error code stored at the front of a job's last error (`code: message`).
-fn last_code(last: Option<&str>) -> ErrorCode {
-    last.and_then(|l| l.split_once(':'))
-        .and_then(|(code, _)| code.parse().ok())
-        .unwrap_or(ErrorCode::Internal)
-}
-
-/// Runs `count` workers side by side until `stop`.
-pub async fn run_workers(app: Arc<App>, count: u32, stop: Stop) {
+/// Runs `count` workers side by side until `stop`. When the catalogue refuses a write the
+/// pool stops (the jobs in hand stay leased, to be taken over later) and returns that error.
+pub async fn run_workers(app: Arc<App>, count: u32, stop: Stop) -> Result<(), CatalogueError> {
     let only = match stop {
         Stop::UntilDone(g) => Some(g),
         _ => None,
@@ -321,5 +363,11 @@ pub async fn run_workers(app: Arc<App>, count: u32, stop: Stop) {
         let worker = Worker::new(app.clone(), &format!("worker-{n}"), only);
         set.spawn(async move { worker.run(stop).await });
     }
-    while set.join_next().await.is_some() {}
+    while let Some(joined) = set.join_next().await {
+        if let Ok(Err(refused)) = joined {
+            // Dropping the set aborts the other workers, and with them their jobs' tasks.
+            return Err(refused);
+        }
+    }
+    Ok(())
 }

@@ -242,3 +242,55 @@ async fn kill_9_with_four_presses_in_flight_then_none_is_sent_again() {
     assert_eq!(stats.interactions, 5, "a press was sent again: {stats:?}");
     sim.shutdown().await;
 }
+
+/// A job whose process is killed more often than it has attempts still completes: taking over
+/// the job of a dead worker spends no attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_killed_more_often_than_its_attempts_completes() {
+    let d = DataDir::raw(&format!("{CONFIG}max_attempts = 1\n"));
+    let (code, queued) =
+        tokio::task::block_in_place(|| d.json(&["generate", "killed thrice", "--no-wait"]));
+    assert_eq!(code, 0, "{queued}");
+    let id: atelier::domain::GenerationId = queued["id"].as_str().unwrap().parse().unwrap();
+    let url = format!("sqlite://{}", d.path().join("atelier.db").display());
+    let catalogue = atelier::catalogue::open(&url, false).await.unwrap();
+    for _ in 0..3 {
+        let mut child = d
+            .cmd()
+            .args(["jobs", "run", "--until-idle"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Killed once it holds the job (its worker ids carry its pid).
+        let mark = format!("@{}-", child.id());
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !catalogue
+            .job_of(id)
+            .await
+            .unwrap()
+            .lease_owner
+            .is_some_and(|owner| owner.contains(&mark))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the job was not claimed"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let _ = child.kill();
+        let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+    }
+    let (code, run) = tokio::task::block_in_place(|| d.json(&["jobs", "run", "--until-idle"]));
+    assert_eq!(
+        (code, &run["completed"]),
+        (0, &serde_json::json!(1)),
+        "{run}"
+    );
+    let job = catalogue.job_of(id).await.unwrap();
+    assert_eq!(
+        (job.status, job.attempts, job.takeovers),
+        (atelier::domain::JobStatus::Succeeded, 1, 3)
+    );
+    assert_eq!(tokio::task::block_in_place(|| assert_complete(&d)), 1);
+}

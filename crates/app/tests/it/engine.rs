@@ -5,10 +5,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use atelier::catalogue::{Claim, ImageFilter};
+use atelier::catalogue::{
+    Catalogue, CatalogueError, Change, Claim, ImageFilter, Inserted, NewJob, QueueCounts,
+    Result as CatResult,
+};
 use atelier::domain::{
-    ErrorCode, EventKind, GenerationId, GenerationRequest, GenerationStatus, JobStatus, Phase,
-    Role, UpscaleSelection,
+    Category, ErrorCode, Event, EventKind, Generation, GenerationId, GenerationRequest,
+    GenerationStatus, Image, ImageId, ImageStatus, Job, JobId, JobStatus, Lease, Phase, Role,
+    UpscaleSelection,
 };
 use atelier::jobs::{Stop, run_workers};
 use atelier::providers::sandbox::Sandbox;
@@ -28,7 +32,8 @@ pub async fn run_idle(t: &TestApp) {
         run_workers(t.app.clone(), 3, Stop::UntilIdle),
     )
     .await
-    .expect("workers went idle");
+    .expect("workers went idle")
+    .expect("the catalogue took every write");
 }
 
 pub async fn scripted(s: &Arc<Scripted>, concurrency: u32, mode: UpscaleMode) -> TestApp {
@@ -268,6 +273,7 @@ async fn canceling_a_running_generation_stops_its_worker() {
     tokio::time::timeout(Duration::from_secs(5), workers)
         .await
         .expect("stopped promptly")
+        .unwrap()
         .unwrap();
     let g = t.app.generation(id).await.unwrap().generation;
     assert_eq!(
@@ -326,7 +332,82 @@ async fn a_crashed_workers_job_is_taken_over_after_its_lease() {
     let g = t.app.generation(id).await.unwrap();
     assert_eq!(g.generation.status, GenerationStatus::Succeeded);
     assert_eq!(g.images.len(), 5);
-    assert_eq!(t.app.catalogue.job_of(id).await.unwrap().attempts, 2);
+    let job = t.app.catalogue.job_of(id).await.unwrap();
+    // The takeover spent no attempt.
+    assert_eq!((job.attempts, job.takeovers), (1, 1));
+}
+
+/// Workers that claim the job and die without a word, one after another: the first takes it
+/// from the queue, each next one takes it over once the lease has run out.
+async fn ghosts(t: &TestApp, slot: &str, count: u32) {
+    let slots = vec![slot.to_owned()];
+    let start = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000;
+    for n in 0..count {
+        let worker = format!("ghost@{n}");
+        let ghost = Claim {
+            worker: &worker,
+            lease_ms: 1,
+            slots: &slots,
+            only: None,
+        };
+        // Each claims after the one before it lost its lease.
+        let at = start + 2 * i64::from(n);
+        let claimed = t.app.catalogue.claim_job(&ghost, at).await.unwrap();
+        assert!(claimed.is_some(), "ghost {n} claims the job");
+    }
+    // The last ghost's lease has run out before the real workers look.
+    tokio::time::sleep(Duration::from_millis(2 * u64::from(count) + 20)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_killed_more_often_than_its_attempts_still_finishes() {
+    // max_attempts is 3; the job's worker dies five times.
+    let t = sandbox_app().await;
+    let id = submit(&t, "killed five times", "all").await;
+    ghosts(&t, "sandbox:sandbox-account", 5).await;
+    run_idle(&t).await;
+    let g = t.app.generation(id).await.unwrap();
+    assert_eq!(
+        g.generation.status,
+        GenerationStatus::Succeeded,
+        "{:?}",
+        g.generation.error
+    );
+    assert_eq!(g.images.len(), 5);
+    let job = t.app.catalogue.job_of(id).await.unwrap();
+    assert_eq!((job.attempts, job.takeovers), (1, 5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_kills_its_worker_every_time_is_given_up_after_its_takeovers() {
+    let s = Scripted::new(Duration::ZERO, vec![]);
+    let p: Arc<dyn Provider> = s.clone();
+    let jobs = atelier::app::JobSettings {
+        max_takeovers: 2,
+        ..fast_jobs()
+    };
+    let t = app_with(vec![("scripted", p, 1, UpscaleMode::Provider)], jobs).await;
+    let id = submit(&t, "deadly", "all").await;
+    // Three workers died with it: the claim after the third is its third takeover.
+    ghosts(&t, "scripted:scripted-account", 3).await;
+    run_idle(&t).await;
+    let g = t.app.generation(id).await.unwrap().generation;
+    assert_eq!(g.status, GenerationStatus::Failed);
+    let e = g.error.unwrap();
+    assert_eq!(e.code, ErrorCode::Internal);
+    assert!(
+        e.message.contains("gave up after 3 takeovers")
+            && e.message.contains("stopped without recording an end")
+            && e.message.contains("max_takeovers = 2"),
+        "{}",
+        e.message
+    );
+    assert_eq!(s.calls.load(Ordering::SeqCst), 0, "not run again");
+    let job = t.app.catalogue.job_of(id).await.unwrap();
+    assert_eq!(
+        (job.status, job.attempts, job.takeovers),
+        (JobStatus::Failed, 1, 3)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -527,4 +608,166 @@ async fn a_stored_image_without_its_event_gets_it_on_resume() {
         t.app.generation(id).await.unwrap().generation.status,
         GenerationStatus::Succeeded
     );
+}
+
+/// A catalogue whose first claims fail (as when its file is locked or unreadable for a
+/// while): every other call goes to the real one.
+struct FailingClaims {
+    inner: Arc<dyn Catalogue>,
+    failures: std::sync::atomic::AtomicUsize,
+    claims: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Catalogue for FailingClaims {
+    async fn create_generation(
+        &self,
+        g: &Generation,
+        job: Option<&NewJob>,
+        images: &[Image],
+    ) -> CatResult<Generation> {
+        self.inner.create_generation(g, job, images).await
+    }
+    async fn generation(&self, id: GenerationId) -> CatResult<Generation> {
+        self.inner.generation(id).await
+    }
+    async fn next_version(
+        &self,
+        category: Option<Category>,
+        subject: Option<&str>,
+        parent: Option<GenerationId>,
+    ) -> CatResult<u32> {
+        self.inner.next_version(category, subject, parent).await
+    }
+    async fn advance_all(&self, id: GenerationId, changes: &[Change]) -> CatResult<Vec<Event>> {
+        self.inner.advance_all(id, changes).await
+    }
+    async fn set_provider_refs(
+        &self,
+        id: GenerationId,
+        refs: &serde_json::Value,
+        account: Option<&str>,
+    ) -> CatResult<()> {
+        self.inner.set_provider_refs(id, refs, account).await
+    }
+    async fn insert_image(&self, image: &Image) -> CatResult<Inserted> {
+        self.inner.insert_image(image).await
+    }
+    async fn image(&self, id: ImageId) -> CatResult<Image> {
+        self.inner.image(id).await
+    }
+    async fn images(&self, filter: &ImageFilter) -> CatResult<Vec<Image>> {
+        self.inner.images(filter).await
+    }
+    async fn set_image_status(&self, id: ImageId, status: ImageStatus) -> CatResult<Image> {
+        self.inner.set_image_status(id, status).await
+    }
+    async fn add_tags(&self, id: ImageId, tags: &[String]) -> CatResult<Image> {
+        self.inner.add_tags(id, tags).await
+    }
+    async fn claim_job(&self, claim: &Claim<'_>, now: i64) -> CatResult<Option<Job>> {
+        self.claims.fetch_add(1, Ordering::SeqCst);
+        if self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(CatalogueError::Other("database is locked".into()));
+        }
+        self.inner.claim_job(claim, now).await
+    }
+    async fn renew_lease(
+        &self,
+        id: JobId,
+        worker: &str,
+        now: i64,
+        lease_ms: i64,
+    ) -> CatResult<Lease> {
+        self.inner.renew_lease(id, worker, now, lease_ms).await
+    }
+    async fn finish_job(
+        &self,
+        id: JobId,
+        worker: &str,
+        status: JobStatus,
+        error: Option<&str>,
+    ) -> CatResult<bool> {
+        self.inner.finish_job(id, worker, status, error).await
+    }
+    async fn retry_job(
+        &self,
+        id: JobId,
+        worker: &str,
+        run_at: i64,
+        error: &str,
+    ) -> CatResult<bool> {
+        self.inner.retry_job(id, worker, run_at, error).await
+    }
+    async fn job_of(&self, generation: GenerationId) -> CatResult<Job> {
+        self.inner.job_of(generation).await
+    }
+    async fn cancel_job(&self, generation: GenerationId) -> CatResult<Job> {
+        self.inner.cancel_job(generation).await
+    }
+    async fn queue_counts(&self, slots: &[String]) -> CatResult<QueueCounts> {
+        self.inner.queue_counts(slots).await
+    }
+    async fn next_wakeup(&self, slots: &[String]) -> CatResult<Option<i64>> {
+        self.inner.next_wakeup(slots).await
+    }
+    async fn events(&self, id: GenerationId, after: u64) -> CatResult<Vec<Event>> {
+        self.inner.events(id, after).await
+    }
+    async fn meta(&self, key: &str) -> CatResult<Option<String>> {
+        self.inner.meta(key).await
+    }
+    async fn set_meta(&self, key: &str, value: &str) -> CatResult<()> {
+        self.inner.set_meta(key, value).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_claim_is_tried_again_after_a_backoff_kept_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let flaky = Arc::new(FailingClaims {
+        inner: crate::support::test_catalogue(dir.path()).await,
+        failures: std::sync::atomic::AtomicUsize::new(4),
+        claims: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let sandbox: Arc<dyn Provider> = Arc::new(Sandbox {
+        size: 64,
+        delay: Duration::ZERO,
+    });
+    let mut t = app_with(
+        vec![("sandbox", sandbox, 1, UpscaleMode::Provider)],
+        atelier::app::JobSettings {
+            retry_base: Duration::from_millis(100),
+            retry_max: Duration::from_millis(400),
+            // Without the backoff, a worker would look again every 10 ms.
+            poll: Duration::from_millis(10),
+            ..fast_jobs()
+        },
+    )
+    .await;
+    Arc::get_mut(&mut t.app).unwrap().catalogue = flaky.clone();
+    let id = submit(&t, "claimed at last", "1").await;
+    let workers = tokio::spawn(run_workers(t.app.clone(), 1, Stop::UntilIdle));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Failures at 0, about 100 and about 300 ms: the waits doubled (a slower machine only
+    // makes fewer claims).
+    let early = flaky.claims.load(Ordering::SeqCst);
+    assert!(
+        early <= 4,
+        "{early} claims in 300 ms: the worker did not back off"
+    );
+    tokio::time::timeout(Duration::from_secs(30), workers)
+        .await
+        .expect("the job ran once the claims went through")
+        .unwrap()
+        .expect("no write was refused");
+    let g = t.app.generation(id).await.unwrap().generation;
+    assert_eq!(g.status, GenerationStatus::Succeeded);
+    // The failed claims wrote nothing: the job was claimed once.
+    let job = t.app.catalogue.job_of(id).await.unwrap();
+    assert_eq!((job.attempts, job.takeovers, job.last_error), (1, 0, None));
 }

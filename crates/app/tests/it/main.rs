@@ -10,6 +10,7 @@ mod crash;
 mod engine;
 mod limits;
 mod midjourney;
+mod processes;
 mod steps;
 mod support;
 mod tidy;

@@ -88,7 +88,8 @@ async fn run_all_within(app: &Arc<App>, limit: Duration) {
     let workers = app.providers.total_concurrency();
     tokio::time::timeout(limit, run_workers(app.clone(), workers, Stop::UntilIdle))
         .await
-        .expect("jobs finish in time");
+        .expect("jobs finish in time")
+        .expect("the catalogue took every write");
 }
 
 async fn generate(app: &Arc<App>, prompt: &str) -> GenerationId {

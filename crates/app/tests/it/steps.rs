@@ -232,7 +232,7 @@ async fn a_deep_queue_is_claimed_in_order_and_taken_over_jobs_first() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((next.id, next.attempts), (crashed.id, 2));
+    assert_eq!((next.id, next.attempts, next.takeovers), (crashed.id, 1, 1));
     let then = c
         .claim_job(&claim("w2", &slots, None), 3_500)
         .await

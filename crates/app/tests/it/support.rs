@@ -256,6 +256,7 @@ pub fn fast_jobs() -> JobSettings {
     JobSettings {
         lease: Duration::from_millis(600),
         max_attempts: 3,
+        max_takeovers: 10,
         retry_base: Duration::from_millis(20),
         retry_max: Duration::from_millis(100),
         poll: Duration::from_millis(20),

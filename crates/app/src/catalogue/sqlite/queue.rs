@@ -4,7 +4,7 @@
 
 use time::OffsetDateTime;
 
-use super::{SqliteCatalogue, db, rows};
+use super::{SqliteCatalogue, rows};
 use crate::catalogue::{CatalogueError, Claim, QueueCounts, Result};
 use crate::domain::{GenerationId, Job, JobId, JobStatus, Lease};
 
@@ -27,10 +27,13 @@ macro_rules! pick {
     };
 }
 
-/// The first runnable job among `slots` whose slot has room, in the order `pick` gives.
+/// The first runnable job among `slots` whose slot has room, in the order `pick` gives. A job
+/// taken from the queue spends an attempt; one taken over from a stopped worker counts a
+/// takeover instead (`Job::on_claim` judges both).
 const CLAIM: &str = concat!(
     "UPDATE jobs SET status = 'running', lease_owner = ?1, lease_expires_at = ?2 + ?3,
-        attempts = attempts + 1, updated_at = ?2
+        attempts = attempts + (status = 'pending'), takeovers = takeovers + (status = 'running'),
+        updated_at = ?2
      WHERE id = COALESCE((",
     pick!("j.status = 'running' AND j.lease_expires_at < ?2"),
     "), (",
@@ -43,16 +46,20 @@ pub(super) async fn claim_job(
     claim: &Claim<'_>,
     now: i64,
 ) -> Result<Option<Job>> {
-    let row = sqlx::query(CLAIM)
+    // Every statement with RETURNING is run to its end (`fetch_all`, not `fetch_optional`):
+    // its row comes out before the change is committed, and a commit that fails (a full disk)
+    // is only reported at the end. Stopping after the row would take it for a claim that was
+    // rolled back, and the worker would run a job it does not hold, over and over.
+    let rows = sqlx::query(CLAIM)
         .bind(claim.worker)
         .bind(now)
         .bind(claim.lease_ms)
         .bind(slots_json(claim.slots))
         .bind(claim.only.map(|g| g.to_string()))
-        .fetch_optional(&mut *cat.writer.get().await?)
+        .fetch_all(&mut *cat.writer.get().await?)
         .await
-        .map_err(db)?;
-    row.as_ref().map(rows::job).transpose()
+        .map_err(|e| cat.db(e))?;
+    rows.first().map(rows::job).transpose()
 }
 
 pub(super) async fn renew_lease(
@@ -62,7 +69,8 @@ pub(super) async fn renew_lease(
     now: i64,
     lease_ms: i64,
 ) -> Result<Lease> {
-    let row: Option<bool> = sqlx::query_scalar(
+    // Run to its end, as the claim (see there).
+    let rows: Vec<bool> = sqlx::query_scalar(
         "UPDATE jobs SET lease_expires_at = ?3 + ?4, updated_at = ?3
          WHERE id = ?1 AND lease_owner = ?2 AND status = 'running'
          RETURNING cancel_requested",
@@ -71,10 +79,10 @@ pub(super) async fn renew_lease(
     .bind(worker)
     .bind(now)
     .bind(lease_ms)
-    .fetch_optional(&mut *cat.writer.get().await?)
+    .fetch_all(&mut *cat.writer.get().await?)
     .await
-    .map_err(db)?;
-    Ok(match row {
+    .map_err(|e| cat.db(e))?;
+    Ok(match rows.first().copied() {
         None => Lease::Lost,
         Some(true) => Lease::CancelRequested,
         Some(false) => Lease::Held,
@@ -100,7 +108,7 @@ pub(super) async fn finish_job(
     .bind(now_ms())
     .execute(&mut *cat.writer.get().await?)
     .await
-    .map_err(db)?;
+    .map_err(|e| cat.db(e))?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -123,12 +131,13 @@ pub(super) async fn retry_job(
     .bind(now_ms())
     .execute(&mut *cat.writer.get().await?)
     .await
-    .map_err(db)?;
+    .map_err(|e| cat.db(e))?;
     Ok(done.rows_affected() == 1)
 }
 
 pub(super) async fn cancel_job(cat: &SqliteCatalogue, generation: GenerationId) -> Result<Job> {
-    let row = sqlx::query(
+    // Run to its end, as the claim (see there).
+    let rows = sqlx::query(
         "UPDATE jobs SET
             status = CASE WHEN status = 'pending' THEN 'canceled' ELSE status END,
             cancel_requested = CASE WHEN status = 'running' THEN 1 ELSE cancel_requested END,
@@ -137,11 +146,13 @@ pub(super) async fn cancel_job(cat: &SqliteCatalogue, generation: GenerationId) 
     )
     .bind(generation.to_string())
     .bind(now_ms())
-    .fetch_optional(&mut *cat.writer.get().await?)
+    .fetch_all(&mut *cat.writer.get().await?)
     .await
-    .map_err(db)?
-    .ok_or_else(|| CatalogueError::NotFound(format!("job of generation {generation}")))?;
-    rows::job(&row)
+    .map_err(|e| cat.db(e))?;
+    let row = rows
+        .first()
+        .ok_or_else(|| CatalogueError::NotFound(format!("job of generation {generation}")))?;
+    rows::job(row)
 }
 
 pub(super) async fn queue_counts(cat: &SqliteCatalogue, slots: &[String]) -> Result<QueueCounts> {
@@ -153,7 +164,7 @@ pub(super) async fn queue_counts(cat: &SqliteCatalogue, slots: &[String]) -> Res
     .bind(slots_json(slots))
     .fetch_one(&mut *cat.pool.get().await?)
     .await
-    .map_err(db)?;
+    .map_err(|e| cat.db(e))?;
     Ok(QueueCounts {
         pending: pending as u64,
         running: running as u64,
@@ -169,7 +180,7 @@ pub(super) async fn next_wakeup(cat: &SqliteCatalogue, slots: &[String]) -> Resu
     .bind(slots_json(slots))
     .fetch_one(&mut *cat.pool.get().await?)
     .await
-    .map_err(db)
+    .map_err(|e| cat.db(e))
 }
 
 fn now_ms() -> i64 {

@@ -151,6 +151,7 @@ pub(super) fn job(row: &SqliteRow) -> Result<Job> {
         concurrency: get::<i64>(row, "concurrency")? as u32,
         status: JobStatus::parse(&status).ok_or_else(|| corrupt("job status", &status))?,
         attempts: get::<i64>(row, "attempts")? as u32,
+        takeovers: get::<i64>(row, "takeovers")? as u32,
         max_attempts: get::<i64>(row, "max_attempts")? as u32,
         run_at: get(row, "run_at")?,
         lease_owner: get(row, "lease_owner")?,

@@ -79,7 +79,7 @@ pub(super) async fn insert_image_row(conn: &mut sqlx::SqliteConnection, i: &Imag
                 i.storage_key
             ))
         }
-        e => other(e),
+        e => db(e),
     })
     .map(|done| done.rows_affected() == 1)
 }

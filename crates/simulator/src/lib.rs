@@ -5,8 +5,10 @@
 //! - the Discord **gateway** (WebSocket on any path, `?v=9|10&encoding=json[&compress=zlib-stream]`):
 //!   HELLO, heartbeats, IDENTIFY → READY, RESUME with replay of missed dispatches, op 7/op 9,
 //!   Discord's close codes;
-//! - the Discord **REST** API under `/api/v9` and `/api/v10` (interactions, the command index,
-//!   attachment uploads, channel messages, URL refresh) with rate-limit headers;
+//! - the Discord **REST** API under `/api/v9`, `/api/v10` and `/api` (interactions, the command
+//!   index, attachment uploads, channel messages, URL refresh, the start-up reads of channel,
+//!   user, guilds and gateway URL) with rate-limit headers, refusing what Discord refuses a
+//!   user account (one message by id: 403 / 20002);
 //! - the **CDN** (`/attachments/…`, `/ephemeral-attachments/…`) with signed, expiring URLs;
 //! - the **Midjourney bot** (and niji・journey): jobs with waiting / progress / final messages,
 //!   every button of a grid and of an upscale, /describe, /blend, /shorten, /info, /settings,
@@ -30,7 +32,8 @@
 //! - `ids`: snowflakes, job UUIDs, timestamps.
 //! - `commands`: both bots' application commands, ids and versions (rotatable).
 //! - `gateway/`: the WebSocket server (upgrade, connection loop, zlib-stream, sessions).
-//! - `rest/`: the REST routes, errors, auth and rate-limit headers.
+//! - `rest/`: the REST routes (`reads` the start-up reads, `channels` messages, uploads and the
+//!   command index, `interactions`), errors, auth and rate-limit headers.
 //! - `cdn`: blob storage and URL signatures.
 //! - `bot/`: the Midjourney bot (commands, buttons, modals, jobs, messages, images, parameters).
 //! - `faults`, `control`: fault injection and the steering / inspection API.

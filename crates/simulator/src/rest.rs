@@ -1,12 +1,13 @@
-//! The HTTP side: the router (REST under `/api/v9` and `/api/v10`, CDN, uploads, control,
-//! and the gateway as the fallback), Discord-shaped errors, authentication and the
-//! rate-limit headers (plus the `rate-limit` fault).
+//! The HTTP side: the router (REST under `/api/v9`, `/api/v10` and unversioned `/api`, CDN,
+//! uploads, control, and the gateway as the fallback), Discord-shaped errors, authentication
+//! and the rate-limit headers (plus the `rate-limit` fault).
 
 mod channels;
 mod error;
 mod interactions;
 mod multipart;
 mod ratelimit;
+mod reads;
 
 use std::sync::Arc;
 
@@ -28,17 +29,22 @@ pub(crate) const MAX_BODY: usize = 25 << 20;
 
 pub(crate) fn router(sim: Arc<Sim>) -> Router {
     let api = Router::new()
+        .route("/gateway", get(reads::gateway))
         .route("/users/@me", get(channels::me))
+        .route("/users/@me/guilds", get(reads::my_guilds))
         .route("/users/@me/channels", get(channels::dm_channels))
         .route(
             "/users/@me/billing/country-code",
             get(channels::country_code),
         )
         .route("/interactions", post(interactions::post))
+        .route("/guilds/{guild}", get(reads::guild))
+        .route("/guilds/{guild}/channels", get(reads::guild_channels))
         .route(
             "/guilds/{guild}/application-command-index",
             get(channels::guild_command_index),
         )
+        .route("/channels/{channel}", get(reads::channel))
         .route(
             "/channels/{channel}/application-command-index",
             get(channels::channel_command_index),
@@ -63,9 +69,12 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .fallback(|| async { ApiError::not_found() })
         .layer(from_fn_with_state(Arc::clone(&sim), ratelimit::limits));
+    // Discord answers a path without a version too (as its default, the deprecated v6); the
+    // simulator answers it as v9 rather than model v6's older shapes.
     Router::new()
         .nest("/api/v9", api.clone())
-        .nest("/api/v10", api)
+        .nest("/api/v10", api.clone())
+        .nest("/api", api)
         .route(
             "/attachments/{channel}/{attachment}/{filename}",
             get(crate::cdn::download),

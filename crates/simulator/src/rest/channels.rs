@@ -1,5 +1,5 @@
-//! The REST routes other than interactions: the user, the command index, the upload flow,
-//! channel messages and attachment URL refresh.
+//! The REST routes other than interactions and the start-up reads: the user, the command
+//! index, the upload flow, channel messages and attachment URL refresh.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use crate::state::{Upload, User};
 type ApiResult<T> = Result<T, ApiError>;
 
 /// The caller's own channel, or 404 / 403.
-fn own_channel(sim: &Sim, user: &User, raw: &str) -> ApiResult<u64> {
+pub(super) fn own_channel(sim: &Sim, user: &User, raw: &str) -> ApiResult<u64> {
     let id = snowflake("channel_id", raw)?;
     match sim.world().channels.get(&id) {
         None => Err(ApiError::unknown_channel()),
@@ -42,6 +42,7 @@ pub(crate) async fn me(State(sim): State<Arc<Sim>>, headers: HeaderMap) -> ApiRe
     value["mfa_enabled"] = json!(false);
     value["email"] = Value::Null;
     value["locale"] = json!("en-US");
+    value["premium_type"] = json!(0);
     Ok(Json(value))
 }
 
@@ -67,15 +68,7 @@ pub(crate) async fn guild_command_index(
     Path(guild): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let user = authed(&sim, &headers)?;
-    let guild = snowflake("guild_id", &guild)?;
-    let known = sim.world().channels.values().any(|c| c.guild_id == guild);
-    if guild != user.guild_id {
-        return Err(if known {
-            ApiError::missing_access()
-        } else {
-            ApiError::unknown_guild()
-        });
-    }
+    super::reads::own_guild(&sim, &user, &guild)?;
     Ok(Json(sim.world().commands.index(None, usize::MAX)))
 }
 
@@ -278,22 +271,13 @@ pub(crate) async fn messages(
     Ok(Json(Value::Array(list)))
 }
 
-pub(crate) async fn message(
-    State(sim): State<Arc<Sim>>,
-    headers: HeaderMap,
-    Path((channel, message)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
-    let user = authed(&sim, &headers)?;
-    let channel = own_channel(&sim, &user, &channel)?;
-    let id = snowflake("message_id", &message)?;
-    let world = sim.world();
-    world
-        .channels
-        .get(&channel)
-        .and_then(|c| c.messages.get(&id))
-        .cloned()
-        .map(Json)
-        .ok_or_else(ApiError::unknown_message)
+/// `GET channels/{id}/messages/{id}`: Discord serves it to bots only; a user account is
+/// refused with 403 / 20002 and reads one message with `around={id}&limit=1`, as the web
+/// client does.
+pub(crate) async fn message(State(sim): State<Arc<Sim>>, headers: HeaderMap) -> ApiError {
+    authed(&sim, &headers)
+        .err()
+        .unwrap_or_else(ApiError::bots_only)
 }
 
 /// `POST channels/{id}/messages`: a message from the user, possibly with uploaded files

@@ -44,6 +44,15 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, 10004, "Unknown Guild")
     }
 
+    /// What a user account gets from a bot-only endpoint.
+    pub(crate) fn bots_only() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            20002,
+            "Only bots can use this endpoint",
+        )
+    }
+
     pub(crate) fn missing_access() -> Self {
         Self::new(StatusCode::FORBIDDEN, 50001, "Missing Access")
     }

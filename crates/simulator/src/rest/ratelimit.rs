@@ -57,6 +57,7 @@ fn route_key(method: &str, path: &str) -> String {
     let path = path
         .strip_prefix("/api/v9")
         .or_else(|| path.strip_prefix("/api/v10"))
+        .or_else(|| path.strip_prefix("/api"))
         .unwrap_or(path);
     let mut key = format!("{method} ");
     let mut previous = "";
@@ -172,6 +173,7 @@ mod tests {
             route_key("POST", "/api/v10/interactions"),
             "POST /interactions"
         );
+        assert_eq!(route_key("GET", "/api/guilds/56"), "GET /guilds/56");
     }
 
     #[test]

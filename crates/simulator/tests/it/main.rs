@@ -10,6 +10,7 @@ mod cdn;
 mod control;
 mod faults;
 mod gateway;
+mod reads;
 mod rest;
 mod robustness;
 mod support;

@@ -7,7 +7,10 @@ use serde_json::{Value, json};
 
 use crate::support::{Client, config, start};
 
-async fn get(url: &str, token: Option<&str>) -> (u16, Value, reqwest::header::HeaderMap) {
+pub(crate) async fn get(
+    url: &str,
+    token: Option<&str>,
+) -> (u16, Value, reqwest::header::HeaderMap) {
     let mut request = crate::support::http().get(url);
     if let Some(token) = token {
         request = request.header("authorization", token);

@@ -71,8 +71,8 @@ pub(crate) fn upscaler_version(prompt: &str, niji: bool) -> &'static str {
         .map(|w| (w.name, w.values.first().copied().unwrap_or_default()));
     match version {
         Some((name, _)) if name == "niji" => "v6r1",
-        Some((_, v)) if v == "6.1" => "v6r1",
-        Some((_, v)) if v == "6" || v == "6.0" => "v6",
+        Some((_, "6.1")) => "v6r1",
+        Some((_, "6" | "6.0")) => "v6",
         Some((_, v)) if v.starts_with('5') => "v5",
         _ if niji => "v6r1",
         _ => "v7",

@@ -5,8 +5,9 @@
 //!   /settings, /fast, /relax.
 //! - `buttons`: button presses (type 3) and modal submits (type 5).
 //! - `jobs`: per-user concurrency and the life cycle of a rendering job.
-//! - `messages`: message shapes; `params`: prompt parameters; `images`: image work;
-//!   `texts`: /describe and /shorten wording, /blend links.
+//! - `messages`: message shapes; `params`: prompt parameters (by the table the app shares,
+//!   `atelier-midjourney-params`); `images`: image work; `texts`: /describe and /shorten
+//!   wording, /blend links.
 
 mod buttons;
 mod images;

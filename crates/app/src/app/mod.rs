@@ -81,8 +81,10 @@ impl App {
     /// Checks a request against this process's providers without writing anything.
     pub fn check(&self, request: GenerationRequest) -> Result<GenerationRequest, AppError> {
         let request = request.validated()?;
-        request.parameters()?;
-        self.provider_name(request.provider.as_deref())?;
+        let parameters = request.parameters()?;
+        self.providers
+            .check(&request, &parameters)
+            .map_err(AppError::Invalid)?;
         Ok(request)
     }
 

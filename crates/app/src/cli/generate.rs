@@ -36,9 +36,9 @@ pub async fn generate(config: &Config, args: GenerateArgs, out: &Out) -> Result<
     // Everything is checked before anything (even the data directory) is written.
     let providers = wiring::providers(config)?;
     let request = request.validated()?;
-    request.parameters()?;
+    let parameters = request.parameters()?;
     providers
-        .resolve(request.provider.as_deref())
+        .check(&request, &parameters)
         .map_err(AppError::Invalid)?;
     let app = wiring::open(config, providers, true).await?;
     let generation = app.submit(request).await?;

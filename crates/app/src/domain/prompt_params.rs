@@ -2,9 +2,10 @@
 //!
 //! They are the de-facto syntax of image prompts, so the catalogue keeps them as structured
 //! parameters (aspect ratio, seed, stylize, chaos, version…) while the prompt text stays as the
-//! user wrote it. Values a provider would refuse anyway are refused here, before anything is
-//! written; names we do not know are kept as they are and left to the provider.
+//! user wrote it. Values no Midjourney model accepts are refused here, before anything is
+//! written; names the table does not know are kept as they are and left to the provider.
 
+use atelier_midjourney_params::{self as table, Value as Accepted};
 use serde_json::{Map, Value};
 
 use super::request::Invalid;
@@ -21,112 +22,37 @@ pub struct PromptParams {
     pub extra: Map<String, Value>,
 }
 
-/// Long name of a parameter; Midjourney accepts several spellings.
-fn long_name(name: &str) -> &str {
-    match name {
-        "aspect" | "ar" => "aspect_ratio",
-        "v" | "version" => "version",
-        "s" | "stylize" => "stylize",
-        "c" | "chaos" => "chaos",
-        "q" | "quality" => "quality",
-        "w" | "weird" => "weird",
-        "r" | "repeat" => "repeat",
-        "iw" | "image_weight" => "image_weight",
-        "sameseed" => "seed",
-        other => other,
-    }
-}
-
-/// Splits `prompt` into its text and parameters. `--` starts a parameter only at the
-/// start of a word; the value is every following word up to the next parameter.
+/// Splits `prompt` into its text and parameters, with the rules of Midjourney's table
+/// (`atelier-midjourney-params`) that hold whatever the provider: a parameter the table knows
+/// must have a value some model version accepts (`--q 3`, `--v 99`, `--ar 99999:1` are refused
+/// for every provider: the catalogue would keep a parameter nothing can honour), and none is
+/// given twice. Names the table does not know are kept as written, and which version takes
+/// which parameter (`--stop` with `--v 7`) is left to the provider: the Midjourney provider
+/// checks the whole table before anything is written, the sandbox draws whatever it is given.
 pub fn parse(prompt: &str) -> Result<(String, PromptParams), Invalid> {
-    let mut text = Vec::new();
+    let (text, read) = table::read(prompt).map_err(Invalid::Parameter)?;
     let mut params = PromptParams::default();
-    let mut current: Option<(String, Vec<&str>)> = None;
-    for word in prompt.split_whitespace() {
-        if let Some(name) = word.strip_prefix("--")
-            && !name.is_empty()
-            && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        {
-            if let Some((n, v)) = current.take() {
-                apply(&mut params, &n, &v)?;
+    for param in read {
+        match (param.key.as_str(), param.value) {
+            ("seed", Accepted::Number(seed)) => params.seed = Some(seed as u32),
+            ("aspect_ratio", Accepted::Text(ratio)) => params.aspect_ratio = Some(ratio),
+            ("no", Accepted::Text(no)) => params.no = Some(no),
+            (_, value) => {
+                let json = match value {
+                    Accepted::Flag => Value::Bool(true),
+                    Accepted::Number(n) if n.fract() == 0.0 && n.abs() < 9e15 => {
+                        Value::from(n as i64)
+                    }
+                    Accepted::Number(n) => {
+                        serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number)
+                    }
+                    Accepted::Text(text) => Value::String(text),
+                };
+                params.extra.insert(param.key, json);
             }
-            current = Some((name.to_ascii_lowercase(), Vec::new()));
-        } else if let Some((_, values)) = current.as_mut() {
-            values.push(word);
-        } else {
-            text.push(word);
         }
-    }
-    if let Some((n, v)) = current.take() {
-        apply(&mut params, &n, &v)?;
     }
     Ok((text.join(" "), params))
-}
-
-fn apply(params: &mut PromptParams, name: &str, values: &[&str]) -> Result<(), Invalid> {
-    let value = values.join(" ");
-    let bad = |why: &str| Invalid::Other(format!("invalid --{name} {value:?}: {why}"));
-    let number = |lo: f64, hi: f64| -> Result<Value, Invalid> {
-        let v: f64 = value.parse().map_err(|_| bad("expected a number"))?;
-        if !(lo..=hi).contains(&v) {
-            return Err(bad(&format!("expected {lo} to {hi}")));
-        }
-        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, |n| {
-            if v.fract() == 0.0 {
-                Value::from(v as i64)
-            } else {
-                Value::Number(n)
-            }
-        }))
-    };
-    let long = long_name(name);
-    let duplicate = || Invalid::Other(format!("--{name} is given twice"));
-    match long {
-        "seed" => {
-            let seed = value
-                .parse::<u32>()
-                .map_err(|_| bad("expected a whole number from 0 to 4294967295"))?;
-            if params.seed.replace(seed).is_some() {
-                return Err(duplicate());
-            }
-        }
-        "aspect_ratio" => {
-            let ok = value.split_once(':').is_some_and(|(w, h)| {
-                matches!((w.parse::<u32>(), h.parse::<u32>()), (Ok(w), Ok(h)) if w > 0 && h > 0)
-            });
-            if !ok {
-                return Err(bad("expected W:H such as 16:9"));
-            }
-            if params.aspect_ratio.replace(value.clone()).is_some() {
-                return Err(duplicate());
-            }
-        }
-        "no" => {
-            if value.is_empty() {
-                return Err(bad("expected what to leave out"));
-            }
-            if params.no.replace(value.clone()).is_some() {
-                return Err(duplicate());
-            }
-        }
-        _ => {
-            let v = match long {
-                "stylize" => number(0.0, 1000.0)?,
-                "chaos" => number(0.0, 100.0)?,
-                "weird" => number(0.0, 3000.0)?,
-                "quality" => number(0.0, 4.0)?,
-                "stop" => number(10.0, 100.0)?,
-                "repeat" => number(1.0, 40.0)?,
-                _ if value.is_empty() => Value::Bool(true),
-                _ => Value::String(value.clone()),
-            };
-            if params.extra.insert(long.to_owned(), v).is_some() {
-                return Err(duplicate());
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -147,6 +73,19 @@ mod tests {
     }
 
     #[test]
+    fn version_rules_are_left_to_the_provider() {
+        let (text, p) = parse("x --stop 50 --v 7 --q .5 --steps 30").unwrap();
+        assert_eq!(text, "x");
+        assert_eq!(p.extra["stop"], 50);
+        assert_eq!(p.extra["quality"], 0.5);
+        assert_eq!(p.extra["steps"], "30");
+        assert_eq!(
+            parse("x --q 3").unwrap_err().to_string(),
+            "invalid parameter: --q 3: expected 1, 2 or 4"
+        );
+    }
+
+    #[test]
     fn plain_prompts_have_no_parameters() {
         let (text, p) = parse("a well-lit room -- with dashes --").unwrap();
         assert_eq!(text, "a well-lit room -- with dashes --");
@@ -164,6 +103,10 @@ mod tests {
             "x --chaos lots",
             "x --ar 1:1 --aspect 2:3",
             "x --no",
+            "x --ar 99999:1",
+            "x --ar 1.5:1",
+            "x --v 99",
+            "x --q 3",
         ] {
             assert!(parse(bad).is_err(), "{bad:?} accepted");
         }

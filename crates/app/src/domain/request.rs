@@ -23,6 +23,9 @@ pub enum Invalid {
     SubjectTooLong(usize),
     #[error("invalid --upscale {0:?}: expected all, none, or upscale numbers 1-4 such as 1,3")]
     Upscale(String),
+    /// A prompt parameter Midjourney's table refuses (`--ar 99999:1`, `--q 3`).
+    #[error("invalid parameter: {0}")]
+    Parameter(atelier_midjourney_params::Refusal),
     #[error("{0}")]
     Other(String),
 }
@@ -161,7 +164,8 @@ impl GenerationRequest {
     pub fn validated(mut self) -> Result<Self, Invalid> {
         self.prompt = check_prompt(&self.prompt)?;
         let (text, _) = super::prompt_params::parse(&self.prompt)?;
-        if text.is_empty() {
+        // Zero-width and other invisible characters alone are no prompt either.
+        if atelier_midjourney_params::is_blank(&text) {
             return Err(Invalid::EmptyPrompt);
         }
         if let Some(neg) = self.negative_prompt.take() {
@@ -271,5 +275,21 @@ mod tests {
         assert_eq!(json["stylize"], 250);
         let back: Parameters = serde_json::from_value(json).unwrap();
         assert_eq!(back, p);
+    }
+
+    #[test]
+    fn invisible_characters_alone_are_an_empty_prompt() {
+        for prompt in [
+            "\u{200B}\u{200C}\u{200D}",
+            "\u{2060} \u{FEFF} --ar 1:1",
+            "\u{200B}\u{00A0}\u{3000}",
+        ] {
+            assert_eq!(
+                GenerationRequest::new(prompt).validated(),
+                Err(Invalid::EmptyPrompt),
+                "{prompt:?}"
+            );
+        }
+        assert!(GenerationRequest::new("\u{200B}fox").validated().is_ok());
     }
 }

@@ -4,45 +4,73 @@
 use std::fmt::Write as _;
 
 use atelier_discord::rest::SlashCommand;
+use atelier_midjourney_params::Version;
 use serde_json::json;
 
 use super::account::Account;
 use super::exchange::Send;
 use super::reading::{MIDJOURNEY_BOT_ID, NIJI_BOT_ID};
-use crate::domain::{ErrorCode, prompt_params};
+use crate::domain::{ErrorCode, Parameters, prompt_params};
 use crate::providers::{ProviderError, ProviderJob};
 
 /// The bot a job talks to: niji・journey when the job asks for it.
 pub fn application_id(job: &ProviderJob) -> &'static str {
-    match job.parameters.extra.get("bot").and_then(|v| v.as_str()) {
-        Some("niji") => NIJI_BOT_ID,
-        _ => MIDJOURNEY_BOT_ID,
+    if niji(&job.parameters) {
+        NIJI_BOT_ID
+    } else {
+        MIDJOURNEY_BOT_ID
     }
+}
+
+fn niji(parameters: &Parameters) -> bool {
+    parameters.extra.get("bot").and_then(|v| v.as_str()) == Some("niji")
 }
 
 /// The /imagine prompt: the user's text with its own parameters, plus the ones given apart
 /// from it (seed, aspect ratio, negative prompt) that it does not already carry.
 pub fn imagine_prompt(job: &ProviderJob) -> String {
-    let mut prompt = job.prompt.clone();
+    imagine_text(&job.prompt, job.negative_prompt.as_deref(), &job.parameters)
+}
+
+fn imagine_text(prompt: &str, negative_prompt: Option<&str>, parameters: &Parameters) -> String {
+    let mut prompt = prompt.to_owned();
     let inline = prompt_params::parse(&prompt)
         .map(|(_, p)| p)
         .unwrap_or_default();
     if inline.aspect_ratio.is_none()
-        && let Some(ar) = &job.parameters.aspect_ratio
+        && let Some(ar) = &parameters.aspect_ratio
     {
         let _ = write!(prompt, " --ar {ar}");
     }
     if inline.seed.is_none()
-        && let Some(seed) = job.parameters.seed
+        && let Some(seed) = parameters.seed
     {
         let _ = write!(prompt, " --seed {seed}");
     }
     if inline.no.is_none()
-        && let Some(neg) = &job.negative_prompt
+        && let Some(neg) = negative_prompt
     {
         let _ = write!(prompt, " --no {neg}");
     }
     prompt
+}
+
+/// Refuses what the bot would refuse, judging the /imagine prompt a job would send by
+/// Midjourney's table for the model it selects (the bot's default model unless it says).
+pub fn check(
+    prompt: &str,
+    negative_prompt: Option<&str>,
+    parameters: &Parameters,
+) -> Result<(), String> {
+    let sent = imagine_text(prompt, negative_prompt, parameters);
+    let default = if niji(parameters) {
+        Version::NIJI_DEFAULT
+    } else {
+        Version::DEFAULT
+    };
+    atelier_midjourney_params::check(&sent, default)
+        .map(|_| ())
+        .map_err(|refusal| format!("Midjourney refuses this prompt: {refusal}"))
 }
 
 /// The /blend command for the job's pictures (2 to 5), with its dimensions.
@@ -106,7 +134,7 @@ pub async fn upload(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{GenerationId, Parameters};
+    use crate::domain::GenerationId;
 
     fn job(prompt: &str) -> ProviderJob {
         ProviderJob {
@@ -131,5 +159,23 @@ mod tests {
         j.parameters.seed = Some(9);
         j.negative_prompt = Some("cars".into());
         assert_eq!(imagine_prompt(&j), "a fox --ar 2:3 --seed 9 --no cars");
+    }
+
+    #[test]
+    fn the_prompt_sent_is_checked_against_its_model() {
+        let mut p = Parameters::default();
+        assert_eq!(check("a fox --v 7 --q 2", None, &p), Ok(()));
+        assert_eq!(
+            check("a fox --stop 50 --v 7", None, &p),
+            Err("Midjourney refuses this prompt: --stop is not compatible with --version 7".into())
+        );
+        // What is given apart from the prompt is sent, so it is checked too.
+        p.aspect_ratio = Some("99999:1".into());
+        assert!(check("a fox", None, &p).is_err());
+        // niji・journey's default model has --q; Midjourney's (V8.1) has not.
+        let mut niji = Parameters::default();
+        assert!(check("a fox --q 2", None, &niji).is_err());
+        niji.extra.insert("bot".into(), json!("niji"));
+        assert_eq!(check("a fox --q 2", None, &niji), Ok(()));
     }
 }

@@ -271,6 +271,15 @@ impl Midjourney {
 
 #[async_trait]
 impl Provider for Midjourney {
+    fn check(
+        &self,
+        prompt: &str,
+        negative_prompt: Option<&str>,
+        parameters: &crate::domain::Parameters,
+    ) -> Result<(), String> {
+        commands::check(prompt, negative_prompt, parameters)
+    }
+
     async fn render(
         &self,
         job: &ProviderJob,

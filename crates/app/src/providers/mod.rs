@@ -142,6 +142,16 @@ pub trait Provider: Send + Sync {
     fn upscales_at_once(&self) -> usize {
         4
     }
+    /// Refuses a request the service would refuse, before anything is written or sent (the
+    /// request already passed the checks every provider shares): why, in one line.
+    fn check(
+        &self,
+        _prompt: &str,
+        _negative_prompt: Option<&str>,
+        _parameters: &Parameters,
+    ) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// How a provider's upscales are made.
@@ -228,6 +238,23 @@ impl Providers {
                 known.join(", ")
             ))
         }
+    }
+
+    /// The provider a request names (else the default), once it has checked the request.
+    pub fn check(
+        &self,
+        request: &crate::domain::GenerationRequest,
+        parameters: &Parameters,
+    ) -> Result<String, String> {
+        let name = self.resolve(request.provider.as_deref())?;
+        if let Some(registered) = self.by_name.get(&name) {
+            registered.provider.check(
+                &request.prompt,
+                request.negative_prompt.as_deref(),
+                parameters,
+            )?;
+        }
+        Ok(name)
     }
 
     pub fn get(&self, name: &str) -> Option<&Registered> {

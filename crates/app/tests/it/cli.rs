@@ -576,3 +576,45 @@ fn on_a_terminal_progress_shows_and_the_sandbox_notice_is_said_once() {
         "no progress bar with --json: {json}"
     );
 }
+
+#[test]
+fn parameters_no_midjourney_model_accepts_are_refused_for_every_provider() {
+    refused(
+        &["generate", "x --ar 99999:1"],
+        "--ar 99999:1: expected W:H in whole numbers",
+    );
+    refused(&["generate", "x --ar 3:0"], "--ar 3:0");
+    refused(&["generate", "x --ar 1.5:1"], "--ar 1.5:1");
+    refused(&["generate", "x --v 99"], "--v 99: expected 1, 2");
+    refused(&["generate", "x --q 3"], "--q 3: expected 1, 2 or 4");
+    refused(
+        &["generate", "\u{200B}\u{200C}\u{200D}\u{2060}\u{FEFF}"],
+        "prompt is empty",
+    );
+    refused(&["generate", "\u{200B} --ar 1:1"], "prompt is empty");
+
+    // On an existing catalogue, nothing changes either.
+    let d = DataDir::new();
+    let (_, g) = d.json(&["generate", "keep me", "--upscale", "none"]);
+    assert_eq!(g["status"], "succeeded", "{g}");
+    let (_, before) = d.json(&["image", "list"]);
+    let files = d.stored_files();
+    for prompt in ["x --ar 99999:1", "x --v 99", "x --q 3", "\u{FEFF}\u{200B}"] {
+        let out = d.run(&["generate", prompt]);
+        assert_eq!(out.status.code(), Some(2), "{prompt:?}: {}", stderr(&out));
+    }
+    let (_, after) = d.json(&["image", "list"]);
+    assert_eq!(before, after);
+    assert_eq!(files, d.stored_files());
+
+    // Which model takes which parameter is Midjourney's rule: the sandbox draws these as before.
+    let (code, g) = d.json(&[
+        "generate",
+        "x --stop 50 --v 7 --oref o.png",
+        "--upscale",
+        "none",
+    ]);
+    assert_eq!(code, 0, "{g}");
+    assert_eq!(g["parameters"]["stop"], 50);
+    assert_eq!(g["parameters"]["version"], "7");
+}

@@ -18,6 +18,7 @@ use atelier_simulator::{Running, Timing};
 
 mod faults;
 mod limits;
+mod params;
 
 /// A simulator with small images and short delays.
 async fn simulator(tune: impl FnOnce(&mut atelier_simulator::Config)) -> Running {
@@ -289,10 +290,16 @@ async fn midjourney_errors_fail_the_job_with_their_type_and_are_not_retried() {
     let sim = simulator(|c| c.timing = Timing::instant()).await;
     let dir = tempfile::tempdir().unwrap();
     let app = app_for(&sim, dir.path(), 1, |_| {}).await;
-    for (prompt, code) in [
-        ("a banned scene", ErrorCode::BannedPrompt),
-        ("a fox --frobnicate 3", ErrorCode::InvalidParameter),
-    ] {
+    // A parameter the bot would refuse is refused before it is sent (the reader's reading of
+    // the bot's "Invalid parameter" embed is tested on its recorded fixture).
+    let before = sim.control().stats().interactions;
+    assert!(
+        app.submit(GenerationRequest::new("a fox --frobnicate 3"))
+            .await
+            .is_err()
+    );
+    assert_eq!(sim.control().stats().interactions, before, "sent");
+    for (prompt, code) in [("a banned scene", ErrorCode::BannedPrompt)] {
         let before = sim.control().stats().interactions;
         let id = generate(&app, prompt).await;
         let g = app.catalogue.generation(id).await.unwrap();

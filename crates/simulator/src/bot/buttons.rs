@@ -417,7 +417,8 @@ pub(super) fn submit(sim: &Arc<Sim>, ctx: Ctx, data: &Value) -> Result<(), ApiEr
                 .as_ref()
                 .and_then(|r| sim.world().message(ctx.channel_id, r.message_id).cloned());
             let Some(record) = record else { return Ok(()) };
-            if let Err(error) = params::check(&value, &sim.config.banned_words) {
+            let niji = ctx.app == crate::commands::App::Niji;
+            if let Err(error) = params::check(&value, &sim.config.banned_words, niji) {
                 let sim = Arc::clone(sim);
                 let footer = format!("/imagine {value}");
                 tokio::spawn(async move {

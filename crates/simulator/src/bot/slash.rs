@@ -244,8 +244,10 @@ fn attachment(
 /// /imagine: checks the prompt, then submits a grid job (or answers with an error embed).
 pub(super) fn imagine(sim: &Arc<Sim>, ctx: Ctx, prompt: &str) {
     let footer = format!("/imagine {prompt}");
-    let checked = params::moderated(prompt, &sim.config.moderated_words)
-        .and_then(|()| params::check(prompt, &sim.config.banned_words));
+    let checked = params::moderated(prompt, &sim.config.moderated_words).and_then(|()| {
+        let niji = ctx.app == crate::commands::App::Niji;
+        params::check(prompt, &sim.config.banned_words, niji)
+    });
     if let Err(error) = checked {
         let sim = Arc::clone(sim);
         tokio::spawn(async move {

@@ -788,3 +788,47 @@ async fn previews_and_results_are_the_painters() {
     assert_eq!(image_of(&grid).await, want);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn parameters_are_refused_in_the_words_of_the_shared_table() {
+    use atelier_midjourney_params::Version;
+    let sim = start(short()).await;
+    let account = sim.accounts()[0].clone();
+    let mut client = Client::connect(&sim, &account).await;
+    for (prompt, says) in [
+        (
+            "a fox --stop 50 --v 7",
+            "--stop is not compatible with --version 7",
+        ),
+        ("a fox --q 3 --v 7", "--q 3: expected 1, 2 or 4"),
+        (
+            "a fox --ar 99999:1",
+            "--ar 99999:1: expected W:H in whole numbers, from 9:128 to 128:9",
+        ),
+        (
+            "a fox --v 99",
+            "--v 99: expected 1, 2, 3, 4, 5, 5.1, 5.2, 6, 6.1, 7, 8 or 8.1",
+        ),
+    ] {
+        let nonce = client.imagine(prompt).await;
+        let invalid = client
+            .until(prompt, |n, d| n == "MESSAGE_CREATE" && d["nonce"] == nonce)
+            .await;
+        assert_eq!(
+            invalid["embeds"][0]["title"], "Invalid parameter",
+            "{prompt}"
+        );
+        assert_eq!(invalid["embeds"][0]["description"], says, "{prompt}");
+        // The app's Midjourney provider refuses with the same refusal, from the same table.
+        let refusal = atelier_midjourney_params::check(prompt, Version::DEFAULT)
+            .expect_err("refused")
+            .to_string();
+        assert_eq!(refusal, says);
+    }
+    let nonce = client.imagine("\u{200B}\u{200D}\u{2060}\u{FEFF}").await;
+    let empty = client
+        .until("empty", |n, d| n == "MESSAGE_CREATE" && d["nonce"] == nonce)
+        .await;
+    assert_eq!(empty["embeds"][0]["title"], "Empty prompt");
+    sim.shutdown().await;
+}

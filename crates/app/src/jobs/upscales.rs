@@ -174,9 +174,7 @@ impl Run {
                 .store
                 .get(&grid.storage_key, &grid.sha256)
                 .await
-                .map_err(|e| {
-                    JobError::Retry(Failure::new(ErrorCode::Internal, e.to_string()), None)
-                })?;
+                .map_err(JobError::from)?;
             let png = self.app.png;
             blocking(move || pipeline::process_grid(bytes, png))
                 .await?

@@ -260,6 +260,10 @@ impl Default for SandboxConfig {
 pub enum ConfigError {
     #[error("configuration file {0} does not exist")]
     Missing(PathBuf),
+    #[error("configuration file {0} is a folder, not a file")]
+    Folder(PathBuf),
+    #[error("configuration file {0} is not a regular file")]
+    NotAFile(PathBuf),
     #[error("invalid configuration: {0}")]
     Invalid(String),
 }
@@ -288,6 +292,10 @@ fn load_from(
         .map_err(|e| ConfigError::Invalid(e.to_string()))?;
     let dir = data_dir.map_or(early.data_dir, Path::to_path_buf);
     let file = match config_file {
+        Some(f) if f.is_dir() => return Err(ConfigError::Folder(f.to_path_buf())),
+        Some(f) if f.exists() && !f.is_file() => {
+            return Err(ConfigError::NotAFile(f.to_path_buf()));
+        }
         Some(f) if !f.is_file() => return Err(ConfigError::Missing(f.to_path_buf())),
         Some(f) => Some(f.to_path_buf()),
         None => Some(dir.join("atelier.toml")).filter(|f| f.is_file()),
@@ -373,6 +381,15 @@ impl Config {
             }
         }
         self.check_midjourney()?;
+        if let Some(url) = &self.database_url
+            && in_memory(url)
+        {
+            return bad(format!(
+                "database_url (or DATABASE_URL) {url:?} is an in-memory database: the catalogue \
+                 would vanish when the command ends and leave its images orphaned; use a file, \
+                 such as sqlite://atelier-data/atelier.db"
+            ));
+        }
         Ok(())
     }
 
@@ -477,6 +494,22 @@ impl Config {
     pub fn tmp_dir(&self) -> PathBuf {
         self.data_dir.join("tmp")
     }
+}
+
+/// Whether a catalogue URL names an in-memory `SQLite` database (`sqlite::memory:`,
+/// `sqlite://:memory:`, `sqlite:` with no file, or `mode=memory`), which lives only as long as
+/// the process.
+fn in_memory(url: &str) -> bool {
+    let Some(rest) = url.trim().strip_prefix("sqlite:") else {
+        return false;
+    };
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let path = path.trim_start_matches("//");
+    path.is_empty()
+        || path == ":memory:"
+        || query
+            .split('&')
+            .any(|kv| kv.eq_ignore_ascii_case("mode=memory"))
 }
 
 #[cfg(test)]

@@ -71,6 +71,33 @@ fn writable_dir(dir: &std::path::Path) -> Result<(), AppError> {
     Ok(())
 }
 
+/// Says so when the data directory, or the nearest of its parents that exists, is a file:
+/// the system's own words for that ("File exists", "Not a directory") do not tell what to fix.
+fn file_in_the_way(dir: &std::path::Path) -> Result<(), AppError> {
+    for at in dir.ancestors().filter(|a| !a.as_os_str().is_empty()) {
+        match std::fs::metadata(at) {
+            Ok(m) if m.is_dir() => return Ok(()),
+            Ok(_) if at == dir => {
+                return Err(AppError::Invalid(format!(
+                    "the data directory {} is a file, not a folder",
+                    dir.display()
+                )));
+            }
+            Ok(_) => {
+                return Err(AppError::Invalid(format!(
+                    "the data directory {} is not writable: {} is a file, not a folder",
+                    dir.display(),
+                    at.display()
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // Anything else is reported by whatever touches the directory next.
+            Err(_) => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
 /// Opens everything. With `create` false, a missing catalogue is reported instead of created,
 /// so read-only commands never write.
 pub async fn open(
@@ -79,6 +106,7 @@ pub async fn open(
     create: bool,
 ) -> Result<Arc<App>, AppError> {
     let url = config.database_url();
+    file_in_the_way(&config.data_dir)?;
     if url.starts_with("sqlite:") {
         if create {
             writable_dir(&config.data_dir)?;

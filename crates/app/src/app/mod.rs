@@ -235,9 +235,12 @@ impl App {
         Ok(self.catalogue.set_image_status(id, status).await?)
     }
 
-    /// Adds tags: trimmed, lower-cased, 1–64 characters of letters, digits, `-`, `_`, `:`.
+    /// Adds tags, by the domain's rules (`domain::tags`): trimmed, lower-cased, 1–64
+    /// characters of letters, digits, `-`, `_`, `:`, at most 32 on an image.
     pub async fn tag(&self, id: ImageId, tags: &[String]) -> Result<Image, AppError> {
-        let tags = normalise_tags(tags)?;
+        let tags = crate::domain::tags::normalise(tags)?;
+        let image = self.catalogue.image(id).await?;
+        crate::domain::tags::merged(&image.tags, &tags)?;
         Ok(self.catalogue.add_tags(id, &tags).await?)
     }
 
@@ -339,25 +342,4 @@ impl App {
 
 pub(crate) fn slot_of(provider: &str, account: &str) -> String {
     format!("{provider}:{account}")
-}
-
-fn normalise_tags(tags: &[String]) -> Result<Vec<String>, AppError> {
-    if tags.is_empty() {
-        return Err(AppError::Invalid("give at least one tag".into()));
-    }
-    tags.iter()
-        .map(|t| {
-            let t = t.trim().to_lowercase();
-            let ok = (1..=64).contains(&t.chars().count())
-                && t.chars()
-                    .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ':'));
-            if ok {
-                Ok(t)
-            } else {
-                Err(AppError::Invalid(format!(
-                    "invalid tag {t:?}: use 1-64 letters, digits, '-', '_' or ':'"
-                )))
-            }
-        })
-        .collect()
 }

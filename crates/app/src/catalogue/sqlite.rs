@@ -530,11 +530,12 @@ impl Catalogue for SqliteCatalogue {
             .await
             .map_err(|e| self.db(e))?
             .ok_or_else(|| CatalogueError::NotFound(format!("image {id}")))?;
-        let mut all: Vec<String> =
+        let current: Vec<String> =
             serde_json::from_str(&current).map_err(|_| rows::corrupt("tags", &current))?;
-        all.extend(tags.iter().cloned());
-        all.sort();
-        all.dedup();
+        // Checked again here, in the transaction: another process may have tagged the image
+        // since the caller looked.
+        let all = crate::domain::tags::merged(&current, tags)
+            .map_err(|e| CatalogueError::Conflict(e.to_string()))?;
         sqlx::query("UPDATE images SET tags = ?2 WHERE id = ?1")
             .bind(id.to_string())
             .bind(serde_json::to_string(&all).map_err(other)?)

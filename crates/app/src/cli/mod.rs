@@ -40,6 +40,46 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// A command line clap refused: its message on stderr as clap writes it and exit 2; with
+/// `--json` anywhere on the line (before a `--`), also the error as one JSON document on
+/// stdout, in the shape of every other error. `--help` and `--version` print and exit 0.
+pub fn usage_error(e: &clap::Error) -> ExitCode {
+    let _ = e.print();
+    if e.exit_code() == 0 {
+        return ExitCode::SUCCESS;
+    }
+    if json_requested(std::env::args_os().skip(1)) {
+        let message = match e.kind() {
+            clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                "a subcommand is required: see --help".to_owned()
+            }
+            _ => usage_message(&e.render().to_string()),
+        };
+        Out::new(true).print_json(
+            &serde_json::json!({"error": {"code": "invalid_input", "message": message}}),
+        );
+    }
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// Whether `--json` is among the arguments. Read from the raw line because the line did not
+/// parse; what follows `--` is a value, never an option.
+fn json_requested(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    args.take_while(|a| a != "--").any(|a| a == "--json")
+}
+
+/// The error part of clap's text (up to its usage and tips), on one line, without the
+/// `error: ` that the JSON's key already says.
+fn usage_message(rendered: &str) -> String {
+    let head: Vec<&str> = rendered
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let text = head.join(" ");
+    text.strip_prefix("error: ").unwrap_or(&text).to_owned()
+}
+
 /// Parses an id given on the command line.
 fn load_parsed<T: std::str::FromStr<Err = String>>(s: &str) -> Result<T, AppError> {
     s.parse().map_err(AppError::Invalid)

@@ -67,3 +67,37 @@ fn mistakes_are_reported() {
         Err(ConfigError::Missing(_))
     ));
 }
+
+#[test]
+fn a_folder_given_as_the_configuration_file_is_named_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = load_from(Some(dir.path()), None, env_none()).unwrap_err();
+    assert!(matches!(e, ConfigError::Folder(_)), "{e}");
+    assert!(e.to_string().contains("is a folder, not a file"), "{e}");
+}
+
+#[test]
+fn in_memory_catalogues_are_recognised() {
+    for url in [
+        "sqlite::memory:",
+        "sqlite://:memory:",
+        "sqlite:",
+        "sqlite://?mode=memory",
+        "sqlite://x.db?cache=shared&mode=memory",
+    ] {
+        assert!(in_memory(url), "{url}");
+    }
+    for url in [
+        "sqlite://atelier-data/atelier.db",
+        "sqlite:///tmp/memory.db",
+        "sqlite://x.db?mode=rwc",
+        "postgres://localhost/atelier",
+    ] {
+        assert!(!in_memory(url), "{url}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.toml");
+    std::fs::write(&file, "database_url = \"sqlite::memory:\"\n").unwrap();
+    let e = load_from(Some(&file), None, env_none()).unwrap_err();
+    assert!(e.to_string().contains("in-memory"), "{e}");
+}

@@ -14,6 +14,7 @@ mod job;
 mod progress;
 pub mod prompt_params;
 mod request;
+pub mod tags;
 
 pub use action::{Action, Output};
 pub use error::{ErrorCode, Failure};

@@ -21,6 +21,8 @@ pub enum Invalid {
     EmptySubject,
     #[error("the subject is {0} characters long; the limit is {MAX_SUBJECT_CHARS}")]
     SubjectTooLong(usize),
+    #[error("the subject contains a control character (code {0:#04x})")]
+    SubjectControlCharacter(u32),
     #[error("invalid --upscale {0:?}: expected all, none, or upscale numbers 1-4 such as 1,3")]
     Upscale(String),
     /// A prompt parameter Midjourney's table refuses (`--ar 99999:1`, `--q 3`).
@@ -184,7 +186,7 @@ impl GenerationRequest {
                 return Err(Invalid::SubjectTooLong(n));
             }
             if let Some(c) = subject.chars().find(|c| c.is_control()) {
-                return Err(Invalid::ControlCharacter(c as u32));
+                return Err(Invalid::SubjectControlCharacter(c as u32));
             }
             self.subject = Some(subject.to_owned());
         }
@@ -261,6 +263,9 @@ mod tests {
         let mut r = GenerationRequest::new("p");
         r.subject = Some(" Fox King ".into());
         assert_eq!(r.validated().unwrap().subject.as_deref(), Some("Fox King"));
+        let mut r = GenerationRequest::new("p");
+        r.subject = Some("Fox\u{7}King".into());
+        assert_eq!(r.validated(), Err(Invalid::SubjectControlCharacter(7)));
     }
 
     #[test]

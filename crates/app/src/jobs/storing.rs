@@ -66,7 +66,12 @@ async fn store_made(
 
 impl From<crate::store::StoreError> for JobError {
     fn from(e: crate::store::StoreError) -> Self {
-        JobError::Retry(Failure::new(ErrorCode::Internal, e.to_string()), None)
+        // A denied write fails at once: five tries would be denied the same way.
+        if e.is_permanent() {
+            JobError::Abort(Failure::new(ErrorCode::Internal, e.to_string()))
+        } else {
+            JobError::Retry(Failure::new(ErrorCode::Internal, e.to_string()), None)
+        }
     }
 }
 
@@ -89,6 +94,9 @@ pub(super) async fn save(
     let image = app
         .store_image(g, role, p, synthetic)
         .await
-        .map_err(|e| JobError::Retry(Failure::new(ErrorCode::Internal, e.to_string()), None))?;
+        .map_err(|e| match e {
+            crate::error::AppError::Store(e) => JobError::from(e),
+            e => JobError::Retry(Failure::new(ErrorCode::Internal, e.to_string()), None),
+        })?;
     insert(app, &image).await
 }

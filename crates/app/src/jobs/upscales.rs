@@ -175,9 +175,7 @@ impl Run {
                 .store
                 .get(&grid.storage_key, &grid.sha256)
                 .await
-                .map_err(|e| {
-                    JobError::Retry(Failure::new(ErrorCode::Internal, e.to_string()), None)
-                })?;
+                .map_err(JobError::from)?;
             let (png, limits) = (self.app.png, self.app.limits);
             blocking(move || pipeline::process_grid_within(bytes, png, &limits))
                 .await?

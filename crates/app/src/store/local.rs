@@ -120,16 +120,16 @@ impl Dirs {
         }
         let target = self.root.join(key);
         let folder = target.parent().unwrap_or(&self.root);
-        std::fs::create_dir_all(folder)?;
+        std::fs::create_dir_all(folder).map_err(at(folder))?;
         let made = if self.unnamed {
-            unnamed::create(folder)?
+            unnamed::create(folder).map_err(at(folder))?
         } else {
             None
         };
         let (mut file, tmp) = if let Some(file) = made {
             (file, None)
         } else {
-            let (file, tmp) = self.in_tmp(|name| File::create_new(name))?;
+            let (file, tmp) = self.in_tmp(|name| File::create_new(name).map_err(at(name)))?;
             (file, Some(tmp))
         };
         if let Err(e) = file.write_all(bytes) {
@@ -190,7 +190,7 @@ impl Dirs {
         ));
         let value = match build(&tmp) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(&self.tmp)?;
+                std::fs::create_dir_all(&self.tmp).map_err(at(&self.tmp))?;
                 build(&tmp)?
             }
             other => other?,
@@ -201,18 +201,20 @@ impl Dirs {
     /// Gives a staged file its key's name, replacing what was there.
     fn place(&self, s: &Staged<'_>) -> std::io::Result<()> {
         if let Some(tmp) = &s.tmp {
-            return std::fs::rename(tmp, &s.target);
+            return std::fs::rename(tmp, &s.target).map_err(at(&s.target));
         }
         match unnamed::link(&s.file, &s.target) {
             // A link never replaces: name the file in the temporary folder, then rename it
             // over the key.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let ((), tmp) = self.in_tmp(|name| unnamed::link(&s.file, name))?;
-                std::fs::rename(&tmp, &s.target).inspect_err(|_| {
-                    let _ = std::fs::remove_file(&tmp);
-                })
+                std::fs::rename(&tmp, &s.target)
+                    .inspect_err(|_| {
+                        let _ = std::fs::remove_file(&tmp);
+                    })
+                    .map_err(at(&s.target))
             }
-            other => other,
+            other => other.map_err(at(&s.target)),
         }
     }
 }
@@ -288,6 +290,12 @@ fn alive(pid: u32, file: &std::fs::DirEntry, proc: bool) -> bool {
         .ok()
         .and_then(|t| t.elapsed().ok())
         .is_none_or(|age| age < day)
+}
+
+/// The same error, naming the path it is about (the system's message names none), so that
+/// "Permission denied" says where.
+fn at(path: &Path) -> impl FnOnce(std::io::Error) -> std::io::Error + '_ {
+    move |e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
 fn io(key: &str, source: std::io::Error) -> StoreError {

@@ -53,6 +53,28 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether trying again cannot help until someone changes the storage: permission denied,
+    /// a read-only file system, a file where a folder should be (an `Io` error's message names
+    /// the path). Root is denied
+    /// too, by a read-only mount or outside its user namespace, so this is not only for
+    /// unprivileged users.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Io { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::PermissionDenied
+                    | std::io::ErrorKind::ReadOnlyFilesystem
+                    | std::io::ErrorKind::NotADirectory
+            ),
+            Self::Backend { source, .. } | Self::Open { source, .. } => {
+                source.kind() == ErrorKind::PermissionDenied
+            }
+            Self::NotFound(_) | Self::Corrupt { .. } => false,
+        }
+    }
+}
+
 /// Blobs to write: each key with its bytes.
 pub type Blobs = Vec<(String, Vec<u8>)>;
 

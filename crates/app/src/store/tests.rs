@@ -178,3 +178,22 @@ async fn opening_sweeps_what_stopped_processes_left() {
     assert!(!gone.exists());
     assert!(mine.exists() && foreign.exists());
 }
+
+/// A write retrying cannot mend is told apart (the real binary meets it in
+/// `tests/it/cli_errors.rs`, denied even to root).
+#[test]
+fn a_write_no_retry_mends_is_permanent() {
+    for (kind, permanent) in [
+        (std::io::ErrorKind::PermissionDenied, true),
+        (std::io::ErrorKind::ReadOnlyFilesystem, true),
+        (std::io::ErrorKind::Interrupted, false),
+        (std::io::ErrorKind::StorageFull, false),
+    ] {
+        let e = StoreError::Io {
+            key: "k".into(),
+            source: std::io::Error::from(kind),
+        };
+        assert_eq!(e.is_permanent(), permanent, "{kind:?}");
+    }
+    assert!(!StoreError::NotFound("k".into()).is_permanent());
+}

@@ -345,6 +345,34 @@ fn refused(args: &[&str], needle: &str) {
     );
     assert!(out.stdout.is_empty(), "{args:?} printed on stdout");
     assert!(!data.exists(), "{args:?} wrote the data directory");
+
+    // With --json, the same refusal is one JSON document on stdout, whatever refused it.
+    let out = bare_cmd()
+        .arg("--json")
+        .arg("--data-dir")
+        .arg(&data)
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--json {args:?}: {}",
+        stderr(&out)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "--json {args:?}: stdout is not one JSON document ({e}): {:?}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    let message = json["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        json["error"]["code"].is_string()
+            && message.to_lowercase().contains(&needle.to_lowercase()),
+        "--json {args:?}: {json} lacks {needle:?}"
+    );
+    assert!(!data.exists(), "--json {args:?} wrote the data directory");
 }
 
 #[test]

@@ -6,6 +6,7 @@
 
 mod catalogue;
 mod cli;
+mod cli_errors;
 mod crash;
 mod engine;
 mod limits;

@@ -33,6 +33,9 @@ pub async fn run(config: &Config, until_idle: bool, out: &Out) -> Result<u8, App
     let (mut completed, mut failed, mut canceled) = (0u64, 0u64, 0u64);
     let count = async {
         while let Ok(e) = events.recv().await {
+            if let Some(line) = super::output::notice_line(&e) {
+                out.notice(&format!("{}: {line}", e.generation_id));
+            }
             match e.kind {
                 EventKind::Completed => completed += 1,
                 EventKind::Failed => failed += 1,

@@ -135,7 +135,7 @@ async fn a_gateway_that_comes_back_within_the_budget_lets_the_job_finish() {
 }
 
 async fn run_all_within_owned(app: std::sync::Arc<atelier::app::App>) {
-    run_all_within(&app, Duration::from_secs(60)).await;
+    run_all_within(&app, Duration::from_mins(1)).await;
 }
 
 // The simulator serves from this runtime while the test waits for the binary.

@@ -128,6 +128,12 @@ pub struct MidjourneyConfig {
     pub queued_timeout_secs: f64,
     /// After this long without news, the channel history is read for a missed message.
     pub history_poll_secs: f64,
+    /// Limit for one gateway connection attempt (TCP, TLS, WebSocket, HELLO); a refused
+    /// connection is known at once.
+    pub connect_timeout_secs: f64,
+    /// A job whose account's gateway is not ready after this long (its attempts retried with
+    /// backoff meanwhile) fails with `provider_unavailable`, the last reason in its message.
+    pub unavailable_after_secs: f64,
     /// Minimum time between two interactions of one account, plus random jitter.
     pub interaction_gap_ms: u64,
     pub interaction_jitter_ms: u64,
@@ -183,6 +189,8 @@ impl Default for MidjourneyConfig {
             timeout_secs: 300.0,
             queued_timeout_secs: 1200.0,
             history_poll_secs: 30.0,
+            connect_timeout_secs: 15.0,
+            unavailable_after_secs: 60.0,
             interaction_gap_ms: 1200,
             interaction_jitter_ms: 800,
             download_attempts: 5,
@@ -412,6 +420,8 @@ impl Config {
             ("timeout_secs", m.timeout_secs),
             ("queued_timeout_secs", m.queued_timeout_secs),
             ("history_poll_secs", m.history_poll_secs),
+            ("connect_timeout_secs", m.connect_timeout_secs),
+            ("unavailable_after_secs", m.unavailable_after_secs),
         ] {
             if !(v.is_finite() && v > 0.0 && v < 86_400.0) {
                 return bad(format!(

@@ -30,6 +30,16 @@ pub enum GatewayEvent {
     },
     /// The connection state changed.
     StateChanged(State),
+    /// A connection attempt failed, or a connection ended, and the gateway will try again
+    /// after `retry_in`: what a caller waiting for READY can tell a person. `attempts` counts
+    /// the failures in a row (0 after a connection that stayed up long enough to count as
+    /// stable). `reason` says what happened in words (`cannot connect to ws://…: connection
+    /// refused`); it never holds the token.
+    Retrying {
+        attempts: u32,
+        reason: String,
+        retry_in: Duration,
+    },
     /// The gateway gave up for good; no further events follow.
     Fatal { reason: FatalReason },
 }

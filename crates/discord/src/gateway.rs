@@ -3,7 +3,10 @@
 //! [`Gateway::spawn`] starts the task and returns a [`GatewayHandle`] plus a receiver of
 //! [`GatewayEvent`]s. The task loops over connections: wait (backoff), connect, HELLO,
 //! IDENTIFY or RESUME, then read dispatches until the connection ends; the end reason and
-//! [`policy`] decide whether to resume, identify again or stop for good.
+//! [`policy`] decide whether to resume, identify again or stop for good. Every connection
+//! that ends and will be tried again is reported as [`GatewayEvent::Retrying`] with its
+//! reason and the wait before the next attempt, the moment it ends (a refused connection
+//! fails at once; only silence waits for `connect_timeout`).
 //!
 //! Invariant: the task never panics on input and never reconnects after a fatal close
 //! (4004 and friends). Back-pressure: when the caller stops draining events the task
@@ -178,6 +181,7 @@ impl Gateway {
             token,
             session,
             resume_url_failed: false,
+            last_error: None,
             commands: command_rx,
             state: state_tx,
             session_tx,
@@ -215,6 +219,8 @@ struct Runner {
     last_seq: Option<u64>,
     /// The resume URL could not be reached; resume through the main gateway URL instead.
     resume_url_failed: bool,
+    /// Why the current connection (or attempt) ended, for [`GatewayEvent::Retrying`].
+    last_error: Option<String>,
     commands: mpsc::Receiver<Command>,
     outbox: Outbox,
     state: watch::Sender<State>,
@@ -224,18 +230,16 @@ struct Runner {
 impl Runner {
     async fn run(mut self) {
         let mut attempts: u32 = 0;
-        let mut extra_delay = Duration::ZERO;
+        let mut delay = Duration::ZERO;
         loop {
             self.set_state(State::Disconnected { attempts });
-            let delay =
-                policy::backoff(attempts, self.config.backoff_base, self.config.backoff_cap)
-                    + extra_delay;
             if !delay.is_zero() {
                 tracing::info!(?delay, attempts, "gateway: waiting before reconnecting");
                 if let Some(ended) = self.idle(delay).await {
                     return self.finish(&ended).await;
                 }
             }
+            self.last_error = None;
             let (ended, stable) = self.connection().await;
             tracing::info!(?ended, stable, "gateway: connection ended");
             attempts = if stable {
@@ -243,7 +247,7 @@ impl Runner {
             } else {
                 attempts.saturating_add(1)
             };
-            extra_delay = Duration::ZERO;
+            let mut extra_delay = Duration::ZERO;
             match ended {
                 Ended::Next(Next::Resume) => {}
                 Ended::Next(Next::Reidentify) => self.forget_session(),
@@ -255,7 +259,26 @@ impl Runner {
                     return self.finish(&ended).await;
                 }
             }
+            delay = policy::backoff(attempts, self.config.backoff_base, self.config.backoff_cap)
+                + extra_delay;
+            // Told at once, before the wait: a refused connection is known the moment it
+            // fails, and whoever waits for READY can say why it has not come.
+            let reason = self
+                .last_error
+                .take()
+                .unwrap_or_else(|| "the connection ended".to_owned());
+            self.outbox.push(GatewayEvent::Retrying {
+                attempts,
+                reason,
+                retry_in: delay,
+            });
         }
+    }
+
+    /// Notes why the connection ends (the first reason wins) and asks for a resume.
+    fn lost(&mut self, reason: String) -> Ended {
+        self.last_error.get_or_insert(reason);
+        Ended::Next(Next::Resume)
     }
 
     /// Sleeps for `delay` while still serving commands and delivering queued events.

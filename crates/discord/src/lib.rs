@@ -4,7 +4,8 @@
 //!
 //! - [`gateway`]: one WebSocket session (zlib-stream, heartbeats, identify, resume,
 //!   reconnect with backoff, close-code policy) run by a spawned task that hands raw
-//!   dispatches to the caller through a channel.
+//!   dispatches to the caller through a channel, and tells it at once why an attempt
+//!   failed ([`GatewayEvent::Retrying`]).
 //! - [`rest`]: interactions (slash commands, buttons, modals), the attachment upload flow,
 //!   message reads and the application command index, with per-route rate limits and
 //!   pacing between interactions.

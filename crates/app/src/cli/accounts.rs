@@ -58,6 +58,26 @@ pub async fn list(config: &Config, args: &AccountsArgs, out: &Out) -> Result<u8,
         }
         text.trim_end().to_owned()
     });
-    let disabled = views.iter().any(|v| v.status.health == "disabled");
-    Ok(u8::from(args.check && disabled))
+    // A check passes only when every account is ready to take a job.
+    let not_ready: Vec<String> = views
+        .iter()
+        .filter(|v| v.status.health != "ready")
+        .map(|v| {
+            let s = &v.status;
+            match &s.reason {
+                Some(reason) => format!("{} is {}: {reason}", s.name, s.health),
+                None => format!("{} is {}", s.name, s.health),
+            }
+        })
+        .collect();
+    if !args.check || not_ready.is_empty() {
+        return Ok(0);
+    }
+    if !out.json {
+        eprintln!(
+            "error: not every account is ready: {}",
+            not_ready.join("; ")
+        );
+    }
+    Ok(1)
 }

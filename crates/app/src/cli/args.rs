@@ -164,7 +164,7 @@ pub struct SimulateDiscordArgs {
 
 #[derive(Args, Debug)]
 pub struct AccountsArgs {
-    /// Connect each usable account first, so its health is current
+    /// Connect each usable account first, so its health is current; exit 1 unless every one is ready
     #[arg(long)]
     pub check: bool,
     /// How long --check waits for an account to connect, in seconds

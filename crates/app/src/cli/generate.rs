@@ -230,6 +230,10 @@ async fn follow(
             match events.recv().await {
                 Ok(e) if e.generation_id == id => {
                     if let Some(bar) = &bar {
+                        // What the job waits for, above the bar: the bar alone would sit still.
+                        if let Some(line) = super::output::notice_line(&e) {
+                            bar.println(line);
+                        }
                         bar.set_position(e.progress.round() as u64);
                         bar.set_message(
                             e.phase.map_or(e.status.as_str(), |p| p.as_str()).to_owned(),

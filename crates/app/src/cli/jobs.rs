@@ -38,7 +38,12 @@ pub async fn run(config: &Config, until_idle: bool, out: &Out) -> Result<u8, App
     let count = async {
         loop {
             match events.recv().await {
-                Ok(e) => ends.tally(&e, out),
+                Ok(e) => {
+                    if let Some(line) = super::output::notice_line(&e) {
+                        out.notice(&format!("{}: {line}", e.generation_id));
+                    }
+                    ends.tally(&e, out);
+                }
                 Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => std::future::pending::<()>().await,
             }

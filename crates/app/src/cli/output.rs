@@ -5,6 +5,7 @@ use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
 
+use crate::domain::{Event, EventKind};
 use crate::error::AppError;
 
 pub struct Out {
@@ -62,5 +63,54 @@ impl Out {
                 &serde_json::json!({"error": {"code": code, "message": e.to_string()}}),
             );
         }
+    }
+}
+
+/// The line a person at a terminal sees for an event that carries a notice (a `.progress`
+/// event whose `error` does not end the generation: a job waiting for Discord, an account
+/// taken out of the pool); `None` for every other event.
+pub fn notice_line(event: &Event) -> Option<String> {
+    if event.kind != EventKind::Progress {
+        return None;
+    }
+    let notice = event.error.as_ref()?;
+    Some(format!("note: {}", notice.message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::notice_line;
+    use crate::domain::{ErrorCode, Event, EventKind, Failure, GenerationId, GenerationStatus};
+
+    fn event(kind: EventKind, error: Option<Failure>) -> Event {
+        Event {
+            generation_id: GenerationId::new(),
+            seq: 3,
+            kind,
+            at: time::OffsetDateTime::UNIX_EPOCH,
+            status: GenerationStatus::Running,
+            phase: None,
+            progress: 25.0,
+            index: None,
+            image_id: None,
+            error,
+        }
+    }
+
+    #[test]
+    fn only_progress_notices_make_a_line() {
+        let waiting = Failure::new(
+            ErrorCode::ProviderUnavailable,
+            "waiting for Midjourney account main: cannot connect to ws://127.0.0.1:9: connection refused",
+        );
+        assert_eq!(
+            notice_line(&event(EventKind::Progress, Some(waiting.clone()))).as_deref(),
+            Some(
+                "note: waiting for Midjourney account main: cannot connect to ws://127.0.0.1:9: connection refused"
+            )
+        );
+        assert_eq!(notice_line(&event(EventKind::Progress, None)), None);
+        // A failure is the command's error, printed once at the end, not a notice.
+        assert_eq!(notice_line(&event(EventKind::Failed, Some(waiting))), None);
     }
 }

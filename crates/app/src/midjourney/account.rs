@@ -16,18 +16,28 @@ use atelier_discord::{
 };
 use serde_json::Value;
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::time::Instant;
 
 use super::reading::{self, Kind};
 use super::router::{Notice, Router};
-use crate::domain::ErrorCode;
-use crate::providers::ProviderError;
+use crate::domain::{ErrorCode, Failure};
+use crate::providers::{ProviderError, Reporter};
+
+/// How long a connection may take before a waiting job says it is waiting.
+const SLOW_CONNECT: Duration = Duration::from_secs(3);
+
+/// `90s`, `1.5s`: a budget as a person reads it.
+fn seconds(d: Duration) -> String {
+    format!("{}s", (d.as_secs_f64() * 10.0).round() / 10.0)
+}
 
 /// How an account is doing, as `atelier accounts` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Health {
     /// Not connected yet (connects on the first job).
     Idle,
-    Connecting,
+    /// Connecting or reconnecting; with why the last attempt failed, once one has.
+    Connecting(Option<String>),
     Ready,
     /// Out of the pool until a person intervenes; the reason says what to do.
     Disabled(String),
@@ -37,15 +47,16 @@ impl Health {
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Idle => "idle",
-            Self::Connecting => "connecting",
+            Self::Connecting(_) => "connecting",
             Self::Ready => "ready",
             Self::Disabled(_) => "disabled",
         }
     }
 
+    /// Why the account is disabled, or why it is not connected yet.
     pub fn reason(&self) -> Option<&str> {
         match self {
-            Self::Disabled(r) => Some(r),
+            Self::Disabled(r) | Self::Connecting(Some(r)) => Some(r),
             _ => None,
         }
     }
@@ -178,12 +189,16 @@ impl Account {
         }
     }
 
-    /// Connects if needed and waits until the session is ready; returns the interaction
-    /// context for `application_id`.
+    /// Connects if needed and waits until the session is ready, at most `wait`; returns the
+    /// interaction context for `application_id`. While it waits, `report` (a job's) hears
+    /// why the gateway is not ready yet, once per new reason, so its followers see what the
+    /// job waits for. Not ready in time is `provider_unavailable` with the last reason, and
+    /// not retried: `wait` is the whole budget a job gives an unreachable Discord.
     pub async fn ready(
         self: &Arc<Self>,
         application_id: &str,
         wait: Duration,
+        report: Option<&dyn Reporter>,
     ) -> Result<InteractionContext, ProviderError> {
         if let Some(e) = self.unavailable() {
             return Err(e);
@@ -198,39 +213,33 @@ impl Account {
                 return Err(e);
             }
             if connection.is_none() {
-                self.set_health(Health::Connecting);
+                self.set_health(Health::Connecting(None));
                 let (handle, events) =
                     Gateway::spawn(self.gateway_config.clone(), self.token.clone(), None);
                 *connection = Some(handle);
                 tokio::spawn(pump(Arc::downgrade(self), events));
             }
         }
-        let mut health = self.watch_health();
-        let ready = tokio::time::timeout(wait, async {
-            loop {
-                match &*health.borrow_and_update() {
-                    Health::Ready => return true,
-                    Health::Disabled(_) => return false,
-                    _ => {}
-                }
-                if health.changed().await.is_err() {
-                    return false;
-                }
-            }
-        })
-        .await;
+        let ready = self.wait_ready(wait, report).await;
         if let Some(e) = self.unavailable() {
             return Err(e);
         }
-        if !matches!(ready, Ok(true)) {
-            return Err(ProviderError::new(
-                ErrorCode::ProviderUnavailable,
-                format!(
-                    "Midjourney account {}: the Discord gateway did not become ready within {}s",
-                    self.name,
-                    wait.as_secs()
-                ),
-            ));
+        if !ready {
+            let why = self
+                .health()
+                .reason()
+                .map_or_else(|| "still connecting".to_owned(), str::to_owned);
+            return Err(ProviderError {
+                retryable: false,
+                ..ProviderError::new(
+                    ErrorCode::ProviderUnavailable,
+                    format!(
+                        "Midjourney account {}: the Discord gateway was not ready within {}: {why}",
+                        self.name,
+                        seconds(wait)
+                    ),
+                )
+            });
         }
         let session_id = self
             .who
@@ -244,6 +253,69 @@ impl Account {
             channel_id: self.place.channel_id.clone(),
             session_id,
         })
+    }
+
+    /// Waits until the account is ready (true) or disabled, or `wait` has passed (false),
+    /// telling `report` why it waits.
+    async fn wait_ready(&self, wait: Duration, report: Option<&dyn Reporter>) -> bool {
+        let deadline = Instant::now() + wait;
+        // A connection takes milliseconds; one still pending after this is worth a word even
+        // before an attempt has failed (a silently dropped handshake ends only at its timeout).
+        let mut quiet_until = Some(Instant::now() + SLOW_CONNECT);
+        let mut told: Option<String> = None;
+        let mut health = self.watch_health();
+        loop {
+            let now = health.borrow_and_update().clone();
+            let why = match now {
+                Health::Ready => return true,
+                Health::Disabled(_) => return false,
+                Health::Connecting(Some(reason)) => Some(reason),
+                Health::Idle | Health::Connecting(None) => None,
+            };
+            if let (Some(why), Some(report)) = (why, report)
+                && told.as_ref() != Some(&why)
+            {
+                quiet_until = None;
+                report
+                    .notice(Failure::new(
+                        ErrorCode::ProviderUnavailable,
+                        format!(
+                            "waiting for Midjourney account {}: {why}; trying again with backoff for at most {} in all",
+                            self.name,
+                            seconds(wait)
+                        ),
+                    ))
+                    .await;
+                told = Some(why);
+            }
+            let slow = async move {
+                match quiet_until {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                changed = tokio::time::timeout_at(deadline, health.changed()) => match changed {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) | Err(_) => return false,
+                },
+                () = slow => {
+                    quiet_until = None;
+                    if let Some(report) = report {
+                        report
+                            .notice(Failure::new(
+                                ErrorCode::ProviderUnavailable,
+                                format!(
+                                    "waiting for Midjourney account {} to connect to the Discord gateway (at most {})",
+                                    self.name,
+                                    seconds(wait)
+                                ),
+                            ))
+                            .await;
+                    }
+                }
+            }
+        }
     }
 
     /// Our Discord user id, once READY arrived.
@@ -362,11 +434,22 @@ async fn pump(account: Weak<Account>, mut events: mpsc::Receiver<GatewayEvent>) 
                 account.set_health(Health::Ready);
             }
             GatewayEvent::Dispatch { name, data, .. } => account.on_dispatch(&name, &data),
-            // Ready only with READY or RESUMED in hand, so the session id is known.
+            // Ready only with READY or RESUMED in hand, so the session id is known. Once an
+            // attempt has failed, its reason stays until the account is ready again.
             GatewayEvent::StateChanged(state) => {
-                if !matches!(state, State::Active | State::FatallyClosed { .. }) {
-                    account.set_health(Health::Connecting);
+                if !matches!(state, State::Active | State::FatallyClosed { .. })
+                    && !matches!(account.health(), Health::Connecting(_))
+                {
+                    account.set_health(Health::Connecting(None));
                 }
+            }
+            GatewayEvent::Retrying {
+                attempts,
+                reason,
+                retry_in,
+            } => {
+                tracing::warn!(account = %account.name, attempts, ?retry_in, %reason, "midjourney: gateway not connected; trying again");
+                account.set_health(Health::Connecting(Some(reason)));
             }
             GatewayEvent::Fatal { reason } => {
                 account.disable(&format!("Discord refused the session: {reason}"));

@@ -34,7 +34,8 @@ pub struct Timing {
     pub timeout: Duration,
     pub queued_timeout: Duration,
     pub history_poll: Duration,
-    /// How long to wait for the gateway to become ready.
+    /// How long a job waits for its account's gateway to become ready before it fails with
+    /// `provider_unavailable` (`unavailable_after_secs`).
     pub connect: Duration,
 }
 
@@ -134,7 +135,7 @@ impl Exchange<'_> {
         };
         let ctx = self
             .account
-            .ready(self.application_id, self.timing.connect)
+            .ready(self.application_id, self.timing.connect, Some(self.report))
             .await?;
         let (tx, mut rx) = mpsc::unbounded_channel();
         let (nonce, resumed, saved) = match start {

@@ -64,6 +64,7 @@ pub fn registered(config: &MidjourneyConfig, max_download_bytes: u64) -> Registe
         let gateway_config = GatewayConfig {
             url: config.gateway_url.trim_end_matches('/').to_owned(),
             properties: properties.clone(),
+            connect_timeout: Duration::from_secs_f64(config.connect_timeout_secs),
             ..GatewayConfig::default()
         };
         let (rest, problem) = match RestClient::new(&rest_config, &token) {
@@ -116,7 +117,7 @@ pub fn registered(config: &MidjourneyConfig, max_download_bytes: u64) -> Registe
                 timeout: Duration::from_secs_f64(config.timeout_secs),
                 queued_timeout: Duration::from_secs_f64(config.queued_timeout_secs),
                 history_poll: Duration::from_secs_f64(config.history_poll_secs),
-                connect: Duration::from_secs(45),
+                connect: Duration::from_secs_f64(config.unavailable_after_secs),
             },
             retries: download::Retries {
                 attempts: config.download_attempts,

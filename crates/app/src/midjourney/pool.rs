@@ -171,13 +171,27 @@ impl AccountPool for Pool {
         for account in &self.accounts {
             let account = account.clone();
             checks.spawn(async move {
-                if let Err(e) = account.ready(MIDJOURNEY_BOT_ID, wait).await {
+                let result = account.ready(MIDJOURNEY_BOT_ID, wait, None).await;
+                if let Err(e) = &result {
                     tracing::warn!(account = %account.name, error = %e, "midjourney: account check failed");
                 }
+                (account.name.clone(), result.err())
             });
         }
-        while checks.join_next().await.is_some() {}
-        self.statuses()
+        let mut failures = HashMap::new();
+        while let Some(joined) = checks.join_next().await {
+            if let Ok((name, Some(e))) = joined {
+                failures.insert(name, e.message);
+            }
+        }
+        // An account not ready says why, even when no attempt has failed yet.
+        let mut statuses = self.statuses();
+        for s in &mut statuses {
+            if s.health != "ready" && s.reason.is_none() {
+                s.reason = failures.remove(&s.name);
+            }
+        }
+        statuses
     }
 
     fn statuses(&self) -> Vec<AccountStatus> {

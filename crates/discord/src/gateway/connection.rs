@@ -47,6 +47,8 @@ struct Conn {
     active_since: Option<Instant>,
     resuming: bool,
     write_timeout: Duration,
+    /// Why a write ended the connection (the runner takes it when the connection ends).
+    lost: Option<String>,
 }
 
 impl Conn {
@@ -55,10 +57,12 @@ impl Conn {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => {
                 tracing::warn!(%error, "gateway: write failed");
+                self.lost = Some(format!("the connection failed while sending: {error}"));
                 Err(Ended::Next(Next::Resume))
             }
             Err(_) => {
                 tracing::warn!("gateway: write timed out");
+                self.lost = Some(format!("a send took longer than {:?}", self.write_timeout));
                 Err(Ended::Next(Next::Resume))
             }
         }
@@ -96,8 +100,12 @@ impl Runner {
             active_since: None,
             resuming,
             write_timeout: self.config.connect_timeout,
+            lost: None,
         };
         let ended = self.drive(&mut conn, started).await;
+        if let Some(lost) = conn.lost.take() {
+            self.last_error.get_or_insert(lost);
+        }
         let frame = CloseFrame {
             code: CloseCode::from(CLOSE_KEEP_SESSION),
             reason: "".into(),
@@ -116,7 +124,7 @@ impl Runner {
             Ok(request) => request,
             Err(error) => {
                 tracing::error!(%error, %url, "gateway: invalid URL");
-                return Err(Ended::Next(Next::Resume));
+                return Err(self.lost(format!("invalid gateway URL {base}: {error}")));
             }
         };
         let headers = request.headers_mut();
@@ -137,23 +145,32 @@ impl Runner {
             tokio_tungstenite::connect_async_with_config(request, None, true),
         );
         tokio::pin!(connect);
-        loop {
+        // The arms only pick the outcome: `self.lost` needs `&mut self`, which the
+        // borrowing select futures would not allow inside them.
+        let result = loop {
             tokio::select! {
-                result = &mut connect => return match result {
-                    Ok(Ok((ws, _response))) => Ok(ws),
-                    Ok(Err(error)) => {
-                        tracing::warn!(%error, %url, "gateway: connect failed");
-                        Err(Ended::Next(Next::Resume))
-                    }
-                    Err(_) => {
-                        tracing::warn!(%url, "gateway: connect timed out");
-                        Err(Ended::Next(Next::Resume))
-                    }
-                },
+                result = &mut connect => break result,
                 command = self.commands.recv() => match command {
                     Some(Command::Send(_)) => tracing::warn!("gateway: not connected; payload dropped"),
                     Some(Command::Shutdown) | None => return Err(Ended::Shutdown),
                 },
+            }
+        };
+        match result {
+            Ok(Ok((ws, _response))) => Ok(ws),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, %url, "gateway: connect failed");
+                Err(self.lost(format!(
+                    "cannot connect to {base}: {}",
+                    connect_error(&error)
+                )))
+            }
+            Err(_) => {
+                tracing::warn!(%url, "gateway: connect timed out");
+                Err(self.lost(format!(
+                    "cannot connect to {base}: no answer within {:?}",
+                    self.config.connect_timeout
+                )))
             }
         }
     }
@@ -199,7 +216,17 @@ impl Runner {
                         hello = conn.heartbeat.is_some(),
                         "gateway: no READY/RESUMED in time"
                     );
-                    Some(Ended::Next(Next::Resume))
+                    Some(if conn.heartbeat.is_none() {
+                        self.lost(format!(
+                            "connected, but no HELLO came within {:?}",
+                            self.config.connect_timeout
+                        ))
+                    } else {
+                        self.lost(format!(
+                            "connected, but no READY or RESUMED came within {:?}",
+                            self.config.identify_timeout
+                        ))
+                    })
                 }
                 Step::Message(message) => self.on_message(conn, message).await,
             };
@@ -215,8 +242,14 @@ impl Runner {
         };
         match heartbeat.on_due(Instant::now()) {
             Beat::Zombie => {
-                tracing::warn!(interval = ?heartbeat.interval(), "gateway: heartbeat not acknowledged; zombie connection");
-                Err(Ended::Next(Next::Resume))
+                let interval = heartbeat.interval();
+                tracing::warn!(
+                    ?interval,
+                    "gateway: heartbeat not acknowledged; zombie connection"
+                );
+                Err(self.lost(format!(
+                    "a heartbeat was not acknowledged within {interval:?}"
+                )))
             }
             Beat::Send => conn.send(payloads::heartbeat(self.last_seq)).await,
         }
@@ -231,11 +264,11 @@ impl Runner {
             Some(Ok(message)) => message,
             Some(Err(error)) => {
                 tracing::warn!(%error, "gateway: read failed");
-                return Some(Ended::Next(Next::Resume));
+                return Some(self.lost(format!("the connection failed: {error}")));
             }
             None => {
                 tracing::warn!("gateway: stream ended without a close frame");
-                return Some(Ended::Next(Next::Resume));
+                return Some(self.lost("the connection closed without a close frame".to_owned()));
             }
         };
         match message {
@@ -248,7 +281,7 @@ impl Runner {
                 }
                 Err(error) => {
                     tracing::warn!(%error, "gateway: cannot decompress; reconnecting");
-                    Some(Ended::Next(Next::Resume))
+                    Some(self.lost(format!("cannot decompress the stream: {error}")))
                 }
             },
             Message::Text(text) if text.len() > self.config.max_payload => {
@@ -261,6 +294,13 @@ impl Runner {
                     (u16::from(f.code), f.reason.as_str().to_owned())
                 });
                 tracing::warn!(code, %reason, "gateway: closed by Discord");
+                self.last_error.get_or_insert_with(|| {
+                    if reason.is_empty() {
+                        format!("Discord closed the connection with code {code}")
+                    } else {
+                        format!("Discord closed the connection with code {code}: {reason}")
+                    }
+                });
                 Some(Ended::Next(after_close(code, &reason)))
             }
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => None,
@@ -287,10 +327,12 @@ impl Runner {
             Incoming::HeartbeatRequest => conn.send(payloads::heartbeat(self.last_seq)).await.err(),
             Incoming::Reconnect => {
                 tracing::info!("gateway: Discord asked us to reconnect");
-                Some(Ended::Next(Next::Resume))
+                Some(self.lost("Discord asked to reconnect (op 7)".to_owned()))
             }
             Incoming::InvalidSession { resumable } => {
                 tracing::info!(resumable, "gateway: invalid session");
+                self.last_error
+                    .get_or_insert_with(|| "Discord invalidated the session (op 9)".to_owned());
                 Some(if resumable {
                     Ended::Next(Next::Resume)
                 } else {
@@ -377,5 +419,20 @@ impl Runner {
                 }
             });
         }
+    }
+}
+
+/// A failed WebSocket connection in a few words: a refusal or an HTTP answer instead of an
+/// upgrade says more than tungstenite's wording.
+fn connect_error(error: &tungstenite::Error) -> String {
+    match error {
+        tungstenite::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            "connection refused".to_owned()
+        }
+        tungstenite::Error::Io(io) => io.to_string(),
+        tungstenite::Error::Http(response) => {
+            format!("HTTP {} instead of a WebSocket upgrade", response.status())
+        }
+        other => other.to_string(),
     }
 }

@@ -25,7 +25,12 @@ pub struct FakeGateway {
 
 impl FakeGateway {
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::start_on("127.0.0.1:0").await
+    }
+
+    /// The same on a given address (a port that refused connections until now).
+    pub async fn start_on(addr: &str) -> Self {
+        let listener = TcpListener::bind(addr).await.expect("bind");
         let url = format!("ws://{}", listener.local_addr().expect("addr"));
         let (tx, connections) = mpsc::channel(8);
         tokio::spawn(async move {

@@ -41,7 +41,7 @@ async fn next_event(events: &mut mpsc::Receiver<GatewayEvent>) -> GatewayEvent {
             .await
             .expect("no event in time")
         {
-            Some(GatewayEvent::StateChanged(_)) => {}
+            Some(GatewayEvent::StateChanged(_) | GatewayEvent::Retrying { .. }) => {}
             Some(event) => return event,
             None => panic!("event channel closed"),
         }
@@ -399,4 +399,58 @@ async fn dropping_the_handle_stops_the_gateway() {
     drop(handle);
     assert_eq!(conn.closed_by_client().await, Some(4000));
     assert!(gw.stays_quiet(Duration::from_millis(200)).await);
+}
+
+/// A port on 127.0.0.1 that refuses connections: bound, then let go.
+async fn refusing_port() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    listener.local_addr().expect("addr")
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_known_at_once_and_retried_with_backoff() {
+    let addr = refusing_port().await;
+    let mut cfg = config(&format!("ws://{addr}"));
+    // Far longer than the test waits: a refusal taken for silence would never be reported.
+    cfg.connect_timeout = Duration::from_mins(10);
+    cfg.identify_timeout = Duration::from_mins(10);
+    cfg.backoff_base = Duration::from_millis(50);
+    cfg.backoff_cap = Duration::from_millis(400);
+    let started = tokio::time::Instant::now();
+    let (handle, mut events) = spawn(cfg, None);
+    let mut retries = Vec::new();
+    while retries.len() < 5 {
+        let event = timeout(WAIT, events.recv())
+            .await
+            .expect("the refusal is reported in time")
+            .expect("open");
+        if let GatewayEvent::Retrying {
+            attempts,
+            reason,
+            retry_in,
+        } = event
+        {
+            assert!(
+                reason.contains("connection refused") && reason.contains(&addr.to_string()),
+                "{reason}"
+            );
+            retries.push((attempts, retry_in.as_millis()));
+        }
+    }
+    // Each failure waits twice the one before, up to the cap.
+    assert_eq!(
+        retries,
+        [(1, 50), (2, 100), (3, 200), (4, 400), (5, 400)],
+        "{retries:?}"
+    );
+    // The waits were taken: the fifth failure came after the first four waits.
+    assert!(started.elapsed() >= Duration::from_millis(50 + 100 + 200 + 400));
+
+    // The gateway comes back: the next attempt connects and identifies.
+    let mut gw = FakeGateway::start_on(&addr.to_string()).await;
+    let url = gw.url();
+    establish(&mut gw, &mut events, &url).await;
+    assert_eq!(handle.state(), State::Active);
 }

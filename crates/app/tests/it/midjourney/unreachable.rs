@@ -1,0 +1,199 @@
+//! An unreachable Discord gateway: refused connections are known at once and retried with
+//! backoff, the job says what it waits for and fails with `provider_unavailable` after the
+//! configured budget, `accounts --check` fails saying why, and a gateway that comes back in
+//! time lets the job finish.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use atelier::cli::simulate::client_config;
+use atelier::domain::{ErrorCode, EventKind, GenerationRequest, GenerationStatus};
+use atelier_simulator::{Running, Timing};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::{app_for, assert_complete, run_all_within, simulator};
+
+/// A port on 127.0.0.1 that refuses connections: bound, then let go.
+async fn refusing_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    listener.local_addr().expect("addr")
+}
+
+/// From now on, connections to `at` reach the simulator (the gateway comes back).
+async fn forward(at: SocketAddr, sim: &Running) -> tokio::task::JoinHandle<()> {
+    let listener = TcpListener::bind(at).await.expect("the port is still free");
+    let target = sim.addr();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_refused_gateway_fails_the_job_after_its_budget_saying_why() {
+    let sim = simulator(|c| c.timing = Timing::instant()).await;
+    let refused = refusing_port().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_for(&sim, dir.path(), 1, |c| {
+        c.providers.midjourney.gateway_url = format!("ws://{refused}");
+        c.providers.midjourney.unavailable_after_secs = 2.0;
+    })
+    .await;
+    let id = app
+        .submit(GenerationRequest::new("a lighthouse"))
+        .await
+        .expect("submitted")
+        .id;
+    // Far below one old 45 s wait per attempt: a correctness bound, not a benchmark.
+    run_all_within(&app, Duration::from_secs(40)).await;
+
+    let g = app.catalogue.generation(id).await.unwrap();
+    assert_eq!(g.status, GenerationStatus::Failed);
+    assert_eq!(g.error_code(), Some(ErrorCode::ProviderUnavailable));
+    let message = &g.error.as_ref().unwrap().message;
+    assert!(
+        message.contains("sim-1")
+            && message.contains("within 2s")
+            && message.contains(&format!(
+                "cannot connect to ws://{refused}: connection refused"
+            )),
+        "{message}"
+    );
+    // The budget is the whole wait: the job is not tried again.
+    assert_eq!(app.catalogue.job_of(id).await.unwrap().attempts, 1);
+
+    // Followers heard what the job waited for while it waited.
+    let events = app.events(id, 0).await.unwrap();
+    let notices: Vec<&str> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::Progress)
+        .filter_map(|e| e.error.as_ref())
+        .map(|f| f.message.as_str())
+        .collect();
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.starts_with("waiting for Midjourney account sim-1")
+                && n.contains("connection refused")),
+        "{notices:?}"
+    );
+    assert_eq!(events.last().map(|e| e.kind), Some(EventKind::Failed));
+
+    // `atelier accounts` shows why the account is not ready.
+    let accounts = app.accounts(None).await.unwrap();
+    assert_eq!(accounts[0].status.health, "connecting");
+    assert!(
+        accounts[0]
+            .status
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("connection refused")),
+        "{:?}",
+        accounts[0].status.reason
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_gateway_that_comes_back_within_the_budget_lets_the_job_finish() {
+    let sim = simulator(|c| c.timing = Timing::instant()).await;
+    let refused = refusing_port().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_for(&sim, dir.path(), 1, |c| {
+        c.providers.midjourney.gateway_url = format!("ws://{refused}");
+        c.providers.midjourney.unavailable_after_secs = 60.0;
+    })
+    .await;
+    let id = app
+        .submit(GenerationRequest::new("a lighthouse"))
+        .await
+        .expect("submitted")
+        .id;
+    let mut events = app.bus.subscribe();
+    let run = tokio::spawn(run_all_within_owned(app.clone()));
+    // The gateway comes back once the job has said it waits for it.
+    let waited = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(e) = events.recv().await {
+            if e.generation_id == id && e.kind == EventKind::Progress && e.error.is_some() {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "no waiting notice");
+    let proxy = forward(refused, &sim).await;
+    run.await.unwrap();
+    assert_complete(&app, id).await;
+    assert_eq!(app.catalogue.job_of(id).await.unwrap().attempts, 1);
+    proxy.abort();
+    sim.shutdown().await;
+}
+
+async fn run_all_within_owned(app: std::sync::Arc<atelier::app::App>) {
+    run_all_within(&app, Duration::from_mins(1)).await;
+}
+
+// The simulator serves from this runtime while the test waits for the binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_fails_and_says_why_when_discord_refuses() {
+    let sim = simulator(|c| c.timing = Timing::instant()).await;
+    let refused = refusing_port().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sim.toml");
+    let config = client_config(&sim).replace(
+        &format!("gateway_url = \"{}\"", sim.gateway_url()),
+        &format!("gateway_url = \"ws://{refused}\""),
+    );
+    assert!(config.contains(&refused.to_string()), "{config}");
+    std::fs::write(&file, config).unwrap();
+    let atelier = |args: &[&str]| {
+        crate::support::bare_cmd()
+            .arg("--config")
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env("ATELIER_PROVIDERS__MIDJOURNEY__UNAVAILABLE_AFTER_SECS", "2")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let why = format!("cannot connect to ws://{refused}: connection refused");
+
+    // `accounts --check` exits 1 and says why each account is not ready.
+    let out = atelier(&["accounts", "--check", "--wait", "2"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("sim-1 is connecting") && stderr.contains(&why),
+        "{stderr}"
+    );
+    let out = atelier(&["--json", "accounts", "--check", "--wait", "2"]);
+    assert_eq!(out.status.code(), Some(1));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for account in list.as_array().unwrap() {
+        assert_eq!(account["health"], "connecting", "{list}");
+        assert!(
+            account["reason"].as_str().is_some_and(|r| r.contains(&why)),
+            "{list}"
+        );
+    }
+
+    // `generate` fails after the budget with the reason, not after minutes of silence.
+    let out = atelier(&["--json", "generate", "--provider", "midjourney", "a pond"]);
+    assert_eq!(out.status.code(), Some(1));
+    let g: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(g["status"], "failed", "{g}");
+    assert_eq!(g["error"]["code"], "provider_unavailable", "{g}");
+    assert!(
+        g["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&why)),
+        "{g}"
+    );
+    sim.shutdown().await;
+}

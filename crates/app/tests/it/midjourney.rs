@@ -17,6 +17,7 @@ use atelier::wiring;
 use atelier_simulator::{Running, Timing};
 
 mod faults;
+mod reported;
 
 /// A simulator with small images and short delays.
 async fn simulator(tune: impl FnOnce(&mut atelier_simulator::Config)) -> Running {

@@ -318,10 +318,7 @@ fn parse_mode(s: &str) -> Option<Mode> {
 /// malformed.
 fn image_number(s: &str, malformed: &mut bool) -> Option<u8> {
     let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let n = s[..end]
-        .parse::<u8>()
-        .ok()
-        .filter(|n| (1..=4).contains(n));
+    let n = s[..end].parse::<u8>().ok().filter(|n| (1..=4).contains(n));
     if n.is_none() {
         *malformed = true;
     }

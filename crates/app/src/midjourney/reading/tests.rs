@@ -1078,7 +1078,10 @@ fn a_message_with_the_cancel_button_is_still_running() {
     let mut m = message("**a cat** - <@123> (fast)", true);
     m["components"] = cancel.clone();
     let r = read(&m, &[]).expect("reads");
-    assert_eq!((r.kind, r.job_hash.as_deref()), (Kind::Progress, Some(hash)));
+    assert_eq!(
+        (r.kind, r.job_hash.as_deref()),
+        (Kind::Progress, Some(hash))
+    );
     let mut m = message("**a cat** - <@123> (Waiting to start)", false);
     m["components"] = cancel;
     let r = read(&m, &[]).expect("reads");
@@ -1093,7 +1096,9 @@ fn an_attachment_alone_is_a_preview_only_when_named_like_one() {
         m["attachments"] = json!([{"url": url, "filename": filename}]);
         read(&m, &[]).expect("reads")
     };
-    let eph = |f: &str| format!("https://cdn.discordapp.com/ephemeral-attachments/2/3/{f}?ex=1&is=2&hm=3&");
+    let eph = |f: &str| {
+        format!("https://cdn.discordapp.com/ephemeral-attachments/2/3/{f}?ex=1&is=2&hm=3&")
+    };
     for name in [
         format!("{hash}_0_step_7.jpeg"),
         format!("{hash}_3_step_12.webp"),
@@ -1128,7 +1133,11 @@ fn show_reply_gives_job_id_and_seed() {
             None,
             Some(u32::MAX),
         ),
-        (format!("**a cat**\n**Job ID**: {hash}"), Some("a cat"), None),
+        (
+            format!("**a cat**\n**Job ID**: {hash}"),
+            Some("a cat"),
+            None,
+        ),
         (
             format!("**a cat**\n**Job ID**: {hash}\n**seed** 4294967296"),
             Some("a cat"),

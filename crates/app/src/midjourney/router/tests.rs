@@ -161,7 +161,11 @@ fn the_job_id_a_running_message_showed_finds_the_result() {
     // The final: a new message, no nonce, no interaction, the prompt rewritten beyond
     // recognition; its buttons name the same job.
     assert_eq!(
-        router.owner(&final_grid("60", "<https://s.mj.run/x> a fox, rewritten", None)),
+        router.owner(&final_grid(
+            "60",
+            "<https://s.mj.run/x> a fox, rewritten",
+            None
+        )),
         Some(a)
     );
     // Another job's final is not ours.

@@ -16,7 +16,12 @@ async fn an_untitled_ai_moderator_refusal_fails_the_job_as_banned_prompt() {
     let id = generate(&app, "a harbour at dawn aimoderator").await;
     let g = app.catalogue.generation(id).await.unwrap();
     assert_eq!(g.status, GenerationStatus::Failed);
-    assert_eq!(g.error_code(), Some(ErrorCode::BannedPrompt), "{:?}", g.error);
+    assert_eq!(
+        g.error_code(),
+        Some(ErrorCode::BannedPrompt),
+        "{:?}",
+        g.error
+    );
     let message = &g.error.as_ref().unwrap().message;
     assert!(message.contains("Our AI moderator thinks"), "{message}");
     // Refused once, not retried, and the account goes on working.
@@ -30,7 +35,11 @@ async fn an_untitled_ai_moderator_refusal_fails_the_job_as_banned_prompt() {
 async fn untitled_account_errors_take_the_account_out_with_their_reason() {
     for (word, code, words) in [
         ("pendingmod", "Moderation", "pending moderation message"),
-        ("blockedaccount", "Blocked", "blocked from accessing Midjourney"),
+        (
+            "blockedaccount",
+            "Blocked",
+            "blocked from accessing Midjourney",
+        ),
         ("verifyhuman", "Captcha", "verify you"),
     ] {
         let sim = simulator(|c| c.timing = Timing::instant()).await;

@@ -14,14 +14,23 @@
 //!
 //! Classification order, first match wins:
 //! 1. author is known and is not a Midjourney bot → [`Kind::Ignore`];
-//! 2. an error embed with a known title (§4), a captcha button, or a known error content →
-//!    [`Kind::Error`] (or [`Kind::Waiting`] for "Job queued", which is not a failure);
-//! 3. a job line `**prompt** - … <@user> (…)`: waiting, progress, or a finished result;
-//! 4. a /describe or /shorten embed;
-//! 5. any other red embed, or a title that says invalid/error/denied → [`Kind::Error`]
+//! 2. an error embed with a known title (§4) or, title or not, a description opening the way
+//!    reported errors do (§7: "Sorry! Our AI moderator…", "You have a pending moderation
+//!    message…", "You have been blocked…", "Wow! You're making so many AI images…"), a
+//!    captcha button, or such an opening as the content → [`Kind::Error`] (or
+//!    [`Kind::Waiting`] for "Job queued", which is not a failure);
+//! 3. the ✉️ reply to /show (`**Job ID**: <uuid>`, `**seed** <n>`) → [`Kind::Show`];
+//! 4. a job line `**prompt** - … <@user> (…)`: waiting, progress, or a finished result. A
+//!    message carrying the cancel button (`MJ::CancelJob::ByJobid::<uuid>`) is still running,
+//!    and the button gives the job id before any image does. A percentage outside 0–100 or an
+//!    image number outside 1–4 is nothing Midjourney writes: such a line is ignored;
+//! 5. a progress preview that arrives as an attachment alone
+//!    (`/ephemeral-attachments/…/<uuid>_<n>_step_<k>.jpeg`) → [`Kind::Progress`];
+//! 6. a /describe or /shorten embed;
+//! 7. any other red embed, or a title that says invalid/error/denied → [`Kind::Error`]
 //!    (a yellow one is reported as a [`ErrorCode::Warning`] that fails nothing);
-//! 6. a deferred "is thinking…" placeholder of an interaction → [`Kind::Waiting`];
-//! 7. everything else (settings, /info, acks, other people's chatter) → [`Kind::Ignore`].
+//! 8. a deferred "is thinking…" placeholder of an interaction → [`Kind::Waiting`];
+//! 9. everything else (settings, /info, acks, other people's chatter) → [`Kind::Ignore`].
 
 mod errors;
 mod job_line;
@@ -55,6 +64,8 @@ pub enum Kind {
     Blend,
     Shorten,
     Video,
+    /// The DM Midjourney sends after /show and the ✉️ reaction: the job id and its seed.
+    Show,
     /// The job (or the account) failed; see [`Reading::error`].
     Error,
     /// Not about a job: another author, settings, /info, acknowledgements, chatter.
@@ -62,12 +73,12 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// True for the kinds that deliver a finished result.
+    /// True for the kinds that deliver a finished job's result (images or prompts).
     #[must_use]
     pub fn is_result(self) -> bool {
         !matches!(
             self,
-            Self::Waiting | Self::Progress | Self::Error | Self::Ignore
+            Self::Waiting | Self::Progress | Self::Show | Self::Error | Self::Ignore
         )
     }
 }
@@ -180,8 +191,11 @@ pub struct Reading {
     /// Lower-case qualifier of the action: `strong`/`subtle`/`region` (variations, remix),
     /// `subtle`/`creative`/`2x`/`4x`… (upscales), `left`/`right`/`up`/`down` (pan).
     pub variant: Option<String>,
-    /// Midjourney job UUID, from the buttons, else the attachment, else the job link.
+    /// Midjourney job UUID, from the buttons (the cancel button of a progress message
+    /// included), else the attachment, else the job link; for /show, its `Job ID` line.
     pub job_hash: Option<String>,
+    /// The seed the /show reply gives.
+    pub seed: Option<u32>,
     /// Every component `custom_id`, in display order.
     pub buttons: Vec<String>,
     /// The numbered prompts of a /describe or /shorten result.
@@ -331,6 +345,7 @@ impl<'a> Parts<'a> {
             index: None,
             variant: None,
             job_hash: None,
+            seed: None,
             buttons: self.buttons.clone(),
             prompts: Vec::new(),
             error: None,
@@ -372,7 +387,9 @@ impl<'a> Parts<'a> {
             reading.variant.clone_from(&line.variant);
         }
 
-        if let Some((error, footer_prompt)) = known_error(&self.embeds, &self.buttons, self.content)
+        let job_line = self.line.as_ref().is_some_and(JobLine::is_job);
+        if let Some((error, footer_prompt)) =
+            known_error(&self.embeds, &self.buttons, self.content, job_line)
         {
             if reading.prompt.is_none() {
                 reading.prompt = footer_prompt;
@@ -386,12 +403,27 @@ impl<'a> Parts<'a> {
             return;
         }
 
-        let has_result = reading.attachment.is_some() || !reading.buttons.is_empty();
+        if !job_line && let Some((job, seed, prompt)) = show_reply(self.content) {
+            reading.kind = Kind::Show;
+            reading.job_hash = Some(job);
+            reading.seed = seed;
+            reading.prompt = prompt;
+            return;
+        }
+
+        // The cancel button sits on running jobs only: it is no result's button.
+        let cancel = reading.buttons.iter().any(|b| is_cancel(b));
+        let has_other_buttons = reading.buttons.iter().any(|b| !is_cancel(b));
+        let has_result = reading.attachment.is_some() || has_other_buttons;
         if let Some(line) = &self.line
             && let Some(kind) =
                 line.kind(has_result, &self.interaction, reading.attachment.as_ref())
         {
-            reading.kind = kind;
+            reading.kind = if cancel && kind.is_result() {
+                Kind::Progress
+            } else {
+                kind
+            };
             if line.stopped {
                 reading.error = Some(ErrorInfo {
                     code: ErrorCode::Stopped,
@@ -400,6 +432,15 @@ impl<'a> Parts<'a> {
                     message: non_empty(self.content.trim()),
                 });
             }
+            return;
+        }
+
+        if !job_line
+            && self.embeds.is_empty()
+            && !has_other_buttons
+            && reading.attachment.as_ref().is_some_and(is_preview)
+        {
+            reading.kind = Kind::Progress;
             return;
         }
 
@@ -421,6 +462,64 @@ impl<'a> Parts<'a> {
             reading.kind = Kind::Waiting;
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages without a job line: the /show reply, attachment-only previews
+
+/// `**prompt**\n**Job ID**: <uuid>\n**seed** <n>`, the DM after /show and the ✉️ reaction
+/// (TA's handler): the job id, the seed when the line is there, the prompt when given.
+fn show_reply(content: &str) -> Option<(String, Option<u32>, Option<String>)> {
+    let mut job = None;
+    let mut seed = None;
+    let mut prompt = None;
+    for line in content.lines().map(str::trim) {
+        let plain = line.replace("**", "");
+        let plain = plain.trim();
+        let lower = plain.to_ascii_lowercase();
+        if lower.starts_with("job id") {
+            // Searched in the original text: ids keep their case.
+            job = job.or_else(|| plain.get(6..).and_then(find_uuid).map(str::to_owned));
+        } else if let Some(rest) = lower.strip_prefix("seed") {
+            let digits = rest.trim_start_matches([':', ' ', '\t']);
+            let end = digits
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(digits.len());
+            seed = seed.or_else(|| digits[..end].parse::<u32>().ok());
+        } else if prompt.is_none()
+            && job.is_none()
+            && let Some(inner) = line.strip_prefix("**").and_then(|l| l.strip_suffix("**"))
+        {
+            prompt = non_empty(&inner.split_whitespace().collect::<Vec<_>>().join(" "));
+        }
+    }
+    Some((job?, seed, prompt))
+}
+
+fn is_cancel(custom_id: &str) -> bool {
+    custom_id.starts_with("MJ::CancelJob")
+}
+
+/// A progress preview: `<uuid>_<n>_step_<k>.jpeg` (2025, under `/ephemeral-attachments/`) or
+/// `<uuid>_grid_0.webp` (2023), named after its job.
+fn is_preview(a: &Attachment) -> bool {
+    let Some(name) = a.filename.as_deref() else {
+        return false;
+    };
+    let Some(uuid) = find_uuid(name) else {
+        return false;
+    };
+    let lower = name.to_ascii_lowercase();
+    let stem = lower.rsplit_once('.').map_or(lower.as_str(), |(s, _)| s);
+    let step = stem
+        .rsplit_once("_step_")
+        .is_some_and(|(_, k)| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()));
+    step || stem.ends_with("_grid_0")
+        || (a
+            .url
+            .as_deref()
+            .is_some_and(|u| u.contains("/ephemeral-attachments/"))
+            && lower.starts_with(&uuid.to_ascii_lowercase()))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,8 +2,10 @@
 //!
 //! Keys, strongest first (protocol fact sheet §3.3): the interaction's nonce, then the
 //! interaction id Discord assigned to it, then the message ids the job already owns (its
-//! progress message) or, for a button result, the message the button was on together with the
-//! image number, and only last the prompt text, compared normalised, oldest job first. Prompt
+//! progress message), then the Midjourney job id its running messages showed (the cancel
+//! button's `MJ::CancelJob::ByJobid::<uuid>`, a preview's file name), or, for a button result,
+//! the message the button was on together with the image number, and only last the prompt
+//! text, compared normalised, oldest job first. Prompt
 //! matching is the weakest key because two jobs may share a prompt and Midjourney rewrites
 //! links; it is only used for results of the kind the job expects.
 //!
@@ -52,6 +54,8 @@ struct Waiter {
     since_ms: u64,
     interaction_id: Option<String>,
     messages: Vec<String>,
+    /// Midjourney's id for the job, once a waiting or progress message of it showed one.
+    job_hash: Option<String>,
     expect: Expect,
     /// Registration order, for "oldest job first" among prompt matches.
     order: u64,
@@ -105,6 +109,7 @@ impl Router {
                 since_ms: snowflake_ms(nonce).unwrap_or(0),
                 interaction_id: None,
                 messages: Vec::new(),
+                job_hash: None,
                 expect,
                 order: id,
                 tx,
@@ -190,6 +195,11 @@ impl Router {
         if w.interaction_id.is_none() {
             w.interaction_id.clone_from(&reading.interaction_id);
         }
+        // Only a running message names this job's own id: a result may carry buttons of
+        // another job (the one it was made from).
+        if w.job_hash.is_none() && matches!(reading.kind, Kind::Waiting | Kind::Progress) {
+            w.job_hash.clone_from(&reading.job_hash);
+        }
         w.tx.send(Notice::Message(Box::new(reading))).is_ok()
     }
 
@@ -212,6 +222,14 @@ impl Router {
             .waiters
             .iter()
             .find(|(_, w)| w.messages.contains(&r.message_id))
+        {
+            return Some(*id);
+        }
+        if let Some(hash) = r.job_hash.as_deref()
+            && let Some((id, _)) = self
+                .waiters
+                .iter()
+                .find(|(_, w)| w.job_hash.as_deref() == Some(hash))
         {
             return Some(*id);
         }

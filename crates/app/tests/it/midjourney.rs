@@ -20,6 +20,7 @@ mod faults;
 mod limits;
 mod params;
 mod unreachable;
+mod reported;
 
 /// A simulator with small images and short delays.
 async fn simulator(tune: impl FnOnce(&mut atelier_simulator::Config)) -> Running {

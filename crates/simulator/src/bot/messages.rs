@@ -190,6 +190,19 @@ pub(crate) fn embed(title: &str, description: &str, color: u64, footer: Option<&
     embed
 }
 
+/// An embed with a description only, no title: how some error replies arrive (§7).
+pub(crate) fn untitled_embed(description: &str, color: Option<u64>) -> Value {
+    let mut embed = json!({
+        "type": "rich",
+        "description": description,
+        "content_scan_version": 0,
+    });
+    if let Some(color) = color {
+        embed["color"] = json!(color);
+    }
+    embed
+}
+
 pub(crate) fn button(custom_id: &str, label: Option<&str>, emoji: Option<&str>) -> Value {
     let mut button = json!({"type": 2, "custom_id": custom_id, "style": 2});
     if let Some(label) = label {

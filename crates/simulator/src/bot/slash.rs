@@ -241,9 +241,20 @@ fn attachment(
         .ok_or_else(missing)
 }
 
-/// /imagine: checks the prompt, then submits a grid job (or answers with an error embed).
+/// /imagine: checks the prompt, then submits a grid job (or answers with an error embed; a
+/// trigger word of `texts::UNTITLED_ERRORS` gets that title-less reply).
 pub(super) fn imagine(sim: &Arc<Sim>, ctx: Ctx, prompt: &str) {
     let footer = format!("/imagine {prompt}");
+    if let Some(error) = texts::untitled_error(prompt) {
+        let sim = Arc::clone(sim);
+        tokio::spawn(async move {
+            if started(&sim).await {
+                let embed = messages::untitled_embed(error.description, error.colour);
+                post_error(&sim, &ctx, &embed, EPHEMERAL);
+            }
+        });
+        return;
+    }
     let checked = params::moderated(prompt, &sim.config.moderated_words).and_then(|()| {
         let niji = ctx.app == crate::commands::App::Niji;
         params::check(prompt, &sim.config.banned_words, niji)

@@ -1,5 +1,6 @@
 //! Wording of the text-only results: /describe's four prompts (from the image's size and
-//! average colour), /shorten's analysis, and the numbered prompts read back from them.
+//! average colour), /shorten's analysis, and the numbered prompts read back from them; the
+//! error replies people have reported without a title.
 
 /// Keycap digits 1️⃣ … 5️⃣.
 const KEYCAPS: [&str; 5] = ["1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣"];
@@ -114,9 +115,62 @@ pub(crate) fn numbered(description: &str) -> Vec<String> {
         .collect()
 }
 
+/// An error reply as people have reported it: an embed with a description and no title.
+pub(crate) struct UntitledError {
+    /// The prompt word (whole word, any case) that gets this reply instead of a job.
+    pub(crate) word: &'static str,
+    pub(crate) description: &'static str,
+    /// The embed's colour; `None` leaves the field out, as some logged replies do.
+    pub(crate) colour: Option<u64>,
+}
+
+/// The title-less replies, each on its trigger word: the AI moderator refuses one prompt; the
+/// others concern the account (a moderation notice to acknowledge, a ban, a human check).
+pub(crate) const UNTITLED_ERRORS: &[UntitledError] = &[
+    UntitledError {
+        word: "aimoderator",
+        description: "Sorry! Our AI moderator thinks this prompt is probably against our community standards.",
+        colour: Some(super::messages::RED),
+    },
+    UntitledError {
+        word: "pendingmod",
+        description: "You have a pending moderation message. Please acknowledge it before using the bot further.",
+        colour: Some(super::messages::RED),
+    },
+    UntitledError {
+        word: "blockedaccount",
+        description: "You have been blocked from accessing Midjourney. This happens on repeated or serious ToS violations.",
+        colour: None,
+    },
+    UntitledError {
+        word: "verifyhuman",
+        description: "Wow! You\u{2019}re making so many AI images we need to verify you\u{2019}re human \u{1f602}\n\nPlease click the button that best describes the image.",
+        colour: Some(0),
+    },
+];
+
+/// The title-less reply a prompt triggers, if one of its words is a trigger word.
+pub(crate) fn untitled_error(prompt: &str) -> Option<&'static UntitledError> {
+    let words: Vec<&str> = prompt
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    UNTITLED_ERRORS
+        .iter()
+        .find(|e| words.iter().any(|w| w.eq_ignore_ascii_case(e.word)))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{describe, numbered, shorten};
+    use super::{describe, numbered, shorten, untitled_error};
+
+    #[test]
+    fn untitled_errors_are_triggered_by_whole_words() {
+        let e = untitled_error("a harbour, PendingMod at dawn").map(|e| e.word);
+        assert_eq!(e, Some("pendingmod"));
+        assert!(untitled_error("a pendingmodern harbour").is_none());
+        assert!(untitled_error("a harbour").is_none());
+    }
 
     #[test]
     fn describe_and_shorten_read_back() {

@@ -32,23 +32,70 @@ const ERROR_TITLES: &[(&str, ErrorCode, FatalFor)] = &[
     ("tos not accepted", ErrorCode::TosNotAccepted, FatalFor::Account),
 ];
 
-/// Errors recognised by title, captcha button or content, with the prompt from the embed
-/// footer (`/imagine <prompt>`, which BK reads for "Job queued").
+/// Openings of error messages as people have reported them, often without any title (an
+/// embed with a description only, or plain content), lower case, apostrophes straightened.
+/// Matched at the start of the text only: a /shorten or /describe result may quote a user's
+/// prompt holding these words anywhere else.
+#[rustfmt::skip]
+const ERROR_OPENINGS: &[(&str, ErrorCode, FatalFor)] = &[
+    // "Sorry! Our AI moderator thinks this prompt is probably against our community standards."
+    // and the "Banned prompt detected" body "Sorry! Our AI moderators feel your prompt…".
+    ("sorry! our ai moderator", ErrorCode::BannedPrompt, FatalFor::Job),
+    ("you have a pending moderation message", ErrorCode::Moderation, FatalFor::Account),
+    ("you have been blocked from accessing midjourney", ErrorCode::Blocked, FatalFor::Account),
+    ("wow! you're making so many ai images", ErrorCode::Captcha, FatalFor::Account),
+    ("could not validate this link", ErrorCode::InvalidParameter, FatalFor::Job),
+];
+
+/// The reported opening `text` starts with, if any.
+fn opening(text: &str) -> Option<(ErrorCode, FatalFor)> {
+    // A mention, markdown and emoji in front ("<@1> Sorry!", "**Sorry!**", "⚠️ You have…")
+    // are decoration.
+    let text = text.trim_start();
+    let text = text
+        .strip_prefix("<@")
+        .and_then(|rest| rest.split_once('>'))
+        .map_or(text, |(_, rest)| rest);
+    let start: String = text
+        .trim_start_matches(|c: char| !c.is_alphanumeric())
+        .chars()
+        .take(64)
+        .map(|c| match c {
+            '\u{2018}' | '\u{2019}' | '`' => '\'',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect();
+    let start = start.replace("**", "");
+    ERROR_OPENINGS
+        .iter()
+        .find(|(o, ..)| start.starts_with(o))
+        .map(|&(_, code, fatal_for)| (code, fatal_for))
+}
+
+/// Errors recognised by title, by the opening of a title-less description, by captcha button
+/// or by content, with the prompt from the embed footer (`/imagine <prompt>`, which BK reads
+/// for "Job queued"). `job_line` says the content is a job line (its prompt is the user's
+/// text, never an error message).
 pub(super) fn known_error(
     embeds: &[&Map<String, Value>],
     buttons: &[String],
     content: &str,
+    job_line: bool,
 ) -> Option<(ErrorInfo, Option<String>)> {
     let captcha_button = buttons.iter().any(|b| b.starts_with("MJ::Captcha"));
     for embed in embeds {
         let title = text(embed.get("title")).map_or("", str::trim);
         let lower = title.to_ascii_lowercase();
-        let Some(&(_, mut code, fatal_for)) =
-            ERROR_TITLES.iter().find(|(t, ..)| lower.starts_with(t))
-        else {
+        let description = text(embed.get("description")).map(str::trim);
+        // The title decides when it is a known one; else the description's opening does.
+        let known = ERROR_TITLES
+            .iter()
+            .find(|(t, ..)| lower.starts_with(t))
+            .map(|&(_, code, fatal_for)| (code, fatal_for))
+            .or_else(|| description.and_then(opening));
+        let Some((mut code, fatal_for)) = known else {
             continue;
         };
-        let description = text(embed.get("description")).map(str::trim);
         // The 2023 "verify you're human" quiz came as "Action needed to continue" (ER).
         if code == ErrorCode::ActionRequired
             && (captcha_button
@@ -78,12 +125,11 @@ pub(super) fn known_error(
     if captcha_button {
         return Some((error(ErrorCode::Captcha, FatalFor::Account), None));
     }
-    // "Sorry! Our AI moderator thinks this prompt is probably against our community standards."
-    if content
-        .to_ascii_lowercase()
-        .contains("against our community standards")
-    {
-        return Some((error(ErrorCode::BannedPrompt, FatalFor::Job), None));
+    if job_line {
+        return None;
+    }
+    if let Some((code, fatal_for)) = opening(content) {
+        return Some((error(code, fatal_for), None));
     }
     // NZ fails the task on any content starting "Failed": an internal Midjourney failure.
     if content.starts_with("Failed") {

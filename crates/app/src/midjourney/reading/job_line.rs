@@ -20,6 +20,9 @@ pub(super) struct JobLine {
     pub(super) job_link: Option<String>,
     /// The line names the job's owner or mode, or is a recognised status: it is about a job.
     is_job: bool,
+    /// A status Midjourney never writes: a percentage below 0 or above 100, an image number
+    /// outside 1–4. Such a line is neither progress nor a result: the message is ignored.
+    malformed: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +53,11 @@ const ACTIONS: &[(&str, Kind, bool, Option<&str>)] = &[
 ];
 
 impl JobLine {
+    /// The content is a job line (its prompt is the user's text, whatever it says).
+    pub(super) fn is_job(&self) -> bool {
+        self.is_job
+    }
+
     /// The message kind, or `None` when the content is not a job line.
     pub(super) fn kind(
         &self,
@@ -57,7 +65,7 @@ impl JobLine {
         interaction: &Interaction,
         attachment: Option<&Attachment>,
     ) -> Option<Kind> {
-        if !self.is_job {
+        if !self.is_job || self.malformed {
             return None;
         }
         if self.stopped {
@@ -168,7 +176,10 @@ pub(super) fn parse_job_line(content: &str) -> Option<JobLine> {
     for (at, inner) in paren_groups(tail) {
         let lower = inner.trim().to_ascii_lowercase();
         let is_status = if let Some(percent) = parse_percent(&lower) {
-            line.progress = line.progress.or(Some(percent));
+            match percent {
+                Some(p) => line.progress = line.progress.or(Some(p)),
+                None => line.malformed = true,
+            }
             true
         } else if let Some(mode) = parse_mode(&lower) {
             line.mode = Some(mode);
@@ -195,7 +206,7 @@ pub(super) fn parse_job_line(content: &str) -> Option<JobLine> {
         .trim();
     let lower = action_text.to_ascii_lowercase();
     if let Some(at) = lower.find("image #") {
-        line.index = parse_leading_u8(&lower[at + 7..]);
+        line.index = image_number(&lower[at + 7..], &mut line.malformed);
         line.action = Some(Action {
             kind: Kind::Upscale,
             running: false,
@@ -216,8 +227,10 @@ pub(super) fn parse_job_line(content: &str) -> Option<JobLine> {
 
     // Legacy prefixes: "Making variations for image #N with prompt **…", "Upscaling image #N with **…".
     let head = head.to_ascii_lowercase();
-    if let Some(at) = head.find("image #") {
-        line.index = line.index.or_else(|| parse_leading_u8(&head[at + 7..]));
+    if let Some(at) = head.find("image #")
+        && line.index.is_none()
+    {
+        line.index = image_number(&head[at + 7..], &mut line.malformed);
     }
 
     line.is_job = line.waiting
@@ -263,20 +276,32 @@ fn paren_groups(s: &str) -> Vec<(usize, &str)> {
     groups
 }
 
-/// "31%", "31 %", "31.5%" → 31; above 100 is clamped.
-fn parse_percent(s: &str) -> Option<u8> {
+/// A percentage group: `None` when `s` is not one, `Some(None)` when it is shaped like one
+/// but is no progress Midjourney writes (signed, above 100), `Some(Some(p))` for "31%",
+/// "31 %", "31.5%" (→ 31).
+fn parse_percent(s: &str) -> Option<Option<u8>> {
     let number = s.strip_suffix('%')?.trim();
-    let whole = number.split_once('.').map_or(number, |(w, f)| {
-        if f.bytes().all(|b| b.is_ascii_digit()) {
-            w
-        } else {
-            ""
-        }
-    });
-    if whole.is_empty() || whole.len() > 6 || !whole.bytes().all(|b| b.is_ascii_digit()) {
+    let (signed, unsigned) = match number.strip_prefix(['-', '+', '\u{2212}']) {
+        Some(rest) => (true, rest.trim_start()),
+        None => (false, number),
+    };
+    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !digits(whole) || !digits(fraction) {
         return None;
     }
-    whole.parse::<u32>().ok().map(|p| p.min(100) as u8)
+    if signed {
+        return Some(None);
+    }
+    let whole = whole.trim_start_matches('0');
+    // More than three digits is above 100 whatever they are; no parse can overflow.
+    let value = if whole.len() > 3 {
+        u32::MAX
+    } else {
+        whole.parse::<u32>().unwrap_or(0)
+    };
+    let over = value > 100 || (value == 100 && fraction.bytes().any(|b| b != b'0'));
+    Some(u8::try_from(value).ok().filter(|_| !over))
 }
 
 /// "fast", "relaxed", "turbo", optionally followed by ", stealth" (TA `MODE_PATTERN`).
@@ -289,7 +314,13 @@ fn parse_mode(s: &str) -> Option<Mode> {
     }
 }
 
-fn parse_leading_u8(s: &str) -> Option<u8> {
+/// The N of "Image #N": a grid has images 1–4; any other number (or none) marks the line
+/// malformed.
+fn image_number(s: &str, malformed: &mut bool) -> Option<u8> {
     let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    s[..end].parse().ok()
+    let n = s[..end].parse::<u8>().ok().filter(|n| (1..=4).contains(n));
+    if n.is_none() {
+        *malformed = true;
+    }
+    n
 }

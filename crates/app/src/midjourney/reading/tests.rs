@@ -38,7 +38,7 @@ fn check((name, input): (&str, &str), expected: &Value) {
 fn reading(fields: &Value) -> Value {
     let mut base = json!({
         "kind": "ignore", "progress": null, "prompt": null, "mode": null, "index": null,
-        "variant": null, "job_hash": null, "buttons": [], "prompts": [], "error": null,
+        "variant": null, "job_hash": null, "seed": null, "buttons": [], "prompts": [], "error": null,
         "nonce": null, "interaction_id": null, "message_id": null, "channel_id": CHANNEL,
         "referenced_message_id": null, "author_id": MJ, "user_id": USER, "attachment": null,
         "flags": {"raw": 0, "ephemeral": false, "loading": false},
@@ -507,6 +507,138 @@ fn fixture_error_ai_moderator_content() {
     );
 }
 
+// The forms people have reported (§7): no title, a description only. Each must fail the job
+// or take the account out, never read as `ignore` (a silent timeout).
+
+#[test]
+fn fixture_error_ai_moderator_embed_without_title() {
+    check(
+        fixture!("error_ai_moderator_untitled"),
+        &reading(&json!({
+            "kind": "error",
+            "error": {
+                "code": "banned_prompt", "fatal_for": "job", "title": null,
+                "message": "Sorry! Our AI moderator thinks this prompt is probably against our community standards.",
+            },
+            "nonce": ERROR_NONCE, "interaction_id": ERROR_INTERACTION, "message_id": "1268755523108880475",
+            "flags": {"raw": 64, "ephemeral": true, "loading": false},
+        })),
+    );
+}
+
+#[test]
+fn fixture_error_pending_mod_with_empty_title() {
+    check(
+        fixture!("error_pending_mod_untitled"),
+        &reading(&json!({
+            "kind": "error",
+            "error": {
+                "code": "moderation", "fatal_for": "account", "title": null,
+                "message": "You have a pending moderation message. Please acknowledge it before using the bot further.",
+            },
+            "buttons": ["MJ::ModMessage::Acknowledge::1268755190123458618"],
+            "nonce": ERROR_NONCE, "interaction_id": ERROR_INTERACTION, "message_id": "1268755190123458619",
+            "flags": {"raw": 64, "ephemeral": true, "loading": false},
+        })),
+    );
+}
+
+#[test]
+fn fixture_error_blocked_description_only() {
+    check(
+        fixture!("error_blocked_untitled"),
+        &reading(&json!({
+            "kind": "error",
+            "error": {
+                "code": "blocked", "fatal_for": "account", "title": null,
+                "message": "You have been blocked from accessing Midjourney. This happens on repeated or serious ToS violations.",
+            },
+            "nonce": ERROR_NONCE, "interaction_id": ERROR_INTERACTION, "message_id": "1268755601234567168",
+            "flags": {"raw": 64, "ephemeral": true, "loading": false},
+        })),
+    );
+}
+
+#[test]
+fn fixture_error_captcha_description_only() {
+    check(
+        fixture!("error_captcha_untitled"),
+        &reading(&json!({
+            "kind": "error",
+            "error": {
+                "code": "captcha", "fatal_for": "account", "title": null,
+                "message": "Wow! You\u{2019}re making so many AI images we need to verify you\u{2019}re human 😂\n\n\
+                            Please click the button that best describes the image.",
+            },
+            "nonce": ERROR_NONCE, "interaction_id": ERROR_INTERACTION, "message_id": "1268755698765432832",
+            "flags": {"raw": 64, "ephemeral": true, "loading": false},
+        })),
+    );
+}
+
+#[test]
+fn fixture_show_reply_gives_job_id_and_seed() {
+    check(
+        fixture!("show_seed"),
+        &reading(&json!({
+            "kind": "show", "prompt": PROMPT, "job_hash": GRID, "seed": 3_170_212_415_u32,
+            "message_id": "1268756059123712030", "channel_id": "1162410833018511452", "user_id": null,
+        })),
+    );
+}
+
+#[test]
+fn fixture_progress_preview_alone() {
+    let filename = format!("{GRID}_0_step_7.jpeg");
+    check(
+        fixture!("progress_preview_attachment_only"),
+        &reading(&json!({
+            "kind": "progress", "job_hash": GRID, "interaction_id": IMAGINE_INTERACTION,
+            "message_id": PROGRESS_MESSAGE,
+            "attachment": attachment_of("1268751260000000007", &filename, 48_213, (512, 341), "image/jpeg", true),
+            "flags": {"raw": 64, "ephemeral": true, "loading": false},
+        })),
+    );
+}
+
+#[test]
+fn fixture_progress_cancel_button_gives_the_job_id() {
+    let filename = format!("{GRID}_0_step_5.jpeg");
+    check(
+        fixture!("progress_cancel_button"),
+        &reading(&json!({
+            "kind": "progress", "prompt": "a red fox in the snow, watercolor --ar 3:2 --v 7",
+            "progress": 46, "mode": "fast", "job_hash": GRID,
+            "buttons": [format!("MJ::CancelJob::ByJobid::{GRID}")],
+            "interaction_id": IMAGINE_INTERACTION, "message_id": PROGRESS_MESSAGE,
+            "attachment": attachment_of("1268751250000000005", &filename, 41_877, (512, 341), "image/jpeg", true),
+            "flags": {"raw": 64, "ephemeral": true, "loading": false},
+        })),
+    );
+}
+
+#[test]
+fn fixture_shorten_update_with_footer() {
+    check(
+        fixture!("shorten_update"),
+        &reading(&json!({
+            "kind": "shorten",
+            "prompts": [
+                "lighthouse, dusk, storm",
+                "lighthouse at dusk, storm, oil painting",
+                "a lighthouse at dusk in a storm",
+                "a lighthouse at dusk in a storm, oil painting",
+                "a lone lighthouse at dusk in a storm, oil painting",
+            ],
+            "buttons": [
+                "MJ::Job::PromptAnalyzer::1", "MJ::Job::PromptAnalyzer::2", "MJ::Job::PromptAnalyzer::3",
+                "MJ::Job::PromptAnalyzer::4", "MJ::Job::PromptAnalyzer::5", "MJ::Job::PromptAnalyzer::show_details",
+            ],
+            "interaction_id": "1268754100234817558", "message_id": "1268754109118431299",
+        })),
+    );
+}
+
 #[test]
 fn fixture_other_user_is_ignored() {
     check(
@@ -619,8 +751,9 @@ const JOB_LINES: &[(&str, &str)] = &[
     ("**a cat** - Upscaling by <@123> (31%) (fast)", "progress [a cat] 31% fast"),
     ("**a cat** - Upscaling by <@123> (0%) (fast)\n-# Create, explore...", "progress [a cat] 0% fast"),
     ("**a cat** - Upscaling by <@123> (fast)", "progress [a cat] fast"),
-    ("**a cat** - <@123> (150%) (fast)", "progress [a cat] 100% fast"),
     ("**a cat** - <@123> (31.5%) (turbo)", "progress [a cat] 31% turbo"),
+    ("**a cat** - <@123> (100%) (turbo)", "progress [a cat] 100% turbo"),
+    ("**a cat** - <@123> (100.0%) (turbo)", "progress [a cat] 100% turbo"),
     ("**a cat** - <@123> (Stopped)", "error [a cat]"),
     ("**a cat** - Image #4 <@123>", "upscale [a cat] #4"),
     ("**a cat** - Image #1", "upscale [a cat] #1"),
@@ -653,8 +786,21 @@ const JOB_LINES: &[(&str, &str)] = &[
     ("**<https://s.mj.run/JWu6jaL1D-8> <https://s.mj.run/QhfnQY-l68o> --v 5.1** - <@1012983546824114217> (relaxed)",
         "blend [<https://s.mj.run/JWu6jaL1D-8> <https://s.mj.run/QhfnQY-l68o> --v 5.1] relaxed"),
     ("**<https://s.mj.run/JWu6jaL1D-8> a cat** - <@123> (fast)", "imagine [<https://s.mj.run/JWu6jaL1D-8> a cat] fast"),
-    // Not job lines: a seed DM, acknowledgements, video intermediates, empty content.
-    ("**a cat**\n**Job ID**: b21f08de-3d62-49aa-b38f-e06eddec9765\n**seed** 1234", "ignore [a cat]"),
+    // Statuses Midjourney never writes: no progress, no result, nothing for a job.
+    ("**a cat** - <@123> (-5%) (fast)", "ignore [a cat] fast"),
+    ("**a cat** - <@123> (- 5%) (fast)", "ignore [a cat] fast"),
+    ("**a cat** - <@123> (+5%) (fast)", "ignore [a cat] fast"),
+    ("**a cat** - <@123> (150%) (fast)", "ignore [a cat] fast"),
+    ("**a cat** - <@123> (100.5%) (fast)", "ignore [a cat] fast"),
+    ("**a cat** - <@123> (99999999999999999999%) (fast)", "ignore [a cat] fast"),
+    ("**a cat** - Image #0 <@123>", "ignore [a cat]"),
+    ("**a cat** - Image #5 <@123>", "ignore [a cat]"),
+    ("**a cat** - Image #300 <@123>", "ignore [a cat]"),
+    ("**a cat** - Image # <@123>", "ignore [a cat]"),
+    ("Upscaling image #5 with **a cat** - <@123> (Waiting to start)", "ignore [a cat]"),
+    // The /show DM reads as such (its job id and seed: `show_reply_gives_job_id_and_seed`).
+    ("**a cat**\n**Job ID**: b21f08de-3d62-49aa-b38f-e06eddec9765\n**seed** 1234", "show [a cat]"),
+    // Not job lines: acknowledgements, video intermediates, empty content.
     ("Done! Your jobs now use fast mode.", "ignore"),
     ("Displaying...", "ignore"),
     ("Remix mode turned on! You can disable it by running `/prefer remix` again.", "ignore"),
@@ -856,6 +1002,160 @@ fn content_failures_and_captcha_buttons() {
     assert_eq!(
         (error.code, error.fatal_for),
         (ErrorCode::Captcha, FatalFor::Account)
+    );
+}
+
+#[test]
+fn reported_openings_are_errors_with_or_without_title_colour_or_embed() {
+    use ErrorCode as C;
+    use FatalFor::{Account, Job};
+    #[rustfmt::skip]
+    let cases = [
+        ("Sorry! Our AI moderator thinks this prompt is probably against our community standards.", C::BannedPrompt, Job),
+        ("**Sorry!** Our AI moderators feel your prompt might be against our community standards.", C::BannedPrompt, Job),
+        ("You have a pending moderation message. Please acknowledge it before using the bot further.", C::Moderation, Account),
+        ("You have been blocked from accessing Midjourney. This happens on repeated or serious ToS violations.", C::Blocked, Account),
+        ("Wow! You're making so many AI images we need to verify you're human 😂", C::Captcha, Account),
+        ("⚠️ Wow! You\u{2019}re making so many AI images we need to verify you\u{2019}re human", C::Captcha, Account),
+        ("Could not validate this link. Please try again later.", C::InvalidParameter, Job),
+    ];
+    for (text, code, fatal_for) in cases {
+        let no_title = json!({"id": "1", "channel_id": "2", "author": {"id": MJ}, "content": "",
+            "embeds": [{"description": text}]});
+        let empty_title = embed_message("", text, 0);
+        let unknown_title = embed_message("Midjourney", text, 16_776_960);
+        let mut forms = vec![no_title, empty_title, unknown_title];
+        // As content, bold text would be a job line's prompt; Midjourney writes these plain.
+        if !text.starts_with("**") {
+            forms.push(message(text, false));
+            forms.push(message(&format!("<@123> {text}"), false));
+        }
+        for m in forms {
+            let r = read(&m, &[]).expect("reads");
+            let error = r.error.unwrap_or_else(|| panic!("{text}: no error in {m}"));
+            assert_eq!(
+                (r.kind, error.code, error.fatal_for),
+                (Kind::Error, code, fatal_for),
+                "{m}"
+            );
+            assert!(
+                error.message.as_deref().is_some_and(|t| t.contains(text)),
+                "{m}"
+            );
+        }
+    }
+}
+
+#[test]
+fn error_words_inside_a_users_text_are_not_errors() {
+    // A prompt may say anything: a job line, or a /shorten analysis quoting it, is still that
+    // job's message.
+    let line = "**You have been blocked from accessing Midjourney, a poster** - <@123> (fast)";
+    assert_eq!(
+        summary(&read_content(line, true)),
+        "imagine [You have been blocked from accessing Midjourney, a poster] fast"
+    );
+    let progress = "**Sorry! Our AI moderator thinks so, a comic** - <@123> (12%) (fast)";
+    assert_eq!(read_content(progress, true).kind, Kind::Progress);
+    let shorten = json!({
+        "id": "1", "channel_id": "2", "author": {"id": MJ}, "content": "",
+        "embeds": [{
+            "description": "**Important tokens**\nyou have a pending moderation message\n\n**Shortened prompts**\n\
+                1️⃣ You have a pending moderation message. Please acknowledge it\n2️⃣ pending moderation message",
+            "footer": {"text": "Click on a button to imagine one of the shortened prompts"},
+        }],
+    });
+    let r = read(&shorten, &[]).expect("reads");
+    assert_eq!((r.kind, r.error), (Kind::Shorten, None));
+}
+
+#[test]
+fn a_message_with_the_cancel_button_is_still_running() {
+    // Without a percentage, an image and a button would read as a finished grid: the cancel
+    // button says the job runs, and it gives the job's id before any result exists.
+    let hash = "b21f08de-3d62-49aa-b38f-e06eddec9765";
+    let cancel = json!([{"type": 1, "components": [{"type": 2, "custom_id": format!("MJ::CancelJob::ByJobid::{hash}")}]}]);
+    let mut m = message("**a cat** - <@123> (fast)", true);
+    m["components"] = cancel.clone();
+    let r = read(&m, &[]).expect("reads");
+    assert_eq!(
+        (r.kind, r.job_hash.as_deref()),
+        (Kind::Progress, Some(hash))
+    );
+    let mut m = message("**a cat** - <@123> (Waiting to start)", false);
+    m["components"] = cancel;
+    let r = read(&m, &[]).expect("reads");
+    assert_eq!((r.kind, r.job_hash.as_deref()), (Kind::Waiting, Some(hash)));
+}
+
+#[test]
+fn an_attachment_alone_is_a_preview_only_when_named_like_one() {
+    let hash = "b21f08de-3d62-49aa-b38f-e06eddec9765";
+    let with = |filename: &str, url: &str| {
+        let mut m = message("", false);
+        m["attachments"] = json!([{"url": url, "filename": filename}]);
+        read(&m, &[]).expect("reads")
+    };
+    let eph = |f: &str| {
+        format!("https://cdn.discordapp.com/ephemeral-attachments/2/3/{f}?ex=1&is=2&hm=3&")
+    };
+    for name in [
+        format!("{hash}_0_step_7.jpeg"),
+        format!("{hash}_3_step_12.webp"),
+        format!("{hash}_grid_0.webp"),
+        format!("{hash}.png"),
+    ] {
+        let r = with(&name, &eph(&name));
+        assert_eq!(
+            (r.kind, r.job_hash.as_deref(), r.progress),
+            (Kind::Progress, Some(hash), None),
+            "{name}"
+        );
+    }
+    // Not previews: a picture without a job id, a step name without a step number.
+    for name in ["photo.png".to_owned(), format!("{hash}_0_step_.jpeg")] {
+        let url = format!("https://cdn.discordapp.com/attachments/2/3/{name}");
+        assert_eq!(with(&name, &url).kind, Kind::Ignore, "{name}");
+    }
+}
+
+#[test]
+fn show_reply_gives_job_id_and_seed() {
+    let hash = "b21f08de-3d62-49aa-b38f-e06eddec9765";
+    let cases = [
+        (
+            format!("**a cat --v 7**\n**Job ID**: {hash}\n**seed** 1234"),
+            Some("a cat --v 7"),
+            Some(1234),
+        ),
+        (
+            format!("**Job ID:** {hash}\n**Seed:** 4294967295"),
+            None,
+            Some(u32::MAX),
+        ),
+        (
+            format!("**a cat**\n**Job ID**: {hash}"),
+            Some("a cat"),
+            None,
+        ),
+        (
+            format!("**a cat**\n**Job ID**: {hash}\n**seed** 4294967296"),
+            Some("a cat"),
+            None,
+        ),
+    ];
+    for (content, prompt, seed) in cases {
+        let r = read_content(&content, false);
+        assert_eq!(
+            (r.kind, r.job_hash.as_deref(), r.prompt.as_deref(), r.seed),
+            (Kind::Show, Some(hash), prompt, seed),
+            "{content}"
+        );
+    }
+    // A seed without a job id names no job.
+    assert_eq!(
+        read_content("**a cat**\n**seed** 1234", false).kind,
+        Kind::Ignore
     );
 }
 
@@ -1199,7 +1499,8 @@ fn huge_and_deep_inputs_never_panic() {
         "9".repeat(100_000)
     );
     let r = read_json(huge.as_bytes(), &[]).expect("reads");
-    assert_eq!((r.kind, r.progress), (Kind::Progress, None));
+    // A percentage far above 100 is no progress Midjourney writes: unreadable, not a result.
+    assert_eq!((r.kind, r.progress), (Kind::Ignore, None));
 
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     assert!(matches!(

@@ -140,3 +140,41 @@ fn snowflakes_carry_their_time() {
     assert_eq!(snowflake_ms(&snowflake_at(ms)), Some(ms));
     assert_eq!(snowflake_ms("not a number"), None);
 }
+
+#[test]
+fn the_job_id_a_running_message_showed_finds_the_result() {
+    let mut router = Router::default();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let hash = "0c0ffee0-0000-4000-8000-000000000000";
+    let a = router.register("111", expect(vec![Kind::Imagine], "a fox"), tx);
+    // The progress message (ours by its interaction id) carries the cancel button.
+    router.interaction("111", "777");
+    let progress = message(&serde_json::json!({
+        "id": "50", "channel_id": "9",
+        "author": {"id": "936929561302675456"},
+        "interaction_metadata": {"id": "777", "type": 2, "user": {"id": "42"}},
+        "content": "**a fox** - <@42> (12%) (fast)",
+        "components": [{"type": 1, "components": [{"type": 2, "custom_id": format!("MJ::CancelJob::ByJobid::{hash}")}]}]
+    }));
+    assert!(router.deliver(progress));
+    assert!(matches!(rx.try_recv(), Ok(Notice::Message(_))));
+    // The final: a new message, no nonce, no interaction, the prompt rewritten beyond
+    // recognition; its buttons name the same job.
+    assert_eq!(
+        router.owner(&final_grid(
+            "60",
+            "<https://s.mj.run/x> a fox, rewritten",
+            None
+        )),
+        Some(a)
+    );
+    // Another job's final is not ours.
+    let other = message(&serde_json::json!({
+        "id": "61", "channel_id": "9",
+        "author": {"id": "936929561302675456"},
+        "content": "**a cat** - <@42> (fast)",
+        "attachments": [{"id": "1", "url": "https://cdn.discordapp.com/a/b/x.png", "filename": "x.png"}],
+        "components": [{"type": 1, "components": [{"type": 2, "custom_id": "MJ::JOB::upsample::1::1c0ffee0-0000-4000-8000-000000000000"}]}]
+    }));
+    assert_eq!(router.owner(&other), None);
+}

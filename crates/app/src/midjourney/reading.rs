@@ -511,10 +511,11 @@ fn is_preview(a: &Attachment) -> bool {
     };
     let lower = name.to_ascii_lowercase();
     let stem = lower.rsplit_once('.').map_or(lower.as_str(), |(s, _)| s);
-    let step = stem
+    let numbered_step = stem
         .rsplit_once("_step_")
         .is_some_and(|(_, k)| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()));
-    step || stem.ends_with("_grid_0")
+    numbered_step
+        || stem.ends_with("_grid_0")
         || (a
             .url
             .as_deref()

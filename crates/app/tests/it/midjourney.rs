@@ -19,8 +19,8 @@ use atelier_simulator::{Running, Timing};
 mod faults;
 mod limits;
 mod params;
-mod unreachable;
 mod reported;
+mod unreachable;
 
 /// A simulator with small images and short delays.
 async fn simulator(tune: impl FnOnce(&mut atelier_simulator::Config)) -> Running {

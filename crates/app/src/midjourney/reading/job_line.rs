@@ -5,6 +5,10 @@ use super::{Attachment, Interaction, Kind, Mode, find_uuid};
 
 /// What the content of a job line says.
 #[derive(Debug, Default)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent facts read off one line, each set by its own part of the grammar"
+)]
 pub(super) struct JobLine {
     pub(super) prompt: Option<String>,
     pub(super) user_id: Option<String>,
@@ -177,8 +181,8 @@ pub(super) fn parse_job_line(content: &str) -> Option<JobLine> {
         let lower = inner.trim().to_ascii_lowercase();
         let is_status = if let Some(percent) = parse_percent(&lower) {
             match percent {
-                Some(p) => line.progress = line.progress.or(Some(p)),
-                None => line.malformed = true,
+                Percent::Progress(p) => line.progress = line.progress.or(Some(p)),
+                Percent::Impossible => line.malformed = true,
             }
             true
         } else if let Some(mode) = parse_mode(&lower) {
@@ -276,10 +280,16 @@ fn paren_groups(s: &str) -> Vec<(usize, &str)> {
     groups
 }
 
-/// A percentage group: `None` when `s` is not one, `Some(None)` when it is shaped like one
-/// but is no progress Midjourney writes (signed, above 100), `Some(Some(p))` for "31%",
-/// "31 %", "31.5%" (→ 31).
-fn parse_percent(s: &str) -> Option<Option<u8>> {
+/// A group shaped like a percentage.
+enum Percent {
+    /// "31%", "31 %", "31.5%" (→ 31).
+    Progress(u8),
+    /// No progress Midjourney writes: signed, or above 100.
+    Impossible,
+}
+
+/// The percentage group `s`, if it is one.
+fn parse_percent(s: &str) -> Option<Percent> {
     let number = s.strip_suffix('%')?.trim();
     let (signed, unsigned) = match number.strip_prefix(['-', '+', '\u{2212}']) {
         Some(rest) => (true, rest.trim_start()),
@@ -291,7 +301,7 @@ fn parse_percent(s: &str) -> Option<Option<u8>> {
         return None;
     }
     if signed {
-        return Some(None);
+        return Some(Percent::Impossible);
     }
     let whole = whole.trim_start_matches('0');
     // More than three digits is above 100 whatever they are; no parse can overflow.
@@ -301,7 +311,12 @@ fn parse_percent(s: &str) -> Option<Option<u8>> {
         whole.parse::<u32>().unwrap_or(0)
     };
     let over = value > 100 || (value == 100 && fraction.bytes().any(|b| b != b'0'));
-    Some(u8::try_from(value).ok().filter(|_| !over))
+    Some(
+        u8::try_from(value)
+            .ok()
+            .filter(|_| !over)
+            .map_or(Percent::Impossible, Percent::Progress),
+    )
 }
 
 /// "fast", "relaxed", "turbo", optionally followed by ", stealth" (TA `MODE_PATTERN`).

@@ -507,14 +507,15 @@ impl Config {
 }
 
 /// Whether a catalogue URL names an in-memory `SQLite` database (`sqlite::memory:`,
-/// `sqlite://:memory:`, `sqlite:` with no file, or `mode=memory`), which lives only as long as
-/// the process.
+/// `sqlite://:memory:`, the URI form `sqlite:file::memory:`, `sqlite:` with no file, or
+/// `mode=memory`), which lives only as long as the process.
 fn in_memory(url: &str) -> bool {
     let Some(rest) = url.trim().strip_prefix("sqlite:") else {
         return false;
     };
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     let path = path.trim_start_matches("//");
+    let path = path.strip_prefix("file:").unwrap_or(path);
     path.is_empty()
         || path == ":memory:"
         || query

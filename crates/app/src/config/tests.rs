@@ -84,6 +84,9 @@ fn in_memory_catalogues_are_recognised() {
         "sqlite:",
         "sqlite://?mode=memory",
         "sqlite://x.db?cache=shared&mode=memory",
+        "sqlite:file::memory:",
+        "sqlite:file::memory:?cache=shared",
+        "sqlite://file:",
     ] {
         assert!(in_memory(url), "{url}");
     }

@@ -7,7 +7,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use atelier::cli::simulate::client_config;
-use atelier::domain::{ErrorCode, EventKind, GenerationRequest, GenerationStatus};
+use std::sync::Arc;
+
+use atelier::app::App;
+use atelier::domain::{ErrorCode, EventKind, GenerationId, GenerationRequest, GenerationStatus};
 use atelier_simulator::{Running, Timing};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -34,14 +37,23 @@ async fn forward(at: SocketAddr, sim: &Running) -> tokio::task::JoinHandle<()> {
     })
 }
 
-#[tokio::test]
-async fn a_refused_gateway_fails_the_job_after_its_budget_saying_why() {
+/// The simulator, a port that refuses, and an app whose gateway is that port, waiting at most
+/// `budget` seconds for it, with one generation submitted.
+async fn refused_gateway(
+    budget: f64,
+) -> (
+    Running,
+    SocketAddr,
+    tempfile::TempDir,
+    Arc<App>,
+    GenerationId,
+) {
     let sim = simulator(|c| c.timing = Timing::instant()).await;
     let refused = refusing_port().await;
     let dir = tempfile::tempdir().unwrap();
     let app = app_for(&sim, dir.path(), 1, |c| {
         c.providers.midjourney.gateway_url = format!("ws://{refused}");
-        c.providers.midjourney.unavailable_after_secs = 2.0;
+        c.providers.midjourney.unavailable_after_secs = budget;
     })
     .await;
     let id = app
@@ -49,6 +61,12 @@ async fn a_refused_gateway_fails_the_job_after_its_budget_saying_why() {
         .await
         .expect("submitted")
         .id;
+    (sim, refused, dir, app, id)
+}
+
+#[tokio::test]
+async fn a_refused_gateway_fails_the_job_after_its_budget_saying_why() {
+    let (sim, refused, _dir, app, id) = refused_gateway(2.0).await;
     // Far below one old 45 s wait per attempt: a correctness bound, not a benchmark.
     run_all_within(&app, Duration::from_secs(40)).await;
 
@@ -101,19 +119,7 @@ async fn a_refused_gateway_fails_the_job_after_its_budget_saying_why() {
 
 #[tokio::test]
 async fn a_gateway_that_comes_back_within_the_budget_lets_the_job_finish() {
-    let sim = simulator(|c| c.timing = Timing::instant()).await;
-    let refused = refusing_port().await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = app_for(&sim, dir.path(), 1, |c| {
-        c.providers.midjourney.gateway_url = format!("ws://{refused}");
-        c.providers.midjourney.unavailable_after_secs = 60.0;
-    })
-    .await;
-    let id = app
-        .submit(GenerationRequest::new("a lighthouse"))
-        .await
-        .expect("submitted")
-        .id;
+    let (sim, refused, _dir, app, id) = refused_gateway(60.0).await;
     let mut events = app.bus.subscribe();
     let run = tokio::spawn(run_all_within_owned(app.clone()));
     // The gateway comes back once the job has said it waits for it.

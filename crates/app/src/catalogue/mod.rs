@@ -1,20 +1,27 @@
-//! The catalogue: every generation, image, job and event, behind one small trait.
+//! The catalogue and the job queue: two small traits over one database.
 //!
-//! `sqlite.rs` implements it for the embedded default; `PostgreSQL` implements the same trait
-//! (issue "catalogue on `PostgreSQL`"). The conformance test in `tests/it/catalogue.rs` runs every
-//! method and is written to run unchanged against any implementation.
+//! [`Catalogue`] holds generations, images, events and what is known of provider accounts;
+//! [`Queue`] holds jobs and their leases, and who holds which provider account. One database
+//! implements both (`sqlite.rs` for the embedded default), because a generation is written with
+//! its job in one transaction. The rules of a generation's life cycle are the domain's
+//! ([`crate::domain::Stage`]); a catalogue only persists their outcome, atomically. Every time
+//! the queue compares (due times, leases) is the database's, never the caller's: nodes sharing
+//! one database have clocks of their own. The conformance tests in `tests/it/catalogue.rs` run
+//! unchanged against every implementation.
 
 mod sqlite;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use crate::domain::Change;
 pub use sqlite::SqliteCatalogue;
 
 use crate::domain::{
-    Category, Event, EventKind, Failure, Generation, GenerationId, GenerationStatus, Image,
-    ImageId, ImageStatus, Job, JobId, Lease, Phase,
+    Category, Event, Generation, GenerationId, Image, ImageId, ImageStatus, Job, JobId, JobStatus,
+    Lease,
 };
 
 /// A catalogue failure. Adapters map `NotFound` to "unknown id" and `Other` to a runtime error.
@@ -65,40 +72,8 @@ pub struct NewJob {
     pub slot: String,
     pub concurrency: u32,
     pub max_attempts: u32,
-    pub run_at: i64,
-}
-
-/// One step of a generation's life cycle: written with its event, atomically.
-#[derive(Clone, Debug)]
-pub struct Change {
-    pub kind: EventKind,
-    pub status: GenerationStatus,
-    pub phase: Option<Phase>,
-    /// Raised only: a lower value than the stored one is ignored.
-    pub progress: f64,
-    pub index: Option<u8>,
-    pub image_id: Option<ImageId>,
-    pub error: Option<Failure>,
-}
-
-impl Change {
-    pub fn new(kind: EventKind, status: GenerationStatus, progress: f64) -> Self {
-        Self {
-            kind,
-            status,
-            phase: None,
-            progress,
-            index: None,
-            image_id: None,
-            error: None,
-        }
-    }
-
-    #[must_use]
-    pub fn phase(mut self, phase: Phase) -> Self {
-        self.phase = Some(phase);
-        self
-    }
+    /// How long after its creation the job becomes due, by the database's clock (0: at once).
+    pub delay_ms: i64,
 }
 
 /// Which images to list. Empty fields do not filter.
@@ -144,15 +119,32 @@ impl Inserted {
     }
 }
 
+/// One event in the feed of all events, by the order the catalogue wrote them.
+#[derive(Clone, Debug)]
+pub struct FeedEntry {
+    /// Increases with every event written, across generations (not gap-free).
+    pub position: i64,
+    pub event: Event,
+}
+
+/// What a process last recorded about a provider account's health.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct AccountRecord {
+    pub provider: String,
+    pub account: String,
+    pub health: String,
+    pub reason: Option<String>,
+    pub at: time::OffsetDateTime,
+}
+
 #[async_trait]
 pub trait Catalogue: Send + Sync {
     // Generations.
 
     /// Writes the generation, its job (when given), its images (imports arrive with theirs)
-    /// and its `generation.created` event (seq 1) in one transaction; a generation created
-    /// already succeeded also gets its `generation.completed` event. The version is assigned
-    /// here when `generation.version` is 0 (see [`Catalogue::next_version`]), for the
-    /// generation and its images.
+    /// and its creation events ([`crate::domain::creation_events`]) in one transaction. The
+    /// version is assigned here when `generation.version` is 0 (see
+    /// [`Catalogue::next_version`]), for the generation and its images.
     async fn create_generation(
         &self,
         generation: &Generation,
@@ -176,9 +168,10 @@ pub trait Catalogue: Send + Sync {
             .pop()
             .ok_or_else(|| CatalogueError::Other("the step wrote no event".into()))
     }
-    /// Applies several steps in order, in one write, as many calls of [`Catalogue::advance`]
-    /// would (each judged after the ones before it), and returns their events. Only the last
-    /// step may end the generation. Nothing is written when the generation is already terminal.
+    /// Applies several steps in order, in one transaction, as
+    /// [`crate::domain::Stage::apply_all`] decides from the generation as stored (locked
+    /// meanwhile), and returns their events. Nothing is written when the generation is
+    /// already terminal (`Conflict`).
     async fn advance_all(&self, id: GenerationId, changes: &[Change]) -> Result<Vec<Event>>;
     /// Saves the provider's references, and with them the provider account that took the
     /// generation when given (a pool chooses at run time).
@@ -199,38 +192,34 @@ pub trait Catalogue: Send + Sync {
     /// Adds tags (kept unique and sorted); returns the image as stored.
     async fn add_tags(&self, id: ImageId, tags: &[String]) -> Result<Image>;
 
-    // Jobs.
-
-    /// Leases the next runnable job among `slots` (and of generation `only`, when given):
-    /// pending and due, or running with an expired lease, in a slot with fewer live leases
-    /// than its concurrency. Claiming a pending job raises its `attempts`; taking over a
-    /// running one whose lease expired raises its `takeovers` instead (its worker stopped
-    /// without a word; that is no provider failure).
-    async fn claim_job(&self, claim: &Claim<'_>, now: i64) -> Result<Option<Job>>;
-    async fn renew_lease(&self, id: JobId, worker: &str, now: i64, lease_ms: i64) -> Result<Lease>;
-    /// Ends a job held by `worker` with a terminal status; false when the lease was lost.
-    async fn finish_job(
-        &self,
-        id: JobId,
-        worker: &str,
-        status: crate::domain::JobStatus,
-        error: Option<&str>,
-    ) -> Result<bool>;
-    /// Gives a job back to the queue to run again at `run_at`; false when the lease was lost.
-    async fn retry_job(&self, id: JobId, worker: &str, run_at: i64, error: &str) -> Result<bool>;
-    async fn job_of(&self, generation: GenerationId) -> Result<Job>;
-    /// Cancels a pending job at once, or flags a running one for its worker. Returns the job.
-    async fn cancel_job(&self, generation: GenerationId) -> Result<Job>;
-    /// Unfinished jobs among `slots`.
-    async fn queue_counts(&self, slots: &[String]) -> Result<QueueCounts>;
-    /// The earliest `run_at` or lease expiry among unfinished jobs of `slots`: when work may
-    /// next appear.
-    async fn next_wakeup(&self, slots: &[String]) -> Result<Option<i64>>;
-
     // Events.
 
     /// Events of one generation with `seq > after`, in order.
     async fn events(&self, id: GenerationId, after: u64) -> Result<Vec<Event>>;
+    /// Events of every generation (or of `generation`) written after feed position `after`,
+    /// in the order they were written, at most `limit`. Position 0 is before the first event.
+    async fn feed(
+        &self,
+        after: i64,
+        generation: Option<GenerationId>,
+        limit: u32,
+    ) -> Result<Vec<FeedEntry>>;
+    /// The feed position of the last event written (0 when there is none): where a follower
+    /// that wants only new events starts.
+    async fn feed_end(&self) -> Result<i64>;
+    /// Resolves when events may have been written by any process since the call, or after
+    /// `timeout`: a follower's wait between reads of the feed.
+    async fn wait_for_events(&self, timeout: Duration);
+
+    // Provider accounts.
+
+    /// Records an account's health as a process saw it; the latest record wins.
+    async fn record_account(&self, record: &AccountRecord) -> Result<()>;
+    async fn account_record(
+        &self,
+        provider: &str,
+        account: &str,
+    ) -> Result<Option<AccountRecord>>;
 
     // Settings kept with the data.
 
@@ -238,10 +227,72 @@ pub trait Catalogue: Send + Sync {
     async fn set_meta(&self, key: &str, value: &str) -> Result<()>;
 }
 
+/// The job queue: leases, retries, cancellation, and exclusive holds on provider accounts.
+/// Times it compares are the database's; callers give durations only.
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Leases the next runnable job among the claim's slots (and of generation `only`, when
+    /// given) for `lease_ms`: pending and due, or running with an expired lease, in a slot
+    /// with fewer live leases than its concurrency. Claiming a pending job raises its
+    /// `attempts`; taking over a running one whose lease expired raises its `takeovers`
+    /// instead (its worker stopped without a word; that is no provider failure).
+    async fn claim(&self, claim: &Claim<'_>) -> Result<Option<Job>>;
+    /// Extends a held lease to `lease_ms` from now; tells whether cancellation was asked.
+    async fn renew(&self, id: JobId, worker: &str, lease_ms: i64) -> Result<Lease>;
+    /// Ends a job held by `worker` with a terminal status; false when the lease was lost.
+    async fn finish(
+        &self,
+        id: JobId,
+        worker: &str,
+        status: JobStatus,
+        error: Option<&str>,
+    ) -> Result<bool>;
+    /// Gives a job back to the queue to run again `delay_ms` from now; false when the lease
+    /// was lost.
+    async fn retry(&self, id: JobId, worker: &str, delay_ms: i64, error: &str) -> Result<bool>;
+    async fn job_of(&self, generation: GenerationId) -> Result<Job>;
+    /// Cancels a pending job at once, or flags a running one for its worker. Returns the job.
+    async fn cancel(&self, generation: GenerationId) -> Result<Job>;
+    /// Unfinished jobs among `slots`.
+    async fn counts(&self, slots: &[String]) -> Result<QueueCounts>;
+    /// How long until work may next appear among `slots` without anyone queueing it: the
+    /// earliest due time or lease expiry of their unfinished jobs, from now (zero when past).
+    async fn next_due(&self, slots: &[String]) -> Result<Option<Duration>>;
+    /// Resolves when work may have appeared for any process's workers (a job queued, retried
+    /// or ended, which frees a slot), or after `timeout`.
+    async fn wait_for_work(&self, timeout: Duration);
+
+    // Provider accounts, each held by one node at a time.
+
+    /// Takes or renews `holder`'s exclusive hold on `account` for `lease_ms`; false while
+    /// another holder's hold is live.
+    async fn hold_account(&self, account: &str, holder: &str, lease_ms: i64) -> Result<bool>;
+    /// Lets go of a hold, if `holder` has it.
+    async fn release_account(&self, account: &str, holder: &str) -> Result<()>;
+}
+
+/// A catalogue and its queue, on one database.
+#[derive(Clone)]
+pub struct Database {
+    pub catalogue: Arc<dyn Catalogue>,
+    pub queue: Arc<dyn Queue>,
+}
+
+impl Database {
+    /// Both halves of one implementation.
+    pub fn of<T: Catalogue + Queue + 'static>(db: T) -> Self {
+        let db = Arc::new(db);
+        Self {
+            catalogue: db.clone(),
+            queue: db,
+        }
+    }
+}
+
 /// Opens the catalogue named by a URL (`sqlite:…`). `create` false refuses to make a new one.
-pub async fn open(url: &str, create: bool) -> Result<Arc<dyn Catalogue>> {
+pub async fn open(url: &str, create: bool) -> Result<Database> {
     if url.starts_with("sqlite:") {
-        return Ok(Arc::new(SqliteCatalogue::open(url, create).await?));
+        return Ok(Database::of(SqliteCatalogue::open(url, create).await?));
     }
     if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         return Err(CatalogueError::Other(

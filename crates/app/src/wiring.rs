@@ -117,7 +117,7 @@ pub async fn open(
             )));
         }
     }
-    let catalogue = catalogue::open(&url, create).await?;
+    let db = catalogue::open(&url, create).await?;
     let layout = Layout::parse(&config.storage.layout).unwrap_or_default();
     let store = Store::local(&config.storage_root(), &config.tmp_dir(), layout)?
         .with_public_base_url(config.storage.public_base_url.clone());
@@ -125,12 +125,13 @@ pub async fn open(
         .unwrap_or_default();
     for name in providers.names() {
         if let Some(pool) = providers.get(name).and_then(|r| r.accounts.clone()) {
-            crate::app::spawn_account_recorder(catalogue.clone(), name.to_owned(), &pool);
+            crate::app::spawn_account_recorder(db.catalogue.clone(), name.to_owned(), &pool);
         }
     }
     let j = &config.jobs;
     Ok(Arc::new(App {
-        catalogue,
+        catalogue: db.catalogue,
+        queue: db.queue,
         store,
         providers,
         bus: Bus::default(),

@@ -1,23 +1,23 @@
 //! Provider accounts: their health now, and as last recorded by any process.
 //!
 //! A process that runs jobs records every health change of its pooled accounts in the
-//! catalogue's `meta` table (key `account:{provider}:{name}`), so `atelier accounts`, run
-//! from another process, shows why an account was taken out of the pool and when.
+//! catalogue (`Catalogue::record_account`), so `atelier accounts`, run from another process
+//! or node, shows why an account was taken out of the pool and when.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::App;
-use crate::catalogue::Catalogue;
+use crate::catalogue::{AccountRecord, Catalogue};
 use crate::error::AppError;
 use crate::providers::{AccountPool, AccountStatus, Providers};
 
 /// What a process last recorded about an account.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct LastKnown {
     pub health: String,
     pub reason: Option<String>,
@@ -35,24 +35,20 @@ pub struct AccountView {
     pub last_known: Option<LastKnown>,
 }
 
-fn key(provider: &str, account: &str) -> String {
-    format!("account:{provider}:{account}")
-}
-
 async fn record(
     catalogue: &dyn Catalogue,
     provider: &str,
     s: &AccountStatus,
 ) -> Result<(), crate::catalogue::CatalogueError> {
-    let last = LastKnown {
-        health: s.health.clone(),
-        reason: s.reason.clone(),
-        at: OffsetDateTime::now_utc()
-            .format(&Rfc3339)
-            .unwrap_or_default(),
-    };
-    let value = serde_json::to_string(&last).unwrap_or_default();
-    catalogue.set_meta(&key(provider, &s.name), &value).await
+    catalogue
+        .record_account(&AccountRecord {
+            provider: provider.to_owned(),
+            account: s.name.clone(),
+            health: s.health.clone(),
+            reason: s.reason.clone(),
+            at: OffsetDateTime::now_utc(),
+        })
+        .await
 }
 
 /// Records the pool's accounts whenever one changes, until the process ends.
@@ -117,9 +113,13 @@ pub async fn account_views(
                     record(catalogue, provider, &status).await?;
                 }
                 last_known = catalogue
-                    .meta(&key(provider, &status.name))
+                    .account_record(provider, &status.name)
                     .await?
-                    .and_then(|v| serde_json::from_str(&v).ok());
+                    .map(|r| LastKnown {
+                        health: r.health,
+                        reason: r.reason,
+                        at: r.at.format(&Rfc3339).unwrap_or_default(),
+                    });
             }
             views.push(AccountView {
                 provider: provider.to_owned(),

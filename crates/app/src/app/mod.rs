@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::catalogue::{Catalogue, Change, ImageFilter, NewJob};
+use crate::catalogue::{Catalogue, Change, ImageFilter, NewJob, Queue};
 use crate::domain::{
     ErrorCode, Event, EventKind, Failure, Generation, GenerationId, GenerationKind,
     GenerationRequest, GenerationStatus, Image, ImageId, ImageStatus, JobId, JobStatus, Role,
@@ -56,6 +56,7 @@ impl Default for JobSettings {
 
 pub struct App {
     pub catalogue: Arc<dyn Catalogue>,
+    pub queue: Arc<dyn Queue>,
     pub store: Store,
     pub providers: Providers,
     pub bus: Bus,
@@ -71,10 +72,6 @@ pub struct App {
 pub struct GenerationWithImages {
     pub generation: Generation,
     pub images: Vec<Image>,
-}
-
-pub(crate) fn now_ms() -> i64 {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 impl App {
@@ -119,10 +116,7 @@ impl App {
         generation.account = Some(reg.account.clone());
         let slot = slot_of(&generation.provider, &reg.account);
         if let Some(limit) = reg.queue_limit {
-            let counts = self
-                .catalogue
-                .queue_counts(std::slice::from_ref(&slot))
-                .await?;
+            let counts = self.queue.counts(std::slice::from_ref(&slot)).await?;
             if counts.pending + counts.running >= u64::from(limit) {
                 return Err(AppError::Conflict(format!(
                     "queue full: {} already has {limit} jobs queued or running, as many as its accounts take (concurrency + queue_size); nothing was queued, try again later",
@@ -135,7 +129,7 @@ impl App {
             slot,
             concurrency: reg.concurrency,
             max_attempts: self.jobs.max_attempts,
-            run_at: now_ms(),
+            delay_ms: 0,
         };
         let created = self
             .catalogue
@@ -153,7 +147,6 @@ impl App {
             image_id: None,
             error: None,
         });
-        self.bus.signal(Signal::JobQueued);
         Ok(created)
     }
 
@@ -180,7 +173,7 @@ impl App {
                 generation.status.as_str()
             )));
         }
-        let job = self.catalogue.cancel_job(id).await?;
+        let job = self.queue.cancel(id).await?;
         let ended = |e: crate::catalogue::CatalogueError| match e {
             // It ended between the check above and now.
             crate::catalogue::CatalogueError::Conflict(m) => AppError::Invalid(m),

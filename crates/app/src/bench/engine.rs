@@ -21,7 +21,7 @@ pub async fn bench_engine(
 ) -> Result<serde_json::Value, AppError> {
     let dir = tempfile_dir()?;
     let url = format!("sqlite://{}", dir.join("bench.db").display());
-    let catalogue = crate::catalogue::open(&url, true).await?;
+    let db = crate::catalogue::open(&url, true).await?;
     let store = Store::local(&dir.join("images"), &dir.join("tmp"), Layout::Default)?;
     let concurrency = concurrency.max(1);
     let mut providers = Providers::default();
@@ -42,7 +42,8 @@ pub async fn bench_engine(
     );
     providers.set_default("sandbox");
     let app = Arc::new(App {
-        catalogue,
+        catalogue: db.catalogue,
+        queue: db.queue,
         store,
         providers,
         bus: Bus::default(),

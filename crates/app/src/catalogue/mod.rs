@@ -215,11 +215,7 @@ pub trait Catalogue: Send + Sync {
 
     /// Records an account's health as a process saw it; the latest record wins.
     async fn record_account(&self, record: &AccountRecord) -> Result<()>;
-    async fn account_record(
-        &self,
-        provider: &str,
-        account: &str,
-    ) -> Result<Option<AccountRecord>>;
+    async fn account_record(&self, provider: &str, account: &str) -> Result<Option<AccountRecord>>;
 
     // Settings kept with the data.
 

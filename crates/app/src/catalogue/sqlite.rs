@@ -2,7 +2,8 @@
 //!
 //! Write transactions start with `BEGIN IMMEDIATE` so that two processes sharing the file
 //! (a CLI `generate` beside `serve`) queue on the busy timeout instead of failing on a lock
-//! upgrade. Jobs are claimed with a single `UPDATE … RETURNING`, which `SQLite` runs atomically.
+//! upgrade. Jobs are claimed with a single `UPDATE … RETURNING`, which `SQLite` runs atomically
+//! (`sqlite/queue.rs`, the `Queue` half).
 
 mod conns;
 mod queue;
@@ -19,16 +20,15 @@ use sqlx::{Connection, Row, SqliteConnection};
 use time::OffsetDateTime;
 
 use super::{
-    Catalogue, CatalogueError, Change, Claim, ImageFilter, Inserted, NewJob, QueueCounts, Refusal,
-    Result,
+    AccountRecord, Catalogue, CatalogueError, Change, FeedEntry, ImageFilter, Inserted, NewJob,
+    Refusal, Result,
 };
 use crate::domain::{
-    Category, Event, Generation, GenerationId, Image, ImageId, ImageStatus, Job, JobId, JobStatus,
-    Lease,
+    Category, Event, Generation, GenerationId, Image, ImageId, ImageStatus, StepRefused,
 };
 use conns::Conns;
 use rows::ts;
-use writes::{insert_event, insert_image_row, next_version};
+use writes::{insert_event, insert_image_row, next_version, read_stage, write_stage};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -39,6 +39,10 @@ pub struct SqliteCatalogue {
     pool: Conns,
     /// Writes: one connection, so this process's writers queue in order.
     writer: Conns,
+    /// Told when this process queues or frees work, or writes events. Other processes on
+    /// the file are not heard: their waiters find such changes at their timeout.
+    work: tokio::sync::Notify,
+    events: tokio::sync::Notify,
 }
 
 /// Connections the catalogue reads with: a few, since WAL lets readers run beside the writer.
@@ -176,7 +180,13 @@ impl SqliteCatalogue {
         let pool = Conns::open(&options.read_only(true), READERS)
             .await
             .map_err(open_err)?;
-        Ok(Self { path, pool, writer })
+        Ok(Self {
+            path,
+            pool,
+            writer,
+            work: tokio::sync::Notify::new(),
+            events: tokio::sync::Notify::new(),
+        })
     }
 
     /// A database error, a refused write naming this catalogue's file and its free space.
@@ -212,67 +222,6 @@ impl SqliteCatalogue {
         conn.begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| self.db(e))
-    }
-}
-
-impl SqliteCatalogue {
-    /// At most `MAX_STEPS` steps, already carried forward, in one statement.
-    async fn advance_batch(&self, id: GenerationId, changes: &[Change]) -> Result<Vec<Event>> {
-        let now = OffsetDateTime::now_utc();
-        let mut query = sqlx::query(writes::advance_sql(changes.len()))
-            .bind(id.to_string())
-            .bind(ts(now));
-        for c in changes {
-            query = writes::bind_change(query, c);
-        }
-        let rows = query
-            .fetch_all(&mut *self.writer.get().await?)
-            .await
-            .map_err(|e| self.db(e))?;
-        if rows.is_empty() {
-            let status: Option<String> =
-                sqlx::query_scalar("SELECT status FROM generations WHERE id = ?1")
-                    .bind(id.to_string())
-                    .fetch_optional(&mut *self.writer.get().await?)
-                    .await
-                    .map_err(|e| self.db(e))?;
-            return Err(match status {
-                None => CatalogueError::NotFound(format!("generation {id}")),
-                Some(s) => CatalogueError::Conflict(format!("generation {id} is already {s}")),
-            });
-        }
-        if rows.len() != changes.len() {
-            return Err(other(format!(
-                "{} events written for {} steps",
-                rows.len(),
-                changes.len()
-            )));
-        }
-        // Rows come back in no set order; the steps' events are numbered in step order.
-        let mut rows: Vec<(i64, &sqlx::sqlite::SqliteRow)> = rows
-            .iter()
-            .map(|row| Ok((row.try_get::<i64, _>("seq").map_err(other)?, row)))
-            .collect::<Result<_>>()?;
-        rows.sort_by_key(|(seq, _)| *seq);
-        let mut events: Vec<Event> = Vec::with_capacity(rows.len());
-        for ((seq, row), c) in rows.into_iter().zip(changes) {
-            let status: String = row.try_get("status").map_err(other)?;
-            let phase: Option<String> = row.try_get("phase").map_err(other)?;
-            events.push(Event {
-                generation_id: id,
-                seq: seq as u64,
-                kind: c.kind,
-                at: now,
-                status: crate::domain::GenerationStatus::parse(&status)
-                    .ok_or_else(|| rows::corrupt("status", &status))?,
-                phase: phase.as_deref().and_then(crate::domain::Phase::parse),
-                progress: row.try_get("progress").map_err(other)?,
-                index: c.index,
-                image_id: c.image_id,
-                error: c.error.clone(),
-            });
-        }
-        Ok(events)
     }
 }
 
@@ -326,40 +275,28 @@ impl Catalogue for SqliteCatalogue {
         .await
         .map_err(|e| self.db(e))?;
         if let Some(job) = job {
-            let now = g.created_at.unix_timestamp_nanos() as i64 / 1_000_000;
-            sqlx::query(
+            sqlx::query(concat!(
                 "INSERT INTO jobs (id, generation_id, kind, slot, concurrency, max_attempts,
                     run_at, created_at, updated_at)
-                 VALUES (?1, ?2, 'generate', ?3, ?4, ?5, ?6, ?7, ?7)",
-            )
+                 SELECT ?1, ?2, 'generate', ?3, ?4, ?5, now + ?6, now, now FROM (SELECT ",
+                queue::NOW_MS!(),
+                " AS now)"
+            ))
             .bind(job.id.to_string())
             .bind(g.id.to_string())
             .bind(&job.slot)
             .bind(i64::from(job.concurrency.max(1)))
             .bind(i64::from(job.max_attempts.max(1)))
-            .bind(job.run_at)
-            .bind(now)
+            .bind(job.delay_ms.max(0))
             .execute(&mut *tx)
             .await
             .map_err(|e| self.db(e))?;
         }
-        insert_event(
-            &mut tx,
-            g.id,
-            1,
-            &Change {
-                kind: crate::domain::EventKind::Created,
-                status: g.status,
-                phase: g.phase,
-                progress: g.progress,
-                index: None,
-                image_id: None,
-                error: g.error.clone(),
-            },
-            g.created_at,
-        )
-        .await
-        .map_err(|e| self.locate(e))?;
+        for event in crate::domain::creation_events(g) {
+            insert_event(&mut tx, &event)
+                .await
+                .map_err(|e| self.locate(e))?;
+        }
         for image in images {
             let image = Image {
                 version: version as u32,
@@ -375,23 +312,11 @@ impl Catalogue for SqliteCatalogue {
                 )));
             }
         }
-        if g.status == crate::domain::GenerationStatus::Succeeded {
-            let done = Change::new(crate::domain::EventKind::Completed, g.status, g.progress);
-            let done = Change {
-                phase: g.phase,
-                ..done
-            };
-            insert_event(
-                &mut tx,
-                g.id,
-                2,
-                &done,
-                g.completed_at.unwrap_or(g.created_at),
-            )
-            .await
-            .map_err(|e| self.locate(e))?;
-        }
         tx.commit().await.map_err(|e| self.db(e))?;
+        self.events.notify_waiters();
+        if job.is_some() {
+            self.work.notify_waiters();
+        }
         Ok(Generation {
             version: version as u32,
             ..g.clone()
@@ -423,19 +348,25 @@ impl Catalogue for SqliteCatalogue {
         if changes.is_empty() {
             return Ok(Vec::new());
         }
-        if changes[..changes.len() - 1]
-            .iter()
-            .any(|c| c.status.is_terminal())
-        {
-            return Err(other(
-                "only the last step of a batch may end the generation",
-            ));
+        let mut conn = self.writer.get().await?;
+        let mut tx = self.write_tx(&mut conn).await?;
+        let mut stage = read_stage(&mut tx, id).await.map_err(|e| self.locate(e))?;
+        let events = stage
+            .apply_all(changes, OffsetDateTime::now_utc())
+            .map_err(|e| match e {
+                StepRefused::Ended(..) => CatalogueError::Conflict(e.to_string()),
+                StepRefused::EndBeforeLast => other(e),
+            })?;
+        for event in &events {
+            insert_event(&mut tx, event)
+                .await
+                .map_err(|e| self.locate(e))?;
         }
-        let changes = writes::carried_forward(changes);
-        let mut events = Vec::with_capacity(changes.len());
-        for batch in changes.chunks(writes::MAX_STEPS) {
-            events.extend(self.advance_batch(id, batch).await?);
-        }
+        write_stage(&mut tx, &stage)
+            .await
+            .map_err(|e| self.locate(e))?;
+        tx.commit().await.map_err(|e| self.db(e))?;
+        self.events.notify_waiters();
         Ok(events)
     }
 
@@ -546,48 +477,6 @@ impl Catalogue for SqliteCatalogue {
         self.image(id).await
     }
 
-    async fn claim_job(&self, claim: &Claim<'_>, now: i64) -> Result<Option<Job>> {
-        queue::claim_job(self, claim, now).await
-    }
-
-    async fn renew_lease(&self, id: JobId, worker: &str, now: i64, lease_ms: i64) -> Result<Lease> {
-        queue::renew_lease(self, id, worker, now, lease_ms).await
-    }
-
-    async fn finish_job(
-        &self,
-        id: JobId,
-        worker: &str,
-        status: JobStatus,
-        error: Option<&str>,
-    ) -> Result<bool> {
-        queue::finish_job(self, id, worker, status, error).await
-    }
-
-    async fn retry_job(&self, id: JobId, worker: &str, run_at: i64, error: &str) -> Result<bool> {
-        queue::retry_job(self, id, worker, run_at, error).await
-    }
-
-    async fn job_of(&self, generation: GenerationId) -> Result<Job> {
-        let sql = "SELECT * FROM jobs WHERE generation_id = ?1";
-        let row = self
-            .row_by_id(sql, &generation.to_string(), "job of generation")
-            .await?;
-        rows::job(&row)
-    }
-
-    async fn cancel_job(&self, generation: GenerationId) -> Result<Job> {
-        queue::cancel_job(self, generation).await
-    }
-
-    async fn queue_counts(&self, slots: &[String]) -> Result<QueueCounts> {
-        queue::queue_counts(self, slots).await
-    }
-
-    async fn next_wakeup(&self, slots: &[String]) -> Result<Option<i64>> {
-        queue::next_wakeup(self, slots).await
-    }
-
     async fn events(&self, id: GenerationId, after: u64) -> Result<Vec<Event>> {
         let rows =
             sqlx::query("SELECT * FROM events WHERE generation_id = ?1 AND seq > ?2 ORDER BY seq")
@@ -597,6 +486,75 @@ impl Catalogue for SqliteCatalogue {
                 .await
                 .map_err(|e| self.db(e))?;
         rows.iter().map(rows::event).collect()
+    }
+
+    async fn feed(
+        &self,
+        after: i64,
+        generation: Option<GenerationId>,
+        limit: u32,
+    ) -> Result<Vec<FeedEntry>> {
+        // An event's rowid is its feed position: rows are appended and never deleted alone.
+        let rows = sqlx::query(
+            "SELECT rowid AS position, * FROM events
+             WHERE rowid > ?1 AND (?2 IS NULL OR generation_id = ?2)
+             ORDER BY rowid LIMIT ?3",
+        )
+        .bind(after)
+        .bind(generation.map(|g| g.to_string()))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.pool.get().await?)
+        .await
+        .map_err(|e| self.db(e))?;
+        rows.iter()
+            .map(|row| {
+                Ok(FeedEntry {
+                    position: row.try_get("position").map_err(other)?,
+                    event: rows::event(row)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn feed_end(&self) -> Result<i64> {
+        sqlx::query_scalar("SELECT COALESCE(MAX(rowid), 0) FROM events")
+            .fetch_one(&mut *self.pool.get().await?)
+            .await
+            .map_err(|e| self.db(e))
+    }
+
+    async fn wait_for_events(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.events.notified()).await;
+    }
+
+    async fn record_account(&self, r: &AccountRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO accounts (provider, account, health, reason, recorded_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (provider, account) DO UPDATE SET health = excluded.health,
+                reason = excluded.reason, recorded_at = excluded.recorded_at",
+        )
+        .bind(&r.provider)
+        .bind(&r.account)
+        .bind(&r.health)
+        .bind(&r.reason)
+        .bind(ts(r.at))
+        .execute(&mut *self.writer.get().await?)
+        .await
+        .map_err(|e| self.db(e))?;
+        Ok(())
+    }
+
+    async fn account_record(&self, provider: &str, account: &str) -> Result<Option<AccountRecord>> {
+        sqlx::query("SELECT * FROM accounts WHERE provider = ?1 AND account = ?2")
+            .bind(provider)
+            .bind(account)
+            .fetch_optional(&mut *self.pool.get().await?)
+            .await
+            .map_err(|e| self.db(e))?
+            .as_ref()
+            .map(rows::account)
+            .transpose()
     }
 
     async fn meta(&self, key: &str) -> Result<Option<String>> {

@@ -258,7 +258,7 @@ async fn follow(
         bar.finish_and_clear();
     }
     worked?;
-    let job = app.catalogue.job_of(id).await?;
+    let job = app.queue.job_of(id).await?;
     if !job.status.is_terminal() {
         return Err(AppError::Internal(format!(
             "generation {id} ended, but its job could not be recorded as finished (it is still \

@@ -5,7 +5,9 @@
 
 use time::OffsetDateTime;
 
-use super::{Event, EventKind, Failure, Generation, GenerationId, GenerationStatus, ImageId, Phase};
+use super::{
+    Event, EventKind, Failure, Generation, GenerationId, GenerationStatus, ImageId, Phase,
+};
 
 /// One step a job asks for: its event's kind and the state it reports. The catalogue turns it
 /// into the stored step with [`Stage::apply`].
@@ -199,7 +201,10 @@ mod tests {
                 at(1),
             )
             .expect("a step");
-        assert_eq!((e.seq, e.status, e.progress), (2, GenerationStatus::Running, 10.0));
+        assert_eq!(
+            (e.seq, e.status, e.progress),
+            (2, GenerationStatus::Running, 10.0)
+        );
         assert_eq!(s.started_at, Some(at(1)));
         // `submitted` after `running` keeps `running`; 5 after 10 keeps 10; no phase keeps it.
         let e = s
@@ -210,7 +215,12 @@ mod tests {
             .expect("a step");
         assert_eq!(
             (e.seq, e.status, e.progress, e.phase),
-            (3, GenerationStatus::Running, 10.0, Some(Phase::GridRendering))
+            (
+                3,
+                GenerationStatus::Running,
+                10.0,
+                Some(Phase::GridRendering)
+            )
         );
         assert_eq!(s.started_at, Some(at(1)), "started once");
     }
@@ -229,10 +239,7 @@ mod tests {
         s.apply(&end, at(2)).expect("the end");
         assert_eq!(s.error.as_ref().map(|f| f.code), Some(ErrorCode::Timeout));
         assert_eq!(s.completed_at, Some(at(2)));
-        assert_eq!(
-            s.apply(&c, at(3)),
-            Err(StepRefused::Ended(s.id, "failed")),
-        );
+        assert_eq!(s.apply(&c, at(3)), Err(StepRefused::Ended(s.id, "failed")),);
     }
 
     #[test]
@@ -243,10 +250,7 @@ mod tests {
             Change::new(EventKind::Completed, GenerationStatus::Succeeded, 100.0),
             Change::new(EventKind::Progress, GenerationStatus::Running, 50.0),
         ];
-        assert_eq!(
-            s.apply_all(&steps, at(1)),
-            Err(StepRefused::EndBeforeLast)
-        );
+        assert_eq!(s.apply_all(&steps, at(1)), Err(StepRefused::EndBeforeLast));
         assert_eq!(s, before);
         let steps = [
             Change::new(EventKind::Progress, GenerationStatus::Running, 50.0),
@@ -269,7 +273,10 @@ mod tests {
         );
         assert_eq!(creation_events(&g).len(), 1);
         g.status = GenerationStatus::Succeeded;
-        let kinds: Vec<_> = creation_events(&g).iter().map(|e| (e.seq, e.kind)).collect();
+        let kinds: Vec<_> = creation_events(&g)
+            .iter()
+            .map(|e| (e.seq, e.kind))
+            .collect();
         assert_eq!(kinds, [(1, EventKind::Created), (2, EventKind::Completed)]);
     }
 }

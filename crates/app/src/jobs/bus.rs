@@ -1,14 +1,14 @@
 //! The in-process event bus. Events are persisted first (the catalogue is the source of
-//! truth and can replay them); the bus only tells live listeners and wakes idle workers.
+//! truth and can replay them); the bus only tells live listeners in this process, and this
+//! process's workers of a cancellation. Idle workers wait on the queue (`Queue::wait_for_work`),
+//! which hears of work queued by any process its database can tell it about.
 
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::broadcast;
 
 use crate::domain::{Event, GenerationId};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Signal {
-    /// A job became runnable.
-    JobQueued,
     /// Someone asked to cancel this generation.
     Cancel(GenerationId),
 }
@@ -16,7 +16,6 @@ pub enum Signal {
 pub struct Bus {
     events: broadcast::Sender<Event>,
     signals: broadcast::Sender<Signal>,
-    wake: Notify,
 }
 
 impl Default for Bus {
@@ -24,7 +23,6 @@ impl Default for Bus {
         Self {
             events: broadcast::channel(1024).0,
             signals: broadcast::channel(256).0,
-            wake: Notify::new(),
         }
     }
 }
@@ -41,21 +39,9 @@ impl Bus {
 
     pub fn signal(&self, signal: Signal) {
         let _ = self.signals.send(signal);
-        if signal == Signal::JobQueued {
-            self.wake.notify_waiters();
-        }
     }
 
     pub fn signals(&self) -> broadcast::Receiver<Signal> {
         self.signals.subscribe()
-    }
-
-    /// Resolves at the next `JobQueued` signal (or job end, which may free a slot).
-    pub async fn woken(&self) {
-        self.wake.notified().await;
-    }
-
-    pub fn wake_workers(&self) {
-        self.wake.notify_waiters();
     }
 }

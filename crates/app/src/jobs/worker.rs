@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{JobError, Signal, generate};
-use crate::app::{App, now_ms};
+use crate::app::App;
 use crate::catalogue::{CatalogueError, Change, Claim};
 use crate::domain::{
     AfterFailure, ErrorCode, EventKind, Failure, GenerationId, GenerationStatus, Job, JobStatus,
@@ -97,7 +97,7 @@ impl Worker {
             slots: &self.slots,
             only: self.only,
         };
-        let Some(job) = self.app.catalogue.claim_job(&claim, now_ms()).await? else {
+        let Some(job) = self.app.queue.claim(&claim).await? else {
             return Ok(Outcome::Idle);
         };
         tracing::debug!(job = %job.id, generation = %job.generation_id, attempt = job.attempts, "claimed");
@@ -126,7 +126,7 @@ impl Worker {
             tokio::select! {
                 joined = &mut task.0 => break joined,
                 _ = ticker.tick() => {
-                    match self.app.catalogue.renew_lease(job.id, &self.id, now_ms(), self.lease_ms()).await {
+                    match self.app.queue.renew(job.id, &self.id, self.lease_ms()).await {
                         Ok(Lease::Held) => renewed = std::time::Instant::now(),
                         Ok(Lease::CancelRequested) => { drop(task); return self.canceled(&job).await; }
                         Ok(Lease::Lost) => {
@@ -159,7 +159,7 @@ impl Worker {
                 None,
             )),
         };
-        let ended = match outcome {
+        match outcome {
             Ok(()) => self.finish(&job, JobStatus::Succeeded, None).await,
             Err(JobError::Stop) => self.finish(&job, JobStatus::Canceled, None).await,
             Err(JobError::Abort(failure)) => self.fail(&job, failure).await,
@@ -167,9 +167,7 @@ impl Worker {
             // Recording anything would be refused too: the job stays leased, and is taken over
             // (spending no attempt) once the catalogue takes writes again.
             Err(JobError::Refused(e)) => Err(e),
-        };
-        self.app.bus.wake_workers();
-        ended
+        }
     }
 
     async fn finish(
@@ -178,12 +176,7 @@ impl Worker {
         status: JobStatus,
         error: Option<&str>,
     ) -> Result<(), Refused> {
-        match self
-            .app
-            .catalogue
-            .finish_job(job.id, &self.id, status, error)
-            .await
-        {
+        match self.app.queue.finish(job.id, &self.id, status, error).await {
             Ok(true) => Ok(()),
             Ok(false) => {
                 tracing::warn!(job = %job.id, "job ended after its lease was lost");
@@ -241,7 +234,6 @@ impl Worker {
                 failure,
             )
             .await;
-        self.app.bus.wake_workers();
         if recorded? {
             self.finish(job, JobStatus::Canceled, None).await?;
         }
@@ -260,11 +252,10 @@ impl Worker {
         let delay = after.unwrap_or_else(|| self.backoff(job.attempts));
         let record = format!("{}: {}", failure.code, failure.message);
         tracing::info!(generation = %job.generation_id, attempt = job.attempts, ?delay, "retrying: {record}");
-        let run_at = now_ms() + delay.as_millis() as i64;
         match self
             .app
-            .catalogue
-            .retry_job(job.id, &self.id, run_at, &record)
+            .queue
+            .retry(job.id, &self.id, delay.as_millis() as i64, &record)
             .await
         {
             Ok(_) => Ok(()),
@@ -285,12 +276,10 @@ impl Worker {
     /// How long an idle worker sleeps before looking again.
     async fn idle_wait(&self) -> Duration {
         let poll = self.app.jobs.poll;
-        match self.app.catalogue.next_wakeup(&self.slots).await {
-            // A due time in the past means the job waits for a free slot: a finishing job wakes
-            // the workers, so only the poll is needed, not a busy loop.
-            Ok(Some(at)) if at > now_ms() => {
-                Duration::from_millis((at - now_ms()) as u64).min(poll)
-            }
+        match self.app.queue.next_due(&self.slots).await {
+            // Due now means the job waits for a free slot: a finishing job wakes the workers,
+            // so only the poll is needed, not a busy loop.
+            Ok(Some(due)) if !due.is_zero() => due.min(poll),
             _ => poll,
         }
     }
@@ -300,8 +289,8 @@ impl Worker {
             Stop::Never => false,
             Stop::UntilIdle => self
                 .app
-                .catalogue
-                .queue_counts(&self.slots)
+                .queue
+                .counts(&self.slots)
                 .await
                 .is_ok_and(|c| c.pending == 0 && c.running == 0),
             Stop::UntilDone(g) => self
@@ -343,10 +332,7 @@ impl Worker {
                 continue;
             }
             let wait = self.idle_wait().await;
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = self.app.bus.woken() => {}
-            }
+            self.app.queue.wait_for_work(wait).await;
         }
     }
 }

@@ -9,7 +9,7 @@ use atelier::domain::{
 };
 use time::OffsetDateTime;
 
-use crate::support::test_catalogue;
+use crate::support::test_db;
 
 pub(super) fn generation(subject: Option<&str>, parent: Option<GenerationId>) -> Generation {
     Generation {
@@ -40,14 +40,20 @@ pub(super) fn generation(subject: Option<&str>, parent: Option<GenerationId>) ->
     }
 }
 
-pub(super) fn job(slot: &str, concurrency: u32, run_at: i64) -> NewJob {
+/// A job due `delay_ms` after it is written, by the database's clock.
+pub(super) fn job(slot: &str, concurrency: u32, delay_ms: i64) -> NewJob {
     NewJob {
         id: JobId::new(),
         slot: slot.into(),
         concurrency,
         max_attempts: 3,
-        run_at,
+        delay_ms,
     }
+}
+
+/// The local clock in Unix milliseconds: the tests' database runs on this machine.
+fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 fn image(g: &Generation, role: Role, tags: &[&str]) -> Image {
@@ -94,7 +100,7 @@ pub(super) fn claim<'a>(
 #[tokio::test]
 async fn generations_versions_and_events() {
     let dir = tempfile::tempdir().unwrap();
-    let c = test_catalogue(dir.path()).await;
+    let c = test_db(dir.path()).await.catalogue;
 
     let g = generation(Some("Fox King"), None);
     let created = c
@@ -272,7 +278,7 @@ async fn generations_versions_and_events() {
 #[tokio::test]
 async fn images_are_idempotent_filtered_and_tagged() {
     let dir = tempfile::tempdir().unwrap();
-    let c = test_catalogue(dir.path()).await;
+    let c = test_db(dir.path()).await.catalogue;
     let g = c
         .create_generation(&generation(None, None), None, &[])
         .await
@@ -394,39 +400,48 @@ async fn images_are_idempotent_filtered_and_tagged() {
 
 #[tokio::test]
 async fn the_queue_leases_limits_retries_and_cancels() {
+    use std::time::Duration;
     let dir = tempfile::tempdir().unwrap();
-    let c = test_catalogue(dir.path()).await;
+    let db = test_db(dir.path()).await;
+    let (c, q) = (&db.catalogue, &db.queue);
     let slots = vec!["mj:alice".to_owned()];
     let other_slots = vec!["mj:bob".to_owned()];
     let (a, b) = (generation(None, None), generation(None, None));
-    c.create_generation(&a, Some(&job("mj:alice", 1, 100)), &[])
+    c.create_generation(&a, Some(&job("mj:alice", 1, 300)), &[])
         .await
         .unwrap();
-    c.create_generation(&b, Some(&job("mj:alice", 1, 100)), &[])
+    c.create_generation(&b, Some(&job("mj:alice", 1, 300)), &[])
         .await
         .unwrap();
+    let lease = |worker, only, lease_ms| Claim {
+        lease_ms,
+        ..claim(worker, &slots, only)
+    };
 
     assert!(
-        c.claim_job(&claim("w1", &slots, None), 50)
-            .await
-            .unwrap()
-            .is_none(),
+        q.claim(&claim("w1", &slots, None)).await.unwrap().is_none(),
         "not due yet"
     );
+    let counts = q.counts(&slots).await.unwrap();
+    assert_eq!((counts.pending, counts.running), (2, 0));
+    let due = q.next_due(&slots).await.unwrap().expect("a due time");
     assert!(
-        c.claim_job(&claim("w1", &other_slots, None), 200)
+        due > Duration::ZERO && due <= Duration::from_millis(300),
+        "{due:?}"
+    );
+    assert_eq!(q.next_due(&other_slots).await.unwrap(), None);
+    tokio::time::sleep(due + Duration::from_millis(20)).await;
+    assert!(
+        q.claim(&claim("w1", &other_slots, None))
             .await
             .unwrap()
             .is_none(),
         "other slot"
     );
-    let counts = c.queue_counts(&slots).await.unwrap();
-    assert_eq!((counts.pending, counts.running), (2, 0));
-    assert_eq!(c.next_wakeup(&slots).await.unwrap(), Some(100));
-    assert_eq!(c.next_wakeup(&other_slots).await.unwrap(), None);
+    assert_eq!(q.next_due(&slots).await.unwrap(), Some(Duration::ZERO));
 
-    let first = c
-        .claim_job(&claim("w1", &slots, None), 200)
+    let first = q
+        .claim(&lease("w1", None, 200))
         .await
         .unwrap()
         .expect("a job is due");
@@ -434,31 +449,28 @@ async fn the_queue_leases_limits_retries_and_cancels() {
         (first.generation_id, first.attempts, first.status),
         (a.id, 1, JobStatus::Running)
     );
+    let expires = first.lease_expires_at.expect("leased");
     assert!(
-        c.claim_job(&claim("w2", &slots, None), 300)
-            .await
-            .unwrap()
-            .is_none(),
+        (expires - now_ms() - 200).abs() < 1_000,
+        "the database's clock"
+    );
+    assert!(
+        q.claim(&claim("w2", &slots, None)).await.unwrap().is_none(),
         "one at a time per account"
     );
 
-    assert_eq!(
-        c.renew_lease(first.id, "w1", 900, 1_000).await.unwrap(),
-        Lease::Held
-    );
-    assert_eq!(
-        c.renew_lease(first.id, "w2", 900, 1_000).await.unwrap(),
-        Lease::Lost
-    );
-    // The lease now runs to 1 900. After that, the job is taken over (a crashed worker).
+    assert_eq!(q.renew(first.id, "w1", 200).await.unwrap(), Lease::Held);
+    assert_eq!(q.renew(first.id, "w2", 200).await.unwrap(), Lease::Lost);
+    // The lease is live for 200 ms; after that the job is taken over (a crashed worker).
     assert!(
-        c.claim_job(&claim("w2", &slots, Some(a.id)), 1_800)
+        q.claim(&lease("w2", Some(a.id), 1_000))
             .await
             .unwrap()
             .is_none()
     );
-    let taken = c
-        .claim_job(&claim("w2", &slots, Some(a.id)), 2_000)
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let taken = q
+        .claim(&lease("w2", Some(a.id), 1_000))
         .await
         .unwrap()
         .expect("stale lease recovered");
@@ -467,87 +479,75 @@ async fn the_queue_leases_limits_retries_and_cancels() {
         (taken.id, taken.attempts, taken.takeovers),
         (first.id, 1, 1)
     );
-    assert_eq!(
-        c.renew_lease(first.id, "w1", 2_100, 1_000).await.unwrap(),
-        Lease::Lost
-    );
+    assert_eq!(q.renew(first.id, "w1", 1_000).await.unwrap(), Lease::Lost);
     assert!(
-        !c.finish_job(first.id, "w1", JobStatus::Succeeded, None)
+        !q.finish(first.id, "w1", JobStatus::Succeeded, None)
             .await
             .unwrap(),
         "old owner cannot finish"
     );
 
-    // A retry puts it back, due later.
+    // A retry puts it back, due later by the database's clock.
     assert!(
-        c.retry_job(taken.id, "w2", 5_000, "queue_full: busy")
+        q.retry(taken.id, "w2", 60_000, "queue_full: busy")
             .await
             .unwrap()
     );
-    let retried = c.job_of(a.id).await.unwrap();
-    assert_eq!(
-        (retried.status, retried.run_at),
-        (JobStatus::Pending, 5_000)
-    );
+    let retried = q.job_of(a.id).await.unwrap();
+    assert_eq!(retried.status, JobStatus::Pending);
+    assert!((retried.run_at - now_ms() - 60_000).abs() < 1_000);
     assert_eq!(retried.last_error.as_deref(), Some("queue_full: busy"));
 
     // b is due and the slot is free.
-    let second = c
-        .claim_job(&claim("w3", &slots, None), 3_000)
+    let second = q
+        .claim(&claim("w3", &slots, None))
         .await
         .unwrap()
         .expect("b runs");
     assert_eq!(second.generation_id, b.id);
     assert!(
-        c.finish_job(second.id, "w3", JobStatus::Succeeded, None)
+        q.finish(second.id, "w3", JobStatus::Succeeded, None)
             .await
             .unwrap()
     );
-    assert_eq!(c.job_of(b.id).await.unwrap().status, JobStatus::Succeeded);
+    assert_eq!(q.job_of(b.id).await.unwrap().status, JobStatus::Succeeded);
 
     // Cancel: a pending job ends at once; a running one is flagged for its worker.
-    let canceled = c.cancel_job(a.id).await.unwrap();
+    let canceled = q.cancel(a.id).await.unwrap();
     assert_eq!(canceled.status, JobStatus::Canceled);
-    assert!(
-        c.claim_job(&claim("w1", &slots, None), 10_000)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(q.claim(&claim("w1", &slots, None)).await.unwrap().is_none());
     let d = generation(None, None);
     c.create_generation(&d, Some(&job("mj:alice", 1, 0)), &[])
         .await
         .unwrap();
-    let running = c
-        .claim_job(&claim("w1", &slots, None), 10_000)
+    let running = q
+        .claim(&claim("w1", &slots, None))
         .await
         .unwrap()
         .expect("d runs");
-    let flagged = c.cancel_job(d.id).await.unwrap();
+    let flagged = q.cancel(d.id).await.unwrap();
     assert_eq!(
         (flagged.status, flagged.cancel_requested),
         (JobStatus::Running, true)
     );
     assert_eq!(
-        c.renew_lease(running.id, "w1", 10_100, 1_000)
-            .await
-            .unwrap(),
+        q.renew(running.id, "w1", 1_000).await.unwrap(),
         Lease::CancelRequested
     );
     assert!(
-        c.finish_job(running.id, "w1", JobStatus::Canceled, None)
+        q.finish(running.id, "w1", JobStatus::Canceled, None)
             .await
             .unwrap()
     );
-    let counts = c.queue_counts(&slots).await.unwrap();
+    let counts = q.counts(&slots).await.unwrap();
     assert_eq!((counts.pending, counts.running), (0, 0));
 
     assert!(matches!(
-        c.job_of(GenerationId::new()).await,
+        q.job_of(GenerationId::new()).await,
         Err(CatalogueError::NotFound(_))
     ));
     assert!(matches!(
-        c.cancel_job(GenerationId::new()).await,
+        q.cancel(GenerationId::new()).await,
         Err(CatalogueError::NotFound(_))
     ));
 }
@@ -555,7 +555,8 @@ async fn the_queue_leases_limits_retries_and_cancels() {
 #[tokio::test]
 async fn concurrency_above_one_and_meta() {
     let dir = tempfile::tempdir().unwrap();
-    let c = test_catalogue(dir.path()).await;
+    let db = test_db(dir.path()).await;
+    let (c, q) = (&db.catalogue, &db.queue);
     let slots = vec!["sandbox:local".to_owned()];
     for _ in 0..3 {
         c.create_generation(
@@ -566,23 +567,10 @@ async fn concurrency_above_one_and_meta() {
         .await
         .unwrap();
     }
+    assert!(q.claim(&claim("w1", &slots, None)).await.unwrap().is_some());
+    assert!(q.claim(&claim("w2", &slots, None)).await.unwrap().is_some());
     assert!(
-        c.claim_job(&claim("w1", &slots, None), 1)
-            .await
-            .unwrap()
-            .is_some()
-    );
-    assert!(
-        c.claim_job(&claim("w2", &slots, None), 1)
-            .await
-            .unwrap()
-            .is_some()
-    );
-    assert!(
-        c.claim_job(&claim("w3", &slots, None), 1)
-            .await
-            .unwrap()
-            .is_none(),
+        q.claim(&claim("w3", &slots, None)).await.unwrap().is_none(),
         "two at a time"
     );
 
@@ -590,4 +578,143 @@ async fn concurrency_above_one_and_meta() {
     c.set_meta("notice", "shown").await.unwrap();
     c.set_meta("notice", "again").await.unwrap();
     assert_eq!(c.meta("notice").await.unwrap().as_deref(), Some("again"));
+}
+
+#[tokio::test]
+async fn an_account_is_held_by_one_holder_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = test_db(dir.path()).await.queue;
+    assert!(
+        q.hold_account("midjourney:alice", "node-a", 200)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !q.hold_account("midjourney:alice", "node-b", 200)
+            .await
+            .unwrap(),
+        "held by node-a"
+    );
+    assert!(
+        q.hold_account("midjourney:bob", "node-b", 200)
+            .await
+            .unwrap(),
+        "another account is free"
+    );
+    assert!(
+        q.hold_account("midjourney:alice", "node-a", 200)
+            .await
+            .unwrap(),
+        "the holder renews"
+    );
+    // A release by someone else changes nothing; the holder's own frees it at once.
+    q.release_account("midjourney:alice", "node-b")
+        .await
+        .unwrap();
+    assert!(
+        !q.hold_account("midjourney:alice", "node-b", 200)
+            .await
+            .unwrap()
+    );
+    q.release_account("midjourney:alice", "node-a")
+        .await
+        .unwrap();
+    assert!(
+        q.hold_account("midjourney:alice", "node-b", 100)
+            .await
+            .unwrap()
+    );
+    // A hold nobody renews runs out, and another node takes the account.
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    assert!(
+        q.hold_account("midjourney:alice", "node-a", 200)
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn the_feed_tells_every_event_in_order_and_wakes_its_waiters() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = test_db(dir.path()).await.catalogue;
+    assert_eq!(c.feed_end().await.unwrap(), 0);
+    let a = c
+        .create_generation(&generation(None, None), None, &[])
+        .await
+        .unwrap();
+    let start = c.feed_end().await.unwrap();
+    assert!(start > 0);
+    let b = c
+        .create_generation(&generation(None, None), None, &[])
+        .await
+        .unwrap();
+    let waiter = {
+        let c = c.clone();
+        tokio::spawn(async move {
+            let t = std::time::Instant::now();
+            c.wait_for_events(std::time::Duration::from_secs(20)).await;
+            t.elapsed()
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    c.advance(
+        a.id,
+        &Change::new(EventKind::Progress, GenerationStatus::Running, 10.0),
+    )
+    .await
+    .unwrap();
+    let slept = waiter.await.unwrap();
+    assert!(
+        slept < std::time::Duration::from_secs(10),
+        "woken by the write"
+    );
+
+    let all = c.feed(0, None, 100).await.unwrap();
+    let seen: Vec<_> = all
+        .iter()
+        .map(|e| (e.event.generation_id, e.event.seq))
+        .collect();
+    assert_eq!(seen, [(a.id, 1), (b.id, 1), (a.id, 2)]);
+    assert!(all.windows(2).all(|w| w[0].position < w[1].position));
+    assert_eq!(all.last().unwrap().position, c.feed_end().await.unwrap());
+    let after: Vec<_> = c
+        .feed(start, None, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| (e.event.generation_id, e.event.seq))
+        .collect();
+    assert_eq!(after, [(b.id, 1), (a.id, 2)]);
+    let of_a: Vec<_> = c
+        .feed(0, Some(a.id), 1)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.event.seq)
+        .collect();
+    assert_eq!(of_a, [1], "at most the limit");
+}
+
+#[tokio::test]
+async fn account_records_keep_the_latest_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = test_db(dir.path()).await.catalogue;
+    assert_eq!(c.account_record("midjourney", "alice").await.unwrap(), None);
+    let at = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    let mut record = atelier::catalogue::AccountRecord {
+        provider: "midjourney".into(),
+        account: "alice".into(),
+        health: "connecting".into(),
+        reason: Some("gateway refused: 4004".into()),
+        at,
+    };
+    c.record_account(&record).await.unwrap();
+    record.health = "ready".into();
+    record.reason = None;
+    c.record_account(&record).await.unwrap();
+    assert_eq!(
+        c.account_record("midjourney", "alice").await.unwrap(),
+        Some(record)
+    );
+    assert_eq!(c.account_record("midjourney", "bob").await.unwrap(), None);
 }

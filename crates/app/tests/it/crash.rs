@@ -229,7 +229,10 @@ async fn kill_9_with_four_presses_in_flight_then_none_is_sent_again() {
 
     // Several presses were pending when the process died.
     let url = format!("sqlite://{}", path.join("atelier.db").display());
-    let catalogue = atelier::catalogue::open(&url, false).await.unwrap();
+    let catalogue = atelier::catalogue::open(&url, false)
+        .await
+        .unwrap()
+        .catalogue;
     let refs = catalogue.generation(id).await.unwrap().provider_refs;
     let pending = refs["pending"].as_object().map_or(0, serde_json::Map::len);
     assert!(pending >= 2, "{refs}");
@@ -253,7 +256,7 @@ async fn a_job_killed_more_often_than_its_attempts_completes() {
     assert_eq!(code, 0, "{queued}");
     let id: atelier::domain::GenerationId = queued["id"].as_str().unwrap().parse().unwrap();
     let url = format!("sqlite://{}", d.path().join("atelier.db").display());
-    let catalogue = atelier::catalogue::open(&url, false).await.unwrap();
+    let queue = atelier::catalogue::open(&url, false).await.unwrap().queue;
     for _ in 0..3 {
         let mut child = d
             .cmd()
@@ -265,7 +268,7 @@ async fn a_job_killed_more_often_than_its_attempts_completes() {
         // Killed once it holds the job (its worker ids carry its pid).
         let mark = format!("@{}-", child.id());
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while !catalogue
+        while !queue
             .job_of(id)
             .await
             .unwrap()
@@ -287,7 +290,7 @@ async fn a_job_killed_more_often_than_its_attempts_completes() {
         (0, &serde_json::json!(1)),
         "{run}"
     );
-    let job = catalogue.job_of(id).await.unwrap();
+    let job = queue.job_of(id).await.unwrap();
     assert_eq!(
         (job.status, job.attempts, job.takeovers),
         (atelier::domain::JobStatus::Succeeded, 1, 3)

@@ -6,13 +6,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use atelier::catalogue::{
-    Catalogue, CatalogueError, Change, Claim, ImageFilter, Inserted, NewJob, QueueCounts,
-    Result as CatResult,
+    CatalogueError, Claim, ImageFilter, Queue, QueueCounts, Result as CatResult,
 };
 use atelier::domain::{
-    Category, ErrorCode, Event, EventKind, Generation, GenerationId, GenerationRequest,
-    GenerationStatus, Image, ImageId, ImageStatus, Job, JobId, JobStatus, Lease, Phase, Role,
-    UpscaleSelection,
+    ErrorCode, EventKind, GenerationId, GenerationRequest, GenerationStatus, Job, JobId, JobStatus,
+    Lease, Phase, Role, UpscaleSelection,
 };
 use atelier::jobs::{Stop, run_workers};
 use atelier::providers::sandbox::Sandbox;
@@ -181,7 +179,7 @@ async fn retryable_failures_are_retried_then_succeed() {
         "{:?}",
         g.generation.error
     );
-    let job = t.app.catalogue.job_of(id).await.unwrap();
+    let job = t.app.queue.job_of(id).await.unwrap();
     // queue_full, then a truncated delivery (integrity_failed), then success.
     assert_eq!((job.attempts, job.status), (3, JobStatus::Succeeded));
     assert!(job.last_error.unwrap().starts_with("integrity_failed"));
@@ -211,7 +209,7 @@ async fn fatal_failures_end_the_generation_at_once() {
         (EventKind::Failed, Some(ErrorCode::BannedPrompt))
     );
     assert_eq!(
-        t.app.catalogue.job_of(id).await.unwrap().status,
+        t.app.queue.job_of(id).await.unwrap().status,
         JobStatus::Failed
     );
 }
@@ -244,7 +242,7 @@ async fn canceling_a_waiting_generation_ends_it_at_once() {
     run_idle(&t).await;
     assert!(t.app.generation(id).await.unwrap().images.is_empty());
     assert_eq!(
-        t.app.catalogue.job_of(id).await.unwrap().status,
+        t.app.queue.job_of(id).await.unwrap().status,
         JobStatus::Canceled
     );
     let last = t.app.events(id, 0).await.unwrap().pop().unwrap();
@@ -281,7 +279,7 @@ async fn canceling_a_running_generation_stops_its_worker() {
         (GenerationStatus::Canceled, Some(ErrorCode::Canceled))
     );
     assert_eq!(
-        t.app.catalogue.job_of(id).await.unwrap().status,
+        t.app.queue.job_of(id).await.unwrap().status,
         JobStatus::Canceled
     );
 }
@@ -319,20 +317,12 @@ async fn a_crashed_workers_job_is_taken_over_after_its_lease() {
         slots: &slots,
         only: None,
     };
-    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000;
-    assert!(
-        t.app
-            .catalogue
-            .claim_job(&ghost, now)
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(t.app.queue.claim(&ghost).await.unwrap().is_some());
     run_idle(&t).await;
     let g = t.app.generation(id).await.unwrap();
     assert_eq!(g.generation.status, GenerationStatus::Succeeded);
     assert_eq!(g.images.len(), 5);
-    let job = t.app.catalogue.job_of(id).await.unwrap();
+    let job = t.app.queue.job_of(id).await.unwrap();
     // The takeover spent no attempt.
     assert_eq!((job.attempts, job.takeovers), (1, 1));
 }
@@ -341,7 +331,6 @@ async fn a_crashed_workers_job_is_taken_over_after_its_lease() {
 /// from the queue, each next one takes it over once the lease has run out.
 async fn ghosts(t: &TestApp, slot: &str, count: u32) {
     let slots = vec![slot.to_owned()];
-    let start = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000;
     for n in 0..count {
         let worker = format!("ghost@{n}");
         let ghost = Claim {
@@ -351,12 +340,14 @@ async fn ghosts(t: &TestApp, slot: &str, count: u32) {
             only: None,
         };
         // Each claims after the one before it lost its lease.
-        let at = start + 2 * i64::from(n);
-        let claimed = t.app.catalogue.claim_job(&ghost, at).await.unwrap();
+        if n > 0 {
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        let claimed = t.app.queue.claim(&ghost).await.unwrap();
         assert!(claimed.is_some(), "ghost {n} claims the job");
     }
     // The last ghost's lease has run out before the real workers look.
-    tokio::time::sleep(Duration::from_millis(2 * u64::from(count) + 20)).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -374,7 +365,7 @@ async fn a_job_killed_more_often_than_its_attempts_still_finishes() {
         g.generation.error
     );
     assert_eq!(g.images.len(), 5);
-    let job = t.app.catalogue.job_of(id).await.unwrap();
+    let job = t.app.queue.job_of(id).await.unwrap();
     assert_eq!((job.attempts, job.takeovers), (1, 5));
 }
 
@@ -403,7 +394,7 @@ async fn a_job_that_kills_its_worker_every_time_is_given_up_after_its_takeovers(
         e.message
     );
     assert_eq!(s.calls.load(Ordering::SeqCst), 0, "not run again");
-    let job = t.app.catalogue.job_of(id).await.unwrap();
+    let job = t.app.queue.job_of(id).await.unwrap();
     assert_eq!(
         (job.status, job.attempts, job.takeovers),
         (JobStatus::Failed, 1, 3)
@@ -424,7 +415,7 @@ async fn a_retried_job_resumes_without_redoing_stored_steps() {
     assert_eq!(g.generation.status, GenerationStatus::Succeeded);
     let grids = g.images.iter().filter(|i| i.role == Role::Grid).count();
     assert_eq!((grids, g.images.len()), (1, 5));
-    let job = t.app.catalogue.job_of(id).await.unwrap();
+    let job = t.app.queue.job_of(id).await.unwrap();
     assert_eq!(job.attempts, 2);
     // The upscales run at once: the failed one is asked for again, the three others were
     // stored by the first attempt, which waited for them.
@@ -539,15 +530,7 @@ async fn a_cancel_requested_while_nobody_held_the_job_is_honoured_at_claim() {
         slots: &slots,
         only: None,
     };
-    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000;
-    assert!(
-        t.app
-            .catalogue
-            .claim_job(&ghost, now)
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(t.app.queue.claim(&ghost).await.unwrap().is_some());
     // The cancel reaches a job whose worker has died.
     t.app.cancel(id).await.unwrap();
     run_idle(&t).await;
@@ -610,62 +593,17 @@ async fn a_stored_image_without_its_event_gets_it_on_resume() {
     );
 }
 
-/// A catalogue whose first claims fail (as when its file is locked or unreadable for a
-/// while): every other call goes to the real one.
+/// A queue whose first claims fail (as when its file is locked or unreadable for a while):
+/// every other call goes to the real one.
 struct FailingClaims {
-    inner: Arc<dyn Catalogue>,
+    inner: Arc<dyn Queue>,
     failures: std::sync::atomic::AtomicUsize,
     claims: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait::async_trait]
-impl Catalogue for FailingClaims {
-    async fn create_generation(
-        &self,
-        g: &Generation,
-        job: Option<&NewJob>,
-        images: &[Image],
-    ) -> CatResult<Generation> {
-        self.inner.create_generation(g, job, images).await
-    }
-    async fn generation(&self, id: GenerationId) -> CatResult<Generation> {
-        self.inner.generation(id).await
-    }
-    async fn next_version(
-        &self,
-        category: Option<Category>,
-        subject: Option<&str>,
-        parent: Option<GenerationId>,
-    ) -> CatResult<u32> {
-        self.inner.next_version(category, subject, parent).await
-    }
-    async fn advance_all(&self, id: GenerationId, changes: &[Change]) -> CatResult<Vec<Event>> {
-        self.inner.advance_all(id, changes).await
-    }
-    async fn set_provider_refs(
-        &self,
-        id: GenerationId,
-        refs: &serde_json::Value,
-        account: Option<&str>,
-    ) -> CatResult<()> {
-        self.inner.set_provider_refs(id, refs, account).await
-    }
-    async fn insert_image(&self, image: &Image) -> CatResult<Inserted> {
-        self.inner.insert_image(image).await
-    }
-    async fn image(&self, id: ImageId) -> CatResult<Image> {
-        self.inner.image(id).await
-    }
-    async fn images(&self, filter: &ImageFilter) -> CatResult<Vec<Image>> {
-        self.inner.images(filter).await
-    }
-    async fn set_image_status(&self, id: ImageId, status: ImageStatus) -> CatResult<Image> {
-        self.inner.set_image_status(id, status).await
-    }
-    async fn add_tags(&self, id: ImageId, tags: &[String]) -> CatResult<Image> {
-        self.inner.add_tags(id, tags).await
-    }
-    async fn claim_job(&self, claim: &Claim<'_>, now: i64) -> CatResult<Option<Job>> {
+impl Queue for FailingClaims {
+    async fn claim(&self, claim: &Claim<'_>) -> CatResult<Option<Job>> {
         self.claims.fetch_add(1, Ordering::SeqCst);
         if self
             .failures
@@ -674,66 +612,48 @@ impl Catalogue for FailingClaims {
         {
             return Err(CatalogueError::Other("database is locked".into()));
         }
-        self.inner.claim_job(claim, now).await
+        self.inner.claim(claim).await
     }
-    async fn renew_lease(
-        &self,
-        id: JobId,
-        worker: &str,
-        now: i64,
-        lease_ms: i64,
-    ) -> CatResult<Lease> {
-        self.inner.renew_lease(id, worker, now, lease_ms).await
+    async fn renew(&self, id: JobId, worker: &str, lease_ms: i64) -> CatResult<Lease> {
+        self.inner.renew(id, worker, lease_ms).await
     }
-    async fn finish_job(
+    async fn finish(
         &self,
         id: JobId,
         worker: &str,
         status: JobStatus,
         error: Option<&str>,
     ) -> CatResult<bool> {
-        self.inner.finish_job(id, worker, status, error).await
+        self.inner.finish(id, worker, status, error).await
     }
-    async fn retry_job(
-        &self,
-        id: JobId,
-        worker: &str,
-        run_at: i64,
-        error: &str,
-    ) -> CatResult<bool> {
-        self.inner.retry_job(id, worker, run_at, error).await
+    async fn retry(&self, id: JobId, worker: &str, delay_ms: i64, error: &str) -> CatResult<bool> {
+        self.inner.retry(id, worker, delay_ms, error).await
     }
     async fn job_of(&self, generation: GenerationId) -> CatResult<Job> {
         self.inner.job_of(generation).await
     }
-    async fn cancel_job(&self, generation: GenerationId) -> CatResult<Job> {
-        self.inner.cancel_job(generation).await
+    async fn cancel(&self, generation: GenerationId) -> CatResult<Job> {
+        self.inner.cancel(generation).await
     }
-    async fn queue_counts(&self, slots: &[String]) -> CatResult<QueueCounts> {
-        self.inner.queue_counts(slots).await
+    async fn counts(&self, slots: &[String]) -> CatResult<QueueCounts> {
+        self.inner.counts(slots).await
     }
-    async fn next_wakeup(&self, slots: &[String]) -> CatResult<Option<i64>> {
-        self.inner.next_wakeup(slots).await
+    async fn next_due(&self, slots: &[String]) -> CatResult<Option<Duration>> {
+        self.inner.next_due(slots).await
     }
-    async fn events(&self, id: GenerationId, after: u64) -> CatResult<Vec<Event>> {
-        self.inner.events(id, after).await
+    async fn wait_for_work(&self, timeout: Duration) {
+        self.inner.wait_for_work(timeout).await;
     }
-    async fn meta(&self, key: &str) -> CatResult<Option<String>> {
-        self.inner.meta(key).await
+    async fn hold_account(&self, account: &str, holder: &str, lease_ms: i64) -> CatResult<bool> {
+        self.inner.hold_account(account, holder, lease_ms).await
     }
-    async fn set_meta(&self, key: &str, value: &str) -> CatResult<()> {
-        self.inner.set_meta(key, value).await
+    async fn release_account(&self, account: &str, holder: &str) -> CatResult<()> {
+        self.inner.release_account(account, holder).await
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_claim_is_tried_again_after_a_backoff_kept_in_memory() {
-    let dir = tempfile::tempdir().unwrap();
-    let flaky = Arc::new(FailingClaims {
-        inner: crate::support::test_catalogue(dir.path()).await,
-        failures: std::sync::atomic::AtomicUsize::new(4),
-        claims: std::sync::atomic::AtomicUsize::new(0),
-    });
     let sandbox: Arc<dyn Provider> = Arc::new(Sandbox {
         size: 64,
         delay: Duration::ZERO,
@@ -749,7 +669,13 @@ async fn a_failing_claim_is_tried_again_after_a_backoff_kept_in_memory() {
         },
     )
     .await;
-    Arc::get_mut(&mut t.app).unwrap().catalogue = flaky.clone();
+    // The app's own queue, behind one whose first claims fail.
+    let flaky = Arc::new(FailingClaims {
+        inner: t.app.queue.clone(),
+        failures: std::sync::atomic::AtomicUsize::new(4),
+        claims: std::sync::atomic::AtomicUsize::new(0),
+    });
+    Arc::get_mut(&mut t.app).unwrap().queue = flaky.clone();
     let id = submit(&t, "claimed at last", "1").await;
     let workers = tokio::spawn(run_workers(t.app.clone(), 1, Stop::UntilIdle));
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -768,6 +694,6 @@ async fn a_failing_claim_is_tried_again_after_a_backoff_kept_in_memory() {
     let g = t.app.generation(id).await.unwrap().generation;
     assert_eq!(g.status, GenerationStatus::Succeeded);
     // The failed claims wrote nothing: the job was claimed once.
-    let job = t.app.catalogue.job_of(id).await.unwrap();
+    let job = t.app.queue.job_of(id).await.unwrap();
     assert_eq!((job.attempts, job.takeovers, job.last_error), (1, 0, None));
 }

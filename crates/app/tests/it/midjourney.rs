@@ -351,7 +351,7 @@ async fn nothing_is_sent_while_its_nonce_cannot_be_saved() {
         message.contains("references could not be saved"),
         "{message}"
     );
-    assert_eq!(app.catalogue.job_of(id).await.unwrap().attempts, 3);
+    assert_eq!(app.queue.job_of(id).await.unwrap().attempts, 3);
     assert_eq!(sim.control().stats().interactions, 0, "sent unsaved");
 
     // Once the catalogue takes them again, the same path runs through.

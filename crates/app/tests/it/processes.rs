@@ -16,10 +16,10 @@ fn stderr(out: &Output) -> String {
 /// Every job of the catalogue at `db` (a file copied out of, or left in, a data directory).
 async fn jobs_of(db: &Path, ids: &[GenerationId]) -> Vec<atelier::domain::Job> {
     let url = format!("sqlite://{}", db.display());
-    let catalogue = atelier::catalogue::open(&url, false).await.unwrap();
+    let queue = atelier::catalogue::open(&url, false).await.unwrap().queue;
     let mut jobs = Vec::new();
     for id in ids {
-        jobs.push(catalogue.job_of(*id).await.unwrap());
+        jobs.push(queue.job_of(*id).await.unwrap());
     }
     jobs
 }

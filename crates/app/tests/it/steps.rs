@@ -1,11 +1,11 @@
 //! Conformance, continued: several life-cycle steps written as one, and the order in which a
 //! deep queue is claimed. Through the `Catalogue` trait only, like `catalogue.rs`.
 
-use atelier::catalogue::{CatalogueError, Change};
+use atelier::catalogue::{CatalogueError, Change, Claim};
 use atelier::domain::{EventKind, GenerationStatus, Phase};
 
 use crate::catalogue::{claim, generation, job};
-use crate::support::test_catalogue;
+use crate::support::test_db;
 
 fn step(kind: EventKind, status: GenerationStatus, progress: f64) -> Change {
     Change::new(kind, status, progress)
@@ -14,7 +14,7 @@ fn step(kind: EventKind, status: GenerationStatus, progress: f64) -> Change {
 #[tokio::test]
 async fn steps_written_together_read_as_steps_written_one_by_one() {
     let dir = tempfile::tempdir().unwrap();
-    let c = test_catalogue(dir.path()).await;
+    let c = test_db(dir.path()).await.catalogue;
     let g = c
         .create_generation(&generation(None, None), None, &[])
         .await
@@ -177,10 +177,11 @@ async fn steps_written_together_read_as_steps_written_one_by_one() {
 #[tokio::test]
 async fn a_deep_queue_is_claimed_in_order_and_taken_over_jobs_first() {
     let dir = tempfile::tempdir().unwrap();
-    let c = test_catalogue(dir.path()).await;
+    let db = test_db(dir.path()).await;
+    let (c, q) = (&db.catalogue, &db.queue);
     let slots = vec!["sandbox:local".to_owned(), "mj:alice".to_owned()];
-    // 60 jobs due at 10 different times, written in no particular order, on two slots.
-    let mut expected = Vec::new();
+    // 60 jobs due at different times, written in no particular order, on two slots.
+    let mut gens = Vec::new();
     for i in (0..60_i64).rev() {
         let g = generation(None, None);
         let slot = if i % 3 == 0 {
@@ -188,22 +189,26 @@ async fn a_deep_queue_is_claimed_in_order_and_taken_over_jobs_first() {
         } else {
             "sandbox:local"
         };
-        let new_job = job(slot, 2, 100 + (i * 7) % 10);
-        c.create_generation(&g, Some(&new_job), &[]).await.unwrap();
-        expected.push(((i * 7) % 10, new_job.id));
+        c.create_generation(&g, Some(&job(slot, 2, (i * 7) % 10)), &[])
+            .await
+            .unwrap();
+        gens.push(g.id);
+    }
+    // The order the database's own due times give, ties by job id.
+    let mut expected = Vec::new();
+    for g in &gens {
+        let j = q.job_of(*g).await.unwrap();
+        expected.push((j.run_at, j.id));
     }
     expected.sort();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
 
     // Every job, one after another (each ended before the next claim), in the due order,
-    // ties by job id, whatever the slot.
+    // whatever the slot.
     let mut order = Vec::new();
-    while let Some(next) = c
-        .claim_job(&claim("w1", &slots, None), 1_000)
-        .await
-        .unwrap()
-    {
+    while let Some(next) = q.claim(&claim("w1", &slots, None)).await.unwrap() {
         order.push(next.id);
-        c.finish_job(next.id, "w1", atelier::domain::JobStatus::Succeeded, None)
+        q.finish(next.id, "w1", atelier::domain::JobStatus::Succeeded, None)
             .await
             .unwrap();
     }
@@ -215,28 +220,21 @@ async fn a_deep_queue_is_claimed_in_order_and_taken_over_jobs_first() {
     // A job whose worker died is taken over before any pending job, even a due one that
     // was queued earlier.
     let (late, early) = (generation(None, None), generation(None, None));
-    c.create_generation(&late, Some(&job("sandbox:local", 2, 2_000)), &[])
+    c.create_generation(&early, Some(&job("sandbox:local", 2, 0)), &[])
         .await
         .unwrap();
-    let crashed = c
-        .claim_job(&claim("dead", &slots, Some(late.id)), 2_000)
-        .await
-        .unwrap()
-        .unwrap();
-    c.create_generation(&early, Some(&job("sandbox:local", 2, 1_500)), &[])
+    c.create_generation(&late, Some(&job("sandbox:local", 2, 0)), &[])
         .await
         .unwrap();
-    // The lease (1 s) ran out at 3 000.
-    let next = c
-        .claim_job(&claim("w2", &slots, None), 3_500)
-        .await
-        .unwrap()
-        .unwrap();
+    let dead = Claim {
+        lease_ms: 30,
+        ..claim("dead", &slots, Some(late.id))
+    };
+    let crashed = q.claim(&dead).await.unwrap().unwrap();
+    // The lease runs out.
+    tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    let next = q.claim(&claim("w2", &slots, None)).await.unwrap().unwrap();
     assert_eq!((next.id, next.attempts, next.takeovers), (crashed.id, 1, 1));
-    let then = c
-        .claim_job(&claim("w2", &slots, None), 3_500)
-        .await
-        .unwrap()
-        .unwrap();
+    let then = q.claim(&claim("w2", &slots, None)).await.unwrap().unwrap();
     assert_eq!(then.generation_id, early.id);
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use atelier::app::{App, JobSettings};
-use atelier::catalogue::{self, Catalogue};
+use atelier::catalogue::{self, Database};
 use atelier::domain::{ErrorCode, GenerationId};
 use atelier::jobs::Bus;
 use atelier::providers::sandbox::{Sandbox, draw};
@@ -21,7 +21,7 @@ use atelier::store::{Layout, Store};
 
 /// The catalogue URL tests run against: `TEST_DATABASE_URL` when set, else a fresh `SQLite`
 /// file. Every test gets its own database.
-pub async fn test_catalogue(dir: &Path) -> Arc<dyn Catalogue> {
+pub async fn test_db(dir: &Path) -> Database {
     match std::env::var("TEST_DATABASE_URL") {
         Ok(url) if !url.is_empty() => catalogue::open(&url, true)
             .await
@@ -274,7 +274,7 @@ pub async fn app_with(
     jobs: JobSettings,
 ) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
-    let catalogue = test_catalogue(dir.path()).await;
+    let db = test_db(dir.path()).await;
     let mut registry = Providers::default();
     for (name, provider, concurrency, mode) in &providers {
         registry.insert(
@@ -294,7 +294,8 @@ pub async fn app_with(
         registry.set_default(name);
     }
     let app = Arc::new(App {
-        catalogue,
+        catalogue: db.catalogue,
+        queue: db.queue,
         store: Store::memory(Layout::Default),
         providers: registry,
         bus: Bus::default(),

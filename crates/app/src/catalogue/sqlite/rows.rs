@@ -183,3 +183,13 @@ pub(super) fn event(row: &SqliteRow) -> Result<Event> {
         error: failure(get(row, "error_code")?, get(row, "error_message")?)?,
     })
 }
+
+pub(super) fn account(row: &SqliteRow) -> Result<crate::catalogue::AccountRecord> {
+    Ok(crate::catalogue::AccountRecord {
+        provider: get(row, "provider")?,
+        account: get(row, "account")?,
+        health: get(row, "health")?,
+        reason: get(row, "reason")?,
+        at: parse_ts(&get::<String>(row, "recorded_at")?)?,
+    })
+}

@@ -1,12 +1,12 @@
 //! Statements shared by several catalogue methods: the next version number, an image row,
-//! an event row, the life-cycle steps.
+//! an event row, a generation's stage read and written back.
 
-use time::OffsetDateTime;
+use sqlx::Row;
 
 use super::rows::{colours_json, ts};
 use super::{db, other};
-use crate::catalogue::{CatalogueError, Change, Result};
-use crate::domain::{Category, Event, GenerationId, Image};
+use crate::catalogue::{CatalogueError, Result};
+use crate::domain::{Category, Event, GenerationId, Image, Phase, Stage};
 
 const NEXT_VERSION: &str = "SELECT COALESCE(MAX(version), 0) + 1 FROM generations
      WHERE category IS ?1 AND subject = ?2";
@@ -84,127 +84,67 @@ pub(super) async fn insert_image_row(conn: &mut sqlx::SqliteConnection, i: &Imag
     .map(|done| done.rows_affected() == 1)
 }
 
-pub(super) async fn insert_event(
-    conn: &mut sqlx::SqliteConnection,
-    id: GenerationId,
-    seq: i64,
-    c: &Change,
-    at: OffsetDateTime,
-) -> Result<Event> {
-    let query = sqlx::query(
+/// Writes one event as the domain decided it.
+pub(super) async fn insert_event(conn: &mut sqlx::SqliteConnection, e: &Event) -> Result<()> {
+    sqlx::query(
         "INSERT INTO events (generation_id, seq, kind, status, phase, progress, idx, image_id,
             error_code, error_message, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )
-    .bind(id.to_string())
-    .bind(seq);
-    bind_change(query, c)
-        .bind(ts(at))
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
-    Ok(Event {
-        generation_id: id,
-        seq: seq as u64,
-        kind: c.kind,
-        at,
-        status: c.status,
-        phase: c.phase,
-        progress: c.progress,
-        index: c.index,
-        image_id: c.image_id,
-        error: c.error.clone(),
-    })
+    .bind(e.generation_id.to_string())
+    .bind(e.seq as i64)
+    .bind(e.kind.as_str())
+    .bind(e.status.as_str())
+    .bind(e.phase.map(Phase::as_str))
+    .bind(e.progress)
+    .bind(e.index.map(i64::from))
+    .bind(e.image_id.map(|i| i.to_string()))
+    .bind(e.error.as_ref().map(|f| f.code.as_str()))
+    .bind(e.error.as_ref().map(|f| f.message.as_str()))
+    .bind(ts(e.at))
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(())
 }
 
-/// How many steps one `advance_all` statement takes at most; its SQL is built once per count.
-pub(super) const MAX_STEPS: usize = 8;
-
-/// The statement that appends `n` steps' events (`?1` the generation, `?2` the time, then eight
-/// parameters per step), each computed from the generation as stored: the status rules of
-/// `GenerationStatus::can_become`, progress only raised, phase kept when unset. The trigger
-/// `events_apply_to_generation` writes each back, in order. A terminal generation selects no
-/// row, so nothing is written.
-///
-/// One statement rather than one per step: `SQLite` runs an `INSERT … SELECT` that reads its own
-/// table (here, for the next `seq`) from a temporary copy of the selected rows, so every step
-/// sees the generation and its events as they were before the statement; the steps are
-/// therefore numbered `MAX(seq) + n` and carried forward beforehand (`carried_forward`), which
-/// makes each as judged after the ones before it. `n` is 1 to [`MAX_STEPS`].
-pub(super) fn advance_sql(n: usize) -> &'static str {
-    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    let all = SQL.get_or_init(|| (1..=MAX_STEPS).map(build_advance_sql).collect());
-    &all[n.clamp(1, MAX_STEPS) - 1]
-}
-
-fn build_advance_sql(n: usize) -> String {
-    let steps: Vec<String> = (0..n)
-        .map(|i| {
-            let p = 3 + i * 8;
-            format!(
-                "({}, ?{p}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?{})",
-                i + 1,
-                p + 1,
-                p + 2,
-                p + 3,
-                p + 4,
-                p + 5,
-                p + 6,
-                p + 7
-            )
-        })
-        .collect();
-    format!(
-        "INSERT INTO events (generation_id, seq, kind, status, phase, progress, idx, image_id,
-            error_code, error_message, created_at)
-         SELECT g.id,
-            (SELECT COALESCE(MAX(seq), 0) FROM events WHERE generation_id = g.id) + c.column1,
-            c.column2,
-            CASE WHEN c.column3 IN ('succeeded', 'failed', 'canceled')
-                   OR (g.status = 'queued' AND c.column3 IN ('submitted', 'running'))
-                   OR (g.status = 'submitted' AND c.column3 = 'running')
-                 THEN c.column3 ELSE g.status END,
-            COALESCE(c.column4, g.phase), MAX(g.progress, c.column5), c.column6, c.column7,
-            c.column8, c.column9, ?2
-         FROM generations g, (VALUES {}) AS c
-         WHERE g.id = ?1 AND g.status NOT IN ('succeeded', 'failed', 'canceled')
-         ORDER BY c.column1
-         RETURNING seq, status, phase, progress",
-        steps.join(", ")
+/// The generation's stage and its last event's number, read inside the caller's write
+/// transaction (which holds `SQLite`'s write lock, so nobody moves it meanwhile).
+pub(super) async fn read_stage(
+    conn: &mut sqlx::SqliteConnection,
+    id: GenerationId,
+) -> Result<Stage> {
+    let row = sqlx::query(
+        "SELECT g.*, (SELECT COALESCE(MAX(seq), 0) FROM events WHERE generation_id = g.id)
+            AS last_seq
+         FROM generations g WHERE g.id = ?1",
     )
+    .bind(id.to_string())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?
+    .ok_or_else(|| CatalogueError::NotFound(format!("generation {id}")))?;
+    let last_seq: i64 = row.try_get("last_seq").map_err(other)?;
+    Ok(Stage::of(&super::rows::generation(&row)?, last_seq as u64))
 }
 
-/// The steps as each would be stored after the ones before it: a status never moves back
-/// (`can_become` decides), a missing phase is the previous step's, progress is only raised.
-pub(super) fn carried_forward(changes: &[Change]) -> Vec<Change> {
-    let mut out: Vec<Change> = Vec::with_capacity(changes.len());
-    for c in changes {
-        let mut c = c.clone();
-        if let Some(before) = out.last() {
-            if !before.status.can_become(c.status) {
-                c.status = before.status;
-            }
-            c.phase = c.phase.or(before.phase);
-            c.progress = c.progress.max(before.progress);
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Binds a step's eight values, in the order of the events table's columns from `kind` to
-/// `error_message`.
-pub(super) fn bind_change<'q>(
-    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
-    c: &'q Change,
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
-    query
-        .bind(c.kind.as_str())
-        .bind(c.status.as_str())
-        .bind(c.phase.map(crate::domain::Phase::as_str))
-        .bind(c.progress)
-        .bind(c.index.map(i64::from))
-        .bind(c.image_id.map(|i| i.to_string()))
-        .bind(c.error.as_ref().map(|e| e.code.as_str()))
-        .bind(c.error.as_ref().map(|e| e.message.as_str()))
+/// Writes back what a stage holds of its generation.
+pub(super) async fn write_stage(conn: &mut sqlx::SqliteConnection, s: &Stage) -> Result<()> {
+    sqlx::query(
+        "UPDATE generations SET status = ?2, phase = ?3, progress = ?4, error_code = ?5,
+            error_message = ?6, started_at = ?7, completed_at = ?8
+         WHERE id = ?1",
+    )
+    .bind(s.id.to_string())
+    .bind(s.status.as_str())
+    .bind(s.phase.map(Phase::as_str))
+    .bind(s.progress)
+    .bind(s.error.as_ref().map(|f| f.code.as_str()))
+    .bind(s.error.as_ref().map(|f| f.message.as_str()))
+    .bind(s.started_at.map(ts))
+    .bind(s.completed_at.map(ts))
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(())
 }

@@ -83,7 +83,7 @@ async fn a_refused_gateway_fails_the_job_after_its_budget_saying_why() {
         "{message}"
     );
     // The budget is the whole wait: the job is not tried again.
-    assert_eq!(app.catalogue.job_of(id).await.unwrap().attempts, 1);
+    assert_eq!(app.queue.job_of(id).await.unwrap().attempts, 1);
 
     // Followers heard what the job waited for while it waited.
     let events = app.events(id, 0).await.unwrap();
@@ -135,7 +135,7 @@ async fn a_gateway_that_comes_back_within_the_budget_lets_the_job_finish() {
     let proxy = forward(refused, &sim).await;
     run.await.unwrap();
     assert_complete(&app, id).await;
-    assert_eq!(app.catalogue.job_of(id).await.unwrap().attempts, 1);
+    assert_eq!(app.queue.job_of(id).await.unwrap().attempts, 1);
     proxy.abort();
     sim.shutdown().await;
 }

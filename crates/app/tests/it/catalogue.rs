@@ -558,6 +558,7 @@ async fn concurrency_above_one_and_meta() {
     let db = test_db(dir.path()).await;
     let (c, q) = (&db.catalogue, &db.queue);
     let slots = vec!["sandbox:local".to_owned()];
+    let seen = q.work_seen();
     for _ in 0..3 {
         c.create_generation(
             &generation(None, None),
@@ -573,6 +574,11 @@ async fn concurrency_above_one_and_meta() {
         q.claim(&claim("w3", &slots, None)).await.unwrap().is_none(),
         "two at a time"
     );
+    // Work queued after a look wakes a wait that starts later.
+    let t = std::time::Instant::now();
+    q.wait_for_work(seen, std::time::Duration::from_secs(20))
+        .await;
+    assert!(t.elapsed() < std::time::Duration::from_secs(10));
 
     assert_eq!(c.meta("notice").await.unwrap(), None);
     c.set_meta("notice", "shown").await.unwrap();
@@ -648,11 +654,13 @@ async fn the_feed_tells_every_event_in_order_and_wakes_its_waiters() {
         .create_generation(&generation(None, None), None, &[])
         .await
         .unwrap();
+    let seen = c.events_seen();
     let waiter = {
         let c = c.clone();
         tokio::spawn(async move {
             let t = std::time::Instant::now();
-            c.wait_for_events(std::time::Duration::from_secs(20)).await;
+            c.wait_for_events(seen, std::time::Duration::from_secs(20))
+                .await;
             t.elapsed()
         })
     };
@@ -664,6 +672,11 @@ async fn the_feed_tells_every_event_in_order_and_wakes_its_waiters() {
     .await
     .unwrap();
     let slept = waiter.await.unwrap();
+    // A wake-up between a look and the wait is not slept through.
+    let t = std::time::Instant::now();
+    c.wait_for_events(seen, std::time::Duration::from_secs(20))
+        .await;
+    assert!(t.elapsed() < std::time::Duration::from_secs(10));
     assert!(
         slept < std::time::Duration::from_secs(10),
         "woken by the write"

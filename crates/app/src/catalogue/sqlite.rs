@@ -28,7 +28,7 @@ use crate::domain::{
 };
 use conns::Conns;
 use rows::ts;
-use writes::{insert_event, insert_image_row, next_version, read_stage, write_stage};
+use writes::{insert_events, insert_image_row, next_version, read_stage, write_stage};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -292,11 +292,9 @@ impl Catalogue for SqliteCatalogue {
             .await
             .map_err(|e| self.db(e))?;
         }
-        for event in crate::domain::creation_events(g) {
-            insert_event(&mut tx, &event)
-                .await
-                .map_err(|e| self.locate(e))?;
-        }
+        insert_events(&mut tx, &crate::domain::creation_events(g))
+            .await
+            .map_err(|e| self.locate(e))?;
         for image in images {
             let image = Image {
                 version: version as u32,
@@ -357,11 +355,9 @@ impl Catalogue for SqliteCatalogue {
                 StepRefused::Ended(..) => CatalogueError::Conflict(e.to_string()),
                 StepRefused::EndBeforeLast => other(e),
             })?;
-        for event in &events {
-            insert_event(&mut tx, event)
-                .await
-                .map_err(|e| self.locate(e))?;
-        }
+        insert_events(&mut tx, &events)
+            .await
+            .map_err(|e| self.locate(e))?;
         write_stage(&mut tx, &stage)
             .await
             .map_err(|e| self.locate(e))?;

@@ -93,6 +93,24 @@ pub(super) fn generation(row: &SqliteRow) -> Result<Generation> {
     })
 }
 
+/// A generation's stage from the columns of `writes::read_stage`.
+pub(super) fn stage(id: GenerationId, row: &SqliteRow) -> Result<crate::domain::Stage> {
+    let status: String = get(row, "status")?;
+    let phase: Option<String> = get(row, "phase")?;
+    Ok(crate::domain::Stage {
+        id,
+        status: GenerationStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        phase: phase
+            .map(|p| Phase::parse(&p).ok_or_else(|| corrupt("phase", &p)))
+            .transpose()?,
+        progress: get(row, "progress")?,
+        error: failure(get(row, "error_code")?, get(row, "error_message")?)?,
+        started_at: parse_opt_ts(get::<Option<String>>(row, "started_at")?.as_deref())?,
+        completed_at: parse_opt_ts(get::<Option<String>>(row, "completed_at")?.as_deref())?,
+        last_seq: get::<i64>(row, "last_seq")? as u64,
+    })
+}
+
 pub(super) fn colours(json: &str) -> Result<Vec<Rgb>> {
     let hexes: Vec<String> = serde_json::from_str(json).map_err(|_| corrupt("palette", json))?;
     hexes

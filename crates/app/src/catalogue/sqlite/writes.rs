@@ -1,8 +1,6 @@
 //! Statements shared by several catalogue methods: the next version number, an image row,
 //! an event row, a generation's stage read and written back.
 
-use sqlx::Row;
-
 use super::rows::{colours_json, ts};
 use super::{db, other};
 use crate::catalogue::{CatalogueError, Result};
@@ -84,27 +82,32 @@ pub(super) async fn insert_image_row(conn: &mut sqlx::SqliteConnection, i: &Imag
     .map(|done| done.rows_affected() == 1)
 }
 
-/// Writes one event as the domain decided it.
-pub(super) async fn insert_event(conn: &mut sqlx::SqliteConnection, e: &Event) -> Result<()> {
-    sqlx::query(
+/// Writes events as the domain decided them, in one statement.
+pub(super) async fn insert_events(
+    conn: &mut sqlx::SqliteConnection,
+    events: &[Event],
+) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
         "INSERT INTO events (generation_id, seq, kind, status, phase, progress, idx, image_id,
-            error_code, error_message, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )
-    .bind(e.generation_id.to_string())
-    .bind(e.seq as i64)
-    .bind(e.kind.as_str())
-    .bind(e.status.as_str())
-    .bind(e.phase.map(Phase::as_str))
-    .bind(e.progress)
-    .bind(e.index.map(i64::from))
-    .bind(e.image_id.map(|i| i.to_string()))
-    .bind(e.error.as_ref().map(|f| f.code.as_str()))
-    .bind(e.error.as_ref().map(|f| f.message.as_str()))
-    .bind(ts(e.at))
-    .execute(&mut *conn)
-    .await
-    .map_err(db)?;
+            error_code, error_message, created_at) ",
+    );
+    q.push_values(events, |mut row, e| {
+        row.push_bind(e.generation_id.to_string())
+            .push_bind(e.seq as i64)
+            .push_bind(e.kind.as_str())
+            .push_bind(e.status.as_str())
+            .push_bind(e.phase.map(Phase::as_str))
+            .push_bind(e.progress)
+            .push_bind(e.index.map(i64::from))
+            .push_bind(e.image_id.map(|i| i.to_string()))
+            .push_bind(e.error.as_ref().map(|f| f.code.as_str()))
+            .push_bind(e.error.as_ref().map(|f| f.message.clone()))
+            .push_bind(ts(e.at));
+    });
+    q.build().execute(&mut *conn).await.map_err(db)?;
     Ok(())
 }
 
@@ -114,9 +117,10 @@ pub(super) async fn read_stage(
     conn: &mut sqlx::SqliteConnection,
     id: GenerationId,
 ) -> Result<Stage> {
+    // Only the stage's columns: the prompt and parameters are not the step's business.
     let row = sqlx::query(
-        "SELECT g.*, (SELECT COALESCE(MAX(seq), 0) FROM events WHERE generation_id = g.id)
-            AS last_seq
+        "SELECT status, phase, progress, error_code, error_message, started_at, completed_at,
+            (SELECT COALESCE(MAX(seq), 0) FROM events WHERE generation_id = g.id) AS last_seq
          FROM generations g WHERE g.id = ?1",
     )
     .bind(id.to_string())
@@ -124,8 +128,7 @@ pub(super) async fn read_stage(
     .await
     .map_err(db)?
     .ok_or_else(|| CatalogueError::NotFound(format!("generation {id}")))?;
-    let last_seq: i64 = row.try_get("last_seq").map_err(other)?;
-    Ok(Stage::of(&super::rows::generation(&row)?, last_seq as u64))
+    super::rows::stage(id, &row)
 }
 
 /// Writes back what a stage holds of its generation.

@@ -95,13 +95,22 @@ if ! command -v psql >/dev/null; then
         exit 1
     fi
 fi
-# Databases left by earlier runs (tests do not drop theirs).
+# Databases (and roles) left by the tests: they do not drop their own.
 drop_test_databases() {
     psql "$ATELIER_TEST_DATABASE_URL" -Atq -c "SELECT datname FROM pg_database WHERE datname LIKE 'atelier\_t\_%'" |
         while read -r name; do
             psql "$ATELIER_TEST_DATABASE_URL" -q -c "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)" >/dev/null
         done
+    psql "$ATELIER_TEST_DATABASE_URL" -Atq -c "SELECT rolname FROM pg_roles WHERE rolname LIKE 'atelier\_t\_%'" |
+        while read -r name; do
+            psql "$ATELIER_TEST_DATABASE_URL" -q -c "DROP ROLE IF EXISTS \"$name\"" >/dev/null
+        done
 }
+cleanup() {
+    drop_test_databases >/dev/null 2>&1 || true
+    stop_postgres
+}
+trap cleanup EXIT
 if ! drop_test_databases; then
     echo "error: cannot reach PostgreSQL at $ATELIER_TEST_DATABASE_URL (ATELIER_TEST_DATABASE_URL)" >&2
     exit 1
@@ -113,4 +122,3 @@ cargo test --workspace --locked --all-targets "$@"
 
 # The engine, crash and Midjourney tests again, on a PostgreSQL catalogue.
 ATELIER_TEST_CATALOGUE=postgres cargo test -p atelier --locked --test it -- engine:: crash:: midjourney::
-drop_test_databases || true

@@ -98,11 +98,10 @@ async fn migrate(options: &PgConnectOptions, create: bool) -> Result<()> {
         .await
         .map_err(|e| opening(options, &e))?;
     if !create {
-        let exists: bool =
-            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-                .fetch_one(&mut conn)
-                .await
-                .map_err(db)?;
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(db)?;
         if !exists {
             return Err(CatalogueError::NotFound(format!(
                 "catalogue in {} (it has no Atelier tables yet)",
@@ -225,9 +224,9 @@ impl Catalogue for PgCatalogue {
             }
         }
         tx.commit().await.map_err(db)?;
-        self.wakers.events.notify_waiters();
+        self.wakers.events.wake();
         if job.is_some() {
-            self.wakers.work.notify_waiters();
+            self.wakers.work.wake();
         }
         Ok(stored)
     }
@@ -266,7 +265,7 @@ impl Catalogue for PgCatalogue {
         insert_events(&mut tx, &events).await?;
         write_stage(&mut tx, &stage).await?;
         tx.commit().await.map_err(db)?;
-        self.wakers.events.notify_waiters();
+        self.wakers.events.wake();
         Ok(events)
     }
 
@@ -418,8 +417,12 @@ impl Catalogue for PgCatalogue {
             .map_err(db)
     }
 
-    async fn wait_for_events(&self, timeout: Duration) {
-        let _ = tokio::time::timeout(timeout, self.wakers.events.notified()).await;
+    fn events_seen(&self) -> u64 {
+        self.wakers.events.seen()
+    }
+
+    async fn wait_for_events(&self, seen: u64, timeout: Duration) {
+        self.wakers.events.wait(seen, timeout).await;
     }
 
     async fn record_account(&self, r: &AccountRecord) -> Result<()> {

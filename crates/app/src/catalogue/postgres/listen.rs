@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
-use tokio::sync::Notify;
+
+use crate::catalogue::Wakeups;
 
 /// The channel a job queued, retried, ended or canceled is announced on.
 pub(super) const WORK: &str = "atelier_work";
@@ -23,14 +24,14 @@ pub(super) const EVENTS: &str = "atelier_events";
 /// What this process's waiters wait on.
 #[derive(Default)]
 pub(super) struct Wakers {
-    pub work: Notify,
-    pub events: Notify,
+    pub work: Wakeups,
+    pub events: Wakeups,
 }
 
 impl Wakers {
     fn all(&self) {
-        self.work.notify_waiters();
-        self.events.notify_waiters();
+        self.work.wake();
+        self.events.wake();
     }
 }
 
@@ -45,8 +46,8 @@ pub(super) async fn run(pool: PgPool, wakers: Arc<Wakers>) {
                 wakers.all();
                 while let Ok(n) = listener.recv().await {
                     match n.channel() {
-                        WORK => wakers.work.notify_waiters(),
-                        EVENTS => wakers.events.notify_waiters(),
+                        WORK => wakers.work.wake(),
+                        EVENTS => wakers.events.wake(),
                         _ => {}
                     }
                 }

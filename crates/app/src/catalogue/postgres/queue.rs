@@ -182,7 +182,7 @@ impl Queue for PgCatalogue {
         .fetch_one(&self.pool)
         .await
         .map_err(db)?;
-        self.wakers.work.notify_waiters();
+        self.wakers.work.wake();
         Ok(done == 1)
     }
 
@@ -204,7 +204,7 @@ impl Queue for PgCatalogue {
         .fetch_one(&self.pool)
         .await
         .map_err(db)?;
-        self.wakers.work.notify_waiters();
+        self.wakers.work.wake();
         Ok(done == 1)
     }
 
@@ -237,7 +237,7 @@ impl Queue for PgCatalogue {
         .map_err(db)?
         .pop()
         .ok_or_else(|| CatalogueError::NotFound(format!("job of generation {generation}")))?;
-        self.wakers.work.notify_waiters();
+        self.wakers.work.wake();
         rows::job(&row)
     }
 
@@ -271,8 +271,12 @@ impl Queue for PgCatalogue {
         Ok(ms.map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0)))
     }
 
-    async fn wait_for_work(&self, timeout: Duration) {
-        let _ = tokio::time::timeout(timeout, self.wakers.work.notified()).await;
+    fn work_seen(&self) -> u64 {
+        self.wakers.work.seen()
+    }
+
+    async fn wait_for_work(&self, seen: u64, timeout: Duration) {
+        self.wakers.work.wait(seen, timeout).await;
     }
 
     async fn hold_account(&self, account: &str, holder: &str, lease_ms: i64) -> Result<bool> {

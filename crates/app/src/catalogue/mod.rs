@@ -2,13 +2,15 @@
 //!
 //! [`Catalogue`] holds generations, images, events and what is known of provider accounts;
 //! [`Queue`] holds jobs and their leases, and who holds which provider account. One database
-//! implements both (`sqlite.rs` for the embedded default), because a generation is written with
+//! implements both (`sqlite.rs` for the embedded default, `postgres.rs` for several nodes on
+//! one server), because a generation is written with
 //! its job in one transaction. The rules of a generation's life cycle are the domain's
 //! ([`crate::domain::Stage`]); a catalogue only persists their outcome, atomically. Every time
 //! the queue compares (due times, leases) is the database's, never the caller's: nodes sharing
 //! one database have clocks of their own. The conformance tests in `tests/it/catalogue.rs` run
 //! unchanged against every implementation.
 
+mod postgres;
 mod sqlite;
 
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use crate::domain::Change;
+pub use postgres::PgCatalogue;
 pub use sqlite::SqliteCatalogue;
 
 use crate::domain::{
@@ -320,15 +323,13 @@ impl Database {
     }
 }
 
-/// Opens the catalogue named by a URL (`sqlite:…`). `create` false refuses to make a new one.
+/// Opens the catalogue named by a URL (`sqlite:…`, `postgres://…`, `postgresql://…`). `create` false refuses to make a new one.
 pub async fn open(url: &str, create: bool) -> Result<Database> {
     if url.starts_with("sqlite:") {
         return Ok(Database::of(SqliteCatalogue::open(url, create).await?));
     }
     if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        return Err(CatalogueError::Other(
-            "PostgreSQL catalogues are not supported by this build yet".into(),
-        ));
+        return Ok(Database::of(PgCatalogue::open(url, create).await?));
     }
     Err(CatalogueError::Other(
         format!("unsupported database URL scheme in {:?}", scheme_of(url)).into(),

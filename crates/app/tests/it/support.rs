@@ -84,7 +84,7 @@ impl DataDir {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("atelier.toml"), config).expect("config written");
         let database =
-            (Backend::from_env() == Backend::Postgres).then(crate::postgres::fresh_url_blocking);
+            (Backend::from_env() == Backend::Postgres).then(crate::postgres::migrated_url_blocking);
         Self { dir, database }
     }
 

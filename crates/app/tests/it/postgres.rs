@@ -119,11 +119,13 @@ async fn quiet(seen: impl Fn() -> u64, wait: impl AsyncFn(u64)) {
     }
 }
 
+/// Jobs the parallel claimers share.
+const JOBS: usize = 40;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_claimers_on_several_nodes_respect_a_slots_limit() {
     let url = fresh_url().await;
     let nodes = open_four(&url).await;
-    const JOBS: usize = 40;
     for _ in 0..JOBS {
         nodes[0]
             .catalogue
@@ -296,7 +298,7 @@ async fn notify_wakes_waiters_on_another_node() {
         async |s| {
             b.catalogue
                 .wait_for_events(s, Duration::from_millis(300))
-                .await
+                .await;
         },
     )
     .await;
@@ -433,6 +435,29 @@ async fn the_database_goes_away_under_a_node_and_comes_back() {
     }
 }
 
+/// (generations, events, images, jobs) a user (`None`: signed out) reads through `role`.
+async fn seen(conn: &mut sqlx::PgConnection, role: &str, user: Option<uuid::Uuid>) -> [i64; 4] {
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET LOCAL ROLE {role}")))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("SELECT set_config('request.jwt.claim.sub', $1, true)")
+        .bind(user.map(|u| u.to_string()).unwrap_or_default())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let counts: (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM generations), (SELECT COUNT(*) FROM events),
+                (SELECT COUNT(*) FROM images), (SELECT COUNT(*) FROM jobs)",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    [counts.0, counts.1, counts.2, counts.3]
+}
+
 /// Supabase's row-level security, with a stand-in `auth` schema: `auth.uid()` reads the
 /// request's user as Supabase's does (`request.jwt.claim.sub`), and one role plays Supabase's
 /// `authenticated`, as two users. Atelier's own connection (the tables' owner) sees everything.
@@ -476,35 +501,13 @@ async fn row_level_security_shows_a_user_only_their_rows_and_public_images() {
     // Atelier's connection is the owner's: RLS does not apply to it.
     assert_eq!(
         db.catalogue
-            .images(&Default::default())
+            .images(&atelier::catalogue::ImageFilter::default())
             .await
             .unwrap()
             .len(),
         3
     );
 
-    // (generations, events, images, jobs) a user reads through the role.
-    async fn seen(conn: &mut sqlx::PgConnection, role: &str, user: Option<uuid::Uuid>) -> [i64; 4] {
-        let mut tx = conn.begin().await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET LOCAL ROLE {role}")))
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        sqlx::query("SELECT set_config('request.jwt.claim.sub', $1, true)")
-            .bind(user.map(|u| u.to_string()).unwrap_or_default())
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        let counts: (i64, i64, i64, i64) = sqlx::query_as(
-            "SELECT (SELECT COUNT(*) FROM generations), (SELECT COUNT(*) FROM events),
-                    (SELECT COUNT(*) FROM images), (SELECT COUNT(*) FROM jobs)",
-        )
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
-        tx.rollback().await.unwrap();
-        [counts.0, counts.1, counts.2, counts.3]
-    }
     assert_eq!(
         seen(&mut conn, &role, Some(alice)).await,
         [2, 2, 2, 0],

@@ -458,6 +458,58 @@ async fn seen(conn: &mut sqlx::PgConnection, role: &str, user: Option<uuid::Uuid
     [counts.0, counts.1, counts.2, counts.3]
 }
 
+/// Workers carry on when the database goes away under them for longer than a lease and comes
+/// back: nothing is refused, the job is taken over and the generation ends with its images.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_carry_on_after_the_database_goes_away_and_back() {
+    use atelier::providers::{Provider, UpscaleMode};
+    let sandbox: Arc<dyn Provider> = Arc::new(atelier::providers::sandbox::Sandbox {
+        size: 64,
+        delay: Duration::from_millis(150),
+    });
+    let t = crate::support::app_on(
+        crate::support::Backend::Postgres,
+        vec![("sandbox", sandbox, 2, UpscaleMode::Provider)],
+        crate::support::fast_jobs(),
+    )
+    .await;
+    let id = crate::engine::submit(&t, "a lighthouse in a storm", "all").await;
+    let workers = tokio::spawn(atelier::jobs::run_workers(
+        t.app.clone(),
+        2,
+        atelier::jobs::Stop::UntilIdle,
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let name = database_of(&t.database_url);
+    admin(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).await;
+    terminate(&name).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    admin(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).await;
+    tokio::time::timeout(Duration::from_secs(60), workers)
+        .await
+        .expect("the workers went idle")
+        .unwrap()
+        .expect("nothing was refused");
+    let g = t.app.catalogue.generation(id).await.unwrap();
+    assert_eq!(g.status, GenerationStatus::Succeeded, "{g:?}");
+    let images = t
+        .app
+        .catalogue
+        .images(&atelier::catalogue::ImageFilter {
+            generation_id: Some(id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(images.len(), 5, "the grid and four upscales, once each");
+    let job = t.app.queue.job_of(id).await.unwrap();
+    assert_eq!(
+        (job.status, job.attempts + job.takeovers > 1),
+        (JobStatus::Succeeded, true),
+        "the outage interrupted the job, which ran again: {job:?}"
+    );
+}
+
 /// Supabase's row-level security, with a stand-in `auth` schema: `auth.uid()` reads the
 /// request's user as Supabase's does (`request.jwt.claim.sub`), and one role plays Supabase's
 /// `authenticated`, as two users. Atelier's own connection (the tables' owner) sees everything.

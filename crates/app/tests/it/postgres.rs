@@ -485,7 +485,7 @@ async fn workers_carry_on_after_the_database_goes_away_and_back() {
     terminate(&name).await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     admin(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).await;
-    tokio::time::timeout(Duration::from_secs(60), workers)
+    tokio::time::timeout(Duration::from_mins(1), workers)
         .await
         .expect("the workers went idle")
         .unwrap()

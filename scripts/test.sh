@@ -29,6 +29,7 @@ fi
 # accepts connections (these machines run one, trust auth, user postgres); else, or with
 # ATELIER_TEST_PG=throwaway, a throw-away cluster in a temporary directory on a free loopback
 # port (Debian's `postgresql` is installed when missing), stopped and removed on exit.
+# Without TLS (`sslmode=disable`): on loopback it only costs every new connection ~100 ms.
 pg_dir=""
 stop_postgres() {
     if [ -n "$pg_dir" ]; then
@@ -76,12 +77,12 @@ start_postgres() {
         cat "$pg_dir/log" >&2
         exit 1
     fi
-    ATELIER_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+    ATELIER_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
 }
 if [ -z "${ATELIER_TEST_DATABASE_URL:-}" ]; then
     if [ "${ATELIER_TEST_PG:-}" != throwaway ] && command -v pg_isready >/dev/null \
         && pg_isready -q -h 127.0.0.1 -p 5432; then
-        ATELIER_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres"
+        ATELIER_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
     else
         start_postgres
     fi

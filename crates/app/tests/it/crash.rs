@@ -151,14 +151,10 @@ async fn kill_9_during_a_midjourney_job_then_workers_recover_it() {
         assert_all_whole(&d);
     }
     let (code, run) = {
-        let d_path = d.path().to_path_buf();
+        let mut cmd = d.cmd();
+        cmd.args(["--json", "jobs", "run", "--until-idle"]);
         tokio::task::spawn_blocking(move || {
-            let out = crate::support::bare_cmd()
-                .arg("--data-dir")
-                .arg(&d_path)
-                .args(["--json", "jobs", "run", "--until-idle"])
-                .output()
-                .unwrap();
+            let out = cmd.output().unwrap();
             let json: serde_json::Value = serde_json::from_slice(&out.stdout)
                 .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
             (out.status.code(), json)

@@ -59,14 +59,22 @@ pub async fn fresh_url() -> String {
     with_database(&admin, &name)
 }
 
-/// [`fresh_url`] for synchronous callers.
-pub fn fresh_url_blocking() -> String {
+/// [`fresh_url`] for synchronous callers, migrated already: a data directory's first command
+/// then starts as fast as on a `SQLite` file (whose migrations take no time), which the crash
+/// tests' earliest kills count on.
+pub fn migrated_url_blocking() -> String {
     std::thread::spawn(|| {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("a runtime")
-            .block_on(fresh_url())
+            .block_on(async {
+                let url = fresh_url().await;
+                catalogue::open(&url, true)
+                    .await
+                    .expect("the test database is migrated");
+                url
+            })
     })
     .join()
     .expect("a test database is created")
@@ -111,11 +119,13 @@ async fn quiet(seen: impl Fn() -> u64, wait: impl AsyncFn(u64)) {
     }
 }
 
+/// Jobs the parallel claimers share.
+const JOBS: usize = 40;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_claimers_on_several_nodes_respect_a_slots_limit() {
     let url = fresh_url().await;
     let nodes = open_four(&url).await;
-    const JOBS: usize = 40;
     for _ in 0..JOBS {
         nodes[0]
             .catalogue
@@ -288,7 +298,7 @@ async fn notify_wakes_waiters_on_another_node() {
         async |s| {
             b.catalogue
                 .wait_for_events(s, Duration::from_millis(300))
-                .await
+                .await;
         },
     )
     .await;
@@ -425,6 +435,81 @@ async fn the_database_goes_away_under_a_node_and_comes_back() {
     }
 }
 
+/// (generations, events, images, jobs) a user (`None`: signed out) reads through `role`.
+async fn seen(conn: &mut sqlx::PgConnection, role: &str, user: Option<uuid::Uuid>) -> [i64; 4] {
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET LOCAL ROLE {role}")))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("SELECT set_config('request.jwt.claim.sub', $1, true)")
+        .bind(user.map(|u| u.to_string()).unwrap_or_default())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let counts: (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM generations), (SELECT COUNT(*) FROM events),
+                (SELECT COUNT(*) FROM images), (SELECT COUNT(*) FROM jobs)",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    [counts.0, counts.1, counts.2, counts.3]
+}
+
+/// Workers carry on when the database goes away under them for longer than a lease and comes
+/// back: nothing is refused, the job is taken over and the generation ends with its images.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_carry_on_after_the_database_goes_away_and_back() {
+    use atelier::providers::{Provider, UpscaleMode};
+    let sandbox: Arc<dyn Provider> = Arc::new(atelier::providers::sandbox::Sandbox {
+        size: 64,
+        delay: Duration::from_millis(150),
+    });
+    let t = crate::support::app_on(
+        crate::support::Backend::Postgres,
+        vec![("sandbox", sandbox, 2, UpscaleMode::Provider)],
+        crate::support::fast_jobs(),
+    )
+    .await;
+    let id = crate::engine::submit(&t, "a lighthouse in a storm", "all").await;
+    let workers = tokio::spawn(atelier::jobs::run_workers(
+        t.app.clone(),
+        2,
+        atelier::jobs::Stop::UntilIdle,
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let name = database_of(&t.database_url);
+    admin(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).await;
+    terminate(&name).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    admin(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).await;
+    tokio::time::timeout(Duration::from_mins(1), workers)
+        .await
+        .expect("the workers went idle")
+        .unwrap()
+        .expect("nothing was refused");
+    let g = t.app.catalogue.generation(id).await.unwrap();
+    assert_eq!(g.status, GenerationStatus::Succeeded, "{g:?}");
+    let images = t
+        .app
+        .catalogue
+        .images(&atelier::catalogue::ImageFilter {
+            generation_id: Some(id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(images.len(), 5, "the grid and four upscales, once each");
+    let job = t.app.queue.job_of(id).await.unwrap();
+    assert_eq!(
+        (job.status, job.attempts + job.takeovers > 1),
+        (JobStatus::Succeeded, true),
+        "the outage interrupted the job, which ran again: {job:?}"
+    );
+}
+
 /// Supabase's row-level security, with a stand-in `auth` schema: `auth.uid()` reads the
 /// request's user as Supabase's does (`request.jwt.claim.sub`), and one role plays Supabase's
 /// `authenticated`, as two users. Atelier's own connection (the tables' owner) sees everything.
@@ -468,35 +553,13 @@ async fn row_level_security_shows_a_user_only_their_rows_and_public_images() {
     // Atelier's connection is the owner's: RLS does not apply to it.
     assert_eq!(
         db.catalogue
-            .images(&Default::default())
+            .images(&atelier::catalogue::ImageFilter::default())
             .await
             .unwrap()
             .len(),
         3
     );
 
-    // (generations, events, images, jobs) a user reads through the role.
-    async fn seen(conn: &mut sqlx::PgConnection, role: &str, user: Option<uuid::Uuid>) -> [i64; 4] {
-        let mut tx = conn.begin().await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET LOCAL ROLE {role}")))
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        sqlx::query("SELECT set_config('request.jwt.claim.sub', $1, true)")
-            .bind(user.map(|u| u.to_string()).unwrap_or_default())
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        let counts: (i64, i64, i64, i64) = sqlx::query_as(
-            "SELECT (SELECT COUNT(*) FROM generations), (SELECT COUNT(*) FROM events),
-                    (SELECT COUNT(*) FROM images), (SELECT COUNT(*) FROM jobs)",
-        )
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
-        tx.rollback().await.unwrap();
-        [counts.0, counts.1, counts.2, counts.3]
-    }
     assert_eq!(
         seen(&mut conn, &role, Some(alice)).await,
         [2, 2, 2, 0],

@@ -84,7 +84,7 @@ impl DataDir {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("atelier.toml"), config).expect("config written");
         let database =
-            (Backend::from_env() == Backend::Postgres).then(crate::postgres::fresh_url_blocking);
+            (Backend::from_env() == Backend::Postgres).then(crate::postgres::migrated_url_blocking);
         Self { dir, database }
     }
 
@@ -308,14 +308,28 @@ pub fn fast_jobs() -> JobSettings {
 pub struct TestApp {
     pub app: Arc<App>,
     pub _dir: tempfile::TempDir,
+    /// Where its catalogue is.
+    pub database_url: String,
 }
 
 pub async fn app_with(
     providers: Vec<(&str, Arc<dyn Provider>, u32, UpscaleMode)>,
     jobs: JobSettings,
 ) -> TestApp {
+    app_on(Backend::from_env(), providers, jobs).await
+}
+
+/// [`app_with`] on the given database.
+pub async fn app_on(
+    backend: Backend,
+    providers: Vec<(&str, Arc<dyn Provider>, u32, UpscaleMode)>,
+    jobs: JobSettings,
+) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
-    let db = test_db(dir.path()).await;
+    let database_url = backend.url(dir.path()).await;
+    let db = catalogue::open(&database_url, true)
+        .await
+        .unwrap_or_else(|e| panic!("the {backend:?} test catalogue opens: {e}"));
     let mut registry = Providers::default();
     for (name, provider, concurrency, mode) in &providers {
         registry.insert(
@@ -344,7 +358,11 @@ pub async fn app_with(
         png: atelier::pipeline::PngCompression::Balanced,
         limits: atelier::pipeline::Limits::default(),
     });
-    TestApp { app, _dir: dir }
+    TestApp {
+        app,
+        _dir: dir,
+        database_url,
+    }
 }
 
 pub async fn sandbox_app() -> TestApp {

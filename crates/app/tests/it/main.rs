@@ -13,6 +13,7 @@ mod limits;
 mod midjourney;
 mod processes;
 mod steps;
+mod storage;
 mod support;
 mod tidy;
 mod upscales;

@@ -104,8 +104,10 @@ pub async fn store(config: &Config, create: bool) -> Result<Store, AppError> {
         .s3_target()
         .map_err(|e| AppError::Invalid(e.to_string()))?
     else {
-        return Ok(Store::local(&config.storage_root(), &config.tmp_dir(), layout)?
-            .with_public_base_url(base));
+        return Ok(
+            Store::local(&config.storage_root(), &config.tmp_dir(), layout)?
+                .with_public_base_url(base),
+        );
     };
     let store = Store::s3(&target, layout)?.with_public_base_url(base);
     if create {

@@ -128,13 +128,19 @@ fn choices_are_parsed_once_and_a_bad_one_names_the_allowed_values() {
     let c = load_from(Some(&file), None, env_none()).unwrap();
     assert_eq!(c.storage.layout, Layout::Library);
     assert_eq!(c.pipeline.png_compression, PngCompression::Small);
-    assert_eq!(c.providers.sandbox.upscale_mode, SandboxUpscaleMode::LocalSplit);
+    assert_eq!(
+        c.providers.sandbox.upscale_mode,
+        SandboxUpscaleMode::LocalSplit
+    );
     assert_eq!(
         UpscaleMode::from(c.providers.midjourney.upscale_mode),
         UpscaleMode::LocalSplit
     );
     for (text, allowed) in [
-        ("[storage]\nlayout = \"flat\"\n", ["default", "library"].as_slice()),
+        (
+            "[storage]\nlayout = \"flat\"\n",
+            ["default", "library"].as_slice(),
+        ),
         (
             "[pipeline]\npng_compression = \"best\"\n",
             &["fast", "balanced", "small"],
@@ -204,17 +210,26 @@ fn tokens_and_database_passwords_never_print() {
     )
     .unwrap();
     let c = load_from(Some(&file), None, env_none()).unwrap();
-    assert_eq!(c.database_url(), "postgres://app:pg-pass-9@127.0.0.1/atelier");
+    assert_eq!(
+        c.database_url(),
+        "postgres://app:pg-pass-9@127.0.0.1/atelier"
+    );
     assert_eq!(
         c.database_url_redacted(),
         "postgres://app:[redacted]@127.0.0.1/atelier"
     );
-    assert_eq!(c.providers.midjourney.accounts[0].token.expose(), "mj-token-9");
+    assert_eq!(
+        c.providers.midjourney.accounts[0].token.expose(),
+        "mj-token-9"
+    );
     for shown in [
         format!("{c:?}"),
         format!("{c:#?}"),
         serde_json::to_string(&c).unwrap(),
     ] {
-        assert!(!shown.contains("pg-pass-9") && !shown.contains("mj-token-9"), "{shown}");
+        assert!(
+            !shown.contains("pg-pass-9") && !shown.contains("mj-token-9"),
+            "{shown}"
+        );
     }
 }

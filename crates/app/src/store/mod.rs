@@ -56,19 +56,19 @@ pub enum StoreError {
         source: opendal::Error,
     },
     /// The bucket's service did not answer as it should (refused, timed out, failed).
-    #[error("cannot reach storage ({target}): {source}")]
+    #[error("cannot reach storage ({target}): {cause}")]
     Unreachable {
         target: String,
-        #[source]
-        source: opendal::Error,
+        /// The deepest cause, such as "Connection refused".
+        cause: String,
     },
     /// The service answered, and said the settings are wrong: no such bucket, keys refused.
-    #[error("storage ({target}): {reason}: {source}")]
+    #[error("storage ({target}): {reason}: {detail}")]
     Misconfigured {
         target: String,
         reason: &'static str,
-        #[source]
-        source: opendal::Error,
+        /// What the service said.
+        detail: String,
     },
 }
 

@@ -81,31 +81,51 @@ impl S3Target {
 pub async fn probe(op: &Operator, target: &S3Target) -> Result<(), StoreError> {
     let failed = |source: opendal::Error| StoreError::Unreachable {
         target: target.describe(),
-        source,
+        cause: innermost(&source),
     };
     let listing = async {
         let mut lister = op.lister_with("/").limit(1).await?;
         lister.next().await.transpose().map(|_| ())
     };
+    let wrong = |reason: &'static str, source: opendal::Error| StoreError::Misconfigured {
+        target: target.describe(),
+        reason,
+        detail: source.message().to_owned(),
+    };
     match tokio::time::timeout(target.timeout, listing).await {
-        Ok(Err(source)) if source.kind() == opendal::ErrorKind::NotFound => {
-            Err(StoreError::Misconfigured {
-                target: target.describe(),
-                reason: "the bucket does not exist",
-                source,
-            })
+        // `OpenDAL` reads S3's `NoSuchBucket` as a configuration error, not a missing key.
+        Ok(Err(source))
+            if matches!(
+                source.kind(),
+                opendal::ErrorKind::ConfigInvalid | opendal::ErrorKind::NotFound
+            ) && source.message().contains("NoSuchBucket") =>
+        {
+            Err(wrong("the bucket does not exist", source))
+        }
+        Ok(Err(source)) if source.kind() == opendal::ErrorKind::ConfigInvalid => {
+            Err(wrong("the service refuses the settings", source))
         }
         Ok(Err(source)) if source.kind() == opendal::ErrorKind::PermissionDenied => {
-            Err(StoreError::Misconfigured {
-                target: target.describe(),
-                reason: "the keys are refused",
-                source,
-            })
+            Err(wrong("the keys are refused", source))
         }
         Ok(done) => done.map_err(failed),
         Err(_) => Err(failed(opendal::Error::new(
             opendal::ErrorKind::Unexpected,
             format!("no answer within {} s", target.timeout.as_secs_f64()),
         ))),
+    }
+}
+
+/// The deepest cause of an error ("Connection refused", "operation timed out"), which says
+/// more than `OpenDAL`'s "send http request".
+fn innermost(e: &opendal::Error) -> String {
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    if std::ptr::addr_eq(cause, e) {
+        e.message().to_owned()
+    } else {
+        cause.to_string()
     }
 }

@@ -218,7 +218,11 @@ async fn imagine_stores_the_grid_then_four_upscales_in_both_modes() {
             .collect();
         assert_eq!(milestones, [50.0, 62.5, 75.0, 87.5, 100.0]);
         let stats = sim.control().stats();
-        let presses = if mode == MidjourneyUpscaleMode::Discord { 4 } else { 0 };
+        let presses = if mode == MidjourneyUpscaleMode::Discord {
+            4
+        } else {
+            0
+        };
         assert_eq!(stats.jobs_started, 1 + presses, "{mode:?}: {stats:?}");
         sim.shutdown().await;
     }

@@ -38,13 +38,17 @@ fn http() -> reqwest::Client {
         .unwrap()
 }
 
-/// A new, empty bucket of its own (moto takes an unsigned `PUT /{bucket}`).
+/// A new, empty bucket of its own (moto takes an unsigned `PUT /{bucket}`), readable and
+/// writable without keys, like a public bucket, so the tests can reach behind the store.
 async fn new_bucket() -> String {
     let name = format!("atelier-{}", uuid::Uuid::now_v7().simple());
     let url = format!("{}/{name}", endpoint());
-    let resp = http().put(&url).send().await.unwrap_or_else(|e| {
-        panic!("the S3 test server at {} does not answer: {e}", endpoint())
-    });
+    let resp = http()
+        .put(&url)
+        .header("x-amz-acl", "public-read-write")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("the S3 test server at {} does not answer: {e}", endpoint()));
     assert!(
         resp.status().is_success(),
         "creating bucket {name}: {}",
@@ -81,6 +85,7 @@ async fn raw_get(bucket: &str, key: &str) -> Option<Vec<u8>> {
 async fn raw_put(bucket: &str, key: &str, bytes: Vec<u8>) {
     let resp = http()
         .put(format!("{}/{bucket}/{key}", endpoint()))
+        .header("content-type", "application/octet-stream")
         .body(bytes)
         .send()
         .await
@@ -143,7 +148,9 @@ async fn s3_put_all_delete_and_public_urls() {
         assert_eq!(&store.get(key, &sha256_hex(bytes)).await.unwrap(), bytes);
         let url = store.url(key).unwrap();
         assert_eq!(url, format!("{base}{key}"));
-        let fetched = http().get(&url).send().await.unwrap().bytes().await.unwrap();
+        let resp = http().get(&url).send().await.unwrap();
+        assert!(resp.status().is_success(), "{url}: {}", resp.status());
+        let fetched = resp.bytes().await.unwrap();
         assert_eq!(&fetched.to_vec(), bytes, "the public URL serves the object");
     }
     store.delete("raw/b/0.png").await.unwrap();
@@ -202,15 +209,25 @@ async fn the_main_job_stores_in_a_bucket_end_to_end() {
     let bucket = new_bucket().await;
     let base = format!("{}/{bucket}", endpoint());
     // local_split: the upscales are cut from the grid read back from the bucket, verified.
-    let d = DataDir::with_config(&storage_config(
-        &bucket,
-        &endpoint(),
-        &format!(
-            "public_base_url = \"{base}\"\n[providers.sandbox]\nupscale_mode = \"local_split\"\n"
-        ),
+    let d = DataDir::raw(&format!(
+        "[providers.sandbox]\nsize = 128\ndelay_ms = 0\nupscale_mode = \"local_split\"\n\
+         [jobs]\nretry_base_secs = 0.05\npoll_secs = 0.05\n{}",
+        storage_config(
+            &bucket,
+            &endpoint(),
+            &format!("public_base_url = \"{base}\"\n")
+        )
     ));
-    let out = run(&d, &["--json", "generate", "a red fox in the snow", "--seed", "7"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(
+        &d,
+        &["--json", "generate", "a red fox in the snow", "--seed", "7"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let g = json(&out);
     assert_eq!(g["status"], "succeeded");
     let id = g["id"].as_str().unwrap();
@@ -221,26 +238,30 @@ async fn the_main_job_stores_in_a_bucket_end_to_end() {
         assert_eq!(key, format!("{id}/{}.png", i["role"].as_str().unwrap()));
         assert_eq!(i["url"], format!("{base}/{key}"));
         assert!(i["path"].is_null(), "no local path for a bucket: {i}");
-        let bytes = http()
-            .get(i["url"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let resp = http().get(i["url"].as_str().unwrap()).send().await.unwrap();
+        assert!(resp.status().is_success(), "{i}: {}", resp.status());
+        let bytes = resp.bytes().await.unwrap();
         assert_eq!(i["sha256"], sha256_hex(&bytes), "the public URL resolves");
-        let thumb = i["thumbnail_key"]
-            .as_str()
-            .map_or_else(|| format!("{id}/thumb_{}.webp", i["role"].as_str().unwrap()), str::to_owned);
+        let thumb = i["thumbnail_key"].as_str().map_or_else(
+            || format!("{id}/thumb_{}.webp", i["role"].as_str().unwrap()),
+            str::to_owned,
+        );
         assert!(raw_get(&bucket, &thumb).await.is_some(), "{thumb}");
     }
-    assert!(!d.images().exists(), "nothing is written to the folder store");
+    assert!(
+        !d.images().exists(),
+        "nothing is written to the folder store"
+    );
 
     // Reading an image back (describe takes the stored grid) verifies it.
     let grid = images[0]["id"].as_str().unwrap();
     let out = run(&d, &["--json", "describe", grid]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let grid_key = images[0]["storage_key"].as_str().unwrap();
     let mut changed = raw_get(&bucket, grid_key).await.unwrap();
     let last = changed.len() - 20;
@@ -248,8 +269,12 @@ async fn the_main_job_stores_in_a_bucket_end_to_end() {
     raw_put(&bucket, grid_key, changed).await;
     let out = run(&d, &["--json", "describe", grid]);
     assert_eq!(out.status.code(), Some(1));
-    let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("corrupt") && text.contains(grid_key), "{text}");
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("corrupt") && text.contains(grid_key),
+        "{text}"
+    );
 }
 
 /// A port on loopback that nothing listens on.
@@ -267,11 +292,21 @@ async fn an_unreachable_endpoint_fails_fast_before_anything_is_written() {
     ));
     let started = Instant::now();
     let out = run(&d, &["generate", "a fox"]);
-    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot reach storage") && err.contains("atelier-any"), "{err}");
-    assert!(!d.path().join("atelier.db").exists(), "no catalogue was made");
+    assert!(
+        err.contains("cannot reach storage") && err.contains("atelier-any"),
+        "{err}"
+    );
+    assert!(
+        !d.path().join("atelier.db").exists(),
+        "no catalogue was made"
+    );
 }
 
 #[tokio::test]
@@ -280,8 +315,14 @@ async fn a_missing_bucket_is_a_configuration_error() {
     let out = run(&d, &["generate", "a fox"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("does not exist") && err.contains("atelier-there-is-no-such"), "{err}");
-    assert!(!d.path().join("atelier.db").exists(), "no catalogue was made");
+    assert!(
+        err.contains("does not exist") && err.contains("atelier-there-is-no-such"),
+        "{err}"
+    );
+    assert!(
+        !d.path().join("atelier.db").exists(),
+        "no catalogue was made"
+    );
 }
 
 #[test]
@@ -304,10 +345,7 @@ fn incomplete_s3_settings_are_refused_before_anything_is_written() {
                 .to_owned(),
             "AWS_ACCESS_KEY_ID",
         ),
-        (
-            "[storage]\nbackend = \"bucket\"\n".to_owned(),
-            "`folder`",
-        ),
+        ("[storage]\nbackend = \"bucket\"\n".to_owned(), "`folder`"),
     ] {
         let d = DataDir::with_config(&config);
         let out = d
@@ -338,7 +376,12 @@ fn keys_come_from_the_environment_when_the_file_has_none() {
         .output()
         .unwrap();
     assert_no_secret(&out);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -359,7 +402,12 @@ fn config_show_hides_every_secret() {
         .output()
         .unwrap();
     assert_no_secret(&out);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("never-printed"), "{text}");
     let shown = json(&out);

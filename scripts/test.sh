@@ -4,8 +4,8 @@
 # Installs and starts what the tests need by itself. Today the suite needs what Cargo builds
 # (SQLite is bundled, the sandbox provider and the Discord fakes run in-process on 127.0.0.1)
 # and util-linux's `unshare`: the full-disk, read-only and denied-storage tests mount a small
-# tmpfs or a read-only bind in a private mount namespace. PostgreSQL: see `start_postgres`
-# below. An S3-compatible server joins here with the issue that brings that backend.
+# tmpfs or a read-only bind in a private mount namespace. An S3-compatible server (moto) and
+# PostgreSQL: see below. Both are stopped when this script ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +21,52 @@ if ! command -v unshare >/dev/null; then
         echo "error: unshare (util-linux) is needed by the mount-namespace tests; install util-linux" >&2
         exit 1
     fi
+fi
+
+s3_pid=""
+# S3: moto's server mode in a virtualenv under target/test-peers/ (installed once, from PyPI),
+# on a free loopback port, stopped when this script ends. The tests read
+# ATELIER_TEST_S3_ENDPOINT (set it yourself to use another S3-compatible server instead) and
+# create a bucket each; moto accepts any keys.
+if [ -z "${ATELIER_TEST_S3_ENDPOINT:-}" ]; then
+    peers=target/test-peers
+    mkdir -p "$peers"
+    if [ ! -x "$peers/moto/bin/moto_server" ]; then
+        if ! python3 -m venv "$peers/moto" >/dev/null 2>&1; then
+            if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+                apt-get install -y -q python3-venv >/dev/null
+            fi
+            rm -rf "$peers/moto"
+            python3 -m venv "$peers/moto" || {
+                echo "error: cannot make a Python virtualenv for the S3 test server (moto): install python3-venv" >&2
+                exit 1
+            }
+        fi
+        "$peers/moto/bin/pip" install -q 'moto[server]' >"$peers/moto-install.log" 2>&1 || {
+            rm -rf "$peers/moto"
+            echo "error: cannot install moto (the S3 test server) from PyPI; see $peers/moto-install.log" >&2
+            exit 1
+        }
+    fi
+    s3_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    "$peers/moto/bin/moto_server" -H 127.0.0.1 -p "$s3_port" >"$peers/moto.log" 2>&1 &
+    s3_pid=$!
+    trap 'kill "$s3_pid" 2>/dev/null || true' EXIT
+    for _ in $(seq 1 100); do
+        if ! kill -0 "$s3_pid" 2>/dev/null; then
+            echo "error: the S3 test server (moto) stopped at start; see $peers/moto.log" >&2
+            exit 1
+        fi
+        if python3 -c "import urllib.request, sys; urllib.request.urlopen('http://127.0.0.1:$s3_port/', timeout=1)" 2>/dev/null; then
+            break
+        fi
+        sleep 0.2
+    done
+    if ! python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$s3_port/', timeout=1)" 2>/dev/null; then
+        echo "error: the S3 test server (moto) does not answer on 127.0.0.1:$s3_port after 20 s; see $peers/moto.log" >&2
+        exit 1
+    fi
+    export ATELIER_TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
 fi
 
 # PostgreSQL for the catalogue tests: ATELIER_TEST_DATABASE_URL is an admin URL from which
@@ -61,7 +107,7 @@ start_postgres() {
     fi
     pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
     pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/atelier-pg.XXXXXX")
-    trap stop_postgres EXIT
+    trap 'stop_postgres; if [ -n "$s3_pid" ]; then kill "$s3_pid" 2>/dev/null || true; fi' EXIT
     [ "$(id -u)" = 0 ] && chown postgres: "$pg_dir"
     local port
     port=$(free_port) || { echo "error: no free loopback port for PostgreSQL in 54329-54429" >&2; exit 1; }
@@ -110,6 +156,7 @@ drop_test_databases() {
 cleanup() {
     drop_test_databases >/dev/null 2>&1 || true
     stop_postgres
+    if [ -n "$s3_pid" ]; then kill "$s3_pid" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
 if ! drop_test_databases; then

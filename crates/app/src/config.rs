@@ -8,6 +8,11 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::pipeline::PngCompression;
+use crate::providers::UpscaleMode;
+pub use crate::secret::{DatabaseUrl, Secret};
+use crate::store::Layout;
+
 /// The commented example, printed by `atelier config default`.
 pub const EXAMPLE: &str = include_str!("../../../config.example.toml");
 
@@ -16,8 +21,9 @@ pub const EXAMPLE: &str = include_str!("../../../config.example.toml");
 pub struct Config {
     /// Where the catalogue, images and temporary files live.
     pub data_dir: PathBuf,
-    /// `sqlite:…` (default: a file in the data directory) or `postgres://…`.
-    pub database_url: Option<String>,
+    /// `sqlite:…` (default: a file in the data directory) or `postgres://…`; prints without
+    /// its password.
+    pub database_url: Option<DatabaseUrl>,
     /// The provider used when a command names none.
     pub default_provider: String,
     pub storage: StorageConfig,
@@ -68,14 +74,14 @@ impl LimitsConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PipelineConfig {
-    /// Quadrants cut from grids: `balanced` (DEFLATE level 2) or `fast` (larger files).
-    pub png_compression: String,
+    /// Quadrants cut from grids and the sandbox's renders: `fast`, `balanced` or `small`.
+    pub png_compression: PngCompression,
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
         Self {
-            png_compression: "balanced".into(),
+            png_compression: PngCompression::Balanced,
         }
     }
 }
@@ -83,12 +89,80 @@ impl Default for PipelineConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
+    /// Where blobs go: `folder` (under `path`) or `s3` (a bucket of an S3-compatible service).
+    pub backend: StorageBackend,
     /// `default` (`{generation_id}/grid.png`) or `library` (`raw/{category}/…`).
-    pub layout: String,
+    pub layout: Layout,
     /// The folder store's root; default `{data_dir}/images`.
     pub path: Option<PathBuf>,
-    /// Base of public image URLs, when the storage is served publicly.
+    /// Base of public image URLs, when the storage is served publicly: an object's URL is
+    /// this, `/`, and its key.
     pub public_base_url: Option<String>,
+    /// S3: the service's URL (`https://<project>.supabase.co/storage/v1/s3`,
+    /// `https://s3.us-east-1.amazonaws.com`, `http://127.0.0.1:9000`).
+    pub endpoint: Option<String>,
+    /// S3: the bucket, addressed path-style (`{endpoint}/{bucket}/{key}`).
+    pub bucket: Option<String>,
+    /// S3: the region the requests are signed for.
+    pub region: String,
+    /// S3: a prefix under which every key goes (none by default).
+    pub root: Option<String>,
+    /// S3 keys; when unset, `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`.
+    pub access_key_id: Option<Secret>,
+    pub secret_access_key: Option<Secret>,
+    /// S3: the longest one request may take before it fails.
+    pub timeout_secs: f64,
+}
+
+/// Which service keeps the blobs.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageBackend {
+    /// A folder on this machine (`[storage] path`).
+    #[default]
+    Folder,
+    /// A bucket of an S3-compatible service (AWS S3, Supabase Storage, `MinIO`, R2).
+    S3,
+}
+
+/// How the sandbox makes upscales.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SandboxUpscaleMode {
+    /// The sandbox draws each upscale.
+    #[default]
+    Provider,
+    /// The stored grid is cut into its quadrants.
+    LocalSplit,
+}
+
+/// How Midjourney upscales are made.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum MidjourneyUpscaleMode {
+    /// Press U1–U4 on Discord.
+    #[default]
+    Discord,
+    /// Cut the grid: no extra Discord calls.
+    LocalSplit,
+}
+
+impl From<SandboxUpscaleMode> for UpscaleMode {
+    fn from(m: SandboxUpscaleMode) -> Self {
+        match m {
+            SandboxUpscaleMode::Provider => Self::Provider,
+            SandboxUpscaleMode::LocalSplit => Self::LocalSplit,
+        }
+    }
+}
+
+impl From<MidjourneyUpscaleMode> for UpscaleMode {
+    fn from(m: MidjourneyUpscaleMode) -> Self {
+        match m {
+            MidjourneyUpscaleMode::Discord => Self::Provider,
+            MidjourneyUpscaleMode::LocalSplit => Self::LocalSplit,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -115,7 +189,7 @@ pub struct ProvidersConfig {
 pub struct MidjourneyConfig {
     pub enabled: bool,
     /// `discord` (press U1–U4) or `local_split` (cut the grid; no extra Discord calls).
-    pub upscale_mode: String,
+    pub upscale_mode: MidjourneyUpscaleMode,
     /// U presses one generation sends at once in `discord` mode (1 to 4).
     pub upscales_at_once: u32,
     /// Discord REST root, gateway and CDN: change them for a reverse proxy or the simulator.
@@ -151,8 +225,8 @@ pub struct AccountConfig {
     /// A short name, shown by `atelier accounts` and stored with each generation.
     pub name: String,
     /// `env:NAME` reads the token from that environment variable (recommended); anything
-    /// else is the token itself. Never logged.
-    pub token: String,
+    /// else is the token itself. Never printed.
+    pub token: Secret,
     /// The server (guild) of the channel; unset for a direct-message channel with the bot.
     #[serde(default)]
     pub guild_id: Option<String>,
@@ -181,7 +255,7 @@ impl Default for MidjourneyConfig {
     fn default() -> Self {
         Self {
             enabled: false,
-            upscale_mode: "discord".into(),
+            upscale_mode: MidjourneyUpscaleMode::Discord,
             upscales_at_once: 4,
             api_base: "https://discord.com/api/v9".into(),
             gateway_url: "wss://gateway.discord.gg".into(),
@@ -211,7 +285,7 @@ pub struct SandboxConfig {
     /// Jobs of the sandbox that may run at once.
     pub concurrency: u32,
     /// `provider` (draw each upscale) or `local_split` (cut the stored grid).
-    pub upscale_mode: String,
+    pub upscale_mode: SandboxUpscaleMode,
 }
 
 impl Default for Config {
@@ -232,9 +306,17 @@ impl Default for Config {
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
-            layout: "default".into(),
+            backend: StorageBackend::Folder,
+            layout: Layout::Default,
             path: None,
             public_base_url: None,
+            endpoint: None,
+            bucket: None,
+            region: "us-east-1".into(),
+            root: None,
+            access_key_id: None,
+            secret_access_key: None,
+            timeout_secs: 30.0,
         }
     }
 }
@@ -259,7 +341,7 @@ impl Default for SandboxConfig {
             size: 2048,
             delay_ms: 1500,
             concurrency: 1,
-            upscale_mode: "provider".into(),
+            upscale_mode: SandboxUpscaleMode::Provider,
         }
     }
 }
@@ -331,18 +413,7 @@ fn load_from(
 impl Config {
     fn check(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
-        if crate::store::Layout::parse(&self.storage.layout).is_none() {
-            return bad(format!(
-                "storage.layout must be \"default\" or \"library\", not {:?}",
-                self.storage.layout
-            ));
-        }
-        if crate::pipeline::PngCompression::parse(&self.pipeline.png_compression).is_none() {
-            return bad(format!(
-                "pipeline.png_compression must be \"fast\", \"balanced\" or \"small\", not {:?}",
-                self.pipeline.png_compression
-            ));
-        }
+        self.check_storage()?;
         let j = &self.jobs;
         for (name, v) in [
             ("jobs.lease_secs", j.lease_secs),
@@ -369,12 +440,6 @@ impl Config {
         if s.concurrency == 0 {
             return bad("providers.sandbox.concurrency must be at least 1".into());
         }
-        if !matches!(s.upscale_mode.as_str(), "provider" | "local_split") {
-            return bad(format!(
-                "providers.sandbox.upscale_mode must be \"provider\" or \"local_split\", not {:?}",
-                s.upscale_mode
-            ));
-        }
         for (name, v, most) in [
             ("limits.max_file_mib", self.limits.max_file_mib, 1 << 20),
             ("limits.max_megapixels", self.limits.max_megapixels, 1 << 20),
@@ -390,7 +455,7 @@ impl Config {
         }
         self.check_midjourney()?;
         if let Some(url) = &self.database_url
-            && in_memory(url)
+            && in_memory(url.expose())
         {
             return bad(format!(
                 "database_url (or DATABASE_URL) {url:?} is an in-memory database: the catalogue \
@@ -401,15 +466,53 @@ impl Config {
         Ok(())
     }
 
+    /// The S3 settings a bucket needs, checked before anything is written.
+    fn check_storage(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        let s = &self.storage;
+        if let Some(base) = &s.public_base_url
+            && !(base.starts_with("http://") || base.starts_with("https://"))
+        {
+            return bad(format!(
+                "storage.public_base_url must be an http(s) URL, not {base:?}"
+            ));
+        }
+        if s.backend != StorageBackend::S3 {
+            return Ok(());
+        }
+        let named = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.trim().is_empty());
+        if !named(&s.endpoint) {
+            return bad(
+                "storage.backend is \"s3\" but storage.endpoint is not set (the service's URL, \
+                 such as https://<project>.supabase.co/storage/v1/s3)"
+                    .into(),
+            );
+        }
+        if let Some(e) = &s.endpoint
+            && !(e.starts_with("http://") || e.starts_with("https://"))
+        {
+            return bad(format!(
+                "storage.endpoint must be an http(s) URL, not {e:?}"
+            ));
+        }
+        if !named(&s.bucket) {
+            return bad("storage.backend is \"s3\" but storage.bucket is not set".into());
+        }
+        if s.region.trim().is_empty() {
+            return bad("storage.region is empty (us-east-1 is the default)".into());
+        }
+        if !(s.timeout_secs.is_finite() && s.timeout_secs > 0.0 && s.timeout_secs < 86_400.0) {
+            return bad(format!(
+                "storage.timeout_secs must be a positive number of seconds, not {}",
+                s.timeout_secs
+            ));
+        }
+        self.s3_target().map(|_| ())
+    }
+
     fn check_midjourney(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         let m = &self.providers.midjourney;
-        if !matches!(m.upscale_mode.as_str(), "discord" | "local_split") {
-            return bad(format!(
-                "providers.midjourney.upscale_mode must be \"discord\" or \"local_split\", not {:?}",
-                m.upscale_mode
-            ));
-        }
         if !(1..=4).contains(&m.upscales_at_once) {
             return bad(format!(
                 "providers.midjourney.upscales_at_once must be from 1 to 4, not {}",
@@ -461,7 +564,7 @@ impl Config {
             if !names.insert(a.name.as_str()) {
                 return bad(format!("{at}: the name is used twice"));
             }
-            if a.token.trim().is_empty() || a.token.trim() == "env:" {
+            if a.token.expose().trim().is_empty() || a.token.expose().trim() == "env:" {
                 return bad(format!("{at}: token is empty"));
             }
             let snowflake =
@@ -487,10 +590,17 @@ impl Config {
     }
 
     /// The catalogue URL: the configured one, else a `SQLite` file in the data directory.
+    /// Its password included: for the database driver only.
     pub fn database_url(&self) -> String {
-        self.database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("atelier.db").display()))
+        self.database_url.as_ref().map_or_else(
+            || format!("sqlite://{}", self.data_dir.join("atelier.db").display()),
+            |u| u.expose().to_owned(),
+        )
+    }
+
+    /// The catalogue URL with its password replaced, for messages and `atelier config show`.
+    pub fn database_url_redacted(&self) -> String {
+        crate::secret::redact_url(&self.database_url())
     }
 
     pub fn storage_root(&self) -> PathBuf {
@@ -498,6 +608,43 @@ impl Config {
             .path
             .clone()
             .unwrap_or_else(|| self.data_dir.join("images"))
+    }
+
+    /// The bucket `[storage]` names, for the `s3` backend (`None` for a folder). Keys not in
+    /// the file come from `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`.
+    pub fn s3_target(&self) -> Result<Option<crate::store::S3Target>, ConfigError> {
+        let s = &self.storage;
+        if s.backend != StorageBackend::S3 {
+            return Ok(None);
+        }
+        let key = |set: &Option<Secret>, name: &str, env: &str| {
+            set.clone()
+                .filter(|v| !v.expose().trim().is_empty())
+                .or_else(|| {
+                    std::env::var(env)
+                        .ok()
+                        .filter(|v| !v.trim().is_empty())
+                        .map(Secret::new)
+                })
+                .ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "storage.backend is \"s3\" but storage.{name} is not set, nor {env}"
+                    ))
+                })
+        };
+        Ok(Some(crate::store::S3Target {
+            endpoint: s.endpoint.clone().unwrap_or_default(),
+            bucket: s.bucket.clone().unwrap_or_default(),
+            region: s.region.clone(),
+            root: s.root.clone().unwrap_or_default(),
+            access_key_id: key(&s.access_key_id, "access_key_id", "AWS_ACCESS_KEY_ID")?,
+            secret_access_key: key(
+                &s.secret_access_key,
+                "secret_access_key",
+                "AWS_SECRET_ACCESS_KEY",
+            )?,
+            timeout: std::time::Duration::from_secs_f64(s.timeout_secs),
+        }))
     }
 
     /// Temporary files for atomic writes: beside the storage root, never under it.

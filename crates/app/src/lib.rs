@@ -11,6 +11,7 @@
 //! - [`jobs`]: the durable queue's workers, the generate job and the event bus.
 //! - [`midjourney`]: reading Midjourney's Discord messages.
 //! - [`app`]: the use cases every front-end shares.
+//! - [`secret`]: values that never print (tokens, S3 keys, database passwords).
 //! - [`cli`], [`api`], [`config`], [`wiring`]: the edges.
 
 pub mod api;
@@ -25,5 +26,6 @@ pub mod jobs;
 pub mod midjourney;
 pub mod pipeline;
 pub mod providers;
+pub mod secret;
 pub mod store;
 pub mod wiring;

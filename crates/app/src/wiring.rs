@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use crate::app::{App, JobSettings};
 use crate::catalogue;
-use crate::config::Config;
+use crate::config::{Config, StorageBackend};
 use crate::error::AppError;
 use crate::jobs::Bus;
 use crate::providers::sandbox::Sandbox;
-use crate::providers::{Providers, Registered, UpscaleMode};
-use crate::store::{Layout, Store};
+use crate::providers::{Providers, Registered};
+use crate::store::{Store, StoreError};
 
 /// The providers the configuration enables. Writes nothing.
 pub fn providers(config: &Config) -> Result<Providers, AppError> {
@@ -26,11 +26,7 @@ pub fn providers(config: &Config) -> Result<Providers, AppError> {
                 }),
                 account: "local".into(),
                 concurrency: s.concurrency,
-                upscale_mode: if s.upscale_mode == "local_split" {
-                    UpscaleMode::LocalSplit
-                } else {
-                    UpscaleMode::Provider
-                },
+                upscale_mode: s.upscale_mode.into(),
                 synthetic: true,
                 accounts: None,
                 queue_limit: None,
@@ -98,6 +94,32 @@ fn file_in_the_way(dir: &std::path::Path) -> Result<(), AppError> {
     Ok(())
 }
 
+/// The store `[storage]` names: a folder (today's default, under the data directory) or a
+/// bucket. With `create`, a bucket is checked first (it answers, it exists, the keys are
+/// accepted), so a command that would write fails before it writes anything.
+pub async fn store(config: &Config, create: bool) -> Result<Store, AppError> {
+    let layout = config.storage.layout;
+    let base = config.storage.public_base_url.clone();
+    let Some(target) = config
+        .s3_target()
+        .map_err(|e| AppError::Invalid(e.to_string()))?
+    else {
+        return Ok(
+            Store::local(&config.storage_root(), &config.tmp_dir(), layout)?
+                .with_public_base_url(base),
+        );
+    };
+    let store = Store::s3(&target, layout)?.with_public_base_url(base);
+    if create {
+        store.check().await.map_err(|e| match e {
+            // The service answered that the settings are wrong: the user's to fix.
+            StoreError::Misconfigured { .. } => AppError::Invalid(e.to_string()),
+            other => AppError::Store(other),
+        })?;
+    }
+    Ok(store)
+}
+
 /// Opens everything. With `create` false, a missing catalogue is reported instead of created,
 /// so read-only commands never write.
 pub async fn open(
@@ -105,6 +127,12 @@ pub async fn open(
     providers: Providers,
     create: bool,
 ) -> Result<Arc<App>, AppError> {
+    // A bucket is checked before anything is written; a folder is made where it always was,
+    // after the data directory's checks (making it creates folders).
+    let bucket = match config.storage.backend {
+        StorageBackend::S3 => Some(store(config, create).await?),
+        StorageBackend::Folder => None,
+    };
     let url = config.database_url();
     file_in_the_way(&config.data_dir)?;
     if url.starts_with("sqlite:") {
@@ -118,11 +146,10 @@ pub async fn open(
         }
     }
     let db = catalogue::open(&url, create).await?;
-    let layout = Layout::parse(&config.storage.layout).unwrap_or_default();
-    let store = Store::local(&config.storage_root(), &config.tmp_dir(), layout)?
-        .with_public_base_url(config.storage.public_base_url.clone());
-    let png = crate::pipeline::PngCompression::parse(&config.pipeline.png_compression)
-        .unwrap_or_default();
+    let store = match bucket {
+        Some(bucket) => bucket,
+        None => store(config, create).await?,
+    };
     for name in providers.names() {
         if let Some(pool) = providers.get(name).and_then(|r| r.accounts.clone()) {
             crate::app::spawn_account_recorder(db.catalogue.clone(), name.to_owned(), &pool);
@@ -143,7 +170,7 @@ pub async fn open(
             retry_max: Duration::from_secs_f64(j.retry_max_secs),
             poll: Duration::from_secs_f64(j.poll_secs),
         },
-        png,
+        png: config.pipeline.png_compression,
         limits: config.limits.pipeline(),
     }))
 }

@@ -25,7 +25,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::{median, rss_kib, status_kib, tempfile_dir};
 use crate::app::App;
 use crate::cli::simulate::SandboxPainter;
-use crate::config::{AccountConfig, Config};
+use crate::config::{AccountConfig, Config, MidjourneyUpscaleMode, SandboxUpscaleMode};
 use crate::domain::{GenerationId, GenerationRequest, GenerationStatus, UpscaleSelection};
 use crate::error::AppError;
 use crate::jobs::{Stop, run_workers};
@@ -196,7 +196,11 @@ fn midjourney_config(
     config.providers.sandbox.enabled = false;
     let m = &mut config.providers.midjourney;
     m.enabled = true;
-    m.upscale_mode = mode.into();
+    m.upscale_mode = if mode == "local_split" {
+        MidjourneyUpscaleMode::LocalSplit
+    } else {
+        MidjourneyUpscaleMode::Discord
+    };
     m.api_base = api_base;
     m.gateway_url = gateway_url;
     m.cdn_base = cdn_base;
@@ -209,7 +213,7 @@ fn midjourney_config(
 fn account(i: usize, token: &str, guild_id: &str, channel_id: &str) -> AccountConfig {
     AccountConfig {
         name: format!("sim-{}", i + 1),
-        token: token.to_owned(),
+        token: token.into(),
         guild_id: Some(guild_id.to_owned()),
         channel_id: channel_id.to_owned(),
         concurrency: 1,
@@ -334,9 +338,9 @@ async fn series(o: &Options, mode: &str, sim: Option<&Endpoints>) -> Result<Seri
         s.delay_ms = 0;
         s.concurrency = u32::from(o.accounts);
         s.upscale_mode = if mode == "local_split" {
-            "local_split".into()
+            SandboxUpscaleMode::LocalSplit
         } else {
-            "provider".into()
+            SandboxUpscaleMode::Provider
         };
     }
     let providers = wiring::providers(&config)?;

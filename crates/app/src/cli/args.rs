@@ -282,6 +282,8 @@ pub enum MidjourneyCommand {
 pub enum ConfigCommand {
     /// Print the commented default configuration
     Default,
+    /// Print the configuration in force (file, environment, flags), as JSON, secrets redacted
+    Show,
 }
 
 #[derive(Args, Debug)]

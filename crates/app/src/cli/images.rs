@@ -133,8 +133,7 @@ pub async fn import(config: &Config, args: ImportArgs, out: &Out) -> Result<u8, 
         prompt: args.prompt,
         category: args.category.as_deref().and_then(Category::parse),
         subject: args.subject,
-        png: crate::pipeline::PngCompression::parse(&config.pipeline.png_compression)
-            .unwrap_or_default(),
+        png: config.pipeline.png_compression,
         max_file_bytes: config.limits.max_file_bytes(),
         limits: config.limits.pipeline(),
     };

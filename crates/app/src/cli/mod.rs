@@ -143,6 +143,12 @@ async fn dispatch(cli: Cli, out: &Out) -> Result<u8, AppError> {
             JobsCommand::Cancel { id } => jobs::cancel(&config, &id, out).await,
         },
         Command::Config {
+            command: ConfigCommand::Show,
+        } => {
+            out.print_json(&shown(&config));
+            Ok(0)
+        }
+        Command::Config {
             command: ConfigCommand::Default,
         }
         | Command::Midjourney { .. }
@@ -170,6 +176,14 @@ async fn dispatch(cli: Cli, out: &Out) -> Result<u8, AppError> {
             generate::blend(&config, &blend, no_wait, out).await
         }
     }
+}
+
+/// The configuration as `atelier config show` prints it: every secret reads `[redacted]`, and
+/// the catalogue URL in force (the default one when unset) has its password replaced.
+fn shown(config: &Config) -> serde_json::Value {
+    let mut value = serde_json::to_value(config).unwrap_or_default();
+    value["database_url"] = config.database_url_redacted().into();
+    value
 }
 
 /// Larger stdin is refused: a Discord message is at most a few tens of KiB.

@@ -53,6 +53,15 @@ fn mistakes_are_reported() {
             "[pipeline]\npng_compression = \"best\"\n",
             "pipeline.png_compression",
         ),
+        (
+            "[providers.sandbox]\nupscale_mode = \"discord\"\n",
+            "providers.sandbox.upscale_mode",
+        ),
+        (
+            "[providers.midjourney]\nupscale_mode = \"provider\"\n",
+            "providers.midjourney.upscale_mode",
+        ),
+        ("[storage]\nbackend = \"gcs\"\n", "storage.backend"),
         ("not toml at all [", "invalid configuration"),
     ] {
         std::fs::write(&file, text).unwrap();
@@ -103,4 +112,124 @@ fn in_memory_catalogues_are_recognised() {
     std::fs::write(&file, "database_url = \"sqlite::memory:\"\n").unwrap();
     let e = load_from(Some(&file), None, env_none()).unwrap_err();
     assert!(e.to_string().contains("in-memory"), "{e}");
+}
+
+#[test]
+fn choices_are_parsed_once_and_a_bad_one_names_the_allowed_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.toml");
+    std::fs::write(
+        &file,
+        "[storage]\nlayout = \"library\"\n[pipeline]\npng_compression = \"small\"\n\
+         [providers.sandbox]\nupscale_mode = \"local_split\"\n\
+         [providers.midjourney]\nupscale_mode = \"local_split\"\n",
+    )
+    .unwrap();
+    let c = load_from(Some(&file), None, env_none()).unwrap();
+    assert_eq!(c.storage.layout, Layout::Library);
+    assert_eq!(c.pipeline.png_compression, PngCompression::Small);
+    assert_eq!(
+        c.providers.sandbox.upscale_mode,
+        SandboxUpscaleMode::LocalSplit
+    );
+    assert_eq!(
+        UpscaleMode::from(c.providers.midjourney.upscale_mode),
+        UpscaleMode::LocalSplit
+    );
+    for (text, allowed) in [
+        (
+            "[storage]\nlayout = \"flat\"\n",
+            ["default", "library"].as_slice(),
+        ),
+        (
+            "[pipeline]\npng_compression = \"best\"\n",
+            &["fast", "balanced", "small"],
+        ),
+        (
+            "[providers.sandbox]\nupscale_mode = \"x\"\n",
+            &["provider", "local_split"],
+        ),
+        (
+            "[providers.midjourney]\nupscale_mode = \"x\"\n",
+            &["discord", "local_split"],
+        ),
+        ("[storage]\nbackend = \"x\"\n", &["folder", "s3"]),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let e = load_from(Some(&file), None, env_none())
+            .unwrap_err()
+            .to_string();
+        for a in allowed {
+            assert!(e.contains(&format!("`{a}`")), "{text:?} gave {e}");
+        }
+    }
+}
+
+#[test]
+fn s3_settings_are_read_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.toml");
+    std::fs::write(
+        &file,
+        "[storage]\nbackend = \"s3\"\nendpoint = \"https://p.supabase.co/storage/v1/s3\"\n\
+         bucket = \"images\"\nroot = \"atelier\"\naccess_key_id = \"AKIA-ID-7\"\n\
+         secret_access_key = \"sk-very-secret-7\"\n\
+         public_base_url = \"https://p.supabase.co/storage/v1/object/public/images\"\n",
+    )
+    .unwrap();
+    let c = load_from(Some(&file), None, env_none()).unwrap();
+    let t = c.s3_target().unwrap().unwrap();
+    assert_eq!(t.bucket, "images");
+    assert_eq!(t.region, "us-east-1");
+    assert_eq!(t.root, "atelier");
+    assert_eq!(t.secret_access_key.expose(), "sk-very-secret-7");
+    // No secret in any printed form of the configuration or the target.
+    for shown in [
+        format!("{c:?}"),
+        format!("{c:#?}"),
+        format!("{t:?}"),
+        serde_json::to_string(&c).unwrap(),
+    ] {
+        assert!(!shown.contains("sk-very-secret-7"), "{shown}");
+        assert!(!shown.contains("AKIA-ID-7"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+    }
+    let folder = load_from(None, Some(dir.path()), env_none()).unwrap();
+    assert!(folder.s3_target().unwrap().is_none());
+}
+
+#[test]
+fn tokens_and_database_passwords_never_print() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.toml");
+    std::fs::write(
+        &file,
+        "database_url = \"postgres://app:pg-pass-9@127.0.0.1/atelier\"\n\
+         [[providers.midjourney.accounts]]\nname = \"a\"\ntoken = \"mj-token-9\"\n\
+         channel_id = \"1\"\n",
+    )
+    .unwrap();
+    let c = load_from(Some(&file), None, env_none()).unwrap();
+    assert_eq!(
+        c.database_url(),
+        "postgres://app:pg-pass-9@127.0.0.1/atelier"
+    );
+    assert_eq!(
+        c.database_url_redacted(),
+        "postgres://app:[redacted]@127.0.0.1/atelier"
+    );
+    assert_eq!(
+        c.providers.midjourney.accounts[0].token.expose(),
+        "mj-token-9"
+    );
+    for shown in [
+        format!("{c:?}"),
+        format!("{c:#?}"),
+        serde_json::to_string(&c).unwrap(),
+    ] {
+        assert!(
+            !shown.contains("pg-pass-9") && !shown.contains("mj-token-9"),
+            "{shown}"
+        );
+    }
 }

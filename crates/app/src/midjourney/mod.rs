@@ -31,7 +31,7 @@ use atelier_discord::{ClientProperties, GatewayConfig, RestClient, RestConfig, T
 use tokio::sync::Notify;
 
 use crate::config::MidjourneyConfig;
-use crate::providers::{Registered, UpscaleMode};
+use crate::providers::Registered;
 
 pub use account::{Account, Health, Identity, Place};
 pub use commands::imagine_prompt;
@@ -49,7 +49,7 @@ pub fn registered(config: &MidjourneyConfig, max_download_bytes: u64) -> Registe
     let properties = ClientProperties::default();
     let mut accounts = Vec::new();
     for a in config.accounts.iter().filter(|a| a.enabled) {
-        let (token, problem) = match resolve_token(&a.token) {
+        let (token, problem) = match resolve_token(a.token.expose()) {
             Ok(t) => (t, None),
             Err(why) => (Token::new(String::new()), Some(why)),
         };
@@ -130,11 +130,7 @@ pub fn registered(config: &MidjourneyConfig, max_download_bytes: u64) -> Registe
         // One concurrency slot for the whole pool: the pool picks the account at run time.
         account: "pool".into(),
         concurrency,
-        upscale_mode: if config.upscale_mode == "local_split" {
-            UpscaleMode::LocalSplit
-        } else {
-            UpscaleMode::Provider
-        },
+        upscale_mode: config.upscale_mode.into(),
         synthetic: false,
         accounts: Some(pool),
         queue_limit: Some(queue_limit),

@@ -5,8 +5,9 @@
 
 use super::{PipelineError, Pixels, deflate, filter};
 
-/// How hard PNGs are compressed.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+/// How hard PNGs are compressed (`[pipeline] png_compression`: `fast`, `balanced`, `small`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PngCompression {
     /// fdeflate's fixed code: about 6 ms a 1024² quadrant, files about 1.25× `balanced`.
     Fast,
@@ -18,17 +19,6 @@ pub enum PngCompression {
     /// DEFLATE level 2 (miniz) after adaptive filters: about 35 ms a quadrant, files about
     /// 0.75× `balanced`: for storage that costs more than time.
     Small,
-}
-
-impl PngCompression {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "fast" => Some(Self::Fast),
-            "balanced" => Some(Self::Balanced),
-            "small" => Some(Self::Small),
-            _ => None,
-        }
-    }
 }
 
 /// Encodes 8-bit RGB or RGBA pixels as a PNG.

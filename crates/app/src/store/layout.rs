@@ -15,21 +15,13 @@ use time::macros::format_description;
 
 use crate::domain::{Category, GenerationId, Role};
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+/// How keys are named (`[storage] layout`: `default` or `library`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Layout {
     #[default]
     Default,
     Library,
-}
-
-impl Layout {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "default" => Some(Self::Default),
-            "library" => Some(Self::Library),
-            _ => None,
-        }
-    }
 }
 
 /// What a key is made of.

@@ -1,10 +1,12 @@
-//! Blob storage over Apache `OpenDAL`: the `fs` service (a local folder) by default, `memory`
-//! in tests; S3-compatible buckets and the Google Drive mirror plug in as other services.
+//! Blob storage over Apache `OpenDAL`: the `fs` service (a local folder) by default, an
+//! S3-compatible bucket (`s3.rs`), `memory` in tests; the Google Drive mirror plugs in as
+//! another service.
 //!
 //! Keys are opaque to the rest of the system; `layout.rs` decides them. Writes are atomic: a
 //! blob is written and synced into a temporary folder beside (not under) the storage root and
-//! renamed into place, so a reader never sees a half-written file, even after `kill -9`. Every
-//! read is checked against the SHA-256 recorded in the catalogue.
+//! renamed into place, so a reader never sees a half-written file, even after `kill -9`; in a
+//! bucket each blob is one whole-object put. Every read is checked against the SHA-256
+//! recorded in the catalogue.
 //!
 //! The folder store writes with `std::fs` on one blocking thread per batch of blobs
 //! (`local.rs`) rather than through `OpenDAL`, whose fs service hands every step of every file
@@ -13,6 +15,7 @@
 
 mod layout;
 mod local;
+mod s3;
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +23,7 @@ use opendal::{ErrorKind, Operator};
 use sha2::{Digest, Sha256};
 
 pub use layout::{KeyContext, Layout};
+pub use s3::S3Target;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -51,6 +55,21 @@ pub enum StoreError {
         #[source]
         source: opendal::Error,
     },
+    /// The bucket's service did not answer as it should (refused, timed out, failed).
+    #[error("cannot reach storage ({target}): {cause}")]
+    Unreachable {
+        target: String,
+        /// The deepest cause, such as "Connection refused".
+        cause: String,
+    },
+    /// The service answered, and said the settings are wrong: no such bucket, keys refused.
+    #[error("storage ({target}): {reason}: {detail}")]
+    Misconfigured {
+        target: String,
+        reason: &'static str,
+        /// What the service said.
+        detail: String,
+    },
 }
 
 impl StoreError {
@@ -70,7 +89,8 @@ impl StoreError {
             Self::Backend { source, .. } | Self::Open { source, .. } => {
                 source.kind() == ErrorKind::PermissionDenied
             }
-            Self::NotFound(_) | Self::Corrupt { .. } => false,
+            Self::Misconfigured { .. } => true,
+            Self::NotFound(_) | Self::Corrupt { .. } | Self::Unreachable { .. } => false,
         }
     }
 }
@@ -86,6 +106,8 @@ pub struct Store {
     local: Option<local::Dirs>,
     public_base_url: Option<String>,
     layout: Layout,
+    /// Set for the S3 store: the bucket, for [`Store::check`].
+    target: Option<S3Target>,
 }
 
 /// Lower-case hex SHA-256.
@@ -129,7 +151,28 @@ impl Store {
             local: Some(dirs),
             public_base_url: None,
             layout,
+            target: None,
         })
+    }
+
+    /// A bucket of an S3-compatible service. Sends nothing: [`Store::check`] does.
+    pub fn s3(target: &S3Target, layout: Layout) -> Result<Self, StoreError> {
+        Ok(Self {
+            op: target.operator()?,
+            local: None,
+            public_base_url: None,
+            layout,
+            target: Some(target.clone()),
+        })
+    }
+
+    /// For a bucket: whether its service answers, the bucket exists and the keys are
+    /// accepted (one listing of at most one key). Nothing to check for a folder.
+    pub async fn check(&self) -> Result<(), StoreError> {
+        match &self.target {
+            Some(target) => s3::probe(&self.op, target).await,
+            None => Ok(()),
+        }
     }
 
     /// An in-memory store, for tests and benchmarks.
@@ -141,6 +184,7 @@ impl Store {
             local: None,
             public_base_url: None,
             layout,
+            target: None,
         }
     }
 

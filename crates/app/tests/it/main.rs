@@ -14,6 +14,7 @@ mod midjourney;
 mod postgres;
 mod processes;
 mod steps;
+mod storage;
 mod support;
 mod tidy;
 mod upscales;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use atelier::app::App;
 use atelier::cli::simulate::{SandboxPainter, client_config};
-use atelier::config::{AccountConfig, Config};
+use atelier::config::{AccountConfig, Config, MidjourneyUpscaleMode};
 use atelier::domain::{
     ErrorCode, EventKind, GenerationId, GenerationRequest, GenerationStatus, Role, UpscaleSelection,
 };
@@ -65,7 +65,7 @@ async fn app_for(
         .enumerate()
         .map(|(i, a)| AccountConfig {
             name: format!("sim-{}", i + 1),
-            token: a.token.clone(),
+            token: a.token.as_str().into(),
             guild_id: Some(a.guild_id.clone()),
             channel_id: a.channel_id.clone(),
             concurrency: 1,
@@ -175,11 +175,14 @@ async fn assert_complete(app: &App, id: GenerationId) {
 
 #[tokio::test]
 async fn imagine_stores_the_grid_then_four_upscales_in_both_modes() {
-    for mode in ["discord", "local_split"] {
+    for mode in [
+        MidjourneyUpscaleMode::Discord,
+        MidjourneyUpscaleMode::LocalSplit,
+    ] {
         let sim = simulator(|_| {}).await;
         let dir = tempfile::tempdir().unwrap();
         let app = app_for(&sim, dir.path(), 1, |c| {
-            c.providers.midjourney.upscale_mode = mode.into();
+            c.providers.midjourney.upscale_mode = mode;
         })
         .await;
         let id = generate(&app, "a lighthouse at dusk --ar 1:1 --stylize 250").await;
@@ -200,13 +203,13 @@ async fn imagine_stores_the_grid_then_four_upscales_in_both_modes() {
             .iter()
             .filter(|k| **k == EventKind::UpscaleCompleted)
             .count();
-        assert_eq!(upscales, 4, "{mode}");
+        assert_eq!(upscales, 4, "{mode:?}");
         // Midjourney's own percentages moved the bar between 25 and 50.
         assert!(
             events
                 .iter()
                 .any(|e| e.kind == EventKind::Progress && e.progress > 25.0 && e.progress < 50.0),
-            "{mode}: no rendering progress in {kinds:?}"
+            "{mode:?}: no rendering progress in {kinds:?}"
         );
         let milestones: Vec<f64> = events
             .iter()
@@ -220,8 +223,12 @@ async fn imagine_stores_the_grid_then_four_upscales_in_both_modes() {
             .collect();
         assert_eq!(milestones, [50.0, 62.5, 75.0, 87.5, 100.0]);
         let stats = sim.control().stats();
-        let presses = if mode == "discord" { 4 } else { 0 };
-        assert_eq!(stats.jobs_started, 1 + presses, "{mode}: {stats:?}");
+        let presses = if mode == MidjourneyUpscaleMode::Discord {
+            4
+        } else {
+            0
+        };
+        assert_eq!(stats.jobs_started, 1 + presses, "{mode:?}: {stats:?}");
         sim.shutdown().await;
     }
 }
@@ -428,7 +435,7 @@ async fn two_accounts_share_the_work_within_their_limits() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let app = app_for(&sim, dir.path(), 2, |c| {
-        c.providers.midjourney.upscale_mode = "local_split".into();
+        c.providers.midjourney.upscale_mode = MidjourneyUpscaleMode::LocalSplit;
     })
     .await;
     let ids = submit_numbered(&app, "a kite, number", 6).await;

@@ -509,7 +509,7 @@ impl Config {
 /// Whether a catalogue URL names an in-memory `SQLite` database (`sqlite::memory:`,
 /// `sqlite://:memory:`, the URI form `sqlite:file::memory:`, `sqlite:` with no file, or
 /// `mode=memory`), which lives only as long as the process.
-fn in_memory(url: &str) -> bool {
+pub(crate) fn in_memory(url: &str) -> bool {
     let Some(rest) = url.trim().strip_prefix("sqlite:") else {
         return false;
     };

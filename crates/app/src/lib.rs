@@ -11,6 +11,7 @@
 //! - [`jobs`]: the durable queue's workers, the generate job and the event bus.
 //! - [`midjourney`]: reading Midjourney's Discord messages.
 //! - [`app`]: the use cases every front-end shares.
+//! - [`migrate`]: moving a deployment to another catalogue and storage.
 //! - [`cli`], [`api`], [`config`], [`wiring`]: the edges.
 
 pub mod api;
@@ -23,6 +24,7 @@ pub mod domain;
 pub mod error;
 pub mod jobs;
 pub mod midjourney;
+pub mod migrate;
 pub mod pipeline;
 pub mod providers;
 pub mod store;

@@ -644,6 +644,9 @@ impl Queue for FailingClaims {
     async fn wait_for_work(&self, timeout: Duration) {
         self.inner.wait_for_work(timeout).await;
     }
+    async fn live_leases(&self) -> CatResult<u64> {
+        self.inner.live_leases().await
+    }
     async fn hold_account(&self, account: &str, holder: &str, lease_ms: i64) -> CatResult<bool> {
         self.inner.hold_account(account, holder, lease_ms).await
     }

@@ -11,6 +11,7 @@ mod crash;
 mod engine;
 mod limits;
 mod midjourney;
+mod migrate;
 mod processes;
 mod steps;
 mod support;

@@ -278,11 +278,14 @@ pub enum ConfigError {
 
 /// Loads the configuration. `data_dir` (from `--data-dir`) wins over every other source.
 pub fn load(config_file: Option<&Path>, data_dir: Option<&Path>) -> Result<Config, ConfigError> {
-    // ATELIER_LOG is the log filter, read by `main`, not a configuration key.
+    // ATELIER_LOG is the log filter, read by `main`, not a configuration key; so is the
+    // pause debug builds of `atelier migrate` take for the tests (`cli/migrate.rs`).
     load_from(
         config_file,
         data_dir,
-        Env::prefixed("ATELIER_").ignore(&["log"]).split("__"),
+        Env::prefixed("ATELIER_")
+            .ignore(&["log", "migrate_pause_ms"])
+            .split("__"),
     )
 }
 

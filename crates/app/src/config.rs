@@ -360,11 +360,14 @@ pub enum ConfigError {
 
 /// Loads the configuration. `data_dir` (from `--data-dir`) wins over every other source.
 pub fn load(config_file: Option<&Path>, data_dir: Option<&Path>) -> Result<Config, ConfigError> {
-    // ATELIER_LOG is the log filter, read by `main`, not a configuration key.
+    // ATELIER_LOG is the log filter, read by `main`, not a configuration key; so is the
+    // pause debug builds of `atelier migrate` take for the tests (`cli/migrate.rs`).
     load_from(
         config_file,
         data_dir,
-        Env::prefixed("ATELIER_").ignore(&["log"]).split("__"),
+        Env::prefixed("ATELIER_")
+            .ignore(&["log", "migrate_pause_ms"])
+            .split("__"),
     )
 }
 
@@ -656,7 +659,7 @@ impl Config {
 /// Whether a catalogue URL names an in-memory `SQLite` database (`sqlite::memory:`,
 /// `sqlite://:memory:`, the URI form `sqlite:file::memory:`, `sqlite:` with no file, or
 /// `mode=memory`), which lives only as long as the process.
-fn in_memory(url: &str) -> bool {
+pub(crate) fn in_memory(url: &str) -> bool {
     let Some(rest) = url.trim().strip_prefix("sqlite:") else {
         return false;
     };

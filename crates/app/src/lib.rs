@@ -12,6 +12,7 @@
 //! - [`midjourney`]: reading Midjourney's Discord messages.
 //! - [`app`]: the use cases every front-end shares.
 //! - [`secret`]: values that never print (tokens, S3 keys, database passwords).
+//! - [`migrate`]: moving a deployment to another catalogue and storage.
 //! - [`cli`], [`api`], [`config`], [`wiring`]: the edges.
 
 pub mod api;
@@ -24,6 +25,7 @@ pub mod domain;
 pub mod error;
 pub mod jobs;
 pub mod midjourney;
+pub mod migrate;
 pub mod pipeline;
 pub mod providers;
 pub mod secret;

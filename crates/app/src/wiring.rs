@@ -8,6 +8,7 @@ use crate::catalogue;
 use crate::config::{Config, StorageBackend};
 use crate::error::AppError;
 use crate::jobs::Bus;
+use crate::migrate::{Destination, Migration, StorageDestination};
 use crate::providers::sandbox::Sandbox;
 use crate::providers::{Providers, Registered};
 use crate::store::{Store, StoreError};
@@ -173,4 +174,167 @@ pub async fn open(
         png: config.pipeline.png_compression,
         limits: config.limits.pipeline(),
     }))
+}
+
+/// Opens what `atelier migrate` reads and writes: this configuration's deployment as the
+/// source (read-only when the catalogue moves), and the destination. Everything the user
+/// named is checked first: a wrong destination is refused (`Invalid`, exit 2) before anything
+/// is written anywhere.
+pub async fn migration(
+    config: &Config,
+    to: &Destination,
+    pause: Option<Duration>,
+) -> Result<Migration, AppError> {
+    let source_url = config.database_url();
+    if let Some(url) = &to.database {
+        check_database_destination(url, &source_url)?;
+    }
+    let target_root = match &to.storage {
+        None => None,
+        Some(StorageDestination::S3 { .. }) => {
+            return Err(AppError::Invalid(
+                "S3 destinations need the S3 store, which this build does not have yet".into(),
+            ));
+        }
+        Some(StorageDestination::Folder(root)) => {
+            check_folder_destination(root, &config.storage_root())?;
+            Some(root.clone())
+        }
+    };
+    if let Some(base) = &to.public_base_url
+        && !(base.starts_with("https://") || base.starts_with("http://"))
+    {
+        return Err(AppError::Invalid(format!(
+            "--public-base-url must be an http(s) URL, not {base:?}"
+        )));
+    }
+    if source_url.starts_with("sqlite:") && !config.data_dir.join("atelier.db").exists() {
+        if config.database_url.is_none() {
+            return Err(AppError::NotFound(format!(
+                "catalogue in {} (nothing to migrate)",
+                config.data_dir.display()
+            )));
+        }
+    }
+    let source = if to.database.is_some() {
+        catalogue::open_read_only(&source_url).await?
+    } else {
+        // Only the storage moves: this catalogue stays, and its public URLs may change.
+        catalogue::open(&source_url, false).await?
+    };
+    crate::migrate::check_source(&source)
+        .await
+        .map_err(|e| AppError::Conflict(e.to_string()))?;
+    let source_store = Store::read_only_folder(&config.storage_root())?;
+    let target = match &to.database {
+        Some(url) => Some(catalogue::open(url, true).await?),
+        None => None,
+    };
+    let target_store = match &target_root {
+        Some(root) => folder_destination(root)?.with_public_base_url(to.public_base_url.clone()),
+        None => source_store.clone(),
+    };
+    Ok(Migration {
+        source,
+        source_store,
+        target,
+        target_store,
+        new_storage: target_root.is_some(),
+        pause,
+    })
+}
+
+/// A catalogue URL `atelier migrate` can copy into, and not the source itself. The URL may
+/// hold a password: messages never repeat it.
+fn check_database_destination(url: &str, source_url: &str) -> Result<(), AppError> {
+    let scheme = url.split_once(':').map_or("", |(s, _)| s);
+    match scheme {
+        "postgres" | "postgresql" => Ok(()),
+        "sqlite" => {
+            if crate::config::in_memory(url) {
+                return Err(AppError::Invalid(
+                    "--to-database: an in-memory SQLite database would be lost at exit".into(),
+                ));
+            }
+            let target = sqlite_path(url);
+            if source_url.starts_with("sqlite:") && same_file(&target, &sqlite_path(source_url)) {
+                return Err(AppError::Invalid(format!(
+                    "--to-database names the source catalogue itself ({})",
+                    target.display()
+                )));
+            }
+            Ok(())
+        }
+        _ => Err(AppError::Invalid(format!(
+            "--to-database must be a postgres:// or sqlite:// URL, not one of scheme {:?}",
+            if scheme.is_empty() { "(none)" } else { scheme }
+        ))),
+    }
+}
+
+/// The file a `sqlite:` URL names (without its `?options`).
+fn sqlite_path(url: &str) -> std::path::PathBuf {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    std::path::PathBuf::from(rest.split('?').next().unwrap_or(rest))
+}
+
+/// Whether two paths name one file, the second of which may not exist yet.
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    let resolve = |p: &std::path::Path| {
+        let parent = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        std::fs::canonicalize(parent)
+            .map(|d| d.join(p.file_name().unwrap_or_default()))
+            .unwrap_or_else(|_| p.to_path_buf())
+    };
+    resolve(a) == resolve(b)
+}
+
+/// A folder to copy blobs into: neither the source storage nor inside it, nor around it.
+fn check_folder_destination(
+    root: &std::path::Path,
+    source_root: &std::path::Path,
+) -> Result<(), AppError> {
+    if root.as_os_str().is_empty() {
+        return Err(AppError::Invalid("--to-storage names no folder".into()));
+    }
+    let absolute = |p: &std::path::Path| {
+        std::path::absolute(p)
+            .map(|a| std::fs::canonicalize(&a).unwrap_or(a))
+            .unwrap_or_else(|_| p.to_path_buf())
+    };
+    let (to, from) = (absolute(root), absolute(source_root));
+    if to.starts_with(&from) || from.starts_with(&to) {
+        return Err(AppError::Invalid(format!(
+            "--to-storage {} overlaps the source storage {}",
+            to.display(),
+            from.display()
+        )));
+    }
+    if to.exists() && !to.is_dir() {
+        return Err(AppError::Invalid(format!(
+            "--to-storage {} is a file, not a folder",
+            to.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The folder store at `root`, made if missing, its temporary files in a folder beside it.
+fn folder_destination(root: &std::path::Path) -> Result<Store, AppError> {
+    let name = root
+        .file_name()
+        .map_or_else(|| "storage".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = root
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .join(format!(".{name}.tmp"));
+    for dir in [root, tmp.as_path()] {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            AppError::Invalid(format!("cannot make the folder {}: {e}", dir.display()))
+        })?;
+    }
+    Ok(Store::local(root, &tmp, Layout::default())?)
 }

@@ -130,6 +130,71 @@ pub struct FeedEntry {
     pub event: Event,
 }
 
+/// A generation with everything that belongs to it, as stored: what
+/// [`Catalogue::export`] reads and [`Catalogue::import`] writes, to move a deployment from one
+/// database to another with its ids, versions, times and event numbers unchanged.
+#[derive(Clone, PartialEq, Debug)]
+pub struct GenerationRecord {
+    pub generation: Generation,
+    /// By role.
+    pub images: Vec<Image>,
+    /// By `seq`.
+    pub events: Vec<Event>,
+    pub job: Option<Job>,
+}
+
+impl GenerationRecord {
+    /// What differs first between this (stored) record and a given one, in words; `None` when equal.
+    pub fn first_difference(&self, given: &GenerationRecord) -> Option<String> {
+        let stored = self;
+        if stored.generation != given.generation {
+            return Some("its generation row differs".into());
+        }
+        if stored.images.len() != given.images.len() {
+            return Some(format!(
+                "it has {} images here, {} in the copy",
+                stored.images.len(),
+                given.images.len()
+            ));
+        }
+        if let Some((s, _)) = stored
+            .images
+            .iter()
+            .zip(&given.images)
+            .find(|(s, g)| s != g)
+        {
+            return Some(format!("its image {} differs", s.role));
+        }
+        if stored.events.len() != given.events.len() {
+            return Some(format!(
+                "it has {} events here, {} in the copy",
+                stored.events.len(),
+                given.events.len()
+            ));
+        }
+        if let Some((s, _)) = stored
+            .events
+            .iter()
+            .zip(&given.events)
+            .find(|(s, g)| s != g)
+        {
+            return Some(format!("its event {} differs", s.seq));
+        }
+        (stored.job != given.job).then(|| "its job differs".to_owned())
+    }
+}
+
+/// Outcome of [`Catalogue::import`].
+#[derive(Clone, PartialEq, Debug)]
+pub enum Imported {
+    /// Written, all of it.
+    New,
+    /// The generation was already there, exactly as given: nothing written.
+    Same,
+    /// The generation was already there, otherwise (what differs first): nothing written.
+    Different(String),
+}
+
 /// What a process last recorded about a provider account's health.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct AccountRecord {
@@ -192,6 +257,8 @@ pub trait Catalogue: Send + Sync {
     async fn image(&self, id: ImageId) -> Result<Image>;
     async fn images(&self, filter: &ImageFilter) -> Result<Vec<Image>>;
     async fn set_image_status(&self, id: ImageId, status: ImageStatus) -> Result<Image>;
+    /// Points an image at a new public URL (its blob moved to another storage).
+    async fn set_public_url(&self, id: ImageId, url: Option<&str>) -> Result<()>;
     /// Adds tags (kept unique and sorted); returns the image as stored.
     async fn add_tags(&self, id: ImageId, tags: &[String]) -> Result<Image>;
 
@@ -223,6 +290,22 @@ pub trait Catalogue: Send + Sync {
     /// Records an account's health as a process saw it; the latest record wins.
     async fn record_account(&self, record: &AccountRecord) -> Result<()>;
     async fn account_record(&self, provider: &str, account: &str) -> Result<Option<AccountRecord>>;
+
+    // Moving a deployment.
+
+    /// Up to `limit` generations with their images, events and job, in id order, after
+    /// `after` (from the first when `None`): pages of a whole catalogue.
+    async fn export(
+        &self,
+        after: Option<GenerationId>,
+        limit: u32,
+    ) -> Result<Vec<GenerationRecord>>;
+    /// Writes a generation exactly as given (ids, version, times, event numbers, its job's
+    /// state) in one transaction. Nothing is written when the generation already exists:
+    /// then `Same` or `Different` says whether it matches. Its parent must already be there
+    /// (`NotFound` naming it otherwise). The job's creation and update times become the
+    /// database's now: they are the queue's own bookkeeping.
+    async fn import(&self, record: &GenerationRecord) -> Result<Imported>;
 
     // Settings kept with the data.
 
@@ -268,6 +351,10 @@ pub trait Queue: Send + Sync {
     /// or ended, which frees a slot) since `work_seen` read `seen` (at once if that has
     /// already happened), or after `timeout`.
     async fn wait_for_work(&self, seen: u64, timeout: Duration);
+
+    /// How many jobs are running under a lease that has not expired by the database's clock:
+    /// a worker is at them now.
+    async fn live_leases(&self) -> Result<u64>;
 
     // Provider accounts, each held by one node at a time.
 
@@ -321,6 +408,17 @@ impl Database {
             queue: db,
         }
     }
+}
+
+/// Opens a catalogue only to read it, writing nothing at all (a source to copy from). An
+/// `SQLite` file must already be at this build's schema.
+pub async fn open_read_only(url: &str) -> Result<Database> {
+    if url.starts_with("sqlite:") {
+        return Ok(Database::of(SqliteCatalogue::open_read_only(url).await?));
+    }
+    // Other databases are only read by the caller; their migrations are serialised and
+    // leave an up-to-date schema untouched.
+    open(url, false).await
 }
 
 /// Opens the catalogue named by a URL (`sqlite:…`, `postgres://…`, `postgresql://…`). `create` false refuses to make a new one.

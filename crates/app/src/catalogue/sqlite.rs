@@ -8,6 +8,7 @@
 mod conns;
 mod queue;
 mod rows;
+mod transfer;
 mod writes;
 
 use std::path::{Path, PathBuf};
@@ -20,15 +21,17 @@ use sqlx::{Connection, Row, SqliteConnection};
 use time::OffsetDateTime;
 
 use super::{
-    AccountRecord, Catalogue, CatalogueError, Change, FeedEntry, ImageFilter, Inserted, NewJob,
-    Refusal, Result, Wakeups,
+    AccountRecord, Catalogue, CatalogueError, Change, FeedEntry, GenerationRecord, ImageFilter,
+    Imported, Inserted, NewJob, Refusal, Result, Wakeups,
 };
 use crate::domain::{
     Category, Event, Generation, GenerationId, Image, ImageId, ImageStatus, StepRefused,
 };
 use conns::Conns;
 use rows::ts;
-use writes::{insert_events, insert_image_row, next_version, read_stage, write_stage};
+use writes::{
+    insert_events, insert_generation_row, insert_image_row, next_version, read_stage, write_stage,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -180,7 +183,37 @@ impl SqliteCatalogue {
         let pool = Conns::open(&options.read_only(true), READERS)
             .await
             .map_err(open_err)?;
-        Ok(Self {
+        Ok(Self::with(path, pool, writer))
+    }
+
+    /// Opens the database at `url` to read it only: every connection is read-only, nothing
+    /// is migrated (a catalogue at another schema is refused, saying so), and the file's bytes
+    /// stay as they are, since a read-only connection never checkpoints the WAL into it.
+    pub async fn open_read_only(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(other)?
+            .create_if_missing(false)
+            .read_only(true)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let path = options.get_filename().to_path_buf();
+        if !path.is_file() {
+            return Err(CatalogueError::NotFound(format!("catalogue {url}")));
+        }
+        let writer = Conns::open(&options, 1).await.map_err(|e| db(e))?;
+        if !up_to_date(&mut *writer.get().await?).await {
+            return Err(other(format!(
+                "the catalogue {} is not at this version's schema: run any atelier command on \
+                 it once (e.g. `atelier image list`) to bring it up to date",
+                path.display()
+            )));
+        }
+        let pool = Conns::open(&options, READERS).await.map_err(|e| db(e))?;
+        Ok(Self::with(path, pool, writer))
+    }
+
+    fn with(path: PathBuf, pool: Conns, writer: Conns) -> Self {
+        Self {
             path,
             pool,
             writer,
@@ -235,7 +268,6 @@ impl Catalogue for SqliteCatalogue {
     ) -> Result<Generation> {
         let mut conn = self.writer.get().await?;
         let mut tx = self.write_tx(&mut conn).await?;
-        let category = g.category.map(Category::as_str);
         let version = if g.version > 0 {
             i64::from(g.version)
         } else {
@@ -243,37 +275,9 @@ impl Catalogue for SqliteCatalogue {
                 .await
                 .map_err(|e| self.locate(e))?
         };
-        sqlx::query(
-            "INSERT INTO generations (id, owner, provider, account, kind, parent_id, prompt,
-                negative_prompt, parameters, category, subject, version, status, phase, progress,
-                error_code, error_message, provider_refs, created_at, started_at, completed_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                ?18, ?19, ?20, ?21)",
-        )
-        .bind(g.id.to_string())
-        .bind(&g.owner)
-        .bind(&g.provider)
-        .bind(&g.account)
-        .bind(g.kind.as_str())
-        .bind(g.parent_id.map(|p| p.to_string()))
-        .bind(&g.prompt)
-        .bind(&g.negative_prompt)
-        .bind(serde_json::to_string(&g.parameters).map_err(other)?)
-        .bind(category)
-        .bind(&g.subject)
-        .bind(version)
-        .bind(g.status.as_str())
-        .bind(g.phase.map(crate::domain::Phase::as_str))
-        .bind(g.progress)
-        .bind(g.error.as_ref().map(|e| e.code.as_str()))
-        .bind(g.error.as_ref().map(|e| e.message.as_str()))
-        .bind(g.provider_refs.to_string())
-        .bind(ts(g.created_at))
-        .bind(g.started_at.map(ts))
-        .bind(g.completed_at.map(ts))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| self.db(e))?;
+        insert_generation_row(&mut tx, g, version)
+            .await
+            .map_err(|e| self.locate(e))?;
         if let Some(job) = job {
             sqlx::query(concat!(
                 "INSERT INTO jobs (id, generation_id, kind, slot, concurrency, max_attempts,
@@ -448,6 +452,19 @@ impl Catalogue for SqliteCatalogue {
         self.image(id).await
     }
 
+    async fn set_public_url(&self, id: ImageId, url: Option<&str>) -> Result<()> {
+        let done = sqlx::query("UPDATE images SET public_url = ?2 WHERE id = ?1")
+            .bind(id.to_string())
+            .bind(url)
+            .execute(&mut *self.writer.get().await?)
+            .await
+            .map_err(|e| self.db(e))?;
+        if done.rows_affected() == 0 {
+            return Err(CatalogueError::NotFound(format!("image {id}")));
+        }
+        Ok(())
+    }
+
     async fn add_tags(&self, id: ImageId, tags: &[String]) -> Result<Image> {
         let mut conn = self.writer.get().await?;
         let mut tx = self.write_tx(&mut conn).await?;
@@ -555,6 +572,33 @@ impl Catalogue for SqliteCatalogue {
             .as_ref()
             .map(rows::account)
             .transpose()
+    }
+
+    async fn export(
+        &self,
+        after: Option<GenerationId>,
+        limit: u32,
+    ) -> Result<Vec<GenerationRecord>> {
+        let mut conn = self.pool.get().await?;
+        transfer::export(&mut conn, after, limit)
+            .await
+            .map_err(|e| self.locate(e))
+    }
+
+    async fn import(&self, record: &GenerationRecord) -> Result<Imported> {
+        let mut conn = self.writer.get().await?;
+        let mut tx = self.write_tx(&mut conn).await?;
+        let imported = transfer::import(&mut tx, record)
+            .await
+            .map_err(|e| self.locate(e))?;
+        tx.commit().await.map_err(|e| self.db(e))?;
+        if imported == Imported::New {
+            self.events.notify_waiters();
+            if record.job.as_ref().is_some_and(|j| !j.status.is_terminal()) {
+                self.work.notify_waiters();
+            }
+        }
+        Ok(imported)
     }
 
     async fn meta(&self, key: &str) -> Result<Option<String>> {

@@ -94,6 +94,35 @@ pub enum Command {
     },
     /// Measure the pipeline, the engine and the Midjourney provider on this machine
     Bench(BenchArgs),
+    /// Copy this deployment into another catalogue and/or storage (resumable; the source is
+    /// only read)
+    Migrate(MigrateArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(group(
+    clap::ArgGroup::new("to")
+        .required(true)
+        .multiple(true)
+        .args(["to_database", "to_storage"])
+))]
+pub struct MigrateArgs {
+    /// The catalogue to copy into: postgres://USER:PASSWORD@HOST/DB or sqlite://FILE
+    #[arg(long, value_name = "URL")]
+    pub to_database: Option<String>,
+    /// The storage to copy images into: a folder, or s3://BUCKET[/PREFIX] with --endpoint
+    /// (keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)
+    #[arg(long, value_name = "DEST")]
+    pub to_storage: Option<String>,
+    /// S3: the service's URL (e.g. https://PROJECT.supabase.co/storage/v1/s3)
+    #[arg(long, value_name = "URL", requires = "to_storage")]
+    pub endpoint: Option<String>,
+    /// S3: the region requests are signed for
+    #[arg(long, default_value = "us-east-1", requires = "to_storage")]
+    pub region: String,
+    /// The target storage's public base URL: the images' public URLs are rewritten to it
+    #[arg(long, value_name = "URL", requires = "to_storage")]
+    pub public_base_url: Option<String>,
 }
 
 #[derive(Args, Debug)]

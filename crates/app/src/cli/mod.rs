@@ -6,6 +6,7 @@ pub mod args;
 mod generate;
 mod images;
 mod jobs;
+mod migrate;
 mod output;
 pub mod simulate;
 pub use output::Out;
@@ -154,6 +155,7 @@ async fn dispatch(cli: Cli, out: &Out) -> Result<u8, AppError> {
         | Command::Midjourney { .. }
         | Command::Simulate { .. } => Ok(0),
         Command::Bench(args) => crate::bench::run(&config, args, out).await,
+        Command::Migrate(args) => migrate::migrate(&config, &args, out).await,
         Command::Accounts(args) => accounts::list(&config, &args, out).await,
         Command::Describe {
             source,

@@ -175,6 +175,23 @@ impl Store {
         }
     }
 
+    /// A folder store to read only (a deployment being copied elsewhere): unlike
+    /// [`Store::local`] it sweeps nothing and never writes.
+    pub fn read_only_folder(root: &Path) -> Result<Self, StoreError> {
+        let builder = opendal::services::Fs::default().root(&root.to_string_lossy());
+        let op = Operator::new(builder).map_err(|source| StoreError::Open {
+            path: root.display().to_string(),
+            source,
+        })?;
+        Ok(Self {
+            op,
+            local: None,
+            public_base_url: None,
+            layout: Layout::default(),
+            target: None,
+        })
+    }
+
     /// An in-memory store, for tests and benchmarks.
     pub fn memory(layout: Layout) -> Self {
         let op = Operator::new(opendal::services::Memory::default())
@@ -246,7 +263,22 @@ impl Store {
 
     /// Reads `key` and checks it against the SHA-256 the catalogue recorded.
     pub async fn get(&self, key: &str, expected_sha256: &str) -> Result<Vec<u8>, StoreError> {
-        let bytes = self
+        let bytes = self.read(key).await?;
+        let actual = sha256_hex(&bytes);
+        if !actual.eq_ignore_ascii_case(expected_sha256) {
+            return Err(StoreError::Corrupt {
+                key: key.to_owned(),
+                expected: expected_sha256.to_owned(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Reads `key` as it is, unchecked: for blobs the catalogue records no hash of
+    /// (thumbnails), which the caller checks otherwise.
+    pub async fn read(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        Ok(self
             .op
             .read(key)
             .await
@@ -257,16 +289,7 @@ impl Store {
                     source,
                 },
             })?
-            .to_vec();
-        let actual = sha256_hex(&bytes);
-        if !actual.eq_ignore_ascii_case(expected_sha256) {
-            return Err(StoreError::Corrupt {
-                key: key.to_owned(),
-                expected: expected_sha256.to_owned(),
-                actual,
-            });
-        }
-        Ok(bytes)
+            .to_vec())
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {

@@ -647,6 +647,9 @@ impl Queue for FailingClaims {
     async fn wait_for_work(&self, seen: u64, timeout: Duration) {
         self.inner.wait_for_work(seen, timeout).await;
     }
+    async fn live_leases(&self) -> CatResult<u64> {
+        self.inner.live_leases().await
+    }
     async fn hold_account(&self, account: &str, holder: &str, lease_ms: i64) -> CatResult<bool> {
         self.inner.hold_account(account, holder, lease_ms).await
     }

@@ -12,6 +12,7 @@ mod engine;
 mod limits;
 mod midjourney;
 mod postgres;
+mod migrate;
 mod processes;
 mod steps;
 mod storage;

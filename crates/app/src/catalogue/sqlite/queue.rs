@@ -211,6 +211,17 @@ impl Queue for SqliteCatalogue {
         self.work.wait(seen, timeout).await;
     }
 
+    async fn live_leases(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(concat!(
+            "SELECT COUNT(*) FROM jobs WHERE status = 'running' AND lease_expires_at >= ",
+            NOW_MS!()
+        ))
+        .fetch_one(&mut *self.pool.get().await?)
+        .await
+        .map_err(|e| self.db(e))?;
+        Ok(n as u64)
+    }
+
     async fn hold_account(&self, account: &str, holder: &str, lease_ms: i64) -> Result<bool> {
         // Run to its end, as the claim (see there).
         let rows: Vec<String> = sqlx::query_scalar(concat!(

@@ -4,7 +4,7 @@
 use super::rows::{colours_json, ts};
 use super::{db, other};
 use crate::catalogue::{CatalogueError, Result};
-use crate::domain::{Category, Event, GenerationId, Image, Phase, Stage};
+use crate::domain::{Category, Event, Generation, GenerationId, Image, Phase, Stage};
 
 const NEXT_VERSION: &str = "SELECT COALESCE(MAX(version), 0) + 1 FROM generations
      WHERE category IS ?1 AND subject = ?2";
@@ -32,6 +32,46 @@ pub(super) async fn next_version(
             .ok_or_else(|| CatalogueError::NotFound(format!("generation {parent}"))),
         None => Ok(1),
     }
+}
+
+/// Writes a generation's row as given, with `version`.
+pub(super) async fn insert_generation_row(
+    conn: &mut sqlx::SqliteConnection,
+    g: &Generation,
+    version: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO generations (id, owner, provider, account, kind, parent_id, prompt,
+            negative_prompt, parameters, category, subject, version, status, phase, progress,
+            error_code, error_message, provider_refs, created_at, started_at, completed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+            ?18, ?19, ?20, ?21)",
+    )
+    .bind(g.id.to_string())
+    .bind(&g.owner)
+    .bind(&g.provider)
+    .bind(&g.account)
+    .bind(g.kind.as_str())
+    .bind(g.parent_id.map(|p| p.to_string()))
+    .bind(&g.prompt)
+    .bind(&g.negative_prompt)
+    .bind(serde_json::to_string(&g.parameters).map_err(other)?)
+    .bind(g.category.map(Category::as_str))
+    .bind(&g.subject)
+    .bind(version)
+    .bind(g.status.as_str())
+    .bind(g.phase.map(Phase::as_str))
+    .bind(g.progress)
+    .bind(g.error.as_ref().map(|e| e.code.as_str()))
+    .bind(g.error.as_ref().map(|e| e.message.as_str()))
+    .bind(g.provider_refs.to_string())
+    .bind(ts(g.created_at))
+    .bind(g.started_at.map(ts))
+    .bind(g.completed_at.map(ts))
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(())
 }
 
 /// Writes an image row; false when its generation already has an image in that role.

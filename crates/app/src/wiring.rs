@@ -11,7 +11,7 @@ use crate::jobs::Bus;
 use crate::migrate::{Destination, Migration, StorageDestination};
 use crate::providers::sandbox::Sandbox;
 use crate::providers::{Providers, Registered};
-use crate::store::{Store, StoreError};
+use crate::store::{Layout, Store, StoreError};
 
 /// The providers the configuration enables. Writes nothing.
 pub fn providers(config: &Config) -> Result<Providers, AppError> {

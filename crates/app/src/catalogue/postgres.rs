@@ -15,6 +15,7 @@
 mod listen;
 mod queue;
 mod rows;
+mod transfer;
 mod writes;
 
 use std::str::FromStr;
@@ -26,8 +27,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 
 use super::{
-    AccountRecord, Catalogue, CatalogueError, Change, FeedEntry, ImageFilter, Inserted, NewJob,
-    Result,
+    AccountRecord, Catalogue, CatalogueError, Change, FeedEntry, GenerationRecord, ImageFilter,
+    Imported, Inserted, NewJob, Result,
 };
 use crate::domain::{
     Category, Event, Generation, GenerationId, Image, ImageId, ImageStatus, StepRefused,
@@ -35,7 +36,8 @@ use crate::domain::{
 use listen::Wakers;
 use rows::micros;
 use writes::{
-    insert_events, insert_image_row, lock_lineage, lock_stage, next_version, write_stage,
+    insert_events, insert_generation_row, insert_image_row, lock_lineage, lock_stage,
+    next_version, write_stage,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -176,37 +178,7 @@ impl Catalogue for PgCatalogue {
             completed_at: g.completed_at.map(micros),
             ..g.clone()
         };
-        sqlx::query(
-            "INSERT INTO generations (id, owner, provider, account, kind, parent_id, prompt,
-                negative_prompt, parameters, category, subject, version, status, phase, progress,
-                error_code, error_message, provider_refs, created_at, started_at, completed_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                $18, $19, $20, $21)",
-        )
-        .bind(g.id.as_uuid())
-        .bind(rows::owner(g.owner.as_deref())?)
-        .bind(&g.provider)
-        .bind(&g.account)
-        .bind(g.kind.as_str())
-        .bind(g.parent_id.map(|p| p.as_uuid()))
-        .bind(&g.prompt)
-        .bind(&g.negative_prompt)
-        .bind(serde_json::to_value(&g.parameters).map_err(other)?)
-        .bind(g.category.map(Category::as_str))
-        .bind(&g.subject)
-        .bind(version)
-        .bind(g.status.as_str())
-        .bind(g.phase.map(crate::domain::Phase::as_str))
-        .bind(g.progress)
-        .bind(g.error.as_ref().map(|e| e.code.as_str()))
-        .bind(g.error.as_ref().map(|e| e.message.as_str()))
-        .bind(&g.provider_refs)
-        .bind(stored.created_at)
-        .bind(stored.started_at)
-        .bind(stored.completed_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
+        insert_generation_row(&mut tx, &stored).await?;
         if let Some(job) = job {
             queue::insert_job(&mut tx, g.id, job).await?;
         }
@@ -349,6 +321,19 @@ impl Catalogue for PgCatalogue {
         rows::image(&row)
     }
 
+    async fn set_public_url(&self, id: ImageId, url: Option<&str>) -> Result<()> {
+        let done = sqlx::query("UPDATE images SET public_url = $2 WHERE id = $1")
+            .bind(id.as_uuid())
+            .bind(url)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(CatalogueError::NotFound(format!("image {id}")));
+        }
+        Ok(())
+    }
+
     async fn add_tags(&self, id: ImageId, tags: &[String]) -> Result<Image> {
         let mut tx = self.begin().await?;
         let current: Vec<String> =
@@ -453,6 +438,28 @@ impl Catalogue for PgCatalogue {
             .as_ref()
             .map(rows::account)
             .transpose()
+    }
+
+    async fn export(
+        &self,
+        after: Option<GenerationId>,
+        limit: u32,
+    ) -> Result<Vec<GenerationRecord>> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        transfer::export(&mut conn, after, limit).await
+    }
+
+    async fn import(&self, record: &GenerationRecord) -> Result<Imported> {
+        let mut tx = self.begin().await?;
+        let imported = transfer::import(&mut tx, record).await?;
+        tx.commit().await.map_err(db)?;
+        if imported == Imported::New {
+            self.wakers.events.wake();
+            if record.job.is_some() {
+                self.wakers.work.wake();
+            }
+        }
+        Ok(imported)
     }
 
     async fn meta(&self, key: &str) -> Result<Option<String>> {

@@ -219,7 +219,7 @@ impl SqliteCatalogue {
             writer,
             work: Wakeups::default(),
             events: Wakeups::default(),
-        })
+        }
     }
 
     /// A database error, a refused write naming this catalogue's file and its free space.
@@ -593,9 +593,9 @@ impl Catalogue for SqliteCatalogue {
             .map_err(|e| self.locate(e))?;
         tx.commit().await.map_err(|e| self.db(e))?;
         if imported == Imported::New {
-            self.events.notify_waiters();
+            self.events.wake();
             if record.job.as_ref().is_some_and(|j| !j.status.is_terminal()) {
-                self.work.notify_waiters();
+                self.work.wake();
             }
         }
         Ok(imported)

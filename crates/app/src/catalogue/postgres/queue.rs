@@ -303,6 +303,17 @@ impl Queue for PgCatalogue {
         Ok(held.is_some())
     }
 
+    async fn live_leases(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs
+             WHERE status = 'running' AND lease_expires_at >= statement_timestamp()",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(n as u64)
+    }
+
     async fn release_account(&self, account: &str, holder: &str) -> Result<()> {
         sqlx::query("DELETE FROM account_holds WHERE account = $1 AND holder = $2")
             .bind(account)

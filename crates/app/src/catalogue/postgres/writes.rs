@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use super::rows::{self, colours_json, micros};
 use super::{db, other};
 use crate::catalogue::{CatalogueError, Result};
-use crate::domain::{Category, Event, GenerationId, Image, Phase, Stage};
+use crate::domain::{Category, Event, Generation, GenerationId, Image, Phase, Stage};
 
 /// The key of the advisory lock every writer of events holds until it commits: positions
 /// (an identity) are handed out in the order writers take it, so they are also committed in
@@ -108,6 +108,42 @@ pub(super) async fn insert_image_row(conn: &mut PgConnection, i: &Image) -> Resu
         e => db(e),
     })
     .map(|done| done.rows_affected() == 1)
+}
+
+/// Writes a generation's row as given: its version and times (whole microseconds) included.
+pub(super) async fn insert_generation_row(conn: &mut PgConnection, g: &Generation) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO generations (id, owner, provider, account, kind, parent_id, prompt,
+            negative_prompt, parameters, category, subject, version, status, phase, progress,
+            error_code, error_message, provider_refs, created_at, started_at, completed_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+            $18, $19, $20, $21)",
+    )
+    .bind(g.id.as_uuid())
+    .bind(rows::owner(g.owner.as_deref())?)
+    .bind(&g.provider)
+    .bind(&g.account)
+    .bind(g.kind.as_str())
+    .bind(g.parent_id.map(|p| p.as_uuid()))
+    .bind(&g.prompt)
+    .bind(&g.negative_prompt)
+    .bind(serde_json::to_value(&g.parameters).map_err(other)?)
+    .bind(g.category.map(Category::as_str))
+    .bind(&g.subject)
+    .bind(i32::try_from(g.version).map_err(other)?)
+    .bind(g.status.as_str())
+    .bind(g.phase.map(Phase::as_str))
+    .bind(g.progress)
+    .bind(g.error.as_ref().map(|e| e.code.as_str()))
+    .bind(g.error.as_ref().map(|e| e.message.as_str()))
+    .bind(&g.provider_refs)
+    .bind(micros(g.created_at))
+    .bind(g.started_at.map(micros))
+    .bind(g.completed_at.map(micros))
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(())
 }
 
 /// Writes events as the domain decided them, in the feed's order (see [`FEED_LOCK`]), and

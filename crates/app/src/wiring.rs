@@ -208,13 +208,14 @@ pub async fn migration(
             "--public-base-url must be an http(s) URL, not {base:?}"
         )));
     }
-    if source_url.starts_with("sqlite:") && !config.data_dir.join("atelier.db").exists() {
-        if config.database_url.is_none() {
-            return Err(AppError::NotFound(format!(
-                "catalogue in {} (nothing to migrate)",
-                config.data_dir.display()
-            )));
-        }
+    if source_url.starts_with("sqlite:")
+        && config.database_url.is_none()
+        && !config.data_dir.join("atelier.db").exists()
+    {
+        return Err(AppError::NotFound(format!(
+            "catalogue in {} (nothing to migrate)",
+            config.data_dir.display()
+        )));
     }
     let source = if to.database.is_some() {
         catalogue::open_read_only(&source_url).await?
@@ -285,9 +286,10 @@ fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(std::path::Path::new("."));
-        std::fs::canonicalize(parent)
-            .map(|d| d.join(p.file_name().unwrap_or_default()))
-            .unwrap_or_else(|_| p.to_path_buf())
+        std::fs::canonicalize(parent).map_or_else(
+            |_| p.to_path_buf(),
+            |d| d.join(p.file_name().unwrap_or_default()),
+        )
     };
     resolve(a) == resolve(b)
 }
@@ -301,9 +303,10 @@ fn check_folder_destination(
         return Err(AppError::Invalid("--to-storage names no folder".into()));
     }
     let absolute = |p: &std::path::Path| {
-        std::path::absolute(p)
-            .map(|a| std::fs::canonicalize(&a).unwrap_or(a))
-            .unwrap_or_else(|_| p.to_path_buf())
+        std::path::absolute(p).map_or_else(
+            |_| p.to_path_buf(),
+            |a| std::fs::canonicalize(&a).unwrap_or(a),
+        )
     };
     let (to, from) = (absolute(root), absolute(source_root));
     if to.starts_with(&from) || from.starts_with(&to) {

@@ -200,7 +200,7 @@ impl SqliteCatalogue {
         if !path.is_file() {
             return Err(CatalogueError::NotFound(format!("catalogue {url}")));
         }
-        let writer = Conns::open(&options, 1).await.map_err(|e| db(e))?;
+        let writer = Conns::open(&options, 1).await.map_err(db)?;
         if !up_to_date(&mut *writer.get().await?).await {
             return Err(other(format!(
                 "the catalogue {} is not at this version's schema: run any atelier command on \
@@ -208,7 +208,7 @@ impl SqliteCatalogue {
                 path.display()
             )));
         }
-        let pool = Conns::open(&options, READERS).await.map_err(|e| db(e))?;
+        let pool = Conns::open(&options, READERS).await.map_err(db)?;
         Ok(Self::with(path, pool, writer))
     }
 

@@ -107,14 +107,14 @@ pub enum Command {
         .args(["to_database", "to_storage"])
 ))]
 pub struct MigrateArgs {
-    /// The catalogue to copy into: postgres://USER:PASSWORD@HOST/DB or sqlite://FILE
+    /// The catalogue to copy into: `postgres://USER:PASSWORD@HOST/DB` or `sqlite://FILE`
     #[arg(long, value_name = "URL")]
     pub to_database: Option<String>,
-    /// The storage to copy images into: a folder, or s3://BUCKET[/PREFIX] with --endpoint
-    /// (keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)
+    /// The storage to copy images into: a folder, or `s3://BUCKET[/PREFIX]` with --endpoint
+    /// (keys from `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`)
     #[arg(long, value_name = "DEST")]
     pub to_storage: Option<String>,
-    /// S3: the service's URL (e.g. https://PROJECT.supabase.co/storage/v1/s3)
+    /// S3: the service's URL (e.g. `https://PROJECT.supabase.co/storage/v1/s3`)
     #[arg(long, value_name = "URL", requires = "to_storage")]
     pub endpoint: Option<String>,
     /// S3: the region requests are signed for

@@ -1,6 +1,7 @@
 //! `atelier migrate`: the destination as the user names it, a progress bar on a terminal, and
 //! the report (exit 1 when anything was refused).
 
+use std::fmt::Write;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -131,12 +132,12 @@ fn human(r: &Report) -> String {
         r.blobs_present,
     );
     if r.urls_rewritten > 0 {
-        text.push_str(&format!("\npublic URLs rewritten: {}", r.urls_rewritten));
+        let _ = write!(text, "\npublic URLs rewritten: {}", r.urls_rewritten);
     }
     if !r.refused.is_empty() {
-        text.push_str(&format!("\nrefused {}:", r.refused.len()));
+        let _ = write!(text, "\nrefused {}:", r.refused.len());
         for refused in &r.refused {
-            text.push_str(&format!("\n  {}: {}", refused.generation, refused.reason));
+            let _ = write!(text, "\n  {}: {}", refused.generation, refused.reason);
         }
     }
     text

@@ -8,6 +8,7 @@ use crate::store::{Store, StoreError, sha256_hex};
 
 /// What copying one image's blobs did.
 #[derive(Clone, Copy, Default, Debug)]
+#[allow(clippy::struct_field_names)]
 pub struct Copied {
     pub copied: u64,
     pub present: u64,

@@ -296,7 +296,7 @@ async fn kill_9_mid_copy_then_a_second_run_completes_it() {
     // Kill it once a few generations are in, well before the end.
     let start = Instant::now();
     loop {
-        assert!(start.elapsed() < Duration::from_secs(60), "no progress");
+        assert!(start.elapsed() < Duration::from_mins(1), "no progress");
         if target.path().join("atelier.db").exists() && count(&db).await >= 3 {
             break;
         }

@@ -11,6 +11,7 @@ mod crash;
 mod engine;
 mod limits;
 mod midjourney;
+mod nodes;
 mod processes;
 mod steps;
 mod support;

@@ -2,13 +2,13 @@
 
 use tokio::sync::broadcast::error::RecvError;
 
+use super::args::WorkerArgs;
 use super::load_parsed;
 use super::output::Out;
 use crate::api::GenerationView;
 use crate::config::Config;
 use crate::domain::{Event, EventKind, GenerationId};
 use crate::error::AppError;
-use super::args::WorkerArgs;
 use crate::jobs::{Stop, release_accounts, run_node, run_workers};
 use crate::wiring;
 
@@ -90,12 +90,13 @@ pub async fn worker(config: &Config, args: &WorkerArgs, out: &Out) -> Result<u8,
     let count = args
         .concurrency
         .unwrap_or_else(|| app.providers.total_concurrency());
-    let grace = std::time::Duration::from_secs_f64(
-        args.grace.unwrap_or(config.node.shutdown_grace_secs),
-    );
+    let grace =
+        std::time::Duration::from_secs_f64(args.grace.unwrap_or(config.node.shutdown_grace_secs));
     let node = app.jobs.node.clone();
     tracing::info!(%node, workers = count, "node started");
-    out.notice(&format!("node {node}: {count} workers; SIGINT or SIGTERM stops them"));
+    out.notice(&format!(
+        "node {node}: {count} workers; SIGINT or SIGTERM stops them"
+    ));
     let mut events = app.bus.subscribe();
     let mut ends = Ends::default();
     let (drain_tx, drain) = tokio::sync::watch::channel(false);
@@ -166,8 +167,12 @@ async fn left_leased(
 ) {
     pool.abort();
     let _ = pool.await;
-    tracing::warn!("jobs still running at the end of the grace period stay leased; another node takes them over when their lease runs out");
-    out.notice("jobs still running stay leased; another node takes them over when their lease runs out");
+    tracing::warn!(
+        "jobs still running at the end of the grace period stay leased; another node takes them over when their lease runs out"
+    );
+    out.notice(
+        "jobs still running stay leased; another node takes them over when their lease runs out",
+    );
 }
 
 /// SIGINT and SIGTERM, as one stream.
@@ -183,7 +188,8 @@ impl Signals {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
-            let fail = |e: std::io::Error| AppError::Internal(format!("cannot listen for signals: {e}"));
+            let fail =
+                |e: std::io::Error| AppError::Internal(format!("cannot listen for signals: {e}"));
             Ok(Self {
                 term: signal(SignalKind::terminate()).map_err(fail)?,
                 int: signal(SignalKind::interrupt()).map_err(fail)?,

@@ -13,11 +13,11 @@ use tokio::sync::watch;
 use super::{JobError, Signal, generate};
 use crate::app::App;
 use crate::catalogue::{CatalogueError, Change, Claim};
-use crate::providers::AccountPool;
 use crate::domain::{
     AfterFailure, ErrorCode, EventKind, Failure, GenerationId, GenerationStatus, Job, JobStatus,
     Lease, OnClaim,
 };
+use crate::providers::AccountPool;
 
 /// A refused catalogue write, the only error that stops a worker.
 type Refused = CatalogueError;
@@ -331,7 +331,11 @@ impl Worker {
 
     /// [`Worker::run`], and stops claiming once `drain` turns true: the job in hand, if
     /// any, runs to its end first.
-    pub async fn run_until(&self, stop: Stop, mut drain: watch::Receiver<bool>) -> Result<(), Refused> {
+    pub async fn run_until(
+        &self,
+        stop: Stop,
+        mut drain: watch::Receiver<bool>,
+    ) -> Result<(), Refused> {
         // Catalogue errors in a row: the backoff after them is counted here, in memory, as the
         // write that would record anything may be the one that fails.
         let mut errors = 0u32;

@@ -319,7 +319,10 @@ impl Account {
                 if !self.may_connect() {
                     return Err(ProviderError::new(
                         ErrorCode::ProviderUnavailable,
-                        format!("Midjourney account {}: this node just lost its hold", self.name),
+                        format!(
+                            "Midjourney account {}: this node just lost its hold",
+                            self.name
+                        ),
                     ));
                 }
                 self.set_health(Health::Connecting(None));
@@ -330,7 +333,9 @@ impl Account {
                 tokio::spawn(pump(Arc::downgrade(self), events, epoch));
             }
         }
-        let ready = self.wait_ready(deadline.saturating_duration_since(Instant::now()), report).await;
+        let ready = self
+            .wait_ready(deadline.saturating_duration_since(Instant::now()), report)
+            .await;
         if let Some(e) = self.unavailable() {
             return Err(e);
         }
@@ -391,10 +396,10 @@ impl Account {
             }
             if !told && let Some(report) = report {
                 told = true;
-                let why = self.health().reason().map_or_else(
-                    || "its hold is not granted yet".to_owned(),
-                    str::to_owned,
-                );
+                let why = self
+                    .health()
+                    .reason()
+                    .map_or_else(|| "its hold is not granted yet".to_owned(), str::to_owned);
                 report
                     .notice(Failure::new(
                         ErrorCode::ProviderUnavailable,

@@ -85,7 +85,12 @@ impl Holding {
 }
 
 /// Keeps `account`'s hold for as long as the account exists.
-async fn keep(account: Weak<Account>, holds: Arc<dyn AccountHolds>, holder: String, lease: Duration) {
+async fn keep(
+    account: Weak<Account>,
+    holds: Arc<dyn AccountHolds>,
+    holder: String,
+    lease: Duration,
+) {
     let renew_every = lease / 3;
     let give_up_after = lease.mul_f64(2.0 / 3.0);
     let retry_every = RETRY.min(renew_every);
@@ -130,12 +135,15 @@ async fn keep(account: Weak<Account>, holds: Arc<dyn AccountHolds>, holder: Stri
                 Some(at) if at.elapsed() < give_up_after => {
                     tracing::warn!(account = %account.name, %why, "midjourney: account hold not renewed; trying again");
                     // Twice as often, and awake at the moment to give up.
-                    (renew_every / 2).min((at + give_up_after).saturating_duration_since(Instant::now()))
+                    (renew_every / 2)
+                        .min((at + give_up_after).saturating_duration_since(Instant::now()))
                 }
                 _ => {
                     granted = None;
                     account
-                        .unheld(Health::Unheld(format!("the hold could not be taken or renewed: {why}")))
+                        .unheld(Health::Unheld(format!(
+                            "the hold could not be taken or renewed: {why}"
+                        )))
                         .await;
                     retry_every
                 }

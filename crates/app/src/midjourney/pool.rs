@@ -117,11 +117,8 @@ impl Pool {
 
     async fn least_busy(&self) -> Result<(Arc<Account>, OwnedSemaphorePermit), ProviderError> {
         loop {
-            let mut healthy: Vec<&Arc<Account>> = self
-                .accounts
-                .iter()
-                .filter(|a| a.usable())
-                .collect();
+            let mut healthy: Vec<&Arc<Account>> =
+                self.accounts.iter().filter(|a| a.usable()).collect();
             if healthy.is_empty() {
                 return Err(self.none_usable());
             }
@@ -226,8 +223,15 @@ impl AccountPool for Pool {
         self.changes.clone()
     }
 
+    /// While some account is not disabled, only when this node holds one; with every account
+    /// disabled, a job is claimed to fail with their reasons, as on every node.
     fn takes_jobs(&self) -> bool {
-        self.accounts.iter().any(|a| a.usable())
+        let mut live = self
+            .accounts
+            .iter()
+            .filter(|a| !matches!(a.health(), Health::Disabled(_)))
+            .peekable();
+        live.peek().is_none() || live.any(|a| a.usable())
     }
 
     fn hold_with(&self, holds: Arc<dyn AccountHolds>, holder: &str) {

@@ -47,7 +47,12 @@ fn start_worker(d: &DataDir, id: &str, concurrency: u32, extra: &[&str]) -> Chil
     node_cmd(d)
         .env("ATELIER_NODE__ID", id)
         .env("ATELIER_LOG", "atelier=info")
-        .args(["--json", "worker", "--concurrency", &concurrency.to_string()])
+        .args([
+            "--json",
+            "worker",
+            "--concurrency",
+            &concurrency.to_string(),
+        ])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(log)
@@ -202,7 +207,11 @@ async fn a_worker_stopped_by_sigterm_finishes_its_job_within_the_grace_period() 
     let out = wait_exit(worker, Duration::from_secs(20), "the worker");
     assert_eq!(out.status.code(), Some(0), "{}", log_of(&d, "graceful"));
     let job = app.queue.job_of(ids[0]).await.expect("job");
-    assert_eq!(job.status, JobStatus::Succeeded, "finished in the grace period");
+    assert_eq!(
+        job.status,
+        JobStatus::Succeeded,
+        "finished in the grace period"
+    );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(summary["completed"], 1, "{summary}");
 }
@@ -221,11 +230,19 @@ async fn a_job_still_running_after_the_grace_period_is_taken_over_by_another_nod
     assert_eq!(out.status.code(), Some(0), "{}", log_of(&d, "first"));
     let job = app.queue.job_of(ids[0]).await.expect("job");
     assert_eq!(job.status, JobStatus::Running, "left leased");
-    assert!(job.lease_owner.as_deref().is_some_and(|o| o.starts_with("first/")));
+    assert!(
+        job.lease_owner
+            .as_deref()
+            .is_some_and(|o| o.starts_with("first/"))
+    );
     let second = start_worker(&d, "second", 1, &[]);
     let start = Instant::now();
     while ended(&app, &ids).await < 1 {
-        assert!(start.elapsed() < Duration::from_secs(30), "{}", log_of(&d, "second"));
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{}",
+            log_of(&d, "second")
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     signal(&second, "TERM");
@@ -233,7 +250,11 @@ async fn a_job_still_running_after_the_grace_period_is_taken_over_by_another_nod
     assert_eq!(out.status.code(), Some(0));
     let job = app.queue.job_of(ids[0]).await.expect("job");
     assert_eq!(job.status, JobStatus::Succeeded);
-    assert_eq!((job.attempts, job.takeovers), (1, 1), "taken over, no attempt spent");
+    assert_eq!(
+        (job.attempts, job.takeovers),
+        (1, 1),
+        "taken over, no attempt spent"
+    );
 }
 
 async fn wait_running(app: &App, id: GenerationId) {
@@ -243,21 +264,29 @@ async fn wait_running(app: &App, id: GenerationId) {
         if job.status == JobStatus::Running {
             return;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "the job never started");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the job never started"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_follow_prints_another_process_s_generation_in_order_and_ends_with_it() {
-    let d = DataDir::raw(
-        "[providers.sandbox]\nsize = 64\ndelay_ms = 300\n[jobs]\npoll_secs = 0.05\n",
-    );
+    let d =
+        DataDir::raw("[providers.sandbox]\nsize = 64\ndelay_ms = 300\n[jobs]\npoll_secs = 0.05\n");
     let app = open(&d).await;
     let id = queue(&app, "followed", 1).await[0];
     let other = queue(&app, "not followed", 1).await[0];
     let mut follower = node_cmd(&d)
-        .args(["--json", "events", "--follow", "--generation", &id.to_string()])
+        .args([
+            "--json",
+            "events",
+            "--follow",
+            "--generation",
+            &id.to_string(),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -274,23 +303,41 @@ async fn events_follow_prints_another_process_s_generation_in_order_and_ends_wit
         .args(["jobs", "run", "--until-idle"])
         .output()
         .expect("runner runs");
-    assert!(runner.status.success(), "{}", String::from_utf8_lossy(&runner.stderr));
+    assert!(
+        runner.status.success(),
+        "{}",
+        String::from_utf8_lossy(&runner.stderr)
+    );
     let stdout = follower.stdout.take().expect("stdout");
     let lines: Vec<serde_json::Value> = BufReader::new(stdout)
         .lines()
         .map(|l| serde_json::from_str(&l.expect("line")).expect("a JSON object per line"))
         .collect();
     let out = wait_exit(follower, Duration::from_secs(10), "the follower");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stored = app.events(id, 0).await.expect("events");
     // Everything after the queued event, as stored, in order, and nothing of the other one.
-    let seqs: Vec<u64> = lines.iter().map(|l| l["seq"].as_u64().expect("seq")).collect();
+    let seqs: Vec<u64> = lines
+        .iter()
+        .map(|l| l["seq"].as_u64().expect("seq"))
+        .collect();
     let expected: Vec<u64> = stored.iter().map(|e| e.seq).filter(|s| *s > 1).collect();
     assert_eq!(seqs, expected, "{lines:#?}");
     assert!(lines.iter().all(|l| l["generation_id"] == id.to_string()));
-    let positions: Vec<i64> = lines.iter().map(|l| l["position"].as_i64().expect("position")).collect();
+    let positions: Vec<i64> = lines
+        .iter()
+        .map(|l| l["position"].as_i64().expect("position"))
+        .collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
-    assert_eq!(lines.last().expect("a line")["type"], "generation.completed");
+    assert_eq!(
+        lines.last().expect("a line")["type"],
+        "generation.completed"
+    );
     // The follower of every generation saw both end, and stops on SIGINT with 0.
     let start = Instant::now();
     let reader = all.stdout.take().expect("stdout");
@@ -323,7 +370,10 @@ async fn events_follow_prints_another_process_s_generation_in_order_and_ends_wit
         .output()
         .expect("runs");
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), stored.len());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        stored.len()
+    );
 }
 
 #[test]
@@ -333,13 +383,22 @@ fn bad_node_commands_exit_2() {
     assert_eq!(code, 0);
     for args in [
         &["events", "--follow", "--generation", "not-a-uuid"][..],
-        &["events", "--generation", "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"],
+        &[
+            "events",
+            "--generation",
+            "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+        ],
         &["events", "--after", "-3"],
         &["worker", "--concurrency", "0"],
         &["worker", "--grace", "forever"],
     ] {
         let out = node_cmd(&d).args(args).output().expect("runs");
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(!out.stderr.is_empty(), "{args:?} says why");
     }
 }

@@ -130,16 +130,20 @@ async fn an_account_moves_to_another_node_without_two_sessions_at_once() {
 
     // Node A comes back: the account stays with node B, and A does not connect.
     holds_a.off.store(false, Ordering::SeqCst);
-    until("node A sees the account held elsewhere", Duration::from_secs(5), || {
-        health(pool_a.as_ref()) == "held_elsewhere"
-    })
+    until(
+        "node A sees the account held elsewhere",
+        Duration::from_secs(5),
+        || health(pool_a.as_ref()) == "held_elsewhere",
+    )
     .await;
     // Node B shuts down: it closes its gateway and lets go at once; node A takes over.
     workers_b.abort();
     atelier::jobs::release_accounts(&b).await;
-    until("node A holds the account again", Duration::from_secs(5), || {
-        pool_a.takes_jobs()
-    })
+    until(
+        "node A holds the account again",
+        Duration::from_secs(5),
+        || pool_a.takes_jobs(),
+    )
     .await;
     succeeds(&b, "on node A again").await;
     let stats = sim.control().stats();

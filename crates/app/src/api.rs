@@ -174,6 +174,24 @@ pub struct EventView {
     pub error: Option<ErrorView>,
 }
 
+/// An event in the feed of all events (`atelier events`): the event and its position, from
+/// which a follower may start again (`--after POSITION`).
+#[derive(Serialize, Debug)]
+pub struct FeedEventView {
+    pub position: i64,
+    #[serde(flatten)]
+    pub event: EventView,
+}
+
+impl From<&crate::catalogue::FeedEntry> for FeedEventView {
+    fn from(e: &crate::catalogue::FeedEntry) -> Self {
+        Self {
+            position: e.position,
+            event: EventView::from(&e.event),
+        }
+    }
+}
+
 impl From<&Event> for EventView {
     fn from(e: &Event) -> Self {
         Self {

@@ -31,6 +31,26 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     pub providers: ProvidersConfig,
     pub limits: LimitsConfig,
+    pub node: NodeConfig,
+}
+
+/// This process among the nodes that share one database (`atelier worker`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Names the node's workers and account holds; default: host name, process id, random.
+    pub id: Option<String>,
+    /// How long `atelier worker` lets the jobs in hand finish after SIGINT or SIGTERM.
+    pub shutdown_grace_secs: f64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            id: None,
+            shutdown_grace_secs: 30.0,
+        }
+    }
 }
 
 /// What an image may cost wherever it enters (import, describe and blend files, provider
@@ -208,6 +228,9 @@ pub struct MidjourneyConfig {
     /// A job whose account's gateway is not ready after this long (its attempts retried with
     /// backoff meanwhile) fails with `provider_unavailable`, the last reason in its message.
     pub unavailable_after_secs: f64,
+    /// A node holds an account for this long and renews the hold every third of it; a dead
+    /// node's accounts go to another node once their holds run out.
+    pub hold_secs: f64,
     /// Minimum time between two interactions of one account, plus random jitter.
     pub interaction_gap_ms: u64,
     pub interaction_jitter_ms: u64,
@@ -265,6 +288,7 @@ impl Default for MidjourneyConfig {
             history_poll_secs: 30.0,
             connect_timeout_secs: 15.0,
             unavailable_after_secs: 60.0,
+            hold_secs: 30.0,
             interaction_gap_ms: 1200,
             interaction_jitter_ms: 800,
             download_attempts: 5,
@@ -299,6 +323,7 @@ impl Default for Config {
             pipeline: PipelineConfig::default(),
             providers: ProvidersConfig::default(),
             limits: LimitsConfig::default(),
+            node: NodeConfig::default(),
         }
     }
 }
@@ -423,6 +448,7 @@ impl Config {
             ("jobs.retry_base_secs", j.retry_base_secs),
             ("jobs.retry_max_secs", j.retry_max_secs),
             ("jobs.poll_secs", j.poll_secs),
+            ("node.shutdown_grace_secs", self.node.shutdown_grace_secs),
         ] {
             if !(v.is_finite() && v > 0.0 && v < 86_400.0) {
                 return bad(format!(
@@ -528,6 +554,7 @@ impl Config {
             ("history_poll_secs", m.history_poll_secs),
             ("connect_timeout_secs", m.connect_timeout_secs),
             ("unavailable_after_secs", m.unavailable_after_secs),
+            ("hold_secs", m.hold_secs),
         ] {
             if !(v.is_finite() && v > 0.0 && v < 86_400.0) {
                 return bad(format!(

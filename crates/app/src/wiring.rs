@@ -170,6 +170,7 @@ pub async fn open(
             retry_base: Duration::from_secs_f64(j.retry_base_secs),
             retry_max: Duration::from_secs_f64(j.retry_max_secs),
             poll: Duration::from_secs_f64(j.poll_secs),
+            node: crate::jobs::node_id(config.node.id.as_deref()),
         },
         png: config.pipeline.png_compression,
         limits: config.limits.pipeline(),

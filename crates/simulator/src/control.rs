@@ -98,6 +98,9 @@ pub struct Stats {
     pub gateway_connections: u64,
     /// Sessions with a live connection right now.
     pub live_sessions: u64,
+    /// The most sessions of one user (one token) live at once since the start: above 1, two
+    /// clients drove one account at the same time.
+    pub live_sessions_per_user_peak: u64,
     pub identifies: u64,
     pub resumes: u64,
     pub rest_requests: u64,
@@ -176,6 +179,7 @@ impl Control {
         Stats {
             gateway_connections: load(&c.gateway_connections),
             live_sessions: self.sim.sessions.live_sessions() as u64,
+            live_sessions_per_user_peak: self.sim.sessions.peak_per_user() as u64,
             identifies: load(&c.identifies),
             resumes: load(&c.resumes),
             rest_requests: load(&c.rest_requests),

@@ -39,6 +39,9 @@ pub struct JobSettings {
     pub retry_max: Duration,
     /// Longest sleep of an idle worker between looks at the queue.
     pub poll: Duration,
+    /// This process's id among the nodes sharing the database (`jobs::node_id`): it names the
+    /// workers' leases and the account holds.
+    pub node: String,
 }
 
 impl Default for JobSettings {
@@ -50,6 +53,7 @@ impl Default for JobSettings {
             retry_base: Duration::from_secs(2),
             retry_max: Duration::from_mins(1),
             poll: Duration::from_secs(1),
+            node: crate::jobs::node_id(None),
         }
     }
 }
@@ -266,6 +270,27 @@ impl App {
 
     pub async fn events(&self, id: GenerationId, after: u64) -> Result<Vec<Event>, AppError> {
         Ok(self.catalogue.events(id, after).await?)
+    }
+
+    /// Events of every generation (or of `generation`) written by any process after feed
+    /// position `after`, in the order they were written, at most `limit`.
+    pub async fn feed(
+        &self,
+        after: i64,
+        generation: Option<GenerationId>,
+        limit: u32,
+    ) -> Result<Vec<crate::catalogue::FeedEntry>, AppError> {
+        Ok(self.catalogue.feed(after, generation, limit).await?)
+    }
+
+    /// The feed position of the last event written: where a follower of new events starts.
+    pub async fn feed_end(&self) -> Result<i64, AppError> {
+        Ok(self.catalogue.feed_end().await?)
+    }
+
+    /// Waits until events may have been written, by any process, or `timeout` has passed.
+    pub async fn wait_for_events(&self, timeout: Duration) {
+        self.catalogue.wait_for_events(timeout).await;
     }
 }
 

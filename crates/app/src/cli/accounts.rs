@@ -16,6 +16,13 @@ pub async fn list(config: &Config, args: &AccountsArgs, out: &Out) -> Result<u8,
     // nothing.
     let check = args.check.then(|| Duration::from_secs(args.wait));
     let views = match wiring::open(config, providers.clone(), args.check).await {
+        Ok(app) if args.check => {
+            // Connecting an account needs this process to hold it, as a node does.
+            crate::jobs::hold_accounts(&app);
+            let views = app.accounts(check).await;
+            crate::jobs::release_accounts(&app).await;
+            views?
+        }
         Ok(app) => app.accounts(check).await?,
         // Nothing was ever generated here: no recorded state to show.
         Err(AppError::NotFound(_)) => account_views(&providers, None, check).await?,

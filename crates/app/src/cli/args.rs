@@ -51,6 +51,11 @@ pub enum Command {
         #[command(subcommand)]
         command: JobsCommand,
     },
+    /// Run this process as a node: workers take jobs from the shared catalogue until SIGINT
+    /// or SIGTERM, then finish the jobs in hand for a grace period
+    Worker(WorkerArgs),
+    /// Print events as any process or node writes them (with --follow, until interrupted)
+    Events(EventsArgs),
     /// Midjourney tools
     Midjourney {
         #[command(subcommand)]
@@ -284,6 +289,35 @@ pub enum GenerationCommand {
     },
 }
 
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    /// Jobs run at once [default: what the providers run at once]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub concurrency: Option<u32>,
+    /// Seconds the jobs in hand may take to finish after SIGINT or SIGTERM; the rest stay
+    /// leased and another node takes them over when their lease runs out
+    /// [default: [node] shutdown_grace_secs, 30]
+    #[arg(long, value_name = "SECS", value_parser = parse_grace)]
+    pub grace: Option<f64>,
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// Keep printing events as they are written, until interrupted (or until the generation
+    /// given with --generation ends)
+    #[arg(long)]
+    pub follow: bool,
+    /// Only this generation's events
+    #[arg(long, value_name = "ID")]
+    pub generation: Option<String>,
+    /// Start at the first event ever written [default: with --follow, only new events]
+    #[arg(long, conflicts_with = "after")]
+    pub from_start: bool,
+    /// Start after this feed position (the `position` of a printed event)
+    #[arg(long, value_name = "POSITION", value_parser = clap::value_parser!(i64).range(0..))]
+    pub after: Option<i64>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum JobsCommand {
     /// Run workers: until no job is pending with --until-idle, else until interrupted
@@ -351,6 +385,15 @@ pub struct BenchArgs {
     /// work is not counted in this process (it still shares the cores)
     #[arg(long)]
     pub sim_process: bool,
+}
+
+fn parse_grace(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=86_400.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a grace period: use a number of seconds from 0 to 86400"
+        )),
+    }
 }
 
 fn parse_seed(s: &str) -> Result<u32, String> {

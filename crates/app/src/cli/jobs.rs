@@ -1,14 +1,15 @@
-//! `jobs run` and `jobs cancel`.
+//! `jobs run`, `jobs cancel` and `worker` (this process as one node of several).
 
 use tokio::sync::broadcast::error::RecvError;
 
+use super::args::WorkerArgs;
 use super::load_parsed;
 use super::output::Out;
 use crate::api::GenerationView;
 use crate::config::Config;
 use crate::domain::{Event, EventKind, GenerationId};
 use crate::error::AppError;
-use crate::jobs::{Stop, run_workers};
+use crate::jobs::{Stop, release_accounts, run_node, run_workers};
 use crate::wiring;
 
 pub async fn run(config: &Config, until_idle: bool, out: &Out) -> Result<u8, AppError> {
@@ -49,14 +50,20 @@ pub async fn run(config: &Config, until_idle: bool, out: &Out) -> Result<u8, App
             }
         }
     };
-    tokio::select! {
+    let worked = tokio::select! {
         worked = pool => match worked {
-            Ok(worked) => worked?,
-            Err(e) => return Err(AppError::Internal(format!("the workers stopped: {e}"))),
+            Ok(worked) => worked,
+            Err(e) => Err(crate::catalogue::CatalogueError::Other(format!("the workers stopped: {e}").into())),
         },
-        () = count => {}
-        _ = tokio::signal::ctrl_c() => out.notice("interrupted; running jobs resume when workers run again"),
-    }
+        () = count => Ok(()),
+        _ = tokio::signal::ctrl_c() => {
+            out.notice("interrupted; running jobs resume when workers run again");
+            Ok(())
+        }
+    };
+    // Another node may take this one's accounts at once rather than after their holds' lease.
+    release_accounts(&app).await;
+    worked?;
     // The ends published while the last job finished.
     while let Ok(e) = events.try_recv() {
         ends.tally(&e, out);
@@ -71,6 +78,136 @@ pub async fn run(config: &Config, until_idle: bool, out: &Out) -> Result<u8, App
         || format!("{completed} completed, {failed} failed, {canceled} canceled"),
     );
     Ok(0)
+}
+
+/// `atelier worker`: runs `--concurrency` workers as this node until SIGINT or SIGTERM; then
+/// stops claiming and lets the jobs in hand finish for the grace period. Jobs still running
+/// after it are left leased: another node takes each over when its lease runs out, spending no
+/// attempt. A write the catalogue refuses stops the workers and exits 1, as `jobs run` does.
+pub async fn worker(config: &Config, args: &WorkerArgs, out: &Out) -> Result<u8, AppError> {
+    let providers = wiring::providers(config)?;
+    let app = wiring::open(config, providers, true).await?;
+    let count = args
+        .concurrency
+        .unwrap_or_else(|| app.providers.total_concurrency());
+    let grace =
+        std::time::Duration::from_secs_f64(args.grace.unwrap_or(config.node.shutdown_grace_secs));
+    let node = app.jobs.node.clone();
+    tracing::info!(%node, workers = count, "node started");
+    out.notice(&format!(
+        "node {node}: {count} workers; SIGINT or SIGTERM stops them"
+    ));
+    let mut events = app.bus.subscribe();
+    let mut ends = Ends::default();
+    let (drain_tx, drain) = tokio::sync::watch::channel(false);
+    let mut pool = tokio::spawn(run_node(app.clone(), count, Stop::Never, drain));
+    let mut signals = Signals::new()?;
+    let count_ends = async {
+        loop {
+            match events.recv().await {
+                Ok(e) => ends.tally(&e, out),
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => std::future::pending::<()>().await,
+            }
+        }
+    };
+    let joined = tokio::select! {
+        joined = &mut pool => Some(joined),
+        () = signals.next() => None,
+        () = count_ends => None,
+    };
+    let joined = match joined {
+        Some(joined) => joined,
+        None => {
+            out.notice(&format!(
+                "stopping: finishing the jobs in hand for at most {}s (again to stop now)",
+                grace.as_secs_f64()
+            ));
+            let _ = drain_tx.send(true);
+            tokio::select! {
+                joined = tokio::time::timeout(grace, &mut pool) => match joined {
+                    Ok(joined) => joined,
+                    Err(_) => {
+                        left_leased(&mut pool, out).await;
+                        Ok(Ok(()))
+                    }
+                },
+                () = signals.next() => {
+                    left_leased(&mut pool, out).await;
+                    Ok(Ok(()))
+                }
+            }
+        }
+    };
+    release_accounts(&app).await;
+    while let Ok(e) = events.try_recv() {
+        ends.tally(&e, out);
+    }
+    match joined {
+        Ok(worked) => worked?,
+        Err(e) => return Err(AppError::Internal(format!("the workers stopped: {e}"))),
+    }
+    let Ends {
+        completed,
+        failed,
+        canceled,
+    } = ends;
+    out.result(
+        &serde_json::json!({"node": node, "completed": completed, "failed": failed, "canceled": canceled}),
+        || format!("node {node} stopped: {completed} completed, {failed} failed, {canceled} canceled"),
+    );
+    Ok(0)
+}
+
+/// Stops the workers with their jobs still in hand: each job stays leased and is taken over by
+/// another node (or this one, started again) when its lease runs out, spending no attempt.
+async fn left_leased(
+    pool: &mut tokio::task::JoinHandle<Result<(), crate::catalogue::CatalogueError>>,
+    out: &Out,
+) {
+    pool.abort();
+    let _ = pool.await;
+    tracing::warn!(
+        "jobs still running at the end of the grace period stay leased; another node takes them over when their lease runs out"
+    );
+    out.notice(
+        "jobs still running stay leased; another node takes them over when their lease runs out",
+    );
+}
+
+/// SIGINT and SIGTERM, as one stream.
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Self, AppError> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let fail =
+                |e: std::io::Error| AppError::Internal(format!("cannot listen for signals: {e}"));
+            Ok(Self {
+                term: signal(SignalKind::terminate()).map_err(fail)?,
+                int: signal(SignalKind::interrupt()).map_err(fail)?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Generations that ended while `jobs run` ran, by how.

@@ -3,6 +3,7 @@
 
 mod accounts;
 pub mod args;
+mod events;
 mod generate;
 mod images;
 mod jobs;
@@ -139,6 +140,8 @@ async fn dispatch(cli: Cli, out: &Out) -> Result<u8, AppError> {
                 generate::show(&config, &id, events, out).await
             }
         },
+        Command::Worker(args) => jobs::worker(&config, &args, out).await,
+        Command::Events(args) => events::print(&config, &args, out).await,
         Command::Jobs { command } => match command {
             JobsCommand::Run { until_idle } => jobs::run(&config, until_idle, out).await,
             JobsCommand::Cancel { id } => jobs::cancel(&config, &id, out).await,

@@ -10,17 +10,20 @@
 //! - `generate`: one generation, step by step (the grid, single pictures, /describe);
 //! - `upscales`: its upscales, asked of the provider at once and stored as they arrive;
 //! - `reporter`: what the provider reports (progress, notices, saved references);
-//! - `bus`: the in-process event bus and wake-ups.
+//! - `bus`: the in-process event bus and wake-ups;
+//! - `node`: this process as a node (its id, its holds on provider accounts).
 
 mod bus;
 mod generate;
+mod node;
 mod reporter;
 mod storing;
 mod upscales;
 mod worker;
 
 pub use bus::{Bus, Signal};
-pub use worker::{Outcome, Stop, Worker, run_workers};
+pub use node::{QueueHolds, hold_accounts, node_id, release_accounts};
+pub use worker::{Outcome, Stop, Worker, run_node, run_workers};
 
 use std::time::Duration;
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
 
 use super::{JobError, Signal, generate};
 use crate::app::App;
@@ -16,6 +17,7 @@ use crate::domain::{
     AfterFailure, ErrorCode, EventKind, Failure, GenerationId, GenerationStatus, Job, JobStatus,
     Lease, OnClaim,
 };
+use crate::providers::AccountPool;
 
 /// A refused catalogue write, the only error that stops a worker.
 type Refused = CatalogueError;
@@ -61,27 +63,42 @@ pub struct Worker {
     app: Arc<App>,
     id: String,
     slots: Vec<String>,
+    /// The pool behind each slot, for providers that pool accounts: its slot is claimed from
+    /// only while the pool takes jobs on this node.
+    pools: Vec<Option<Arc<dyn AccountPool>>>,
     only: Option<GenerationId>,
 }
 
 impl Worker {
+    /// Worker `name` of this process's node (`App::jobs.node`, which is unique per process).
     pub fn new(app: Arc<App>, name: &str, only: Option<GenerationId>) -> Self {
-        let slots = app
+        let (slots, pools) = app
             .providers
             .names()
             .filter_map(|n| {
                 app.providers
                     .get(n)
-                    .map(|r| crate::app::slot_of(n, &r.account))
+                    .map(|r| (crate::app::slot_of(n, &r.account), r.accounts.clone()))
             })
-            .collect();
+            .unzip();
         Self {
-            // The random part keeps workers of two containers (both PID 1) on one catalogue apart.
-            id: format!("{name}@{}-{:08x}", std::process::id(), fastrand::u32(..)),
+            id: format!("{}/{name}", app.jobs.node),
             app,
             slots,
+            pools,
             only,
         }
+    }
+
+    /// The slots this worker may claim from now: a pooled provider's only while this node
+    /// holds one of its accounts.
+    fn claimable(&self) -> Vec<String> {
+        self.slots
+            .iter()
+            .zip(&self.pools)
+            .filter(|(_, pool)| pool.as_ref().is_none_or(|p| p.takes_jobs()))
+            .map(|(slot, _)| slot.clone())
+            .collect()
     }
 
     fn lease_ms(&self) -> i64 {
@@ -91,10 +108,14 @@ impl Worker {
     /// Claims and runs at most one job. An error is a failed claim, or a refused write while
     /// the job ran (the job then stays leased: it is taken over later, spending no attempt).
     pub async fn run_once(&self) -> Result<Outcome, CatalogueError> {
+        let slots = self.claimable();
+        if slots.is_empty() {
+            return Ok(Outcome::Idle);
+        }
         let claim = Claim {
             worker: &self.id,
             lease_ms: self.lease_ms(),
-            slots: &self.slots,
+            slots: &slots,
             only: self.only,
         };
         let Some(job) = self.app.queue.claim(&claim).await? else {
@@ -304,10 +325,24 @@ impl Worker {
 
     /// Runs jobs until `stop` says so, or until the catalogue refuses a write (returned).
     pub async fn run(&self, stop: Stop) -> Result<(), Refused> {
+        let (_never, drain) = watch::channel(false);
+        self.run_until(stop, drain).await
+    }
+
+    /// [`Worker::run`], and stops claiming once `drain` turns true: the job in hand, if
+    /// any, runs to its end first.
+    pub async fn run_until(
+        &self,
+        stop: Stop,
+        mut drain: watch::Receiver<bool>,
+    ) -> Result<(), Refused> {
         // Catalogue errors in a row: the backoff after them is counted here, in memory, as the
         // write that would record anything may be the one that fails.
         let mut errors = 0u32;
         loop {
+            if *drain.borrow_and_update() {
+                return Ok(());
+            }
             // Read before looking, so work queued after the look wakes the wait below.
             let seen = self.app.queue.work_seen();
             match self.run_once().await {
@@ -328,13 +363,25 @@ impl Worker {
             if self.should_stop(stop).await {
                 return Ok(());
             }
+            let draining = async {
+                // A dropped sender never drains.
+                if drain.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
             if errors > 0 {
                 // Not woken early: another job's end must not turn this into a busy loop.
-                tokio::time::sleep(self.backoff(errors)).await;
+                tokio::select! {
+                    () = tokio::time::sleep(self.backoff(errors)) => {}
+                    () = draining => {}
+                }
                 continue;
             }
             let wait = self.idle_wait().await;
-            self.app.queue.wait_for_work(seen, wait).await;
+            tokio::select! {
+                () = self.app.queue.wait_for_work(seen, wait) => {}
+                () = draining => {}
+            }
         }
     }
 }
@@ -342,6 +389,20 @@ impl Worker {
 /// Runs `count` workers side by side until `stop`. When the catalogue refuses a write the
 /// pool stops (the jobs in hand stay leased, to be taken over later) and returns that error.
 pub async fn run_workers(app: Arc<App>, count: u32, stop: Stop) -> Result<(), CatalogueError> {
+    let (_never, drain) = watch::channel(false);
+    run_node(app, count, stop, drain).await
+}
+
+/// [`run_workers`], whose workers stop claiming once `drain` turns true and return when the
+/// jobs in hand have ended. Holds this node's provider accounts first (once per process),
+/// since a pooled provider's jobs are claimed only while the node holds one of its accounts.
+pub async fn run_node(
+    app: Arc<App>,
+    count: u32,
+    stop: Stop,
+    drain: watch::Receiver<bool>,
+) -> Result<(), CatalogueError> {
+    super::hold_accounts(&app);
     let only = match stop {
         Stop::UntilDone(g) => Some(g),
         _ => None,
@@ -349,7 +410,8 @@ pub async fn run_workers(app: Arc<App>, count: u32, stop: Stop) -> Result<(), Ca
     let mut set = tokio::task::JoinSet::new();
     for n in 0..count.max(1) {
         let worker = Worker::new(app.clone(), &format!("worker-{n}"), only);
-        set.spawn(async move { worker.run(stop).await });
+        let drain = drain.clone();
+        set.spawn(async move { worker.run_until(stop, drain).await });
     }
     while let Some(joined) = set.join_next().await {
         if let Ok(Err(refused)) = joined {

@@ -6,7 +6,12 @@
 //! router. A close code that forbids reconnecting (4004: the token is no longer valid) or an
 //! account-level Midjourney error (moderation, captcha, subscription…) disables the account
 //! with its reason: it takes no new jobs until a person fixes it and the process restarts.
+//!
+//! Where nodes share a database, the gateway is connected only while this node holds the
+//! account ([`Hold`], kept by the pool): losing the hold closes the gateway before another node
+//! may take it, so two sessions of one account never overlap.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -41,6 +46,21 @@ pub enum Health {
     Ready,
     /// Out of the pool until a person intervenes; the reason says what to do.
     Disabled(String),
+    /// Another node holds the account; this one keeps asking.
+    HeldElsewhere(String),
+    /// This node could not take or renew its hold (the database did not answer).
+    Unheld(String),
+}
+
+/// Whether this node may connect the account's gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hold {
+    /// Nobody asks for holds (a process that holds no accounts, such as a benchmark).
+    Unmanaged,
+    /// Asked for, not answered yet, or lost: no connection.
+    Waiting,
+    /// This node holds the account.
+    Held,
 }
 
 impl Health {
@@ -50,13 +70,18 @@ impl Health {
             Self::Connecting(_) => "connecting",
             Self::Ready => "ready",
             Self::Disabled(_) => "disabled",
+            Self::HeldElsewhere(_) => "held_elsewhere",
+            Self::Unheld(_) => "unheld",
         }
     }
 
     /// Why the account is disabled, or why it is not connected yet.
     pub fn reason(&self) -> Option<&str> {
         match self {
-            Self::Disabled(r) | Self::Connecting(Some(r)) => Some(r),
+            Self::Disabled(r)
+            | Self::Connecting(Some(r))
+            | Self::HeldElsewhere(r)
+            | Self::Unheld(r) => Some(r),
             _ => None,
         }
     }
@@ -95,6 +120,9 @@ pub struct Account {
     pub(super) permits: Arc<Semaphore>,
     /// Told about every health change (the pool's persister listens).
     changes: Arc<Notify>,
+    hold: watch::Sender<Hold>,
+    /// Which gateway is current: a pump of a closed one stops touching the account.
+    epoch: AtomicU64,
 }
 
 impl Account {
@@ -120,6 +148,64 @@ impl Account {
             who: Mutex::new(None),
             permits: Arc::new(Semaphore::new(concurrency as usize)),
             changes,
+            hold: watch::Sender::new(Hold::Unmanaged),
+            epoch: AtomicU64::new(0),
+        }
+    }
+
+    pub fn hold(&self) -> Hold {
+        *self.hold.borrow()
+    }
+
+    /// Whether the gateway may be connected now.
+    fn may_connect(&self) -> bool {
+        matches!(self.hold(), Hold::Unmanaged | Hold::Held)
+    }
+
+    /// Whether the account takes new jobs on this node.
+    pub fn usable(&self) -> bool {
+        self.may_connect() && !matches!(self.health(), Health::Disabled(_))
+    }
+
+    /// This node now holds the account: it connects on the next job.
+    pub(super) fn held(&self) {
+        if self.hold.send_replace(Hold::Held) != Hold::Held
+            && matches!(self.health(), Health::HeldElsewhere(_) | Health::Unheld(_))
+        {
+            self.set_health(Health::Idle);
+        }
+    }
+
+    /// Holds are asked for from now on: no connection until one is granted.
+    pub(super) fn managed(&self) {
+        self.hold.send_if_modified(|h| {
+            if *h == Hold::Unmanaged {
+                *h = Hold::Waiting;
+                return true;
+            }
+            false
+        });
+    }
+
+    /// This node does not hold the account (any more): closes the gateway, so another node
+    /// may connect once the hold is its, and tells the jobs waiting on the account.
+    pub(super) async fn unheld(&self, why: Health) {
+        let was = self.hold.send_replace(Hold::Waiting);
+        self.set_health(why.clone());
+        let handle = self.connection.lock().ok().and_then(|mut c| {
+            // A pump of the closed gateway no longer touches the account.
+            self.epoch.fetch_add(1, Ordering::SeqCst);
+            c.take()
+        });
+        if was == Hold::Held
+            && let Ok(router) = self.router.lock()
+        {
+            let reason = why.reason().unwrap_or("the hold was lost").to_owned();
+            router.broadcast(|| Notice::AccountDown(reason.clone()));
+        }
+        if let Some(handle) = handle {
+            tracing::warn!(account = %self.name, reason = why.reason().unwrap_or_default(), "midjourney: gateway closed: the account's hold is not this node's");
+            handle.shutdown().await;
         }
     }
 
@@ -203,6 +289,22 @@ impl Account {
         if let Some(e) = self.unavailable() {
             return Err(e);
         }
+        let deadline = Instant::now() + wait;
+        if !self.wait_for_hold(deadline, wait, report).await {
+            let why = self
+                .health()
+                .reason()
+                .map_or_else(|| "not held by this node".to_owned(), str::to_owned);
+            // Retryable: the node that holds the account, or this one later, can run the job.
+            return Err(ProviderError::new(
+                ErrorCode::ProviderUnavailable,
+                format!(
+                    "Midjourney account {}: this node did not get to hold it within {}: {why}",
+                    self.name,
+                    seconds(wait)
+                ),
+            ));
+        }
         {
             let mut connection = self
                 .connection
@@ -213,16 +315,39 @@ impl Account {
                 return Err(e);
             }
             if connection.is_none() {
+                // Checked under the lock too: `unheld` takes it to close the gateway.
+                if !self.may_connect() {
+                    return Err(ProviderError::new(
+                        ErrorCode::ProviderUnavailable,
+                        format!(
+                            "Midjourney account {}: this node just lost its hold",
+                            self.name
+                        ),
+                    ));
+                }
                 self.set_health(Health::Connecting(None));
                 let (handle, events) =
                     Gateway::spawn(self.gateway_config.clone(), self.token.clone(), None);
                 *connection = Some(handle);
-                tokio::spawn(pump(Arc::downgrade(self), events));
+                let epoch = self.epoch.load(Ordering::SeqCst);
+                tokio::spawn(pump(Arc::downgrade(self), events, epoch));
             }
         }
-        let ready = self.wait_ready(wait, report).await;
+        let ready = self
+            .wait_ready(deadline.saturating_duration_since(Instant::now()), report)
+            .await;
         if let Some(e) = self.unavailable() {
             return Err(e);
+        }
+        if !ready && !self.may_connect() {
+            return Err(ProviderError::new(
+                ErrorCode::ProviderUnavailable,
+                format!(
+                    "Midjourney account {}: this node lost its hold while connecting: {}",
+                    self.name,
+                    self.health().reason().unwrap_or("another node holds it")
+                ),
+            ));
         }
         if !ready {
             let why = self
@@ -255,6 +380,44 @@ impl Account {
         })
     }
 
+    /// Waits until this node holds the account (true), or until `deadline` (false), telling
+    /// `report` once that it waits for another node to let go.
+    async fn wait_for_hold(
+        &self,
+        deadline: Instant,
+        wait: Duration,
+        report: Option<&dyn Reporter>,
+    ) -> bool {
+        let mut hold = self.hold.subscribe();
+        let mut told = false;
+        loop {
+            if matches!(*hold.borrow_and_update(), Hold::Unmanaged | Hold::Held) {
+                return true;
+            }
+            if !told && let Some(report) = report {
+                told = true;
+                let why = self
+                    .health()
+                    .reason()
+                    .map_or_else(|| "its hold is not granted yet".to_owned(), str::to_owned);
+                report
+                    .notice(Failure::new(
+                        ErrorCode::ProviderUnavailable,
+                        format!(
+                            "waiting for this node to hold Midjourney account {} ({why}), at most {}",
+                            self.name,
+                            seconds(wait)
+                        ),
+                    ))
+                    .await;
+            }
+            match tokio::time::timeout_at(deadline, hold.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return false,
+            }
+        }
+    }
+
     /// Waits until the account is ready (true) or disabled, or `wait` has passed (false),
     /// telling `report` why it waits.
     async fn wait_ready(&self, wait: Duration, report: Option<&dyn Reporter>) -> bool {
@@ -268,7 +431,9 @@ impl Account {
             let now = health.borrow_and_update().clone();
             let why = match now {
                 Health::Ready => return true,
-                Health::Disabled(_) => return false,
+                Health::Disabled(_) | Health::HeldElsewhere(_) | Health::Unheld(_) => {
+                    return false;
+                }
                 Health::Connecting(Some(reason)) => Some(reason),
                 Health::Idle | Health::Connecting(None) => None,
             };
@@ -404,12 +569,16 @@ impl Account {
 }
 
 /// Pumps one gateway's events into the account until the gateway stops.
-async fn pump(account: Weak<Account>, mut events: mpsc::Receiver<GatewayEvent>) {
+async fn pump(account: Weak<Account>, mut events: mpsc::Receiver<GatewayEvent>, epoch: u64) {
     let mut sessions = 0u32;
     while let Some(event) = events.recv().await {
         let Some(account) = account.upgrade() else {
             return;
         };
+        // The gateway was closed (the hold lost): its last words change nothing.
+        if account.epoch.load(Ordering::SeqCst) != epoch {
+            return;
+        }
         match event {
             GatewayEvent::Ready { session, user_id } => {
                 sessions += 1;

@@ -5,6 +5,7 @@
 //!   reply reference, prompt last);
 //! - `account`: one Discord account — gateway session, REST client, health;
 //! - `pool`: which account runs a job (least busy, sticky per job);
+//! - `holds`: this node's holds on its accounts (one node at a time connects an account);
 //! - `exchange`: one interaction and the messages up to its result (progress, deadlines,
 //!   errors, the channel-history fallback);
 //! - `download`: CDN downloads with retries and fresh signed URLs;
@@ -17,6 +18,7 @@ mod account;
 mod commands;
 mod download;
 mod exchange;
+mod holds;
 mod pool;
 mod press;
 mod provider;
@@ -33,7 +35,7 @@ use tokio::sync::Notify;
 use crate::config::MidjourneyConfig;
 use crate::providers::Registered;
 
-pub use account::{Account, Health, Identity, Place};
+pub use account::{Account, Health, Hold, Identity, Place};
 pub use commands::imagine_prompt;
 pub use pool::Pool;
 pub use provider::Midjourney;
@@ -109,7 +111,11 @@ pub fn registered(config: &MidjourneyConfig, max_download_bytes: u64) -> Registe
         .map(|a| a.concurrency + a.queue_size)
         .sum::<u32>()
         .max(1);
-    let pool = Arc::new(Pool::new(accounts, changes));
+    let pool = Arc::new(Pool::new(
+        accounts,
+        changes,
+        Duration::from_secs_f64(config.hold_secs),
+    ));
     Registered {
         provider: Arc::new(Midjourney {
             pool: pool.clone(),

@@ -5,6 +5,9 @@
 //! least busy healthy account; a job that already has one (resumed after a crash, or an
 //! action on an earlier generation) waits for that account. Each account runs at most its
 //! `concurrency` jobs at once; the U presses of one job are that job's, on its account.
+//!
+//! Where nodes share a database, each account is held by one node at a time (`holds.rs`):
+//! only accounts this node holds take new jobs, and the pool takes jobs only while it holds one.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,9 +16,10 @@ use std::time::Duration;
 use tokio::sync::{Notify, OnceCell, OwnedSemaphorePermit};
 
 use super::account::{Account, Health};
+use super::holds::Holding;
 use super::reading::MIDJOURNEY_BOT_ID;
 use crate::domain::{ErrorCode, GenerationId};
-use crate::providers::{AccountPool, AccountStatus, ProviderError};
+use crate::providers::{AccountHolds, AccountPool, AccountStatus, ProviderError};
 
 /// The account a job holds, with its place in the account's concurrency; taken once however
 /// many of the job's calls ask at the same time.
@@ -25,15 +29,21 @@ pub struct Pool {
     accounts: Vec<Arc<Account>>,
     held: Mutex<HashMap<GenerationId, Held>>,
     changes: Arc<Notify>,
+    /// How long a hold on an account lasts unless renewed.
+    hold_lease: Duration,
+    /// The tasks keeping this node's holds, once started.
+    holding: Mutex<Option<Holding>>,
 }
 
 impl Pool {
     /// `changes` must be the `Notify` the accounts were built with.
-    pub fn new(accounts: Vec<Arc<Account>>, changes: Arc<Notify>) -> Self {
+    pub fn new(accounts: Vec<Arc<Account>>, changes: Arc<Notify>, hold_lease: Duration) -> Self {
         Self {
             accounts,
             held: Mutex::new(HashMap::new()),
             changes,
+            hold_lease,
+            holding: Mutex::new(None),
         }
     }
 
@@ -107,11 +117,8 @@ impl Pool {
 
     async fn least_busy(&self) -> Result<(Arc<Account>, OwnedSemaphorePermit), ProviderError> {
         loop {
-            let mut healthy: Vec<&Arc<Account>> = self
-                .accounts
-                .iter()
-                .filter(|a| !matches!(a.health(), Health::Disabled(_)))
-                .collect();
+            let mut healthy: Vec<&Arc<Account>> =
+                self.accounts.iter().filter(|a| a.usable()).collect();
             if healthy.is_empty() {
                 return Err(self.none_usable());
             }
@@ -214,5 +221,37 @@ impl AccountPool for Pool {
 
     fn changes(&self) -> Arc<Notify> {
         self.changes.clone()
+    }
+
+    /// While some account is not disabled, only when this node holds one; with every account
+    /// disabled, a job is claimed to fail with their reasons, as on every node.
+    fn takes_jobs(&self) -> bool {
+        let mut live = self
+            .accounts
+            .iter()
+            .filter(|a| !matches!(a.health(), Health::Disabled(_)))
+            .peekable();
+        live.peek().is_none() || live.any(|a| a.usable())
+    }
+
+    fn hold_with(&self, holds: Arc<dyn AccountHolds>, holder: &str) {
+        let Ok(mut holding) = self.holding.lock() else {
+            return;
+        };
+        if holding.is_none() {
+            *holding = Some(Holding::start(
+                &self.accounts,
+                holds,
+                holder,
+                self.hold_lease,
+            ));
+        }
+    }
+
+    async fn let_go(&self) {
+        let holding = self.holding.lock().ok().and_then(|mut h| h.take());
+        if let Some(holding) = holding {
+            holding.let_go(&self.accounts).await;
+        }
     }
 }

@@ -186,6 +186,28 @@ pub trait AccountPool: Send + Sync {
     fn changes(&self) -> Arc<tokio::sync::Notify>;
     /// Connects every usable account (waiting at most `wait`) and reports how each is.
     async fn check(&self, wait: Duration) -> Vec<AccountStatus>;
+    /// Whether this process may take the pool's jobs now: it holds at least one usable
+    /// account (a job claimed without one would wait on a node that cannot run it).
+    fn takes_jobs(&self) -> bool {
+        true
+    }
+    /// Starts holding the accounts for `holder` through `holds`: an account's gateway is
+    /// connected only while its hold is. Once per process; later calls do nothing.
+    fn hold_with(&self, holds: Arc<dyn AccountHolds>, holder: &str) {
+        let _ = (holds, holder);
+    }
+    /// Closes the accounts' gateways, then lets go of their holds.
+    async fn let_go(&self) {}
+}
+
+/// Exclusive holds on provider accounts, one holder at a time, each for a lease the holder
+/// renews (the queue's, by the database's clock). What a pool needs of the queue, and no more.
+#[async_trait]
+pub trait AccountHolds: Send + Sync {
+    /// Takes or renews the hold for `lease`; false while another holder's hold is live.
+    async fn hold(&self, account: &str, holder: &str, lease: Duration) -> Result<bool, String>;
+    /// Lets go of the hold, if `holder` has it.
+    async fn release(&self, account: &str, holder: &str);
 }
 
 /// A configured provider: the implementation and how the engine drives it.

@@ -13,6 +13,7 @@ mod limits;
 mod midjourney;
 mod postgres;
 mod migrate;
+mod nodes;
 mod processes;
 mod steps;
 mod storage;

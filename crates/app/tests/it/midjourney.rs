@@ -16,6 +16,7 @@ use atelier::pipeline;
 use atelier::wiring;
 use atelier_simulator::{Running, Timing};
 
+mod failover;
 mod faults;
 mod limits;
 mod params;

@@ -301,6 +301,7 @@ pub fn fast_jobs() -> JobSettings {
         retry_base: Duration::from_millis(20),
         retry_max: Duration::from_millis(100),
         poll: Duration::from_millis(20),
+        ..JobSettings::default()
     }
 }
 

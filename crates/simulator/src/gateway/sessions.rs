@@ -60,6 +60,20 @@ struct Inner {
     sessions: HashMap<String, Session>,
     conns: HashMap<u64, ConnHandle>,
     next_conn: u64,
+    /// The most sessions of one user (one token) that were live at once.
+    peak_per_user: usize,
+}
+
+impl Inner {
+    /// Counts `user_id`'s live sessions into the peak; called whenever one goes live.
+    fn count_live(&mut self, user_id: u64) {
+        let live = self
+            .sessions
+            .values()
+            .filter(|s| s.user_id == user_id && s.live.is_some())
+            .count();
+        self.peak_per_user = self.peak_per_user.max(live);
+    }
 }
 
 /// Why a RESUME is refused.
@@ -110,6 +124,12 @@ impl Sessions {
             .count()
     }
 
+    /// The most sessions of one user that were live at once: more than one means two
+    /// clients (two nodes) drove one account side by side.
+    pub(crate) fn peak_per_user(&self) -> usize {
+        lock(&self.inner).peak_per_user
+    }
+
     /// Starts a session for `user_id` on `conn` and queues READY (built by `ready` from the
     /// new session id) as its first dispatch.
     pub(crate) fn identify(
@@ -134,6 +154,7 @@ impl Sessions {
         session.seq += 1;
         let sent = send(&handle, envelope("READY", session.seq, ready));
         inner.sessions.insert(session_id, session);
+        inner.count_live(user_id);
         sent
     }
 
@@ -179,6 +200,7 @@ impl Sessions {
             session.detached_at = None;
             (previous, replayed)
         };
+        inner.count_live(user_id);
         // A session resumed elsewhere takes it away from its old connection.
         if let (Some(old), _) = previous
             && old != conn

@@ -4,6 +4,7 @@
 // may sleep.
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
+mod bench;
 mod catalogue;
 mod cli;
 mod cli_errors;

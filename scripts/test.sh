@@ -4,8 +4,8 @@
 # Installs and starts what the tests need by itself. Today the suite needs what Cargo builds
 # (SQLite is bundled, the sandbox provider and the Discord fakes run in-process on 127.0.0.1)
 # and util-linux's `unshare`: the full-disk, read-only and denied-storage tests mount a small
-# tmpfs or a read-only bind in a private mount namespace. PostgreSQL (TEST_DATABASE_URL) and
-# an S3-compatible server join here with the issues that bring those backends.
+# tmpfs or a read-only bind in a private mount namespace. PostgreSQL: see `start_postgres`
+# below. An S3-compatible server joins here with the issue that brings that backend.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,5 +23,102 @@ if ! command -v unshare >/dev/null; then
     fi
 fi
 
+# PostgreSQL for the catalogue tests: ATELIER_TEST_DATABASE_URL is an admin URL from which
+# every test creates a database of its own (atelier_t_*), so tests run in parallel. Given
+# ATELIER_TEST_DATABASE_URL is used as it is; else the server on 127.0.0.1:5432 when it
+# accepts connections (these machines run one, trust auth, user postgres); else, or with
+# ATELIER_TEST_PG=throwaway, a throw-away cluster in a temporary directory on a free loopback
+# port (Debian's `postgresql` is installed when missing), stopped and removed on exit.
+pg_dir=""
+stop_postgres() {
+    if [ -n "$pg_dir" ]; then
+        pg_as "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+        rm -rf "$pg_dir"
+    fi
+}
+pg_as() {
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+free_port() {
+    local p
+    for p in $(seq 54329 54429); do
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p"
+            return 0
+        fi
+    done
+    return 1
+}
+start_postgres() {
+    if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            apt-get install -y -q postgresql >/dev/null
+        else
+            echo "error: PostgreSQL is needed by the catalogue tests: none accepts connections on 127.0.0.1:5432 and its binaries are not installed; run as root (apt-get install -y postgresql) or set ATELIER_TEST_DATABASE_URL" >&2
+            exit 1
+        fi
+    fi
+    pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+    pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/atelier-pg.XXXXXX")
+    trap stop_postgres EXIT
+    [ "$(id -u)" = 0 ] && chown postgres: "$pg_dir"
+    local port
+    port=$(free_port) || { echo "error: no free loopback port for PostgreSQL in 54329-54429" >&2; exit 1; }
+    if ! pg_as "$pg_bin/initdb" -D "$pg_dir/data" -U postgres -A trust --no-sync -E UTF8 >"$pg_dir/initdb.log" 2>&1; then
+        echo "error: initdb of the throw-away PostgreSQL cluster failed:" >&2
+        cat "$pg_dir/initdb.log" >&2
+        exit 1
+    fi
+    if ! pg_as "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w -o \
+        "-c listen_addresses=127.0.0.1 -p $port -k $pg_dir -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=300" \
+        start >/dev/null; then
+        echo "error: the throw-away PostgreSQL cluster did not start:" >&2
+        cat "$pg_dir/log" >&2
+        exit 1
+    fi
+    ATELIER_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+}
+if [ -z "${ATELIER_TEST_DATABASE_URL:-}" ]; then
+    if [ "${ATELIER_TEST_PG:-}" != throwaway ] && command -v pg_isready >/dev/null \
+        && pg_isready -q -h 127.0.0.1 -p 5432; then
+        ATELIER_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres"
+    else
+        start_postgres
+    fi
+fi
+export ATELIER_TEST_DATABASE_URL
+if ! command -v psql >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get install -y -q postgresql-client >/dev/null
+    else
+        echo "error: psql (postgresql-client) is needed to drop the tests' databases; install it" >&2
+        exit 1
+    fi
+fi
+# Databases (and roles) left by the tests: they do not drop their own.
+drop_test_databases() {
+    psql "$ATELIER_TEST_DATABASE_URL" -Atq -c "SELECT datname FROM pg_database WHERE datname LIKE 'atelier\_t\_%'" |
+        while read -r name; do
+            psql "$ATELIER_TEST_DATABASE_URL" -q -c "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)" >/dev/null
+        done
+    psql "$ATELIER_TEST_DATABASE_URL" -Atq -c "SELECT rolname FROM pg_roles WHERE rolname LIKE 'atelier\_t\_%'" |
+        while read -r name; do
+            psql "$ATELIER_TEST_DATABASE_URL" -q -c "DROP ROLE IF EXISTS \"$name\"" >/dev/null
+        done
+}
+cleanup() {
+    drop_test_databases >/dev/null 2>&1 || true
+    stop_postgres
+}
+trap cleanup EXIT
+if ! drop_test_databases; then
+    echo "error: cannot reach PostgreSQL at $ATELIER_TEST_DATABASE_URL (ATELIER_TEST_DATABASE_URL)" >&2
+    exit 1
+fi
+echo "PostgreSQL for the tests: $ATELIER_TEST_DATABASE_URL" >&2
+
 # Nothing is skipped silently: every test binary runs, and the run fails on any failure.
 cargo test --workspace --locked --all-targets "$@"
+
+# The engine, crash and Midjourney tests again, on a PostgreSQL catalogue.
+ATELIER_TEST_CATALOGUE=postgres cargo test -p atelier --locked --test it -- engine:: crash:: midjourney::

@@ -2,13 +2,15 @@
 //!
 //! [`Catalogue`] holds generations, images, events and what is known of provider accounts;
 //! [`Queue`] holds jobs and their leases, and who holds which provider account. One database
-//! implements both (`sqlite.rs` for the embedded default), because a generation is written with
+//! implements both (`sqlite.rs` for the embedded default, `postgres.rs` for several nodes on
+//! one server), because a generation is written with
 //! its job in one transaction. The rules of a generation's life cycle are the domain's
 //! ([`crate::domain::Stage`]); a catalogue only persists their outcome, atomically. Every time
 //! the queue compares (due times, leases) is the database's, never the caller's: nodes sharing
 //! one database have clocks of their own. The conformance tests in `tests/it/catalogue.rs` run
 //! unchanged against every implementation.
 
+mod postgres;
 mod sqlite;
 
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use crate::domain::Change;
+pub use postgres::PgCatalogue;
 pub use sqlite::SqliteCatalogue;
 
 use crate::domain::{
@@ -207,9 +210,13 @@ pub trait Catalogue: Send + Sync {
     /// The feed position of the last event written (0 when there is none): where a follower
     /// that wants only new events starts.
     async fn feed_end(&self) -> Result<i64>;
-    /// Resolves when events may have been written by any process since the call, or after
-    /// `timeout`: a follower's wait between reads of the feed.
-    async fn wait_for_events(&self, timeout: Duration);
+    /// How many wake-ups for new events this catalogue has heard: read it before reading the
+    /// feed, and give it to [`Catalogue::wait_for_events`].
+    fn events_seen(&self) -> u64;
+    /// Resolves when events may have been written by any process since `events_seen` read
+    /// `seen` (at once if that has already happened), or after `timeout`: a follower's wait
+    /// between reads of the feed.
+    async fn wait_for_events(&self, seen: u64, timeout: Duration);
 
     // Provider accounts.
 
@@ -254,9 +261,13 @@ pub trait Queue: Send + Sync {
     /// How long until work may next appear among `slots` without anyone queueing it: the
     /// earliest due time or lease expiry of their unfinished jobs, from now (zero when past).
     async fn next_due(&self, slots: &[String]) -> Result<Option<Duration>>;
+    /// How many wake-ups for work this queue has heard: read it before looking at the queue,
+    /// and give it to [`Queue::wait_for_work`].
+    fn work_seen(&self) -> u64;
     /// Resolves when work may have appeared for any process's workers (a job queued, retried
-    /// or ended, which frees a slot), or after `timeout`.
-    async fn wait_for_work(&self, timeout: Duration);
+    /// or ended, which frees a slot) since `work_seen` read `seen` (at once if that has
+    /// already happened), or after `timeout`.
+    async fn wait_for_work(&self, seen: u64, timeout: Duration);
 
     // Provider accounts, each held by one node at a time.
 
@@ -265,6 +276,33 @@ pub trait Queue: Send + Sync {
     async fn hold_account(&self, account: &str, holder: &str, lease_ms: i64) -> Result<bool>;
     /// Lets go of a hold, if `holder` has it.
     async fn release_account(&self, account: &str, holder: &str) -> Result<()>;
+}
+
+/// A count of wake-ups (an event count): a waiter reads it before it looks, then waits for it
+/// to move, so a wake-up between its look and its wait is never slept through.
+#[derive(Debug)]
+pub struct Wakeups(tokio::sync::watch::Sender<u64>);
+
+impl Default for Wakeups {
+    fn default() -> Self {
+        Self(tokio::sync::watch::Sender::new(0))
+    }
+}
+
+impl Wakeups {
+    pub fn seen(&self) -> u64 {
+        *self.0.borrow()
+    }
+
+    pub fn wake(&self) {
+        self.0.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Until the count is no longer `seen`, or `timeout`.
+    pub async fn wait(&self, seen: u64, timeout: Duration) {
+        let mut rx = self.0.subscribe();
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|n| *n != seen)).await;
+    }
 }
 
 /// A catalogue and its queue, on one database.
@@ -285,15 +323,13 @@ impl Database {
     }
 }
 
-/// Opens the catalogue named by a URL (`sqlite:…`). `create` false refuses to make a new one.
+/// Opens the catalogue named by a URL (`sqlite:…`, `postgres://…`, `postgresql://…`). `create` false refuses to make a new one.
 pub async fn open(url: &str, create: bool) -> Result<Database> {
     if url.starts_with("sqlite:") {
         return Ok(Database::of(SqliteCatalogue::open(url, create).await?));
     }
     if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        return Err(CatalogueError::Other(
-            "PostgreSQL catalogues are not supported by this build yet".into(),
-        ));
+        return Ok(Database::of(PgCatalogue::open(url, create).await?));
     }
     Err(CatalogueError::Other(
         format!("unsupported database URL scheme in {:?}", scheme_of(url)).into(),

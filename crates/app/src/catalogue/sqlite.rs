@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 
 use super::{
     AccountRecord, Catalogue, CatalogueError, Change, FeedEntry, ImageFilter, Inserted, NewJob,
-    Refusal, Result,
+    Refusal, Result, Wakeups,
 };
 use crate::domain::{
     Category, Event, Generation, GenerationId, Image, ImageId, ImageStatus, StepRefused,
@@ -41,8 +41,8 @@ pub struct SqliteCatalogue {
     writer: Conns,
     /// Told when this process queues or frees work, or writes events. Other processes on
     /// the file are not heard: their waiters find such changes at their timeout.
-    work: tokio::sync::Notify,
-    events: tokio::sync::Notify,
+    work: Wakeups,
+    events: Wakeups,
 }
 
 /// Connections the catalogue reads with: a few, since WAL lets readers run beside the writer.
@@ -184,8 +184,8 @@ impl SqliteCatalogue {
             path,
             pool,
             writer,
-            work: tokio::sync::Notify::new(),
-            events: tokio::sync::Notify::new(),
+            work: Wakeups::default(),
+            events: Wakeups::default(),
         })
     }
 
@@ -313,9 +313,9 @@ impl Catalogue for SqliteCatalogue {
             }
         }
         tx.commit().await.map_err(|e| self.db(e))?;
-        self.events.notify_waiters();
+        self.events.wake();
         if job.is_some() {
-            self.work.notify_waiters();
+            self.work.wake();
         }
         Ok(Generation {
             version: version as u32,
@@ -366,7 +366,7 @@ impl Catalogue for SqliteCatalogue {
             .await
             .map_err(|e| self.locate(e))?;
         tx.commit().await.map_err(|e| self.db(e))?;
-        self.events.notify_waiters();
+        self.events.wake();
         Ok(events)
     }
 
@@ -523,8 +523,12 @@ impl Catalogue for SqliteCatalogue {
             .map_err(|e| self.db(e))
     }
 
-    async fn wait_for_events(&self, timeout: Duration) {
-        let _ = tokio::time::timeout(timeout, self.events.notified()).await;
+    fn events_seen(&self) -> u64 {
+        self.events.seen()
+    }
+
+    async fn wait_for_events(&self, seen: u64, timeout: Duration) {
+        self.events.wait(seen, timeout).await;
     }
 
     async fn record_account(&self, r: &AccountRecord) -> Result<()> {

@@ -308,6 +308,8 @@ impl Worker {
         // write that would record anything may be the one that fails.
         let mut errors = 0u32;
         loop {
+            // Read before looking, so work queued after the look wakes the wait below.
+            let seen = self.app.queue.work_seen();
             match self.run_once().await {
                 Ok(Outcome::Ran) => {
                     errors = 0;
@@ -332,7 +334,7 @@ impl Worker {
                 continue;
             }
             let wait = self.idle_wait().await;
-            self.app.queue.wait_for_work(wait).await;
+            self.app.queue.wait_for_work(seen, wait).await;
         }
     }
 }

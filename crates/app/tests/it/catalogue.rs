@@ -1,5 +1,6 @@
 //! The catalogue conformance story: every `Catalogue` method, through the trait only, so the
-//! same test runs unchanged against any implementation (`TEST_DATABASE_URL` selects one).
+//! same test runs unchanged against every implementation: `sqlite::…` and `postgres::…` (see
+//! `conformance!` at the end).
 
 use atelier::catalogue::{CatalogueError, Change, Claim, ImageFilter, Inserted, NewJob};
 use atelier::domain::{
@@ -9,7 +10,7 @@ use atelier::domain::{
 };
 use time::OffsetDateTime;
 
-use crate::support::test_db;
+use crate::support::Backend;
 
 pub(super) fn generation(subject: Option<&str>, parent: Option<GenerationId>) -> Generation {
     Generation {
@@ -56,7 +57,7 @@ fn now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-fn image(g: &Generation, role: Role, tags: &[&str]) -> Image {
+pub(super) fn image(g: &Generation, role: Role, tags: &[&str]) -> Image {
     Image {
         id: ImageId::new(),
         generation_id: g.id,
@@ -97,10 +98,9 @@ pub(super) fn claim<'a>(
     }
 }
 
-#[tokio::test]
-async fn generations_versions_and_events() {
+async fn generations_versions_and_events(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let c = test_db(dir.path()).await.catalogue;
+    let c = backend.open(dir.path()).await.catalogue;
 
     let g = generation(Some("Fox King"), None);
     let created = c
@@ -275,10 +275,9 @@ async fn generations_versions_and_events() {
     ));
 }
 
-#[tokio::test]
-async fn images_are_idempotent_filtered_and_tagged() {
+async fn images_are_idempotent_filtered_and_tagged(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let c = test_db(dir.path()).await.catalogue;
+    let c = backend.open(dir.path()).await.catalogue;
     let g = c
         .create_generation(&generation(None, None), None, &[])
         .await
@@ -398,11 +397,10 @@ async fn images_are_idempotent_filtered_and_tagged() {
     assert_eq!(kinds, [EventKind::Created, EventKind::Completed]);
 }
 
-#[tokio::test]
-async fn the_queue_leases_limits_retries_and_cancels() {
+async fn the_queue_leases_limits_retries_and_cancels(backend: Backend) {
     use std::time::Duration;
     let dir = tempfile::tempdir().unwrap();
-    let db = test_db(dir.path()).await;
+    let db = backend.open(dir.path()).await;
     let (c, q) = (&db.catalogue, &db.queue);
     let slots = vec!["mj:alice".to_owned()];
     let other_slots = vec!["mj:bob".to_owned()];
@@ -552,12 +550,12 @@ async fn the_queue_leases_limits_retries_and_cancels() {
     ));
 }
 
-#[tokio::test]
-async fn concurrency_above_one_and_meta() {
+async fn concurrency_above_one_and_meta(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let db = test_db(dir.path()).await;
+    let db = backend.open(dir.path()).await;
     let (c, q) = (&db.catalogue, &db.queue);
     let slots = vec!["sandbox:local".to_owned()];
+    let seen = q.work_seen();
     for _ in 0..3 {
         c.create_generation(
             &generation(None, None),
@@ -573,6 +571,11 @@ async fn concurrency_above_one_and_meta() {
         q.claim(&claim("w3", &slots, None)).await.unwrap().is_none(),
         "two at a time"
     );
+    // Work queued after a look wakes a wait that starts later.
+    let t = std::time::Instant::now();
+    q.wait_for_work(seen, std::time::Duration::from_secs(20))
+        .await;
+    assert!(t.elapsed() < std::time::Duration::from_secs(10));
 
     assert_eq!(c.meta("notice").await.unwrap(), None);
     c.set_meta("notice", "shown").await.unwrap();
@@ -580,10 +583,9 @@ async fn concurrency_above_one_and_meta() {
     assert_eq!(c.meta("notice").await.unwrap().as_deref(), Some("again"));
 }
 
-#[tokio::test]
-async fn an_account_is_held_by_one_holder_at_a_time() {
+async fn an_account_is_held_by_one_holder_at_a_time(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let q = test_db(dir.path()).await.queue;
+    let q = backend.open(dir.path()).await.queue;
     assert!(
         q.hold_account("midjourney:alice", "node-a", 200)
             .await
@@ -633,10 +635,9 @@ async fn an_account_is_held_by_one_holder_at_a_time() {
     );
 }
 
-#[tokio::test]
-async fn the_feed_tells_every_event_in_order_and_wakes_its_waiters() {
+async fn the_feed_tells_every_event_in_order_and_wakes_its_waiters(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let c = test_db(dir.path()).await.catalogue;
+    let c = backend.open(dir.path()).await.catalogue;
     assert_eq!(c.feed_end().await.unwrap(), 0);
     let a = c
         .create_generation(&generation(None, None), None, &[])
@@ -648,11 +649,13 @@ async fn the_feed_tells_every_event_in_order_and_wakes_its_waiters() {
         .create_generation(&generation(None, None), None, &[])
         .await
         .unwrap();
+    let seen = c.events_seen();
     let waiter = {
         let c = c.clone();
         tokio::spawn(async move {
             let t = std::time::Instant::now();
-            c.wait_for_events(std::time::Duration::from_secs(20)).await;
+            c.wait_for_events(seen, std::time::Duration::from_secs(20))
+                .await;
             t.elapsed()
         })
     };
@@ -664,6 +667,11 @@ async fn the_feed_tells_every_event_in_order_and_wakes_its_waiters() {
     .await
     .unwrap();
     let slept = waiter.await.unwrap();
+    // A wake-up between a look and the wait is not slept through.
+    let t = std::time::Instant::now();
+    c.wait_for_events(seen, std::time::Duration::from_secs(20))
+        .await;
+    assert!(t.elapsed() < std::time::Duration::from_secs(10));
     assert!(
         slept < std::time::Duration::from_secs(10),
         "woken by the write"
@@ -695,10 +703,9 @@ async fn the_feed_tells_every_event_in_order_and_wakes_its_waiters() {
     assert_eq!(of_a, [1], "at most the limit");
 }
 
-#[tokio::test]
-async fn account_records_keep_the_latest_state() {
+async fn account_records_keep_the_latest_state(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let c = test_db(dir.path()).await.catalogue;
+    let c = backend.open(dir.path()).await.catalogue;
     assert_eq!(c.account_record("midjourney", "alice").await.unwrap(), None);
     let at = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
     let mut record = atelier::catalogue::AccountRecord {
@@ -718,3 +725,31 @@ async fn account_records_keep_the_latest_state() {
     );
     assert_eq!(c.account_record("midjourney", "bob").await.unwrap(), None);
 }
+
+/// Each test above, once per database: `catalogue::sqlite::NAME` and `catalogue::postgres::NAME`.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(crate::support::Backend::Sqlite).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(crate::support::Backend::Postgres).await;
+            })*
+        }
+    };
+}
+
+conformance!(
+    generations_versions_and_events,
+    images_are_idempotent_filtered_and_tagged,
+    the_queue_leases_limits_retries_and_cancels,
+    concurrency_above_one_and_meta,
+    an_account_is_held_by_one_holder_at_a_time,
+    the_feed_tells_every_event_in_order_and_wakes_its_waiters,
+    account_records_keep_the_latest_state,
+);

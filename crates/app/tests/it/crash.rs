@@ -201,15 +201,13 @@ async fn kill_9_with_four_presses_in_flight_then_none_is_sent_again() {
             .replace("interaction_gap_ms = 50", "interaction_gap_ms = 0")
             .replace("interaction_jitter_ms = 50", "interaction_jitter_ms = 0")
     ));
-    let path = d.path().to_path_buf();
     let (code, submitted) = tokio::task::block_in_place(|| {
         d.json(&["generate", "a lighthouse, four lamps", "--no-wait"])
     });
     assert_eq!(code, 0, "{submitted}");
     let id: atelier::domain::GenerationId = submitted["id"].as_str().unwrap().parse().unwrap();
-    let mut child = crate::support::bare_cmd()
-        .arg("--data-dir")
-        .arg(&path)
+    let mut child = d
+        .cmd()
         .args(["jobs", "run", "--until-idle"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -228,7 +226,7 @@ async fn kill_9_with_four_presses_in_flight_then_none_is_sent_again() {
     let _ = tokio::task::spawn_blocking(move || child.wait()).await;
 
     // Several presses were pending when the process died.
-    let url = format!("sqlite://{}", path.join("atelier.db").display());
+    let url = d.database_url();
     let catalogue = atelier::catalogue::open(&url, false)
         .await
         .unwrap()
@@ -255,7 +253,7 @@ async fn a_job_killed_more_often_than_its_attempts_completes() {
         tokio::task::block_in_place(|| d.json(&["generate", "killed thrice", "--no-wait"]));
     assert_eq!(code, 0, "{queued}");
     let id: atelier::domain::GenerationId = queued["id"].as_str().unwrap().parse().unwrap();
-    let url = format!("sqlite://{}", d.path().join("atelier.db").display());
+    let url = d.database_url();
     let queue = atelier::catalogue::open(&url, false).await.unwrap().queue;
     for _ in 0..3 {
         let mut child = d

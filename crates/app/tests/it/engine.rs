@@ -641,8 +641,11 @@ impl Queue for FailingClaims {
     async fn next_due(&self, slots: &[String]) -> CatResult<Option<Duration>> {
         self.inner.next_due(slots).await
     }
-    async fn wait_for_work(&self, timeout: Duration) {
-        self.inner.wait_for_work(timeout).await;
+    fn work_seen(&self) -> u64 {
+        self.inner.work_seen()
+    }
+    async fn wait_for_work(&self, seen: u64, timeout: Duration) {
+        self.inner.wait_for_work(seen, timeout).await;
     }
     async fn hold_account(&self, account: &str, holder: &str, lease_ms: i64) -> CatResult<bool> {
         self.inner.hold_account(account, holder, lease_ms).await

@@ -12,6 +12,7 @@ mod crash;
 mod engine;
 mod limits;
 mod midjourney;
+mod postgres;
 mod processes;
 mod steps;
 mod support;

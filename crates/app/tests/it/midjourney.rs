@@ -77,6 +77,11 @@ async fn app_for(
     config.jobs.retry_max_secs = 0.2;
     config.jobs.poll_secs = 0.05;
     tune(&mut config);
+    if config.database_url.is_none()
+        && crate::support::Backend::from_env() == crate::support::Backend::Postgres
+    {
+        config.database_url = Some(crate::postgres::fresh_url().await);
+    }
     let providers = wiring::providers(&config).expect("providers");
     wiring::open(&config, providers, true)
         .await
@@ -319,28 +324,80 @@ async fn midjourney_errors_fail_the_job_with_their_type_and_are_not_retried() {
 }
 
 /// A nonce is saved before its interaction is sent, or the interaction is not sent: when the
+/// A trigger that makes the catalogue refuse to save provider references, on either database.
+enum Refusal {
+    Sqlite(tokio::sync::Mutex<sqlx::SqliteConnection>),
+    Postgres(tokio::sync::Mutex<sqlx::PgConnection>),
+}
+
+impl Refusal {
+    async fn new(url: &str) -> Self {
+        use sqlx::Connection as _;
+        if url.starts_with("postgres") {
+            Self::Postgres(sqlx::PgConnection::connect(url).await.unwrap().into())
+        } else {
+            Self::Sqlite(sqlx::SqliteConnection::connect(url).await.unwrap().into())
+        }
+    }
+
+    async fn start(&self) {
+        match self {
+            Self::Sqlite(db) => {
+                sqlx::raw_sql(
+                    "CREATE TRIGGER refuse_refs BEFORE UPDATE OF provider_refs ON generations
+                     BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+                )
+                .execute(&mut *db.lock().await)
+                .await
+                .unwrap();
+            }
+            Self::Postgres(db) => {
+                sqlx::raw_sql(
+                    "CREATE FUNCTION refuse_refs() RETURNS trigger LANGUAGE plpgsql
+                        AS $$ BEGIN RAISE EXCEPTION 'disk full'; END $$;
+                     CREATE TRIGGER refuse_refs BEFORE UPDATE OF provider_refs ON generations
+                        FOR EACH ROW EXECUTE FUNCTION refuse_refs()",
+                )
+                .execute(&mut *db.lock().await)
+                .await
+                .unwrap();
+            }
+        }
+    }
+
+    async fn stop(&self) {
+        match self {
+            Self::Sqlite(db) => {
+                sqlx::raw_sql("DROP TRIGGER refuse_refs")
+                    .execute(&mut *db.lock().await)
+                    .await
+                    .unwrap();
+            }
+            Self::Postgres(db) => {
+                sqlx::raw_sql("DROP TRIGGER refuse_refs ON generations")
+                    .execute(&mut *db.lock().await)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
 /// catalogue refuses the job's references, Midjourney never hears of the job (a resumed job
 /// could not find its render, and would pay for it twice), and the job fails after its
 /// attempts with the reason.
 #[tokio::test]
 async fn nothing_is_sent_while_its_nonce_cannot_be_saved() {
-    use sqlx::Connection as _;
     let sim = simulator(|c| c.timing = Timing::instant()).await;
     let dir = tempfile::tempdir().unwrap();
-    let app = app_for(&sim, dir.path(), 1, |c| c.jobs.max_attempts = 3).await;
-    let mut db = sqlx::SqliteConnection::connect(&format!(
-        "sqlite://{}",
-        dir.path().join("atelier.db").display()
-    ))
-    .await
-    .unwrap();
-    sqlx::query(
-        "CREATE TRIGGER refuse_refs BEFORE UPDATE OF provider_refs ON generations
-         BEGIN SELECT RAISE(ABORT, 'disk full'); END",
-    )
-    .execute(&mut db)
-    .await
-    .unwrap();
+    let url = crate::support::Backend::from_env().url(dir.path()).await;
+    let app = app_for(&sim, dir.path(), 1, |c| {
+        c.jobs.max_attempts = 3;
+        c.database_url = Some(url.clone());
+    })
+    .await;
+    let refuse = Refusal::new(&url).await;
+    refuse.start().await;
 
     let id = generate(&app, "a fox in the snow").await;
     let g = app.catalogue.generation(id).await.unwrap();
@@ -355,10 +412,7 @@ async fn nothing_is_sent_while_its_nonce_cannot_be_saved() {
     assert_eq!(sim.control().stats().interactions, 0, "sent unsaved");
 
     // Once the catalogue takes them again, the same path runs through.
-    sqlx::query("DROP TRIGGER refuse_refs")
-        .execute(&mut db)
-        .await
-        .unwrap();
+    refuse.stop().await;
     let id = generate(&app, "a fox in the snow").await;
     assert_complete(&app, id).await;
     sim.shutdown().await;

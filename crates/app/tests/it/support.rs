@@ -19,23 +19,52 @@ use atelier::providers::{
 };
 use atelier::store::{Layout, Store};
 
-/// The catalogue URL tests run against: `TEST_DATABASE_URL` when set, else a fresh `SQLite`
-/// file. Every test gets its own database.
-pub async fn test_db(dir: &Path) -> Database {
-    match std::env::var("TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => catalogue::open(&url, true)
-            .await
-            .expect("TEST_DATABASE_URL opens"),
-        _ => {
-            let url = format!("sqlite://{}", dir.join("test.db").display());
-            catalogue::open(&url, true).await.expect("sqlite opens")
+/// Which database a test's catalogue lives in.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend of tests that do not choose one: `ATELIER_TEST_CATALOGUE=postgres` for
+    /// `PostgreSQL` (scripts/test.sh runs the engine, crash and Midjourney tests so), else
+    /// `SQLite`.
+    pub fn from_env() -> Self {
+        match std::env::var("ATELIER_TEST_CATALOGUE").as_deref() {
+            Ok("postgres") => Self::Postgres,
+            Ok("sqlite" | "") | Err(_) => Self::Sqlite,
+            Ok(other) => panic!("ATELIER_TEST_CATALOGUE={other:?}: expected sqlite or postgres"),
         }
+    }
+
+    /// The URL of a new, empty database for one test: a file in `dir`, or a fresh
+    /// `PostgreSQL` database (see `crate::postgres::fresh_url`).
+    pub async fn url(self, dir: &Path) -> String {
+        match self {
+            Self::Sqlite => format!("sqlite://{}", dir.join("test.db").display()),
+            Self::Postgres => crate::postgres::fresh_url().await,
+        }
+    }
+
+    pub async fn open(self, dir: &Path) -> Database {
+        let url = self.url(dir).await;
+        catalogue::open(&url, true)
+            .await
+            .unwrap_or_else(|e| panic!("the {self:?} test catalogue opens: {e}"))
     }
 }
 
-/// A data directory for the real binary, with a small, instant sandbox.
+/// A new catalogue for one test, on [`Backend::from_env`].
+pub async fn test_db(dir: &Path) -> Database {
+    Backend::from_env().open(dir).await
+}
+
+/// A data directory for the real binary, with a small, instant sandbox. On
+/// [`Backend::Postgres`] its catalogue is a fresh `PostgreSQL` database (`DATABASE_URL`).
 pub struct DataDir {
     pub dir: tempfile::TempDir,
+    database: Option<String>,
 }
 
 impl DataDir {
@@ -54,11 +83,20 @@ impl DataDir {
     pub fn raw(config: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("atelier.toml"), config).expect("config written");
-        Self { dir }
+        let database =
+            (Backend::from_env() == Backend::Postgres).then(crate::postgres::fresh_url_blocking);
+        Self { dir, database }
     }
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The URL of this data directory's catalogue.
+    pub fn database_url(&self) -> String {
+        self.database
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.path().join("atelier.db").display()))
     }
 
     pub fn images(&self) -> PathBuf {
@@ -69,6 +107,9 @@ impl DataDir {
     pub fn cmd(&self) -> Command {
         let mut cmd = bare_cmd();
         cmd.arg("--data-dir").arg(self.path());
+        if let Some(url) = &self.database {
+            cmd.env("DATABASE_URL", url);
+        }
         cmd
     }
 

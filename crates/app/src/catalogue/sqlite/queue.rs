@@ -121,7 +121,7 @@ impl Queue for SqliteCatalogue {
         .await
         .map_err(|e| self.db(e))?;
         // Its slot has room again.
-        self.work.notify_waiters();
+        self.work.wake();
         Ok(done.rows_affected() == 1)
     }
 
@@ -140,7 +140,7 @@ impl Queue for SqliteCatalogue {
         .execute(&mut *self.writer.get().await?)
         .await
         .map_err(|e| self.db(e))?;
-        self.work.notify_waiters();
+        self.work.wake();
         Ok(done.rows_affected() == 1)
     }
 
@@ -169,7 +169,7 @@ impl Queue for SqliteCatalogue {
         let row = rows
             .first()
             .ok_or_else(|| CatalogueError::NotFound(format!("job of generation {generation}")))?;
-        self.work.notify_waiters();
+        self.work.wake();
         rows::job(row)
     }
 
@@ -203,8 +203,12 @@ impl Queue for SqliteCatalogue {
         Ok(ms.map(|ms| Duration::from_millis(ms.max(0) as u64)))
     }
 
-    async fn wait_for_work(&self, timeout: Duration) {
-        let _ = tokio::time::timeout(timeout, self.work.notified()).await;
+    fn work_seen(&self) -> u64 {
+        self.work.seen()
+    }
+
+    async fn wait_for_work(&self, seen: u64, timeout: Duration) {
+        self.work.wait(seen, timeout).await;
     }
 
     async fn hold_account(&self, account: &str, holder: &str, lease_ms: i64) -> Result<bool> {

@@ -1,0 +1,196 @@
+//! Statements shared by several catalogue methods: the next version number, an image row,
+//! events, a generation's stage locked, read and written back.
+
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+
+use super::rows::{self, colours_json, micros};
+use super::{db, other};
+use crate::catalogue::{CatalogueError, Result};
+use crate::domain::{Category, Event, GenerationId, Image, Phase, Stage};
+
+/// The key of the advisory lock every writer of events holds until it commits: positions
+/// (an identity) are handed out in the order writers take it, so they are also committed in
+/// that order and a follower reading the feed past position `p` never misses a later commit
+/// below `p`. (Without it two writers could commit 12 before 11, and a follower that read 12
+/// would skip 11.)
+const FEED_LOCK: i64 = 0x0a7e_11e2_0000_0001;
+
+/// The next version of a generation (see `Catalogue::next_version`). Inside a transaction,
+/// the caller holds [`lock_lineage`] first, so two new generations of one subject never take
+/// the same number.
+pub(super) async fn next_version(
+    conn: &mut PgConnection,
+    category: Option<Category>,
+    subject: Option<&str>,
+    parent: Option<GenerationId>,
+) -> Result<i32> {
+    if let Some(subject) = subject {
+        return sqlx::query_scalar(
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM generations
+             WHERE category IS NOT DISTINCT FROM $1 AND subject = $2",
+        )
+        .bind(category.map(Category::as_str))
+        .bind(subject)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db);
+    }
+    match parent {
+        Some(parent) => sqlx::query_scalar("SELECT version + 1 FROM generations WHERE id = $1")
+            .bind(parent.as_uuid())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| CatalogueError::NotFound(format!("generation {parent}"))),
+        None => Ok(1),
+    }
+}
+
+/// Serialises, until the transaction ends, the writers of new generations of one subject.
+pub(super) async fn lock_lineage(
+    conn: &mut PgConnection,
+    category: Option<Category>,
+    subject: &str,
+) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('atelier.lineage:' || $1 || ':' || $2))")
+        .bind(category.map_or("", Category::as_str))
+        .bind(subject)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+/// Writes an image row; false when its generation already has an image in that role.
+pub(super) async fn insert_image_row(conn: &mut PgConnection, i: &Image) -> Result<bool> {
+    sqlx::query(
+        "INSERT INTO images (id, generation_id, owner, role, storage_key, public_url,
+                thumbnail_key, width, height, format, size_bytes, sha256, dominant_color, palette,
+                category, subject, version, status, favourite, public, tags, synthetic, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                $18, $19, $20, $21, $22, $23)
+         ON CONFLICT (generation_id, role) DO NOTHING",
+    )
+    .bind(i.id.as_uuid())
+    .bind(i.generation_id.as_uuid())
+    .bind(rows::owner(i.owner.as_deref())?)
+    .bind(i.role.to_string())
+    .bind(&i.storage_key)
+    .bind(&i.public_url)
+    .bind(&i.thumbnail_key)
+    .bind(i32::try_from(i.width).map_err(other)?)
+    .bind(i32::try_from(i.height).map_err(other)?)
+    .bind(&i.format)
+    .bind(i64::try_from(i.size_bytes).map_err(other)?)
+    .bind(&i.sha256)
+    .bind(i.dominant.map(crate::domain::Rgb::hex))
+    .bind(colours_json(&i.palette))
+    .bind(i.category.map(Category::as_str))
+    .bind(&i.subject)
+    .bind(i32::try_from(i.version).map_err(other)?)
+    .bind(i.status.as_str())
+    .bind(i.favourite)
+    .bind(i.public)
+    .bind(&i.tags)
+    .bind(i.synthetic)
+    .bind(micros(i.created_at))
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| match e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            // Not `Conflict`: that means "the generation ended" to the engine.
+            other(format!(
+                "storage key {} is taken by another image",
+                i.storage_key
+            ))
+        }
+        e => db(e),
+    })
+    .map(|done| done.rows_affected() == 1)
+}
+
+/// Writes events as the domain decided them, in the feed's order (see [`FEED_LOCK`]), and
+/// tells every node's followers when the transaction commits.
+pub(super) async fn insert_events(conn: &mut PgConnection, events: &[Event]) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_advisory_xact_lock($1), pg_notify($2, '')")
+        .bind(FEED_LOCK)
+        .bind(super::listen::EVENTS)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    for e in events {
+        sqlx::query(
+            "INSERT INTO events (generation_id, seq, kind, status, phase, progress, idx,
+                image_id, error_code, error_message, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(e.generation_id.as_uuid())
+        .bind(i32::try_from(e.seq).map_err(other)?)
+        .bind(e.kind.as_str())
+        .bind(e.status.as_str())
+        .bind(e.phase.map(Phase::as_str))
+        .bind(e.progress)
+        .bind(e.index.map(i16::from))
+        .bind(e.image_id.map(|i| i.as_uuid()))
+        .bind(e.error.as_ref().map(|f| f.code.as_str()))
+        .bind(e.error.as_ref().map(|f| f.message.as_str()))
+        .bind(micros(e.at))
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    }
+    Ok(())
+}
+
+/// Locks the generation's row until the transaction ends and reads its stage, with the
+/// database's clock at that moment (the time of the steps about to be applied).
+pub(super) async fn lock_stage(
+    conn: &mut PgConnection,
+    id: GenerationId,
+) -> Result<(Stage, OffsetDateTime)> {
+    let row = sqlx::query(
+        "SELECT *, statement_timestamp() AS now FROM generations WHERE id = $1 FOR UPDATE",
+    )
+    .bind(id.as_uuid())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?
+    .ok_or_else(|| CatalogueError::NotFound(format!("generation {id}")))?;
+    let generation = rows::generation(&row)?;
+    let now: OffsetDateTime = sqlx::Row::try_get(&row, "now").map_err(other)?;
+    // Read after the lock is held, in a statement of its own: its snapshot then holds every
+    // event written by whoever held the lock before.
+    let last_seq: i32 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events WHERE generation_id = $1")
+            .bind(id.as_uuid())
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db)?;
+    let last_seq = u64::try_from(last_seq).map_err(other)?;
+    Ok((Stage::of(&generation, last_seq), now))
+}
+
+/// Writes back what a stage holds of its generation.
+pub(super) async fn write_stage(conn: &mut PgConnection, s: &Stage) -> Result<()> {
+    sqlx::query(
+        "UPDATE generations SET status = $2, phase = $3, progress = $4, error_code = $5,
+            error_message = $6, started_at = $7, completed_at = $8
+         WHERE id = $1",
+    )
+    .bind(s.id.as_uuid())
+    .bind(s.status.as_str())
+    .bind(s.phase.map(Phase::as_str))
+    .bind(s.progress)
+    .bind(s.error.as_ref().map(|f| f.code.as_str()))
+    .bind(s.error.as_ref().map(|f| f.message.as_str()))
+    .bind(s.started_at.map(micros))
+    .bind(s.completed_at.map(micros))
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}

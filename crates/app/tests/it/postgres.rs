@@ -1,0 +1,522 @@
+//! `PostgreSQL`: a fresh database per test (from the admin URL `ATELIER_TEST_DATABASE_URL`,
+//! which scripts/test.sh sets), and what only several nodes on one server can show: claimers
+//! on many connections sharing a slot's limit, wake-ups from one node to another, migrations
+//! started together, and the database going away under a node and coming back.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use atelier::catalogue::{self, CatalogueError, Database};
+use atelier::domain::{EventKind, GenerationStatus, JobStatus, Lease};
+use sqlx::Connection;
+
+use crate::catalogue::{claim, generation, job};
+
+/// The admin URL the tests create their databases from.
+fn admin_url() -> String {
+    match std::env::var("ATELIER_TEST_DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => panic!(
+            "ATELIER_TEST_DATABASE_URL is not set: the PostgreSQL tests need an admin URL \
+             (e.g. postgres://postgres@127.0.0.1:5432/postgres); scripts/test.sh starts \
+             PostgreSQL and sets it"
+        ),
+    }
+}
+
+/// `url` naming database `name` instead of its own.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let authority_end = base
+        .find("://")
+        .map(|i| i + 3)
+        .and_then(|start| base[start..].find('/').map(|j| start + j))
+        .unwrap_or(base.len());
+    let mut out = format!("{}/{name}", &base[..authority_end]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// A new, empty database for one test, and its URL. scripts/test.sh drops them
+/// (`atelier_t_*`) before and after a run.
+pub async fn fresh_url() -> String {
+    let admin = admin_url();
+    let name = format!("atelier_t_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at ATELIER_TEST_DATABASE_URL accepts ({e})"));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("a test database is created");
+    let _ = conn.close().await;
+    with_database(&admin, &name)
+}
+
+/// [`fresh_url`] for synchronous callers.
+pub fn fresh_url_blocking() -> String {
+    std::thread::spawn(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(fresh_url())
+    })
+    .join()
+    .expect("a test database is created")
+}
+
+/// The name of the database at `url`.
+fn database_of(url: &str) -> String {
+    let base = url.split_once('?').map_or(url, |(b, _)| b);
+    base.rsplit('/').next().unwrap_or_default().to_owned()
+}
+
+/// Runs `sql` on the admin connection.
+async fn admin(sql: String) {
+    let mut conn = sqlx::PgConnection::connect(&admin_url()).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let _ = conn.close().await;
+}
+
+/// Ends every connection to database `name` but the admin's.
+async fn terminate(name: &str) {
+    admin(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+    ))
+    .await;
+}
+
+/// Until `wait` no longer returns at once: a new catalogue's listener wakes everyone when it
+/// connects, which a test of wake-ups must not take for one.
+async fn quiet(seen: impl Fn() -> u64, wait: impl AsyncFn(u64)) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = seen();
+        wait(s).await;
+        if seen() == s {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the listener never settled");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_claimers_on_several_nodes_respect_a_slots_limit() {
+    let url = fresh_url().await;
+    let nodes = open_four(&url).await;
+    const JOBS: usize = 40;
+    for _ in 0..JOBS {
+        nodes[0]
+            .catalogue
+            .create_generation(&generation(None, None), Some(&job("mj:one", 2, 0)), &[])
+            .await
+            .unwrap();
+    }
+    let running = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for (n, node) in nodes.iter().enumerate() {
+        for w in 0..4 {
+            let (q, running, most, done) = (
+                node.queue.clone(),
+                running.clone(),
+                most.clone(),
+                done.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let worker = format!("node{n}-w{w}");
+                let slots = vec!["mj:one".to_owned()];
+                while done.load(Ordering::SeqCst) < JOBS {
+                    let Some(j) = q
+                        .claim(&atelier::catalogue::Claim {
+                            lease_ms: 60_000,
+                            ..claim(&worker, &slots, None)
+                        })
+                        .await
+                        .unwrap()
+                    else {
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                        continue;
+                    };
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(15)).await;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    assert!(
+                        q.finish(j.id, &worker, JobStatus::Succeeded, None)
+                            .await
+                            .unwrap()
+                    );
+                    done.fetch_add(1, Ordering::SeqCst);
+                }
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(done.load(Ordering::SeqCst), JOBS, "every job ran once");
+    assert_eq!(most.load(Ordering::SeqCst), 2, "two at a time, never more");
+    let counts = nodes[0].queue.counts(&["mj:one".to_owned()]).await.unwrap();
+    assert_eq!((counts.pending, counts.running), (0, 0));
+}
+
+/// Four catalogues on `url`, opened at once (each migrates it, as nodes started together).
+/// Joined on one task: the open future is not `Send` for `tokio::spawn` (sqlx's migrator trips
+/// a compiler limitation), and each has connections of its own anyway.
+async fn open_four(url: &str) -> Vec<Database> {
+    let open = || catalogue::open(url, true);
+    let (a, b, c, d) = tokio::join!(open(), open(), open(), open());
+    [a, b, c, d]
+        .into_iter()
+        .map(|r| r.expect("the catalogue opens"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_started_together_run_once() {
+    let url = fresh_url().await;
+    let (a, b) = tokio::join!(open_four(&url), open_four(&url));
+    assert_eq!(a.len() + b.len(), 8);
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let (applied, failed): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COUNT(*) FILTER (WHERE NOT success) FROM _sqlx_migrations",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    let shipped = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+        .unwrap()
+        .count();
+    assert_eq!((applied, failed), (shipped as i64, 0));
+}
+
+#[tokio::test]
+async fn a_read_only_open_of_an_empty_database_creates_nothing() {
+    let url = fresh_url().await;
+    assert!(matches!(
+        catalogue::open(&url, false).await,
+        Err(CatalogueError::NotFound(_))
+    ));
+    catalogue::open(&url, true).await.unwrap();
+    catalogue::open(&url, false).await.unwrap();
+    let missing = with_database(&url, "atelier_t_missing");
+    assert!(matches!(
+        catalogue::open(&missing, true).await,
+        Err(CatalogueError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn an_owner_is_a_user_id() {
+    let url = fresh_url().await;
+    let c = catalogue::open(&url, true).await.unwrap().catalogue;
+    let mut g = generation(None, None);
+    g.owner = Some("not-a-uuid".into());
+    let err = c.create_generation(&g, None, &[]).await.unwrap_err();
+    assert!(
+        matches!(&err, CatalogueError::Other(_)) && err.to_string().contains("not a UUID"),
+        "{err}"
+    );
+    let user = uuid::Uuid::new_v4().to_string();
+    g.owner = Some(user.clone());
+    c.create_generation(&g, None, &[]).await.unwrap();
+    assert_eq!(c.generation(g.id).await.unwrap().owner, Some(user));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_wakes_waiters_on_another_node() {
+    let url = fresh_url().await;
+    let a = catalogue::open(&url, true).await.unwrap();
+    let b = catalogue::open(&url, true).await.unwrap();
+    let (bq, bc) = (b.queue.clone(), b.catalogue.clone());
+    quiet(
+        || bq.work_seen(),
+        async |s| bq.wait_for_work(s, Duration::from_millis(300)).await,
+    )
+    .await;
+    quiet(
+        || bc.events_seen(),
+        async |s| bc.wait_for_events(s, Duration::from_millis(300)).await,
+    )
+    .await;
+
+    // Nothing written: the wait lasts its timeout.
+    let t = Instant::now();
+    b.queue
+        .wait_for_work(b.queue.work_seen(), Duration::from_millis(400))
+        .await;
+    assert!(
+        t.elapsed() >= Duration::from_millis(400),
+        "no wake-up without work"
+    );
+
+    // Work queued on node a wakes node b's worker, and its events b's followers.
+    let (work, events) = (b.queue.work_seen(), b.catalogue.events_seen());
+    let waiter = tokio::spawn(async move {
+        let t = Instant::now();
+        bq.wait_for_work(work, Duration::from_secs(20)).await;
+        bc.wait_for_events(events, Duration::from_secs(20)).await;
+        t.elapsed()
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let g = generation(None, None);
+    a.catalogue
+        .create_generation(&g, Some(&job("s:a", 1, 0)), &[])
+        .await
+        .unwrap();
+    assert!(
+        waiter.await.unwrap() < Duration::from_secs(5),
+        "woken by node a"
+    );
+
+    // An event written on a wakes b's followers; a finished job wakes b's workers.
+    quiet(
+        || b.catalogue.events_seen(),
+        async |s| {
+            b.catalogue
+                .wait_for_events(s, Duration::from_millis(300))
+                .await
+        },
+    )
+    .await;
+    let seen = b.catalogue.events_seen();
+    let t = Instant::now();
+    let bc = b.catalogue.clone();
+    let waiter = tokio::spawn(async move {
+        bc.wait_for_events(seen, Duration::from_secs(20)).await;
+    });
+    a.catalogue
+        .advance(
+            g.id,
+            &atelier::catalogue::Change::new(EventKind::Progress, GenerationStatus::Running, 5.0),
+        )
+        .await
+        .unwrap();
+    waiter.await.unwrap();
+    assert!(t.elapsed() < Duration::from_secs(5));
+    let slots = vec!["s:a".to_owned()];
+    let j = a
+        .queue
+        .claim(&claim("w", &slots, None))
+        .await
+        .unwrap()
+        .unwrap();
+    quiet(
+        || b.queue.work_seen(),
+        async |s| b.queue.wait_for_work(s, Duration::from_millis(300)).await,
+    )
+    .await;
+    let seen = b.queue.work_seen();
+    let t = Instant::now();
+    let bq = b.queue.clone();
+    let waiter = tokio::spawn(async move { bq.wait_for_work(seen, Duration::from_secs(20)).await });
+    a.queue
+        .finish(j.id, "w", JobStatus::Succeeded, None)
+        .await
+        .unwrap();
+    waiter.await.unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "a freed slot wakes node b"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_goes_away_under_a_node_and_comes_back() {
+    let url = fresh_url().await;
+    let name = database_of(&url);
+    let a = catalogue::open(&url, true).await.unwrap();
+    let b = catalogue::open(&url, true).await.unwrap();
+    let g = generation(None, None);
+    a.catalogue
+        .create_generation(&g, Some(&job("s:a", 1, 0)), &[])
+        .await
+        .unwrap();
+    let slots = vec!["s:a".to_owned()];
+    let j = a
+        .queue
+        .claim(&atelier::catalogue::Claim {
+            lease_ms: 60_000,
+            ..claim("w", &slots, None)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Down: no new connection is accepted and every open one is ended.
+    admin(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).await;
+    terminate(&name).await;
+    for _ in 0..3 {
+        match a.queue.renew(j.id, "w", 60_000).await {
+            Err(CatalogueError::Other(_)) => {}
+            other => panic!("a catalogue that cannot reach its database: {other:?}"),
+        }
+        match a.catalogue.generation(g.id).await {
+            Err(CatalogueError::Other(_)) => {}
+            other => panic!("a catalogue that cannot reach its database: {other:?}"),
+        }
+    }
+    // Waits still end at their timeout while the listener cannot connect.
+    let t = Instant::now();
+    b.queue
+        .wait_for_work(b.queue.work_seen(), Duration::from_millis(300))
+        .await;
+    assert!(t.elapsed() < Duration::from_secs(2));
+
+    // Back: the same catalogues carry on, the lease still held.
+    admin(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let lease = loop {
+        match a.queue.renew(j.id, "w", 60_000).await {
+            Ok(lease) => break lease,
+            Err(CatalogueError::Other(_)) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("the catalogue did not come back: {e}"),
+        }
+    };
+    assert_eq!(lease, Lease::Held);
+    // Node b's listener is back too: node a's next change wakes it.
+    let bq = b.queue.clone();
+    quiet(
+        || bq.work_seen(),
+        async |s| bq.wait_for_work(s, Duration::from_millis(700)).await,
+    )
+    .await;
+    let seen = b.queue.work_seen();
+    let waiter = tokio::spawn(async move { bq.wait_for_work(seen, Duration::from_secs(20)).await });
+    let t = Instant::now();
+    assert!(
+        a.queue
+            .finish(j.id, "w", JobStatus::Succeeded, None)
+            .await
+            .unwrap()
+    );
+    waiter.await.unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "the listener reconnected"
+    );
+    // Connections cut again, without a refusal: the pool replaces them on the next call.
+    terminate(&name).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match b.catalogue.generation(g.id).await {
+            Ok(back) => {
+                assert_eq!(back.id, g.id);
+                break;
+            }
+            Err(CatalogueError::Other(_)) if Instant::now() < deadline => {}
+            Err(e) => panic!("after its connections were cut: {e}"),
+        }
+    }
+}
+
+/// Supabase's row-level security, with a stand-in `auth` schema: `auth.uid()` reads the
+/// request's user as Supabase's does (`request.jwt.claim.sub`), and one role plays Supabase's
+/// `authenticated`, as two users. Atelier's own connection (the tables' owner) sees everything.
+#[tokio::test]
+async fn row_level_security_shows_a_user_only_their_rows_and_public_images() {
+    let url = fresh_url().await;
+    let role = format!("atelier_t_reader_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE SCHEMA auth;
+         CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS
+            $$ SELECT nullif(current_setting('request.jwt.claim.sub', true), '')::uuid $$;
+         CREATE ROLE {role} NOLOGIN;
+         GRANT USAGE ON SCHEMA auth TO {role};"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let db = catalogue::open(&url, true).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+
+    let (alice, bob) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let mut ids = Vec::new();
+    for (owner, public) in [(alice, false), (alice, true), (bob, false)] {
+        let mut g = generation(None, None);
+        g.owner = Some(owner.to_string());
+        db.catalogue.create_generation(&g, None, &[]).await.unwrap();
+        let image = atelier::domain::Image {
+            owner: g.owner.clone(),
+            public,
+            ..crate::catalogue::image(&g, atelier::domain::Role::Grid, &[])
+        };
+        db.catalogue.insert_image(&image).await.unwrap();
+        ids.push(g.id);
+    }
+    // Atelier's connection is the owner's: RLS does not apply to it.
+    assert_eq!(
+        db.catalogue
+            .images(&Default::default())
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+
+    // (generations, events, images, jobs) a user reads through the role.
+    async fn seen(conn: &mut sqlx::PgConnection, role: &str, user: Option<uuid::Uuid>) -> [i64; 4] {
+        let mut tx = conn.begin().await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET LOCAL ROLE {role}")))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        sqlx::query("SELECT set_config('request.jwt.claim.sub', $1, true)")
+            .bind(user.map(|u| u.to_string()).unwrap_or_default())
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let counts: (i64, i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM generations), (SELECT COUNT(*) FROM events),
+                    (SELECT COUNT(*) FROM images), (SELECT COUNT(*) FROM jobs)",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        tx.rollback().await.unwrap();
+        [counts.0, counts.1, counts.2, counts.3]
+    }
+    assert_eq!(
+        seen(&mut conn, &role, Some(alice)).await,
+        [2, 2, 2, 0],
+        "alice"
+    );
+    assert_eq!(
+        seen(&mut conn, &role, Some(bob)).await,
+        [1, 1, 2, 0],
+        "bob: his, and alice's public one"
+    );
+    assert_eq!(
+        seen(&mut conn, &role, None).await,
+        [0, 0, 1, 0],
+        "signed out: public images only"
+    );
+
+    drop(db);
+    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP OWNED BY {role}; DROP ROLE {role}"
+    )))
+    .execute(&mut conn)
+    .await;
+}

@@ -80,3 +80,64 @@ fn the_engine_measurement_runs_its_generations_in_worker_processes() {
     assert!(e["generations_per_second"].as_f64().unwrap() > 0.0, "{e}");
     assert_eq!(left_in(tmp.path()), Vec::<std::path::PathBuf>::new());
 }
+
+/// The PostgreSQL server the tests use (scripts/test.sh sets it).
+fn postgres() -> String {
+    match std::env::var("ATELIER_TEST_DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => panic!(
+            "ATELIER_TEST_DATABASE_URL is not set: the PostgreSQL benchmarks' test needs an admin \
+             URL (e.g. postgres://postgres@127.0.0.1:5432/postgres); scripts/test.sh sets it"
+        ),
+    }
+}
+
+#[test]
+fn on_postgresql_both_measurements_run_in_scratch_databases_they_drop() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = postgres();
+    let r = bench(
+        tmp.path(),
+        &[
+            "queue",
+            "--database",
+            &server,
+            "--jobs",
+            "40",
+            "--workers",
+            "2",
+            "--processes",
+            "2",
+            "--runs",
+            "2",
+        ],
+    );
+    assert_eq!(r["queue"]["database"], "postgresql");
+    assert_eq!(r["queue"]["claimers"], 4);
+    let r = bench(
+        tmp.path(),
+        &[
+            "engine",
+            "--database",
+            &server,
+            "--generations",
+            "10",
+            "--side",
+            "32",
+            "--processes",
+            "2",
+        ],
+    );
+    assert_eq!(r["engine"]["database"], "postgresql");
+    assert_eq!(r["engine"]["generations"], 10);
+    assert_eq!(left_in(tmp.path()), Vec::<std::path::PathBuf>::new());
+    let left = std::process::Command::new("psql")
+        .args([
+            &server,
+            "-Atc",
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'atelier\\_bench\\_%'",
+        ])
+        .output()
+        .expect("psql runs");
+    assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "0");
+}

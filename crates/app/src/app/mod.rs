@@ -288,9 +288,15 @@ impl App {
         Ok(self.catalogue.feed_end().await?)
     }
 
-    /// Waits until events may have been written, by any process, or `timeout` has passed.
-    pub async fn wait_for_events(&self, timeout: Duration) {
-        self.catalogue.wait_for_events(timeout).await;
+    /// How many wake-ups for new events this process has heard: read before reading the feed.
+    pub fn events_seen(&self) -> u64 {
+        self.catalogue.events_seen()
+    }
+
+    /// Waits until events may have been written, by any process, since `events_seen` read
+    /// `seen`, or `timeout` has passed.
+    pub async fn wait_for_events(&self, seen: u64, timeout: Duration) {
+        self.catalogue.wait_for_events(seen, timeout).await;
     }
 }
 

@@ -2,13 +2,19 @@
 //! assert; see BENCHMARKS.md).
 //!
 //! - `pipeline`: the grid pipeline alone on a provider-like 2048² grid;
-//! - `engine`: sandbox generations through queue, workers, catalogue and store;
+//! - `engine`: sandbox generations through queue, workers, catalogue and store, on `SQLite` or
+//!   `PostgreSQL`, with the workers in this process or in several;
+//! - `queue`: the job queue alone (claim + finish of empty jobs), for the comparison with
+//!   graphile-worker (`bench/queue-vs-graphile.sh`);
 //! - `midjourney`: the Midjourney provider against the Discord + Midjourney simulator — the
 //!   engine's overhead per job beside the sandbox's, and the memory of connected accounts.
 
+mod children;
 mod engine;
 mod midjourney;
 mod pipeline;
+mod queue;
+mod scratch;
 
 use crate::cli::Out;
 use crate::cli::args::BenchArgs;
@@ -17,7 +23,19 @@ use crate::error::AppError;
 
 pub use pipeline::realistic_grid;
 
-pub async fn run(_config: &Config, args: BenchArgs, out: &Out) -> Result<u8, AppError> {
+pub async fn run(config: &Config, args: BenchArgs, out: &Out) -> Result<u8, AppError> {
+    if args.queue_child {
+        let value = queue::child(
+            config
+                .database_url
+                .as_ref()
+                .map(crate::secret::DatabaseUrl::expose),
+            args.workers,
+        )
+        .await?;
+        out.result(&value, || value.to_string());
+        return Ok(0);
+    }
     let mut report = serde_json::Map::new();
     let mut keep = None;
     report.insert(
@@ -27,7 +45,7 @@ pub async fn run(_config: &Config, args: BenchArgs, out: &Out) -> Result<u8, App
             .into(),
     );
     if matches!(args.what.as_str(), "pipeline" | "all") {
-        let (runs, save) = (args.runs.max(3), args.save_grid.clone());
+        let (runs, save) = (args.runs.unwrap_or(15).max(3), args.save_grid.clone());
         for (name, png) in [
             ("pipeline", crate::pipeline::PngCompression::Balanced),
             ("pipeline_fast_png", crate::pipeline::PngCompression::Fast),
@@ -45,17 +63,32 @@ pub async fn run(_config: &Config, args: BenchArgs, out: &Out) -> Result<u8, App
     if matches!(args.what.as_str(), "engine" | "all") {
         report.insert(
             "engine".into(),
-            engine::bench_engine(
-                args.generations.max(10),
-                args.side.clamp(16, 2048) & !1,
-                args.concurrency,
-            )
+            engine::bench_engine(&engine::Options {
+                generations: args.generations.max(10),
+                side: args.side.clamp(16, 2048) & !1,
+                concurrency: args.concurrency,
+                database: args.database.clone(),
+                processes: args.processes,
+            })
+            .await?,
+        );
+    }
+    if matches!(args.what.as_str(), "queue" | "all") {
+        report.insert(
+            "queue".into(),
+            queue::bench(&queue::Options {
+                database: args.database.clone(),
+                jobs: args.jobs.unwrap_or(5000).max(1),
+                workers: args.workers,
+                processes: args.processes,
+                runs: args.runs.unwrap_or(3),
+            })
             .await?,
         );
     }
     if matches!(args.what.as_str(), "midjourney" | "all") {
         let options = midjourney::Options {
-            jobs: args.jobs.max(10),
+            jobs: args.jobs.unwrap_or(200).max(10),
             side: args.mj_side.clamp(16, 2048) & !1,
             accounts: args.accounts,
             rss_accounts: args.rss_accounts,

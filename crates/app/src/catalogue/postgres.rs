@@ -36,8 +36,8 @@ use crate::domain::{
 use listen::Wakers;
 use rows::micros;
 use writes::{
-    insert_events, insert_generation_row, insert_image_row, lock_lineage, lock_stage,
-    next_version, write_stage,
+    insert_events, insert_generation_row, insert_image_row, lock_lineage, lock_stage, next_version,
+    write_stage,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

@@ -97,7 +97,7 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
-    /// Measure the pipeline, the engine and the Midjourney provider on this machine
+    /// Measure the pipeline, the engine, the queue and the Midjourney provider on this machine
     Bench(BenchArgs),
     /// Copy this deployment into another catalogue and/or storage (resumable; the source is
     /// only read)
@@ -352,26 +352,41 @@ pub enum ConfigCommand {
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// What to measure
-    #[arg(value_parser = ["pipeline", "engine", "midjourney", "all"], default_value = "all")]
+    #[arg(value_parser = ["pipeline", "engine", "queue", "midjourney", "all"], default_value = "all")]
     pub what: String,
-    /// Repetitions of the pipeline measurement
-    #[arg(long, default_value_t = 15)]
-    pub runs: u32,
+    /// Repetitions of the pipeline measurement [default: 15] or of the queue measurement
+    /// [default: 3]
+    #[arg(long)]
+    pub runs: Option<u32>,
     /// Sandbox generations in the engine measurement
     #[arg(long, default_value_t = 400)]
     pub generations: u32,
-    /// Jobs run at once in the engine measurement
+    /// Jobs run at once in the engine measurement (in each process with --processes)
     #[arg(long, default_value_t = 4)]
     pub concurrency: u32,
     /// Side of the sandbox grids in the engine measurement
     #[arg(long, default_value_t = 128)]
     pub side: u32,
+    /// A PostgreSQL server (postgres://…) for the engine and queue measurements: each run
+    /// makes a scratch database there and drops it after [default: SQLite in a temporary
+    /// directory]
+    #[arg(long, value_name = "URL")]
+    pub database: Option<String>,
+    /// Worker processes (children of this binary on the same database) in the engine and
+    /// queue measurements; 0 runs the workers in this process
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=64))]
+    pub processes: u32,
+    /// Claimers (claim + finish in a loop) in the queue measurement, in each process with
+    /// --processes
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub workers: u32,
     /// Write the grid used by the pipeline measurement here (to compare other tools on it)
     #[arg(long)]
     pub save_grid: Option<PathBuf>,
-    /// Jobs per measured series in the Midjourney measurement (at least 10)
-    #[arg(long, default_value_t = 200)]
-    pub jobs: u32,
+    /// Empty jobs queued in the queue measurement [default: 5000], or jobs per measured
+    /// series in the Midjourney measurement [default: 200, at least 10]
+    #[arg(long)]
+    pub jobs: Option<u32>,
     /// Simulator accounts (one job each at a time) in the Midjourney overhead measurement
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=100))]
     pub accounts: u16,
@@ -385,6 +400,9 @@ pub struct BenchArgs {
     /// work is not counted in this process (it still shares the cores)
     #[arg(long)]
     pub sim_process: bool,
+    /// Internal: one worker process of the queue measurement (started by `bench queue`)
+    #[arg(long, hide = true)]
+    pub queue_child: bool,
 }
 
 fn parse_grace(s: &str) -> Result<f64, String> {

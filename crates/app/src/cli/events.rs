@@ -79,6 +79,8 @@ async fn follow(
 ) -> Result<(), AppError> {
     let mut lines = Lines::new(out);
     loop {
+        // Read before looking, so events written after the look wake the wait below.
+        let seen = app.events_seen();
         let (last, ended) = read_all(app, after, generation, &mut lines).await?;
         if ended {
             return Ok(());
@@ -94,7 +96,7 @@ async fn follow(
             }
         }
         after = last;
-        app.wait_for_events(WAIT).await;
+        app.wait_for_events(seen, WAIT).await;
     }
 }
 

@@ -4,6 +4,7 @@
 // may sleep.
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
+mod bench;
 mod catalogue;
 mod cli;
 mod cli_errors;
@@ -11,9 +12,9 @@ mod crash;
 mod engine;
 mod limits;
 mod midjourney;
-mod postgres;
 mod migrate;
 mod nodes;
+mod postgres;
 mod processes;
 mod steps;
 mod storage;

@@ -81,7 +81,9 @@ async fn app_for(
     if config.database_url.is_none()
         && crate::support::Backend::from_env() == crate::support::Backend::Postgres
     {
-        config.database_url = Some(crate::postgres::fresh_url().await);
+        config.database_url = Some(atelier::secret::DatabaseUrl::new(
+            crate::postgres::fresh_url().await,
+        ));
     }
     let providers = wiring::providers(&config).expect("providers");
     wiring::open(&config, providers, true)
@@ -401,7 +403,7 @@ async fn nothing_is_sent_while_its_nonce_cannot_be_saved() {
     let url = crate::support::Backend::from_env().url(dir.path()).await;
     let app = app_for(&sim, dir.path(), 1, |c| {
         c.jobs.max_attempts = 3;
-        c.database_url = Some(url.clone());
+        c.database_url = Some(atelier::secret::DatabaseUrl::new(url.clone()));
     })
     .await;
     let refuse = Refusal::new(&url).await;

@@ -210,7 +210,7 @@ async fn a_deployment_moves_whole_then_runs_there_and_a_second_run_copies_nothin
         target.path().join("atelier.toml"),
     )
     .unwrap();
-    let moved = DataDir { dir: target };
+    let moved = DataDir::at(target);
     let (code, run) = moved.json(&["jobs", "run", "--until-idle"]);
     assert_eq!((code, run["completed"].as_u64()), (0, Some(1)), "{run}");
     assert_eq!(source_state(&d).await, before);

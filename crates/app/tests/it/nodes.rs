@@ -33,7 +33,7 @@ async fn open(d: &DataDir) -> Arc<App> {
     if let Ok(url) = std::env::var("TEST_DATABASE_URL")
         && !url.is_empty()
     {
-        config.database_url = Some(url);
+        config.database_url = Some(atelier::secret::DatabaseUrl::new(url));
     }
     let providers = atelier::wiring::providers(&config).expect("providers");
     atelier::wiring::open(&config, providers, true)

@@ -88,6 +88,14 @@ impl DataDir {
         Self { dir, database }
     }
 
+    /// An existing data directory (its own configuration inside), on its SQLite catalogue.
+    pub fn at(dir: tempfile::TempDir) -> Self {
+        Self {
+            dir,
+            database: None,
+        }
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

@@ -13,7 +13,7 @@ pub const READY: &str = "ready";
 pub const GO: &str = "go";
 
 /// How long a child may take to connect before the measurement gives up.
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const READY_TIMEOUT: Duration = Duration::from_mins(1);
 
 struct One {
     child: Child,

@@ -107,7 +107,7 @@ async fn run(o: &Options, scratch: &Scratch) -> Result<serde_json::Value, AppErr
             left.pending, left.running
         )));
     }
-    let run = total - enqueue;
+    let run = total.saturating_sub(enqueue);
     Ok(serde_json::json!({
         "database": scratch.kind(),
         "processes": o.processes,

@@ -296,7 +296,7 @@ pub struct WorkerArgs {
     pub concurrency: Option<u32>,
     /// Seconds the jobs in hand may take to finish after SIGINT or SIGTERM; the rest stay
     /// leased and another node takes them over when their lease runs out
-    /// [default: [node] shutdown_grace_secs, 30]
+    /// [default: `[node] shutdown_grace_secs`, 30]
     #[arg(long, value_name = "SECS", value_parser = parse_grace)]
     pub grace: Option<f64>,
 }
@@ -367,8 +367,8 @@ pub struct BenchArgs {
     /// Side of the sandbox grids in the engine measurement
     #[arg(long, default_value_t = 128)]
     pub side: u32,
-    /// A PostgreSQL server (postgres://…) for the engine and queue measurements: each run
-    /// makes a scratch database there and drops it after [default: SQLite in a temporary
+    /// A `PostgreSQL` server (`postgres://…`) for the engine and queue measurements: each run
+    /// makes a scratch database there and drops it after [default: `SQLite` in a temporary
     /// directory]
     #[arg(long, value_name = "URL")]
     pub database: Option<String>,

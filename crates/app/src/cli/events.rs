@@ -19,7 +19,7 @@ use crate::wiring;
 /// Events read at once.
 const BATCH: u32 = 500;
 
-/// Longest wait between two reads of the feed. On SQLite another process's writes are heard
+/// Longest wait between two reads of the feed. On `SQLite` another process's writes are heard
 /// only when the wait ends, so this is how late a follower may print them.
 const WAIT: Duration = Duration::from_millis(200);
 
@@ -138,10 +138,13 @@ fn human(entry: &FeedEntry) -> String {
         e.at, e.generation_id, e.kind, e.status, e.progress
     );
     if let Some(phase) = e.phase {
-        line.push_str(&format!(" ({phase})"));
+        let _ = std::fmt::Write::write_fmt(&mut line, format_args!(" ({phase})"));
     }
     if let Some(error) = &entry.event.error {
-        line.push_str(&format!(" {}: {}", error.code, error.message));
+        let _ = std::fmt::Write::write_fmt(
+            &mut line,
+            format_args!(" {}: {}", error.code, error.message),
+        );
     }
     line
 }

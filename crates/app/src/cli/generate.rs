@@ -251,12 +251,12 @@ async fn follow(
         _ = tokio::signal::ctrl_c() => {
             if let Some(bar) = &bar { bar.abandon(); }
             eprintln!("interrupted: generation {id} stays queued; resume it with `atelier jobs run --until-idle`");
-            crate::jobs::release_accounts(&app).await;
+            crate::jobs::release_accounts(app).await;
             return Ok(130);
         }
     };
     // Another node may connect this one's accounts at once rather than after their holds' lease.
-    crate::jobs::release_accounts(&app).await;
+    crate::jobs::release_accounts(app).await;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }

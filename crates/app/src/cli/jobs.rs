@@ -116,21 +116,21 @@ pub async fn worker(config: &Config, args: &WorkerArgs, out: &Out) -> Result<u8,
         () = signals.next() => None,
         () = count_ends => None,
     };
-    let joined = match joined {
-        Some(joined) => joined,
-        None => {
+    let joined = if let Some(joined) = joined {
+        joined
+    } else {
+        {
             out.notice(&format!(
                 "stopping: finishing the jobs in hand for at most {}s (again to stop now)",
                 grace.as_secs_f64()
             ));
             let _ = drain_tx.send(true);
             tokio::select! {
-                joined = tokio::time::timeout(grace, &mut pool) => match joined {
-                    Ok(joined) => joined,
-                    Err(_) => {
-                        left_leased(&mut pool, out).await;
-                        Ok(Ok(()))
-                    }
+                joined = tokio::time::timeout(grace, &mut pool) => if let Ok(joined) = joined {
+                    joined
+                } else {
+                    left_leased(&mut pool, out).await;
+                    Ok(Ok(()))
                 },
                 () = signals.next() => {
                     left_leased(&mut pool, out).await;

@@ -81,7 +81,7 @@ fn the_engine_measurement_runs_its_generations_in_worker_processes() {
     assert_eq!(left_in(tmp.path()), Vec::<std::path::PathBuf>::new());
 }
 
-/// The PostgreSQL server the tests use (scripts/test.sh sets it).
+/// The `PostgreSQL` server the tests use (`scripts/test.sh` sets it).
 fn postgres() -> String {
     match std::env::var("ATELIER_TEST_DATABASE_URL") {
         Ok(url) if !url.trim().is_empty() => url,

@@ -88,7 +88,7 @@ impl DataDir {
         Self { dir, database }
     }
 
-    /// An existing data directory (its own configuration inside), on its SQLite catalogue.
+    /// An existing data directory (its own configuration inside), on its `SQLite` catalogue.
     pub fn at(dir: tempfile::TempDir) -> Self {
         Self {
             dir,

@@ -386,12 +386,14 @@ pub enum ConfigError {
 /// Loads the configuration. `data_dir` (from `--data-dir`) wins over every other source.
 pub fn load(config_file: Option<&Path>, data_dir: Option<&Path>) -> Result<Config, ConfigError> {
     // ATELIER_LOG is the log filter, read by `main`, not a configuration key; so is the
-    // pause debug builds of `atelier migrate` take for the tests (`cli/migrate.rs`).
+    // pause debug builds of `atelier migrate` take for the tests (`cli/migrate.rs`), and so are
+    // the test command's own variables (ATELIER_TEST_*: the test databases and S3 server).
     load_from(
         config_file,
         data_dir,
         Env::prefixed("ATELIER_")
             .ignore(&["log", "migrate_pause_ms"])
+            .filter(|key| !key.as_str().starts_with("test_"))
             .split("__"),
     )
 }

@@ -465,7 +465,8 @@ async fn workers_carry_on_after_the_database_goes_away_and_back() {
     use atelier::providers::{Provider, UpscaleMode};
     let sandbox: Arc<dyn Provider> = Arc::new(atelier::providers::sandbox::Sandbox {
         size: 64,
-        delay: Duration::from_millis(150),
+        // Slow enough that the job is surely in the middle of its work when the database goes.
+        delay: Duration::from_millis(800),
     });
     let t = crate::support::app_on(
         crate::support::Backend::Postgres,
@@ -479,7 +480,12 @@ async fn workers_carry_on_after_the_database_goes_away_and_back() {
         2,
         atelier::jobs::Stop::UntilIdle,
     ));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The outage starts once the job runs (its generation is running), well before it ends.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while t.app.catalogue.generation(id).await.unwrap().status != GenerationStatus::Running {
+        assert!(std::time::Instant::now() < deadline, "the job never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let name = database_of(&t.database_url);
     admin(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).await;
     terminate(&name).await;

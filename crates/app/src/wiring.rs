@@ -191,16 +191,20 @@ pub async fn migration(
         check_database_destination(url, &source_url)?;
     }
     let target_root = match &to.storage {
-        None => None,
-        Some(StorageDestination::S3 { .. }) => {
-            return Err(AppError::Invalid(
-                "S3 destinations need the S3 store, which this build does not have yet".into(),
-            ));
-        }
         Some(StorageDestination::Folder(root)) => {
             check_folder_destination(root, &config.storage_root())?;
             Some(root.clone())
         }
+        _ => None,
+    };
+    let bucket = match &to.storage {
+        Some(StorageDestination::S3 {
+            bucket,
+            root,
+            endpoint,
+            region,
+        }) => Some(bucket_destination(config, bucket, root, endpoint.as_deref(), region)?),
+        _ => None,
     };
     if let Some(base) = &to.public_base_url
         && !(base.starts_with("https://") || base.starts_with("http://"))
@@ -228,20 +232,34 @@ pub async fn migration(
         .await
         .map_err(|e| AppError::Conflict(e.to_string()))?;
     let source_store = Store::read_only_folder(&config.storage_root())?;
+    // The bucket answers, exists and takes the keys before anything is written anywhere.
+    let bucket = match bucket {
+        Some(store) => {
+            store.check().await.map_err(|e| match e {
+                StoreError::Misconfigured { .. } => AppError::Invalid(e.to_string()),
+                other => AppError::Store(other),
+            })?;
+            Some(store.with_public_base_url(to.public_base_url.clone()))
+        }
+        None => None,
+    };
     let target = match &to.database {
         Some(url) => Some(catalogue::open(url, true).await?),
         None => None,
     };
-    let target_store = match &target_root {
-        Some(root) => folder_destination(root)?.with_public_base_url(to.public_base_url.clone()),
-        None => source_store.clone(),
+    let target_store = match (&target_root, bucket) {
+        (Some(root), _) => {
+            folder_destination(root)?.with_public_base_url(to.public_base_url.clone())
+        }
+        (None, Some(bucket)) => bucket,
+        (None, None) => source_store.clone(),
     };
     Ok(Migration {
         source,
         source_store,
         target,
         target_store,
-        new_storage: target_root.is_some(),
+        new_storage: to.storage.is_some(),
         pause,
     })
 }
@@ -327,6 +345,48 @@ fn check_folder_destination(
 }
 
 /// The folder store at `root`, made if missing, its temporary files in a folder beside it.
+/// The bucket `--to-storage s3://BUCKET/ROOT` names, with the keys from the environment
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`); AWS's endpoint for the region when none is
+/// given. Sends nothing.
+fn bucket_destination(
+    config: &Config,
+    bucket: &str,
+    root: &str,
+    endpoint: Option<&str>,
+    region: &str,
+) -> Result<Store, AppError> {
+    let endpoint = endpoint.map_or_else(
+        || format!("https://s3.{region}.amazonaws.com"),
+        str::to_owned,
+    );
+    if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
+        return Err(AppError::Invalid(format!(
+            "--endpoint must be an http(s) URL, not {endpoint:?}"
+        )));
+    }
+    let key = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .map(crate::secret::Secret::new)
+            .ok_or_else(|| {
+                AppError::Invalid(format!(
+                    "--to-storage s3://{bucket}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY ({name} is not set)"
+                ))
+            })
+    };
+    let target = crate::store::S3Target {
+        endpoint,
+        bucket: bucket.to_owned(),
+        region: region.to_owned(),
+        root: root.to_owned(),
+        access_key_id: key("AWS_ACCESS_KEY_ID")?,
+        secret_access_key: key("AWS_SECRET_ACCESS_KEY")?,
+        timeout: Duration::from_secs_f64(config.storage.timeout_secs),
+    };
+    Ok(Store::s3(&target, config.storage.layout)?)
+}
+
 fn folder_destination(root: &std::path::Path) -> Result<Store, AppError> {
     let name = root
         .file_name()

@@ -510,3 +510,75 @@ fn bad_destinations_are_refused_and_nothing_is_written() {
     assert_eq!(keep(&after), keep(&before));
     let _: PathBuf = target.path().to_path_buf();
 }
+
+/// Runs `atelier migrate` with the S3 test server's keys in the environment.
+fn migrate_with_keys(d: &DataDir, args: &[&str]) -> (i32, serde_json::Value) {
+    let out = d
+        .cmd()
+        .env("AWS_ACCESS_KEY_ID", "AKIATESTKEYID0000042")
+        .env("AWS_SECRET_ACCESS_KEY", "secret-key-never-printed-4f1c9e")
+        .arg("--json")
+        .arg("migrate")
+        .args(args)
+        .output()
+        .expect("binary runs");
+    let value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), value)
+}
+
+/// The production move the issue names: an embedded deployment into `PostgreSQL` and a bucket,
+/// every blob verified in the bucket, every record in the database; a second run copies
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_moves_to_postgresql_and_a_bucket() {
+    let d = tokio::task::block_in_place(|| populated(1));
+    let source = records(&db_url(d.path())).await;
+    let database = crate::postgres::fresh_url().await;
+    let bucket = crate::storage::new_bucket().await;
+    let endpoint = crate::storage::endpoint();
+    let to_storage = format!("s3://{bucket}/moved");
+    let args = [
+        "--to-database",
+        database.as_str(),
+        "--to-storage",
+        to_storage.as_str(),
+        "--endpoint",
+        endpoint.as_str(),
+    ];
+    let (code, report) = tokio::task::block_in_place(|| migrate_with_keys(&d, &args));
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(
+        report["generations_copied"].as_u64(),
+        Some(source.len() as u64),
+        "{report}"
+    );
+    let copied = records(&database).await;
+    assert_eq!(copied.len(), source.len());
+    for (c, s) in copied.iter().zip(&source) {
+        assert_eq!(c.generation.id, s.generation.id);
+        assert_eq!(c.events.len(), s.events.len());
+        assert_eq!(c.images.len(), s.images.len());
+        for image in &c.images {
+            let bytes = crate::storage::raw_get(&bucket, &format!("moved/{}", image.storage_key))
+                .await
+                .unwrap_or_else(|| panic!("{} is in the bucket", image.storage_key));
+            assert_eq!(sha256_hex(&bytes), image.sha256, "{}", image.storage_key);
+        }
+    }
+    let (code, again) = tokio::task::block_in_place(|| migrate_with_keys(&d, &args));
+    assert_eq!(code, 0, "{again}");
+    assert_eq!(
+        (
+            again["generations_copied"].as_u64(),
+            again["blobs_copied"].as_u64()
+        ),
+        (Some(0), Some(0)),
+        "{again}"
+    );
+}

@@ -16,7 +16,7 @@ use crate::support::DataDir;
 const KEY_ID: &str = "AKIATESTKEYID0000042";
 const SECRET_KEY: &str = "secret-key-never-printed-4f1c9e";
 
-fn endpoint() -> String {
+pub(crate) fn endpoint() -> String {
     std::env::var("ATELIER_TEST_S3_ENDPOINT")
         .ok()
         .filter(|v| !v.trim().is_empty())
@@ -40,7 +40,7 @@ fn http() -> reqwest::Client {
 
 /// A new, empty bucket of its own (moto takes an unsigned `PUT /{bucket}`), readable and
 /// writable without keys, like a public bucket, so the tests can reach behind the store.
-async fn new_bucket() -> String {
+pub(crate) async fn new_bucket() -> String {
     let name = format!("atelier-{}", uuid::Uuid::now_v7().simple());
     let url = format!("{}/{name}", endpoint());
     let resp = http()
@@ -70,7 +70,7 @@ fn target(bucket: &str, root: &str) -> S3Target {
 }
 
 /// The object at `key` of `bucket`, read without the store.
-async fn raw_get(bucket: &str, key: &str) -> Option<Vec<u8>> {
+pub(crate) async fn raw_get(bucket: &str, key: &str) -> Option<Vec<u8>> {
     let resp = http()
         .get(format!("{}/{bucket}/{key}", endpoint()))
         .send()

@@ -52,20 +52,38 @@ pub(super) async fn insert_job(
     Ok(())
 }
 
-/// The next runnable job among the claim's slots (`$1`), less those found full (`$2`), and of
-/// generation `$3` when given: jobs whose worker died (an expired lease) first, since they
-/// started first, then pending ones in (`run_at`, `id`) order. The live-lease count here only
-/// skips slots that look full; the claim counts again under the slot's lock.
-const PICK: &str = "SELECT j.id, j.slot, j.concurrency FROM jobs j
-     WHERE j.slot = ANY ($1) AND NOT j.slot = ANY ($2)
-       AND ($3::uuid IS NULL OR j.generation_id = $3)
-       AND ((j.status = 'running' AND j.lease_expires_at < statement_timestamp())
-            OR (j.status = 'pending' AND j.run_at <= statement_timestamp()))
-       AND (SELECT COUNT(*) FROM jobs r
-            WHERE r.slot = j.slot AND r.status = 'running'
-              AND r.lease_expires_at >= statement_timestamp() AND r.id <> j.id) < j.concurrency
-     ORDER BY j.status = 'running' DESC, j.run_at, j.id
-     LIMIT 1 FOR UPDATE OF j SKIP LOCKED";
+/// The first job matching `$which` (a condition on `x`) among the claim's slots (`$1`), less
+/// those found full (`$2`), and of generation `$3` when given, in (`run_at`, `id`) order,
+/// locked and skipping rows other claimers hold. It walks the `jobs_due` index in order and
+/// stops at the first job that qualifies, so a claim costs the same however deep the queue.
+/// The live-lease count here only skips slots that look full; the claim counts again under
+/// the slot's lock.
+macro_rules! first {
+    ($which:literal) => {
+        concat!(
+            "SELECT x.id FROM jobs x WHERE ",
+            $which,
+            " AND x.slot = ANY ($1) AND NOT x.slot = ANY ($2)
+               AND ($3::uuid IS NULL OR x.generation_id = $3)
+               AND (SELECT COUNT(*) FROM jobs r
+                    WHERE r.slot = x.slot AND r.status = 'running'
+                      AND r.lease_expires_at >= statement_timestamp() AND r.id <> x.id)
+                   < x.concurrency
+             ORDER BY x.run_at, x.id LIMIT 1 FOR UPDATE SKIP LOCKED"
+        )
+    };
+}
+
+/// The next runnable job: jobs whose worker died (an expired lease) first, since they started
+/// first, then pending ones. `COALESCE` looks for a pending job only when no job is to be
+/// taken over.
+const PICK: &str = concat!(
+    "SELECT j.id, j.slot, j.concurrency FROM jobs j WHERE j.id = COALESCE((",
+    first!("x.status = 'running' AND x.lease_expires_at < statement_timestamp()"),
+    "), (",
+    first!("x.status = 'pending' AND x.run_at <= statement_timestamp()"),
+    "))"
+);
 
 /// Serialises the claimers of one slot until their transaction ends.
 const LOCK_SLOT: &str = "SELECT pg_advisory_xact_lock(hashtext('atelier.slot:' || $1))";

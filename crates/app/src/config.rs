@@ -393,7 +393,7 @@ pub fn load(config_file: Option<&Path>, data_dir: Option<&Path>) -> Result<Confi
         data_dir,
         Env::prefixed("ATELIER_")
             .ignore(&["log", "migrate_pause_ms"])
-            .filter(|key| !key.as_str().starts_with("test_"))
+            .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_"))
             .split("__"),
     )
 }

@@ -203,7 +203,13 @@ pub async fn migration(
             root,
             endpoint,
             region,
-        }) => Some(bucket_destination(config, bucket, root, endpoint.as_deref(), region)?),
+        }) => Some(bucket_destination(
+            config,
+            bucket,
+            root,
+            endpoint.as_deref(),
+            region,
+        )?),
         _ => None,
     };
     if let Some(base) = &to.public_base_url

@@ -112,6 +112,12 @@ async fn migrate(conn: &mut SqliteConnection) -> Result<(), sqlx::migrate::Migra
     Ok(())
 }
 
+/// `SQLITE_BUSY` (5), whatever its extended code.
+fn is_busy(code: Option<&str>) -> bool {
+    code.and_then(|c| c.parse::<i32>().ok())
+        .is_some_and(|c| c & 0xff == 5)
+}
+
 /// Whether exactly this build's migrations are applied, as shipped. Any doubt (no table yet,
 /// an error, a migration this build does not know) is a no: the migrator then decides, and
 /// reports, under the lock.

@@ -259,8 +259,8 @@ async fn a_job_killed_more_often_than_its_attempts_completes() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        // Killed once it holds the job (its worker ids carry its pid).
-        let mark = format!("@{}-", child.id());
+        // Killed once it holds the job (its worker ids carry its node id, with its pid).
+        let mark = format!("-{}-", child.id());
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while !queue
             .job_of(id)

@@ -483,7 +483,10 @@ async fn workers_carry_on_after_the_database_goes_away_and_back() {
     // The outage starts once the job runs (its generation is running), well before it ends.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while t.app.catalogue.generation(id).await.unwrap().status != GenerationStatus::Running {
-        assert!(std::time::Instant::now() < deadline, "the job never started");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job never started"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let name = database_of(&t.database_url);

@@ -30,7 +30,7 @@ impl Conns {
     /// Up to `n` (at least one) connections with `options`; the first is opened now, so a
     /// database that cannot be opened fails here.
     pub(super) async fn open(options: &SqliteConnectOptions, n: usize) -> sqlx::Result<Self> {
-        let first = options.connect().await?;
+        let first = connect(options).await?;
         let slots = std::iter::once(Some(first))
             .chain(std::iter::repeat_with(|| None))
             .take(n.max(1))
@@ -71,9 +71,27 @@ impl Conns {
     ) -> Result<MappedMutexGuard<'a, SqliteConnection>, CatalogueError> {
         let conn = match guard.take() {
             Some(conn) => conn,
-            None => self.options.connect().await.map_err(db)?,
+            None => connect(&self.options).await.map_err(db)?,
         };
         Ok(MutexGuard::map(guard, |slot| slot.insert(conn)))
+    }
+}
+
+/// A new connection. Its set-up (`PRAGMA journal_mode = WAL` and the rest) may find the file
+/// busy at once, without `SQLite`'s busy handler being called, while another process is
+/// creating it or switching it to WAL: that is waited out, up to the busy timeout.
+async fn connect(options: &SqliteConnectOptions) -> sqlx::Result<SqliteConnection> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match options.connect().await {
+            Err(sqlx::Error::Database(d))
+                if super::is_busy(d.code().as_deref()) && std::time::Instant::now() < deadline =>
+            {
+                let pause = 10 + u64::from(fastrand::u8(..20));
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+            }
+            done => return done,
+        }
     }
 }
 

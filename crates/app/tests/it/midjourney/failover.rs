@@ -78,10 +78,18 @@ async fn succeeds(app: &App, prompt: &str) -> GenerationId {
 async fn an_account_moves_to_another_node_without_two_sessions_at_once() {
     let sim = simulator(|_| {}).await;
     let dir = tempfile::tempdir().expect("temp dir");
+    // Both nodes on one catalogue: the data directory's file, or one PostgreSQL database.
+    let shared = if crate::support::Backend::from_env() == crate::support::Backend::Postgres {
+        Some(crate::postgres::fresh_url().await)
+    } else {
+        None
+    };
     let node = |id: &'static str| {
+        let shared = shared.clone();
         move |c: &mut atelier::config::Config| {
             c.node.id = Some(id.into());
             c.providers.midjourney.hold_secs = 1.5;
+            c.database_url = shared.map(atelier::secret::DatabaseUrl::new);
         }
     };
     let a = app_for(&sim, dir.path(), 1, node("node-a")).await;

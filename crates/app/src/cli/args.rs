@@ -294,10 +294,13 @@ pub struct WorkerArgs {
     /// Jobs run at once [default: what the providers run at once]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub concurrency: Option<u32>,
-    /// Seconds the jobs in hand may take to finish after SIGINT or SIGTERM; the rest stay
-    /// leased and another node takes them over when their lease runs out
-    /// [default: `[node] shutdown_grace_secs`, 30]
-    #[arg(long, value_name = "SECS", value_parser = parse_grace)]
+    // A help string, not a doc comment: the help shows the config key without backticks.
+    #[arg(
+        long,
+        value_name = "SECS",
+        value_parser = parse_grace,
+        help = "Seconds the jobs in hand may take to finish after SIGINT or SIGTERM; the rest stay leased and another node takes them over when their lease runs out [default: [node] shutdown_grace_secs, 30]"
+    )]
     pub grace: Option<f64>,
 }
 
@@ -367,10 +370,11 @@ pub struct BenchArgs {
     /// Side of the sandbox grids in the engine measurement
     #[arg(long, default_value_t = 128)]
     pub side: u32,
-    /// A `PostgreSQL` server (`postgres://…`) for the engine and queue measurements: each run
-    /// makes a scratch database there and drops it after [default: `SQLite` in a temporary
-    /// directory]
-    #[arg(long, value_name = "URL")]
+    #[arg(
+        long,
+        value_name = "URL",
+        help = "A PostgreSQL server (postgres://…) for the engine and queue measurements: each run makes a scratch database there and drops it after [default: SQLite in a temporary directory]"
+    )]
     pub database: Option<String>,
     /// Worker processes (children of this binary on the same database) in the engine and
     /// queue measurements; 0 runs the workers in this process

@@ -12,6 +12,7 @@
 
 mod postgres;
 mod sqlite;
+mod stored;
 
 use std::sync::Arc;
 use std::time::Duration;

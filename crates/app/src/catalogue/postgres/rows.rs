@@ -7,14 +7,12 @@ use time::OffsetDateTime;
 
 use crate::catalogue::{AccountRecord, CatalogueError, Result};
 use crate::domain::{
-    Category, ErrorCode, Event, EventKind, Failure, Generation, GenerationId, GenerationKind,
-    GenerationStatus, Image, ImageId, ImageStatus, Job, JobId, JobKind, JobStatus, Phase, Rgb,
-    Role,
+    Event, EventKind, Generation, GenerationId, GenerationKind, GenerationStatus, Image, ImageId,
+    ImageStatus, Job, JobId, JobKind, JobStatus, Rgb, Role,
 };
 
-pub(super) fn corrupt(what: &str, value: &str) -> CatalogueError {
-    CatalogueError::Other(format!("unreadable {what} {value:?} in the catalogue").into())
-}
+pub(super) use crate::catalogue::stored::corrupt;
+use crate::catalogue::stored::{category, failure, phase};
 
 fn get<'r, T>(row: &'r PgRow, col: &str) -> Result<T>
 where
@@ -54,26 +52,6 @@ pub(super) fn owner(owner: Option<&str>) -> Result<Option<uuid::Uuid>> {
 
 fn owner_of(row: &PgRow) -> Result<Option<String>> {
     Ok(get::<Option<uuid::Uuid>>(row, "owner")?.map(|u| u.hyphenated().to_string()))
-}
-
-fn failure(code: Option<String>, message: Option<String>) -> Result<Option<Failure>> {
-    match code {
-        None => Ok(None),
-        Some(code) => {
-            let parsed: ErrorCode = code.parse().map_err(|_| corrupt("error code", &code))?;
-            Ok(Some(Failure::new(parsed, message.unwrap_or_default())))
-        }
-    }
-}
-
-fn category(s: Option<String>) -> Result<Option<Category>> {
-    s.map(|c| Category::parse(&c).ok_or_else(|| corrupt("category", &c)))
-        .transpose()
-}
-
-fn phase(s: Option<String>) -> Result<Option<Phase>> {
-    s.map(|p| Phase::parse(&p).ok_or_else(|| corrupt("phase", &p)))
-        .transpose()
 }
 
 fn count(row: &PgRow, col: &str) -> Result<u32> {

@@ -7,14 +7,12 @@ use time::format_description::well_known::Rfc3339;
 
 use super::super::{CatalogueError, Result};
 use crate::domain::{
-    Category, ErrorCode, Event, EventKind, Failure, Generation, GenerationId, GenerationKind,
-    GenerationStatus, Image, ImageId, ImageStatus, Job, JobId, JobKind, JobStatus, Phase, Rgb,
-    Role,
+    Event, EventKind, Generation, GenerationId, GenerationKind, GenerationStatus, Image, ImageId,
+    ImageStatus, Job, JobId, JobKind, JobStatus, Phase, Rgb, Role,
 };
 
-pub(super) fn corrupt(what: &str, value: &str) -> CatalogueError {
-    CatalogueError::Other(format!("unreadable {what} {value:?} in the catalogue").into())
-}
+pub(super) use crate::catalogue::stored::corrupt;
+use crate::catalogue::stored::{category, failure};
 
 pub(super) fn ts(t: OffsetDateTime) -> String {
     t.to_offset(time::UtcOffset::UTC)
@@ -40,21 +38,6 @@ where
 {
     row.try_get(col)
         .map_err(|e| CatalogueError::Other(e.into()))
-}
-
-fn failure(code: Option<String>, message: Option<String>) -> Result<Option<Failure>> {
-    match code {
-        None => Ok(None),
-        Some(code) => {
-            let parsed: ErrorCode = code.parse().map_err(|_| corrupt("error code", &code))?;
-            Ok(Some(Failure::new(parsed, message.unwrap_or_default())))
-        }
-    }
-}
-
-fn category(s: Option<String>) -> Result<Option<Category>> {
-    s.map(|c| Category::parse(&c).ok_or_else(|| corrupt("category", &c)))
-        .transpose()
 }
 
 pub(super) fn generation(row: &SqliteRow) -> Result<Generation> {

@@ -63,3 +63,9 @@ id_type!(
     JobId,
     "job"
 );
+id_type!(
+    /// One user of a server: the owner of generations and images, the holder of API keys and
+    /// credits. A Supabase user's id (`auth.uid()`) is used as it is.
+    UserId,
+    "user"
+);

@@ -5,6 +5,7 @@
 //! `uuid` and `serde` (for JSON parameters and event payloads).
 
 pub mod action;
+mod actor;
 mod error;
 mod event;
 mod generation;
@@ -18,10 +19,11 @@ mod request;
 pub mod tags;
 
 pub use action::{Action, Output};
+pub use actor::Actor;
 pub use error::{ErrorCode, Failure};
 pub use event::{Event, EventKind};
 pub use generation::{Generation, GenerationKind, GenerationStatus, Phase};
-pub use ids::{GenerationId, ImageId, JobId};
+pub use ids::{GenerationId, ImageId, JobId, UserId};
 pub use image::{Category, Image, ImageStatus, Rgb, Role};
 pub use job::{AfterFailure, Job, JobKind, JobStatus, Lease, OnClaim};
 pub use lifecycle::{Change, Stage, StepRefused, creation_events};

@@ -208,3 +208,140 @@ impl From<&Event> for EventView {
         }
     }
 }
+
+/// Which images to list, newest first (every front-end's query; empty fields do not filter).
+#[derive(Clone, Debug, Default)]
+pub struct ImageQuery {
+    pub status: Option<crate::domain::ImageStatus>,
+    pub category: Option<crate::domain::Category>,
+    pub subject: Option<String>,
+    pub tag: Option<String>,
+    pub provider: Option<String>,
+    pub generation_id: Option<crate::domain::GenerationId>,
+    /// Created at or after.
+    pub created_from: Option<OffsetDateTime>,
+    /// Created before.
+    pub created_until: Option<OffsetDateTime>,
+    /// The cursor a previous page gave: only older images.
+    pub before: Option<crate::domain::ImageId>,
+    /// At most this many (unset: every one; the server always sets it).
+    pub limit: Option<u32>,
+}
+
+/// Which generations to list, newest first (empty fields do not filter).
+#[derive(Clone, Debug, Default)]
+pub struct GenerationQuery {
+    pub status: Option<crate::domain::GenerationStatus>,
+    pub provider: Option<String>,
+    /// The cursor a previous page gave: only older generations.
+    pub before: Option<crate::domain::GenerationId>,
+    pub limit: Option<u32>,
+}
+
+/// `POST /v1/generations`: what a client asks for. Unknown fields are refused, so a typo is
+/// an error rather than a silently ignored setting.
+#[derive(serde::Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGeneration {
+    pub prompt: String,
+    #[serde(default)]
+    pub negative_prompt: Option<String>,
+    #[serde(default)]
+    pub provider: Option<String>,
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// `"all"`, `"none"`, `"1,3"` or `[1, 3]`; default all.
+    #[serde(default)]
+    pub upscale: Option<UpscaleChoice>,
+    #[serde(default)]
+    pub seed: Option<u32>,
+    #[serde(default)]
+    pub aspect_ratio: Option<String>,
+    /// Provider settings that are not prompt parameters (`{"bot": "niji"}`).
+    #[serde(default)]
+    pub parameters: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Which upscales to keep, as text or as a list of numbers.
+#[derive(serde::Deserialize, Debug, Clone)]
+#[serde(untagged)]
+pub enum UpscaleChoice {
+    Text(String),
+    List(Vec<u8>),
+}
+
+impl UpscaleChoice {
+    pub fn selection(&self) -> Result<crate::domain::UpscaleSelection, crate::domain::Invalid> {
+        match self {
+            Self::Text(s) => crate::domain::UpscaleSelection::parse(s),
+            Self::List(l) => crate::domain::UpscaleSelection::from_indices(l),
+        }
+    }
+}
+
+impl CreateGeneration {
+    /// The domain's request; a category no one knows is refused here.
+    pub fn request(self) -> Result<crate::domain::GenerationRequest, crate::domain::Invalid> {
+        let category = self
+            .category
+            .map(|c| {
+                crate::domain::Category::parse(&c)
+                    .ok_or_else(|| crate::domain::Invalid::Other(format!("unknown category {c:?}")))
+            })
+            .transpose()?;
+        let mut r = crate::domain::GenerationRequest::new(self.prompt);
+        r.negative_prompt = self.negative_prompt;
+        r.provider = self.provider;
+        r.category = category;
+        r.subject = self.subject;
+        if let Some(u) = &self.upscale {
+            r.upscale = u.selection()?;
+        }
+        r.seed = self.seed;
+        r.aspect_ratio = self.aspect_ratio;
+        r.extra = self.parameters;
+        Ok(r)
+    }
+}
+
+/// `POST /v1/images/{id}/actions`: a button pressed on an image.
+#[derive(serde::Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ActionRequest {
+    /// `u1`–`u4`, `v1`–`v4`, `reroll`, `vary_strong`, `upscale_subtle`, `zoom_out_2x`, `pan_left`…
+    pub action: String,
+    /// Upscales kept automatically when the action makes a grid; default none.
+    #[serde(default)]
+    pub upscale: Option<UpscaleChoice>,
+}
+
+/// `PATCH /v1/images/{id}`: what may change on an image.
+#[derive(serde::Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ImageUpdate {
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Tags added (existing ones stay).
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+}
+
+/// Where a queued generation stands.
+#[derive(Serialize, Debug)]
+pub struct QueueView {
+    /// Jobs of the same provider account before it.
+    pub ahead: u64,
+    /// About how long until it ends, from recent runs of its provider; absent when unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eta_secs: Option<f64>,
+}
+
+/// One page of a list and the cursor of the next (absent on the last page).
+#[derive(Serialize, Debug)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}

@@ -8,6 +8,10 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod server;
+
+pub use server::{ServerAuth, ServerConfig};
+
 use crate::pipeline::PngCompression;
 use crate::providers::UpscaleMode;
 pub use crate::secret::{DatabaseUrl, Secret};
@@ -32,6 +36,7 @@ pub struct Config {
     pub providers: ProvidersConfig,
     pub limits: LimitsConfig,
     pub node: NodeConfig,
+    pub server: ServerConfig,
 }
 
 /// This process among the nodes that share one database (`atelier worker`).
@@ -324,6 +329,7 @@ impl Default for Config {
             providers: ProvidersConfig::default(),
             limits: LimitsConfig::default(),
             node: NodeConfig::default(),
+            server: ServerConfig::default(),
         }
     }
 }

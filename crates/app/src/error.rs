@@ -13,6 +13,11 @@ pub enum AppError {
     /// An id that names nothing. (CLI exit 2, HTTP 404.)
     #[error("{0} not found")]
     NotFound(String),
+    /// Something that cannot happen now and will not later (try again does not help): a
+    /// generation that has already ended cannot be canceled. (CLI exit 2, HTTP 409.)
+    #[error("{0}")]
+    WrongState(String),
+    /// Something that cannot happen now but may later (a full queue). (CLI exit 1, HTTP 409.)
     #[error("{0}")]
     Conflict(String),
     /// A generation ended in failure. (CLI exit 1.)
@@ -53,6 +58,9 @@ impl From<crate::domain::Invalid> for AppError {
 impl AppError {
     /// Whether the user's input was at fault (exit code 2) rather than the run (exit 1).
     pub fn is_usage(&self) -> bool {
-        matches!(self, Self::Invalid(_) | Self::NotFound(_))
+        matches!(
+            self,
+            Self::Invalid(_) | Self::NotFound(_) | Self::WrongState(_)
+        )
     }
 }

@@ -4,13 +4,14 @@
 //!
 //! - [`domain`]: generations, images, the life cycle and events; knows nothing of SQL,
 //!   storage, HTTP or Discord.
-//! - [`catalogue`]: the `Catalogue` trait and its `SQLite` implementation.
+//! - [`catalogue`]: the `Catalogue` and `Queue` traits, on `SQLite` and `PostgreSQL`.
 //! - [`store`]: blobs over `OpenDAL`, key layouts, SHA-256 checks.
 //! - [`pipeline`]: verify, decode, split, thumbnails, palettes.
 //! - [`providers`]: the `Provider` trait and the sandbox provider.
 //! - [`jobs`]: the durable queue's workers, the generate job and the event bus.
 //! - [`midjourney`]: reading Midjourney's Discord messages.
-//! - [`app`]: the use cases every front-end shares.
+//! - [`app`]: the use cases every front-end shares, and the only door into the engine.
+//! - [`http`]: the HTTP API (`atelier serve`), a front-end over [`app`].
 //! - [`secret`]: values that never print (tokens, S3 keys, database passwords).
 //! - [`migrate`]: moving a deployment to another catalogue and storage.
 //! - [`cli`], [`api`], [`config`], [`wiring`]: the edges.
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod http;
 pub mod jobs;
 pub mod midjourney;
 pub mod migrate;

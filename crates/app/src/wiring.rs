@@ -7,7 +7,6 @@ use crate::app::{App, JobSettings};
 use crate::catalogue;
 use crate::config::{Config, StorageBackend};
 use crate::error::AppError;
-use crate::jobs::Bus;
 use crate::migrate::{Destination, Migration, StorageDestination};
 use crate::providers::sandbox::Sandbox;
 use crate::providers::{Providers, Registered};
@@ -157,13 +156,8 @@ pub async fn open(
         }
     }
     let j = &config.jobs;
-    Ok(Arc::new(App {
-        catalogue: db.catalogue,
-        queue: db.queue,
-        store,
-        providers,
-        bus: Bus::default(),
-        jobs: JobSettings {
+    Ok(App::builder(db, store, providers)
+        .jobs(JobSettings {
             lease: Duration::from_secs_f64(j.lease_secs),
             max_attempts: j.max_attempts,
             max_takeovers: j.max_takeovers,
@@ -171,10 +165,10 @@ pub async fn open(
             retry_max: Duration::from_secs_f64(j.retry_max_secs),
             poll: Duration::from_secs_f64(j.poll_secs),
             node: crate::jobs::node_id(config.node.id.as_deref()),
-        },
-        png: config.pipeline.png_compression,
-        limits: config.limits.pipeline(),
-    }))
+        })
+        .png(config.pipeline.png_compression)
+        .limits(config.limits.pipeline())
+        .build())
 }
 
 /// Opens what `atelier migrate` reads and writes: this configuration's deployment as the

@@ -3,7 +3,8 @@
 
 use super::App;
 use crate::domain::{
-    Action, Generation, GenerationKind, GenerationStatus, ImageId, Output, Role, UpscaleSelection,
+    Action, Actor, Generation, GenerationKind, GenerationStatus, ImageId, Output, Role,
+    UpscaleSelection,
 };
 use crate::error::AppError;
 
@@ -13,11 +14,12 @@ impl App {
     /// upscales in `upscale`.
     pub async fn act(
         &self,
+        actor: Actor,
         image: ImageId,
         action: &str,
         upscale: &UpscaleSelection,
     ) -> Result<Generation, AppError> {
-        let source = self.catalogue.image(image).await?;
+        let source = self.visible_image(actor, image).await?;
         let parent = self.catalogue.generation(source.generation_id).await?;
         if parent.kind == GenerationKind::Import {
             return Err(AppError::Invalid(format!(
@@ -61,7 +63,7 @@ impl App {
             parameters,
             ..parent.child()
         };
-        self.enqueue(generation).await
+        self.enqueue(actor, generation).await
     }
 }
 
@@ -69,15 +71,17 @@ impl App {
     /// Queues a /describe of a stored image: the provider proposes four prompts for it.
     pub async fn describe(
         &self,
+        actor: Actor,
         image: ImageId,
         provider: Option<&str>,
     ) -> Result<Generation, AppError> {
-        self.catalogue.image(image).await?;
+        self.visible_image(actor, image).await?;
         let mut parameters = crate::domain::Parameters::default();
         parameters
             .extra
             .insert("inputs".into(), serde_json::json!([image.to_string()]));
         self.enqueue_with_inputs(
+            actor,
             GenerationKind::Describe,
             format!("describe {image}"),
             parameters,
@@ -90,6 +94,7 @@ impl App {
     /// `square` or `landscape`.
     pub async fn blend(
         &self,
+        actor: Actor,
         images: &[ImageId],
         dimensions: Option<&str>,
         upscale: &UpscaleSelection,
@@ -109,7 +114,7 @@ impl App {
             )));
         }
         for image in images {
-            self.catalogue.image(*image).await?;
+            self.visible_image(actor, *image).await?;
         }
         let mut parameters = crate::domain::Parameters {
             upscale: upscale.indices().to_vec(),
@@ -125,12 +130,13 @@ impl App {
                 .insert("dimensions".into(), serde_json::json!(d));
         }
         let prompt = format!("blend of {}", ids.join(" "));
-        self.enqueue_with_inputs(GenerationKind::Blend, prompt, parameters, provider)
+        self.enqueue_with_inputs(actor, GenerationKind::Blend, prompt, parameters, provider)
             .await
     }
 
     async fn enqueue_with_inputs(
         &self,
+        actor: Actor,
         kind: GenerationKind,
         prompt: String,
         parameters: crate::domain::Parameters,
@@ -141,6 +147,6 @@ impl App {
             .resolve(provider)
             .map_err(AppError::Invalid)?;
         let generation = Generation::queued(provider, kind, prompt, parameters);
-        self.enqueue(generation).await
+        self.enqueue(actor, generation).await
     }
 }

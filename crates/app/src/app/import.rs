@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use super::{App, GenerationWithImages};
 use crate::domain::{
-    Category, Generation, GenerationId, GenerationKind, GenerationRequest, GenerationStatus,
+    Actor, Category, Generation, GenerationId, GenerationKind, GenerationRequest, GenerationStatus,
     Parameters, Phase, Role,
 };
 use crate::error::AppError;
@@ -145,6 +145,7 @@ impl App {
     /// transaction, so the catalogue never names a missing blob.
     pub async fn import(
         &self,
+        actor: Actor,
         prepared: PreparedImport,
     ) -> Result<Vec<GenerationWithImages>, AppError> {
         let mut out = Vec::with_capacity(prepared.files.len());
@@ -157,7 +158,7 @@ impl App {
                 .await?;
             let generation = Generation {
                 id,
-                owner: None,
+                owner: actor.owner(),
                 provider: "import".into(),
                 account: None,
                 kind: GenerationKind::Import,
@@ -199,7 +200,7 @@ impl App {
                 .catalogue
                 .create_generation(&generation, None, &images)
                 .await?;
-            let done = self.generation(created.id).await?;
+            let done = self.generation(actor, created.id).await?;
             self.write_record(&done).await?;
             out.push(done);
         }

@@ -13,8 +13,7 @@ use super::scratch::Scratch;
 use crate::app::{App, JobSettings};
 use crate::domain::{GenerationRequest, UpscaleSelection};
 use crate::error::AppError;
-use crate::jobs::{Bus, Stop, run_workers};
-use crate::pipeline;
+use crate::jobs::{Stop, run_workers};
 use crate::providers::sandbox::Sandbox;
 use crate::providers::{Providers, Registered, UpscaleMode};
 use crate::store::{Layout, Store};
@@ -65,25 +64,18 @@ async fn run(o: &Options, scratch: &Scratch) -> Result<serde_json::Value, AppErr
         },
     );
     providers.set_default("sandbox");
-    let app = Arc::new(App {
-        catalogue: db.catalogue,
-        queue: db.queue,
-        store,
-        providers,
-        bus: Bus::default(),
-        jobs: JobSettings {
+    let app = App::builder(db, store, providers)
+        .jobs(JobSettings {
             poll: POLL,
             ..JobSettings::default()
-        },
-        png: pipeline::PngCompression::Balanced,
-        limits: pipeline::Limits::default(),
-    });
+        })
+        .build();
     let idle_rss = rss_kib();
     let t = Instant::now();
     for i in 0..o.generations {
         let mut r = GenerationRequest::new(format!("benchmark prompt number {i}"));
         r.upscale = UpscaleSelection::all();
-        app.submit(r).await?;
+        app.submit(crate::domain::Actor::Operator, r).await?;
     }
     let enqueue = t.elapsed();
     let busy_rss = if o.processes == 0 {

@@ -26,7 +26,7 @@ use super::{median, rss_kib, status_kib, tempfile_dir};
 use crate::app::App;
 use crate::cli::simulate::SandboxPainter;
 use crate::config::{AccountConfig, Config, MidjourneyUpscaleMode, SandboxUpscaleMode};
-use crate::domain::{GenerationId, GenerationRequest, GenerationStatus, UpscaleSelection};
+use crate::domain::{Actor, GenerationId, GenerationRequest, GenerationStatus, UpscaleSelection};
 use crate::error::AppError;
 use crate::jobs::{Stop, run_workers};
 use crate::pipeline;
@@ -361,7 +361,7 @@ async fn series(o: &Options, mode: &str, sim: Option<&Endpoints>) -> Result<Seri
         // Let the worker go back to waiting, so the submit's wake-up is not missed.
         tokio::time::sleep(Duration::from_millis(3)).await;
         let t = Instant::now();
-        let g = app.submit(request(i, "latency")).await?;
+        let g = app.submit(Actor::Operator, request(i, "latency")).await?;
         let ok = wait_all(&app, &mut events, &[g.id]).await?;
         if i >= WARM_UP {
             latencies.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -374,7 +374,11 @@ async fn series(o: &Options, mode: &str, sim: Option<&Endpoints>) -> Result<Seri
     let t = Instant::now();
     let mut ids = Vec::new();
     for i in 0..o.jobs {
-        ids.push(app.submit(request(i, "throughput")).await?.id);
+        ids.push(
+            app.submit(Actor::Operator, request(i, "throughput"))
+                .await?
+                .id,
+        );
     }
     let ok = wait_all(&app, &mut events, &ids).await?;
     let batch = t.elapsed().as_secs_f64();
@@ -543,7 +547,11 @@ async fn memory(o: &Options) -> Result<(Value, Kept), AppError> {
     let mut events = app.bus.subscribe();
     let mut ids = Vec::new();
     for i in 0..o.rss_accounts {
-        ids.push(app.submit(request(u32::from(i), "memory")).await?.id);
+        ids.push(
+            app.submit(Actor::Operator, request(u32::from(i), "memory"))
+                .await?
+                .id,
+        );
     }
     let workers = app.providers.total_concurrency();
     let t = Instant::now();

@@ -23,9 +23,11 @@ pub use crate::domain::Change;
 pub use postgres::PgCatalogue;
 pub use sqlite::SqliteCatalogue;
 
+use time::OffsetDateTime;
+
 use crate::domain::{
-    Category, Event, Generation, GenerationId, Image, ImageId, ImageStatus, Job, JobId, JobStatus,
-    Lease,
+    Category, Event, Generation, GenerationId, GenerationStatus, Image, ImageId, ImageStatus, Job,
+    JobId, JobStatus, Lease, UserId,
 };
 
 /// A catalogue failure. Adapters map `NotFound` to "unknown id" and `Other` to a runtime error.
@@ -80,13 +82,36 @@ pub struct NewJob {
     pub delay_ms: i64,
 }
 
-/// Which images to list. Empty fields do not filter.
+/// Which images to list, newest first. Empty fields do not filter.
 #[derive(Clone, Debug, Default)]
 pub struct ImageFilter {
+    /// Only this user's (an actor that sees everything leaves it empty).
+    pub owner: Option<UserId>,
     pub status: Option<ImageStatus>,
     pub category: Option<Category>,
+    pub subject: Option<String>,
     pub tag: Option<String>,
+    /// The provider of the image's generation.
+    pub provider: Option<String>,
     pub generation_id: Option<GenerationId>,
+    /// Created at or after.
+    pub created_from: Option<OffsetDateTime>,
+    /// Created before.
+    pub created_until: Option<OffsetDateTime>,
+    /// Only images older than this one (ids are time-ordered): the cursor of the next page.
+    pub before: Option<ImageId>,
+    pub limit: Option<u32>,
+}
+
+/// Which generations to list, newest first. Empty fields do not filter.
+#[derive(Clone, Debug, Default)]
+pub struct GenerationFilter {
+    /// Only this user's (an actor that sees everything leaves it empty).
+    pub owner: Option<UserId>,
+    pub status: Option<GenerationStatus>,
+    pub provider: Option<String>,
+    /// Only generations older than this one (ids are time-ordered): the next page's cursor.
+    pub before: Option<GenerationId>,
     pub limit: Option<u32>,
 }
 
@@ -128,7 +153,16 @@ impl Inserted {
 pub struct FeedEntry {
     /// Increases with every event written, across generations (not gap-free).
     pub position: i64,
+    /// The owner of the event's generation.
+    pub owner: Option<UserId>,
     pub event: Event,
+}
+
+/// Whose events a feed read returns. Empty fields do not filter.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FeedFilter {
+    pub generation: Option<GenerationId>,
+    pub owner: Option<UserId>,
 }
 
 /// A generation with everything that belongs to it, as stored: what
@@ -221,6 +255,8 @@ pub trait Catalogue: Send + Sync {
         images: &[Image],
     ) -> Result<Generation>;
     async fn generation(&self, id: GenerationId) -> Result<Generation>;
+    /// Generations by `filter`, newest first.
+    async fn generations(&self, filter: &GenerationFilter) -> Result<Vec<Generation>>;
     /// The version a new generation takes: one more than the highest of the same category and
     /// subject when it has a subject, else one more than its parent's, else 1.
     async fn next_version(
@@ -267,14 +303,9 @@ pub trait Catalogue: Send + Sync {
 
     /// Events of one generation with `seq > after`, in order.
     async fn events(&self, id: GenerationId, after: u64) -> Result<Vec<Event>>;
-    /// Events of every generation (or of `generation`) written after feed position `after`,
-    /// in the order they were written, at most `limit`. Position 0 is before the first event.
-    async fn feed(
-        &self,
-        after: i64,
-        generation: Option<GenerationId>,
-        limit: u32,
-    ) -> Result<Vec<FeedEntry>>;
+    /// Events written after feed position `after` (of the generations `filter` names), in the
+    /// order they were written, at most `limit`. Position 0 is before the first event.
+    async fn feed(&self, after: i64, filter: &FeedFilter, limit: u32) -> Result<Vec<FeedEntry>>;
     /// The feed position of the last event written (0 when there is none): where a follower
     /// that wants only new events starts.
     async fn feed_end(&self) -> Result<i64>;
@@ -342,6 +373,9 @@ pub trait Queue: Send + Sync {
     async fn cancel(&self, generation: GenerationId) -> Result<Job>;
     /// Unfinished jobs among `slots`.
     async fn counts(&self, slots: &[String]) -> Result<QueueCounts>;
+    /// For a generation whose job is pending: how many pending jobs of its slot come before
+    /// it, in the order claims take them. `None` once it is no longer pending.
+    async fn ahead(&self, generation: GenerationId) -> Result<Option<u64>>;
     /// How long until work may next appear among `slots` without anyone queueing it: the
     /// earliest due time or lease expiry of their unfinished jobs, from now (zero when past).
     async fn next_due(&self, slots: &[String]) -> Result<Option<Duration>>;

@@ -27,11 +27,12 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 
 use super::{
-    AccountRecord, Catalogue, CatalogueError, Change, FeedEntry, GenerationRecord, ImageFilter,
-    Imported, Inserted, NewJob, Result,
+    AccountRecord, Catalogue, CatalogueError, Change, FeedEntry, FeedFilter, GenerationFilter,
+    GenerationRecord, ImageFilter, Imported, Inserted, NewJob, Result,
 };
 use crate::domain::{
-    Category, Event, Generation, GenerationId, Image, ImageId, ImageStatus, StepRefused,
+    Category, Event, Generation, GenerationId, GenerationStatus, Image, ImageId, ImageStatus,
+    StepRefused,
 };
 use listen::Wakers;
 use rows::micros;
@@ -213,6 +214,24 @@ impl Catalogue for PgCatalogue {
         rows::generation(&row)
     }
 
+    async fn generations(&self, f: &GenerationFilter) -> Result<Vec<Generation>> {
+        let rows = sqlx::query(
+            "SELECT * FROM generations
+             WHERE ($1::uuid IS NULL OR owner = $1) AND ($2::text IS NULL OR status = $2)
+               AND ($3::text IS NULL OR provider = $3) AND ($4::uuid IS NULL OR id < $4)
+             ORDER BY id DESC LIMIT $5",
+        )
+        .bind(f.owner.map(|o| o.as_uuid()))
+        .bind(f.status.map(GenerationStatus::as_str))
+        .bind(&f.provider)
+        .bind(f.before.map(|g| g.as_uuid()))
+        .bind(f.limit.map(i64::from))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(rows::generation).collect()
+    }
+
     async fn next_version(
         &self,
         category: Option<Category>,
@@ -296,6 +315,12 @@ impl Catalogue for PgCatalogue {
              WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR category = $2)
                AND ($3::text IS NULL OR $3 = ANY (tags))
                AND ($4::uuid IS NULL OR generation_id = $4)
+               AND ($6::uuid IS NULL OR owner = $6) AND ($7::text IS NULL OR subject = $7)
+               AND ($8::text IS NULL
+                    OR generation_id IN (SELECT id FROM generations WHERE provider = $8))
+               AND ($9::timestamptz IS NULL OR created_at >= $9)
+               AND ($10::timestamptz IS NULL OR created_at < $10)
+               AND ($11::uuid IS NULL OR id < $11)
              ORDER BY id DESC LIMIT $5",
         )
         .bind(f.status.map(ImageStatus::as_str))
@@ -303,6 +328,12 @@ impl Catalogue for PgCatalogue {
         .bind(&f.tag)
         .bind(f.generation_id.map(|g| g.as_uuid()))
         .bind(f.limit.map(i64::from))
+        .bind(f.owner.map(|o| o.as_uuid()))
+        .bind(&f.subject)
+        .bind(&f.provider)
+        .bind(f.created_from)
+        .bind(f.created_until)
+        .bind(f.before.map(|i| i.as_uuid()))
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
@@ -368,20 +399,18 @@ impl Catalogue for PgCatalogue {
         rows.iter().map(rows::event).collect()
     }
 
-    async fn feed(
-        &self,
-        after: i64,
-        generation: Option<GenerationId>,
-        limit: u32,
-    ) -> Result<Vec<FeedEntry>> {
+    async fn feed(&self, after: i64, f: &FeedFilter, limit: u32) -> Result<Vec<FeedEntry>> {
         let rows = sqlx::query(
-            "SELECT * FROM events
-             WHERE position > $1 AND ($2::uuid IS NULL OR generation_id = $2)
-             ORDER BY position LIMIT $3",
+            "SELECT e.*, g.owner AS owner FROM events e
+             JOIN generations g ON g.id = e.generation_id
+             WHERE e.position > $1 AND ($2::uuid IS NULL OR e.generation_id = $2)
+               AND ($4::uuid IS NULL OR g.owner = $4)
+             ORDER BY e.position LIMIT $3",
         )
         .bind(after)
-        .bind(generation.map(|g| g.as_uuid()))
+        .bind(f.generation.map(|g| g.as_uuid()))
         .bind(i64::from(limit))
+        .bind(f.owner.map(|o| o.as_uuid()))
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
@@ -389,6 +418,7 @@ impl Catalogue for PgCatalogue {
             .map(|row| {
                 Ok(FeedEntry {
                     position: rows::position(row)?,
+                    owner: rows::owner_of(row)?,
                     event: rows::event(row)?,
                 })
             })

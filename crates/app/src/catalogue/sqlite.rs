@@ -21,11 +21,12 @@ use sqlx::{Connection, Row, SqliteConnection};
 use time::OffsetDateTime;
 
 use super::{
-    AccountRecord, Catalogue, CatalogueError, Change, FeedEntry, GenerationRecord, ImageFilter,
-    Imported, Inserted, NewJob, Refusal, Result, Wakeups,
+    AccountRecord, Catalogue, CatalogueError, Change, FeedEntry, FeedFilter, GenerationFilter,
+    GenerationRecord, ImageFilter, Imported, Inserted, NewJob, Refusal, Result, Wakeups,
 };
 use crate::domain::{
-    Category, Event, Generation, GenerationId, Image, ImageId, ImageStatus, StepRefused,
+    Category, Event, Generation, GenerationId, GenerationStatus, Image, ImageId, ImageStatus,
+    StepRefused,
 };
 use conns::Conns;
 use rows::ts;
@@ -342,6 +343,24 @@ impl Catalogue for SqliteCatalogue {
         rows::generation(&row)
     }
 
+    async fn generations(&self, f: &GenerationFilter) -> Result<Vec<Generation>> {
+        let rows = sqlx::query(
+            "SELECT * FROM generations
+             WHERE (?1 IS NULL OR owner = ?1) AND (?2 IS NULL OR status = ?2)
+               AND (?3 IS NULL OR provider = ?3) AND (?4 IS NULL OR id < ?4)
+             ORDER BY id DESC LIMIT ?5",
+        )
+        .bind(f.owner.map(|o| o.to_string()))
+        .bind(f.status.map(GenerationStatus::as_str))
+        .bind(&f.provider)
+        .bind(f.before.map(|g| g.to_string()))
+        .bind(f.limit.map_or(-1, i64::from))
+        .fetch_all(&mut *self.pool.get().await?)
+        .await
+        .map_err(|e| self.db(e))?;
+        rows.iter().map(rows::generation).collect()
+    }
+
     async fn next_version(
         &self,
         category: Option<Category>,
@@ -432,6 +451,11 @@ impl Catalogue for SqliteCatalogue {
              WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR category = ?2)
                AND (?3 IS NULL OR EXISTS (SELECT 1 FROM json_each(images.tags) WHERE value = ?3))
                AND (?4 IS NULL OR generation_id = ?4)
+               AND (?6 IS NULL OR owner = ?6) AND (?7 IS NULL OR subject = ?7)
+               AND (?8 IS NULL OR generation_id IN (SELECT id FROM generations WHERE provider = ?8))
+               AND (?9 IS NULL OR unixepoch(created_at, 'subsec') >= ?9)
+               AND (?10 IS NULL OR unixepoch(created_at, 'subsec') < ?10)
+               AND (?11 IS NULL OR id < ?11)
              ORDER BY id DESC LIMIT ?5",
         )
         .bind(f.status.map(ImageStatus::as_str))
@@ -439,6 +463,12 @@ impl Catalogue for SqliteCatalogue {
         .bind(&f.tag)
         .bind(f.generation_id.map(|g| g.to_string()))
         .bind(f.limit.map_or(-1, i64::from))
+        .bind(f.owner.map(|o| o.to_string()))
+        .bind(&f.subject)
+        .bind(&f.provider)
+        .bind(f.created_from.map(unix_secs))
+        .bind(f.created_until.map(unix_secs))
+        .bind(f.before.map(|i| i.to_string()))
         .fetch_all(&mut *self.pool.get().await?)
         .await
         .map_err(|e| self.db(e))?;
@@ -507,21 +537,19 @@ impl Catalogue for SqliteCatalogue {
         rows.iter().map(rows::event).collect()
     }
 
-    async fn feed(
-        &self,
-        after: i64,
-        generation: Option<GenerationId>,
-        limit: u32,
-    ) -> Result<Vec<FeedEntry>> {
+    async fn feed(&self, after: i64, f: &FeedFilter, limit: u32) -> Result<Vec<FeedEntry>> {
         // An event's rowid is its feed position: rows are appended and never deleted alone.
         let rows = sqlx::query(
-            "SELECT rowid AS position, * FROM events
-             WHERE rowid > ?1 AND (?2 IS NULL OR generation_id = ?2)
-             ORDER BY rowid LIMIT ?3",
+            "SELECT e.rowid AS position, e.*, g.owner AS owner FROM events e
+             JOIN generations g ON g.id = e.generation_id
+             WHERE e.rowid > ?1 AND (?2 IS NULL OR e.generation_id = ?2)
+               AND (?4 IS NULL OR g.owner = ?4)
+             ORDER BY e.rowid LIMIT ?3",
         )
         .bind(after)
-        .bind(generation.map(|g| g.to_string()))
+        .bind(f.generation.map(|g| g.to_string()))
         .bind(i64::from(limit))
+        .bind(f.owner.map(|o| o.to_string()))
         .fetch_all(&mut *self.pool.get().await?)
         .await
         .map_err(|e| self.db(e))?;
@@ -529,6 +557,7 @@ impl Catalogue for SqliteCatalogue {
             .map(|row| {
                 Ok(FeedEntry {
                     position: row.try_get("position").map_err(other)?,
+                    owner: rows::owner_of(row)?,
                     event: rows::event(row)?,
                 })
             })
@@ -627,4 +656,10 @@ impl Catalogue for SqliteCatalogue {
         .map_err(|e| self.db(e))?;
         Ok(())
     }
+}
+
+/// A time as Unix seconds with a fraction, as SQLite's `unixepoch(…, 'subsec')` reads stored
+/// RFC 3339 texts (compared as numbers: texts with fractions of different lengths do not sort).
+fn unix_secs(t: OffsetDateTime) -> f64 {
+    t.unix_timestamp_nanos() as f64 / 1e9
 }

@@ -18,9 +18,9 @@ pub async fn list(config: &Config, args: &AccountsArgs, out: &Out) -> Result<u8,
     let views = match wiring::open(config, providers.clone(), args.check).await {
         Ok(app) if args.check => {
             // Connecting an account needs this process to hold it, as a node does.
-            crate::jobs::hold_accounts(&app);
+            app.hold_accounts();
             let views = app.accounts(check).await;
-            crate::jobs::release_accounts(&app).await;
+            app.release_accounts().await;
             views?
         }
         Ok(app) => app.accounts(check).await?,

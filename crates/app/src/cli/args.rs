@@ -54,6 +54,8 @@ pub enum Command {
     /// Run this process as a node: workers take jobs from the shared catalogue until SIGINT
     /// or SIGTERM, then finish the jobs in hand for a grace period
     Worker(WorkerArgs),
+    /// Serve the HTTP API, with this node's workers, until SIGINT or SIGTERM
+    Serve(ServeArgs),
     /// Print events as any process or node writes them (with --follow, until interrupted)
     Events(EventsArgs),
     /// Midjourney tools
@@ -287,6 +289,29 @@ pub enum GenerationCommand {
         #[arg(long)]
         events: bool,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[arg(
+        long,
+        value_name = "ADDR",
+        help = "Address and port to listen on, such as 127.0.0.1:8787 (port 0: any free port, printed at start) [default: [server] bind]"
+    )]
+    pub bind: Option<String>,
+    #[arg(
+        long,
+        value_parser = clap::value_parser!(u32).range(0..=1000),
+        help = "Workers run beside the API; 0 for an API-only node [default: [server] workers, else what the providers run at once]"
+    )]
+    pub workers: Option<u32>,
+    #[arg(
+        long,
+        value_name = "SECS",
+        value_parser = parse_grace,
+        help = "Seconds the jobs in hand may take to finish after SIGINT or SIGTERM; the rest stay leased and another node takes them over [default: [node] shutdown_grace_secs, 30]"
+    )]
+    pub grace: Option<f64>,
 }
 
 #[derive(Args, Debug)]

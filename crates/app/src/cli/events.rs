@@ -3,101 +3,84 @@
 //! one JSON object per line (an `api::FeedEventView`), so a follower reads them as they come.
 
 use std::io::Write;
-use std::time::Duration;
 
 use super::args::EventsArgs;
 use super::load_parsed;
 use super::output::Out;
 use crate::api::FeedEventView;
-use crate::app::App;
-use crate::catalogue::FeedEntry;
+use crate::app::{App, FeedEntry};
 use crate::config::Config;
-use crate::domain::GenerationId;
+use crate::domain::{Actor, GenerationId};
 use crate::error::AppError;
 use crate::wiring;
 
 /// Events read at once.
 const BATCH: u32 = 500;
 
-/// Longest wait between two reads of the feed. On `SQLite` another process's writes are heard
-/// only when the wait ends, so this is how late a follower may print them.
-const WAIT: Duration = Duration::from_millis(200);
-
 pub async fn print(config: &Config, args: &EventsArgs, out: &Out) -> Result<u8, AppError> {
     let generation: Option<GenerationId> =
         args.generation.as_deref().map(load_parsed).transpose()?;
     let app = wiring::open(config, wiring::providers(config)?, false).await?;
-    if let Some(id) = generation {
-        // An unknown id is bad input (exit 2), not a wait for events that never come.
-        app.catalogue.generation(id).await?;
-    }
     let after = match (args.after, args.from_start, args.follow) {
         (Some(after), ..) => after,
         (None, true, _) | (None, false, false) => 0,
         (None, false, true) => app.feed_end().await?,
     };
+    let mut lines = Lines::new(out);
     if !args.follow {
-        let mut lines = Lines::new(out);
-        read_all(&app, after, generation, &mut lines).await?;
-        return Ok(0);
+        // An unknown id is bad input (exit 2), as `feed` checks it.
+        let mut after = after;
+        loop {
+            let batch = app.feed(Actor::Operator, after, generation, BATCH).await?;
+            for entry in &batch {
+                lines.print(entry)?;
+                after = entry.position;
+            }
+            if batch.len() < BATCH as usize {
+                return Ok(0);
+            }
+        }
     }
     tokio::select! {
-        followed = follow(&app, after, generation, out) => followed?,
+        followed = follow(&app, after, generation, &mut lines) => followed?,
         _ = tokio::signal::ctrl_c() => {}
     }
     Ok(0)
 }
 
-/// Prints the events after `after` up to the end of the feed; returns the last position read
-/// and whether the followed generation has ended among them.
-async fn read_all(
-    app: &App,
-    mut after: i64,
-    generation: Option<GenerationId>,
-    lines: &mut Lines<'_>,
-) -> Result<(i64, bool), AppError> {
-    let mut ended = false;
-    loop {
-        let batch = app.feed(after, generation, BATCH).await?;
-        for entry in &batch {
-            lines.print(entry)?;
-            after = entry.position;
-            ended |= generation.is_some() && entry.event.kind.is_terminal();
-        }
-        if batch.len() < BATCH as usize || ended {
-            return Ok((after, ended));
-        }
-    }
-}
-
 /// Prints events as they are written, until the followed generation ends (never without one).
 async fn follow(
     app: &App,
-    mut after: i64,
+    after: i64,
     generation: Option<GenerationId>,
-    out: &Out,
+    lines: &mut Lines<'_>,
 ) -> Result<(), AppError> {
-    let mut lines = Lines::new(out);
-    loop {
-        // Read before looking, so events written after the look wake the wait below.
-        let seen = app.events_seen();
-        let (last, ended) = read_all(app, after, generation, &mut lines).await?;
-        if ended {
+    if let Some(id) = generation
+        && app
+            .generation(Actor::Operator, id)
+            .await?
+            .generation
+            .status
+            .is_terminal()
+    {
+        // It ended before this follower started: print what is left after `after`.
+        for entry in app
+            .feed(Actor::Operator, after, generation, u32::MAX)
+            .await?
+        {
+            lines.print(&entry)?;
+        }
+        return Ok(());
+    }
+    let mut feed = app.follow_feed(Actor::Operator, after, generation).await?;
+    while let Some(entry) = feed.next().await {
+        let entry = entry?;
+        lines.print(&entry)?;
+        if generation.is_some() && entry.event.kind.is_terminal() {
             return Ok(());
         }
-        if last == after
-            && let Some(id) = generation
-        {
-            // It ended before this follower started: nothing more will come. Its end event,
-            // if written after the start, was read above.
-            if app.catalogue.generation(id).await?.status.is_terminal() {
-                let (_, _) = read_all(app, last, generation, &mut lines).await?;
-                return Ok(());
-            }
-        }
-        after = last;
-        app.wait_for_events(seen, WAIT).await;
     }
+    Ok(())
 }
 
 /// Writes one line per event on stdout and flushes it, so a pipe gets each event as it comes.

@@ -4,20 +4,21 @@
 use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use tokio::sync::broadcast::error::RecvError;
 
 use super::args::GenerateArgs;
 use super::output::Out;
 use super::{EXIT_FAILURE, load_parsed};
-use crate::api::{EventView, GenerationView};
-use crate::app::App;
+use crate::api::EventView;
+use crate::app::{App, Stop};
 use crate::config::Config;
 use crate::domain::{
-    Category, GenerationId, GenerationRequest, GenerationStatus, ImageId, UpscaleSelection,
+    Actor, Category, GenerationId, GenerationRequest, GenerationStatus, ImageId, UpscaleSelection,
 };
 use crate::error::AppError;
-use crate::jobs::{Stop, run_workers};
 use crate::wiring;
+
+/// The CLI acts as the operator: whoever runs it on the data's machine.
+const ME: Actor = Actor::Operator;
 
 const NOTICE_KEY: &str = "sandbox_notice_shown";
 
@@ -41,7 +42,7 @@ pub async fn generate(config: &Config, args: GenerateArgs, out: &Out) -> Result<
         .check(&request, &parameters)
         .map_err(AppError::Invalid)?;
     let app = wiring::open(config, providers, true).await?;
-    let generation = app.submit(request).await?;
+    let generation = app.submit(ME, request).await?;
     sandbox_notice(&app, &generation.provider, out).await;
     follow(&app, generation.id, args.no_wait, out).await
 }
@@ -49,7 +50,7 @@ pub async fn generate(config: &Config, args: GenerateArgs, out: &Out) -> Result<
 pub async fn version(config: &Config, id: &str, no_wait: bool, out: &Out) -> Result<u8, AppError> {
     let id: ImageId = load_parsed(id)?;
     let app = wiring::open(config, wiring::providers(config)?, false).await?;
-    let generation = app.new_version(id).await?;
+    let generation = app.new_version(ME, id).await?;
     sandbox_notice(&app, &generation.provider, out).await;
     follow(&app, generation.id, no_wait, out).await
 }
@@ -65,7 +66,7 @@ pub async fn action(
     let id: ImageId = load_parsed(id)?;
     let upscale = UpscaleSelection::parse(upscale)?;
     let app = wiring::open(config, wiring::providers(config)?, false).await?;
-    let generation = app.act(id, action, &upscale).await?;
+    let generation = app.act(ME, id, action, &upscale).await?;
     sandbox_notice(&app, &generation.provider, out).await;
     follow(&app, generation.id, no_wait, out).await
 }
@@ -97,7 +98,7 @@ async fn sources(
                 prompt: Some("imported for a provider job".into()),
                 category: None,
                 subject: None,
-                png: crate::pipeline::PngCompression::default(),
+                png: config.pipeline.png_compression,
                 max_file_bytes: config.limits.max_file_bytes(),
                 limits: config.limits.pipeline(),
             }
@@ -112,13 +113,13 @@ async fn sources(
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let id = if let Some(id) = id {
-            app.catalogue.image(id).await?;
+            app.image(ME, id).await?;
             id
         } else {
             let prepared = files
                 .next()
                 .ok_or_else(|| AppError::Invalid("internal: missing import".into()))?;
-            let imported = app.import(prepared).await?;
+            let imported = app.import(ME, prepared).await?;
             imported
                 .first()
                 .and_then(|g| g.images.first())
@@ -142,7 +143,7 @@ pub async fn describe(
         .first()
         .copied()
         .ok_or_else(|| AppError::Invalid("give one image".into()))?;
-    let generation = app.describe(image, provider).await?;
+    let generation = app.describe(ME, image, provider).await?;
     sandbox_notice(&app, &generation.provider, out).await;
     follow(&app, generation.id, no_wait, out).await
 }
@@ -163,7 +164,7 @@ pub async fn blend(
     let upscale = UpscaleSelection::parse(blend.upscale)?;
     let (app, ids) = sources(config, blend.sources, blend.provider).await?;
     let generation = app
-        .blend(&ids, blend.dimensions, &upscale, blend.provider)
+        .blend(ME, &ids, blend.dimensions, &upscale, blend.provider)
         .await?;
     sandbox_notice(&app, &generation.provider, out).await;
     follow(&app, generation.id, no_wait, out).await
@@ -172,11 +173,11 @@ pub async fn blend(
 pub async fn show(config: &Config, id: &str, events: bool, out: &Out) -> Result<u8, AppError> {
     let id: GenerationId = load_parsed(id)?;
     let app = wiring::open(config, wiring::providers(config)?, false).await?;
-    let g = app.generation(id).await?;
-    let mut view = serde_json::to_value(GenerationView::of(&g, &app.store)).unwrap_or_default();
+    let g = app.generation(ME, id).await?;
+    let mut view = serde_json::to_value(app.generation_view(&g)).unwrap_or_default();
     if events {
         let list: Vec<EventView> = app
-            .events(id, 0)
+            .events(ME, id, 0)
             .await?
             .iter()
             .map(EventView::from)
@@ -184,7 +185,7 @@ pub async fn show(config: &Config, id: &str, events: bool, out: &Out) -> Result<
         view["events"] = serde_json::to_value(list).unwrap_or_default();
     }
     out.result(&view, || {
-        super::images::describe_generation(&GenerationView::of(&g, &app.store))
+        super::images::describe_generation(&app.generation_view(&g))
     });
     Ok(0)
 }
@@ -194,7 +195,7 @@ async fn sandbox_notice(app: &App, provider: &str, out: &Out) {
     if provider != "sandbox" || !out.tty || out.json {
         return;
     }
-    if matches!(app.catalogue.meta(NOTICE_KEY).await, Ok(Some(_))) {
+    if matches!(app.setting(NOTICE_KEY).await, Ok(Some(_))) {
         return;
     }
     out.notice(
@@ -202,7 +203,7 @@ async fn sandbox_notice(app: &App, provider: &str, out: &Out) {
          They are synthetic (flagged so in the catalogue). To generate real images, configure a\n      \
          provider (see `atelier config default` and the README).",
     );
-    let _ = app.catalogue.set_meta(NOTICE_KEY, "yes").await;
+    let _ = app.set_setting(NOTICE_KEY, "yes").await;
 }
 
 /// Runs the generation here (unless `no_wait`), shows its progress, prints the result.
@@ -213,64 +214,55 @@ async fn follow(
     out: &Out,
 ) -> Result<u8, AppError> {
     if no_wait {
-        let g = app.generation(id).await?;
-        let view = GenerationView::of(&g, &app.store);
+        let g = app.generation(ME, id).await?;
+        let view = app.generation_view(&g);
         out.result(&view, || {
             format!("queued {id}\nrun it with: atelier jobs run --until-idle")
         });
         return Ok(0);
     }
     let bar = progress_bar(out);
-    let mut events = app.bus.subscribe();
-    // Shows progress; never ends by itself: the workers, not the generation's last event, say
-    // when it is done, since they stop only once its job's end is recorded (so no job stays
-    // leased after this process exits).
+    let mut events = app.follow(ME, id, 0).await?;
+    // Shows progress; never ends the command by itself: the workers, not the generation's last
+    // event, say when it is done, since they stop only once its job's end is recorded (so no
+    // job stays leased after this process exits).
     let watch = async {
-        loop {
-            match events.recv().await {
-                Ok(e) if e.generation_id == id => {
-                    if let Some(bar) = &bar {
-                        // What the job waits for, above the bar: the bar alone would sit still.
-                        if let Some(line) = super::output::notice_line(&e) {
-                            bar.println(line);
-                        }
-                        bar.set_position(e.progress.round() as u64);
-                        bar.set_message(
-                            e.phase.map_or(e.status.as_str(), |p| p.as_str()).to_owned(),
-                        );
-                    }
+        while let Some(e) = events.next().await {
+            if let (Ok(e), Some(bar)) = (e, &bar) {
+                // What the job waits for, above the bar: the bar alone would sit still.
+                if let Some(line) = super::output::notice_line(&e) {
+                    bar.println(line);
                 }
-                Ok(_) | Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => std::future::pending::<()>().await,
+                bar.set_position(e.progress.round() as u64);
+                bar.set_message(e.phase.map_or(e.status.as_str(), |p| p.as_str()).to_owned());
             }
         }
+        std::future::pending::<()>().await;
     };
     let worked = tokio::select! {
-        worked = run_workers(app.clone(), 1, Stop::UntilDone(id)) => worked,
+        worked = app.run_workers(1, Stop::UntilDone(id)) => worked,
         () = watch => Ok(()),
         _ = tokio::signal::ctrl_c() => {
             if let Some(bar) = &bar { bar.abandon(); }
             eprintln!("interrupted: generation {id} stays queued; resume it with `atelier jobs run --until-idle`");
-            crate::jobs::release_accounts(app).await;
+            app.release_accounts().await;
             return Ok(130);
         }
     };
     // Another node may connect this one's accounts at once rather than after their holds' lease.
-    crate::jobs::release_accounts(app).await;
+    app.release_accounts().await;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
     worked?;
-    let job = app.queue.job_of(id).await?;
-    if !job.status.is_terminal() {
+    if !app.job_ended(ME, id).await? {
         return Err(AppError::Internal(format!(
-            "generation {id} ended, but its job could not be recorded as finished (it is still \
-             {}); `atelier jobs run --until-idle` ends it",
-            job.status.as_str()
+            "generation {id} ended, but its job could not be recorded as finished; \
+             `atelier jobs run --until-idle` ends it"
         )));
     }
-    let g = app.generation(id).await?;
-    let view = GenerationView::of(&g, &app.store);
+    let g = app.generation(ME, id).await?;
+    let view = app.generation_view(&g);
     out.result(&view, || super::images::describe_generation(&view));
     let failed = g.generation.status != GenerationStatus::Succeeded;
     if failed

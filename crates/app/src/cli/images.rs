@@ -5,11 +5,10 @@ use std::fmt::Write;
 use super::args::{ImportArgs, ListArgs};
 use super::load_parsed;
 use super::output::Out;
-use crate::api::{GenerationView, ImageView};
+use crate::api::{GenerationView, ImageQuery, ImageView};
 use crate::app::ImportRequest;
-use crate::catalogue::ImageFilter;
 use crate::config::Config;
-use crate::domain::{Category, GenerationId, ImageId, ImageStatus};
+use crate::domain::{Actor, Category, GenerationId, ImageId, ImageStatus};
 use crate::error::AppError;
 use crate::wiring;
 
@@ -51,12 +50,13 @@ pub async fn list(config: &Config, args: ListArgs, out: &Out) -> Result<u8, AppE
     if args.limit == 0 {
         return Err(AppError::Invalid("--limit must be at least 1".into()));
     }
-    let filter = ImageFilter {
+    let query = ImageQuery {
         status: args.status.as_deref().and_then(ImageStatus::parse),
         category: args.category.as_deref().and_then(Category::parse),
         tag: args.tag.map(|t| t.trim().to_lowercase()),
         generation_id,
         limit: Some(args.limit),
+        ..ImageQuery::default()
     };
     let app = match wiring::open(config, wiring::providers(config)?, false).await {
         Err(AppError::NotFound(_)) => {
@@ -65,11 +65,8 @@ pub async fn list(config: &Config, args: ListArgs, out: &Out) -> Result<u8, AppE
         }
         other => other?,
     };
-    let images = app.list_images(&filter).await?;
-    let views: Vec<ImageView> = images
-        .iter()
-        .map(|i| ImageView::new(i, &app.store))
-        .collect();
+    let page = app.images(Actor::Operator, &query).await?;
+    let views: Vec<ImageView> = page.images.iter().map(|i| app.image_view(i)).collect();
     out.result(&views, || {
         views
             .iter()
@@ -83,7 +80,7 @@ pub async fn list(config: &Config, args: ListArgs, out: &Out) -> Result<u8, AppE
 pub async fn show(config: &Config, id: &str, out: &Out) -> Result<u8, AppError> {
     let id: ImageId = load_parsed(id)?;
     let app = wiring::open(config, wiring::providers(config)?, false).await?;
-    let view = ImageView::new(&app.image(id).await?, &app.store);
+    let view = app.image_view(&app.image(Actor::Operator, id).await?);
     out.result(&view, || {
         let mut s = describe_image(&view);
         let _ = write!(
@@ -109,7 +106,7 @@ pub async fn status(config: &Config, id: &str, status: &str, out: &Out) -> Resul
     let status = ImageStatus::parse(status)
         .ok_or_else(|| AppError::Invalid(format!("unknown status {status:?}")))?;
     let app = wiring::open(config, wiring::providers(config)?, false).await?;
-    let view = ImageView::new(&app.set_image_status(id, status).await?, &app.store);
+    let view = app.image_view(&app.set_image_status(Actor::Operator, id, status).await?);
     out.result(&view, || {
         format!("image {} is now {}", view.id, view.status)
     });
@@ -119,7 +116,7 @@ pub async fn status(config: &Config, id: &str, status: &str, out: &Out) -> Resul
 pub async fn tag(config: &Config, id: &str, tags: &[String], out: &Out) -> Result<u8, AppError> {
     let id: ImageId = load_parsed(id)?;
     let app = wiring::open(config, wiring::providers(config)?, false).await?;
-    let view = ImageView::new(&app.tag(id, tags).await?, &app.store);
+    let view = app.image_view(&app.tag(Actor::Operator, id, tags).await?);
     out.result(&view, || {
         format!("image {} tags: {}", view.id, view.tags.join(", "))
     });
@@ -140,11 +137,8 @@ pub async fn import(config: &Config, args: ImportArgs, out: &Out) -> Result<u8, 
     // Every file is read and verified before the data directory is even opened.
     let prepared = request.prepare().await?;
     let app = wiring::open(config, wiring::providers(config)?, true).await?;
-    let done = app.import(prepared).await?;
-    let views: Vec<GenerationView> = done
-        .iter()
-        .map(|g| GenerationView::of(g, &app.store))
-        .collect();
+    let done = app.import(Actor::Operator, prepared).await?;
+    let views: Vec<GenerationView> = done.iter().map(|g| app.generation_view(g)).collect();
     out.result(&views, || {
         views
             .iter()

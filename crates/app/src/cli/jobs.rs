@@ -5,11 +5,10 @@ use tokio::sync::broadcast::error::RecvError;
 use super::args::WorkerArgs;
 use super::load_parsed;
 use super::output::Out;
-use crate::api::GenerationView;
+use crate::app::Stop;
 use crate::config::Config;
-use crate::domain::{Event, EventKind, GenerationId};
+use crate::domain::{Actor, Event, EventKind, GenerationId};
 use crate::error::AppError;
-use crate::jobs::{Stop, release_accounts, run_node, run_workers};
 use crate::wiring;
 
 pub async fn run(config: &Config, until_idle: bool, out: &Out) -> Result<u8, AppError> {
@@ -25,14 +24,17 @@ pub async fn run(config: &Config, until_idle: bool, out: &Out) -> Result<u8, App
         }
         other => other?,
     };
-    let workers = app.providers.total_concurrency();
-    let mut events = app.bus.subscribe();
+    let workers = app.total_concurrency();
+    let mut events = app.local_events();
     let stop = if until_idle {
         Stop::UntilIdle
     } else {
         Stop::Never
     };
-    let pool = tokio::spawn(run_workers(app.clone(), workers, stop));
+    let pool = {
+        let app = app.clone();
+        tokio::spawn(async move { app.run_workers(workers, stop).await })
+    };
     let mut ends = Ends::default();
     // Counts ends as they come; never ends the wait by itself (a lagging receiver included):
     // the workers stop only once every job's end is recorded.
@@ -53,7 +55,7 @@ pub async fn run(config: &Config, until_idle: bool, out: &Out) -> Result<u8, App
     let worked = tokio::select! {
         worked = pool => match worked {
             Ok(worked) => worked,
-            Err(e) => Err(crate::catalogue::CatalogueError::Other(format!("the workers stopped: {e}").into())),
+            Err(e) => Err(AppError::Internal(format!("the workers stopped: {e}"))),
         },
         () = count => Ok(()),
         _ = tokio::signal::ctrl_c() => {
@@ -62,7 +64,7 @@ pub async fn run(config: &Config, until_idle: bool, out: &Out) -> Result<u8, App
         }
     };
     // Another node may take this one's accounts at once rather than after their holds' lease.
-    release_accounts(&app).await;
+    app.release_accounts().await;
     worked?;
     // The ends published while the last job finished.
     while let Ok(e) = events.try_recv() {
@@ -87,20 +89,21 @@ pub async fn run(config: &Config, until_idle: bool, out: &Out) -> Result<u8, App
 pub async fn worker(config: &Config, args: &WorkerArgs, out: &Out) -> Result<u8, AppError> {
     let providers = wiring::providers(config)?;
     let app = wiring::open(config, providers, true).await?;
-    let count = args
-        .concurrency
-        .unwrap_or_else(|| app.providers.total_concurrency());
+    let count = args.concurrency.unwrap_or_else(|| app.total_concurrency());
     let grace =
         std::time::Duration::from_secs_f64(args.grace.unwrap_or(config.node.shutdown_grace_secs));
-    let node = app.jobs.node.clone();
+    let node = app.node().to_owned();
     tracing::info!(%node, workers = count, "node started");
     out.notice(&format!(
         "node {node}: {count} workers; SIGINT or SIGTERM stops them"
     ));
-    let mut events = app.bus.subscribe();
+    let mut events = app.local_events();
     let mut ends = Ends::default();
     let (drain_tx, drain) = tokio::sync::watch::channel(false);
-    let mut pool = tokio::spawn(run_node(app.clone(), count, Stop::Never, drain));
+    let mut pool = {
+        let app = app.clone();
+        tokio::spawn(async move { app.run_node(count, Stop::Never, drain).await })
+    };
     let mut signals = Signals::new()?;
     let count_ends = async {
         loop {
@@ -139,7 +142,7 @@ pub async fn worker(config: &Config, args: &WorkerArgs, out: &Out) -> Result<u8,
             }
         }
     };
-    release_accounts(&app).await;
+    app.release_accounts().await;
     while let Ok(e) = events.try_recv() {
         ends.tally(&e, out);
     }
@@ -161,10 +164,7 @@ pub async fn worker(config: &Config, args: &WorkerArgs, out: &Out) -> Result<u8,
 
 /// Stops the workers with their jobs still in hand: each job stays leased and is taken over by
 /// another node (or this one, started again) when its lease runs out, spending no attempt.
-async fn left_leased(
-    pool: &mut tokio::task::JoinHandle<Result<(), crate::catalogue::CatalogueError>>,
-    out: &Out,
-) {
+async fn left_leased(pool: &mut tokio::task::JoinHandle<Result<(), AppError>>, out: &Out) {
     pool.abort();
     let _ = pool.await;
     tracing::warn!(
@@ -176,7 +176,7 @@ async fn left_leased(
 }
 
 /// SIGINT and SIGTERM, as one stream.
-struct Signals {
+pub(super) struct Signals {
     #[cfg(unix)]
     term: tokio::signal::unix::Signal,
     #[cfg(unix)]
@@ -184,7 +184,7 @@ struct Signals {
 }
 
 impl Signals {
-    fn new() -> Result<Self, AppError> {
+    pub(super) fn new() -> Result<Self, AppError> {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
@@ -199,7 +199,7 @@ impl Signals {
         Ok(Self {})
     }
 
-    async fn next(&mut self) {
+    pub(super) async fn next(&mut self) {
         #[cfg(unix)]
         tokio::select! {
             _ = self.term.recv() => {}
@@ -233,9 +233,9 @@ impl Ends {
 pub async fn cancel(config: &Config, id: &str, out: &Out) -> Result<u8, AppError> {
     let id: GenerationId = load_parsed(id)?;
     let app = wiring::open(config, wiring::providers(config)?, false).await?;
-    let generation = app.cancel(id).await?;
-    let g = app.generation(generation.id).await?;
-    let view = GenerationView::of(&g, &app.store);
+    let generation = app.cancel(Actor::Operator, id).await?;
+    let g = app.generation(Actor::Operator, generation.id).await?;
+    let view = app.generation_view(&g);
     out.result(&view, || {
         if g.generation.status.is_terminal() {
             format!("generation {id} canceled")

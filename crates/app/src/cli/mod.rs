@@ -9,6 +9,7 @@ mod images;
 mod jobs;
 mod migrate;
 mod output;
+mod serve;
 pub mod simulate;
 pub use output::Out;
 
@@ -141,6 +142,7 @@ async fn dispatch(cli: Cli, out: &Out) -> Result<u8, AppError> {
             }
         },
         Command::Worker(args) => jobs::worker(&config, &args, out).await,
+        Command::Serve(args) => serve::serve(&config, &args, out).await,
         Command::Events(args) => events::print(&config, &args, out).await,
         Command::Jobs { command } => match command {
             JobsCommand::Run { until_idle } => jobs::run(&config, until_idle, out).await,

@@ -53,7 +53,7 @@ impl Out {
         let code = match e {
             AppError::Invalid(_) => "invalid_input",
             AppError::NotFound(_) => "not_found",
-            AppError::Conflict(_) => "conflict",
+            AppError::Conflict(_) | AppError::WrongState(_) => "conflict",
             AppError::Failed(f) => f.code.as_str(),
             _ => "internal",
         };

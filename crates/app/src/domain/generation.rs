@@ -2,7 +2,7 @@
 
 use time::OffsetDateTime;
 
-use super::{ErrorCode, Failure, GenerationId, Parameters};
+use super::{ErrorCode, Failure, GenerationId, Parameters, UserId};
 use crate::domain::Category;
 
 /// `queued` → `submitted` → `running` → `succeeded` | `failed` | `canceled`.
@@ -136,7 +136,8 @@ impl GenerationKind {
 #[derive(Clone, PartialEq, Debug)]
 pub struct Generation {
     pub id: GenerationId,
-    pub owner: Option<String>,
+    /// The user who asked for it; `None` for the operator's (the CLI on the data's machine).
+    pub owner: Option<UserId>,
     pub provider: String,
     pub account: Option<String>,
     pub kind: GenerationKind,

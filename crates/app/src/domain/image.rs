@@ -4,7 +4,7 @@ use std::fmt;
 
 use time::OffsetDateTime;
 
-use super::{GenerationId, ImageId};
+use super::{GenerationId, ImageId, UserId};
 
 /// Which picture of a generation this is.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -121,7 +121,8 @@ impl Rgb {
 pub struct Image {
     pub id: ImageId,
     pub generation_id: GenerationId,
-    pub owner: Option<String>,
+    /// Its generation's owner.
+    pub owner: Option<UserId>,
     pub role: Role,
     pub storage_key: String,
     pub public_url: Option<String>,

@@ -2,7 +2,9 @@
 //! same test runs unchanged against every implementation: `sqlite::…` and `postgres::…` (see
 //! `conformance!` at the end).
 
-use atelier::catalogue::{CatalogueError, Change, Claim, ImageFilter, Inserted, NewJob};
+use atelier::catalogue::{
+    CatalogueError, Change, Claim, FeedFilter, ImageFilter, Inserted, NewJob,
+};
 use atelier::domain::{
     Category, ErrorCode, EventKind, Failure, Generation, GenerationId, GenerationKind,
     GenerationStatus, Image, ImageId, ImageStatus, JobId, JobStatus, Lease, Parameters, Phase, Rgb,
@@ -677,7 +679,7 @@ async fn the_feed_tells_every_event_in_order_and_wakes_its_waiters(backend: Back
         "woken by the write"
     );
 
-    let all = c.feed(0, None, 100).await.unwrap();
+    let all = c.feed(0, &FeedFilter::default(), 100).await.unwrap();
     let seen: Vec<_> = all
         .iter()
         .map(|e| (e.event.generation_id, e.event.seq))
@@ -686,7 +688,7 @@ async fn the_feed_tells_every_event_in_order_and_wakes_its_waiters(backend: Back
     assert!(all.windows(2).all(|w| w[0].position < w[1].position));
     assert_eq!(all.last().unwrap().position, c.feed_end().await.unwrap());
     let after: Vec<_> = c
-        .feed(start, None, 100)
+        .feed(start, &FeedFilter::default(), 100)
         .await
         .unwrap()
         .iter()
@@ -694,7 +696,14 @@ async fn the_feed_tells_every_event_in_order_and_wakes_its_waiters(backend: Back
         .collect();
     assert_eq!(after, [(b.id, 1), (a.id, 2)]);
     let of_a: Vec<_> = c
-        .feed(0, Some(a.id), 1)
+        .feed(
+            0,
+            &FeedFilter {
+                generation: Some(a.id),
+                ..FeedFilter::default()
+            },
+            1,
+        )
         .await
         .unwrap()
         .iter()

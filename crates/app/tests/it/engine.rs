@@ -5,9 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use atelier::catalogue::{
-    CatalogueError, Claim, ImageFilter, Queue, QueueCounts, Result as CatResult,
-};
+use atelier::catalogue::{CatalogueError, Claim, Queue, QueueCounts, Result as CatResult};
 use atelier::domain::{
     ErrorCode, EventKind, GenerationId, GenerationRequest, GenerationStatus, Job, JobId, JobStatus,
     Lease, Phase, Role, UpscaleSelection,
@@ -21,7 +19,11 @@ use crate::support::{Scripted, TestApp, app_with, err, fast_jobs, sandbox_app};
 pub async fn submit(t: &TestApp, prompt: &str, upscale: &str) -> GenerationId {
     let mut r = GenerationRequest::new(prompt);
     r.upscale = UpscaleSelection::parse(upscale).unwrap();
-    t.app.submit(r).await.unwrap().id
+    t.app
+        .submit(atelier::domain::Actor::Operator, r)
+        .await
+        .unwrap()
+        .id
 }
 
 pub async fn run_idle(t: &TestApp) {
@@ -51,11 +53,15 @@ async fn a_generation_follows_the_life_cycle_and_milestones() {
         fast_jobs(),
     )
     .await;
-    let mut live = t.app.bus.subscribe();
+    let mut live = t.app.local_events();
     let id = submit(&t, "a lighthouse at dawn", "all").await;
     run_idle(&t).await;
 
-    let g = t.app.generation(id).await.unwrap();
+    let g = t
+        .app
+        .generation(atelier::domain::Actor::Operator, id)
+        .await
+        .unwrap();
     assert_eq!(g.generation.status, GenerationStatus::Succeeded);
     assert_eq!(g.generation.phase, Some(Phase::Completed));
     assert_eq!(g.generation.progress, 100.0);
@@ -68,7 +74,7 @@ async fn a_generation_follows_the_life_cycle_and_milestones() {
         assert!(i.synthetic);
         let bytes = t
             .app
-            .store
+            .store()
             .get(&i.storage_key, &i.sha256)
             .await
             .expect("stored and verified");
@@ -76,7 +82,7 @@ async fn a_generation_follows_the_life_cycle_and_milestones() {
         assert_eq!(i.palette.len(), 5);
         assert!(
             t.app
-                .store
+                .store()
                 .get(
                     i.thumbnail_key.as_deref().unwrap(),
                     &atelier::store::sha256_hex(b"x")
@@ -87,7 +93,11 @@ async fn a_generation_follows_the_life_cycle_and_milestones() {
     }
     assert_eq!((g.images[0].width, g.images[1].width), (64, 32));
 
-    let events = t.app.events(id, 0).await.unwrap();
+    let events = t
+        .app
+        .events(atelier::domain::Actor::Operator, id, 0)
+        .await
+        .unwrap();
     let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
     assert_eq!(
         seqs,
@@ -142,7 +152,11 @@ async fn fewer_upscales_share_the_second_half() {
     let two = submit(&t, "two", "1,3").await;
     let none = submit(&t, "none", "none").await;
     run_idle(&t).await;
-    let ev = t.app.events(two, 0).await.unwrap();
+    let ev = t
+        .app
+        .events(atelier::domain::Actor::Operator, two, 0)
+        .await
+        .unwrap();
     let ups: Vec<(Option<u8>, f64)> = ev
         .iter()
         .filter(|e| e.kind == EventKind::UpscaleCompleted)
@@ -153,13 +167,25 @@ async fn fewer_upscales_share_the_second_half() {
     let mut indices: Vec<Option<u8>> = ups.iter().map(|u| u.0).collect();
     indices.sort_unstable();
     assert_eq!(indices, [Some(1), Some(3)]);
-    let ev = t.app.events(none, 0).await.unwrap();
+    let ev = t
+        .app
+        .events(atelier::domain::Actor::Operator, none, 0)
+        .await
+        .unwrap();
     let grid = ev
         .iter()
         .find(|e| e.kind == EventKind::GridCompleted)
         .unwrap();
     assert_eq!(grid.progress, 100.0);
-    assert_eq!(t.app.generation(none).await.unwrap().images.len(), 1);
+    assert_eq!(
+        t.app
+            .generation(atelier::domain::Actor::Operator, none)
+            .await
+            .unwrap()
+            .images
+            .len(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,14 +198,18 @@ async fn retryable_failures_are_retried_then_succeed() {
     let t = scripted(&s, 1, UpscaleMode::Provider).await;
     let id = submit(&t, "retry me", "1").await;
     run_idle(&t).await;
-    let g = t.app.generation(id).await.unwrap();
+    let g = t
+        .app
+        .generation(atelier::domain::Actor::Operator, id)
+        .await
+        .unwrap();
     assert_eq!(
         g.generation.status,
         GenerationStatus::Succeeded,
         "{:?}",
         g.generation.error
     );
-    let job = t.app.queue.job_of(id).await.unwrap();
+    let job = t.app.queue().job_of(id).await.unwrap();
     // queue_full, then a truncated delivery (integrity_failed), then success.
     assert_eq!((job.attempts, job.status), (3, JobStatus::Succeeded));
     assert!(job.last_error.unwrap().starts_with("integrity_failed"));
@@ -195,7 +225,12 @@ async fn fatal_failures_end_the_generation_at_once() {
     let t = scripted(&s, 1, UpscaleMode::Provider).await;
     let id = submit(&t, "a fox", "all").await;
     run_idle(&t).await;
-    let g = t.app.generation(id).await.unwrap().generation;
+    let g = t
+        .app
+        .generation(atelier::domain::Actor::Operator, id)
+        .await
+        .unwrap()
+        .generation;
     assert_eq!(g.status, GenerationStatus::Failed);
     let e = g.error.unwrap();
     assert_eq!(
@@ -203,13 +238,19 @@ async fn fatal_failures_end_the_generation_at_once() {
         (ErrorCode::BannedPrompt, "banned word: fox")
     );
     assert_eq!(s.calls.load(Ordering::SeqCst), 1, "no retry");
-    let last = t.app.events(id, 0).await.unwrap().pop().unwrap();
+    let last = t
+        .app
+        .events(atelier::domain::Actor::Operator, id, 0)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
     assert_eq!(
         (last.kind, last.error.map(|f| f.code)),
         (EventKind::Failed, Some(ErrorCode::BannedPrompt))
     );
     assert_eq!(
-        t.app.queue.job_of(id).await.unwrap().status,
+        t.app.queue().job_of(id).await.unwrap().status,
         JobStatus::Failed
     );
 }
@@ -221,7 +262,12 @@ async fn retries_run_out() {
     let t = scripted(&s, 1, UpscaleMode::Provider).await;
     let id = submit(&t, "never", "all").await;
     run_idle(&t).await;
-    let g = t.app.generation(id).await.unwrap().generation;
+    let g = t
+        .app
+        .generation(atelier::domain::Actor::Operator, id)
+        .await
+        .unwrap()
+        .generation;
     assert_eq!(g.status, GenerationStatus::Failed);
     let e = g.error.unwrap();
     assert_eq!(e.code, ErrorCode::ProviderUnavailable);
@@ -237,17 +283,40 @@ async fn retries_run_out() {
 async fn canceling_a_waiting_generation_ends_it_at_once() {
     let t = sandbox_app().await;
     let id = submit(&t, "cancel me", "all").await;
-    let g = t.app.cancel(id).await.unwrap();
+    let g = t
+        .app
+        .cancel(atelier::domain::Actor::Operator, id)
+        .await
+        .unwrap();
     assert_eq!(g.status, GenerationStatus::Canceled);
     run_idle(&t).await;
-    assert!(t.app.generation(id).await.unwrap().images.is_empty());
+    assert!(
+        t.app
+            .generation(atelier::domain::Actor::Operator, id)
+            .await
+            .unwrap()
+            .images
+            .is_empty()
+    );
     assert_eq!(
-        t.app.queue.job_of(id).await.unwrap().status,
+        t.app.queue().job_of(id).await.unwrap().status,
         JobStatus::Canceled
     );
-    let last = t.app.events(id, 0).await.unwrap().pop().unwrap();
+    let last = t
+        .app
+        .events(atelier::domain::Actor::Operator, id, 0)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
     assert_eq!(last.kind, EventKind::Canceled);
-    assert!(t.app.cancel(id).await.is_err(), "already canceled");
+    assert!(
+        t.app
+            .cancel(atelier::domain::Actor::Operator, id)
+            .await
+            .is_err(),
+        "already canceled"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -267,19 +336,27 @@ async fn canceling_a_running_generation_stops_its_worker() {
         1,
         "the provider is working"
     );
-    t.app.cancel(id).await.unwrap();
+    t.app
+        .cancel(atelier::domain::Actor::Operator, id)
+        .await
+        .unwrap();
     tokio::time::timeout(Duration::from_secs(5), workers)
         .await
         .expect("stopped promptly")
         .unwrap()
         .unwrap();
-    let g = t.app.generation(id).await.unwrap().generation;
+    let g = t
+        .app
+        .generation(atelier::domain::Actor::Operator, id)
+        .await
+        .unwrap()
+        .generation;
     assert_eq!(
         (g.status, g.error.map(|e| e.code)),
         (GenerationStatus::Canceled, Some(ErrorCode::Canceled))
     );
     assert_eq!(
-        t.app.queue.job_of(id).await.unwrap().status,
+        t.app.queue().job_of(id).await.unwrap().status,
         JobStatus::Canceled
     );
 }
@@ -317,12 +394,16 @@ async fn a_crashed_workers_job_is_taken_over_after_its_lease() {
         slots: &slots,
         only: None,
     };
-    assert!(t.app.queue.claim(&ghost).await.unwrap().is_some());
+    assert!(t.app.queue().claim(&ghost).await.unwrap().is_some());
     run_idle(&t).await;
-    let g = t.app.generation(id).await.unwrap();
+    let g = t
+        .app
+        .generation(atelier::domain::Actor::Operator, id)
+        .await
+        .unwrap();
     assert_eq!(g.generation.status, GenerationStatus::Succeeded);
     assert_eq!(g.images.len(), 5);
-    let job = t.app.queue.job_of(id).await.unwrap();
+    let job = t.app.queue().job_of(id).await.unwrap();
     // The takeover spent no attempt.
     assert_eq!((job.attempts, job.takeovers), (1, 1));
 }
@@ -343,7 +424,7 @@ async fn ghosts(t: &TestApp, slot: &str, count: u32) {
         if n > 0 {
             tokio::time::sleep(Duration::from_millis(3)).await;
         }
-        let claimed = t.app.queue.claim(&ghost).await.unwrap();
+        let claimed = t.app.queue().claim(&ghost).await.unwrap();
         assert!(claimed.is_some(), "ghost {n} claims the job");
     }
     // The last ghost's lease has run out before the real workers look.
@@ -357,7 +438,11 @@ async fn a_job_killed_more_often_than_its_attempts_still_finishes() {
     let id = submit(&t, "killed five times", "all").await;
     ghosts(&t, "sandbox:sandbox-account", 5).await;
     run_idle(&t).await;
-    let g = t.app.generation(id).await.unwrap();
+    let g = t
+        .app
+        .generation(atelier::domain::Actor::Operator, id)
+        .await
+        .unwrap();
     assert_eq!(
         g.generation.status,
         GenerationStatus::Succeeded,
@@ -365,7 +450,7 @@ async fn a_job_killed_more_often_than_its_attempts_still_finishes() {
         g.generation.error
     );
     assert_eq!(g.images.len(), 5);
-    let job = t.app.queue.job_of(id).await.unwrap();
+    let job = t.app.queue().job_of(id).await.unwrap();
     assert_eq!((job.attempts, job.takeovers), (1, 5));
 }
 
@@ -382,7 +467,12 @@ async fn a_job_that_kills_its_worker_every_time_is_given_up_after_its_takeovers(
     // Three workers died with it: the claim after the third is its third takeover.
     ghosts(&t, "scripted:scripted-account", 3).await;
     run_idle(&t).await;
-    let g = t.app.generation(id).await.unwrap().generation;
+    let g = t
+        .app
+        .generation(atelier::domain::Actor::Operator, id)
+        .await
+        .unwrap()
+        .generation;
     assert_eq!(g.status, GenerationStatus::Failed);
     let e = g.error.unwrap();
     assert_eq!(e.code, ErrorCode::Internal);
@@ -394,7 +484,7 @@ async fn a_job_that_kills_its_worker_every_time_is_given_up_after_its_takeovers(
         e.message
     );
     assert_eq!(s.calls.load(Ordering::SeqCst), 0, "not run again");
-    let job = t.app.queue.job_of(id).await.unwrap();
+    let job = t.app.queue().job_of(id).await.unwrap();
     assert_eq!(
         (job.status, job.attempts, job.takeovers),
         (JobStatus::Failed, 1, 3)
@@ -411,11 +501,15 @@ async fn a_retried_job_resumes_without_redoing_stored_steps() {
     let t = scripted(&s, 1, UpscaleMode::Provider).await;
     let id = submit(&t, "resume", "all").await;
     run_idle(&t).await;
-    let g = t.app.generation(id).await.unwrap();
+    let g = t
+        .app
+        .generation(atelier::domain::Actor::Operator, id)
+        .await
+        .unwrap();
     assert_eq!(g.generation.status, GenerationStatus::Succeeded);
     let grids = g.images.iter().filter(|i| i.role == Role::Grid).count();
     assert_eq!((grids, g.images.len()), (1, 5));
-    let job = t.app.queue.job_of(id).await.unwrap();
+    let job = t.app.queue().job_of(id).await.unwrap();
     assert_eq!(job.attempts, 2);
     // The upscales run at once: the failed one is asked for again, the three others were
     // stored by the first attempt, which waited for them.
@@ -426,7 +520,7 @@ async fn a_retried_job_resumes_without_redoing_stored_steps() {
     );
     let grid_events = t
         .app
-        .events(id, 0)
+        .events(atelier::domain::Actor::Operator, id, 0)
         .await
         .unwrap()
         .iter()
@@ -448,12 +542,16 @@ async fn local_split_cuts_the_grid_instead_of_calling_the_provider() {
     );
     let images = t
         .app
-        .list_images(&ImageFilter {
-            generation_id: Some(id),
-            ..ImageFilter::default()
-        })
+        .images(
+            atelier::domain::Actor::Operator,
+            &atelier::api::ImageQuery {
+                generation_id: Some(id),
+                ..Default::default()
+            },
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .images;
     let mut roles: Vec<String> = images.iter().map(|i| i.role.to_string()).collect();
     roles.sort();
     assert_eq!(roles, ["grid", "upscale_2", "upscale_4"]);
@@ -467,30 +565,62 @@ async fn versions_and_tags_through_the_app() {
     let mut r = GenerationRequest::new("the fox king");
     r.subject = Some("Fox King".into());
     r.upscale = UpscaleSelection::none();
-    let first = t.app.submit(r).await.unwrap();
+    let first = t
+        .app
+        .submit(atelier::domain::Actor::Operator, r)
+        .await
+        .unwrap();
     run_idle(&t).await;
-    let grid = t.app.generation(first.id).await.unwrap().images.remove(0);
-    let next = t.app.new_version(grid.id).await.unwrap();
+    let grid = t
+        .app
+        .generation(atelier::domain::Actor::Operator, first.id)
+        .await
+        .unwrap()
+        .images
+        .remove(0);
+    let next = t
+        .app
+        .new_version(atelier::domain::Actor::Operator, grid.id)
+        .await
+        .unwrap();
     assert_eq!((next.version, next.parent_id), (2, Some(first.id)));
     assert_eq!(next.prompt, first.prompt);
     run_idle(&t).await;
     assert_eq!(
-        t.app.generation(next.id).await.unwrap().images[0].version,
+        t.app
+            .generation(atelier::domain::Actor::Operator, next.id)
+            .await
+            .unwrap()
+            .images[0]
+            .version,
         2
     );
     let tagged = t
         .app
-        .tag(grid.id, &[" Hero ".into(), "cover".into()])
+        .tag(
+            atelier::domain::Actor::Operator,
+            grid.id,
+            &[" Hero ".into(), "cover".into()],
+        )
         .await
         .unwrap();
     assert_eq!(tagged.tags, ["cover", "hero"]);
     assert!(
         t.app
-            .tag(grid.id, &["no spaces allowed".into()])
+            .tag(
+                atelier::domain::Actor::Operator,
+                grid.id,
+                &["no spaces allowed".into()]
+            )
             .await
             .is_err()
     );
-    assert!(t.app.tag(grid.id, &[]).await.is_err());
+    assert!(
+        t.app
+            .tag(atelier::domain::Actor::Operator, grid.id, &[])
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -499,7 +629,11 @@ async fn a_provider_reporting_in_bursts_does_not_flood_the_catalogue() {
     let t = sandbox_app().await;
     let id = submit(&t, "burst", "all").await;
     run_idle(&t).await;
-    let events = t.app.events(id, 0).await.unwrap();
+    let events = t
+        .app
+        .events(atelier::domain::Actor::Operator, id, 0)
+        .await
+        .unwrap();
     let progress = events
         .iter()
         .filter(|e| e.kind == EventKind::Progress)
@@ -530,11 +664,19 @@ async fn a_cancel_requested_while_nobody_held_the_job_is_honoured_at_claim() {
         slots: &slots,
         only: None,
     };
-    assert!(t.app.queue.claim(&ghost).await.unwrap().is_some());
+    assert!(t.app.queue().claim(&ghost).await.unwrap().is_some());
     // The cancel reaches a job whose worker has died.
-    t.app.cancel(id).await.unwrap();
+    t.app
+        .cancel(atelier::domain::Actor::Operator, id)
+        .await
+        .unwrap();
     run_idle(&t).await;
-    let g = t.app.generation(id).await.unwrap().generation;
+    let g = t
+        .app
+        .generation(atelier::domain::Actor::Operator, id)
+        .await
+        .unwrap()
+        .generation;
     assert_eq!(g.status, GenerationStatus::Canceled);
     assert_eq!(
         s.calls.load(Ordering::SeqCst),
@@ -552,7 +694,7 @@ async fn a_stored_image_without_its_event_gets_it_on_resume() {
     let id = submit(&t, "half done", "1").await;
     // The crashed run had said `submitted` before it stored anything.
     t.app
-        .catalogue
+        .catalogue()
         .advance(
             id,
             &atelier::catalogue::Change::new(
@@ -563,7 +705,7 @@ async fn a_stored_image_without_its_event_gets_it_on_resume() {
         )
         .await
         .unwrap();
-    let g = t.app.catalogue.generation(id).await.unwrap();
+    let g = t.app.catalogue().generation(id).await.unwrap();
     let bytes = atelier::providers::sandbox::draw::grid("half done", 1, 64)
         .encode_png()
         .unwrap();
@@ -573,9 +715,13 @@ async fn a_stored_image_without_its_event_gets_it_on_resume() {
         .store_image(&g, Role::Grid, processed, false)
         .await
         .unwrap();
-    t.app.catalogue.insert_image(&image).await.unwrap();
+    t.app.catalogue().insert_image(&image).await.unwrap();
     run_idle(&t).await;
-    let events = t.app.events(id, 0).await.unwrap();
+    let events = t
+        .app
+        .events(atelier::domain::Actor::Operator, id, 0)
+        .await
+        .unwrap();
     let grid_events: Vec<_> = events
         .iter()
         .filter(|e| e.kind == EventKind::GridCompleted)
@@ -588,7 +734,12 @@ async fn a_stored_image_without_its_event_gets_it_on_resume() {
         "only the upscale was asked for"
     );
     assert_eq!(
-        t.app.generation(id).await.unwrap().generation.status,
+        t.app
+            .generation(atelier::domain::Actor::Operator, id)
+            .await
+            .unwrap()
+            .generation
+            .status,
         GenerationStatus::Succeeded
     );
 }
@@ -638,6 +789,9 @@ impl Queue for FailingClaims {
     async fn counts(&self, slots: &[String]) -> CatResult<QueueCounts> {
         self.inner.counts(slots).await
     }
+    async fn ahead(&self, generation: GenerationId) -> CatResult<Option<u64>> {
+        self.inner.ahead(generation).await
+    }
     async fn next_due(&self, slots: &[String]) -> CatResult<Option<Duration>> {
         self.inner.next_due(slots).await
     }
@@ -664,7 +818,10 @@ async fn a_failing_claim_is_tried_again_after_a_backoff_kept_in_memory() {
         size: 64,
         delay: Duration::ZERO,
     });
-    let mut t = app_with(
+    // The app's own queue, behind one whose first claims fail.
+    let mut flaky = None;
+    let t = crate::support::app_wrapping(
+        crate::support::Backend::from_env(),
         vec![("sandbox", sandbox, 1, UpscaleMode::Provider)],
         atelier::app::JobSettings {
             retry_base: Duration::from_millis(100),
@@ -673,15 +830,18 @@ async fn a_failing_claim_is_tried_again_after_a_backoff_kept_in_memory() {
             poll: Duration::from_millis(10),
             ..fast_jobs()
         },
+        |inner| {
+            let q = Arc::new(FailingClaims {
+                inner,
+                failures: std::sync::atomic::AtomicUsize::new(4),
+                claims: std::sync::atomic::AtomicUsize::new(0),
+            });
+            flaky = Some(q.clone());
+            q
+        },
     )
     .await;
-    // The app's own queue, behind one whose first claims fail.
-    let flaky = Arc::new(FailingClaims {
-        inner: t.app.queue.clone(),
-        failures: std::sync::atomic::AtomicUsize::new(4),
-        claims: std::sync::atomic::AtomicUsize::new(0),
-    });
-    Arc::get_mut(&mut t.app).unwrap().queue = flaky.clone();
+    let flaky = flaky.expect("the queue was wrapped");
     let id = submit(&t, "claimed at last", "1").await;
     let workers = tokio::spawn(run_workers(t.app.clone(), 1, Stop::UntilIdle));
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -697,9 +857,14 @@ async fn a_failing_claim_is_tried_again_after_a_backoff_kept_in_memory() {
         .expect("the job ran once the claims went through")
         .unwrap()
         .expect("no write was refused");
-    let g = t.app.generation(id).await.unwrap().generation;
+    let g = t
+        .app
+        .generation(atelier::domain::Actor::Operator, id)
+        .await
+        .unwrap()
+        .generation;
     assert_eq!(g.status, GenerationStatus::Succeeded);
     // The failed claims wrote nothing: the job was claimed once.
-    let job = t.app.queue.job_of(id).await.unwrap();
+    let job = t.app.queue().job_of(id).await.unwrap();
     assert_eq!((job.attempts, job.takeovers, job.last_error), (1, 0, None));
 }

@@ -10,6 +10,8 @@ mod cli;
 mod cli_errors;
 mod crash;
 mod engine;
+mod follow;
+mod http;
 mod limits;
 mod midjourney;
 mod migrate;

@@ -96,7 +96,7 @@ async fn run_all(app: &Arc<App>) {
 }
 
 async fn run_all_within(app: &Arc<App>, limit: Duration) {
-    let workers = app.providers.total_concurrency();
+    let workers = app.providers().total_concurrency();
     tokio::time::timeout(limit, run_workers(app.clone(), workers, Stop::UntilIdle))
         .await
         .expect("jobs finish in time")
@@ -105,7 +105,10 @@ async fn run_all_within(app: &Arc<App>, limit: Duration) {
 
 async fn generate(app: &Arc<App>, prompt: &str) -> GenerationId {
     let g = app
-        .submit(GenerationRequest::new(prompt))
+        .submit(
+            atelier::domain::Actor::Operator,
+            GenerationRequest::new(prompt),
+        )
         .await
         .expect("submitted");
     run_all(app).await;
@@ -117,7 +120,12 @@ async fn submit_numbered(app: &App, prompt: &str, count: usize) -> Vec<Generatio
     let mut ids = Vec::with_capacity(count);
     for i in 0..count {
         let request = GenerationRequest::new(format!("{prompt} {i}"));
-        ids.push(app.submit(request).await.expect("submitted").id);
+        ids.push(
+            app.submit(atelier::domain::Actor::Operator, request)
+                .await
+                .expect("submitted")
+                .id,
+        );
     }
     ids
 }
@@ -138,19 +146,23 @@ fn pixels(bytes: &[u8]) -> pipeline::Pixels {
 
 /// Checks the generation succeeded with a grid and four upscales that are its quadrants.
 async fn assert_complete(app: &App, id: GenerationId) {
-    let g = app.catalogue.generation(id).await.expect("generation");
+    let g = app.catalogue().generation(id).await.expect("generation");
     assert_eq!(
         g.status,
         GenerationStatus::Succeeded,
         "error: {:?}",
         g.error
     );
-    let images = app.images_of(id).await.expect("images");
+    let images = app
+        .generation(atelier::domain::Actor::Operator, id)
+        .await
+        .map(|g| g.images)
+        .expect("images");
     let roles: Vec<Role> = images.iter().map(|i| i.role).collect();
     assert_eq!(roles.len(), 5, "{roles:?}");
     let grid = images.iter().find(|i| i.role == Role::Grid).expect("grid");
     let grid = pixels(
-        &app.store
+        &app.store()
             .get(&grid.storage_key, &grid.sha256)
             .await
             .expect("grid read"),
@@ -162,7 +174,7 @@ async fn assert_complete(app: &App, id: GenerationId) {
             .find(|x| x.role == Role::Upscale(i))
             .expect("upscale");
         let bytes = app
-            .store
+            .store()
             .get(&up.storage_key, &up.sha256)
             .await
             .expect("read");
@@ -190,7 +202,7 @@ async fn imagine_stores_the_grid_then_four_upscales_in_both_modes() {
         .await;
         let id = generate(&app, "a lighthouse at dusk --ar 1:1 --stylize 250").await;
         assert_complete(&app, id).await;
-        let g = app.catalogue.generation(id).await.unwrap();
+        let g = app.catalogue().generation(id).await.unwrap();
         assert_eq!(g.account.as_deref(), Some("sim-1"));
         assert_eq!(g.parameters.extra["stylize"], 250);
         assert!(
@@ -198,7 +210,10 @@ async fn imagine_stores_the_grid_then_four_upscales_in_both_modes() {
             "{}",
             g.provider_refs
         );
-        let events = app.events(id, 0).await.unwrap();
+        let events = app
+            .events(atelier::domain::Actor::Operator, id, 0)
+            .await
+            .unwrap();
         let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
         assert_eq!(kinds.first(), Some(&EventKind::Created));
         assert_eq!(kinds.last(), Some(&EventKind::Completed));
@@ -242,7 +257,11 @@ async fn every_action_makes_its_own_generation() {
     let dir = tempfile::tempdir().unwrap();
     let app = app_for(&sim, dir.path(), 1, |_| {}).await;
     let id = generate(&app, "a red fox in snow").await;
-    let images = app.images_of(id).await.unwrap();
+    let images = app
+        .generation(atelier::domain::Actor::Operator, id)
+        .await
+        .map(|g| g.images)
+        .unwrap();
     let grid = images.iter().find(|i| i.role == Role::Grid).unwrap().id;
     let up2 = images
         .iter()
@@ -266,9 +285,12 @@ async fn every_action_makes_its_own_generation() {
         (up2, "pan-down", "pan", Role::Grid),
     ];
     for (image, action, kind, role) in cases {
-        let g = app.act(image, action, &none).await.expect(action);
+        let g = app
+            .act(atelier::domain::Actor::Operator, image, action, &none)
+            .await
+            .expect(action);
         run_all(&app).await;
-        let g = app.catalogue.generation(g.id).await.unwrap();
+        let g = app.catalogue().generation(g.id).await.unwrap();
         assert_eq!(
             g.status,
             GenerationStatus::Succeeded,
@@ -278,8 +300,9 @@ async fn every_action_makes_its_own_generation() {
         assert_eq!(g.kind.as_str(), kind, "{action}");
         assert_eq!(g.parent_id, Some(id));
         let roles: Vec<Role> = app
-            .images_of(g.id)
+            .generation(atelier::domain::Actor::Operator, g.id)
             .await
+            .map(|g| g.images)
             .unwrap()
             .iter()
             .map(|i| i.role)
@@ -287,18 +310,50 @@ async fn every_action_makes_its_own_generation() {
         assert_eq!(roles, [role], "{action}");
     }
     // An upscale of an upscale result: 2x the quadrant.
-    let u3 = app.act(grid, "u1", &none).await.unwrap();
+    let u3 = app
+        .act(atelier::domain::Actor::Operator, grid, "u1", &none)
+        .await
+        .unwrap();
     run_all(&app).await;
-    let single = app.images_of(u3.id).await.unwrap()[0].clone();
+    let single = app
+        .generation(atelier::domain::Actor::Operator, u3.id)
+        .await
+        .map(|g| g.images)
+        .unwrap()[0]
+        .clone();
     assert_eq!(single.width, 64);
-    let creative = app.act(single.id, "upscale-creative", &none).await.unwrap();
+    let creative = app
+        .act(
+            atelier::domain::Actor::Operator,
+            single.id,
+            "upscale-creative",
+            &none,
+        )
+        .await
+        .unwrap();
     run_all(&app).await;
-    let out = app.images_of(creative.id).await.unwrap();
+    let out = app
+        .generation(atelier::domain::Actor::Operator, creative.id)
+        .await
+        .map(|g| g.images)
+        .unwrap();
     assert_eq!(out[0].width, 128);
     // Actions on the wrong kind of image are refused before anything is queued.
-    assert!(app.act(grid, "pan-left", &none).await.is_err());
-    assert!(app.act(up2, "v1", &none).await.is_err());
-    assert!(app.act(grid, "spin", &none).await.is_err());
+    assert!(
+        app.act(atelier::domain::Actor::Operator, grid, "pan-left", &none)
+            .await
+            .is_err()
+    );
+    assert!(
+        app.act(atelier::domain::Actor::Operator, up2, "v1", &none)
+            .await
+            .is_err()
+    );
+    assert!(
+        app.act(atelier::domain::Actor::Operator, grid, "spin", &none)
+            .await
+            .is_err()
+    );
     sim.shutdown().await;
 }
 
@@ -311,15 +366,18 @@ async fn midjourney_errors_fail_the_job_with_their_type_and_are_not_retried() {
     // the bot's "Invalid parameter" embed is tested on its recorded fixture).
     let before = sim.control().stats().interactions;
     assert!(
-        app.submit(GenerationRequest::new("a fox --frobnicate 3"))
-            .await
-            .is_err()
+        app.submit(
+            atelier::domain::Actor::Operator,
+            GenerationRequest::new("a fox --frobnicate 3")
+        )
+        .await
+        .is_err()
     );
     assert_eq!(sim.control().stats().interactions, before, "sent");
     for (prompt, code) in [("a banned scene", ErrorCode::BannedPrompt)] {
         let before = sim.control().stats().interactions;
         let id = generate(&app, prompt).await;
-        let g = app.catalogue.generation(id).await.unwrap();
+        let g = app.catalogue().generation(id).await.unwrap();
         assert_eq!(g.status, GenerationStatus::Failed, "{prompt}");
         assert_eq!(g.error_code(), Some(code), "{prompt}");
         let message = &g.error.as_ref().unwrap().message;
@@ -410,7 +468,7 @@ async fn nothing_is_sent_while_its_nonce_cannot_be_saved() {
     refuse.start().await;
 
     let id = generate(&app, "a fox in the snow").await;
-    let g = app.catalogue.generation(id).await.unwrap();
+    let g = app.catalogue().generation(id).await.unwrap();
     assert_eq!(g.status, GenerationStatus::Failed);
     assert_eq!(g.error_code(), Some(ErrorCode::Internal));
     let message = &g.error.as_ref().unwrap().message;
@@ -418,7 +476,7 @@ async fn nothing_is_sent_while_its_nonce_cannot_be_saved() {
         message.contains("references could not be saved"),
         "{message}"
     );
-    assert_eq!(app.queue.job_of(id).await.unwrap().attempts, 3);
+    assert_eq!(app.queue().job_of(id).await.unwrap().attempts, 3);
     assert_eq!(sim.control().stats().interactions, 0, "sent unsaved");
 
     // Once the catalogue takes them again, the same path runs through.
@@ -454,7 +512,7 @@ async fn two_accounts_share_the_work_within_their_limits() {
     run_all(&app).await;
     let mut used = std::collections::BTreeSet::new();
     for id in &ids {
-        let g = app.catalogue.generation(*id).await.unwrap();
+        let g = app.catalogue().generation(*id).await.unwrap();
         assert_eq!(g.status, GenerationStatus::Succeeded, "{:?}", g.error);
         used.insert(g.account.unwrap());
     }
@@ -480,7 +538,7 @@ async fn a_revoked_account_is_disabled_and_the_other_takes_the_jobs() {
     let ids = submit_numbered(&app, "a mill, view", 3).await;
     run_all(&app).await;
     for id in ids {
-        let g = app.catalogue.generation(id).await.unwrap();
+        let g = app.catalogue().generation(id).await.unwrap();
         assert_eq!(g.status, GenerationStatus::Succeeded, "{:?}", g.error);
         assert_eq!(g.account.as_deref(), Some("sim-2"));
     }
@@ -570,19 +628,38 @@ async fn describe_and_blend_upload_their_images() {
     let dir = tempfile::tempdir().unwrap();
     let app = app_for(&sim, dir.path(), 1, |_| {}).await;
     let id = generate(&app, "two boats").await;
-    let images = app.images_of(id).await.unwrap();
+    let images = app
+        .generation(atelier::domain::Actor::Operator, id)
+        .await
+        .map(|g| g.images)
+        .unwrap();
     let (a, b) = (images[1].id, images[2].id);
 
-    let d = app.describe(a, None).await.unwrap();
+    let d = app
+        .describe(atelier::domain::Actor::Operator, a, None)
+        .await
+        .unwrap();
     run_all(&app).await;
-    let g = app.catalogue.generation(d.id).await.unwrap();
+    let g = app.catalogue().generation(d.id).await.unwrap();
     assert_eq!(g.status, GenerationStatus::Succeeded, "{:?}", g.error);
     let prompts = g.provider_refs["prompts"].as_array().unwrap();
     assert_eq!(prompts.len(), 4, "{prompts:?}");
-    assert!(app.images_of(d.id).await.unwrap().is_empty());
+    assert!(
+        app.generation(atelier::domain::Actor::Operator, d.id)
+            .await
+            .map(|g| g.images)
+            .unwrap()
+            .is_empty()
+    );
 
     let blend = app
-        .blend(&[a, b], Some("landscape"), &UpscaleSelection::all(), None)
+        .blend(
+            atelier::domain::Actor::Operator,
+            &[a, b],
+            Some("landscape"),
+            &UpscaleSelection::all(),
+            None,
+        )
         .await
         .unwrap();
     run_all(&app).await;
@@ -591,14 +668,26 @@ async fn describe_and_blend_upload_their_images() {
 
     // Refused before anything is queued.
     assert!(
-        app.blend(&[a], None, &UpscaleSelection::all(), None)
-            .await
-            .is_err()
+        app.blend(
+            atelier::domain::Actor::Operator,
+            &[a],
+            None,
+            &UpscaleSelection::all(),
+            None
+        )
+        .await
+        .is_err()
     );
     assert!(
-        app.blend(&[a, b], Some("round"), &UpscaleSelection::all(), None)
-            .await
-            .is_err()
+        app.blend(
+            atelier::domain::Actor::Operator,
+            &[a, b],
+            Some("round"),
+            &UpscaleSelection::all(),
+            None
+        )
+        .await
+        .is_err()
     );
     sim.shutdown().await;
 }
@@ -613,11 +702,19 @@ async fn the_queue_is_bounded_and_niji_jobs_go_to_the_niji_bot() {
     .await;
     // One account: one running and two waiting at the most.
     for i in 0..3 {
-        app.submit(GenerationRequest::new(format!("a tower, {i}")))
-            .await
-            .unwrap();
+        app.submit(
+            atelier::domain::Actor::Operator,
+            GenerationRequest::new(format!("a tower, {i}")),
+        )
+        .await
+        .unwrap();
     }
-    let refused = app.submit(GenerationRequest::new("one too many")).await;
+    let refused = app
+        .submit(
+            atelier::domain::Actor::Operator,
+            GenerationRequest::new("one too many"),
+        )
+        .await;
     assert!(
         matches!(&refused, Err(atelier::error::AppError::Conflict(m)) if m.contains("queue full")),
         "{refused:?}"
@@ -626,7 +723,10 @@ async fn the_queue_is_bounded_and_niji_jobs_go_to_the_niji_bot() {
 
     let mut niji = GenerationRequest::new("a fox spirit, anime style");
     niji.extra.insert("bot".into(), serde_json::json!("niji"));
-    let g = app.submit(niji).await.unwrap();
+    let g = app
+        .submit(atelier::domain::Actor::Operator, niji)
+        .await
+        .unwrap();
     run_all(&app).await;
     assert_complete(&app, g.id).await;
     let account = &sim.accounts()[0];
@@ -648,10 +748,13 @@ async fn an_account_level_error_takes_the_account_out_and_says_so_in_the_events(
     // account: the first account is disabled, the job moves to the second, which is disabled
     // too, and the job ends with the accounts' reasons.
     let id = generate(&app, "a moderated harbour").await;
-    let g = app.catalogue.generation(id).await.unwrap();
+    let g = app.catalogue().generation(id).await.unwrap();
     assert_eq!(g.status, GenerationStatus::Failed);
     assert_eq!(g.error_code(), Some(ErrorCode::ProviderUnavailable));
-    let events = app.events(id, 0).await.unwrap();
+    let events = app
+        .events(atelier::domain::Actor::Operator, id, 0)
+        .await
+        .unwrap();
     let notices: Vec<_> = events
         .iter()
         .filter(|e| e.kind == EventKind::Progress && e.error.is_some())
@@ -703,7 +806,10 @@ async fn the_u_presses_of_a_generation_run_at_once_and_are_stored_as_they_arrive
         } else {
             assert_eq!(stats.jobs_running_peak, 1, "{stats:?}");
         }
-        let events = app.events(id, 0).await.unwrap();
+        let events = app
+            .events(atelier::domain::Actor::Operator, id, 0)
+            .await
+            .unwrap();
         let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, (1..=events.len() as u64).collect::<Vec<_>>());
         assert!(events.windows(2).all(|w| w[0].progress <= w[1].progress));
@@ -718,7 +824,7 @@ async fn the_u_presses_of_a_generation_run_at_once_and_are_stored_as_they_arrive
         indices.sort_unstable();
         assert_eq!(indices, [1, 2, 3, 4]);
         // Every press ended: nothing is left pending, and each result message is saved.
-        let refs = app.catalogue.generation(id).await.unwrap().provider_refs;
+        let refs = app.catalogue().generation(id).await.unwrap().provider_refs;
         assert!(refs.get("pending").is_none(), "{refs}");
         assert_eq!(
             refs["upscales"].as_object().map(serde_json::Map::len),

@@ -89,7 +89,10 @@ async fn queue(app: &App, prompt: &str, n: usize) -> Vec<GenerationId> {
     let mut ids = Vec::with_capacity(n);
     for i in 0..n {
         let g = app
-            .submit(GenerationRequest::new(format!("{prompt} {i}")))
+            .submit(
+                atelier::domain::Actor::Operator,
+                GenerationRequest::new(format!("{prompt} {i}")),
+            )
             .await
             .expect("queued");
         ids.push(g.id);
@@ -100,7 +103,7 @@ async fn queue(app: &App, prompt: &str, n: usize) -> Vec<GenerationId> {
 async fn ended(app: &App, ids: &[GenerationId]) -> usize {
     let mut n = 0;
     for id in ids {
-        let g = app.catalogue.generation(*id).await.expect("generation");
+        let g = app.catalogue().generation(*id).await.expect("generation");
         n += usize::from(g.status.is_terminal());
     }
     n
@@ -133,7 +136,7 @@ async fn three_worker_nodes_run_300_generations_once_each_with_one_killed_half_w
     // The dead node's jobs, read before their leases (2 s) can run out.
     let mut orphans = Vec::new();
     for id in &ids {
-        let job = app.queue.job_of(*id).await.expect("job");
+        let job = app.queue().job_of(*id).await.expect("job");
         if job.status == JobStatus::Running
             && job
                 .lease_owner
@@ -163,16 +166,22 @@ async fn three_worker_nodes_run_300_generations_once_each_with_one_killed_half_w
     }
     let mut taken_over = Vec::new();
     for id in &ids {
-        let g = app.generation(*id).await.expect("generation");
+        let g = app
+            .generation(atelier::domain::Actor::Operator, *id)
+            .await
+            .expect("generation");
         assert_eq!(g.generation.status, GenerationStatus::Succeeded, "{id}");
         assert_eq!(g.images.len(), 5, "{id}: five images");
-        let events = app.events(*id, 0).await.expect("events");
+        let events = app
+            .events(atelier::domain::Actor::Operator, *id, 0)
+            .await
+            .expect("events");
         let completed = events
             .iter()
             .filter(|e| e.kind == EventKind::Completed)
             .count();
         assert_eq!(completed, 1, "{id}: one completed event");
-        let job = app.queue.job_of(*id).await.expect("job");
+        let job = app.queue().job_of(*id).await.expect("job");
         assert_eq!(job.status, JobStatus::Succeeded, "{id}");
         assert_eq!(job.attempts, 1, "{id}: no attempt spent twice");
         if job.takeovers > 0 {
@@ -187,7 +196,7 @@ async fn three_worker_nodes_run_300_generations_once_each_with_one_killed_half_w
         "exactly the killed node's jobs were taken over"
     );
     let counts = app
-        .queue
+        .queue()
         .counts(&["sandbox:local".to_owned()])
         .await
         .expect("counts");
@@ -206,7 +215,7 @@ async fn a_worker_stopped_by_sigterm_finishes_its_job_within_the_grace_period() 
     signal(&worker, "TERM");
     let out = wait_exit(worker, Duration::from_secs(20), "the worker");
     assert_eq!(out.status.code(), Some(0), "{}", log_of(&d, "graceful"));
-    let job = app.queue.job_of(ids[0]).await.expect("job");
+    let job = app.queue().job_of(ids[0]).await.expect("job");
     assert_eq!(
         job.status,
         JobStatus::Succeeded,
@@ -228,7 +237,7 @@ async fn a_job_still_running_after_the_grace_period_is_taken_over_by_another_nod
     signal(&first, "INT");
     let out = wait_exit(first, Duration::from_secs(10), "the first worker");
     assert_eq!(out.status.code(), Some(0), "{}", log_of(&d, "first"));
-    let job = app.queue.job_of(ids[0]).await.expect("job");
+    let job = app.queue().job_of(ids[0]).await.expect("job");
     assert_eq!(job.status, JobStatus::Running, "left leased");
     assert!(
         job.lease_owner
@@ -248,7 +257,7 @@ async fn a_job_still_running_after_the_grace_period_is_taken_over_by_another_nod
     signal(&second, "TERM");
     let out = wait_exit(second, Duration::from_secs(20), "the second worker");
     assert_eq!(out.status.code(), Some(0));
-    let job = app.queue.job_of(ids[0]).await.expect("job");
+    let job = app.queue().job_of(ids[0]).await.expect("job");
     assert_eq!(job.status, JobStatus::Succeeded);
     assert_eq!(
         (job.attempts, job.takeovers),
@@ -260,7 +269,7 @@ async fn a_job_still_running_after_the_grace_period_is_taken_over_by_another_nod
 async fn wait_running(app: &App, id: GenerationId) {
     let start = Instant::now();
     loop {
-        let job = app.queue.job_of(id).await.expect("job");
+        let job = app.queue().job_of(id).await.expect("job");
         if job.status == JobStatus::Running {
             return;
         }
@@ -320,7 +329,10 @@ async fn events_follow_prints_another_process_s_generation_in_order_and_ends_wit
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let stored = app.events(id, 0).await.expect("events");
+    let stored = app
+        .events(atelier::domain::Actor::Operator, id, 0)
+        .await
+        .expect("events");
     // Everything after the queued event, as stored, in order, and nothing of the other one.
     let seqs: Vec<u64> = lines
         .iter()

@@ -12,7 +12,6 @@ use async_trait::async_trait;
 use atelier::app::{App, JobSettings};
 use atelier::catalogue::{self, Database};
 use atelier::domain::{ErrorCode, GenerationId};
-use atelier::jobs::Bus;
 use atelier::providers::sandbox::{Sandbox, draw};
 use atelier::providers::{
     Delivery, Provider, ProviderError, ProviderJob, Providers, Registered, Reporter, UpscaleMode,
@@ -334,11 +333,22 @@ pub async fn app_on(
     providers: Vec<(&str, Arc<dyn Provider>, u32, UpscaleMode)>,
     jobs: JobSettings,
 ) -> TestApp {
+    app_wrapping(backend, providers, jobs, |q| q).await
+}
+
+/// [`app_on`], with the app's queue seen through `wrap` (a queue that fails on purpose).
+pub async fn app_wrapping(
+    backend: Backend,
+    providers: Vec<(&str, Arc<dyn Provider>, u32, UpscaleMode)>,
+    jobs: JobSettings,
+    wrap: impl FnOnce(Arc<dyn atelier::catalogue::Queue>) -> Arc<dyn atelier::catalogue::Queue>,
+) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = backend.url(dir.path()).await;
-    let db = catalogue::open(&database_url, true)
+    let mut db = catalogue::open(&database_url, true)
         .await
         .unwrap_or_else(|e| panic!("the {backend:?} test catalogue opens: {e}"));
+    db.queue = wrap(db.queue);
     let mut registry = Providers::default();
     for (name, provider, concurrency, mode) in &providers {
         registry.insert(
@@ -357,16 +367,9 @@ pub async fn app_on(
     if let Some((name, ..)) = providers.first() {
         registry.set_default(name);
     }
-    let app = Arc::new(App {
-        catalogue: db.catalogue,
-        queue: db.queue,
-        store: Store::memory(Layout::Default),
-        providers: registry,
-        bus: Bus::default(),
-        jobs,
-        png: atelier::pipeline::PngCompression::Balanced,
-        limits: atelier::pipeline::Limits::default(),
-    });
+    let app = App::builder(db, Store::memory(Layout::Default), registry)
+        .jobs(jobs)
+        .build();
     TestApp {
         app,
         _dir: dir,

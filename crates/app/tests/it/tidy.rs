@@ -45,3 +45,103 @@ fn every_rust_file_starts_with_a_module_doc() {
         "files without a //! module doc: {missing:#?}"
     );
 }
+
+/// The front-ends' directories: they reach the engine through `App` alone.
+const FRONT_ENDS: [&str; 3] = ["cli", "http", "mcp"];
+
+/// Modules below `App` that no front-end may name.
+const ENGINE: [&str; 6] = [
+    "crate::catalogue",
+    "crate::jobs",
+    "crate::store",
+    "crate::pipeline",
+    "crate::providers",
+    "crate::midjourney",
+];
+
+/// What a front-end file may name below `App` anyway, and why: none of it is the engine.
+const ALLOWED: [(&str, &str); 3] = [
+    // The simulator's painter: the picture the fake Midjourney draws, not a provider call.
+    ("cli/simulate.rs", "crate::providers::sandbox::draw"),
+    // `atelier midjourney parse`: the pure reader of one bot message, no engine behind it.
+    ("cli/mod.rs", "crate::providers::midjourney::reading"),
+    ("cli/mod.rs", "crate::midjourney::reading"),
+];
+
+/// `App`'s parts, which front-ends must not touch (written `app.<part>` in any spacing).
+const PARTS: [&str; 9] = [
+    "catalogue",
+    "queue",
+    "store",
+    "bus",
+    "providers",
+    "jobs",
+    "png",
+    "limits",
+    "hub",
+];
+
+#[test]
+fn front_ends_reach_the_engine_through_app_only() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    for dir in FRONT_ENDS {
+        rust_files(&src.join(dir), &mut files);
+    }
+    assert!(
+        files.len() > 5,
+        "found only {} front-end files",
+        files.len()
+    );
+    let mut broken = Vec::new();
+    for f in &files {
+        let name = f
+            .strip_prefix(&src)
+            .unwrap_or(f)
+            .display()
+            .to_string()
+            .replace('\\', "/");
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        // Spacing and line breaks do not hide a path or a field.
+        let flat: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        if flat.contains("usecrate::{") {
+            broken.push(format!(
+                "{name}: grouped `use crate::{{…}}` (name each module)"
+            ));
+        }
+        for module in ENGINE {
+            let mut rest = flat.as_str();
+            while let Some(at) = rest.find(module) {
+                let here = &rest[at..];
+                let allowed = ALLOWED
+                    .iter()
+                    .any(|(file, path)| name == *file && here.starts_with(path));
+                if !allowed {
+                    let end = here.find([';', ',', '(', '}']).unwrap_or(here.len());
+                    broken.push(format!("{name}: names {}", &here[..end]));
+                }
+                rest = &rest[at + module.len()..];
+            }
+        }
+        for part in PARTS {
+            for receiver in ["app.", "self.app.", "(app)."] {
+                let needle = format!("{receiver}{part}");
+                let mut rest = flat.as_str();
+                while let Some(at) = rest.find(&needle) {
+                    let after = rest[at + needle.len()..].chars().next();
+                    // `app.store_image`, `app.jobs_run` would be other names.
+                    if !after.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                        broken.push(format!("{name}: touches App's {part}"));
+                    }
+                    rest = &rest[at + needle.len()..];
+                }
+            }
+        }
+    }
+    broken.sort();
+    broken.dedup();
+    assert!(
+        broken.is_empty(),
+        "front-ends must go through App's use cases (ARCHITECTURE.md, invariants): {broken:#?}"
+    );
+}

@@ -19,7 +19,12 @@ async fn upscales_run_at_once_and_are_stored_in_the_order_they_arrive() {
     let id = submit(&t, "four at once", "all").await;
     run_idle(&t).await;
     assert_eq!(
-        t.app.generation(id).await.unwrap().generation.status,
+        t.app
+            .generation(atelier::domain::Actor::Operator, id)
+            .await
+            .unwrap()
+            .generation
+            .status,
         GenerationStatus::Succeeded
     );
     assert_eq!(
@@ -28,7 +33,11 @@ async fn upscales_run_at_once_and_are_stored_in_the_order_they_arrive() {
         "the calls overlapped"
     );
     assert_eq!(s.calls.load(Ordering::SeqCst), 5);
-    let events = t.app.events(id, 0).await.unwrap();
+    let events = t
+        .app
+        .events(atelier::domain::Actor::Operator, id, 0)
+        .await
+        .unwrap();
     let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, (1..=events.len() as u64).collect::<Vec<_>>());
     assert!(events.windows(2).all(|w| w[0].progress <= w[1].progress));
@@ -66,7 +75,12 @@ async fn a_fatal_upscale_failure_ends_the_job_without_waiting_for_the_others() {
         started.elapsed() < Duration::from_secs(4),
         "waited for the others"
     );
-    let g = t.app.generation(id).await.unwrap().generation;
+    let g = t
+        .app
+        .generation(atelier::domain::Actor::Operator, id)
+        .await
+        .unwrap()
+        .generation;
     assert_eq!(g.status, GenerationStatus::Failed);
     assert_eq!(g.error_code(), Some(ErrorCode::BannedPrompt));
 }

@@ -275,6 +275,20 @@ impl Queue for PgCatalogue {
         })
     }
 
+    async fn ahead(&self, generation: GenerationId) -> Result<Option<u64>> {
+        let n: Option<i64> = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM jobs o
+                     WHERE o.slot = j.slot AND o.status = 'pending'
+                       AND (o.run_at, o.id) < (j.run_at, j.id))
+             FROM jobs j WHERE j.generation_id = $1 AND j.status = 'pending'",
+        )
+        .bind(generation.as_uuid())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(n.map(|n| u64::try_from(n).unwrap_or(0)))
+    }
+
     async fn next_due(&self, slots: &[String]) -> Result<Option<Duration>> {
         let ms: Option<f64> = sqlx::query_scalar(
             "SELECT EXTRACT(EPOCH FROM MIN(CASE WHEN status = 'pending' THEN run_at

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use crate::catalogue::{AccountRecord, CatalogueError, Result};
 use crate::domain::{
     Event, EventKind, Generation, GenerationId, GenerationKind, GenerationStatus, Image, ImageId,
-    ImageStatus, Job, JobId, JobKind, JobStatus, Rgb, Role,
+    ImageStatus, Job, JobId, JobKind, JobStatus, Rgb, Role, UserId,
 };
 
 pub(super) use crate::catalogue::stored::corrupt;
@@ -33,25 +33,8 @@ fn unix_ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-/// The owner column (a Supabase user id) of the domain's owner: a UUID or nothing.
-pub(super) fn owner(owner: Option<&str>) -> Result<Option<uuid::Uuid>> {
-    owner
-        .map(|o| {
-            uuid::Uuid::parse_str(o).map_err(|_| {
-                CatalogueError::Other(
-                    format!(
-                        "owner {o:?} is not a UUID: a PostgreSQL catalogue keeps owners as user \
-                         ids (Supabase's auth.uid())"
-                    )
-                    .into(),
-                )
-            })
-        })
-        .transpose()
-}
-
-fn owner_of(row: &PgRow) -> Result<Option<String>> {
-    Ok(get::<Option<uuid::Uuid>>(row, "owner")?.map(|u| u.hyphenated().to_string()))
+pub(super) fn owner_of(row: &PgRow) -> Result<Option<UserId>> {
+    Ok(get::<Option<uuid::Uuid>>(row, "owner")?.map(UserId::from_uuid))
 }
 
 fn count(row: &PgRow, col: &str) -> Result<u32> {

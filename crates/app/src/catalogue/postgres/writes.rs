@@ -74,7 +74,7 @@ pub(super) async fn insert_image_row(conn: &mut PgConnection, i: &Image) -> Resu
     )
     .bind(i.id.as_uuid())
     .bind(i.generation_id.as_uuid())
-    .bind(rows::owner(i.owner.as_deref())?)
+    .bind(i.owner.map(|o| o.as_uuid()))
     .bind(i.role.to_string())
     .bind(&i.storage_key)
     .bind(&i.public_url)
@@ -120,7 +120,7 @@ pub(super) async fn insert_generation_row(conn: &mut PgConnection, g: &Generatio
             $18, $19, $20, $21)",
     )
     .bind(g.id.as_uuid())
-    .bind(rows::owner(g.owner.as_deref())?)
+    .bind(g.owner.map(|o| o.as_uuid()))
     .bind(&g.provider)
     .bind(&g.account)
     .bind(g.kind.as_str())

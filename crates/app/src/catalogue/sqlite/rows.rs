@@ -8,7 +8,7 @@ use time::format_description::well_known::Rfc3339;
 use super::super::{CatalogueError, Result};
 use crate::domain::{
     Event, EventKind, Generation, GenerationId, GenerationKind, GenerationStatus, Image, ImageId,
-    ImageStatus, Job, JobId, JobKind, JobStatus, Phase, Rgb, Role,
+    ImageStatus, Job, JobId, JobKind, JobStatus, Phase, Rgb, Role, UserId,
 };
 
 pub(super) use crate::catalogue::stored::corrupt;
@@ -40,6 +40,12 @@ where
         .map_err(|e| CatalogueError::Other(e.into()))
 }
 
+pub(super) fn owner_of(row: &SqliteRow) -> Result<Option<UserId>> {
+    get::<Option<String>>(row, "owner")?
+        .map(|o| uuid_of(&o).map(UserId::from_uuid))
+        .transpose()
+}
+
 pub(super) fn generation(row: &SqliteRow) -> Result<Generation> {
     let kind: String = get(row, "kind")?;
     let status: String = get(row, "status")?;
@@ -49,7 +55,7 @@ pub(super) fn generation(row: &SqliteRow) -> Result<Generation> {
     let parent: Option<String> = get(row, "parent_id")?;
     Ok(Generation {
         id: GenerationId::from_uuid(uuid_of(&get::<String>(row, "id")?)?),
-        owner: get(row, "owner")?,
+        owner: owner_of(row)?,
         provider: get(row, "provider")?,
         account: get(row, "account")?,
         kind: GenerationKind::parse(&kind).ok_or_else(|| corrupt("kind", &kind))?,
@@ -115,7 +121,7 @@ pub(super) fn image(row: &SqliteRow) -> Result<Image> {
     Ok(Image {
         id: ImageId::from_uuid(uuid_of(&get::<String>(row, "id")?)?),
         generation_id: GenerationId::from_uuid(uuid_of(&get::<String>(row, "generation_id")?)?),
-        owner: get(row, "owner")?,
+        owner: owner_of(row)?,
         role: Role::parse(&role).ok_or_else(|| corrupt("role", &role))?,
         storage_key: get(row, "storage_key")?,
         public_url: get(row, "public_url")?,

@@ -48,7 +48,7 @@ pub(super) async fn insert_generation_row(
             ?18, ?19, ?20, ?21)",
     )
     .bind(g.id.to_string())
-    .bind(&g.owner)
+    .bind(g.owner.map(|o| o.to_string()))
     .bind(&g.provider)
     .bind(&g.account)
     .bind(g.kind.as_str())
@@ -86,7 +86,7 @@ pub(super) async fn insert_image_row(conn: &mut sqlx::SqliteConnection, i: &Imag
     )
     .bind(i.id.to_string())
     .bind(i.generation_id.to_string())
-    .bind(&i.owner)
+    .bind(i.owner.map(|o| o.to_string()))
     .bind(i.role.to_string())
     .bind(&i.storage_key)
     .bind(&i.public_url)

@@ -38,7 +38,7 @@ impl AccountHolds for Switchable {
 }
 
 fn pool_of(app: &App) -> Arc<dyn AccountPool> {
-    app.providers
+    app.providers()
         .get("midjourney")
         .and_then(|r| r.accounts.clone())
         .expect("a Midjourney pool")
@@ -58,13 +58,16 @@ async fn until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
 
 async fn succeeds(app: &App, prompt: &str) -> GenerationId {
     let id = app
-        .submit(GenerationRequest::new(prompt))
+        .submit(
+            atelier::domain::Actor::Operator,
+            GenerationRequest::new(prompt),
+        )
         .await
         .expect("submitted")
         .id;
     let start = Instant::now();
     loop {
-        let g = app.catalogue.generation(id).await.expect("generation");
+        let g = app.catalogue().generation(id).await.expect("generation");
         if g.status.is_terminal() {
             assert_eq!(g.status, GenerationStatus::Succeeded, "{:?}", g.error);
             return id;
@@ -96,7 +99,7 @@ async fn an_account_moves_to_another_node_without_two_sessions_at_once() {
     let b = app_for(&sim, dir.path(), 1, node("node-b")).await;
     let (pool_a, pool_b) = (pool_of(&a), pool_of(&b));
     let holds_a = Arc::new(Switchable {
-        inner: QueueHolds(a.queue.clone()),
+        inner: QueueHolds(a.queue().clone()),
         off: AtomicBool::new(false),
     });
     pool_a.hold_with(holds_a.clone(), "node-a");

@@ -49,7 +49,7 @@ async fn each_fault_alone_still_completes_the_job() {
         let id = generate(&app, "a castle on a hill").await;
         injector.await.unwrap();
         assert!(fired(&sim, fault) >= 1, "{} never fired", fault.name());
-        let g = app.catalogue.generation(id).await.unwrap();
+        let g = app.catalogue().generation(id).await.unwrap();
         assert_eq!(
             g.status,
             GenerationStatus::Succeeded,
@@ -101,7 +101,7 @@ async fn all_faults_run(sim: &Running) {
     run_all_within(&app, Duration::from_mins(5)).await;
     let fired = sim.control().stats().faults_injected;
     for id in ids {
-        let g = app.catalogue.generation(id).await.unwrap();
+        let g = app.catalogue().generation(id).await.unwrap();
         match g.status {
             GenerationStatus::Succeeded => assert_complete(&app, id).await,
             // A job may run out of attempts, but only with a typed, retryable cause.
@@ -137,7 +137,7 @@ async fn stuck(
 async fn a_stuck_job_times_out_with_its_type() {
     let (sim, _dir, app) = stuck(|m| m.timeout_secs = 0.5, 2).await;
     let id = generate(&app, "a frozen river").await;
-    let g = app.catalogue.generation(id).await.unwrap();
+    let g = app.catalogue().generation(id).await.unwrap();
     assert_eq!(g.status, GenerationStatus::Failed);
     assert_eq!(g.error_code(), Some(ErrorCode::Timeout), "{:?}", g.error);
     assert_eq!(sim.control().stats().interactions, 2, "one try per attempt");
@@ -157,11 +157,14 @@ async fn a_stuck_job_times_out_when_polls_are_shorter_than_the_deadline() {
     )
     .await;
     let g = app
-        .submit(GenerationRequest::new("a frozen lake"))
+        .submit(
+            atelier::domain::Actor::Operator,
+            GenerationRequest::new("a frozen lake"),
+        )
         .await
         .unwrap();
     run_all_within(&app, Duration::from_secs(30)).await;
-    let g = app.catalogue.generation(g.id).await.unwrap();
+    let g = app.catalogue().generation(g.id).await.unwrap();
     assert_eq!(g.status, GenerationStatus::Failed);
     assert_eq!(g.error_code(), Some(ErrorCode::Timeout), "{:?}", g.error);
     sim.shutdown().await;

@@ -13,7 +13,7 @@ async fn a_download_over_the_size_limit_fails_the_job_without_retrying() {
     let dir = tempfile::tempdir().unwrap();
     let app = app_for(&sim, dir.path(), 1, |c| c.limits.max_file_mib = 1).await;
     let id = generate(&app, "a fox in the snow").await;
-    let g = app.catalogue.generation(id).await.unwrap();
+    let g = app.catalogue().generation(id).await.unwrap();
     assert_eq!(g.status, GenerationStatus::Failed);
     assert_eq!(g.error_code(), Some(ErrorCode::DownloadFailed));
     let message = &g.error.as_ref().unwrap().message;
@@ -26,6 +26,6 @@ async fn a_download_over_the_size_limit_fails_the_job_without_retrying() {
         generation_id: Some(id),
         ..ImageFilter::default()
     };
-    assert!(app.catalogue.images(&filter).await.unwrap().is_empty());
+    assert!(app.catalogue().images(&filter).await.unwrap().is_empty());
     sim.shutdown().await;
 }

@@ -14,7 +14,7 @@ async fn an_untitled_ai_moderator_refusal_fails_the_job_as_banned_prompt() {
     let dir = tempfile::tempdir().unwrap();
     let app = app_for(&sim, dir.path(), 1, |_| {}).await;
     let id = generate(&app, "a harbour at dawn aimoderator").await;
-    let g = app.catalogue.generation(id).await.unwrap();
+    let g = app.catalogue().generation(id).await.unwrap();
     assert_eq!(g.status, GenerationStatus::Failed);
     assert_eq!(
         g.error_code(),
@@ -48,7 +48,7 @@ async fn untitled_account_errors_take_the_account_out_with_their_reason() {
         // Every account gets the same reply: each is taken out in turn, and the job ends
         // with the reason, not with a timeout.
         let id = generate(&app, &format!("a harbour {word}")).await;
-        let g = app.catalogue.generation(id).await.unwrap();
+        let g = app.catalogue().generation(id).await.unwrap();
         assert_eq!(g.status, GenerationStatus::Failed, "{word}");
         assert_eq!(
             g.error_code(),

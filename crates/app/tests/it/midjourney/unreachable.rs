@@ -57,7 +57,10 @@ async fn refused_gateway(
     })
     .await;
     let id = app
-        .submit(GenerationRequest::new("a lighthouse"))
+        .submit(
+            atelier::domain::Actor::Operator,
+            GenerationRequest::new("a lighthouse"),
+        )
         .await
         .expect("submitted")
         .id;
@@ -70,7 +73,7 @@ async fn a_refused_gateway_fails_the_job_after_its_budget_saying_why() {
     // Far below one old 45 s wait per attempt: a correctness bound, not a benchmark.
     run_all_within(&app, Duration::from_secs(40)).await;
 
-    let g = app.catalogue.generation(id).await.unwrap();
+    let g = app.catalogue().generation(id).await.unwrap();
     assert_eq!(g.status, GenerationStatus::Failed);
     assert_eq!(g.error_code(), Some(ErrorCode::ProviderUnavailable));
     let message = &g.error.as_ref().unwrap().message;
@@ -83,10 +86,13 @@ async fn a_refused_gateway_fails_the_job_after_its_budget_saying_why() {
         "{message}"
     );
     // The budget is the whole wait: the job is not tried again.
-    assert_eq!(app.queue.job_of(id).await.unwrap().attempts, 1);
+    assert_eq!(app.queue().job_of(id).await.unwrap().attempts, 1);
 
     // Followers heard what the job waited for while it waited.
-    let events = app.events(id, 0).await.unwrap();
+    let events = app
+        .events(atelier::domain::Actor::Operator, id, 0)
+        .await
+        .unwrap();
     let notices: Vec<&str> = events
         .iter()
         .filter(|e| e.kind == EventKind::Progress)
@@ -120,7 +126,7 @@ async fn a_refused_gateway_fails_the_job_after_its_budget_saying_why() {
 #[tokio::test]
 async fn a_gateway_that_comes_back_within_the_budget_lets_the_job_finish() {
     let (sim, refused, _dir, app, id) = refused_gateway(60.0).await;
-    let mut events = app.bus.subscribe();
+    let mut events = app.local_events();
     let run = tokio::spawn(run_all_within_owned(app.clone()));
     // The gateway comes back once the job has said it waits for it.
     let waited = tokio::time::timeout(Duration::from_secs(30), async {
@@ -135,7 +141,7 @@ async fn a_gateway_that_comes_back_within_the_budget_lets_the_job_finish() {
     let proxy = forward(refused, &sim).await;
     run.await.unwrap();
     assert_complete(&app, id).await;
-    assert_eq!(app.queue.job_of(id).await.unwrap().attempts, 1);
+    assert_eq!(app.queue().job_of(id).await.unwrap().attempts, 1);
     proxy.abort();
     sim.shutdown().await;
 }

@@ -1,0 +1,64 @@
+//! This process as a node: running workers, holding and letting go of provider accounts, and
+//! what its workers write, for the front-end that runs them.
+
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, watch};
+
+use super::App;
+use crate::domain::{Actor, Event, GenerationId};
+use crate::error::AppError;
+pub use crate::jobs::Stop;
+
+impl App {
+    /// Runs `count` workers until `stop`. A write the catalogue refuses stops them (the jobs
+    /// in hand stay leased, to be taken over) and is returned.
+    pub async fn run_workers(self: &Arc<Self>, count: u32, stop: Stop) -> Result<(), AppError> {
+        Ok(crate::jobs::run_workers(self.clone(), count, stop).await?)
+    }
+
+    /// [`App::run_workers`], whose workers stop claiming once `drain` turns true and return
+    /// when the jobs in hand have ended.
+    pub async fn run_node(
+        self: &Arc<Self>,
+        count: u32,
+        stop: Stop,
+        drain: watch::Receiver<bool>,
+    ) -> Result<(), AppError> {
+        Ok(crate::jobs::run_node(self.clone(), count, stop, drain).await?)
+    }
+
+    /// Asks for this node's hold on each pooled provider account (kept and renewed in the
+    /// background), as a node that runs jobs or checks accounts does first.
+    pub fn hold_accounts(&self) {
+        crate::jobs::hold_accounts(self);
+    }
+
+    /// Closes the pooled accounts' connections and lets go of their holds, so another node may
+    /// take them at once rather than after the hold's lease.
+    pub async fn release_accounts(&self) {
+        crate::jobs::release_accounts(self).await;
+    }
+
+    /// The events this process's own workers and use cases write, as they write them (for a
+    /// front-end that reports on the work it runs; [`App::follow_feed`] hears every node).
+    pub fn local_events(&self) -> broadcast::Receiver<Event> {
+        self.bus.subscribe()
+    }
+
+    /// Whether the job of generation `id` has ended (its end recorded in the queue), which
+    /// comes after the generation's last event.
+    pub async fn job_ended(&self, actor: Actor, id: GenerationId) -> Result<bool, AppError> {
+        self.visible_generation(actor, id).await?;
+        Ok(self.queue.job_of(id).await?.status.is_terminal())
+    }
+}
+
+impl App {
+    /// Whether this node can serve: its catalogue answers a read and its store is reachable.
+    pub async fn ready(&self) -> Result<(), AppError> {
+        self.catalogue.feed_end().await?;
+        self.store.check().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,222 @@
+//! The HTTP API (`atelier serve`): one more front-end over `App`, like the CLI. Routes under
+//! `/v1` speak JSON, errors are `application/problem+json` (`problem.rs`), live events are
+//! server-sent events replayable with `Last-Event-ID` (`events.rs`).
+//!
+//! - `serve` runs the API and this node's workers until `shutdown`, then stops in bounded
+//!   time: no new connections, event streams end, requests in flight finish, the jobs in hand
+//!   get the grace period and the rest stay leased for another node;
+//! - `auth.rs`: who calls (`Caller`); `generations.rs`, `images.rs`, `events.rs`, `health.rs`:
+//!   the routes; `input.rs`: request bodies, paths and queries read into domain values, with
+//!   problems for bad input.
+
+mod auth;
+mod events;
+mod generations;
+mod health;
+mod images;
+mod input;
+mod problem;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::app::{App, Stop};
+use crate::config::{ServerAuth, ServerConfig};
+use crate::error::AppError;
+
+pub use problem::Problem;
+
+/// What the routes share.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    app: Arc<App>,
+    settings: Arc<Settings>,
+    /// Turns true when the server is stopping: event streams and waits end.
+    stopping: watch::Receiver<bool>,
+}
+
+/// The server's settings, read once from `[server]`.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub auth: ServerAuth,
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    pub max_wait: Duration,
+    pub heartbeat: Duration,
+    pub cors_origins: Vec<String>,
+    /// Workers run beside the API.
+    pub workers: u32,
+    /// How long the jobs in hand may finish after the stop.
+    pub grace: Duration,
+}
+
+impl Settings {
+    /// `[server]` as the server runs it; `auth = "none"` is refused on an address that is
+    /// not loopback, before anything listens.
+    pub fn from_config(
+        config: &ServerConfig,
+        bind: SocketAddr,
+        default_workers: u32,
+        grace: Duration,
+    ) -> Result<Self, AppError> {
+        if config.auth == ServerAuth::None && !bind.ip().is_loopback() {
+            return Err(AppError::Invalid(format!(
+                "[server] auth = \"none\" lets every caller act as the operator, so it is only \
+                 allowed on a loopback address, not {bind}; use auth = \"keys\""
+            )));
+        }
+        let secs = |v: f64, key: &str| {
+            if v.is_finite() && v > 0.0 && v < 86_400.0 {
+                Ok(Duration::from_secs_f64(v))
+            } else {
+                Err(AppError::Invalid(format!(
+                    "[server] {key} must be between 0 and 86400 seconds, not {v}"
+                )))
+            }
+        };
+        Ok(Self {
+            auth: config.auth,
+            max_body_bytes: usize::try_from(config.max_body_kib.saturating_mul(1024))
+                .unwrap_or(usize::MAX),
+            request_timeout: secs(config.request_timeout_secs, "request_timeout_secs")?,
+            max_wait: Duration::from_secs(config.max_wait_secs),
+            heartbeat: secs(config.heartbeat_secs, "heartbeat_secs")?,
+            cors_origins: config.cors_origins.clone(),
+            workers: config.workers.unwrap_or(default_workers),
+            grace,
+        })
+    }
+}
+
+/// Every route.
+fn router(shared: Shared) -> Router {
+    let settings = shared.settings.clone();
+    let v1 = Router::new()
+        .route(
+            "/generations",
+            post(generations::create).get(generations::list),
+        )
+        .route("/generations/{id}", get(generations::show))
+        .route("/generations/{id}/cancel", post(generations::cancel))
+        .route("/generations/{id}/events", get(events::generation))
+        .route("/events", get(events::feed))
+        .route("/images", get(images::list))
+        .route("/images/{id}", get(images::show).patch(images::update))
+        .route("/images/{id}/file", get(images::file))
+        .route("/images/{id}/thumbnail", get(images::thumbnail))
+        .route("/images/{id}/actions", post(generations::act))
+        .route("/images/{id}/versions", post(generations::version));
+    let app = Router::new()
+        .nest("/v1", v1)
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+        .fallback(|| async { Problem::not_found("no such route") })
+        .with_state(shared);
+    input::layers(app, &settings)
+}
+
+/// Runs the API on `listener` and this node's workers until `shutdown` resolves, then stops:
+/// the listener closes, event streams and `Prefer: wait` requests end, requests in flight get
+/// `request_timeout` to finish, the workers stop claiming and their jobs get `grace`, after
+/// which the jobs still running stay leased (another node takes them over, spending no
+/// attempt) and the accounts are let go.
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
+    let (stop_tx, stopping) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let (drain_tx, drain) = watch::channel(false);
+    let settings = Arc::new(settings);
+    let workers = settings.workers;
+    let mut pool = (workers > 0).then(|| {
+        let app = app.clone();
+        tokio::spawn(async move { app.run_node(workers, Stop::Never, drain).await })
+    });
+    let shared = Shared {
+        app: app.clone(),
+        settings: settings.clone(),
+        stopping: stopping.clone(),
+    };
+    let routes = router(shared).into_make_service_with_connect_info::<SocketAddr>();
+    let graceful = {
+        let stop_tx = stop_tx.clone();
+        let mut stopping = stopping.clone();
+        async move {
+            tokio::select! {
+                () = shutdown => {}
+                _ = stopping.wait_for(|s| *s) => {}
+            }
+            tracing::info!("stopping: no new connections; event streams end");
+            let _ = stop_tx.send(true);
+        }
+    };
+    let mut server = tokio::spawn(async move {
+        axum::serve(listener, routes)
+            .with_graceful_shutdown(graceful)
+            .await
+    });
+    // Until the stop, or until the workers stop by themselves (the catalogue refuses writes),
+    // which stops the server too.
+    let mut stopped = stopping.clone();
+    let mut outcome = Ok(());
+    let mut served = None;
+    tokio::select! {
+        _ = stopped.wait_for(|s| *s) => {}
+        joined = &mut server => served = Some(joined),
+        Some(worked) = async {
+            match pool.as_mut() {
+                Some(p) => Some(p.await),
+                None => std::future::pending().await,
+            }
+        } => {
+            pool = None;
+            outcome = match worked {
+                Ok(result) => result,
+                Err(e) => Err(AppError::Internal(format!("the workers stopped: {e}"))),
+            };
+            let _ = stop_tx.send(true);
+        }
+    }
+    // Requests in flight get their time; the rest are cut.
+    let served = match served {
+        Some(joined) => joined,
+        None => match tokio::time::timeout(settings.request_timeout, &mut server).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                tracing::warn!("requests still open after the timeout were cut");
+                server.abort();
+                Ok(Ok(()))
+            }
+        },
+    };
+    let _ = drain_tx.send(true);
+    if let Some(mut pool) = pool {
+        match tokio::time::timeout(settings.grace, &mut pool).await {
+            Ok(Ok(Err(e))) => tracing::error!(error = %e, "the workers stopped with an error"),
+            Ok(_) => {}
+            Err(_) => {
+                pool.abort();
+                let _ = pool.await;
+                tracing::warn!(
+                    "jobs still running at the end of the grace period stay leased; another node takes them over when their lease runs out"
+                );
+            }
+        }
+    }
+    app.release_accounts().await;
+    match served {
+        Ok(Ok(())) => outcome,
+        Ok(Err(e)) => Err(AppError::Internal(format!("the server failed: {e}"))),
+        Err(e) => Err(AppError::Internal(format!("the server stopped: {e}"))),
+    }
+}

@@ -1,0 +1,650 @@
+//! The HTTP API over a real socket: `atelier serve` as a process, driven with reqwest. Every
+//! route's success and bad input (a 4xx problem document, never a 5xx), event streams replayed
+//! with `Last-Event-ID`, image bytes with `ETag` and ranges, and a bounded, clean stop.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::DataDir;
+
+/// `atelier serve` on a free loopback port; killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub data: DataDir,
+}
+
+impl Server {
+    /// With `extra` configuration appended (the sandbox draws in `delay_ms` steps).
+    pub fn start(extra: &str) -> Self {
+        let data = DataDir::with_config(extra);
+        Self::on(data)
+    }
+
+    pub fn on(data: DataDir) -> Self {
+        let mut child = data
+            .cmd()
+            .args(["serve", "--bind", "127.0.0.1:0", "--grace", "5"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("serve starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("a first line");
+        let addr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("http://"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_owned();
+        Self {
+            child,
+            base: format!("http://{addr}"),
+            data,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends SIGTERM and waits at most `within` for the exit; returns its status code.
+    pub fn stop(&mut self, within: Duration) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        let t = Instant::now();
+        while t.elapsed() < within {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    atelier_discord::install_crypto_provider();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client")
+}
+
+/// No credentials needed: the server's callers are the operator (loopback only).
+const OPEN: &str = "[server]\nauth = \"none\"\n";
+
+async fn problem(r: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(r.status().as_u16(), status, "{:?}", r.text().await);
+    assert_problem_type(&r);
+    let body: Value = r.json().await.expect("a problem document");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status);
+    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    body
+}
+
+fn assert_problem_type(r: &reqwest::Response) {
+    let ct = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert_eq!(ct, "application/problem+json");
+}
+
+/// A data directory whose sandbox takes `delay_ms` a step, with `server` added to `[server]`.
+fn slow(delay_ms: u64, server: &str) -> DataDir {
+    DataDir::raw(&format!(
+        "[providers.sandbox]\nsize = 128\ndelay_ms = {delay_ms}\n\
+         [jobs]\nretry_base_secs = 0.05\npoll_secs = 0.05\n{OPEN}{server}"
+    ))
+}
+
+/// A finished generation (created with `Prefer: wait`).
+async fn finished(http: &reqwest::Client, s: &Server, prompt: &str) -> Value {
+    let r = http
+        .post(s.url("/v1/generations"))
+        .header("prefer", "wait=30")
+        .json(&json!({"prompt": prompt, "upscale": [1, 2]}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(r.status().as_u16(), 201);
+    let g: Value = r.json().await.expect("json");
+    assert_eq!(g["status"], "succeeded", "{g}");
+    g
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generation_is_created_waited_for_read_and_listed() {
+    let s = Server::start(OPEN);
+    let http = client();
+    let r = http
+        .post(s.url("/v1/generations"))
+        .header("prefer", "wait=30")
+        .json(&json!({"prompt": "a lighthouse at dawn", "category": "scene", "subject": "coast"}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(r.status().as_u16(), 201);
+    let location = r.headers()["location"].to_str().expect("text").to_owned();
+    assert_eq!(r.headers()["preference-applied"], "wait=30");
+    let g: Value = r.json().await.expect("json");
+    assert_eq!(g["status"], "succeeded");
+    assert_eq!(
+        location,
+        format!("/v1/generations/{}", g["id"].as_str().unwrap())
+    );
+    assert_eq!(g["images"].as_array().map(Vec::len), Some(5));
+    assert!(
+        g.get("queue").is_none(),
+        "an ended generation has no place in the queue"
+    );
+
+    let shown: Value = http
+        .get(s.url(&location))
+        .send()
+        .await
+        .expect("show")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(shown["id"], g["id"]);
+    assert_eq!(shown["progress"], 100.0);
+
+    // Without waiting: 201 at once, queued or further.
+    let r = http
+        .post(s.url("/v1/generations"))
+        .json(&json!({"prompt": "second", "upscale": "none"}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(r.status().as_u16(), 201);
+    let second: Value = r.json().await.expect("json");
+
+    // Two pages of one, then nothing more.
+    let page: Value = http
+        .get(s.url("/v1/generations?limit=1"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(page["data"][0]["id"], second["id"]);
+    let cursor = page["next_cursor"].as_str().expect("a cursor").to_owned();
+    let page: Value = http
+        .get(s.url(&format!("/v1/generations?limit=1&cursor={cursor}")))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(page["data"][0]["id"], g["id"]);
+    let images: Value = http
+        .get(s.url("/v1/images?category=scene&limit=10"))
+        .send()
+        .await
+        .expect("images")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(images["data"].as_array().map(Vec::len), Some(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_a_problem_document_and_changes_nothing() {
+    let s = Server::start(OPEN);
+    let http = client();
+    let create = |body: &'static str| {
+        http.post(s.url("/v1/generations"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    problem(create("{").await.unwrap(), 400, "malformed_json").await;
+    problem(
+        create("{\"prompt\": \"x\", \"promt\": 1}").await.unwrap(),
+        422,
+        "invalid_input",
+    )
+    .await;
+    problem(
+        create("{\"prompt\": \"   \"}").await.unwrap(),
+        422,
+        "invalid_input",
+    )
+    .await;
+    problem(
+        create("{\"prompt\": \"x --q 3\"}").await.unwrap(),
+        422,
+        "invalid_input",
+    )
+    .await;
+    problem(
+        create("{\"prompt\": \"x\", \"upscale\": [7]}")
+            .await
+            .unwrap(),
+        422,
+        "invalid_input",
+    )
+    .await;
+    problem(
+        create("{\"prompt\": \"x\", \"category\": \"nope\"}")
+            .await
+            .unwrap(),
+        422,
+        "invalid_input",
+    )
+    .await;
+    problem(
+        create("{\"prompt\": \"x\", \"provider\": \"nope\"}")
+            .await
+            .unwrap(),
+        422,
+        "invalid_input",
+    )
+    .await;
+    problem(create("[]").await.unwrap(), 422, "invalid_input").await;
+    let r = http
+        .post(s.url("/v1/generations"))
+        .body("{\"prompt\": \"x\"}")
+        .send()
+        .await
+        .unwrap();
+    problem(r, 415, "unsupported_media_type").await;
+    let huge = format!("{{\"prompt\": \"{}\"}}", "a".repeat(2 << 20));
+    let r = http
+        .post(s.url("/v1/generations"))
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    problem(r, 413, "too_large").await;
+    // The server closes a connection whose body it refused unread: a new client.
+    let http = client();
+    let r = http
+        .post(s.url("/v1/generations"))
+        .header("prefer", "wait=soon")
+        .json(&json!({"prompt": "x"}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, 422, "invalid_input").await;
+    // Unknown and malformed ids, unknown routes and parameters.
+    let missing = uuid::Uuid::now_v7();
+    for path in [
+        format!("/v1/generations/{missing}"),
+        "/v1/generations/not-an-id".to_owned(),
+        format!("/v1/images/{missing}"),
+        format!("/v1/images/{missing}/file"),
+        format!("/v1/generations/{missing}/events"),
+        "/v1/nothing-here".to_owned(),
+    ] {
+        problem(
+            http.get(s.url(&path)).send().await.unwrap(),
+            404,
+            "not_found",
+        )
+        .await;
+    }
+    for path in [
+        "/v1/generations?status=sideways",
+        "/v1/generations?cursor=zzz",
+        "/v1/generations?colour=red",
+        "/v1/images?from=yesterday",
+        "/v1/images?status=lost",
+        "/v1/generations?limit=-1",
+    ] {
+        problem(
+            http.get(s.url(path)).send().await.unwrap(),
+            422,
+            "invalid_input",
+        )
+        .await;
+    }
+    let r = http
+        .post(s.url(&format!("/v1/generations/{missing}/cancel")))
+        .send()
+        .await
+        .unwrap();
+    problem(r, 404, "not_found").await;
+    // Nothing was queued by any of it.
+    let page: Value = http
+        .get(s.url("/v1/generations"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["data"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_are_served_with_etags_ranges_and_updates() {
+    let s = Server::start(OPEN);
+    let http = client();
+    let g = finished(&http, &s, "served bytes").await;
+    let image = &g["images"][0];
+    let id = image["id"].as_str().unwrap();
+    let file = http
+        .get(s.url(&format!("/v1/images/{id}/file")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(file.status().as_u16(), 200);
+    let etag = file.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(etag, format!("\"{}\"", image["sha256"].as_str().unwrap()));
+    assert_eq!(file.headers()["content-type"], "image/png");
+    let bytes = file.bytes().await.unwrap();
+    assert_eq!(bytes.len() as u64, image["size_bytes"].as_u64().unwrap());
+    let again = http
+        .get(s.url(&format!("/v1/images/{id}/file")))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 304);
+    let part = http
+        .get(s.url(&format!("/v1/images/{id}/file")))
+        .header("range", "bytes=0-7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status().as_u16(), 206);
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes 0-7/{}", bytes.len()).as_str()
+    );
+    assert_eq!(part.bytes().await.unwrap(), bytes.slice(0..8));
+    let beyond = http
+        .get(s.url(&format!("/v1/images/{id}/file")))
+        .header("range", format!("bytes={}-", bytes.len()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(beyond.status().as_u16(), 416);
+    let thumb = http
+        .get(s.url(&format!("/v1/images/{id}/thumbnail")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(thumb.status().as_u16(), 200);
+    assert_eq!(thumb.headers()["content-type"], "image/webp");
+    assert_eq!(&thumb.bytes().await.unwrap()[8..12], b"WEBP");
+
+    let updated: Value = http
+        .patch(s.url(&format!("/v1/images/{id}")))
+        .json(&json!({"status": "final", "tags": ["Hero", "cover"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(updated["status"], "final");
+    assert_eq!(updated["tags"], json!(["cover", "hero"]));
+    // A bad field changes nothing, not even the good one beside it.
+    let r = http
+        .patch(s.url(&format!("/v1/images/{id}")))
+        .json(&json!({"status": "draft", "tags": ["no spaces please"]}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, 422, "invalid_input").await;
+    let shown: Value = http
+        .get(s.url(&format!("/v1/images/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["status"], "final");
+    let tagged: Value = http
+        .get(s.url("/v1/images?tag=hero"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tagged["data"].as_array().map(Vec::len), Some(1));
+
+    // An action and a new version on the image.
+    let grid = g["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["role"] == "grid")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = http
+        .post(s.url(&format!("/v1/images/{grid}/actions")))
+        .header("prefer", "wait=30")
+        .json(&json!({"action": "v2"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let varied: Value = r.json().await.unwrap();
+    assert_eq!(varied["status"], "succeeded", "{varied}");
+    assert_eq!(varied["parent_id"], g["id"]);
+    let r = http
+        .post(s.url(&format!("/v1/images/{grid}/actions")))
+        .json(&json!({"action": "paint it blue"}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, 422, "invalid_input").await;
+    let r = http
+        .post(s.url(&format!("/v1/images/{grid}/versions")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let version: Value = r.json().await.unwrap();
+    assert_eq!(version["version"], 2);
+}
+
+/// Reads server-sent events from `r` until `until` says stop or the stream ends; returns
+/// (id, event name, data) of each.
+async fn read_events(
+    r: &mut reqwest::Response,
+    mut until: impl FnMut(&(String, String, Value)) -> bool,
+) -> Vec<(String, String, Value)> {
+    let mut got = Vec::new();
+    let mut buffer = String::new();
+    let (mut id, mut name, mut data) = (String::new(), String::new(), String::new());
+    while let Ok(Some(chunk)) = r.chunk().await {
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find('\n') {
+            let line: String = buffer.drain(..=end).collect();
+            let line = line.trim_end_matches(['\n', '\r']);
+            if line.is_empty() {
+                if !data.is_empty() {
+                    let event = (
+                        std::mem::take(&mut id),
+                        std::mem::take(&mut name),
+                        serde_json::from_str(&data).unwrap_or(Value::Null),
+                    );
+                    data.clear();
+                    let stop = until(&event);
+                    got.push(event);
+                    if stop {
+                        return got;
+                    }
+                }
+            } else if let Some(v) = line.strip_prefix("id:") {
+                id = v.trim().to_owned();
+            } else if let Some(v) = line.strip_prefix("event:") {
+                name = v.trim().to_owned();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data.push_str(v.trim_start());
+            }
+        }
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_stream_resumes_after_a_disconnect_with_last_event_id() {
+    let s = Server::on(slow(300, ""));
+    let http = client();
+    let g: Value = http
+        .post(s.url("/v1/generations"))
+        .json(&json!({"prompt": "followed over http"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = g["id"].as_str().unwrap().to_owned();
+    let events_url = s.url(&format!("/v1/generations/{id}/events"));
+    let mut first = http.get(&events_url).send().await.unwrap();
+    assert_eq!(first.headers()["content-type"], "text/event-stream");
+    let mut n = 0;
+    let head = read_events(&mut first, |_| {
+        n += 1;
+        n == 3
+    })
+    .await;
+    drop(first);
+    let last = head.last().unwrap().0.clone();
+    let mut second = http
+        .get(&events_url)
+        .header("last-event-id", &last)
+        .send()
+        .await
+        .unwrap();
+    let tail = tokio::time::timeout(Duration::from_secs(60), read_events(&mut second, |_| false))
+        .await
+        .expect("the stream ends with the generation");
+    let ids: Vec<u64> = head
+        .iter()
+        .chain(&tail)
+        .map(|(i, ..)| i.parse().unwrap())
+        .collect();
+    let expected: Vec<u64> = (1..=ids.len() as u64).collect();
+    assert_eq!(ids, expected, "every event once, in order");
+    let (_, name, data) = tail.last().unwrap();
+    assert_eq!(name, "generation.completed");
+    assert_eq!(data["status"], "succeeded");
+    // The feed of all events replays from a position the same way.
+    let mut feed = http.get(s.url("/v1/events?after=0")).send().await.unwrap();
+    let all = tokio::time::timeout(
+        Duration::from_secs(10),
+        read_events(&mut feed, |(_, name, _)| name == "generation.completed"),
+    )
+    .await
+    .expect("the feed replays");
+    assert_eq!(all.len(), ids.len());
+    let positions: Vec<i64> = all.iter().map(|(i, ..)| i.parse().unwrap()).collect();
+    let mut sorted = positions.clone();
+    sorted.sort_unstable();
+    assert_eq!(positions, sorted);
+    let from_middle = positions[2];
+    let mut rest = http
+        .get(s.url("/v1/events"))
+        .header("last-event-id", from_middle.to_string())
+        .send()
+        .await
+        .unwrap();
+    let later = tokio::time::timeout(
+        Duration::from_secs(10),
+        read_events(&mut rest, |(_, name, _)| name == "generation.completed"),
+    )
+    .await
+    .expect("the feed replays");
+    assert_eq!(later.len(), ids.len() - 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_generation_ends_streams_and_exits_in_bounded_time() {
+    let mut s = Server::on(slow(2000, "heartbeat_secs = 0.5\n"));
+    let http = client();
+    let g: Value = http
+        .post(s.url("/v1/generations"))
+        .json(&json!({"prompt": "interrupted"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = g["id"].as_str().unwrap().to_owned();
+    let mut stream = http
+        .get(s.url(&format!("/v1/generations/{id}/events")))
+        .send()
+        .await
+        .unwrap();
+    // Running: its first events came.
+    read_events(&mut stream, |(_, name, _)| name == "generation.submitted").await;
+    let reading = tokio::spawn(async move { read_events(&mut stream, |_| false).await });
+    let code = s.stop(Duration::from_secs(15));
+    assert_eq!(
+        code,
+        Some(0),
+        "exits 0 within the grace period and the request timeout"
+    );
+    let rest = tokio::time::timeout(Duration::from_secs(5), reading)
+        .await
+        .expect("the event stream ended with the server")
+        .expect("joined");
+    assert!(rest.iter().all(|(_, name, _)| name != "error"));
+    // The generation is not lost: ended, or left to be taken over and finished.
+    let out = s.data.run(&["jobs", "run", "--until-idle"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, shown) = s.data.json(&["generation", "show", &id]);
+    assert_eq!(code, 0);
+    assert_eq!(shown["status"], "succeeded", "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_readiness_answer() {
+    let s = Server::start(OPEN);
+    let http = client();
+    let live = http.get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(live.status().as_u16(), 200);
+    let ready = http.get(s.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+}
+
+#[test]
+fn serve_refuses_bad_settings_before_listening() {
+    let data = DataDir::with_config("[server]\nauth = \"none\"\n");
+    let out = data.run(&["serve", "--bind", "0.0.0.0:0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
+    let out = data.run(&["serve", "--bind", "localhost"]);
+    assert_eq!(out.status.code(), Some(2));
+    let data = DataDir::with_config("[server]\nauth = \"maybe\"\n");
+    let out = data.run(&["serve", "--bind", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -658,7 +658,7 @@ impl Catalogue for SqliteCatalogue {
     }
 }
 
-/// A time as Unix seconds with a fraction, as SQLite's `unixepoch(…, 'subsec')` reads stored
+/// A time as Unix seconds with a fraction, as `SQLite`'s `unixepoch(…, 'subsec')` reads stored
 /// RFC 3339 texts (compared as numbers: texts with fractions of different lengths do not sort).
 fn unix_secs(t: OffsetDateTime) -> f64 {
     t.unix_timestamp_nanos() as f64 / 1e9

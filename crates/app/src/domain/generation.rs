@@ -208,7 +208,7 @@ impl Generation {
         );
         Self {
             parent_id: Some(self.id),
-            owner: self.owner.clone(),
+            owner: self.owner,
             account: self.account.clone(),
             negative_prompt: self.negative_prompt.clone(),
             category: self.category,

@@ -172,21 +172,17 @@ async fn bytes(
         return Ok((StatusCode::OK, out, data).into_response());
     };
     let total = data.len() as u64;
-    match byte_range(range, total) {
-        Some((start, end)) => {
-            put(
-                &mut out,
-                header::CONTENT_RANGE,
-                &format!("bytes {start}-{end}/{total}"),
-            );
-            let part = data[start as usize..=end as usize].to_vec();
-            Ok((StatusCode::PARTIAL_CONTENT, out, part).into_response())
-        }
-        None => {
-            put(&mut out, header::CONTENT_RANGE, &format!("bytes */{total}"));
-            Ok((StatusCode::RANGE_NOT_SATISFIABLE, out).into_response())
-        }
+    if let Some((start, end)) = byte_range(range, total) {
+        put(
+            &mut out,
+            header::CONTENT_RANGE,
+            &format!("bytes {start}-{end}/{total}"),
+        );
+        let part = data[start as usize..=end as usize].to_vec();
+        return Ok((StatusCode::PARTIAL_CONTENT, out, part).into_response());
     }
+    put(&mut out, header::CONTENT_RANGE, &format!("bytes */{total}"));
+    Ok((StatusCode::RANGE_NOT_SATISFIABLE, out).into_response())
 }
 
 /// One range of `bytes=a-b`, `bytes=a-` or `bytes=-n` within `total` bytes, as inclusive

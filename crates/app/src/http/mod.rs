@@ -169,10 +169,10 @@ pub async fn serve(
     // which stops the server too.
     let mut stopped = stopping.clone();
     let mut outcome = Ok(());
-    let mut served = None;
+    let mut early = None;
     tokio::select! {
         _ = stopped.wait_for(|s| *s) => {}
-        joined = &mut server => served = Some(joined),
+        joined = &mut server => early = Some(joined),
         Some(worked) = async {
             match pool.as_mut() {
                 Some(p) => Some(p.await),
@@ -188,16 +188,17 @@ pub async fn serve(
         }
     }
     // Requests in flight get their time; the rest are cut.
-    let served = match served {
+    let joined = match early {
         Some(joined) => joined,
-        None => match tokio::time::timeout(settings.request_timeout, &mut server).await {
-            Ok(joined) => joined,
-            Err(_) => {
+        None => {
+            if let Ok(joined) = tokio::time::timeout(settings.request_timeout, &mut server).await {
+                joined
+            } else {
                 tracing::warn!("requests still open after the timeout were cut");
                 server.abort();
                 Ok(Ok(()))
             }
-        },
+        }
     };
     let _ = drain_tx.send(true);
     if let Some(mut pool) = pool {
@@ -214,7 +215,7 @@ pub async fn serve(
         }
     }
     app.release_accounts().await;
-    match served {
+    match joined {
         Ok(Ok(())) => outcome,
         Ok(Err(e)) => Err(AppError::Internal(format!("the server failed: {e}"))),
         Err(e) => Err(AppError::Internal(format!("the server stopped: {e}"))),

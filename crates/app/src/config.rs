@@ -8,6 +8,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+pub use credits::{CostTable, CreditsConfig, ProviderCosts};
+
 use crate::pipeline::PngCompression;
 use crate::providers::UpscaleMode;
 pub use crate::secret::{DatabaseUrl, Secret};
@@ -32,6 +34,8 @@ pub struct Config {
     pub providers: ProvidersConfig,
     pub limits: LimitsConfig,
     pub node: NodeConfig,
+    /// What generations cost users of a server (`[credits]`).
+    pub credits: CreditsConfig,
 }
 
 /// This process among the nodes that share one database (`atelier worker`).
@@ -324,6 +328,7 @@ impl Default for Config {
             providers: ProvidersConfig::default(),
             limits: LimitsConfig::default(),
             node: NodeConfig::default(),
+            credits: CreditsConfig::default(),
         }
     }
 }
@@ -702,5 +707,6 @@ pub(crate) fn in_memory(url: &str) -> bool {
             .any(|kv| kv.eq_ignore_ascii_case("mode=memory"))
 }
 
+mod credits;
 #[cfg(test)]
 mod tests;

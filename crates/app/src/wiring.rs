@@ -160,6 +160,8 @@ pub async fn open(
     Ok(Arc::new(App {
         catalogue: db.catalogue,
         queue: db.queue,
+        directory: db.directory,
+        credits: config.credits.clone(),
         store,
         providers,
         bus: Bus::default(),

@@ -6,6 +6,7 @@
 mod accounts;
 mod actions;
 mod import;
+mod users;
 
 pub(crate) use accounts::spawn_account_recorder;
 pub use accounts::{AccountView, LastKnown, account_views};
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::catalogue::{Catalogue, Change, ImageFilter, NewJob, Queue};
+use crate::catalogue::{Catalogue, Change, Directory, ImageFilter, NewJob, Queue};
 use crate::domain::{
     ErrorCode, Event, EventKind, Failure, Generation, GenerationId, GenerationKind,
     GenerationRequest, GenerationStatus, Image, ImageId, ImageStatus, JobId, JobStatus, Role,
@@ -27,6 +28,7 @@ use crate::providers::Providers;
 use crate::store::{KeyContext, Store};
 
 pub use import::ImportRequest;
+pub use users::{MAX_PAGE, SESSION_TTL, request_fingerprint, secret_hash};
 
 /// How the queue treats jobs.
 #[derive(Clone, Debug)]
@@ -61,6 +63,10 @@ impl Default for JobSettings {
 pub struct App {
     pub catalogue: Arc<dyn Catalogue>,
     pub queue: Arc<dyn Queue>,
+    /// Users, keys, sessions, credits, the audit log, idempotent requests (`users.rs`).
+    pub directory: Arc<dyn Directory>,
+    /// What generations cost users (`[credits]`).
+    pub credits: crate::config::CreditsConfig,
     pub store: Store,
     pub providers: Providers,
     pub bus: Bus,

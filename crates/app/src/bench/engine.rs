@@ -68,6 +68,8 @@ async fn run(o: &Options, scratch: &Scratch) -> Result<serde_json::Value, AppErr
     let app = Arc::new(App {
         catalogue: db.catalogue,
         queue: db.queue,
+        directory: db.directory,
+        credits: crate::config::CreditsConfig::default(),
         store,
         providers,
         bus: Bus::default(),

@@ -6,6 +6,7 @@
 //! (`sqlite/queue.rs`, the `Queue` half).
 
 mod conns;
+mod directory;
 mod queue;
 mod rows;
 mod transfer;
@@ -25,7 +26,8 @@ use super::{
     Imported, Inserted, NewJob, Refusal, Result, Wakeups,
 };
 use crate::domain::{
-    Category, Event, Generation, GenerationId, Image, ImageId, ImageStatus, StepRefused,
+    Category, Event, Generation, GenerationId, Image, ImageId, ImageStatus, Settlement,
+    StepRefused,
 };
 use conns::Conns;
 use rows::ts;
@@ -371,6 +373,12 @@ impl Catalogue for SqliteCatalogue {
         write_stage(&mut tx, &stage)
             .await
             .map_err(|e| self.locate(e))?;
+        // A generation that ended here settles its credits in the same commit.
+        if let Some(settlement) = Settlement::on(stage.status) {
+            directory::settle_in(&mut tx, id, settlement)
+                .await
+                .map_err(|e| self.locate(e))?;
+        }
         tx.commit().await.map_err(|e| self.db(e))?;
         self.events.wake();
         Ok(events)

@@ -360,6 +360,8 @@ pub async fn app_on(
     let app = Arc::new(App {
         catalogue: db.catalogue,
         queue: db.queue,
+        directory: db.directory,
+        credits: atelier::config::CreditsConfig::default(),
         store: Store::memory(Layout::Default),
         providers: registry,
         bus: Bus::default(),

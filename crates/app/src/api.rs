@@ -3,9 +3,7 @@
 
 mod users;
 
-pub use users::{
-    ApiKeyView, AuditEntryView, CreditsView, LedgerEntryView, NewKeyView, UserView,
-};
+pub use users::{ApiKeyView, AuditEntryView, CreditsView, LedgerEntryView, NewKeyView, UserView};
 
 use serde::Serialize;
 use time::OffsetDateTime;

@@ -18,9 +18,9 @@ use sha2::{Digest, Sha256};
 use super::App;
 use crate::catalogue::CatalogueError;
 use crate::domain::{
-    Actor, ApiKey, ApiKeyId, AuditAction, AuditEntry, Credits, Email, GenerationId,
-    GenerationKind, Grant, GrantKind, KEY_PREFIX, LedgerEntry, Reservation, SESSION_PREFIX,
-    Session, Settlement, User, UserId, UserRole, check_password, now_ms,
+    Actor, ApiKey, ApiKeyId, AuditAction, AuditEntry, Credits, Email, GenerationId, GenerationKind,
+    Grant, GrantKind, KEY_PREFIX, LedgerEntry, Reservation, SESSION_PREFIX, Session, Settlement,
+    User, UserId, UserRole, check_password, now_ms,
 };
 use crate::error::AppError;
 
@@ -165,6 +165,53 @@ impl App {
     ) -> Result<Vec<User>, AppError> {
         admin_only(actor, "list users")?;
         Ok(self.directory.users(after, page(limit)).await?)
+    }
+
+    /// Makes the user with this address an administrator or a plain user (the operator or an
+    /// administrator only).
+    pub async fn set_role(
+        &self,
+        actor: Actor,
+        email: &str,
+        role: UserRole,
+    ) -> Result<User, AppError> {
+        admin_only(actor, "change roles")?;
+        let user = self.user_by_email(actor, email).await?;
+        let changed = self.directory.set_role(user.id, role).await?;
+        self.audit_change(actor, &changed, serde_json::json!({"role": role.as_str()}))
+            .await?;
+        Ok(changed)
+    }
+
+    /// Disables (or enables again) the user with this address: a disabled user's keys and
+    /// sessions sign nobody in (the operator or an administrator only).
+    pub async fn set_disabled(
+        &self,
+        actor: Actor,
+        email: &str,
+        disabled: bool,
+    ) -> Result<User, AppError> {
+        admin_only(actor, "disable users")?;
+        let user = self.user_by_email(actor, email).await?;
+        let changed = self.directory.set_disabled(user.id, disabled).await?;
+        self.audit_change(actor, &changed, serde_json::json!({"disabled": disabled}))
+            .await?;
+        Ok(changed)
+    }
+
+    async fn audit_change(
+        &self,
+        actor: Actor,
+        user: &User,
+        details: serde_json::Value,
+    ) -> Result<(), AppError> {
+        let entry = AuditEntry::new(
+            actor,
+            AuditAction::UserChange,
+            format!("user:{}", user.id),
+            details,
+        );
+        Ok(self.directory.audit(&entry).await?)
     }
 
     /// The user with this address, if the actor may see them.

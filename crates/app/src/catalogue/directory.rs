@@ -17,7 +17,8 @@ use async_trait::async_trait;
 use super::Result;
 use crate::domain::{
     ApiKey, ApiKeyId, AuditEntry, Begun, Credits, Email, GenerationId, Grant, IdempotencyRecord,
-    IdempotentRequest, LedgerEntry, Reservation, Session, Settlement, StoredResponse, User, UserId, UserRole,
+    IdempotentRequest, LedgerEntry, Reservation, Session, Settlement, StoredResponse, User, UserId,
+    UserRole,
 };
 
 #[async_trait]

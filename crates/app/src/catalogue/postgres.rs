@@ -32,8 +32,7 @@ use super::{
     Imported, Inserted, NewJob, Result,
 };
 use crate::domain::{
-    Category, Event, Generation, GenerationId, Image, ImageId, ImageStatus, Settlement,
-    StepRefused,
+    Category, Event, Generation, GenerationId, Image, ImageId, ImageStatus, Settlement, StepRefused,
 };
 use listen::Wakers;
 use rows::micros;

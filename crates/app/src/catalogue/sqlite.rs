@@ -26,8 +26,7 @@ use super::{
     Imported, Inserted, NewJob, Refusal, Result, Wakeups,
 };
 use crate::domain::{
-    Category, Event, Generation, GenerationId, Image, ImageId, ImageStatus, Settlement,
-    StepRefused,
+    Category, Event, Generation, GenerationId, Image, ImageId, ImageStatus, Settlement, StepRefused,
 };
 use conns::Conns;
 use rows::ts;

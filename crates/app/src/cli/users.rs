@@ -46,7 +46,11 @@ pub async fn user(config: &Config, command: UserCommand, out: &Out) -> Result<u8
             } else {
                 None
             };
-            let role = if admin { UserRole::Admin } else { UserRole::User };
+            let role = if admin {
+                UserRole::Admin
+            } else {
+                UserRole::User
+            };
             let app = app(config, true).await?;
             let user = app
                 .add_user(OPERATOR, &email, role, password.as_deref())

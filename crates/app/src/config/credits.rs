@@ -114,8 +114,10 @@ mod tests {
 
     use super::*;
 
-    fn parsed(toml: &str) -> Result<CreditsConfig, figment::Error> {
-        Figment::from(Toml::string(toml)).extract()
+    fn parsed(toml: &str) -> Result<CreditsConfig, Box<figment::Error>> {
+        Figment::from(Toml::string(toml))
+            .extract()
+            .map_err(Box::new)
     }
 
     #[test]

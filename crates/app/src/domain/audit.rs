@@ -97,7 +97,11 @@ mod tests {
 
     #[test]
     fn actions_read_back_and_the_operator_is_no_user() {
-        for a in [AuditAction::Login, AuditAction::CreditChange, AuditAction::KeyCreate] {
+        for a in [
+            AuditAction::Login,
+            AuditAction::CreditChange,
+            AuditAction::KeyCreate,
+        ] {
             assert_eq!(AuditAction::parse(a.as_str()), Some(a));
         }
         assert_eq!(AuditAction::parse("nap"), None);
@@ -110,8 +114,13 @@ mod tests {
         assert_eq!(e.actor, None);
         let id = UserId::new();
         assert_eq!(
-            AuditEntry::new(Actor::Admin(id), AuditAction::Login, "u", serde_json::Value::Null)
-                .actor,
+            AuditEntry::new(
+                Actor::Admin(id),
+                AuditAction::Login,
+                "u",
+                serde_json::Value::Null
+            )
+            .actor,
             Some(id)
         );
     }

@@ -219,8 +219,14 @@ mod tests {
             Grant::new(Actor::User(user), user, 5, GrantKind::Bonus, None),
             Err(CreditsInvalid::NotAdmin)
         );
-        let grant = Grant::new(Actor::Operator, user, 5, GrantKind::Purchase, Some(" paid "))
-            .unwrap();
+        let grant = Grant::new(
+            Actor::Operator,
+            user,
+            5,
+            GrantKind::Purchase,
+            Some(" paid "),
+        )
+        .unwrap();
         assert_eq!(grant.note.as_deref(), Some("paid"));
         for bad in [0, -3, MAX_AMOUNT + 1] {
             assert_eq!(
@@ -264,6 +270,9 @@ mod tests {
         ] {
             assert_eq!(LedgerKind::parse(kind.as_str()), Some(kind));
         }
-        assert_eq!(GrantKind::parse("gift"), Err(CreditsInvalid::GrantKind("gift".into())));
+        assert_eq!(
+            GrantKind::parse("gift"),
+            Err(CreditsInvalid::GrantKind("gift".into()))
+        );
     }
 }

@@ -27,8 +27,7 @@ pub use actor::Actor;
 pub use audit::{AuditAction, AuditEntry};
 pub use credits::{
     Credits, CreditsInvalid, Grant, GrantKind, LedgerEntry, LedgerKind, MAX_AMOUNT, MAX_BALANCE,
-    Reservation,
-    Settlement, amount_of, note_of,
+    Reservation, Settlement, amount_of, note_of,
 };
 pub use error::{ErrorCode, Failure};
 pub use event::{Event, EventKind};
@@ -41,8 +40,8 @@ pub use image::{Category, Image, ImageStatus, Rgb, Role};
 pub use job::{AfterFailure, Job, JobKind, JobStatus, Lease, OnClaim};
 pub use lifecycle::{Change, Stage, StepRefused, creation_events};
 pub use progress::Milestones;
+pub use request::{GenerationRequest, Invalid, MAX_PROMPT_CHARS, Parameters, UpscaleSelection};
 pub use user::{
     AccountInvalid, ApiKey, Email, KEY_PREFIX, SESSION_PREFIX, Session, User, UserRole,
     check_password, key_name, now_ms,
 };
-pub use request::{GenerationRequest, Invalid, MAX_PROMPT_CHARS, Parameters, UpscaleSelection};

@@ -55,7 +55,10 @@ fn users_are_added_listed_and_refused_twice() {
         .collect();
     assert_eq!(emails, ["ada@example.com", "root@example.com"]);
     let text = stdout(&d.run(&["user", "list"]));
-    assert!(text.contains("ada@example.com") && text.contains("admin"), "{text}");
+    assert!(
+        text.contains("ada@example.com") && text.contains("admin"),
+        "{text}"
+    );
 
     // The configured initial credits, as a bonus.
     let (code, credits) = d.json(&["credits", "show", "--user", "ada@example.com"]);
@@ -80,7 +83,13 @@ fn bad_users_change_nothing() {
     // A password too short, from stdin.
     let mut child = d
         .cmd()
-        .args(["--json", "user", "add", "ada@example.com", "--password-stdin"])
+        .args([
+            "--json",
+            "user",
+            "add",
+            "ada@example.com",
+            "--password-stdin",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -135,7 +144,10 @@ fn a_key_is_shown_once_listed_by_its_start_and_revoked() {
             vec!["key", "revoke", "01890000-0000-7000-8000-000000000000"],
             "an unknown id",
         ),
-        (vec!["key", "create", "--user", "bob@example.com"], "an unknown user"),
+        (
+            vec!["key", "create", "--user", "bob@example.com"],
+            "an unknown user",
+        ),
         (
             vec!["key", "create", "--user", "ada@example.com", "--name", " "],
             "an empty name",
@@ -166,19 +178,40 @@ fn credits_are_granted_shown_and_bad_grants_refused() {
     assert_eq!(shown["ledger"][0]["kind"], "purchase");
     assert_eq!(shown["ledger"][0]["note"], "invoice 7");
     let (code, _) = d.json(&[
-        "credits", "grant", "--user", "ada@example.com", "5", "--kind", "bonus",
+        "credits",
+        "grant",
+        "--user",
+        "ada@example.com",
+        "5",
+        "--kind",
+        "bonus",
     ]);
     assert_eq!(code, 0);
 
     let long_note = "n".repeat(501);
     for (args, what) in [
-        (vec!["credits", "grant", "--user", "ada@example.com", "-5"], "negative"),
-        (vec!["credits", "grant", "--user", "ada@example.com", "0"], "zero"),
         (
-            vec!["credits", "grant", "--user", "ada@example.com", "99999999999"],
+            vec!["credits", "grant", "--user", "ada@example.com", "-5"],
+            "negative",
+        ),
+        (
+            vec!["credits", "grant", "--user", "ada@example.com", "0"],
+            "zero",
+        ),
+        (
+            vec![
+                "credits",
+                "grant",
+                "--user",
+                "ada@example.com",
+                "99999999999",
+            ],
             "huge",
         ),
-        (vec!["credits", "grant", "--user", "ada@example.com", "1.5"], "fractional"),
+        (
+            vec!["credits", "grant", "--user", "ada@example.com", "1.5"],
+            "fractional",
+        ),
         (
             vec![
                 "credits",
@@ -192,11 +225,25 @@ fn credits_are_granted_shown_and_bad_grants_refused() {
             "a huge note",
         ),
         (
-            vec!["credits", "grant", "--user", "ada@example.com", "1", "--kind", "gift"],
+            vec![
+                "credits",
+                "grant",
+                "--user",
+                "ada@example.com",
+                "1",
+                "--kind",
+                "gift",
+            ],
             "an unknown kind",
         ),
-        (vec!["credits", "grant", "--user", "bob@example.com", "1"], "an unknown user"),
-        (vec!["credits", "show", "--user", "bob@example.com"], "an unknown user"),
+        (
+            vec!["credits", "grant", "--user", "bob@example.com", "1"],
+            "an unknown user",
+        ),
+        (
+            vec!["credits", "show", "--user", "bob@example.com"],
+            "an unknown user",
+        ),
     ] {
         let (code, e) = d.json(&args);
         assert_eq!(code, 2, "{what}: {e}");
@@ -275,8 +322,14 @@ async fn keys_and_passwords_sign_users_in() {
         app.authenticate_session(&token).await.unwrap(),
         Some(Actor::User(ada.id))
     );
-    assert_eq!(app.login("ada@example.com", "wrong horse").await.unwrap(), None);
-    assert_eq!(app.login("eve@example.com", "correct horse").await.unwrap(), None);
+    assert_eq!(
+        app.login("ada@example.com", "wrong horse").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        app.login("eve@example.com", "correct horse").await.unwrap(),
+        None
+    );
     assert_eq!(app.login("not an address", "x").await.unwrap(), None);
     app.logout(&token).await.unwrap();
     assert_eq!(app.authenticate_session(&token).await.unwrap(), None);
@@ -331,7 +384,11 @@ async fn users_see_only_their_own_and_admins_manage() {
         app.create_key(as_ada, "bob@example.com", "x").await,
         Err(AppError::NotFound(_))
     ));
-    assert!(app.create_key(as_ada, "ada@example.com", "mine").await.is_ok());
+    assert!(
+        app.create_key(as_ada, "ada@example.com", "mine")
+            .await
+            .is_ok()
+    );
     assert!(matches!(
         app.grant(as_ada, "ada@example.com", 100, GrantKind::Bonus, None)
             .await,
@@ -346,10 +403,43 @@ async fn users_see_only_their_own_and_admins_manage() {
             .await,
         Err(AppError::Forbidden(_))
     ));
-    let as_admin = Actor::Admin(bob.id);
-    app.grant(as_admin, "ada@example.com", 1, GrantKind::Bonus, Some("welcome"))
+    assert!(matches!(
+        app.set_role(as_ada, "ada@example.com", UserRole::Admin)
+            .await,
+        Err(AppError::Forbidden(_))
+    ));
+    let (_, key) = app
+        .create_key(Actor::Operator, "ada@example.com", "k")
         .await
         .unwrap();
+    let disabled = app
+        .set_disabled(Actor::Operator, "ada@example.com", true)
+        .await
+        .unwrap();
+    assert!(disabled.disabled);
+    assert_eq!(app.authenticate_key(&key).await.unwrap(), None);
+    app.set_disabled(Actor::Operator, "ada@example.com", false)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.authenticate_key(&key).await.unwrap(),
+        Some(Actor::User(ada.id))
+    );
+    let promoted = app
+        .set_role(Actor::Operator, "bob@example.com", UserRole::Admin)
+        .await
+        .unwrap();
+    assert_eq!(promoted.actor(), Actor::Admin(bob.id));
+    let as_admin = Actor::Admin(bob.id);
+    app.grant(
+        as_admin,
+        "ada@example.com",
+        1,
+        GrantKind::Bonus,
+        Some("welcome"),
+    )
+    .await
+    .unwrap();
     assert_eq!(app.credits(as_admin, ada.id).await.unwrap().balance, 3);
 }
 
@@ -361,7 +451,11 @@ async fn a_generations_cost_is_reserved_refused_and_released() {
         .await
         .unwrap();
     let me = Actor::User(ada.id);
-    let (g1, g2, g3) = (GenerationId::new(), GenerationId::new(), GenerationId::new());
+    let (g1, g2, g3) = (
+        GenerationId::new(),
+        GenerationId::new(),
+        GenerationId::new(),
+    );
     for g in [g1, g2] {
         assert!(
             app.reserve_credits(me, g, "sandbox", GenerationKind::Imagine)

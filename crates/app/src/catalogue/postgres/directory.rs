@@ -16,8 +16,8 @@ use crate::catalogue::directory::{Directory, stored_record};
 use crate::catalogue::{CatalogueError, Result};
 use crate::domain::{
     ApiKey, ApiKeyId, AuditAction, AuditEntry, Begun, Credits, Email, GenerationId, Grant,
-    IdempotentRequest, LedgerEntry, LedgerKind, Reservation, Session, Settlement,
-    StoredResponse, User, UserId, UserRole,
+    IdempotentRequest, LedgerEntry, LedgerKind, Reservation, Session, Settlement, StoredResponse,
+    User, UserId, UserRole,
 };
 
 fn get<'r, T>(row: &'r PgRow, col: &str) -> Result<T>
@@ -236,7 +236,10 @@ impl Directory for PgCatalogue {
         .bind(u.created_at)
         .execute(&mut *tx)
         .await
-        .map_err(unique(&format!("a user with email {} already exists", u.email)))?;
+        .map_err(unique(&format!(
+            "a user with email {} already exists",
+            u.email
+        )))?;
         sqlx::query("INSERT INTO credit_accounts (user_id, balance) VALUES ($1, 0)")
             .bind(u.id.as_uuid())
             .execute(&mut *tx)

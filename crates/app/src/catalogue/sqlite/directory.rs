@@ -18,8 +18,8 @@ use crate::catalogue::directory::{Directory, stored_record};
 use crate::catalogue::{CatalogueError, Result};
 use crate::domain::{
     ApiKey, ApiKeyId, AuditAction, AuditEntry, Begun, Credits, Email, GenerationId, Grant,
-    IdempotentRequest, LedgerEntry, LedgerKind, Reservation, Session,
-    Settlement, StoredResponse, User, UserId, UserRole,
+    IdempotentRequest, LedgerEntry, LedgerKind, Reservation, Session, Settlement, StoredResponse,
+    User, UserId, UserRole,
 };
 
 fn get<'r, T>(row: &'r SqliteRow, col: &str) -> Result<T>
@@ -34,8 +34,11 @@ fn time_of(s: &str) -> Result<OffsetDateTime> {
     OffsetDateTime::parse(s, &Rfc3339).map_err(|_| corrupt("timestamp", s))
 }
 
-fn opt_time(s: Option<String>) -> Result<Option<OffsetDateTime>> {
-    s.as_deref().map(time_of).transpose()
+fn opt_time(row: &SqliteRow, col: &str) -> Result<Option<OffsetDateTime>> {
+    get::<Option<String>>(row, col)?
+        .as_deref()
+        .map(time_of)
+        .transpose()
 }
 
 fn uuid_of(s: &str) -> Result<uuid::Uuid> {
@@ -60,8 +63,8 @@ fn key(row: &SqliteRow) -> Result<ApiKey> {
         prefix: get(row, "prefix")?,
         name: get(row, "name")?,
         created_at: time_of(&get::<String>(row, "created_at")?)?,
-        last_used_at: opt_time(get(row, "last_used_at")?)?,
-        revoked_at: opt_time(get(row, "revoked_at")?)?,
+        last_used_at: opt_time(row, "last_used_at")?,
+        revoked_at: opt_time(row, "revoked_at")?,
     })
 }
 
@@ -261,7 +264,10 @@ impl Directory for SqliteCatalogue {
         .bind(ts(u.created_at))
         .execute(&mut *tx)
         .await
-        .map_err(unique(&format!("a user with email {} already exists", u.email)))?;
+        .map_err(unique(&format!(
+            "a user with email {} already exists",
+            u.email
+        )))?;
         sqlx::query("INSERT INTO credit_accounts (user_id, balance) VALUES (?1, 0)")
             .bind(u.id.to_string())
             .execute(&mut *tx)
@@ -276,11 +282,16 @@ impl Directory for SqliteCatalogue {
     }
 
     async fn user(&self, id: UserId) -> Result<User> {
-        self.user_where("SELECT * FROM users WHERE id = ?1", id.to_string()).await
+        self.user_where("SELECT * FROM users WHERE id = ?1", id.to_string())
+            .await
     }
 
     async fn user_by_email(&self, email: &Email) -> Result<User> {
-        self.user_where("SELECT * FROM users WHERE email = ?1", email.as_str().to_owned()).await
+        self.user_where(
+            "SELECT * FROM users WHERE email = ?1",
+            email.as_str().to_owned(),
+        )
+        .await
     }
 
     async fn users(&self, after: Option<UserId>, limit: u32) -> Result<Vec<User>> {
@@ -403,7 +414,11 @@ impl Directory for SqliteCatalogue {
 
     async fn key(&self, id: ApiKeyId) -> Result<ApiKey> {
         let row = self
-            .row_by_id("SELECT * FROM api_keys WHERE id = ?1", &id.to_string(), "key")
+            .row_by_id(
+                "SELECT * FROM api_keys WHERE id = ?1",
+                &id.to_string(),
+                "key",
+            )
             .await?;
         key(&row)
     }
@@ -643,7 +658,11 @@ impl Directory for SqliteCatalogue {
         Ok(begun)
     }
 
-    async fn complete_request(&self, r: &IdempotentRequest, response: &StoredResponse) -> Result<()> {
+    async fn complete_request(
+        &self,
+        r: &IdempotentRequest,
+        response: &StoredResponse,
+    ) -> Result<()> {
         let done = sqlx::query(
             "UPDATE idempotency_keys SET status = ?4, body = ?5
              WHERE user_id = ?1 AND key = ?2 AND fingerprint = ?3",

@@ -491,6 +491,88 @@ async fn concurrent_reservations_never_overdraw(backend: Backend) {
     assert_eq!(usage, 10);
 }
 
+/// Supabase's row-level security on the directory (a stand-in `auth` schema, as in
+/// `postgres.rs`): a signed-in user reads their own balance and ledger and nothing else of
+/// it; secrets, sessions, holds, the audit log and idempotency keys are closed to client keys.
+#[tokio::test]
+async fn postgres_row_level_security_shows_a_user_only_their_credits() {
+    use sqlx::Connection as _;
+    let url = crate::postgres::fresh_url().await;
+    let role = format!("atelier_t_reader_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE SCHEMA auth;
+         CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS
+            $$ SELECT nullif(current_setting('request.jwt.claim.sub', true), '')::uuid $$;
+         CREATE ROLE {role} NOLOGIN;
+         GRANT USAGE ON SCHEMA auth TO {role};"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let d = atelier::catalogue::open(&url, true)
+        .await
+        .unwrap()
+        .directory;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let ada = with_user(&*d, "ada@example.com", 5).await;
+    let bob = with_user(&*d, "bob@example.com", 7).await;
+    d.add_key(
+        &ApiKey::new(ada.id, "atl_0123456789", "ci").unwrap(),
+        "hash-1",
+        &audit(AuditAction::KeyCreate, "k"),
+    )
+    .await
+    .unwrap();
+    d.reserve(bob.id, GenerationId::new(), 1).await.unwrap();
+
+    let seen = async |conn: &mut sqlx::PgConnection, user: Option<uuid::Uuid>| {
+        let mut tx = conn.begin().await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET LOCAL ROLE {role}")))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        sqlx::query("SELECT set_config('request.jwt.claim.sub', $1, true)")
+            .bind(user.map(|u| u.to_string()).unwrap_or_default())
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let counts: Vec<i64> = sqlx::query_scalar(
+            "SELECT unnest(ARRAY[
+                (SELECT COUNT(*) FROM credit_accounts), (SELECT COALESCE(SUM(amount), 0)::bigint
+                FROM credit_ledger), (SELECT COUNT(*) FROM users), (SELECT COUNT(*) FROM api_keys),
+                (SELECT COUNT(*) FROM sessions), (SELECT COUNT(*) FROM credit_holds),
+                (SELECT COUNT(*) FROM audit_log), (SELECT COUNT(*) FROM idempotency_keys)])",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+        tx.rollback().await.unwrap();
+        counts
+    };
+    assert_eq!(
+        seen(&mut conn, Some(ada.id.as_uuid())).await,
+        [1, 5, 0, 0, 0, 0, 0, 0]
+    );
+    assert_eq!(
+        seen(&mut conn, Some(bob.id.as_uuid())).await,
+        [1, 6, 0, 0, 0, 0, 0, 0]
+    );
+    assert_eq!(seen(&mut conn, None).await, [0, 0, 0, 0, 0, 0, 0, 0]);
+
+    drop(d);
+    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP OWNED BY {role}; DROP ROLE {role}"
+    )))
+    .execute(&mut conn)
+    .await;
+}
+
 /// Each test above, once per database.
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {

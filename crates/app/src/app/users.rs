@@ -468,6 +468,15 @@ impl App {
             .await?)
     }
 
+    /// Settles credit holds a crash left behind (older than `older_than`, their generation
+    /// missing or ended): a sweeper's call, for a node's worker loop. How many.
+    pub async fn settle_stray_credits(&self, older_than: Duration) -> Result<u64, AppError> {
+        Ok(self
+            .directory
+            .settle_stray_holds(older_than, MAX_PAGE)
+            .await?)
+    }
+
     /// A page of the audit log, newest first (the operator or an administrator only).
     pub async fn audit_log(
         &self,

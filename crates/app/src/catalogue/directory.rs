@@ -8,7 +8,8 @@
 //!
 //! A generation's hold is settled by the catalogue itself, in the transaction that writes the
 //! generation's terminal step (`Catalogue::advance_all`), so no end goes unsettled whatever
-//! crashes; [`Directory::settle`] does the same for a generation that was never created.
+//! crashes; [`Directory::settle`] does the same for a generation that was never created, and
+//! [`Directory::settle_stray_holds`] for what a crash between reserving and creating left.
 
 use std::time::Duration;
 
@@ -92,6 +93,11 @@ pub trait Directory: Send + Sync {
     /// Settles a generation's hold; false when it has none or it is settled already, so a
     /// second call changes nothing.
     async fn settle(&self, generation: GenerationId, settlement: Settlement) -> Result<bool>;
+    /// Settles the open holds older than `older_than` that nothing else will: those whose
+    /// generation was never created (a submit that stopped between reserving and creating
+    /// it), refunded, and those whose generation has ended, as its end says. At most `limit`;
+    /// how many. A sweeper's job, for what a crash left behind.
+    async fn settle_stray_holds(&self, older_than: Duration, limit: u32) -> Result<u64>;
 
     // The audit log.
 
@@ -136,4 +142,15 @@ pub(super) fn stored_record(
         fingerprint,
         response,
     })
+}
+
+/// How a stray hold is settled: refunded when its generation was never created, else as its
+/// generation's end (a stored status) says; `None` while the generation runs.
+pub(super) fn stray_settlement(status: Option<&str>) -> Result<Option<Settlement>> {
+    match status {
+        None => Ok(Some(Settlement::Refunded)),
+        Some(s) => crate::domain::GenerationStatus::parse(s)
+            .map(Settlement::on)
+            .ok_or_else(|| super::stored::corrupt("status", s)),
+    }
 }

@@ -358,6 +358,39 @@ async fn a_generations_end_settles_its_credits(backend: Backend) {
     assert_eq!(refunds, 2);
 }
 
+/// Holds a crash left behind are settled by the sweeper: one whose generation was never
+/// created is refunded, one whose generation runs is left alone.
+async fn stray_holds_are_swept(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = backend.open(dir.path()).await;
+    let (c, d) = (db.catalogue, db.directory);
+    let ada = with_user(&*d, "ada@example.com", 5).await;
+    let never_created = GenerationId::new();
+    d.reserve(ada.id, never_created, 2).await.unwrap();
+    let running = generation(None, None);
+    d.reserve(ada.id, running.id, 1).await.unwrap();
+    c.create_generation(&running, Some(&job("sandbox:local", 1, 0)), &[])
+        .await
+        .unwrap();
+    // Younger than asked: left for now.
+    assert_eq!(
+        d.settle_stray_holds(Duration::from_hours(1), 10)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(d.settle_stray_holds(Duration::ZERO, 10).await.unwrap(), 1);
+    assert_eq!(
+        d.credits(ada.id).await.unwrap(),
+        Credits {
+            balance: 4,
+            held: 1
+        }
+    );
+    assert_eq!(d.settle_stray_holds(Duration::ZERO, 10).await.unwrap(), 0);
+    assert!(!d.settle(never_created, Settlement::Refunded).await.unwrap());
+}
+
 async fn the_audit_log_pages_newest_first(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let d = backend.open(dir.path()).await.directory;
@@ -596,6 +629,7 @@ conformance!(
     keys_sign_in_until_revoked_and_sessions_until_they_end,
     credits_are_granted_reserved_and_settled_once,
     a_generations_end_settles_its_credits,
+    stray_holds_are_swept,
     the_audit_log_pages_newest_first,
     idempotent_requests_replay_refuse_and_expire,
     concurrent_reservations_never_overdraw,

@@ -12,7 +12,7 @@ use sqlx::{PgConnection, Row};
 
 use super::rows::corrupt;
 use super::{PgCatalogue, db};
-use crate::catalogue::directory::{Directory, stored_record};
+use crate::catalogue::directory::{Directory, stored_record, stray_settlement};
 use crate::catalogue::{CatalogueError, Result};
 use crate::domain::{
     ApiKey, ApiKeyId, AuditAction, AuditEntry, Begun, Credits, Email, GenerationId, Grant,
@@ -559,6 +559,35 @@ impl Directory for PgCatalogue {
     async fn settle(&self, generation: GenerationId, settlement: Settlement) -> Result<bool> {
         let mut tx = self.begin().await?;
         let settled = settle_in(&mut tx, generation, settlement).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(settled)
+    }
+
+    async fn settle_stray_holds(&self, older_than: Duration, limit: u32) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        // Locked, skipping holds another node is settling: each is settled once.
+        let stray: Vec<(uuid::Uuid, Option<String>)> = sqlx::query_as(
+            "SELECT h.generation_id, g.status FROM credit_holds h
+             LEFT JOIN generations g ON g.id = h.generation_id
+             WHERE h.settled_at IS NULL
+               AND (g.id IS NULL OR g.status IN ('succeeded', 'failed', 'canceled'))
+               AND h.created_at <= now() - $1 * interval '1 millisecond'
+             LIMIT $2 FOR UPDATE OF h SKIP LOCKED",
+        )
+        .bind(millis(older_than))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        let mut settled = 0;
+        for (generation, status) in stray {
+            let id = GenerationId::from_uuid(generation);
+            if let Some(settlement) = stray_settlement(status.as_deref())?
+                && settle_in(&mut tx, id, settlement).await?
+            {
+                settled += 1;
+            }
+        }
         tx.commit().await.map_err(db)?;
         Ok(settled)
     }

@@ -14,7 +14,7 @@ use time::format_description::well_known::Rfc3339;
 use super::queue::NOW_MS;
 use super::rows::{corrupt, ts};
 use super::{SqliteCatalogue, db};
-use crate::catalogue::directory::{Directory, stored_record};
+use crate::catalogue::directory::{Directory, stored_record, stray_settlement};
 use crate::catalogue::{CatalogueError, Result};
 use crate::domain::{
     ApiKey, ApiKeyId, AuditAction, AuditEntry, Begun, Credits, Email, GenerationId, Grant,
@@ -591,6 +591,38 @@ impl Directory for SqliteCatalogue {
         let settled = settle_in(&mut tx, generation, settlement)
             .await
             .map_err(|e| self.locate(e))?;
+        tx.commit().await.map_err(|e| self.db(e))?;
+        Ok(settled)
+    }
+
+    async fn settle_stray_holds(&self, older_than: Duration, limit: u32) -> Result<u64> {
+        let mut conn = self.writer.get().await?;
+        let mut tx = self.write_tx(&mut conn).await?;
+        let stray: Vec<(String, Option<String>)> = sqlx::query_as(concat!(
+            "SELECT h.generation_id, g.status FROM credit_holds h
+             LEFT JOIN generations g ON g.id = h.generation_id
+             WHERE h.settled_at IS NULL
+               AND (g.id IS NULL OR g.status IN ('succeeded', 'failed', 'canceled'))
+               AND unixepoch(h.created_at, 'subsec') * 1000 <= ",
+            NOW_MS!(),
+            " - ?1 LIMIT ?2"
+        ))
+        .bind(expiry_ms(older_than))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| self.db(e))?;
+        let mut settled = 0;
+        for (generation, status) in stray {
+            let id = GenerationId::from_uuid(uuid_of(&generation)?);
+            if let Some(settlement) = stray_settlement(status.as_deref())?
+                && settle_in(&mut tx, id, settlement)
+                    .await
+                    .map_err(|e| self.locate(e))?
+            {
+                settled += 1;
+            }
+        }
         tx.commit().await.map_err(|e| self.db(e))?;
         Ok(settled)
     }

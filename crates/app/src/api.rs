@@ -1,6 +1,10 @@
 //! Wire types: the JSON that front-ends print or serve. The only place where domain values
 //! become protocol documents, so the catalogue's shape never leaks into the API by accident.
 
+mod users;
+
+pub use users::{ApiKeyView, AuditEntryView, CreditsView, LedgerEntryView, NewKeyView, UserView};
+
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 mod server;
 
+pub use credits::{CostTable, CreditsConfig, ProviderCosts};
 pub use server::{ServerAuth, ServerConfig};
 
 use crate::pipeline::PngCompression;
@@ -37,6 +38,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub node: NodeConfig,
     pub server: ServerConfig,
+    /// What generations cost users of a server (`[credits]`).
+    pub credits: CreditsConfig,
 }
 
 /// This process among the nodes that share one database (`atelier worker`).
@@ -330,6 +333,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             node: NodeConfig::default(),
             server: ServerConfig::default(),
+            credits: CreditsConfig::default(),
         }
     }
 }
@@ -708,5 +712,6 @@ pub(crate) fn in_memory(url: &str) -> bool {
             .any(|kv| kv.eq_ignore_ascii_case("mode=memory"))
 }
 
+mod credits;
 #[cfg(test)]
 mod tests;

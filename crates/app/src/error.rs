@@ -20,6 +20,12 @@ pub enum AppError {
     /// Something that cannot happen now but may later (a full queue). (CLI exit 1, HTTP 409.)
     #[error("{0}")]
     Conflict(String),
+    /// The actor may not do this (a user asking for an administrator's use case). (HTTP 403.)
+    #[error("{0}")]
+    Forbidden(String),
+    /// The owner's balance is short of a generation's cost; nothing was queued. (HTTP 402.)
+    #[error("{needed} credits needed, {balance} left: nothing was queued")]
+    InsufficientCredits { needed: i64, balance: i64 },
     /// A generation ended in failure. (CLI exit 1.)
     #[error("generation failed: {0}")]
     Failed(Failure),
@@ -62,5 +68,20 @@ impl AppError {
             self,
             Self::Invalid(_) | Self::NotFound(_) | Self::WrongState(_)
         )
+    }
+}
+
+impl From<crate::domain::AccountInvalid> for AppError {
+    fn from(e: crate::domain::AccountInvalid) -> Self {
+        Self::Invalid(e.to_string())
+    }
+}
+
+impl From<crate::domain::CreditsInvalid> for AppError {
+    fn from(e: crate::domain::CreditsInvalid) -> Self {
+        match e {
+            crate::domain::CreditsInvalid::NotAdmin => Self::Forbidden(e.to_string()),
+            e => Self::Invalid(e.to_string()),
+        }
     }
 }

@@ -167,6 +167,7 @@ pub async fn open(
             node: crate::jobs::node_id(config.node.id.as_deref()),
         })
         .png(config.pipeline.png_compression)
+        .credits(config.credits.clone())
         .limits(config.limits.pipeline())
         .build())
 }

@@ -98,10 +98,26 @@ impl App {
             max_attempts: self.jobs.max_attempts,
             delay_ms: 0,
         };
-        let created = self
+        // The cost is held before the generation exists and settled by its last step (in the
+        // same transaction); a crash between the two is swept (`App::run_node`).
+        let held = self
+            .reserve_credits(actor, generation.id, &generation.provider, generation.kind)
+            .await?;
+        let created = match self
             .catalogue
             .create_generation(&generation, Some(&job), &[])
-            .await?;
+            .await
+        {
+            Ok(created) => created,
+            Err(e) => {
+                if held.is_some()
+                    && let Err(release) = self.release_credits(generation.id).await
+                {
+                    tracing::warn!(error = %release, "credits held for a generation that was not created stay held until the sweep");
+                }
+                return Err(e.into());
+            }
+        };
         self.bus.publish(Event {
             generation_id: created.id,
             seq: 1,

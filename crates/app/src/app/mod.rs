@@ -13,6 +13,7 @@ mod generations;
 mod images;
 mod import;
 mod node;
+mod users;
 
 pub use crate::catalogue::FeedEntry;
 pub(crate) use accounts::spawn_account_recorder;
@@ -27,13 +28,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::{GenerationView, ImageView};
-use crate::catalogue::{Catalogue, Database, Queue};
+use crate::catalogue::{Catalogue, Database, Directory, Queue};
 use crate::domain::{Actor, Generation, GenerationId, Image, ImageId};
 use crate::error::AppError;
 use crate::jobs::Bus;
 use crate::pipeline::{Limits, PngCompression};
 use crate::providers::Providers;
 use crate::store::Store;
+pub use users::{SESSION_TTL, request_fingerprint, secret_hash};
 
 /// How the queue treats jobs.
 #[derive(Clone, Debug)]
@@ -70,6 +72,10 @@ impl Default for JobSettings {
 pub struct App {
     pub(crate) catalogue: Arc<dyn Catalogue>,
     pub(crate) queue: Arc<dyn Queue>,
+    /// Users, keys, sessions, credits, the audit log, idempotent requests (`users.rs`).
+    pub(crate) directory: Arc<dyn Directory>,
+    /// What generations cost users (`[credits]`).
+    pub(crate) credits: crate::config::CreditsConfig,
     pub(crate) store: Store,
     pub(crate) providers: Providers,
     pub(crate) bus: Bus,
@@ -91,9 +97,17 @@ pub struct AppBuilder {
     jobs: JobSettings,
     png: PngCompression,
     limits: Limits,
+    credits: crate::config::CreditsConfig,
 }
 
 impl AppBuilder {
+    /// What generations cost users (`[credits]`; off by default).
+    #[must_use]
+    pub fn credits(mut self, credits: crate::config::CreditsConfig) -> Self {
+        self.credits = credits;
+        self
+    }
+
     #[must_use]
     pub fn jobs(mut self, jobs: JobSettings) -> Self {
         self.jobs = jobs;
@@ -117,6 +131,8 @@ impl AppBuilder {
             hub: follow::Hub::new(self.db.catalogue.clone()),
             catalogue: self.db.catalogue,
             queue: self.db.queue,
+            directory: self.db.directory,
+            credits: self.credits,
             store: self.store,
             providers: self.providers,
             bus: Bus::default(),
@@ -143,6 +159,7 @@ impl App {
             jobs: JobSettings::default(),
             png: PngCompression::Balanced,
             limits: Limits::default(),
+            credits: crate::config::CreditsConfig::default(),
         }
     }
 
@@ -226,8 +243,13 @@ pub(crate) fn slot_of(provider: &str, account: &str) -> String {
 }
 
 impl App {
-    /// The actor an API key or a session token stands for.
-    pub async fn authenticate(&self, _token: &str) -> Result<Actor, AppError> {
-        Err(AppError::NotFound("API key".into()))
+    /// The actor an API key (`atl_…`) or a session token (`ats_…`) stands for; a revoked,
+    /// expired or unknown one, or a disabled user's, is "not found".
+    pub async fn authenticate(&self, token: &str) -> Result<Actor, AppError> {
+        let actor = match self.authenticate_key(token).await? {
+            Some(actor) => Some(actor),
+            None => self.authenticate_session(token).await?,
+        };
+        actor.ok_or_else(|| AppError::NotFound("API key or session".into()))
     }
 }

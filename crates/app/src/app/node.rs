@@ -2,6 +2,7 @@
 //! what its workers write, for the front-end that runs them.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{broadcast, watch};
 
@@ -9,6 +10,10 @@ use super::App;
 use crate::domain::{Actor, Event, GenerationId};
 use crate::error::AppError;
 pub use crate::jobs::Stop;
+
+/// A credit hold this old whose generation is missing or ended was left by a crash.
+const STRAY_HOLD: Duration = Duration::from_mins(5);
+const SWEEP_EVERY: Duration = Duration::from_mins(1);
 
 impl App {
     /// Runs `count` workers until `stop`. A write the catalogue refuses stops them (the jobs
@@ -25,7 +30,26 @@ impl App {
         stop: Stop,
         drain: watch::Receiver<bool>,
     ) -> Result<(), AppError> {
-        Ok(crate::jobs::run_node(self.clone(), count, stop, drain).await?)
+        let workers = crate::jobs::run_node(self.clone(), count, stop, drain);
+        if !self.credits.enabled {
+            return Ok(workers.await?);
+        }
+        // While it runs, the node also settles the credit holds a crash left between holding
+        // a generation's cost and writing the generation.
+        let sweep = async {
+            loop {
+                match self.settle_stray_credits(STRAY_HOLD).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(settled = n, "credit holds left by a crash settled"),
+                    Err(e) => tracing::warn!(error = %e, "cannot sweep stray credit holds"),
+                }
+                tokio::time::sleep(SWEEP_EVERY).await;
+            }
+        };
+        tokio::select! {
+            worked = workers => Ok(worked?),
+            () = sweep => Ok(()),
+        }
     }
 
     /// Asks for this node's hold on each pooled provider account (kept and renewed in the

@@ -1,8 +1,9 @@
-//! The catalogue and the job queue: two small traits over one database.
+//! The catalogue, the job queue and the directory: three small traits over one database.
 //!
 //! [`Catalogue`] holds generations, images, events and what is known of provider accounts;
-//! [`Queue`] holds jobs and their leases, and who holds which provider account. One database
-//! implements both (`sqlite.rs` for the embedded default, `postgres.rs` for several nodes on
+//! [`Queue`] holds jobs and their leases, and who holds which provider account; [`Directory`]
+//! (`directory.rs`) holds users, their keys and credits, the audit log and idempotent
+//! requests. One database implements all three (`sqlite.rs` for the embedded default, `postgres.rs` for several nodes on
 //! one server), because a generation is written with
 //! its job in one transaction. The rules of a generation's life cycle are the domain's
 //! ([`crate::domain::Stage`]); a catalogue only persists their outcome, atomically. Every time
@@ -10,6 +11,7 @@
 //! one database have clocks of their own. The conformance tests in `tests/it/catalogue.rs` run
 //! unchanged against every implementation.
 
+mod directory;
 mod postgres;
 mod sqlite;
 mod stored;
@@ -20,6 +22,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use crate::domain::Change;
+pub use directory::Directory;
 pub use postgres::PgCatalogue;
 pub use sqlite::SqliteCatalogue;
 
@@ -427,20 +430,22 @@ impl Wakeups {
     }
 }
 
-/// A catalogue and its queue, on one database.
+/// A catalogue, its queue and its directory, on one database.
 #[derive(Clone)]
 pub struct Database {
     pub catalogue: Arc<dyn Catalogue>,
     pub queue: Arc<dyn Queue>,
+    pub directory: Arc<dyn Directory>,
 }
 
 impl Database {
-    /// Both halves of one implementation.
-    pub fn of<T: Catalogue + Queue + 'static>(db: T) -> Self {
+    /// The three parts of one implementation.
+    pub fn of<T: Catalogue + Queue + Directory + 'static>(db: T) -> Self {
         let db = Arc::new(db);
         Self {
             catalogue: db.clone(),
-            queue: db,
+            queue: db.clone(),
+            directory: db,
         }
     }
 }

@@ -12,6 +12,7 @@
 //! back off and try again); the pool opens new connections when it is back, so the process
 //! carries on without a restart.
 
+mod directory;
 mod listen;
 mod queue;
 mod rows;
@@ -32,7 +33,7 @@ use super::{
 };
 use crate::domain::{
     Category, Event, Generation, GenerationId, GenerationStatus, Image, ImageId, ImageStatus,
-    StepRefused,
+    Settlement, StepRefused,
 };
 use listen::Wakers;
 use rows::micros;
@@ -255,6 +256,10 @@ impl Catalogue for PgCatalogue {
         })?;
         insert_events(&mut tx, &events).await?;
         write_stage(&mut tx, &stage).await?;
+        // A generation that ended here settles its credits in the same commit.
+        if let Some(settlement) = Settlement::on(stage.status) {
+            directory::settle_in(&mut tx, id, settlement).await?;
+        }
         tx.commit().await.map_err(db)?;
         self.wakers.events.wake();
         Ok(events)

@@ -6,6 +6,7 @@
 //! (`sqlite/queue.rs`, the `Queue` half).
 
 mod conns;
+mod directory;
 mod queue;
 mod rows;
 mod transfer;
@@ -26,7 +27,7 @@ use super::{
 };
 use crate::domain::{
     Category, Event, Generation, GenerationId, GenerationStatus, Image, ImageId, ImageStatus,
-    StepRefused,
+    Settlement, StepRefused,
 };
 use conns::Conns;
 use rows::ts;
@@ -390,6 +391,12 @@ impl Catalogue for SqliteCatalogue {
         write_stage(&mut tx, &stage)
             .await
             .map_err(|e| self.locate(e))?;
+        // A generation that ended here settles its credits in the same commit.
+        if let Some(settlement) = Settlement::on(stage.status) {
+            directory::settle_in(&mut tx, id, settlement)
+                .await
+                .map_err(|e| self.locate(e))?;
+        }
         tx.commit().await.map_err(|e| self.db(e))?;
         self.events.wake();
         Ok(events)

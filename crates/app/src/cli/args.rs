@@ -104,6 +104,95 @@ pub enum Command {
     /// Copy this deployment into another catalogue and/or storage (resumable; the source is
     /// only read)
     Migrate(MigrateArgs),
+    /// Users of a server
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Users' API keys
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Users' credits
+    Credits {
+        #[command(subcommand)]
+        command: CreditsCommand,
+    },
+    /// The audit log of sensitive actions, newest first
+    Audit {
+        /// Entries to show
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=500))]
+        limit: u32,
+        /// Only entries older than this one (the `id` of a printed entry)
+        #[arg(long, value_name = "ID", value_parser = clap::value_parser!(i64).range(1..))]
+        before: Option<i64>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Add a user (with the configured initial credits)
+    Add {
+        email: String,
+        /// An administrator: sees and manages everything
+        #[arg(long)]
+        admin: bool,
+        /// Read a password for email sign-in from stdin (one line)
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users, oldest first
+    List {
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=500))]
+        limit: u32,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Make an API key for a user; the key is printed this once and never stored
+    Create {
+        /// The user's email address
+        #[arg(long, value_name = "EMAIL")]
+        user: String,
+        /// What the key is for
+        #[arg(long, default_value = "default")]
+        name: String,
+    },
+    /// List a user's keys (their first characters only)
+    List {
+        #[arg(long, value_name = "EMAIL")]
+        user: String,
+    },
+    /// Revoke a key: it no longer signs anyone in
+    Revoke { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CreditsCommand {
+    /// Give a user credits
+    Grant {
+        #[arg(long, value_name = "EMAIL")]
+        user: String,
+        /// Whole credits, at least 1
+        #[arg(allow_hyphen_values = true, value_parser = parse_amount)]
+        amount: i64,
+        /// Why (kept in the ledger and the audit log)
+        #[arg(long)]
+        note: Option<String>,
+        /// purchase (paid for) or bonus (given)
+        #[arg(long, default_value = "purchase", value_parser = ["purchase", "bonus"])]
+        kind: String,
+    },
+    /// Show a user's balance and the latest entries of their ledger
+    Show {
+        #[arg(long, value_name = "EMAIL")]
+        user: String,
+        /// Ledger entries to show
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=500))]
+        limit: u32,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -439,6 +528,16 @@ fn parse_grace(s: &str) -> Result<f64, String> {
         Ok(v) if v.is_finite() && (0.0..=86_400.0).contains(&v) => Ok(v),
         _ => Err(format!(
             "{s:?} is not a grace period: use a number of seconds from 0 to 86400"
+        )),
+    }
+}
+
+fn parse_amount(s: &str) -> Result<i64, String> {
+    let max = crate::domain::MAX_AMOUNT;
+    match s.trim().parse::<i64>() {
+        Ok(v) if (1..=max).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not an amount of credits: use a whole number from 1 to {max}"
         )),
     }
 }

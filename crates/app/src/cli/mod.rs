@@ -11,6 +11,7 @@ mod migrate;
 mod output;
 mod serve;
 pub mod simulate;
+mod users;
 pub use output::Out;
 
 use std::process::ExitCode;
@@ -162,6 +163,10 @@ async fn dispatch(cli: Cli, out: &Out) -> Result<u8, AppError> {
         Command::Bench(args) => crate::bench::run(&config, args, out).await,
         Command::Migrate(args) => migrate::migrate(&config, &args, out).await,
         Command::Accounts(args) => accounts::list(&config, &args, out).await,
+        Command::User { command } => users::user(&config, command, out).await,
+        Command::Key { command } => users::key(&config, command, out).await,
+        Command::Credits { command } => users::credits(&config, command, out).await,
+        Command::Audit { limit, before } => users::audit(&config, before, limit, out).await,
         Command::Describe {
             source,
             provider,

@@ -54,6 +54,8 @@ impl Out {
             AppError::Invalid(_) => "invalid_input",
             AppError::NotFound(_) => "not_found",
             AppError::Conflict(_) | AppError::WrongState(_) => "conflict",
+            AppError::Forbidden(_) => "forbidden",
+            AppError::InsufficientCredits { .. } => "insufficient_credits",
             AppError::Failed(f) => f.code.as_str(),
             _ => "internal",
         };

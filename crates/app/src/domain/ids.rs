@@ -69,3 +69,8 @@ id_type!(
     UserId,
     "user"
 );
+id_type!(
+    /// One API key of a user (its secret is never stored, only its SHA-256).
+    ApiKeyId,
+    "API key"
+);

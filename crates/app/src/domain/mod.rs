@@ -6,9 +6,12 @@
 
 pub mod action;
 mod actor;
+mod audit;
+mod credits;
 mod error;
 mod event;
 mod generation;
+mod idempotency;
 mod ids;
 mod image;
 mod job;
@@ -17,15 +20,28 @@ mod progress;
 pub mod prompt_params;
 mod request;
 pub mod tags;
+mod user;
 
 pub use action::{Action, Output};
 pub use actor::Actor;
+pub use audit::{AuditAction, AuditEntry};
+pub use credits::{
+    Credits, CreditsInvalid, Grant, GrantKind, LedgerEntry, LedgerKind, MAX_AMOUNT, MAX_BALANCE,
+    Reservation, Settlement, amount_of, note_of,
+};
 pub use error::{ErrorCode, Failure};
 pub use event::{Event, EventKind};
 pub use generation::{Generation, GenerationKind, GenerationStatus, Phase};
-pub use ids::{GenerationId, ImageId, JobId, UserId};
+pub use idempotency::{
+    Begun, IDEMPOTENCY_TTL, IdempotencyRecord, IdempotentRequest, KeyInvalid, StoredResponse,
+};
+pub use ids::{ApiKeyId, GenerationId, ImageId, JobId, UserId};
 pub use image::{Category, Image, ImageStatus, Rgb, Role};
 pub use job::{AfterFailure, Job, JobKind, JobStatus, Lease, OnClaim};
 pub use lifecycle::{Change, Stage, StepRefused, creation_events};
 pub use progress::Milestones;
 pub use request::{GenerationRequest, Invalid, MAX_PROMPT_CHARS, Parameters, UpscaleSelection};
+pub use user::{
+    AccountInvalid, ApiKey, Email, KEY_PREFIX, SESSION_PREFIX, Session, User, UserRole,
+    check_password, key_name, now_ms,
+};

@@ -5,10 +5,11 @@
 //! - `serve` runs the API and this node's workers until `shutdown`, then stops in bounded
 //!   time: no new connections, event streams end, requests in flight finish, the jobs in hand
 //!   get the grace period and the rest stay leased for another node;
-//! - `auth.rs`: who calls (`Caller`); `generations.rs`, `images.rs`, `events.rs`, `health.rs`:
-//!   the routes; `input.rs`: request bodies, paths and queries read into domain values, with
+//! - `auth.rs`: who calls (`Caller`); `generations.rs`, `images.rs`, `events.rs`,
+//!   `accounts.rs` (me, sessions, administration), `health.rs`: the routes; `input.rs`: request bodies, paths and queries read into domain values, with
 //!   problems for bad input.
 
+mod accounts;
 mod auth;
 mod events;
 mod generations;
@@ -112,7 +113,18 @@ fn router(shared: Shared) -> Router {
         .route("/images/{id}/file", get(images::file))
         .route("/images/{id}/thumbnail", get(images::thumbnail))
         .route("/images/{id}/actions", post(generations::act))
-        .route("/images/{id}/versions", post(generations::version));
+        .route("/images/{id}/versions", post(generations::version))
+        .route("/me", get(accounts::me))
+        .route("/me/credits", get(accounts::my_credits))
+        .route("/sessions", post(accounts::login).delete(accounts::logout))
+        .route(
+            "/admin/users",
+            get(accounts::users).post(accounts::add_user),
+        )
+        .route("/admin/users/{email}/keys", post(accounts::create_key))
+        .route("/admin/users/{email}/credits", post(accounts::grant))
+        .route("/admin/accounts", get(accounts::provider_accounts))
+        .route("/admin/audit", get(accounts::audit));
     let app = Router::new()
         .nest("/v1", v1)
         .route("/healthz", get(health::live))

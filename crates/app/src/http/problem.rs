@@ -70,6 +70,12 @@ impl From<AppError> for Problem {
             AppError::Conflict(m) | AppError::WrongState(m) => {
                 Self::new(StatusCode::CONFLICT, "conflict", m)
             }
+            AppError::Forbidden(m) => Self::forbidden(m),
+            e @ AppError::InsufficientCredits { .. } => Self::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "insufficient_credits",
+                e.to_string(),
+            ),
             AppError::Failed(f) => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "generation_failed",

@@ -648,3 +648,328 @@ fn serve_refuses_bad_settings_before_listening() {
     let out = data.run(&["serve", "--bind", "127.0.0.1:0"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A server with users: `alice` and `bob` (users) and `root` (an administrator), each with a
+/// key; `extra` is added to the configuration (`[server]` is `auth = "keys"`).
+struct Users {
+    server: Server,
+    alice: String,
+    bob: String,
+    root: String,
+}
+
+fn key_for(data: &DataDir, email: &str, admin: bool) -> String {
+    let mut args = vec!["user", "add", email];
+    if admin {
+        args.push("--admin");
+    }
+    let out = data.run(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = data.run(&["key", "create", "--user", email]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("text")
+        .trim()
+        .to_owned()
+}
+
+impl Users {
+    fn start(extra: &str) -> Self {
+        let data = DataDir::with_config(extra);
+        let alice = key_for(&data, "alice@example.com", false);
+        let bob = key_for(&data, "bob@example.com", false);
+        let root = key_for(&data, "root@example.com", true);
+        Self {
+            server: Server::on(data),
+            alice,
+            bob,
+            root,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_sign_callers_in_and_each_sees_only_their_own_work() {
+    let u = Users::start("");
+    let s = &u.server;
+    let http = client();
+    // No key, a wrong one, another scheme.
+    let r = http.get(s.url("/v1/generations")).send().await.unwrap();
+    problem(r, 401, "unauthorized").await;
+    for auth in [
+        "Bearer atl_nope",
+        "Basic YWxpY2U6eA==",
+        "Bearer",
+        &format!("Bearer {}x", u.alice),
+    ] {
+        let r = http
+            .get(s.url("/v1/generations"))
+            .header("authorization", auth)
+            .send()
+            .await
+            .unwrap();
+        problem(r, 401, "unauthorized").await;
+    }
+    let r = http
+        .post(s.url("/v1/generations"))
+        .bearer_auth(&u.alice)
+        .header("prefer", "wait=30")
+        .json(&json!({"prompt": "alice's lighthouse", "upscale": [1]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let g: Value = r.json().await.unwrap();
+    assert_eq!(g["status"], "succeeded");
+    let id = g["id"].as_str().unwrap();
+    let image = g["images"][0]["id"].as_str().unwrap();
+    // Bob finds none of it, on any route.
+    for path in [
+        format!("/v1/generations/{id}"),
+        format!("/v1/generations/{id}/events"),
+        format!("/v1/events?generation={id}"),
+        format!("/v1/images/{image}"),
+        format!("/v1/images/{image}/file"),
+        format!("/v1/images/{image}/thumbnail"),
+    ] {
+        let r = http
+            .get(s.url(&path))
+            .bearer_auth(&u.bob)
+            .send()
+            .await
+            .unwrap();
+        problem(r, 404, "not_found").await;
+    }
+    for (path, body) in [
+        (format!("/v1/generations/{id}/cancel"), json!({})),
+        (
+            format!("/v1/images/{image}/actions"),
+            json!({"action": "reroll"}),
+        ),
+        (format!("/v1/images/{image}/versions"), json!({})),
+    ] {
+        let r = http
+            .post(s.url(&path))
+            .bearer_auth(&u.bob)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        problem(r, 404, "not_found").await;
+    }
+    let r = http
+        .patch(s.url(&format!("/v1/images/{image}")))
+        .bearer_auth(&u.bob)
+        .json(&json!({"status": "archived"}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, 404, "not_found").await;
+    for path in ["/v1/generations", "/v1/images"] {
+        let page: Value = http
+            .get(s.url(path))
+            .bearer_auth(&u.bob)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(page["data"], json!([]), "{path}");
+    }
+    // Alice's own, unchanged; the administrator sees it too.
+    let mine: Value = http
+        .get(s.url(&format!("/v1/images/{image}")))
+        .bearer_auth(&u.alice)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine["status"], "draft");
+    let r = http
+        .get(s.url(&format!("/v1/generations/{id}")))
+        .bearer_auth(&u.root)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let me: Value = http
+        .get(s.url("/v1/me"))
+        .bearer_auth(&u.alice)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["email"], "alice@example.com");
+    assert_eq!(me["role"], "user");
+    // Administration is for administrators.
+    for path in ["/v1/admin/users", "/v1/admin/audit", "/v1/admin/accounts"] {
+        let r = http
+            .get(s.url(path))
+            .bearer_auth(&u.alice)
+            .send()
+            .await
+            .unwrap();
+        problem(r, 403, "forbidden").await;
+        let r = http
+            .get(s.url(path))
+            .bearer_auth(&u.root)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+    }
+    let r = http
+        .post(s.url("/v1/admin/users/carol@example.com/keys"))
+        .bearer_auth(&u.root)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, 404, "not_found").await;
+    let r = http
+        .post(s.url("/v1/admin/users"))
+        .bearer_auth(&u.root)
+        .json(&json!({"email": "carol@example.com", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let r = http
+        .post(s.url("/v1/sessions"))
+        .json(&json!({"email": "carol@example.com", "password": "wrong"}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, 401, "unauthorized").await;
+    let session: Value = http
+        .post(s.url("/v1/sessions"))
+        .json(&json!({"email": "carol@example.com", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = session["token"].as_str().expect("a token").to_owned();
+    let me: Value = http
+        .get(s.url("/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["email"], "carol@example.com");
+    let r = http
+        .delete(s.url("/v1/sessions"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let r = http
+        .get(s.url("/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    problem(r, 401, "unauthorized").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_concurrent_submits_against_ten_credits_accept_exactly_ten() {
+    // No workers: what is accepted stays queued, so its credits stay held.
+    let u = Users::start("[credits]\nenabled = true\n[server]\nworkers = 0\n");
+    let s = &u.server;
+    let out = s
+        .data
+        .run(&["credits", "grant", "--user", "alice@example.com", "10"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let http = client();
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let (http, url, key) = (http.clone(), s.url("/v1/generations"), u.alice.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = http
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({"prompt": format!("paid {i}")}))
+                .send()
+                .await
+                .expect("sent");
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.expect("json");
+            (status, body)
+        }));
+    }
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for t in tasks {
+        let (status, body) = t.await.expect("joined");
+        match status {
+            201 => accepted.push(body["id"].as_str().unwrap().to_owned()),
+            402 => {
+                assert_eq!(body["code"], "insufficient_credits", "{body}");
+                refused += 1;
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert_eq!(accepted.len(), 10);
+    assert_eq!(refused, 90);
+    let credits: Value = http
+        .get(s.url("/v1/me/credits"))
+        .bearer_auth(&u.alice)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(credits["balance"], 0, "{credits}");
+    // Canceled before it ran: its credit comes back.
+    let r = http
+        .post(s.url(&format!("/v1/generations/{}/cancel", accepted[0])))
+        .bearer_auth(&u.alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let credits: Value = http
+        .get(s.url("/v1/me/credits"))
+        .bearer_auth(&u.alice)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(credits["balance"], 1, "{credits}");
+    // The operator's generations cost nothing; bob has none and is refused.
+    let r = http
+        .post(s.url("/v1/generations"))
+        .bearer_auth(&u.bob)
+        .json(&json!({"prompt": "unpaid"}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, 402, "insufficient_credits").await;
+}

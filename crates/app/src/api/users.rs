@@ -53,13 +53,22 @@ impl From<&ApiKey> for ApiKeyView {
     }
 }
 
-/// A key just made: its record and, this once, its secret.
-#[derive(Serialize, Debug)]
+/// A key just made: its record and, this once, its secret (which `Debug` does not print).
+#[derive(Serialize)]
 pub struct NewKeyView {
     /// The secret: shown now and never again.
     pub key: String,
     #[serde(flatten)]
     pub record: ApiKeyView,
+}
+
+impl std::fmt::Debug for NewKeyView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewKeyView")
+            .field("key", &crate::secret::REDACTED)
+            .field("record", &self.record)
+            .finish()
+    }
 }
 
 #[derive(Serialize, Debug)]

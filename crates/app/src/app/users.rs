@@ -18,11 +18,13 @@ use sha2::{Digest, Sha256};
 use super::App;
 use crate::catalogue::CatalogueError;
 use crate::domain::{
-    Actor, ApiKey, ApiKeyId, AuditAction, AuditEntry, Credits, Email, GenerationId, GenerationKind,
-    Grant, GrantKind, KEY_PREFIX, LedgerEntry, Reservation, SESSION_PREFIX, Session, Settlement,
-    User, UserId, UserRole, check_password, now_ms,
+    Actor, ApiKey, ApiKeyId, AuditAction, AuditEntry, Begun, Credits, Email, GenerationId,
+    GenerationKind, Grant, GrantKind, IDEMPOTENCY_TTL, IdempotentRequest, KEY_PREFIX, LedgerEntry,
+    Reservation, SESSION_PREFIX, Session, Settlement, StoredResponse, User, UserId, UserRole,
+    check_password, now_ms,
 };
 use crate::error::AppError;
+use crate::secret::Secret;
 
 /// How long a password session lasts.
 pub const SESSION_TTL: Duration = Duration::from_hours(24 * 30);
@@ -33,11 +35,11 @@ pub const MAX_PAGE: u32 = 500;
 const TOUCH_EVERY: time::Duration = time::Duration::minutes(1);
 
 /// A new secret: `prefix` and 32 random bytes in hex.
-fn new_secret(prefix: &str) -> Result<String, AppError> {
+fn new_secret(prefix: &str) -> Result<Secret, AppError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
         .map_err(|e| AppError::Internal(format!("no random bytes from the system: {e}")))?;
-    Ok(format!("{prefix}{}", hex(&bytes)))
+    Ok(Secret::new(format!("{prefix}{}", hex(&bytes))))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -214,6 +216,14 @@ impl App {
         Ok(self.directory.audit(&entry).await?)
     }
 
+    /// A user by id, if the actor may see them (`/v1/me` is the actor's own).
+    pub async fn user(&self, actor: Actor, id: UserId) -> Result<User, AppError> {
+        if !actor.may_see(Some(id)) {
+            return Err(AppError::NotFound(format!("user {id}")));
+        }
+        Ok(self.directory.user(id).await?)
+    }
+
     /// The user with this address, if the actor may see them.
     pub async fn user_by_email(&self, actor: Actor, email: &str) -> Result<User, AppError> {
         let email = Email::parse(email)?;
@@ -231,10 +241,10 @@ impl App {
         actor: Actor,
         email: &str,
         name: &str,
-    ) -> Result<(ApiKey, String), AppError> {
+    ) -> Result<(ApiKey, Secret), AppError> {
         let user = self.user_by_email(actor, email).await?;
         let secret = new_secret(KEY_PREFIX)?;
-        let key = ApiKey::new(user.id, &secret, name)?;
+        let key = ApiKey::new(user.id, secret.expose(), name)?;
         let audit = AuditEntry::new(
             actor,
             AuditAction::KeyCreate,
@@ -242,7 +252,7 @@ impl App {
             serde_json::json!({"user": user.id.to_string(), "name": key.name, "prefix": key.prefix}),
         );
         self.directory
-            .add_key(&key, &secret_hash(&secret), &audit)
+            .add_key(&key, &secret_hash(secret.expose()), &audit)
             .await?;
         Ok((key, secret))
     }
@@ -300,7 +310,7 @@ impl App {
         &self,
         email: &str,
         password: &str,
-    ) -> Result<Option<(String, User)>, AppError> {
+    ) -> Result<Option<(Secret, User)>, AppError> {
         let user = match Email::parse(email) {
             Ok(email) => match self.directory.user_by_email(&email).await {
                 Ok(user) => Some(user),
@@ -325,7 +335,7 @@ impl App {
             expires_at: created_at + SESSION_TTL,
         };
         self.directory
-            .add_session(&session, &secret_hash(&token))
+            .add_session(&session, &secret_hash(token.expose()))
             .await?;
         let audit = AuditEntry::new(
             user.actor(),
@@ -485,6 +495,47 @@ impl App {
             .await?)
     }
 
+    /// Starts a request a user sent with an idempotency key (Stripe's semantics, remembered
+    /// for 24 hours): `New` to run it, then [`App::complete_request`] with its answer (or
+    /// [`App::abandon_request`] if it failed before doing anything); `Done` to replay the
+    /// first answer; `InFlight` (try again later) or `Mismatch` (the key was used for another
+    /// request: see [`request_fingerprint`]).
+    pub async fn begin_request(
+        &self,
+        user: UserId,
+        key: &str,
+        fingerprint: String,
+    ) -> Result<(IdempotentRequest, Begun), AppError> {
+        let request = IdempotentRequest::new(user, key, fingerprint)
+            .map_err(|e| AppError::Invalid(e.to_string()))?;
+        let begun = self
+            .directory
+            .begin_request(&request, IDEMPOTENCY_TTL)
+            .await?;
+        Ok((request, begun))
+    }
+
+    /// Keeps a request's answer, to replay to the same key and request.
+    pub async fn complete_request(
+        &self,
+        request: &IdempotentRequest,
+        status: u16,
+        body: Vec<u8>,
+    ) -> Result<(), AppError> {
+        let response = StoredResponse { status, body };
+        Ok(self.directory.complete_request(request, &response).await?)
+    }
+
+    /// Forgets a key whose request failed before doing anything, so a retry runs it anew.
+    pub async fn abandon_request(&self, request: &IdempotentRequest) -> Result<(), AppError> {
+        Ok(self.directory.abandon_request(request).await?)
+    }
+
+    /// Forgets expired idempotency keys: a sweeper's call. How many.
+    pub async fn purge_requests(&self) -> Result<u64, AppError> {
+        Ok(self.directory.purge_requests().await?)
+    }
+
     /// A page of the audit log, newest first (the operator or an administrator only).
     pub async fn audit_log(
         &self,
@@ -503,8 +554,8 @@ mod tests {
 
     #[test]
     fn secrets_are_prefixed_random_and_hashed() {
-        let a = new_secret(KEY_PREFIX).unwrap();
-        let b = new_secret(KEY_PREFIX).unwrap();
+        let a = new_secret(KEY_PREFIX).unwrap().expose().to_owned();
+        let b = new_secret(KEY_PREFIX).unwrap().expose().to_owned();
         assert!(a.starts_with("atl_") && a.len() == 4 + 64);
         assert_ne!(a, b);
         assert_eq!(secret_hash(&a).len(), 64);

@@ -108,11 +108,11 @@ pub async fn key(config: &Config, command: KeyCommand, out: &Out) -> Result<u8, 
             let (key, secret) = app.create_key(OPERATOR, &user, &name).await?;
             if out.json {
                 out.print_json(&NewKeyView {
-                    key: secret,
+                    key: secret.expose().to_owned(),
                     record: ApiKeyView::from(&key),
                 });
             } else {
-                out.text(&secret);
+                out.text(secret.expose());
                 eprintln!(
                     "API key {} ({}) for {user}: it is shown this once and cannot be shown again",
                     key.id, key.name

@@ -74,7 +74,7 @@ pub async fn login(State(s): State<Shared>, Body(body): Body<Login>) -> Answer<R
     };
     Ok((
         StatusCode::CREATED,
-        axum::Json(serde_json::json!({"token": token, "user": UserView::from(&user)})),
+        axum::Json(serde_json::json!({"token": token.expose(), "user": UserView::from(&user)})),
     )
         .into_response())
 }
@@ -157,7 +157,7 @@ pub async fn create_key(
     Ok((
         StatusCode::CREATED,
         axum::Json(NewKeyView {
-            key: secret,
+            key: secret.expose().to_owned(),
             record: (&key).into(),
         }),
     )

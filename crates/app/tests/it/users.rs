@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use atelier::app::App;
 use atelier::config::CreditsConfig;
-use atelier::domain::{Actor, GenerationId, GenerationKind, GrantKind, UserRole};
+use atelier::domain::{
+    Actor, Begun, GenerationId, GenerationKind, GrantKind, StoredResponse, UserRole,
+};
 use atelier::error::AppError;
 use atelier::providers::Providers;
 use atelier::store::{Layout, Store};
@@ -293,13 +295,13 @@ async fn keys_and_passwords_sign_users_in() {
         .unwrap();
     let (key, secret) = app.create_key(op, "ada@example.com", "ci").await.unwrap();
     assert_eq!(
-        app.authenticate_key(&secret).await.unwrap(),
+        app.authenticate_key(secret.expose()).await.unwrap(),
         Some(Actor::User(ada.id))
     );
     assert_eq!(app.authenticate_key("atl_wrong").await.unwrap(), None);
     assert_eq!(app.authenticate_key("").await.unwrap(), None);
     app.revoke_key(op, key.id).await.unwrap();
-    assert_eq!(app.authenticate_key(&secret).await.unwrap(), None);
+    assert_eq!(app.authenticate_key(secret.expose()).await.unwrap(), None);
 
     let (token, user) = app
         .login("ADA@example.com", "correct horse")
@@ -307,9 +309,10 @@ async fn keys_and_passwords_sign_users_in() {
         .unwrap()
         .expect("signed in");
     assert_eq!(user, ada);
-    assert!(token.starts_with("ats_"));
+    assert!(token.expose().starts_with("ats_"));
+    assert_eq!(format!("{token:?}"), "[redacted]");
     assert_eq!(
-        app.authenticate_session(&token).await.unwrap(),
+        app.authenticate_session(token.expose()).await.unwrap(),
         Some(Actor::User(ada.id))
     );
     assert_eq!(
@@ -321,8 +324,11 @@ async fn keys_and_passwords_sign_users_in() {
         None
     );
     assert_eq!(app.login("not an address", "x").await.unwrap(), None);
-    app.logout(&token).await.unwrap();
-    assert_eq!(app.authenticate_session(&token).await.unwrap(), None);
+    app.logout(token.expose()).await.unwrap();
+    assert_eq!(
+        app.authenticate_session(token.expose()).await.unwrap(),
+        None
+    );
 
     // An admin's key signs in an admin.
     let root = app
@@ -331,7 +337,7 @@ async fn keys_and_passwords_sign_users_in() {
         .unwrap();
     let (_, root_key) = app.create_key(op, "root@example.com", "ops").await.unwrap();
     assert_eq!(
-        app.authenticate_key(&root_key).await.unwrap(),
+        app.authenticate_key(root_key.expose()).await.unwrap(),
         Some(Actor::Admin(root.id))
     );
     // No password: no sign-in with one.
@@ -407,12 +413,12 @@ async fn users_see_only_their_own_and_admins_manage() {
         .await
         .unwrap();
     assert!(disabled.disabled);
-    assert_eq!(app.authenticate_key(&key).await.unwrap(), None);
+    assert_eq!(app.authenticate_key(key.expose()).await.unwrap(), None);
     app.set_disabled(Actor::Operator, "ada@example.com", false)
         .await
         .unwrap();
     assert_eq!(
-        app.authenticate_key(&key).await.unwrap(),
+        app.authenticate_key(key.expose()).await.unwrap(),
         Some(Actor::User(ada.id))
     );
     let promoted = app
@@ -479,4 +485,44 @@ async fn a_generations_cost_is_reserved_refused_and_released() {
     assert!(app.release_credits(g1).await.unwrap());
     assert!(!app.release_credits(g1).await.unwrap());
     assert_eq!(app.credits(me, ada.id).await.unwrap().balance, 1);
+}
+
+#[tokio::test]
+async fn idempotent_requests_replay_their_first_answer() {
+    let (app, _dir) = app_with_credits(0).await;
+    let ada = app
+        .add_user(Actor::Operator, "ada@example.com", UserRole::User, None)
+        .await
+        .unwrap();
+    let body = br#"{"prompt":"a fox"}"#;
+    let fp = atelier::app::request_fingerprint("POST", "/v1/generations", body);
+    let (request, begun) = app.begin_request(ada.id, "k-1", fp.clone()).await.unwrap();
+    assert_eq!(begun, Begun::New);
+    let (_, again) = app.begin_request(ada.id, "k-1", fp.clone()).await.unwrap();
+    assert_eq!(again, Begun::InFlight);
+    app.complete_request(&request, 201, b"{\"id\":1}".to_vec())
+        .await
+        .unwrap();
+    let (_, replay) = app.begin_request(ada.id, "k-1", fp).await.unwrap();
+    assert_eq!(
+        replay,
+        Begun::Done(StoredResponse {
+            status: 201,
+            body: b"{\"id\":1}".to_vec()
+        })
+    );
+    let other = atelier::app::request_fingerprint("POST", "/v1/generations", b"{}");
+    let (_, mismatch) = app.begin_request(ada.id, "k-1", other).await.unwrap();
+    assert_eq!(mismatch, Begun::Mismatch);
+    assert!(matches!(
+        app.begin_request(ada.id, "", "f".into()).await,
+        Err(AppError::Invalid(_))
+    ));
+    assert_eq!(app.purge_requests().await.unwrap(), 0);
+    assert_eq!(app.user(Actor::User(ada.id), ada.id).await.unwrap(), ada);
+    assert!(matches!(
+        app.user(Actor::User(atelier::domain::UserId::new()), ada.id)
+            .await,
+        Err(AppError::NotFound(_))
+    ));
 }

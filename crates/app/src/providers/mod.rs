@@ -3,6 +3,7 @@
 //! A provider receives a job and reports progress, images and failures; it knows nothing of
 //! storage, the catalogue or the queue. The engine (`jobs/`) does the rest.
 
+pub mod midjourney;
 pub mod sandbox;
 
 use std::collections::BTreeMap;

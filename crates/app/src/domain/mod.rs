@@ -18,7 +18,7 @@ pub mod prompt_params;
 mod request;
 pub mod tags;
 
-pub use action::{Action, Output};
+pub use action::{Action, ActionName, Output};
 pub use actor::Actor;
 pub use error::{ErrorCode, Failure};
 pub use event::{Event, EventKind};

@@ -14,6 +14,7 @@ mod limits;
 mod midjourney;
 mod migrate;
 mod nodes;
+mod outputs;
 mod postgres;
 mod processes;
 mod steps;

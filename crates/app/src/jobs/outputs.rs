@@ -194,7 +194,11 @@ impl Run {
             }
         }
         if outputs.done() < count {
-            self.rendering().await?;
+            // Once an output is stored the bar is past the render's half: a resumed render
+            // only adds outputs, as resumed upscales do.
+            if outputs.done() == 0 {
+                self.rendering().await?;
+            }
             self.render(Stage::Render, &mut outputs).await?;
         }
         if outputs.done() < count {

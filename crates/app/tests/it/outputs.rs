@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use atelier::catalogue::ImageFilter;
+use atelier::catalogue::{Change, ImageFilter};
 use atelier::domain::{
     ErrorCode, EventKind, GenerationRequest, GenerationStatus, Phase, Role, UpscaleSelection,
 };
@@ -231,6 +231,66 @@ async fn outputs_delivered_before_a_failure_are_kept_and_not_stored_twice() {
             .filter(|e| e.kind.is_terminal())
             .all(|e| e.kind == EventKind::Completed)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_stored_without_its_event_gets_it_first_when_the_job_resumes() {
+    let four: Arc<dyn Provider> = Arc::new(Separate {
+        size: 32,
+        delay: Duration::ZERO,
+        count: 4,
+    });
+    let t = app_of("sandbox", four).await;
+    let id = submit(&t, "resumed apart").await;
+    // A first run stored output 2's blobs and row, then died before writing its milestone.
+    let submitted = Change::new(EventKind::Submitted, GenerationStatus::Submitted, 25.0)
+        .phase(Phase::GridRendering);
+    t.app.catalogue.advance(id, &submitted).await.unwrap();
+    let g = t.app.catalogue.generation(id).await.unwrap();
+    let bytes = draw::quadrant("an earlier run", 7, 32, 2)
+        .encode_png()
+        .unwrap();
+    let processed = atelier::pipeline::process_image(bytes).unwrap();
+    let earlier = t
+        .app
+        .store_image(&g, Role::Variant(2), processed, true)
+        .await
+        .unwrap();
+    t.app.catalogue.insert_image(&earlier).await.unwrap();
+    run_idle(&t).await;
+
+    let g = t.app.generation(id).await.unwrap();
+    assert_eq!(g.generation.status, GenerationStatus::Succeeded);
+    let roles: Vec<Role> = g.images.iter().map(|i| i.role).collect();
+    assert_eq!(roles, (1..=4).map(Role::Variant).collect::<Vec<_>>());
+    assert_eq!(g.images[1].id, earlier.id, "the stored output was kept");
+    let events = t.app.events(id, 0).await.unwrap();
+    let outputs: Vec<(Option<u8>, f64)> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::OutputCompleted)
+        .map(|e| (e.index, e.progress))
+        .collect();
+    assert_eq!(
+        outputs,
+        [
+            (Some(2), 62.5),
+            (Some(1), 75.0),
+            (Some(3), 87.5),
+            (Some(4), 100.0)
+        ],
+        "the stored one's milestone first, then the rest as they came"
+    );
+    let first = events
+        .iter()
+        .position(|e| e.kind == EventKind::OutputCompleted)
+        .unwrap();
+    assert!(
+        events[first..]
+            .iter()
+            .all(|e| e.phase != Some(Phase::GridRendering)),
+        "no render step after an output is stored"
+    );
+    assert!(events.windows(2).all(|w| w[0].progress <= w[1].progress));
 }
 
 /// Delivers one clip: the engine cannot store video yet.

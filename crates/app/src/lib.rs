@@ -7,9 +7,9 @@
 //! - [`catalogue`]: the `Catalogue` and `Queue` traits, on `SQLite` and `PostgreSQL`.
 //! - [`store`]: blobs over `OpenDAL`, key layouts, SHA-256 checks.
 //! - [`pipeline`]: verify, decode, split, thumbnails, palettes.
-//! - [`providers`]: the `Provider` trait and the sandbox provider.
+//! - [`providers`]: the `Provider` trait, the sandbox provider, and Midjourney over Discord
+//!   (`providers::midjourney`).
 //! - [`jobs`]: the durable queue's workers, the generate job and the event bus.
-//! - [`midjourney`]: reading Midjourney's Discord messages.
 //! - [`app`]: the use cases every front-end shares, and the only door into the engine.
 //! - [`http`]: the HTTP API (`atelier serve`), a front-end over [`app`].
 //! - [`secret`]: values that never print (tokens, S3 keys, database passwords).
@@ -26,7 +26,6 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod jobs;
-pub mod midjourney;
 pub mod migrate;
 pub mod pipeline;
 pub mod providers;

@@ -36,7 +36,7 @@ pub fn providers(config: &Config) -> Result<Providers, AppError> {
     if config.providers.midjourney.enabled {
         providers.insert(
             "midjourney",
-            crate::midjourney::registered(
+            crate::providers::midjourney::registered(
                 &config.providers.midjourney,
                 config.limits.max_file_bytes(),
             ),

@@ -40,15 +40,16 @@ impl App {
             _ => None,
         };
         let action = Action::parse(action, index).map_err(AppError::Invalid)?;
+        // An action the provider does not play is refused first: its results may have no grid.
+        self.providers
+            .serving(Some(&parent.provider), action.kind(), Some(action))
+            .map_err(AppError::Invalid)?;
         if action.on_grid() && source.role != Role::Grid {
             return Err(AppError::Invalid(format!(
                 "{action} is pressed on a grid, and image {image} is {}: use the grid's image id",
                 source.role
             )));
         }
-        self.providers
-            .resolve(Some(&parent.provider))
-            .map_err(AppError::Invalid)?;
         let mut parameters = parent.parameters.clone();
         parameters.extra.insert(
             "action".into(),
@@ -144,7 +145,7 @@ impl App {
     ) -> Result<Generation, AppError> {
         let provider = self
             .providers
-            .resolve(provider)
+            .serving(provider, kind, None)
             .map_err(AppError::Invalid)?;
         let generation = Generation::queued(provider, kind, prompt, parameters);
         self.enqueue(actor, generation).await

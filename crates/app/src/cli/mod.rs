@@ -215,7 +215,7 @@ fn parse_message(bot_ids: &[String], out: &Out) -> Result<u8, AppError> {
         )));
     }
     let ids: Vec<&str> = bot_ids.iter().map(String::as_str).collect();
-    let reading = crate::midjourney::reading::read_json(&input, &ids)
+    let reading = crate::providers::midjourney::reading::read_json(&input, &ids)
         .map_err(|e| AppError::Invalid(e.to_string()))?;
     out.print_json(&reading);
     Ok(0)

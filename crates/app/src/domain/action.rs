@@ -56,6 +56,34 @@ pub enum Action {
     },
 }
 
+/// An action without its image number: what a provider declares it plays.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ActionName {
+    Upscale,
+    Variation,
+    Reroll,
+    VaryStrong,
+    VarySubtle,
+    UpscaleSubtle,
+    UpscaleCreative,
+    ZoomOut,
+    Pan,
+}
+
+impl ActionName {
+    pub const ALL: [Self; 9] = [
+        Self::Upscale,
+        Self::Variation,
+        Self::Reroll,
+        Self::VaryStrong,
+        Self::VarySubtle,
+        Self::UpscaleSubtle,
+        Self::UpscaleCreative,
+        Self::ZoomOut,
+        Self::Pan,
+    ];
+}
+
 /// What an action's result is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Output {
@@ -139,6 +167,21 @@ impl Action {
         }
     }
 
+    /// The action without its image number.
+    pub fn name(self) -> ActionName {
+        match self {
+            Self::Upscale { .. } => ActionName::Upscale,
+            Self::Variation { .. } => ActionName::Variation,
+            Self::Reroll => ActionName::Reroll,
+            Self::VaryStrong { .. } => ActionName::VaryStrong,
+            Self::VarySubtle { .. } => ActionName::VarySubtle,
+            Self::UpscaleSubtle { .. } => ActionName::UpscaleSubtle,
+            Self::UpscaleCreative { .. } => ActionName::UpscaleCreative,
+            Self::ZoomOut { .. } => ActionName::ZoomOut,
+            Self::Pan { .. } => ActionName::Pan,
+        }
+    }
+
     pub fn kind(self) -> GenerationKind {
         match self {
             Self::Upscale { .. } | Self::UpscaleSubtle { .. } | Self::UpscaleCreative { .. } => {
@@ -218,6 +261,7 @@ mod tests {
         assert_eq!(pan.source(), Role::Upscale(2));
         assert_eq!(pan.output(), Output::Grid);
         assert_eq!(pan.kind(), GenerationKind::Pan);
+        assert_eq!(pan.name(), ActionName::Pan);
     }
 
     #[test]

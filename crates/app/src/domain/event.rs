@@ -12,18 +12,21 @@ pub enum EventKind {
     Progress,
     GridCompleted,
     UpscaleCompleted,
+    /// One of a render's separate outputs is stored (with `index`).
+    OutputCompleted,
     Completed,
     Failed,
     Canceled,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 9] = [
         Self::Created,
         Self::Submitted,
         Self::Progress,
         Self::GridCompleted,
         Self::UpscaleCompleted,
+        Self::OutputCompleted,
         Self::Completed,
         Self::Failed,
         Self::Canceled,
@@ -36,6 +39,7 @@ impl EventKind {
             Self::Progress => "generation.progress",
             Self::GridCompleted => "generation.grid_completed",
             Self::UpscaleCompleted => "generation.upscale_completed",
+            Self::OutputCompleted => "generation.output_completed",
             Self::Completed => "generation.completed",
             Self::Failed => "generation.failed",
             Self::Canceled => "generation.canceled",

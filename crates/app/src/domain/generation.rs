@@ -63,6 +63,8 @@ pub enum Phase {
     GridRendering,
     GridCompleted,
     UpscalesInProgress,
+    /// A render's separate outputs are being stored, as they come.
+    OutputsInProgress,
     Completed,
 }
 
@@ -72,6 +74,7 @@ impl Phase {
             Self::GridRendering => "grid_rendering",
             Self::GridCompleted => "grid_completed",
             Self::UpscalesInProgress => "upscales_in_progress",
+            Self::OutputsInProgress => "outputs_in_progress",
             Self::Completed => "completed",
         }
     }
@@ -81,6 +84,7 @@ impl Phase {
             "grid_rendering" => Self::GridRendering,
             "grid_completed" => Self::GridCompleted,
             "upscales_in_progress" => Self::UpscalesInProgress,
+            "outputs_in_progress" => Self::OutputsInProgress,
             "completed" => Self::Completed,
             _ => return None,
         })

@@ -22,7 +22,7 @@ mod request;
 pub mod tags;
 mod user;
 
-pub use action::{Action, Output};
+pub use action::{Action, ActionName, Output};
 pub use actor::Actor;
 pub use audit::{AuditAction, AuditEntry};
 pub use credits::{

@@ -1,7 +1,10 @@
-//! Progress milestones (product.md §4.2): created 0, submitted 25, grid rendering 25→50
-//! following the provider's percentage, grid stored 50, then the upscales share the other half.
+//! Progress milestones (product.md §4.2): created 0, submitted 25, rendering 25→50 following
+//! the provider's percentage, grid stored 50, then the upscales share the other half. A render
+//! of separate outputs has no grid: its outputs share the second half evenly as they are
+//! stored, as upscales do.
 
-/// The milestones of one generation, given how many upscales it will store.
+/// The milestones of one generation, given how many pictures follow the render's first half
+/// (the upscales of a grid, or a render's separate outputs).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Milestones {
     upscales: u8,
@@ -30,6 +33,16 @@ impl Milestones {
     /// Progress once the grid is stored: 50, or 100 when no upscale follows.
     pub fn grid_stored(self) -> f64 {
         if self.upscales == 0 { 100.0 } else { 50.0 }
+    }
+
+    /// The milestones of a render of `count` separate outputs (at least one).
+    pub fn separate(count: u8) -> Self {
+        Self::new(count.max(1))
+    }
+
+    /// Progress once `stored` of a render's separate outputs are stored.
+    pub fn outputs_stored(self, stored: u8) -> f64 {
+        self.upscales_stored(stored)
     }
 
     /// Progress once `stored` of the upscales are stored.
@@ -63,6 +76,20 @@ mod tests {
         assert_eq!(m.upscales_stored(1), 75.0);
         assert_eq!(m.upscales_stored(2), 100.0);
         assert_eq!(Milestones::new(0).grid_stored(), 100.0);
+    }
+
+    #[test]
+    fn separate_outputs_share_the_second_half_evenly() {
+        let four = Milestones::separate(4);
+        assert!((four.rendering(100.0) - 49.75).abs() < f64::EPSILON);
+        let steps: Vec<f64> = (1..=4).map(|k| four.outputs_stored(k)).collect();
+        assert_eq!(steps, vec![62.5, 75.0, 87.5, 100.0]);
+        let three = Milestones::separate(3);
+        assert!((three.outputs_stored(1) - 50.0 - 50.0 / 3.0).abs() < 1e-9);
+        assert_eq!(three.outputs_stored(3), 100.0);
+        assert_eq!(Milestones::separate(1).outputs_stored(1), 100.0);
+        // None asked still means one output, never a render that ends at 50.
+        assert_eq!(Milestones::separate(0).outputs_stored(1), 100.0);
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! The generate job: provider → pipeline → store → catalogue, step by step.
 //!
 //! Each step first looks at what the catalogue already holds, so a job taken over after a crash
-//! resumes: a stored grid is not rendered again and a stored upscale is not asked for again.
+//! resumes: a stored grid is not rendered again, a stored upscale is not asked for again, and
+//! a separate output stored already is not stored twice (`outputs.rs`). The provider's declared
+//! `Shape` decides the flow: a grid with upscales, or separate outputs.
 
 use std::sync::Arc;
 
 use super::JobError;
+use super::outputs::Collect;
 use super::reporter::{JobReporter, Shared, Stage};
 use super::storing::{insert, process_and_store, save};
 use crate::app::App;
@@ -15,7 +18,7 @@ use crate::domain::{
     Job, Milestones, Output, Phase, Role,
 };
 use crate::pipeline::{self, PipelineError, Processed, ProcessedGrid};
-use crate::providers::{Input, ProviderError, ProviderJob, Registered, UpscaleMode};
+use crate::providers::{Input, ProviderError, ProviderJob, Registered, Shape, UpscaleMode};
 
 impl From<CatalogueError> for JobError {
     fn from(e: CatalogueError) -> Self {
@@ -76,6 +79,12 @@ pub(super) async fn run(app: Arc<App>, job: Job) -> Result<(), JobError> {
             ))
         })?;
     let action = generation.action();
+    // Refused before the job is queued (`Providers::serving`); a job queued by an older
+    // version, or for a provider configured differently since, still fails cleanly here.
+    reg.provider
+        .capabilities()
+        .serves(&generation.provider, generation.kind, action)
+        .map_err(|why| JobError::Abort(Failure::new(ErrorCode::InvalidParameter, why)))?;
     let parent_refs = match (action, generation.parent_id) {
         (Some(_), Some(parent)) => app.catalogue.generation(parent).await?.provider_refs,
         _ => serde_json::Value::Null,
@@ -150,6 +159,8 @@ pub(super) struct Run {
     pub(super) g: Arc<Generation>,
     pub(super) reg: Registered,
     pub(super) milestones: Milestones,
+    /// What the provider's render delivers (its declared capabilities).
+    shape: Shape,
     pjob: ProviderJob,
     /// What the run shares with its reporters: the provider's references as last saved, the
     /// progress last recorded and when, the upscales stored.
@@ -162,7 +173,11 @@ pub(super) struct Run {
 
 impl Run {
     fn new(app: Arc<App>, g: Generation, reg: Registered) -> Self {
-        let milestones = Milestones::new(g.parameters.upscale.len() as u8);
+        let shape = reg.provider.capabilities().shape;
+        let milestones = match shape {
+            Shape::Separate { count } => Milestones::separate(count),
+            Shape::GridWithUpscales => Milestones::new(g.parameters.upscale.len() as u8),
+        };
         let pjob = ProviderJob {
             generation_id: g.id,
             kind: g.kind,
@@ -182,6 +197,7 @@ impl Run {
             g: Arc::new(g),
             reg,
             milestones,
+            shape,
             pjob,
             shared,
             just_submitted: false,
@@ -242,6 +258,9 @@ impl Run {
         {
             return self.single(has(Role::Variant(1))).await;
         }
+        if let Shape::Separate { count } = self.shape {
+            return self.separate(count, &stored).await;
+        }
         let wanted = self.g.parameters.upscale.clone();
         self.record_missing_milestones(&stored, &wanted).await?;
         let missing: Vec<u8> = wanted
@@ -262,8 +281,9 @@ impl Run {
             grid
         } else {
             self.rendering().await?;
-            let reporter = self.reporter(Stage::Grid);
-            let delivery = self.reg.provider.render(&self.job(), &reporter).await?;
+            let mut rendered = Collect::default();
+            self.render(Stage::Render, &mut rendered).await?;
+            let bytes = rendered.one_picture("a grid")?;
             // The provider's upscales need only its grid: they start while this one is
             // processed and stored.
             if !split && !missing.is_empty() {
@@ -271,13 +291,12 @@ impl Run {
             }
             let image = if split {
                 let ProcessedGrid { grid, quadrants: q } =
-                    blocking(move || pipeline::process_grid_within(delivery.bytes, png, &limits))
-                        .await?;
+                    blocking(move || pipeline::process_grid_within(bytes, png, &limits)).await?;
                 quadrants = Some(q);
                 self.save(Role::Grid, grid).await?
             } else {
                 self.process_and_save(Role::Grid, move || {
-                    pipeline::process_image_within(delivery.bytes, &limits)
+                    pipeline::process_image_within(bytes, &limits)
                 })
                 .await?
             };
@@ -299,12 +318,16 @@ impl Run {
             .phase(Phase::Completed);
         self.steps(&last.into_iter().chain([end]).collect::<Vec<_>>())
             .await?;
-        // The library layout keeps a JSON record beside the images. It is derived data: a
-        // failure is logged, not fatal, and the record can be written again from the catalogue.
-        if let Err(e) = self.app.write_metadata(id).await {
-            tracing::warn!(generation = %id, error = %e, "metadata record not written");
-        }
+        self.metadata().await;
         Ok(())
+    }
+
+    /// The library layout keeps a JSON record beside the images. It is derived data: a
+    /// failure is logged, not fatal, and the record can be written again from the catalogue.
+    pub(super) async fn metadata(&self) {
+        if let Err(e) = self.app.write_metadata(self.g.id).await {
+            tracing::warn!(generation = %self.g.id, error = %e, "metadata record not written");
+        }
     }
 
     /// An action whose result is one picture (U1–U4, Upscale Subtle/Creative): render it,
@@ -313,10 +336,10 @@ impl Run {
         let image = if let Some(image) = stored {
             image
         } else {
-            let delivery = self.render_one().await?;
+            let bytes = self.render_one().await?.one_picture("this action")?;
             let limits = self.app.limits;
             self.process_and_save(Role::Variant(1), move || {
-                pipeline::process_image_within(delivery.bytes, &limits)
+                pipeline::process_image_within(bytes, &limits)
             })
             .await?
         };
@@ -324,9 +347,7 @@ impl Run {
             .phase(Phase::Completed);
         done.image_id = Some(image.id);
         self.step(done).await?;
-        if let Err(e) = self.app.write_metadata(self.g.id).await {
-            tracing::warn!(generation = %self.g.id, error = %e, "metadata record not written");
-        }
+        self.metadata().await;
         Ok(())
     }
 
@@ -343,7 +364,7 @@ impl Run {
 
     /// The step that starts a render: submitted (25), phase `grid_rendering`; already said by
     /// the `submitted` event when this run wrote it.
-    async fn rendering(&self) -> Result<(), JobError> {
+    pub(super) async fn rendering(&self) -> Result<(), JobError> {
         if self.just_submitted {
             return Ok(());
         }
@@ -359,10 +380,11 @@ impl Run {
     }
 
     /// Renders what is not a grid (one picture, or /describe's text): 25 → 100.
-    async fn render_one(&self) -> Result<crate::providers::Delivery, JobError> {
+    async fn render_one(&self) -> Result<Collect, JobError> {
         self.rendering().await?;
-        let reporter = self.reporter(Stage::Single);
-        Ok(self.reg.provider.render(&self.job(), &reporter).await?)
+        let mut outputs = Collect::default();
+        self.render(Stage::Single, &mut outputs).await?;
+        Ok(outputs)
     }
 
     fn grid_completed(&self, image: crate::domain::ImageId) -> Change {
@@ -448,6 +470,7 @@ impl Run {
             stage,
             milestones: self.milestones,
             shared: self.shared.clone(),
+            outputs: None,
         }
     }
 
@@ -455,7 +478,7 @@ impl Run {
         save(&self.app, &self.g, self.reg.synthetic, role, p).await
     }
 
-    async fn process_and_save(
+    pub(super) async fn process_and_save(
         &self,
         role: Role,
         process: impl FnOnce() -> Result<Processed, PipelineError> + Send + 'static,

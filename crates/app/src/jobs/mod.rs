@@ -9,6 +9,8 @@
 //! - `worker`: claims, lease renewal, retries with backoff, cancellation;
 //! - `generate`: one generation, step by step (the grid, single pictures, /describe);
 //! - `upscales`: its upscales, asked of the provider at once and stored as they arrive;
+//! - `outputs`: a render's outputs as they come (separate outputs stored as they arrive);
+//! - `storing`: where its images go (blobs, then rows; clips refused for now);
 //! - `reporter`: what the provider reports (progress, notices, saved references);
 //! - `bus`: the in-process event bus and wake-ups;
 //! - `node`: this process as a node (its id, its holds on provider accounts).
@@ -16,6 +18,7 @@
 mod bus;
 mod generate;
 mod node;
+mod outputs;
 mod reporter;
 mod storing;
 mod upscales;

@@ -1,6 +1,7 @@
 //! What a provider reports during a generate job, turned into catalogue writes: progress
 //! events (spaced, and only when the bar rises), notices, the account it took, and its saved
-//! references, which every call of the job shares (the upscales run at once).
+//! references, which every call of the job shares (the upscales run at once); and the outputs
+//! a render delivers, handed to the job's task.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -11,8 +12,10 @@ use serde_json::Value;
 
 use crate::app::App;
 use crate::catalogue::Change;
-use crate::domain::{Event, EventKind, Failure, GenerationId, GenerationStatus, Milestones, Phase};
-use crate::providers::{ProviderError, RefsChange, Reporter};
+use crate::domain::{
+    ErrorCode, Event, EventKind, Failure, GenerationId, GenerationStatus, Milestones, Phase,
+};
+use crate::providers::{Output, ProviderError, RefsChange, Reporter};
 
 /// Progress events closer together than this are not recorded: a provider reporting every
 /// few milliseconds would otherwise turn each job into dozens of catalogue writes. Milestones
@@ -86,7 +89,8 @@ impl Shared {
 
 #[derive(Clone, Copy)]
 pub(super) enum Stage {
-    Grid,
+    /// A render (the grid, or separate outputs): 25 → 50 following the provider.
+    Render,
     /// The one picture of a single-image action, 25 → 100.
     Single,
     /// An upscale, one of those in flight: between the milestones of the upscales stored so
@@ -101,6 +105,9 @@ pub(super) struct JobReporter {
     pub(super) stage: Stage,
     pub(super) milestones: Milestones,
     pub(super) shared: Arc<Shared>,
+    /// Where a render's outputs go: to the job's task, one waiting at most. `None` for an
+    /// upscale, which returns its picture.
+    pub(super) outputs: Option<tokio::sync::mpsc::Sender<Output>>,
 }
 
 /// A provider's percentage for a stage that ends before 100 %: at most 99.
@@ -116,7 +123,7 @@ impl JobReporter {
     /// The generation's progress and phase for the provider's `percent` of this stage.
     fn overall(&self, percent: f64) -> (f64, Phase) {
         match self.stage {
-            Stage::Grid => (self.milestones.rendering(percent), Phase::GridRendering),
+            Stage::Render => (self.milestones.rendering(percent), Phase::GridRendering),
             Stage::Single => (
                 Milestones::SUBMITTED + (100.0 - Milestones::SUBMITTED) * clamped(percent) / 100.0,
                 Phase::GridRendering,
@@ -166,6 +173,21 @@ impl Reporter for JobReporter {
         self.record(&change, "progress").await;
     }
 
+    async fn output(&self, output: Output) -> Result<(), ProviderError> {
+        let Some(outputs) = &self.outputs else {
+            return Err(ProviderError::new(
+                ErrorCode::Internal,
+                "an upscale returns its picture; only a render delivers outputs",
+            ));
+        };
+        outputs.send(output).await.map_err(|_| {
+            ProviderError::new(
+                ErrorCode::Internal,
+                "the job takes no more outputs: it is ending",
+            )
+        })
+    }
+
     fn refs(&self) -> Value {
         self.shared.refs()
     }
@@ -205,7 +227,7 @@ impl Reporter for JobReporter {
     async fn notice(&self, notice: Failure) {
         let phase = match self.stage {
             Stage::Upscale => Phase::UpscalesInProgress,
-            Stage::Grid | Stage::Single => Phase::GridRendering,
+            Stage::Render | Stage::Single => Phase::GridRendering,
         };
         let mut change = Change::new(
             EventKind::Progress,

@@ -1,5 +1,6 @@
 //! Where a generate job's images go: processed and written on one blocking thread, then
-//! their catalogue rows inserted.
+//! their catalogue rows inserted. Only pictures are stored so far: a clip a provider delivers
+//! is refused here ([`Unstorable`]), until video has its own verification and storage.
 
 use std::sync::Arc;
 
@@ -9,6 +10,34 @@ use crate::app::App;
 use crate::catalogue::Inserted;
 use crate::domain::{ErrorCode, Failure, Generation, Image, Role};
 use crate::pipeline::{PipelineError, Processed};
+use crate::providers::{Output, OutputKind, VideoFormat};
+
+/// An output the engine cannot store.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Unstorable {
+    #[error(
+        "output {index} is a clip ({format}); this version stores pictures only, not video yet"
+    )]
+    Video { index: u8, format: VideoFormat },
+}
+
+/// Nothing mends it on a retry: the job fails.
+impl From<Unstorable> for JobError {
+    fn from(e: Unstorable) -> Self {
+        JobError::Abort(Failure::new(ErrorCode::Internal, e.to_string()))
+    }
+}
+
+/// The bytes of a picture the provider delivered, for the pipeline; a clip is refused.
+pub(super) fn picture(output: Output) -> Result<Vec<u8>, Unstorable> {
+    match output.kind {
+        OutputKind::Image => Ok(output.bytes),
+        OutputKind::Video(format) => Err(Unstorable::Video {
+            index: output.index,
+            format,
+        }),
+    }
+}
 
 /// Runs `process` (the pipeline on a delivered image) and writes the image's blobs on one
 /// blocking thread; returns the image's row, to insert once its place in the life cycle

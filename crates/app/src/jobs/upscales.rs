@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use super::JobError;
 use super::generate::{Run, blocking};
 use super::reporter::Stage;
-use super::storing::{insert, process_and_store, store_all};
+use super::storing::{insert, picture, process_and_store, store_all};
 use crate::catalogue::Change;
 use crate::domain::{ErrorCode, Failure, Image, Role};
 use crate::pipeline::{self, Processed};
@@ -139,10 +139,10 @@ impl Run {
         let grid_stored = self.shared.wait_for_grid();
         let (app, g, synthetic) = (self.app.clone(), self.g.clone(), self.reg.synthetic);
         async move {
-            let delivery = provider.upscale(&job, index, &reporter).await?;
+            let bytes = picture(provider.upscale(&job, index, &reporter).await?)?;
             let limits = app.limits;
             let image = process_and_store(&app, &g, synthetic, Role::Upscale(index), move || {
-                pipeline::process_image_within(delivery.bytes, &limits)
+                pipeline::process_image_within(bytes, &limits)
             })
             .await?;
             // The grid's row first: a crash in between then resumes in the life cycle's order.

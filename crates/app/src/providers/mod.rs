@@ -1,9 +1,17 @@
 //! Providers: what turns a prompt into pictures, behind one small trait.
 //!
-//! A provider receives a job and reports progress, images and failures; it knows nothing of
-//! storage, the catalogue or the queue. The engine (`jobs/`) does the rest.
+//! A provider declares what it can do ([`Capabilities`]: a grid with upscales or separate
+//! outputs, clips, actions, a negative prompt), receives a job, and reports progress, its
+//! outputs as they come, and failures; it knows nothing of storage, the catalogue or the
+//! queue. The engine (`jobs/`) does the rest.
 
+mod capabilities;
+pub mod midjourney;
+mod output;
 pub mod sandbox;
+
+pub use capabilities::{Capabilities, Shape};
+pub use output::{Output, OutputKind, VideoFormat};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -82,12 +90,6 @@ pub struct Input {
     pub bytes: Vec<u8>,
 }
 
-/// Image bytes as the provider delivered them (PNG, JPEG or WebP).
-#[derive(Clone, Debug)]
-pub struct Delivery {
-    pub bytes: Vec<u8>,
-}
-
 /// A change to a job's saved references (see [`Reporter::update_refs`]).
 pub type RefsChange<'a> = Box<dyn FnOnce(&mut serde_json::Value) + Send + 'a>;
 
@@ -96,6 +98,11 @@ pub type RefsChange<'a> = Box<dyn FnOnce(&mut serde_json::Value) + Send + 'a>;
 pub trait Reporter: Send + Sync {
     /// The provider's own percentage for the current step (0–100).
     async fn progress(&self, percent: f64);
+    /// Delivers one output of a render as soon as it is whole (downloaded, decoded from
+    /// base64…), before the next is awaited: the engine stores each as it comes. An error
+    /// means the job takes no more outputs (it is ending): the provider stops and returns it.
+    /// Upscales return their picture instead.
+    async fn output(&self, output: Output) -> Result<(), ProviderError>;
     /// The references saved so far: the job's own at the start of the run, then every
     /// change made through [`Reporter::update_refs`], by any call of the same job.
     fn refs(&self) -> serde_json::Value;
@@ -121,20 +128,27 @@ pub trait Reporter: Send + Sync {
 
 #[async_trait]
 pub trait Provider: Send + Sync {
-    /// Renders the 2×2 grid.
-    async fn render(
-        &self,
-        job: &ProviderJob,
-        report: &dyn Reporter,
-    ) -> Result<Delivery, ProviderError>;
-    /// Produces upscale `index` (1–4) of the rendered grid. The engine asks for a job's
-    /// upscales at once (up to [`Provider::upscales_at_once`]), each call with its own reporter.
+    /// What it can do: the engine drives its jobs by it, and [`Providers::check`] refuses
+    /// what it cannot serve before anything is written.
+    fn capabilities(&self) -> Capabilities;
+    /// Renders the job: the grid, or the separate outputs ([`Shape`]); one picture for an
+    /// action whose result is one (U1–U4); nothing for /describe, which saves its prompts in
+    /// the references. Each output goes through [`Reporter::output`] as soon as it is whole.
+    async fn render(&self, job: &ProviderJob, report: &dyn Reporter) -> Result<(), ProviderError>;
+    /// Produces upscale `index` (1–4) of the rendered grid ([`Shape::GridWithUpscales`]
+    /// only). The engine asks for a job's upscales at once (up to
+    /// [`Provider::upscales_at_once`]), each call with its own reporter.
     async fn upscale(
         &self,
-        job: &ProviderJob,
+        _job: &ProviderJob,
         index: u8,
-        report: &dyn Reporter,
-    ) -> Result<Delivery, ProviderError>;
+        _report: &dyn Reporter,
+    ) -> Result<Output, ProviderError> {
+        Err(ProviderError::new(
+            ErrorCode::Internal,
+            format!("this provider delivers no grid, so it has no upscale {index}"),
+        ))
+    }
     /// The job ended (done, failed, canceled or handed back for a retry): release what it
     /// held, such as a pooled account.
     async fn release(&self, _job: &ProviderJob) {}
@@ -270,11 +284,34 @@ impl Providers {
     ) -> Result<String, String> {
         let name = self.resolve(request.provider.as_deref())?;
         if let Some(registered) = self.by_name.get(&name) {
+            registered
+                .provider
+                .capabilities()
+                .takes_negative_prompt(&name, request.negative_prompt.as_deref())?;
             registered.provider.check(
                 &request.prompt,
                 request.negative_prompt.as_deref(),
                 parameters,
             )?;
+        }
+        Ok(name)
+    }
+
+    /// The provider asked for (else the default), once its capabilities serve a job of
+    /// `kind` (an action, /describe, /blend): an error names the provider and what it does not
+    /// do.
+    pub fn serving(
+        &self,
+        asked: Option<&str>,
+        kind: GenerationKind,
+        action: Option<Action>,
+    ) -> Result<String, String> {
+        let name = self.resolve(asked)?;
+        if let Some(registered) = self.by_name.get(&name) {
+            registered
+                .provider
+                .capabilities()
+                .serves(&name, kind, action)?;
         }
         Ok(name)
     }

@@ -531,7 +531,7 @@ fn midjourney_messages_are_read_from_stdin() {
     use std::io::Write;
     let fixture = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/src/midjourney/fixtures/progress_31.json"
+        "/src/providers/midjourney/fixtures/progress_31.json"
     );
     let read = |input: &[u8]| {
         let mut child = bare_cmd()

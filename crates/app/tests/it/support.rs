@@ -14,7 +14,8 @@ use atelier::catalogue::{self, Database};
 use atelier::domain::{ErrorCode, GenerationId};
 use atelier::providers::sandbox::{Sandbox, draw};
 use atelier::providers::{
-    Delivery, Provider, ProviderError, ProviderJob, Providers, Registered, Reporter, UpscaleMode,
+    Capabilities, Output as Delivered, Provider, ProviderError, ProviderJob, Providers, Registered,
+    Reporter, UpscaleMode,
 };
 use atelier::store::{Layout, Store};
 
@@ -246,7 +247,7 @@ impl Scripted {
         job: &ProviderJob,
         quadrant: Option<u8>,
         report: &dyn Reporter,
-    ) -> Result<Delivery, ProviderError> {
+    ) -> Result<Vec<u8>, ProviderError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.enter(job.generation_id);
         report.progress(40.0).await;
@@ -272,18 +273,19 @@ impl Scripted {
         {
             bytes.truncate(bytes.len() / 2);
         }
-        Ok(Delivery { bytes })
+        Ok(bytes)
     }
 }
 
 #[async_trait]
 impl Provider for Scripted {
-    async fn render(
-        &self,
-        job: &ProviderJob,
-        report: &dyn Reporter,
-    ) -> Result<Delivery, ProviderError> {
-        self.deliver(job, None, report).await
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::MIDJOURNEY
+    }
+
+    async fn render(&self, job: &ProviderJob, report: &dyn Reporter) -> Result<(), ProviderError> {
+        let bytes = self.deliver(job, None, report).await?;
+        report.output(Delivered::image(1, bytes)).await
     }
 
     async fn upscale(
@@ -291,8 +293,9 @@ impl Provider for Scripted {
         job: &ProviderJob,
         index: u8,
         report: &dyn Reporter,
-    ) -> Result<Delivery, ProviderError> {
-        self.deliver(job, Some(index), report).await
+    ) -> Result<Delivered, ProviderError> {
+        let bytes = self.deliver(job, Some(index), report).await?;
+        Ok(Delivered::image(index, bytes))
     }
 }
 

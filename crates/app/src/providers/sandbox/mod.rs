@@ -3,15 +3,19 @@
 //! It draws deterministic synthetic grids from the prompt and seed (see `draw.rs`), reports
 //! progress in steps like Midjourney does, and delivers PNG bytes like a real provider would,
 //! so the whole pipeline runs for real. Its images are flagged synthetic.
+//! `separate.rs` is the same drawing in the other shape: several separate pictures a render.
 
 pub mod draw;
 mod memo;
+mod separate;
+
+pub use separate::Separate;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Delivery, Provider, ProviderError, ProviderJob, Reporter};
+use super::{Capabilities, Output, Provider, ProviderError, ProviderJob, Reporter};
 use crate::domain::{Action, ErrorCode, GenerationKind};
 
 /// The percentages Midjourney typically reports while rendering.
@@ -35,7 +39,7 @@ impl Sandbox {
         })
     }
 
-    async fn wait_with_progress(&self, total: Duration, report: &dyn Reporter) {
+    async fn wait_with_progress(total: Duration, report: &dyn Reporter) {
         let step = total / STEPS.len() as u32;
         for pct in STEPS {
             report.progress(pct).await;
@@ -52,7 +56,7 @@ impl Sandbox {
             .map_or_else(|| Self::seed(job), |s| s as u32)
     }
 
-    async fn draw(&self, job: &ProviderJob, what: Picture) -> Result<Delivery, ProviderError> {
+    async fn draw(&self, job: &ProviderJob, what: Picture) -> Result<Vec<u8>, ProviderError> {
         let (prompt, size, generation) = (job.prompt.clone(), self.size, job.generation_id);
         let drawn = tokio::task::spawn_blocking(move || {
             let pixels = match what {
@@ -69,14 +73,14 @@ impl Sandbox {
         .await
         .map_err(|e| ProviderError::new(ErrorCode::Internal, format!("drawing failed: {e}")))?
         .map_err(|e| ProviderError::new(ErrorCode::Internal, e.to_string()))?;
-        Ok(Delivery { bytes: drawn })
+        Ok(drawn)
     }
 }
 
 impl Sandbox {
     /// "Describes" a picture the way a sandbox can: by its size and colours, in four
-    /// phrasings, saved as the generation's prompts.
-    async fn describe(job: &ProviderJob, report: &dyn Reporter) -> Result<Delivery, ProviderError> {
+    /// phrasings, saved as the generation's prompts; no picture is delivered.
+    async fn describe(job: &ProviderJob, report: &dyn Reporter) -> Result<(), ProviderError> {
         let input = job.inputs.first().ok_or_else(|| {
             ProviderError::new(ErrorCode::InvalidParameter, "describe needs an image")
         })?;
@@ -105,8 +109,7 @@ impl Sandbox {
         ];
         report
             .save_refs(serde_json::json!({"prompts": prompts}))
-            .await?;
-        Ok(Delivery { bytes: Vec::new() })
+            .await
     }
 }
 
@@ -120,14 +123,56 @@ enum Picture {
 
 #[async_trait]
 impl Provider for Sandbox {
-    async fn render(
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::MIDJOURNEY
+    }
+
+    async fn render(&self, job: &ProviderJob, report: &dyn Reporter) -> Result<(), ProviderError> {
+        let Some(picture) = self.picture(job, report).await? else {
+            return Ok(());
+        };
+        let bytes = self.draw(job, picture).await?;
+        report.output(Output::image(1, bytes)).await
+    }
+
+    async fn upscale(
+        &self,
+        job: &ProviderJob,
+        index: u8,
+        report: &dyn Reporter,
+    ) -> Result<Output, ProviderError> {
+        if !(1..=4).contains(&index) {
+            return Err(ProviderError::new(
+                ErrorCode::InvalidParameter,
+                format!("there is no upscale {index}; a grid has four"),
+            ));
+        }
+        Self::wait_with_progress(self.delay / 4, report).await;
+        let seed = job.refs["seed"]
+            .as_u64()
+            .map_or_else(|| Self::seed(job), |s| s as u32);
+        let bytes = self
+            .draw(job, Picture::Quadrant(seed, index, self.size / 2))
+            .await?;
+        Ok(Output::image(index, bytes))
+    }
+
+    async fn release(&self, job: &ProviderJob) {
+        memo::forget(job.generation_id);
+    }
+}
+
+impl Sandbox {
+    /// What a render draws, once its progress is reported and its seed saved; `None` for
+    /// /describe, which draws nothing.
+    async fn picture(
         &self,
         job: &ProviderJob,
         report: &dyn Reporter,
-    ) -> Result<Delivery, ProviderError> {
-        self.wait_with_progress(self.delay, report).await;
+    ) -> Result<Option<Picture>, ProviderError> {
+        Self::wait_with_progress(self.delay, report).await;
         match job.kind {
-            GenerationKind::Describe => return Self::describe(job, report).await,
+            GenerationKind::Describe => return Self::describe(job, report).await.map(|()| None),
             GenerationKind::Blend => {
                 // A new scene seeded by the inputs' bytes: the same inputs blend the same way.
                 let seed = job
@@ -138,14 +183,14 @@ impl Provider for Sandbox {
                         (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
                     });
                 report.save_refs(serde_json::json!({"seed": seed})).await?;
-                return self.draw(job, Picture::Grid(seed)).await;
+                return Ok(Some(Picture::Grid(seed)));
             }
             _ => {}
         }
         let Some(action) = job.action else {
             let seed = Self::seed(job);
             report.save_refs(serde_json::json!({"seed": seed})).await?;
-            return self.draw(job, Picture::Grid(seed)).await;
+            return Ok(Some(Picture::Grid(seed)));
         };
         // Actions redraw from the parent's seed: U1–U4 are exactly its quadrants, the
         // upscalers its quadrant at twice the size, the rest a new grid seeded by the action.
@@ -166,30 +211,6 @@ impl Provider for Sandbox {
                 Picture::Grid(seed)
             }
         };
-        self.draw(job, picture).await
-    }
-
-    async fn upscale(
-        &self,
-        job: &ProviderJob,
-        index: u8,
-        report: &dyn Reporter,
-    ) -> Result<Delivery, ProviderError> {
-        if !(1..=4).contains(&index) {
-            return Err(ProviderError::new(
-                ErrorCode::InvalidParameter,
-                format!("there is no upscale {index}; a grid has four"),
-            ));
-        }
-        self.wait_with_progress(self.delay / 4, report).await;
-        let seed = job.refs["seed"]
-            .as_u64()
-            .map_or_else(|| Self::seed(job), |s| s as u32);
-        self.draw(job, Picture::Quadrant(seed, index, self.size / 2))
-            .await
-    }
-
-    async fn release(&self, job: &ProviderJob) {
-        memo::forget(job.generation_id);
+        Ok(Some(picture))
     }
 }

@@ -3,7 +3,7 @@
 use tokio::sync::mpsc;
 
 use super::*;
-use crate::midjourney::reading::read;
+use crate::providers::midjourney::reading::read;
 
 fn message(v: &serde_json::Value) -> Reading {
     read(v, &[]).expect("fixture reads")

@@ -18,8 +18,8 @@ use super::press::press;
 use super::reading::{Kind, Reading};
 use super::refs::{Saved, Shot, parent_refs};
 use super::router::{Expect, normalise};
-use crate::domain::{Action, ErrorCode, GenerationId, GenerationKind, Output, Role};
-use crate::providers::{Delivery, Provider, ProviderError, ProviderJob, Reporter};
+use crate::domain::{Action, ErrorCode, GenerationId, GenerationKind, Role};
+use crate::providers::{Capabilities, Output, Provider, ProviderError, ProviderJob, Reporter};
 
 pub struct Midjourney {
     pub pool: Arc<Pool>,
@@ -106,15 +106,15 @@ impl Midjourney {
         work(account).await
     }
 
-    async fn deliver(&self, account: &Account, shot: &Shot) -> Result<Delivery, ProviderError> {
+    /// Downloads the picture of a result message.
+    async fn deliver(&self, account: &Account, shot: &Shot) -> Result<Vec<u8>, ProviderError> {
         let url = shot.url.as_deref().ok_or_else(|| {
             ProviderError::new(
                 ErrorCode::ProviderUnavailable,
                 "the result message has no image attachment",
             )
         })?;
-        let bytes = download::fetch(account, &shot.message_id, url, &self.retries).await?;
-        Ok(Delivery { bytes })
+        download::fetch(account, &shot.message_id, url, &self.retries).await
     }
 
     /// The message an action presses its button on: the parent's grid, or the parent's
@@ -164,7 +164,7 @@ impl Midjourney {
         exchange: &Exchange<'_>,
         saved: &Saved<'_>,
         job: &ProviderJob,
-    ) -> Result<Delivery, ProviderError> {
+    ) -> Result<(), ProviderError> {
         if saved.get().prompts.is_empty() {
             let input = job.inputs.first().ok_or_else(|| {
                 ProviderError::new(ErrorCode::InvalidParameter, "describe needs an image")
@@ -198,7 +198,7 @@ impl Midjourney {
                 })
                 .await?;
         }
-        Ok(Delivery { bytes: Vec::new() })
+        Ok(())
     }
 
     /// Runs one step (`step` names it in the refs' `pending`) up to its result message; the
@@ -271,6 +271,10 @@ impl Midjourney {
 
 #[async_trait]
 impl Provider for Midjourney {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::MIDJOURNEY
+    }
+
     fn check(
         &self,
         prompt: &str,
@@ -280,14 +284,15 @@ impl Provider for Midjourney {
         commands::check(prompt, negative_prompt, parameters)
     }
 
-    async fn render(
-        &self,
-        job: &ProviderJob,
-        report: &dyn Reporter,
-    ) -> Result<Delivery, ProviderError> {
+    async fn render(&self, job: &ProviderJob, report: &dyn Reporter) -> Result<(), ProviderError> {
         let saved = Saved { report };
-        self.on_account(job, &saved, |account| self.render_on(account, job, &saved))
-            .await
+        let delivered = self
+            .on_account(job, &saved, |account| self.render_on(account, job, &saved))
+            .await?;
+        match delivered {
+            Some(bytes) => report.output(Output::image(1, bytes)).await,
+            None => Ok(()),
+        }
     }
 
     async fn upscale(
@@ -295,12 +300,14 @@ impl Provider for Midjourney {
         job: &ProviderJob,
         index: u8,
         report: &dyn Reporter,
-    ) -> Result<Delivery, ProviderError> {
+    ) -> Result<Output, ProviderError> {
         let saved = Saved { report };
-        self.on_account(job, &saved, |account| {
-            self.upscale_on(account, job, &saved, index)
-        })
-        .await
+        let bytes = self
+            .on_account(job, &saved, |account| {
+                self.upscale_on(account, job, &saved, index)
+            })
+            .await?;
+        Ok(Output::image(index, bytes))
     }
 
     async fn release(&self, job: &ProviderJob) {
@@ -316,26 +323,29 @@ impl Provider for Midjourney {
 }
 
 impl Midjourney {
-    /// /imagine, /blend or an action, on the job's account.
+    /// /imagine, /blend or an action, on the job's account: the picture it made (`None` for
+    /// /describe), once its result message is saved.
     async fn render_on(
         &self,
         account: Arc<Account>,
         job: &ProviderJob,
         saved: &Saved<'_>,
-    ) -> Result<Delivery, ProviderError> {
+    ) -> Result<Option<Vec<u8>>, ProviderError> {
         let report = saved.report;
-        let single = job.action.is_some_and(|a| a.output() == Output::Single);
+        let single = job
+            .action
+            .is_some_and(|a| a.output() == crate::domain::Output::Single);
         let done = if single {
             saved.get().result
         } else {
             saved.get().grid
         };
         if let Some(shot) = done {
-            return self.deliver(&account, &shot).await;
+            return self.deliver(&account, &shot).await.map(Some);
         }
         let exchange = self.exchange(&account, report, job);
         if job.kind == GenerationKind::Describe {
-            return self.describe(&exchange, saved, job).await;
+            return self.describe(&exchange, saved, job).await.map(|()| None);
         }
         let (what, expect) = match job.action {
             None if job.kind == GenerationKind::Blend => (
@@ -384,11 +394,12 @@ impl Midjourney {
             r.pending.remove(step);
             r.pending.extend(presses);
         });
-        // The result is saved while it downloads: both are done before this returns. Unsaved,
-        // it fails the attempt: the U presses' nonces reserved with it must not be sent.
+        // The result is saved while it downloads: both are done before the picture is
+        // delivered. Unsaved, it fails the attempt: the U presses' nonces reserved with it
+        // must not be sent.
         let (saved, delivered) = tokio::join!(save, self.deliver(&account, &shot));
         saved?;
-        delivered
+        delivered.map(Some)
     }
 
     /// U`index` on the job's grid, on the job's account.
@@ -398,7 +409,7 @@ impl Midjourney {
         job: &ProviderJob,
         saved: &Saved<'_>,
         index: u8,
-    ) -> Result<Delivery, ProviderError> {
+    ) -> Result<Vec<u8>, ProviderError> {
         let report = saved.report;
         let refs = saved.get();
         if let Some(shot) = refs.upscales.get(&index) {

@@ -72,6 +72,8 @@ pub struct LimitsConfig {
     pub max_megapixels: u64,
     /// Memory a decoder may take besides the pixels (colour profiles, text), in MiB.
     pub max_metadata_mib: u64,
+    /// Words or phrases no prompt may contain (whole words, any case), for every provider.
+    pub banned_words: Vec<String>,
 }
 
 impl Default for LimitsConfig {
@@ -80,6 +82,7 @@ impl Default for LimitsConfig {
             max_file_mib: crate::pipeline::DEFAULT_MAX_FILE_MIB,
             max_megapixels: crate::pipeline::DEFAULT_MAX_MEGAPIXELS,
             max_metadata_mib: crate::pipeline::DEFAULT_MAX_METADATA_MIB,
+            banned_words: Vec::new(),
         }
     }
 }

@@ -168,6 +168,7 @@ pub async fn open(
         })
         .png(config.pipeline.png_compression)
         .credits(config.credits.clone())
+        .banned_words(config.limits.banned_words.clone())
         .limits(config.limits.pipeline())
         .build())
 }

@@ -35,6 +35,7 @@ impl App {
     /// Checks a request against this process's providers without writing anything.
     pub fn check(&self, request: GenerationRequest) -> Result<GenerationRequest, AppError> {
         let request = request.validated()?;
+        crate::domain::banned::check(&request, &self.banned_words)?;
         let parameters = request.parameters()?;
         self.providers
             .check(&request, &parameters)
@@ -118,6 +119,13 @@ impl App {
                 return Err(e.into());
             }
         };
+        self.audit_work(
+            actor,
+            crate::domain::AuditAction::Generate,
+            format!("generation:{}", created.id),
+            serde_json::json!({"provider": created.provider, "kind": created.kind.as_str()}),
+        )
+        .await;
         self.bus.publish(Event {
             generation_id: created.id,
             seq: 1,

@@ -70,7 +70,15 @@ impl App {
         status: ImageStatus,
     ) -> Result<Image, AppError> {
         self.visible_image(actor, id).await?;
-        Ok(self.catalogue.set_image_status(id, status).await?)
+        let image = self.catalogue.set_image_status(id, status).await?;
+        self.audit_work(
+            actor,
+            crate::domain::AuditAction::Update,
+            format!("image:{id}"),
+            serde_json::json!({"status": status.as_str()}),
+        )
+        .await;
+        Ok(image)
     }
 
     /// Adds tags, by the domain's rules (`domain::tags`): trimmed, lower-cased, 1–64
@@ -79,7 +87,15 @@ impl App {
         let tags = crate::domain::tags::normalise(tags)?;
         let image = self.visible_image(actor, id).await?;
         crate::domain::tags::merged(&image.tags, &tags)?;
-        Ok(self.catalogue.add_tags(id, &tags).await?)
+        let image = self.catalogue.add_tags(id, &tags).await?;
+        self.audit_work(
+            actor,
+            crate::domain::AuditAction::Update,
+            format!("image:{id}"),
+            serde_json::json!({"tags_added": tags}),
+        )
+        .await;
+        Ok(image)
     }
 
     /// An image's file (or its thumbnail), checked against its recorded SHA-256 when it is

@@ -84,6 +84,8 @@ pub struct App {
     pub(crate) png: PngCompression,
     /// What an image may cost to decode (`[limits]`), for every image stored.
     pub(crate) limits: Limits,
+    /// Words no prompt may contain (`[limits] banned_words`).
+    pub(crate) banned_words: Vec<String>,
     /// The process's one reader of the event feed, shared by every follower.
     hub: follow::Hub,
 }
@@ -98,9 +100,17 @@ pub struct AppBuilder {
     png: PngCompression,
     limits: Limits,
     credits: crate::config::CreditsConfig,
+    banned_words: Vec<String>,
 }
 
 impl AppBuilder {
+    /// Words or phrases no prompt may contain.
+    #[must_use]
+    pub fn banned_words(mut self, words: Vec<String>) -> Self {
+        self.banned_words = words;
+        self
+    }
+
     /// What generations cost users (`[credits]`; off by default).
     #[must_use]
     pub fn credits(mut self, credits: crate::config::CreditsConfig) -> Self {
@@ -139,6 +149,7 @@ impl AppBuilder {
             jobs: self.jobs,
             png: self.png,
             limits: self.limits,
+            banned_words: self.banned_words,
         })
     }
 }
@@ -160,6 +171,7 @@ impl App {
             png: PngCompression::Balanced,
             limits: Limits::default(),
             credits: crate::config::CreditsConfig::default(),
+            banned_words: Vec::new(),
         }
     }
 

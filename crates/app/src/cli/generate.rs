@@ -37,6 +37,7 @@ pub async fn generate(config: &Config, args: GenerateArgs, out: &Out) -> Result<
     // Everything is checked before anything (even the data directory) is written.
     let providers = wiring::providers(config)?;
     let request = request.validated()?;
+    crate::domain::banned::check(&request, &config.limits.banned_words)?;
     let parameters = request.parameters()?;
     providers
         .check(&request, &parameters)

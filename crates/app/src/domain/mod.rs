@@ -7,6 +7,7 @@
 pub mod action;
 mod actor;
 mod audit;
+pub mod banned;
 mod credits;
 mod error;
 mod event;

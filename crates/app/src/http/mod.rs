@@ -6,7 +6,8 @@
 //!   time: no new connections, event streams end, requests in flight finish, the jobs in hand
 //!   get the grace period and the rest stay leased for another node;
 //! - `auth.rs`: who calls (`Caller`); `generations.rs`, `images.rs`, `events.rs`,
-//!   `accounts.rs` (me, sessions, administration), `health.rs`: the routes; `input.rs`: request bodies, paths and queries read into domain values, with
+//!   `accounts.rs` (me, sessions, administration), `health.rs`: the routes;
+//!   `idempotency.rs`: `Idempotency-Key` on the routes that create; `input.rs`: request bodies, paths and queries read into domain values, with
 //!   problems for bad input.
 
 mod accounts;
@@ -14,6 +15,7 @@ mod auth;
 mod events;
 mod generations;
 mod health;
+mod idempotency;
 mod images;
 mod input;
 mod problem;
@@ -99,11 +101,18 @@ impl Settings {
 /// Every route.
 fn router(shared: Shared) -> Router {
     let settings = shared.settings.clone();
+    // The routes that create honour Idempotency-Key.
+    let creating = Router::new()
+        .route("/generations", post(generations::create))
+        .route("/images/{id}/actions", post(generations::act))
+        .route("/images/{id}/versions", post(generations::version))
+        .route_layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            idempotency::idempotent,
+        ));
     let v1 = Router::new()
-        .route(
-            "/generations",
-            post(generations::create).get(generations::list),
-        )
+        .merge(creating)
+        .route("/generations", get(generations::list))
         .route("/generations/{id}", get(generations::show))
         .route("/generations/{id}/cancel", post(generations::cancel))
         .route("/generations/{id}/events", get(events::generation))
@@ -112,8 +121,6 @@ fn router(shared: Shared) -> Router {
         .route("/images/{id}", get(images::show).patch(images::update))
         .route("/images/{id}/file", get(images::file))
         .route("/images/{id}/thumbnail", get(images::thumbnail))
-        .route("/images/{id}/actions", post(generations::act))
-        .route("/images/{id}/versions", post(generations::version))
         .route("/me", get(accounts::me))
         .route("/me/credits", get(accounts::my_credits))
         .route("/sessions", post(accounts::login).delete(accounts::logout))

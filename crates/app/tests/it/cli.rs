@@ -646,3 +646,16 @@ fn parameters_no_midjourney_model_accepts_are_refused_for_every_provider() {
     assert_eq!(g["parameters"]["stop"], 50);
     assert_eq!(g["parameters"]["version"], "7");
 }
+
+#[test]
+fn banned_words_are_refused_before_anything_is_written() {
+    let d = DataDir::with_config("[limits]\nbanned_words = [\"gore\", \"red wedding\"]\n");
+    for prompt in ["a castle, GORE everywhere", "the Red Wedding at dawn"] {
+        let out = d.run(&["generate", prompt]);
+        assert_eq!(out.status.code(), Some(2), "{prompt}");
+        assert!(stderr(&out).contains("refuses"), "{}", stderr(&out));
+    }
+    assert!(!d.path().join("atelier.db").exists(), "nothing was written");
+    let (code, _) = d.json(&["generate", "a gorgeous red dress at a wedding"]);
+    assert_eq!(code, 0);
+}

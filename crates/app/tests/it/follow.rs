@@ -44,7 +44,7 @@ async fn collect(app: &App, actor: Actor, id: GenerationId, after: u64) -> Vec<E
             got.push(e.expect("an event"));
         }
     };
-    tokio::time::timeout(Duration::from_secs(60), read)
+    tokio::time::timeout(Duration::from_mins(1), read)
         .await
         .expect("the generation ended within a minute");
     got
@@ -83,7 +83,7 @@ async fn a_follower_that_comes_back_gets_what_it_missed_then_the_rest() {
     }
     drop(first);
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let last = seen.last().map(|e| e.seq).unwrap_or(0);
+    let last = seen.last().map_or(0, |e| e.seq);
     let rest = collect(&t.app, Actor::Operator, id, last).await;
     workers.await.expect("joined").expect("workers");
     seen.extend(rest);
@@ -207,7 +207,7 @@ async fn the_feed_follower_gets_each_entry_once_and_only_what_its_actor_may_see(
     );
 }
 
-fn hidden<T: std::fmt::Debug>(r: Result<T, AppError>) {
+fn hidden<T: std::fmt::Debug>(r: &Result<T, AppError>) {
     assert!(matches!(r, Err(AppError::NotFound(_))), "{r:?}");
 }
 
@@ -226,27 +226,27 @@ async fn every_use_case_hides_another_users_work() {
     assert!(mine.images.iter().all(|i| i.owner == Some(alice)));
     let image = mine.images[0].id;
 
-    hidden(t.app.generation(b, id).await);
-    hidden(t.app.events(b, id, 0).await);
-    hidden(t.app.follow(b, id, 0).await.map(|_| ()));
-    hidden(t.app.follow_feed(b, 0, Some(id)).await.map(|_| ()));
-    hidden(t.app.feed(b, 0, Some(id), 10).await);
-    hidden(t.app.cancel(b, id).await);
-    hidden(t.app.queue_position(b, id).await);
-    hidden(t.app.job_ended(b, id).await);
-    hidden(t.app.image(b, image).await);
-    hidden(t.app.image_bytes(b, image, true).await);
-    hidden(t.app.set_image_status(b, image, ImageStatus::Final).await);
-    hidden(t.app.tag(b, image, &["stolen".into()]).await);
-    hidden(t.app.new_version(b, image).await);
+    hidden(&t.app.generation(b, id).await);
+    hidden(&t.app.events(b, id, 0).await);
+    hidden(&t.app.follow(b, id, 0).await.map(|_| ()));
+    hidden(&t.app.follow_feed(b, 0, Some(id)).await.map(|_| ()));
+    hidden(&t.app.feed(b, 0, Some(id), 10).await);
+    hidden(&t.app.cancel(b, id).await);
+    hidden(&t.app.queue_position(b, id).await);
+    hidden(&t.app.job_ended(b, id).await);
+    hidden(&t.app.image(b, image).await);
+    hidden(&t.app.image_bytes(b, image, true).await);
+    hidden(&t.app.set_image_status(b, image, ImageStatus::Final).await);
+    hidden(&t.app.tag(b, image, &["stolen".into()]).await);
+    hidden(&t.app.new_version(b, image).await);
     hidden(
-        t.app
+        &t.app
             .act(b, image, "reroll", &UpscaleSelection::none())
             .await,
     );
-    hidden(t.app.describe(b, image, None).await);
+    hidden(&t.app.describe(b, image, None).await);
     hidden(
-        t.app
+        &t.app
             .blend(b, &[image, image], None, &UpscaleSelection::none(), None)
             .await,
     );

@@ -81,7 +81,7 @@ impl Drop for Server {
 pub fn client() -> reqwest::Client {
     atelier_discord::install_crypto_provider();
     reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
+        .timeout(Duration::from_mins(1))
         .build()
         .expect("client")
 }
@@ -497,9 +497,9 @@ async fn read_events(
                     }
                 }
             } else if let Some(v) = line.strip_prefix("id:") {
-                id = v.trim().to_owned();
+                v.trim().clone_into(&mut id);
             } else if let Some(v) = line.strip_prefix("event:") {
-                name = v.trim().to_owned();
+                v.trim().clone_into(&mut name);
             } else if let Some(v) = line.strip_prefix("data:") {
                 data.push_str(v.trim_start());
             }
@@ -539,7 +539,7 @@ async fn an_event_stream_resumes_after_a_disconnect_with_last_event_id() {
         .send()
         .await
         .unwrap();
-    let tail = tokio::time::timeout(Duration::from_secs(60), read_events(&mut second, |_| false))
+    let tail = tokio::time::timeout(Duration::from_mins(1), read_events(&mut second, |_| false))
         .await
         .expect("the stream ends with the generation");
     let ids: Vec<u64> = head
@@ -683,7 +683,10 @@ fn key_for(data: &DataDir, email: &str, admin: bool) -> String {
 
 impl Users {
     fn start(extra: &str) -> Self {
-        let data = DataDir::with_config(extra);
+        Self::on(DataDir::with_config(extra))
+    }
+
+    fn on(data: DataDir) -> Self {
         let alice = key_for(&data, "alice@example.com", false);
         let bob = key_for(&data, "bob@example.com", false);
         let root = key_for(&data, "root@example.com", true);
@@ -814,6 +817,24 @@ async fn keys_sign_callers_in_and_each_sees_only_their_own_work() {
         .unwrap();
     assert_eq!(me["email"], "alice@example.com");
     assert_eq!(me["role"], "user");
+    // What alice did is in the audit log, under her id.
+    let log: Value = http
+        .get(s.url("/v1/admin/audit"))
+        .bearer_auth(&u.root)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let generate = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "generate")
+        .expect("the generation is audited");
+    assert_eq!(generate["target"], format!("generation:{id}"));
+    assert_eq!(generate["actor"], me["id"]);
     // Administration is for administrators.
     for path in ["/v1/admin/users", "/v1/admin/audit", "/v1/admin/accounts"] {
         let r = http
@@ -972,4 +993,100 @@ async fn a_hundred_concurrent_submits_against_ten_credits_accept_exactly_ten() {
         .await
         .unwrap();
     problem(r, 402, "insufficient_credits").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_replays_the_first_answer_and_refuses_another_request() {
+    let u = Users::start("[server]\nworkers = 0\n");
+    let s = &u.server;
+    let http = client();
+    let create = |key: &str, prompt: &str, who: &str| {
+        http.post(s.url("/v1/generations"))
+            .bearer_auth(who)
+            .header("idempotency-key", key)
+            .json(&json!({"prompt": prompt}))
+            .send()
+    };
+    let first = create("order-1", "once only", &u.alice).await.unwrap();
+    assert_eq!(first.status().as_u16(), 201);
+    assert!(first.headers().get("idempotency-replayed").is_none());
+    let first: Value = first.json().await.unwrap();
+    let again = create("order-1", "once only", &u.alice).await.unwrap();
+    assert_eq!(again.status().as_u16(), 201);
+    assert_eq!(again.headers()["idempotency-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(
+        again["id"], first["id"],
+        "the same generation, not a second one"
+    );
+    let other = create("order-1", "another prompt", &u.alice).await.unwrap();
+    problem(other, 422, "idempotency_mismatch").await;
+    // Keys are per caller: bob's order-1 is his own.
+    let bobs = create("order-1", "once only", &u.bob).await.unwrap();
+    assert_eq!(bobs.status().as_u16(), 201);
+    let bobs: Value = bobs.json().await.unwrap();
+    assert_ne!(bobs["id"], first["id"]);
+    // A refused request is kept too, and replayed as it was.
+    let bad = create("order-2", "", &u.alice).await.unwrap();
+    problem(bad, 422, "invalid_input").await;
+    let bad = create("order-2", "", &u.alice).await.unwrap();
+    assert_eq!(bad.headers()["idempotency-replayed"], "true");
+    problem(bad, 422, "invalid_input").await;
+    let r = http
+        .post(s.url("/v1/generations"))
+        .bearer_auth(&u.alice)
+        .header("idempotency-key", "x".repeat(300))
+        .json(&json!({"prompt": "long key"}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, 422, "invalid_input").await;
+    // Exactly the generations asked for once each: alice's one, bob's one.
+    let page: Value = http
+        .get(s.url("/v1/generations"))
+        .bearer_auth(&u.root)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["data"].as_array().map(Vec::len), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_while_the_first_request_runs_is_told_to_wait() {
+    let u = Users::on(DataDir::raw(
+        "[providers.sandbox]\nsize = 128\ndelay_ms = 1000\n[jobs]\npoll_secs = 0.05\n",
+    ));
+    let s = &u.server;
+    let http = client();
+    let slow = {
+        let (http, url, key) = (http.clone(), s.url("/v1/generations"), u.alice.clone());
+        tokio::spawn(async move {
+            http.post(url)
+                .bearer_auth(key)
+                .header("idempotency-key", "slow-1")
+                .header("prefer", "wait=30")
+                .json(&json!({"prompt": "slow"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = http
+        .post(s.url("/v1/generations"))
+        .bearer_auth(&u.alice)
+        .header("idempotency-key", "slow-1")
+        .header("prefer", "wait=30")
+        .json(&json!({"prompt": "slow"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["retry-after"], "1");
+    problem(r, 409, "idempotency_in_flight").await;
+    assert_eq!(slow.await.unwrap(), 201);
 }

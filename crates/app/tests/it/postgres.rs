@@ -546,7 +546,7 @@ async fn row_level_security_shows_a_user_only_their_rows_and_public_images() {
         g.owner = Some(atelier::domain::UserId::from_uuid(owner));
         db.catalogue.create_generation(&g, None, &[]).await.unwrap();
         let image = atelier::domain::Image {
-            owner: g.owner.clone(),
+            owner: g.owner,
             public,
             ..crate::catalogue::image(&g, atelier::domain::Role::Grid, &[])
         };

@@ -33,24 +33,3 @@ FROM (SELECT generation_id, MAX(seq) AS last FROM events GROUP BY generation_id)
 WHERE g.id = e.generation_id;
 UPDATE generations SET last_seq = 0 WHERE last_seq IS NULL;
 ALTER TABLE generations ALTER COLUMN last_seq SET DEFAULT 0, ALTER COLUMN last_seq SET NOT NULL;
-
--- The next pending, due job a claim may take (see catalogue/postgres/queue.rs, `CLAIM`), locked,
--- skipping jobs other claimers hold: the first in (`run_at`, `id`) order among `slots` less
--- `passed`, of generation `only_generation` when given, whose slot has a free token. In a
--- function of its own only to plan it without bitmap scans: on a queue filled faster than
--- autovacuum analyses it (a burst of submissions, a fresh database), PostgreSQL guesses a
--- couple of due jobs and reads them all through a bitmap and sorts them, checking the tokens
--- of each, instead of walking `jobs_due` in order to the first (4.9 ms against 0.3 ms a claim
--- on 2,000 due jobs). A function's `SET` holds for the statements planned inside it only.
-CREATE FUNCTION atelier_next_pending(slots text[], passed text[], only_generation uuid)
-RETURNS uuid LANGUAGE sql VOLATILE SET enable_bitmapscan = off AS $$
-    SELECT x.id FROM jobs x
-    WHERE x.status = 'pending' AND x.run_at <= statement_timestamp()
-      AND x.slot = ANY (slots) AND NOT x.slot = ANY (passed)
-      AND (only_generation IS NULL OR x.generation_id = only_generation)
-      AND EXISTS (SELECT 1 FROM slot_tokens t
-                  WHERE t.slot = x.slot AND t.n <= x.concurrency
-                    AND (t.job_id IS NULL OR t.expires_at < statement_timestamp()
-                         OR t.job_id = x.id))
-    ORDER BY x.run_at, x.id LIMIT 1 FOR UPDATE SKIP LOCKED
-$$;

@@ -98,10 +98,10 @@ macro_rules! free {
 }
 
 /// The first job matching `$which` (a condition on `x`) among the claim's slots (`$1`), less
-/// those passed over (`$2`), and of generation `$3` when given, in (`run_at`, `id`) order,
-/// locked and skipping rows other claimers hold, whose slot has a free token (the claim takes
-/// the token under its lock). Used for expired leases, found through `jobs_leases`; pending
-/// jobs are picked the same way by `atelier_next_pending` (migration 0003).
+/// those found full (`$2`), and of generation `$3` when given, in (`run_at`, `id`) order,
+/// locked and skipping rows other claimers hold. It walks the `jobs_due` index in order and
+/// stops at the first job that qualifies, so a claim costs the same however deep the queue.
+/// A slot with no free token is passed over here; the claim takes the token under its lock.
 macro_rules! first {
     ($which:literal) => {
         concat!(
@@ -120,9 +120,7 @@ macro_rules! first {
 
 /// A claim in one statement. `job` is the next runnable job: jobs whose worker died (an
 /// expired lease) first, since they started first, then pending ones (`COALESCE` looks for a
-/// pending job only when no job is to be taken over), picked by the same rules in
-/// `atelier_next_pending` (migration 0003), planned there so that it walks `jobs_due` in
-/// order whatever the table's statistics. `token` is a free token of its slot,
+/// pending job only when no job is to be taken over). `token` is a free token of its slot,
 /// its own first. The job is taken only with a token. A job taken from the queue spends an
 /// attempt; one taken over from a stopped worker counts a takeover instead (`Job::on_claim`
 /// judges both). Its one row is the picked job's slot and the taken job, whose columns are
@@ -130,7 +128,9 @@ macro_rules! first {
 const CLAIM: &str = concat!(
     "WITH job AS (SELECT j.id, j.slot, j.concurrency FROM jobs j WHERE j.id = COALESCE((",
     first!("x.status = 'running' AND x.lease_expires_at < statement_timestamp()"),
-    "), atelier_next_pending($1, $2, $3))),
+    "), (",
+    first!("x.status = 'pending' AND x.run_at <= statement_timestamp()"),
+    "))),
      token AS (SELECT t.slot, t.n FROM slot_tokens t, job
                WHERE t.slot = job.slot AND t.n <= job.concurrency AND ",
     free!("t", "job"),

@@ -12,6 +12,7 @@
 #   JOBS            jobs per run (default 5000)
 #   CONFIGS         workers:processes pairs (default "4:0 8:0 4:2"); processes 0 means the
 #                   workers are tasks of one process, P > 0 means P processes of W workers each
+#   BASELINE        another atelier binary (an older build) measured in the same rounds
 # graphile-worker is installed from bench/graphile/package-lock.json into a temporary folder,
 # removed at the end. Raw JSON goes to bench/graphile/results/ (git-ignored).
 set -euo pipefail
@@ -41,12 +42,18 @@ rate() { python3 -c 'import json, sys; print(round(json.load(sys.stdin)["queue"]
 
 for config in $configs; do
     workers="${config%%:*}"; processes="${config##*:}"
-    a_runs=(); g_runs=()
+    a_runs=(); g_runs=(); b_runs=()
     for round in $(seq "$rounds"); do
         echo "[$(date +%T)] $config round $round (load $(cut -d' ' -f1 /proc/loadavg))" >&2
         # Alternate which goes first, so neither always follows the other's writes.
-        for who in $( ((round % 2)) && echo "atelier graphile" || echo "graphile atelier"); do
-            if [[ $who == atelier ]]; then
+        order=$( ((round % 2)) && echo "atelier graphile" || echo "graphile atelier")
+        [[ -n ${BASELINE:-} ]] && order="$order baseline"
+        for who in $order; do
+            if [[ $who == baseline ]]; then
+                json=$(cd "$scratch" && "$(realpath "$BASELINE")" --json bench queue --database "$database" \
+                    --jobs "$jobs" --workers "$workers" --processes "$processes" --runs 1)
+                b_runs+=("$(rate <<<"$json")")
+            elif [[ $who == atelier ]]; then
                 json=$(cd "$scratch" && "$atelier" --json bench queue --database "$database" \
                     --jobs "$jobs" --workers "$workers" --processes "$processes" --runs 1)
                 a_runs+=("$(rate <<<"$json")")
@@ -58,13 +65,15 @@ for config in $configs; do
             echo "$json" >> "$out/$who-$workers-$processes.jsonl"
         done
     done
-    python3 - "$config" "${a_runs[*]}" "${g_runs[*]}" <<'PY'
+    python3 - "$config" "${a_runs[*]}" "${g_runs[*]}" "${b_runs[*]}" <<'PY'
 import statistics, sys
 config, a, g = sys.argv[1], [float(x) for x in sys.argv[2].split()], [float(x) for x in sys.argv[3].split()]
+b = [float(x) for x in sys.argv[4].split()]
 w, p = config.split(":")
 who = f"{w} workers" + (f" in each of {p} processes" if p != "0" else " in one process")
 ma, mg = statistics.median(a), statistics.median(g)
-print(f"{who}: atelier {ma:.0f} jobs/s {a}; graphile-worker {mg:.0f} jobs/s {g}; atelier/graphile = {ma / mg:.2f}")
+base = f"; baseline {statistics.median(b):.0f} jobs/s {b}" if b else ""
+print(f"{who}: atelier {ma:.0f} jobs/s {a}; graphile-worker {mg:.0f} jobs/s {g}; atelier/graphile = {ma / mg:.2f}{base}")
 PY
 done
 echo "(raw JSON in $out; load now $(cut -d' ' -f1-3 /proc/loadavg))" >&2

@@ -4,8 +4,8 @@
 //! generation's row (`FOR UPDATE`), asks the domain ([`crate::domain::Stage`]) and writes the
 //! outcome; writers of events also hold one advisory lock until they commit, so the feed's
 //! positions are committed in order (`postgres/writes.rs`). The queue (`postgres/queue.rs`)
-//! claims with `FOR UPDATE SKIP LOCKED` under a per-slot advisory lock, on the database's
-//! clock. Changes are announced with `NOTIFY` in the transaction that makes them, and heard
+//! claims a job and one of its slot's tokens in one statement, with `FOR UPDATE SKIP LOCKED`,
+//! on the database's clock. Changes are announced with `NOTIFY` in the transaction that makes them, and heard
 //! by every node's listener (`postgres/listen.rs`).
 //!
 //! While the database is unreachable every call fails with `CatalogueError::Other` (workers
@@ -39,7 +39,7 @@ use listen::Wakers;
 use rows::micros;
 use writes::{
     insert_events, insert_generation_row, insert_image_row, lock_lineage, lock_stage, next_version,
-    write_stage,
+    write_step,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -134,9 +134,14 @@ impl PgCatalogue {
             .map_err(|e| other(format!("invalid PostgreSQL URL: {e}")))?
             .application_name("atelier");
         migrate(&options, create).await?;
+        // Connections are not pinged before each use (sqlx's default), which would double the
+        // round trips of every one-statement call: a connection that died is found by the
+        // call that uses it, which fails like any database error (workers back off and
+        // retry), and the pool drops it.
         let pool = PgPoolOptions::new()
             .max_connections(CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire(false)
             .connect_lazy_with(options.clone());
         let listener_pool = PgPoolOptions::new()
             .max_connections(1)
@@ -254,8 +259,7 @@ impl Catalogue for PgCatalogue {
             StepRefused::Ended(..) => CatalogueError::Conflict(e.to_string()),
             StepRefused::EndBeforeLast => other(e),
         })?;
-        insert_events(&mut tx, &events).await?;
-        write_stage(&mut tx, &stage).await?;
+        write_step(&mut tx, &stage, &events).await?;
         // A generation that ended here settles its credits in the same commit.
         if let Some(settlement) = Settlement::on(stage.status) {
             directory::settle_in(&mut tx, id, settlement).await?;

@@ -195,6 +195,66 @@ async fn open_four(url: &str) -> Vec<Database> {
         .collect()
 }
 
+/// A slot's token goes with a live lease only: a lease that ran out gives it to the next claim
+/// (the job taken over then waits for room like any other), and an end or a retry gives it
+/// back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_that_runs_out_gives_its_slot_back() {
+    let url = fresh_url().await;
+    let db = catalogue::open(&url, true).await.unwrap();
+    let (c, q) = (&db.catalogue, &db.queue);
+    let slots = vec!["mj:one".to_owned()];
+    let (a, b) = (generation(None, None), generation(None, None));
+    for g in [&a, &b] {
+        c.create_generation(g, Some(&job("mj:one", 1, 0)), &[])
+            .await
+            .unwrap();
+    }
+    let short = |worker, only| atelier::catalogue::Claim {
+        lease_ms: 200,
+        ..claim(worker, &slots, only)
+    };
+    let first = q.claim(&short("w1", Some(a.id))).await.unwrap().unwrap();
+    assert!(
+        q.claim(&short("w2", Some(b.id))).await.unwrap().is_none(),
+        "one at a time"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = q
+        .claim(&short("w2", Some(b.id)))
+        .await
+        .unwrap()
+        .expect("a's lease ran out: its token is free");
+    assert_eq!(second.generation_id, b.id);
+    assert!(
+        q.claim(&short("w3", Some(a.id))).await.unwrap().is_none(),
+        "a is taken over only when there is room"
+    );
+    assert!(
+        q.finish(second.id, "w2", JobStatus::Succeeded, None)
+            .await
+            .unwrap()
+    );
+    let taken = q
+        .claim(&claim("w3", &slots, None))
+        .await
+        .unwrap()
+        .expect("b's end gave the token back");
+    assert_eq!((taken.id, taken.takeovers), (first.id, 1));
+    assert!(
+        q.retry(taken.id, "w3", 0, "queue_full: busy")
+            .await
+            .unwrap(),
+        "a retried"
+    );
+    let again = q
+        .claim(&claim("w4", &slots, None))
+        .await
+        .unwrap()
+        .expect("the retry gave the token back");
+    assert_eq!((again.id, again.attempts), (first.id, 2));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_started_together_run_once() {
     let url = fresh_url().await;

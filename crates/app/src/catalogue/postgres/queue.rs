@@ -2,17 +2,19 @@
 //! and the holds on provider accounts, for several nodes at once.
 //!
 //! Every time compared is the database's (`statement_timestamp()`: the start of the statement
-//! on the server), never a node's. A claim runs in a transaction: it picks a candidate with
-//! `FOR UPDATE SKIP LOCKED` (claimers never wait on each other's rows), then takes the
-//! candidate's slot's advisory lock and counts the slot's live leases in a statement of its
-//! own, whose snapshot holds every claim committed by the lock's previous holders. Counting in
-//! one concurrent transaction without that lock would let two claimers each see room for one
-//! more and both take it.
+//! on the server), never a node's. A slot's limit is kept by its tokens (`slot_tokens`,
+//! migration 0003): a slot of limit L has tokens 1..L and a running job holds one until its
+//! lease ends. A claim is one statement: it picks a job and a free token of the job's slot,
+//! both with `FOR UPDATE SKIP LOCKED` (claimers never wait on each other), and takes both.
+//! `PostgreSQL` re-checks a locked row's condition against its newest version, so a token taken
+//! by a claim that committed meanwhile is not free to another, on any node; claimers of one
+//! slot run in parallel up to its limit. `finish` and `retry` give the token back; a lease
+//! that runs out frees its token by itself (a takeover takes a token like any claim).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Row};
 
 use super::listen::WORK;
 use super::{PgCatalogue, db, other, rows};
@@ -26,15 +28,40 @@ macro_rules! ms {
     };
 }
 
-/// Writes a generation's job, due `delay_ms` from now by the database's clock, and tells
-/// every node's workers when the transaction commits.
+/// A `WITH` item that makes the tokens of slot `$slot` up to its limit `$limit`, unless its
+/// last one is there (they are made together).
+macro_rules! tokens {
+    ($slot:literal, $limit:literal) => {
+        concat!(
+            "tokens AS (INSERT INTO slot_tokens (slot, n)
+                SELECT ",
+            $slot,
+            ", n FROM generate_series(1, ",
+            $limit,
+            ") n
+                WHERE NOT EXISTS (SELECT 1 FROM slot_tokens
+                                  WHERE slot = ",
+            $slot,
+            " AND n = ",
+            $limit,
+            ")
+                ON CONFLICT DO NOTHING)"
+        )
+    };
+}
+pub(super) use tokens;
+
+/// Writes a generation's job, due `delay_ms` from now by the database's clock, with its slot's
+/// tokens, and tells every node's workers when the transaction commits.
 pub(super) async fn insert_job(
     conn: &mut PgConnection,
     generation: GenerationId,
     job: &NewJob,
 ) -> Result<()> {
     sqlx::query(concat!(
-        "INSERT INTO jobs (id, generation_id, kind, slot, concurrency, max_attempts, run_at)
+        "WITH ",
+        tokens!("$3", "$4"),
+        " INSERT INTO jobs (id, generation_id, kind, slot, concurrency, max_attempts, run_at)
          SELECT $1, $2, 'generate', $3, $4, $5, statement_timestamp() + ",
         ms!("$6"),
         " FROM pg_notify($7, '')"
@@ -52,12 +79,29 @@ pub(super) async fn insert_job(
     Ok(())
 }
 
+/// Whether token `t` is free for job `x`: nobody holds it, its holder's lease ran out, or it
+/// is `x`'s own (a takeover).
+macro_rules! free {
+    ($t:literal, $x:literal) => {
+        concat!(
+            "(",
+            $t,
+            ".job_id IS NULL OR ",
+            $t,
+            ".expires_at < statement_timestamp() OR ",
+            $t,
+            ".job_id = ",
+            $x,
+            ".id)"
+        )
+    };
+}
+
 /// The first job matching `$which` (a condition on `x`) among the claim's slots (`$1`), less
 /// those found full (`$2`), and of generation `$3` when given, in (`run_at`, `id`) order,
 /// locked and skipping rows other claimers hold. It walks the `jobs_due` index in order and
 /// stops at the first job that qualifies, so a claim costs the same however deep the queue.
-/// The live-lease count here only skips slots that look full; the claim counts again under
-/// the slot's lock.
+/// A slot with no free token is passed over here; the claim takes the token under its lock.
 macro_rules! first {
     ($which:literal) => {
         concat!(
@@ -65,102 +109,139 @@ macro_rules! first {
             $which,
             " AND x.slot = ANY ($1) AND NOT x.slot = ANY ($2)
                AND ($3::uuid IS NULL OR x.generation_id = $3)
-               AND (SELECT COUNT(*) FROM jobs r
-                    WHERE r.slot = x.slot AND r.status = 'running'
-                      AND r.lease_expires_at >= statement_timestamp() AND r.id <> x.id)
-                   < x.concurrency
+               AND EXISTS (SELECT 1 FROM slot_tokens t
+                           WHERE t.slot = x.slot AND t.n <= x.concurrency AND ",
+            free!("t", "x"),
+            ")
              ORDER BY x.run_at, x.id LIMIT 1 FOR UPDATE SKIP LOCKED"
         )
     };
 }
 
-/// The next runnable job: jobs whose worker died (an expired lease) first, since they started
-/// first, then pending ones. `COALESCE` looks for a pending job only when no job is to be
-/// taken over.
-const PICK: &str = concat!(
-    "SELECT j.id, j.slot, j.concurrency FROM jobs j WHERE j.id = COALESCE((",
+/// A claim in one statement. `job` is the next runnable job: jobs whose worker died (an
+/// expired lease) first, since they started first, then pending ones (`COALESCE` looks for a
+/// pending job only when no job is to be taken over). `token` is a free token of its slot,
+/// its own first. The job is taken only with a token. A job taken from the queue spends an
+/// attempt; one taken over from a stopped worker counts a takeover instead (`Job::on_claim`
+/// judges both). Its one row is the picked job's slot and the taken job, whose columns are
+/// all null when the slot had no free token; no row when there was no job.
+const CLAIM: &str = concat!(
+    "WITH job AS (SELECT j.id, j.slot, j.concurrency FROM jobs j WHERE j.id = COALESCE((",
     first!("x.status = 'running' AND x.lease_expires_at < statement_timestamp()"),
     "), (",
     first!("x.status = 'pending' AND x.run_at <= statement_timestamp()"),
-    "))"
+    "))),
+     token AS (SELECT t.slot, t.n FROM slot_tokens t, job
+               WHERE t.slot = job.slot AND t.n <= job.concurrency AND ",
+    free!("t", "job"),
+    " ORDER BY t.job_id IS NOT DISTINCT FROM job.id DESC, t.n
+               LIMIT 1 FOR UPDATE OF t SKIP LOCKED),
+     held AS (UPDATE slot_tokens t SET job_id = job.id, expires_at = statement_timestamp() + ",
+    ms!("$5"),
+    " FROM token, job WHERE t.slot = token.slot AND t.n = token.n RETURNING t.job_id),
+     taken AS (UPDATE jobs SET status = 'running', lease_owner = $4,
+                  lease_expires_at = statement_timestamp() + ",
+    ms!("$5"),
+    ", attempts = attempts + (status = 'pending')::int,
+                  takeovers = takeovers + (status = 'running')::int,
+                  updated_at = statement_timestamp()
+               FROM held WHERE jobs.id = held.job_id RETURNING jobs.*)
+     SELECT job.slot AS picked_slot, taken.* FROM job LEFT JOIN taken ON true"
 );
 
-/// Serialises the claimers of one slot until their transaction ends.
-const LOCK_SLOT: &str = "SELECT pg_advisory_xact_lock(hashtext('atelier.slot:' || $1))";
+/// The end of a statement whose `done` (`id`, `slot`, `concurrency`) is the job that stopped
+/// running, if its worker still held it: gives its token back and tells every node's workers
+/// on `$5` when `$tell` (a condition on `done`) holds. Its row counts the jobs done and told
+/// (`told` is a plain `SELECT`: `PostgreSQL` runs it only if the statement reads it).
+macro_rules! give_back {
+    ($($tell:tt)+) => {
+        concat!(
+            "freed AS (UPDATE slot_tokens t SET job_id = NULL, expires_at = NULL FROM done
+                WHERE t.slot = done.slot AND t.job_id = done.id),
+             told AS (SELECT pg_notify($5, '') FROM done WHERE ",
+            $($tell)+,
+            ") SELECT (SELECT COUNT(*) FROM done), (SELECT COUNT(*) FROM told)"
+        )
+    };
+}
 
-/// Live leases in slot `$1` other than job `$2`, by the database's clock.
-const LIVE: &str = "SELECT COUNT(*) FROM jobs
-     WHERE slot = $1 AND status = 'running' AND lease_expires_at >= statement_timestamp()
-       AND id <> $2";
+/// Whether `done`'s slot was full: no other token free, so a claimer may have found no room.
+/// Only then does a finish tell other nodes (`NOTIFY` serialises the commits of every
+/// transaction that sends it, so not on every finish).
+macro_rules! was_full {
+    () => {
+        concat!(
+            "NOT EXISTS (SELECT 1 FROM slot_tokens t
+                WHERE t.slot = done.slot AND t.n <= done.concurrency
+                  AND t.job_id IS DISTINCT FROM done.id
+                  AND (t.job_id IS NULL OR t.expires_at < statement_timestamp()))"
+        )
+    };
+}
 
-/// A job taken from the queue spends an attempt; one taken over from a stopped worker counts a
-/// takeover instead (`Job::on_claim` judges both).
-const TAKE: &str = concat!(
-    "UPDATE jobs SET status = 'running', lease_owner = $2,
-        lease_expires_at = statement_timestamp() + ",
-    ms!("$3"),
-    ", attempts = attempts + (status = 'pending')::int,
-        takeovers = takeovers + (status = 'running')::int,
-        updated_at = statement_timestamp()
-     WHERE id = $1 RETURNING *"
+/// How many times in a row a claim finds every token of a slot taken under its eyes before it
+/// leaves that slot out. Not once: with as many claimers as tokens a miss is common, and a
+/// claim that gave up would send its worker to sleep while the slot has room.
+const MISSES: u32 = 4;
+
+/// Ends a running job, if its worker still holds it (see `give_back!` and `was_full!`).
+const FINISH: &str = concat!(
+    "WITH done AS (
+        UPDATE jobs SET status = $3, last_error = COALESCE($4, last_error),
+            lease_owner = NULL, lease_expires_at = NULL, updated_at = statement_timestamp()
+        WHERE id = $1 AND lease_owner = $2 AND status = 'running'
+        RETURNING id, slot, concurrency), ",
+    give_back!(was_full!())
 );
 
 #[async_trait]
 impl Queue for PgCatalogue {
     async fn claim(&self, claim: &Claim<'_>) -> Result<Option<Job>> {
-        let mut tx = self.begin().await?;
         let mut full: Vec<String> = Vec::new();
+        let mut missed = 0;
         loop {
-            let picked: Option<(uuid::Uuid, String, i32)> = sqlx::query_as(PICK)
+            // Read to its end (`fetch_all`): an error at its commit comes after its row.
+            let Some(row) = sqlx::query(CLAIM)
                 .bind(claim.slots)
                 .bind(&full)
                 .bind(claim.only.map(|g| g.as_uuid()))
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?;
-            let Some((id, slot, concurrency)) = picked else {
-                tx.commit().await.map_err(db)?;
-                return Ok(None);
-            };
-            sqlx::query(LOCK_SLOT)
-                .bind(&slot)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-            let live: i64 = sqlx::query_scalar(LIVE)
-                .bind(&slot)
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db)?;
-            if live >= i64::from(concurrency) {
-                // Start again without this slot, in a new transaction: holding its lock while
-                // waiting for another slot's could deadlock with a claimer doing the reverse.
-                tx.rollback().await.map_err(db)?;
-                tx = self.begin().await?;
-                full.push(slot);
-                continue;
-            }
-            let row = sqlx::query(TAKE)
-                .bind(id)
                 .bind(claim.worker)
                 .bind(claim.lease_ms)
-                .fetch_one(&mut *tx)
+                .fetch_all(&self.pool)
                 .await
-                .map_err(db)?;
-            let job = rows::job(&row)?;
-            tx.commit().await.map_err(db)?;
-            return Ok(Some(job));
+                .map_err(db)?
+                .pop()
+            else {
+                return Ok(None);
+            };
+            let taken: Option<uuid::Uuid> = row.try_get("id").map_err(other)?;
+            if taken.is_some() {
+                return rows::job(&row).map(Some);
+            }
+            // The slot had a free token in the statement's snapshot, but other claimers took
+            // or were taking every one by the time it came to lock one: each miss is another
+            // claim's success. Look again (a slot full by then is passed over by the look
+            // itself), and leave the slot out only after a few misses in a row.
+            missed += 1;
+            if missed >= MISSES {
+                missed = 0;
+                full.push(row.try_get("picked_slot").map_err(other)?);
+            }
         }
     }
 
     async fn renew(&self, id: JobId, worker: &str, lease_ms: i64) -> Result<Lease> {
+        // The job's token, if it still holds it, is kept as long as the lease.
         let cancel: Option<bool> = sqlx::query_scalar(concat!(
-            "UPDATE jobs SET lease_expires_at = statement_timestamp() + ",
+            "WITH renewed AS (
+                UPDATE jobs SET lease_expires_at = statement_timestamp() + ",
             ms!("$3"),
             ", updated_at = statement_timestamp()
-             WHERE id = $1 AND lease_owner = $2 AND status = 'running'
-             RETURNING cancel_requested"
+                WHERE id = $1 AND lease_owner = $2 AND status = 'running'
+                RETURNING id, slot, lease_expires_at, cancel_requested),
+             kept AS (UPDATE slot_tokens t SET expires_at = renewed.lease_expires_at
+                FROM renewed WHERE t.slot = renewed.slot AND t.job_id = renewed.id)
+             SELECT cancel_requested FROM renewed"
         ))
         .bind(id.as_uuid())
         .bind(worker)
@@ -183,36 +264,30 @@ impl Queue for PgCatalogue {
         status: JobStatus,
         error: Option<&str>,
     ) -> Result<bool> {
-        // Its slot has room again: every node's workers are told, with the change.
-        let done: i64 = sqlx::query_scalar(
-            "WITH done AS (
-                UPDATE jobs SET status = $3, last_error = COALESCE($4, last_error),
-                    lease_owner = NULL, lease_expires_at = NULL,
-                    updated_at = statement_timestamp()
-                WHERE id = $1 AND lease_owner = $2 AND status = 'running' RETURNING 1)
-             SELECT COUNT(*) FROM (SELECT pg_notify($5, '') FROM done) n",
-        )
-        .bind(id.as_uuid())
-        .bind(worker)
-        .bind(status.as_str())
-        .bind(error)
-        .bind(WORK)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db)?;
+        let (done, _told): (i64, i64) = sqlx::query_as(FINISH)
+            .bind(id.as_uuid())
+            .bind(worker)
+            .bind(status.as_str())
+            .bind(error)
+            .bind(WORK)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
         self.wakers.work.wake();
         Ok(done == 1)
     }
 
     async fn retry(&self, id: JobId, worker: &str, delay_ms: i64, error: &str) -> Result<bool> {
-        let done: i64 = sqlx::query_scalar(concat!(
+        // Always told: the job is due again, maybe before what the waiters know of.
+        let (done, _told): (i64, i64) = sqlx::query_as(concat!(
             "WITH done AS (
                 UPDATE jobs SET status = 'pending', run_at = statement_timestamp() + ",
             ms!("$3"),
             ", last_error = $4, lease_owner = NULL, lease_expires_at = NULL,
                     updated_at = statement_timestamp()
-                WHERE id = $1 AND lease_owner = $2 AND status = 'running' RETURNING 1)
-             SELECT COUNT(*) FROM (SELECT pg_notify($5, '') FROM done) n"
+                WHERE id = $1 AND lease_owner = $2 AND status = 'running'
+                RETURNING id, slot, concurrency), ",
+            give_back!("true")
         ))
         .bind(id.as_uuid())
         .bind(worker)

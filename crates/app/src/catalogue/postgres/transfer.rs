@@ -131,13 +131,17 @@ pub(super) async fn import(conn: &mut PgConnection, r: &GenerationRecord) -> Res
 /// A job's row as given (its times are Unix milliseconds); its creation and update times are
 /// the database's now.
 async fn insert_job_row(conn: &mut PgConnection, j: &Job) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO jobs (id, generation_id, kind, slot, concurrency, status, attempts,
+    // With its slot's tokens; a running job holds none (its worker is another deployment's):
+    // it takes one when it is taken over.
+    sqlx::query(concat!(
+        "WITH ",
+        super::queue::tokens!("$4", "$5"),
+        " INSERT INTO jobs (id, generation_id, kind, slot, concurrency, status, attempts,
             takeovers, max_attempts, run_at, lease_owner, lease_expires_at, last_error,
             cancel_requested)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, to_timestamp($10::float8 / 1000), $11,
-            to_timestamp($12::float8 / 1000), $13, $14)",
-    )
+            to_timestamp($12::float8 / 1000), $13, $14)"
+    ))
     .bind(j.id.as_uuid())
     .bind(j.generation_id.as_uuid())
     .bind(j.kind.as_str())

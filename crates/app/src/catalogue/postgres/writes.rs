@@ -1,5 +1,5 @@
 //! Statements shared by several catalogue methods: the next version number, an image row,
-//! events, a generation's stage locked, read and written back.
+//! events, a generation's stage locked, read and written back with its step's events.
 
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -146,44 +146,145 @@ pub(super) async fn insert_generation_row(conn: &mut PgConnection, g: &Generatio
     Ok(())
 }
 
-/// Writes events as the domain decided them, in the feed's order (see [`FEED_LOCK`]), and
-/// tells every node's followers when the transaction commits.
+/// A batch of events as columns, bound as arrays: one statement writes them all.
+struct EventColumns<'e> {
+    generation: Vec<uuid::Uuid>,
+    seq: Vec<i32>,
+    kind: Vec<&'e str>,
+    status: Vec<&'e str>,
+    phase: Vec<Option<&'e str>>,
+    progress: Vec<f64>,
+    index: Vec<Option<i16>>,
+    image: Vec<Option<uuid::Uuid>>,
+    code: Vec<Option<&'e str>>,
+    message: Vec<Option<&'e str>>,
+    at: Vec<OffsetDateTime>,
+}
+
+impl<'e> EventColumns<'e> {
+    fn of(events: &'e [Event]) -> Result<Self> {
+        let mut c = Self {
+            generation: Vec::with_capacity(events.len()),
+            seq: Vec::with_capacity(events.len()),
+            kind: Vec::with_capacity(events.len()),
+            status: Vec::with_capacity(events.len()),
+            phase: Vec::with_capacity(events.len()),
+            progress: Vec::with_capacity(events.len()),
+            index: Vec::with_capacity(events.len()),
+            image: Vec::with_capacity(events.len()),
+            code: Vec::with_capacity(events.len()),
+            message: Vec::with_capacity(events.len()),
+            at: Vec::with_capacity(events.len()),
+        };
+        for e in events {
+            c.generation.push(e.generation_id.as_uuid());
+            c.seq.push(i32::try_from(e.seq).map_err(other)?);
+            c.kind.push(e.kind.as_str());
+            c.status.push(e.status.as_str());
+            c.phase.push(e.phase.map(Phase::as_str));
+            c.progress.push(e.progress);
+            c.index.push(e.index.map(i16::from));
+            c.image.push(e.image_id.map(|i| i.as_uuid()));
+            c.code.push(e.error.as_ref().map(|f| f.code.as_str()));
+            c.message.push(e.error.as_ref().map(|f| f.message.as_str()));
+            c.at.push(micros(e.at));
+        }
+        Ok(c)
+    }
+
+    /// Binds `$1`..`$13` of `events!`.
+    fn bind<'q>(&'q self, q: PgQuery<'q>) -> PgQuery<'q> {
+        q.bind(FEED_LOCK)
+            .bind(super::listen::EVENTS)
+            .bind(&self.generation)
+            .bind(&self.seq)
+            .bind(&self.kind)
+            .bind(&self.status)
+            .bind(&self.phase)
+            .bind(&self.progress)
+            .bind(&self.index)
+            .bind(&self.image)
+            .bind(&self.code)
+            .bind(&self.message)
+            .bind(&self.at)
+    }
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// The `WITH` items that write a batch of events (`$1`..`$13`, [`EventColumns::bind`]) in the
+/// feed's order (see [`FEED_LOCK`]) and tell every node's followers when the transaction
+/// commits. The lock is taken before any row is inserted: every row inserted is joined with
+/// it. `new` is the batch.
+macro_rules! events {
+    () => {
+        "feed AS (SELECT pg_advisory_xact_lock($1), pg_notify($2, '')),
+         new AS (SELECT * FROM unnest($3::uuid[], $4::int[], $5::text[], $6::text[], $7::text[],
+                    $8::float8[], $9::smallint[], $10::uuid[], $11::text[], $12::text[],
+                    $13::timestamptz[])
+                 AS e (generation_id, seq, kind, status, phase, progress, idx, image_id,
+                       error_code, error_message, created_at)),
+         inserted AS (INSERT INTO events (generation_id, seq, kind, status, phase, progress,
+                    idx, image_id, error_code, error_message, created_at)
+                 SELECT new.* FROM feed, new)"
+    };
+}
+
+/// Writes events as the domain decided them, in one statement (see [`events!`]), and keeps
+/// their generation's last event number (`last_seq`, read by [`lock_stage`]).
 pub(super) async fn insert_events(conn: &mut PgConnection, events: &[Event]) -> Result<()> {
     if events.is_empty() {
         return Ok(());
     }
-    sqlx::query("SELECT pg_advisory_xact_lock($1), pg_notify($2, '')")
-        .bind(FEED_LOCK)
-        .bind(super::listen::EVENTS)
+    let columns = EventColumns::of(events)?;
+    columns
+        .bind(sqlx::query(concat!(
+            "WITH ",
+            events!(),
+            " UPDATE generations g SET last_seq = GREATEST(g.last_seq, l.seq)
+             FROM (SELECT generation_id, MAX(seq) AS seq FROM new GROUP BY generation_id) l
+             WHERE g.id = l.generation_id"
+        )))
         .execute(&mut *conn)
         .await
         .map_err(db)?;
-    for e in events {
-        sqlx::query(
-            "INSERT INTO events (generation_id, seq, kind, status, phase, progress, idx,
-                image_id, error_code, error_message, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(e.generation_id.as_uuid())
-        .bind(i32::try_from(e.seq).map_err(other)?)
-        .bind(e.kind.as_str())
-        .bind(e.status.as_str())
-        .bind(e.phase.map(Phase::as_str))
-        .bind(e.progress)
-        .bind(e.index.map(i16::from))
-        .bind(e.image_id.map(|i| i.as_uuid()))
-        .bind(e.error.as_ref().map(|f| f.code.as_str()))
-        .bind(e.error.as_ref().map(|f| f.message.as_str()))
-        .bind(micros(e.at))
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
+    Ok(())
+}
+
+/// Writes a step: the stage as the domain left it (its last event number included) and its
+/// events, in one statement.
+pub(super) async fn write_step(conn: &mut PgConnection, s: &Stage, events: &[Event]) -> Result<()> {
+    if events.is_empty() {
+        return write_stage(conn, s).await;
     }
+    let columns = EventColumns::of(events)?;
+    columns
+        .bind(sqlx::query(concat!(
+            "WITH ",
+            events!(),
+            " UPDATE generations SET status = $15, phase = $16, progress = $17,
+                error_code = $18, error_message = $19, started_at = $20, completed_at = $21,
+                last_seq = $22
+             WHERE id = $14"
+        )))
+        .bind(s.id.as_uuid())
+        .bind(s.status.as_str())
+        .bind(s.phase.map(Phase::as_str))
+        .bind(s.progress)
+        .bind(s.error.as_ref().map(|f| f.code.as_str()))
+        .bind(s.error.as_ref().map(|f| f.message.as_str()))
+        .bind(s.started_at.map(micros))
+        .bind(s.completed_at.map(micros))
+        .bind(i32::try_from(s.last_seq).map_err(other)?)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
     Ok(())
 }
 
 /// Locks the generation's row until the transaction ends and reads its stage, with the
-/// database's clock at that moment (the time of the steps about to be applied).
+/// database's clock at that moment (the time of the steps about to be applied). The row a
+/// lock waited for is read as its holder left it, `last_seq` included.
 pub(super) async fn lock_stage(
     conn: &mut PgConnection,
     id: GenerationId,
@@ -198,23 +299,16 @@ pub(super) async fn lock_stage(
     .ok_or_else(|| CatalogueError::NotFound(format!("generation {id}")))?;
     let generation = rows::generation(&row)?;
     let now: OffsetDateTime = sqlx::Row::try_get(&row, "now").map_err(other)?;
-    // Read after the lock is held, in a statement of its own: its snapshot then holds every
-    // event written by whoever held the lock before.
-    let last_seq: i32 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events WHERE generation_id = $1")
-            .bind(id.as_uuid())
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(db)?;
+    let last_seq: i32 = sqlx::Row::try_get(&row, "last_seq").map_err(other)?;
     let last_seq = u64::try_from(last_seq).map_err(other)?;
     Ok((Stage::of(&generation, last_seq), now))
 }
 
-/// Writes back what a stage holds of its generation.
-pub(super) async fn write_stage(conn: &mut PgConnection, s: &Stage) -> Result<()> {
+/// Writes back what a stage holds of its generation, its last event number included.
+async fn write_stage(conn: &mut PgConnection, s: &Stage) -> Result<()> {
     sqlx::query(
         "UPDATE generations SET status = $2, phase = $3, progress = $4, error_code = $5,
-            error_message = $6, started_at = $7, completed_at = $8
+            error_message = $6, started_at = $7, completed_at = $8, last_seq = $9
          WHERE id = $1",
     )
     .bind(s.id.as_uuid())
@@ -225,6 +319,7 @@ pub(super) async fn write_stage(conn: &mut PgConnection, s: &Stage) -> Result<()
     .bind(s.error.as_ref().map(|f| f.message.as_str()))
     .bind(s.started_at.map(micros))
     .bind(s.completed_at.map(micros))
+    .bind(i32::try_from(s.last_seq).map_err(other)?)
     .execute(&mut *conn)
     .await
     .map_err(db)?;

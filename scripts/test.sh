@@ -168,5 +168,5 @@ echo "PostgreSQL for the tests: $ATELIER_TEST_DATABASE_URL" >&2
 # Nothing is skipped silently: every test binary runs, and the run fails on any failure.
 cargo test --workspace --locked --all-targets "$@"
 
-# The engine, crash and Midjourney tests again, on a PostgreSQL catalogue.
-ATELIER_TEST_CATALOGUE=postgres cargo test -p atelier --locked --test it -- engine:: crash:: midjourney::
+# The engine, crash, Midjourney, following and HTTP tests again, on a PostgreSQL catalogue.
+ATELIER_TEST_CATALOGUE=postgres cargo test -p atelier --locked --test it -- engine:: crash:: midjourney:: follow:: http::

@@ -548,6 +548,27 @@ impl App {
     }
 }
 
+impl App {
+    /// Records what a server's caller did to their work (generations made, images changed).
+    /// The operator's own commands are not recorded: the operator owns the machine and its
+    /// log. A record that cannot be written is logged, and the deed stands.
+    pub(crate) async fn audit_work(
+        &self,
+        actor: Actor,
+        action: AuditAction,
+        target: String,
+        details: serde_json::Value,
+    ) {
+        if actor.owner().is_none() {
+            return;
+        }
+        let entry = AuditEntry::new(actor, action, target, details);
+        if let Err(e) = self.directory.audit(&entry).await {
+            tracing::warn!(error = %e, action = action.as_str(), "an audit record could not be written");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -590,26 +611,5 @@ mod tests {
                 .await
                 .unwrap()
         );
-    }
-}
-
-impl App {
-    /// Records what a server's caller did to their work (generations made, images changed).
-    /// The operator's own commands are not recorded: the operator owns the machine and its
-    /// log. A record that cannot be written is logged, and the deed stands.
-    pub(crate) async fn audit_work(
-        &self,
-        actor: Actor,
-        action: AuditAction,
-        target: String,
-        details: serde_json::Value,
-    ) {
-        if actor.owner().is_none() {
-            return;
-        }
-        let entry = AuditEntry::new(actor, action, target, details);
-        if let Err(e) = self.directory.audit(&entry).await {
-            tracing::warn!(error = %e, action = action.as_str(), "an audit record could not be written");
-        }
     }
 }

@@ -59,6 +59,20 @@ where
         .into_response()
 }
 
+/// The items up to and with the first error: it is sent, then the stream ends, and the
+/// client reconnects with `Last-Event-ID`.
+fn until_error<T, S>(stream: S) -> impl Stream<Item = Result<T, crate::error::AppError>>
+where
+    S: Stream<Item = Result<T, crate::error::AppError>>,
+{
+    let mut failed = false;
+    stream.take_while(move |r| {
+        let go = !failed;
+        failed |= r.is_err();
+        std::future::ready(go)
+    })
+}
+
 /// One event, or the error that ends the stream (sent as an `error` event first).
 fn item<T: serde::Serialize>(
     result: Result<(String, &'static str, T), crate::error::AppError>,
@@ -93,20 +107,11 @@ pub async fn generation(
     let id: GenerationId = id(&raw, "generation")?;
     let after = u64::try_from(start(&headers, q.after)?).unwrap_or(0);
     let following = s.app.follow(actor, id, after).await?;
-    let mut failed = false;
-    let events = following
-        .into_stream()
-        // An error is sent, then the stream ends: the client reconnects with Last-Event-ID.
-        .take_while(move |r| {
-            let go = !failed;
-            failed |= r.is_err();
-            std::future::ready(go)
-        })
-        .map(|r| {
-            Ok(item(r.map(|e| {
-                (e.seq.to_string(), e.kind.as_str(), EventView::from(&e))
-            })))
-        });
+    let events = until_error(following.into_stream()).map(|r| {
+        Ok(item(r.map(|e| {
+            (e.seq.to_string(), e.kind.as_str(), EventView::from(&e))
+        })))
+    });
     Ok(sse(&s, events))
 }
 
@@ -124,22 +129,14 @@ pub async fn feed(
         .transpose()?;
     let after = start(&headers, q.after)?;
     let following = s.app.follow_feed(actor, after, generation).await?;
-    let mut failed = false;
-    let events = following
-        .into_stream()
-        .take_while(move |r| {
-            let go = !failed;
-            failed |= r.is_err();
-            std::future::ready(go)
-        })
-        .map(|r| {
-            Ok(item(r.map(|e| {
-                (
-                    e.position.to_string(),
-                    e.event.kind.as_str(),
-                    FeedEventView::from(&e),
-                )
-            })))
-        });
+    let events = until_error(following.into_stream()).map(|r| {
+        Ok(item(r.map(|e| {
+            (
+                e.position.to_string(),
+                e.event.kind.as_str(),
+                FeedEventView::from(&e),
+            )
+        })))
+    });
     Ok(sse(&s, events))
 }

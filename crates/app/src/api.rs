@@ -330,6 +330,11 @@ pub struct ImageUpdate {
     /// Tags added (existing ones stay).
     #[serde(default)]
     pub tags: Option<Vec<String>>,
+    #[serde(default)]
+    pub favourite: Option<bool>,
+    /// Readable by anyone with its URL (a public bucket's, or Supabase's row-level security).
+    #[serde(default)]
+    pub public: Option<bool>,
 }
 
 /// Where a queued generation stands.

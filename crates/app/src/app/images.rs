@@ -81,6 +81,41 @@ impl App {
         Ok(image)
     }
 
+    /// Marks an image a favourite or public (or not); an unset mark stays. Making an image
+    /// public or private is recorded in the audit log as a share.
+    pub async fn set_image_marks(
+        &self,
+        actor: Actor,
+        id: ImageId,
+        favourite: Option<bool>,
+        public: Option<bool>,
+    ) -> Result<Image, AppError> {
+        let before = self.visible_image(actor, id).await?;
+        let image = self
+            .catalogue
+            .set_image_marks(id, favourite, public)
+            .await?;
+        if image.public != before.public {
+            self.audit_work(
+                actor,
+                crate::domain::AuditAction::Share,
+                format!("image:{id}"),
+                serde_json::json!({"public": image.public}),
+            )
+            .await;
+        }
+        if image.favourite != before.favourite {
+            self.audit_work(
+                actor,
+                crate::domain::AuditAction::Update,
+                format!("image:{id}"),
+                serde_json::json!({"favourite": image.favourite}),
+            )
+            .await;
+        }
+        Ok(image)
+    }
+
     /// Adds tags, by the domain's rules (`domain::tags`): trimmed, lower-cased, 1–64
     /// characters of letters, digits, `-`, `_`, `:`, at most 32 on an image.
     pub async fn tag(&self, actor: Actor, id: ImageId, tags: &[String]) -> Result<Image, AppError> {

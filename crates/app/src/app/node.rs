@@ -31,17 +31,23 @@ impl App {
         drain: watch::Receiver<bool>,
     ) -> Result<(), AppError> {
         let workers = crate::jobs::run_node(self.clone(), count, stop, drain);
-        if !self.credits.enabled {
-            return Ok(workers.await?);
-        }
         // While it runs, the node also settles the credit holds a crash left between holding
-        // a generation's cost and writing the generation.
+        // a generation's cost and writing the generation, and forgets expired idempotency keys.
         let sweep = async {
             loop {
-                match self.settle_stray_credits(STRAY_HOLD).await {
+                if self.credits.enabled {
+                    match self.settle_stray_credits(STRAY_HOLD).await {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            tracing::info!(settled = n, "credit holds left by a crash settled")
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cannot sweep stray credit holds"),
+                    }
+                }
+                match self.purge_requests().await {
                     Ok(0) => {}
-                    Ok(n) => tracing::info!(settled = n, "credit holds left by a crash settled"),
-                    Err(e) => tracing::warn!(error = %e, "cannot sweep stray credit holds"),
+                    Ok(n) => tracing::debug!(purged = n, "expired idempotency keys forgotten"),
+                    Err(e) => tracing::warn!(error = %e, "cannot purge expired idempotency keys"),
                 }
                 tokio::time::sleep(SWEEP_EVERY).await;
             }

@@ -297,6 +297,14 @@ pub trait Catalogue: Send + Sync {
     async fn image(&self, id: ImageId) -> Result<Image>;
     async fn images(&self, filter: &ImageFilter) -> Result<Vec<Image>>;
     async fn set_image_status(&self, id: ImageId, status: ImageStatus) -> Result<Image>;
+    /// Marks an image a favourite, or public (readable by anyone with its URL), or not; an
+    /// unset mark stays as it is. Both in one write.
+    async fn set_image_marks(
+        &self,
+        id: ImageId,
+        favourite: Option<bool>,
+        public: Option<bool>,
+    ) -> Result<Image>;
     /// Points an image at a new public URL (its blob moved to another storage).
     async fn set_public_url(&self, id: ImageId, url: Option<&str>) -> Result<()>;
     /// Adds tags (kept unique and sorted); returns the image as stored.

@@ -361,6 +361,27 @@ impl Catalogue for PgCatalogue {
         rows::image(&row)
     }
 
+    async fn set_image_marks(
+        &self,
+        id: ImageId,
+        favourite: Option<bool>,
+        public: Option<bool>,
+    ) -> Result<Image> {
+        let row = sqlx::query(
+            "UPDATE images SET favourite = COALESCE($2, favourite), public = COALESCE($3, public)
+             WHERE id = $1 RETURNING *",
+        )
+        .bind(id.as_uuid())
+        .bind(favourite)
+        .bind(public)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?
+        .pop()
+        .ok_or_else(|| CatalogueError::NotFound(format!("image {id}")))?;
+        rows::image(&row)
+    }
+
     async fn set_public_url(&self, id: ImageId, url: Option<&str>) -> Result<()> {
         let done = sqlx::query("UPDATE images SET public_url = $2 WHERE id = $1")
             .bind(id.as_uuid())

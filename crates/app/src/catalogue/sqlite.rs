@@ -495,6 +495,28 @@ impl Catalogue for SqliteCatalogue {
         self.image(id).await
     }
 
+    async fn set_image_marks(
+        &self,
+        id: ImageId,
+        favourite: Option<bool>,
+        public: Option<bool>,
+    ) -> Result<Image> {
+        let done = sqlx::query(
+            "UPDATE images SET favourite = COALESCE(?2, favourite), public = COALESCE(?3, public)
+             WHERE id = ?1",
+        )
+        .bind(id.to_string())
+        .bind(favourite)
+        .bind(public)
+        .execute(&mut *self.writer.get().await?)
+        .await
+        .map_err(|e| self.db(e))?;
+        if done.rows_affected() == 0 {
+            return Err(CatalogueError::NotFound(format!("image {id}")));
+        }
+        self.image(id).await
+    }
+
     async fn set_public_url(&self, id: ImageId, url: Option<&str>) -> Result<()> {
         let done = sqlx::query("UPDATE images SET public_url = ?2 WHERE id = ?1")
             .bind(id.to_string())

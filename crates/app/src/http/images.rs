@@ -105,6 +105,12 @@ pub async fn update(
     if let Some(tags) = &tags {
         current = s.app.tag(actor, image, tags).await?;
     }
+    if body.favourite.is_some() || body.public.is_some() {
+        current = s
+            .app
+            .set_image_marks(actor, image, body.favourite, body.public)
+            .await?;
+    }
     Ok(axum::Json(s.app.image_view(&current)))
 }
 

@@ -394,7 +394,7 @@ async fn images_are_served_with_etags_ranges_and_updates() {
 
     let updated: Value = http
         .patch(s.url(&format!("/v1/images/{id}")))
-        .json(&json!({"status": "final", "tags": ["Hero", "cover"]}))
+        .json(&json!({"status": "final", "tags": ["Hero", "cover"], "favourite": true, "public": true}))
         .send()
         .await
         .unwrap()
@@ -403,6 +403,8 @@ async fn images_are_served_with_etags_ranges_and_updates() {
         .unwrap();
     assert_eq!(updated["status"], "final");
     assert_eq!(updated["tags"], json!(["cover", "hero"]));
+    assert_eq!(updated["favourite"], true);
+    assert_eq!(updated["public"], true);
     // A bad field changes nothing, not even the good one beside it.
     let r = http
         .patch(s.url(&format!("/v1/images/{id}")))

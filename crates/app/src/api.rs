@@ -64,6 +64,14 @@ pub struct ImageView {
 }
 
 impl ImageView {
+    /// Without the folder store's file paths: a server's clients have no business with them.
+    #[must_use]
+    pub fn without_paths(mut self) -> Self {
+        self.path = None;
+        self.thumbnail_path = None;
+        self
+    }
+
     pub fn new(i: &Image, store: &Store) -> Self {
         let path = |k: &str| store.local_path(k).map(|p| p.display().to_string());
         Self {
@@ -123,6 +131,17 @@ pub struct GenerationView {
 }
 
 impl GenerationView {
+    /// Without the folder store's file paths (see [`ImageView::without_paths`]).
+    #[must_use]
+    pub fn without_paths(mut self) -> Self {
+        self.images = self
+            .images
+            .into_iter()
+            .map(ImageView::without_paths)
+            .collect();
+        self
+    }
+
     pub fn new(g: &Generation, images: &[Image], store: &Store) -> Self {
         Self {
             id: g.id.to_string(),

@@ -39,7 +39,7 @@ impl App {
                     match self.settle_stray_credits(STRAY_HOLD).await {
                         Ok(0) => {}
                         Ok(n) => {
-                            tracing::info!(settled = n, "credit holds left by a crash settled")
+                            tracing::info!(settled = n, "credit holds left by a crash settled");
                         }
                         Err(e) => tracing::warn!(error = %e, "cannot sweep stray credit holds"),
                     }

@@ -34,6 +34,10 @@ pub async fn serve(config: &Config, args: &ServeArgs, out: &Out) -> Result<u8, A
         .local_addr()
         .map_err(|e| AppError::Internal(format!("cannot read the bound address: {e}")))?;
     tracing::info!(%local, node = app.node(), workers = settings.workers, "serving");
+    if settings.workers == 0 {
+        tracing::warn!("no workers: generations wait until another node runs them");
+        out.notice("no workers here: generations wait until another node (atelier worker or serve) runs them");
+    }
     // On stdout, one line, so a script (or a test) that asked for port 0 learns the port.
     if out.json {
         let line = serde_json::json!({"listening": local.to_string(), "node": app.node()});

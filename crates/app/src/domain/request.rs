@@ -170,6 +170,17 @@ impl GenerationRequest {
         if atelier_midjourney_params::is_blank(&text) {
             return Err(Invalid::EmptyPrompt);
         }
+        if let Some(ar) = self.aspect_ratio.take() {
+            // The same rule as `--ar` written in the prompt, whichever way it comes.
+            let ar = ar.trim();
+            if ar.is_empty() || ar.contains(char::is_whitespace) {
+                return Err(Invalid::Other(format!(
+                    "aspect ratio {ar:?}: expected W:H such as 16:9"
+                )));
+            }
+            let (_, params) = super::prompt_params::parse(&format!("x --ar {ar}"))?;
+            self.aspect_ratio = params.aspect_ratio;
+        }
         if let Some(neg) = self.negative_prompt.take() {
             let neg = neg.trim();
             if !neg.is_empty() {

@@ -34,7 +34,7 @@ async fn shown(s: &Shared, actor: Actor, id: GenerationId) -> Answer<Shown> {
         eta_secs: p.eta.map(|d| d.as_secs_f64()),
     });
     Ok(Shown {
-        generation: s.app.generation_view(&g),
+        generation: s.app.generation_view(&g).without_paths(),
         queue,
     })
 }
@@ -135,6 +135,9 @@ pub async fn list(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Answer<axum::Json<Page<GenerationView>>> {
     let Query(q) = query.map_err(|e| Problem::invalid(e.body_text()))?;
+    if q.limit == Some(0) {
+        return Err(Problem::invalid("limit must be at least 1"));
+    }
     let query = GenerationQuery {
         status: param(q.status.as_deref(), "status", GenerationStatus::parse)?,
         provider: q.provider,
@@ -145,7 +148,7 @@ pub async fn list(
     let mut data = Vec::with_capacity(page.generations.len());
     for g in &page.generations {
         let with = s.app.generation(actor, g.id).await?;
-        data.push(s.app.generation_view(&with));
+        data.push(s.app.generation_view(&with).without_paths());
     }
     Ok(axum::Json(Page {
         data,

@@ -43,6 +43,9 @@ pub async fn list(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Answer<axum::Json<Page<ImageView>>> {
     let Query(q) = query.map_err(|e| Problem::invalid(e.body_text()))?;
+    if q.limit == Some(0) {
+        return Err(Problem::invalid("limit must be at least 1"));
+    }
     let query = ImageQuery {
         status: param(q.status.as_deref(), "status", ImageStatus::parse)?,
         category: param(q.category.as_deref(), "category", Category::parse)?,
@@ -57,7 +60,11 @@ pub async fn list(
     };
     let page = s.app.images(actor, &query).await?;
     Ok(axum::Json(Page {
-        data: page.images.iter().map(|i| s.app.image_view(i)).collect(),
+        data: page
+            .images
+            .iter()
+            .map(|i| s.app.image_view(i).without_paths())
+            .collect(),
         next_cursor: page.next.map(|n| n.to_string()),
     }))
 }
@@ -68,7 +75,7 @@ pub async fn show(
     Path(raw): Path<String>,
 ) -> Answer<axum::Json<ImageView>> {
     let image = s.app.image(actor, id(&raw, "image")?).await?;
-    Ok(axum::Json(s.app.image_view(&image)))
+    Ok(axum::Json(s.app.image_view(&image).without_paths()))
 }
 
 pub async fn update(
@@ -111,7 +118,7 @@ pub async fn update(
             .set_image_marks(actor, image, body.favourite, body.public)
             .await?;
     }
-    Ok(axum::Json(s.app.image_view(&current)))
+    Ok(axum::Json(s.app.image_view(&current).without_paths()))
 }
 
 pub async fn file(
@@ -174,7 +181,16 @@ async fn bytes(
     if matches {
         return Ok((StatusCode::NOT_MODIFIED, out).into_response());
     }
-    let Some(range) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+    // A range of another unit, several ranges, or an `If-Range` that names other bytes get
+    // the whole file (RFC 9110), never a part of something else.
+    let if_range_holds = headers
+        .get(header::IF_RANGE)
+        .is_none_or(|v| v.to_str().is_ok_and(|v| v.trim() == etag));
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|r| if_range_holds && r.trim().starts_with("bytes=") && !r.contains(','));
+    let Some(range) = range else {
         return Ok((StatusCode::OK, out, data).into_response());
     };
     let total = data.len() as u64;
@@ -187,8 +203,18 @@ async fn bytes(
         let part = data[start as usize..=end as usize].to_vec();
         return Ok((StatusCode::PARTIAL_CONTENT, out, part).into_response());
     }
-    put(&mut out, header::CONTENT_RANGE, &format!("bytes */{total}"));
-    Ok((StatusCode::RANGE_NOT_SATISFIABLE, out).into_response())
+    let mut refused = Problem::new(
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        "range_not_satisfiable",
+        format!("the range {range:?} is outside the {total} bytes of this file"),
+    )
+    .into_response();
+    put(
+        refused.headers_mut(),
+        header::CONTENT_RANGE,
+        &format!("bytes */{total}"),
+    );
+    Ok(refused)
 }
 
 /// One range of `bytes=a-b`, `bytes=a-` or `bytes=-n` within `total` bytes, as inclusive

@@ -263,6 +263,15 @@ async fn bad_input_is_a_problem_document_and_changes_nothing() {
     )
     .await;
     problem(create("[]").await.unwrap(), 422, "invalid_input").await;
+    for ar in ["0:0", "banana", "99999:1", "1:1 --q 3", ""] {
+        let r = http
+            .post(s.url("/v1/generations"))
+            .json(&json!({"prompt": "x", "aspect_ratio": ar}))
+            .send()
+            .await
+            .unwrap();
+        problem(r, 422, "invalid_input").await;
+    }
     let r = http
         .post(s.url("/v1/generations"))
         .body("{\"prompt\": \"x\"}")
@@ -313,6 +322,8 @@ async fn bad_input_is_a_problem_document_and_changes_nothing() {
         "/v1/images?from=yesterday",
         "/v1/images?status=lost",
         "/v1/generations?limit=-1",
+        "/v1/generations?limit=0",
+        "/v1/images?limit=0",
     ] {
         problem(
             http.get(s.url(path)).send().await.unwrap(),
@@ -327,6 +338,8 @@ async fn bad_input_is_a_problem_document_and_changes_nothing() {
         .await
         .unwrap();
     problem(r, 404, "not_found").await;
+    let r = http.delete(s.url("/v1/generations")).send().await.unwrap();
+    problem(r, 405, "method_not_allowed").await;
     // Nothing was queued by any of it.
     let page: Value = http
         .get(s.url("/v1/generations"))
@@ -383,6 +396,30 @@ async fn images_are_served_with_etags_ranges_and_updates() {
         .await
         .unwrap();
     assert_eq!(beyond.status().as_u16(), 416);
+    assert_eq!(beyond.headers()["content-type"], "application/problem+json");
+    // The whole file when the range is of another unit, several, or for other bytes.
+    for (name, value) in [("range", "items=0-5"), ("range", "bytes=0-0,5-6")] {
+        let whole = http
+            .get(s.url(&format!("/v1/images/{id}/file")))
+            .header(name, value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(whole.status().as_u16(), 200, "{value}");
+    }
+    let stale = http
+        .get(s.url(&format!("/v1/images/{id}/file")))
+        .header("range", "bytes=0-1")
+        .header("if-range", "\"other\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status().as_u16(), 200);
+    assert_eq!(stale.bytes().await.unwrap().len(), bytes.len());
+    assert!(
+        image.get("path").is_none(),
+        "no server file path is shown: {image}"
+    );
     let thumb = http
         .get(s.url(&format!("/v1/images/{id}/thumbnail")))
         .send()

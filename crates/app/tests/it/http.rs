@@ -116,6 +116,21 @@ fn slow(delay_ms: u64, server: &str) -> DataDir {
     ))
 }
 
+/// GET `url` (signed with `key`, if any) and its JSON body.
+async fn get_json(http: &reqwest::Client, url: impl reqwest::IntoUrl, key: Option<&str>) -> Value {
+    let mut request = http.get(url);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    request
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("a JSON body")
+}
+
 /// A finished generation (created with `Prefer: wait`).
 async fn finished(http: &reqwest::Client, s: &Server, prompt: &str) -> Value {
     let r = http
@@ -157,14 +172,7 @@ async fn a_generation_is_created_waited_for_read_and_listed() {
         "an ended generation has no place in the queue"
     );
 
-    let shown: Value = http
-        .get(s.url(&location))
-        .send()
-        .await
-        .expect("show")
-        .json()
-        .await
-        .expect("json");
+    let shown: Value = get_json(&http, s.url(&location), None).await;
     assert_eq!(shown["id"], g["id"]);
     assert_eq!(shown["progress"], 100.0);
 
@@ -179,33 +187,17 @@ async fn a_generation_is_created_waited_for_read_and_listed() {
     let second: Value = r.json().await.expect("json");
 
     // Two pages of one, then nothing more.
-    let page: Value = http
-        .get(s.url("/v1/generations?limit=1"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let page: Value = get_json(&http, s.url("/v1/generations?limit=1"), None).await;
     assert_eq!(page["data"][0]["id"], second["id"]);
     let cursor = page["next_cursor"].as_str().expect("a cursor").to_owned();
-    let page: Value = http
-        .get(s.url(&format!("/v1/generations?limit=1&cursor={cursor}")))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let page: Value = get_json(
+        &http,
+        s.url(&format!("/v1/generations?limit=1&cursor={cursor}")),
+        None,
+    )
+    .await;
     assert_eq!(page["data"][0]["id"], g["id"]);
-    let images: Value = http
-        .get(s.url("/v1/images?category=scene&limit=10"))
-        .send()
-        .await
-        .expect("images")
-        .json()
-        .await
-        .expect("json");
+    let images: Value = get_json(&http, s.url("/v1/images?category=scene&limit=10"), None).await;
     assert_eq!(images["data"].as_array().map(Vec::len), Some(5));
 }
 
@@ -341,14 +333,7 @@ async fn bad_input_is_a_problem_document_and_changes_nothing() {
     let r = http.delete(s.url("/v1/generations")).send().await.unwrap();
     problem(r, 405, "method_not_allowed").await;
     // Nothing was queued by any of it.
-    let page: Value = http
-        .get(s.url("/v1/generations"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = get_json(&http, s.url("/v1/generations"), None).await;
     assert_eq!(page["data"], json!([]));
 }
 
@@ -450,23 +435,9 @@ async fn images_are_served_with_etags_ranges_and_updates() {
         .await
         .unwrap();
     problem(r, 422, "invalid_input").await;
-    let shown: Value = http
-        .get(s.url(&format!("/v1/images/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shown: Value = get_json(&http, s.url(&format!("/v1/images/{id}")), None).await;
     assert_eq!(shown["status"], "final");
-    let tagged: Value = http
-        .get(s.url("/v1/images?tag=hero"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tagged: Value = get_json(&http, s.url("/v1/images?tag=hero"), None).await;
     assert_eq!(tagged["data"].as_array().map(Vec::len), Some(1));
 
     // An action and a new version on the image.
@@ -816,27 +787,11 @@ async fn keys_sign_callers_in_and_each_sees_only_their_own_work() {
         .unwrap();
     problem(r, 404, "not_found").await;
     for path in ["/v1/generations", "/v1/images"] {
-        let page: Value = http
-            .get(s.url(path))
-            .bearer_auth(&u.bob)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page: Value = get_json(&http, s.url(path), Some(&u.bob)).await;
         assert_eq!(page["data"], json!([]), "{path}");
     }
     // Alice's own, unchanged; the administrator sees it too.
-    let mine: Value = http
-        .get(s.url(&format!("/v1/images/{image}")))
-        .bearer_auth(&u.alice)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mine: Value = get_json(&http, s.url(&format!("/v1/images/{image}")), Some(&u.alice)).await;
     assert_eq!(mine["status"], "draft");
     let r = http
         .get(s.url(&format!("/v1/generations/{id}")))
@@ -845,27 +800,11 @@ async fn keys_sign_callers_in_and_each_sees_only_their_own_work() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let me: Value = http
-        .get(s.url("/v1/me"))
-        .bearer_auth(&u.alice)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: Value = get_json(&http, s.url("/v1/me"), Some(&u.alice)).await;
     assert_eq!(me["email"], "alice@example.com");
     assert_eq!(me["role"], "user");
     // What alice did is in the audit log, under her id.
-    let log: Value = http
-        .get(s.url("/v1/admin/audit"))
-        .bearer_auth(&u.root)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let log: Value = get_json(&http, s.url("/v1/admin/audit"), Some(&u.root)).await;
     let generate = log
         .as_array()
         .unwrap()
@@ -924,15 +863,7 @@ async fn keys_sign_callers_in_and_each_sees_only_their_own_work() {
         .await
         .unwrap();
     let token = session["token"].as_str().expect("a token").to_owned();
-    let me: Value = http
-        .get(s.url("/v1/me"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: Value = get_json(&http, s.url("/v1/me"), Some(&token)).await;
     assert_eq!(me["email"], "carol@example.com");
     let r = http
         .delete(s.url("/v1/sessions"))
@@ -995,15 +926,7 @@ async fn a_hundred_concurrent_submits_against_ten_credits_accept_exactly_ten() {
     }
     assert_eq!(accepted.len(), 10);
     assert_eq!(refused, 90);
-    let credits: Value = http
-        .get(s.url("/v1/me/credits"))
-        .bearer_auth(&u.alice)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let credits: Value = get_json(&http, s.url("/v1/me/credits"), Some(&u.alice)).await;
     assert_eq!(credits["balance"], 0, "{credits}");
     // Canceled before it ran: its credit comes back.
     let r = http
@@ -1013,15 +936,7 @@ async fn a_hundred_concurrent_submits_against_ten_credits_accept_exactly_ten() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let credits: Value = http
-        .get(s.url("/v1/me/credits"))
-        .bearer_auth(&u.alice)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let credits: Value = get_json(&http, s.url("/v1/me/credits"), Some(&u.alice)).await;
     assert_eq!(credits["balance"], 1, "{credits}");
     // The operator's generations cost nothing; bob has none and is refused.
     let r = http
@@ -1081,15 +996,7 @@ async fn an_idempotency_key_replays_the_first_answer_and_refuses_another_request
         .unwrap();
     problem(r, 422, "invalid_input").await;
     // Exactly the generations asked for once each: alice's one, bob's one.
-    let page: Value = http
-        .get(s.url("/v1/generations"))
-        .bearer_auth(&u.root)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = get_json(&http, s.url("/v1/generations"), Some(&u.root)).await;
     assert_eq!(page["data"].as_array().map(Vec::len), Some(2));
 }
 

@@ -354,6 +354,12 @@ pub struct ImageUpdate {
     /// Readable by anyone with its URL (a public bucket's, or Supabase's row-level security).
     #[serde(default)]
     pub public: Option<bool>,
+    /// `character`, `scene` or `element`.
+    #[serde(default)]
+    pub category: Option<String>,
+    /// The image's subject; an empty string clears it.
+    #[serde(default)]
+    pub subject: Option<String>,
 }
 
 /// Where a queued generation stands.

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 mod server;
 
 pub use credits::{CostTable, CreditsConfig, ProviderCosts};
-pub use server::{ServerAuth, ServerConfig};
+pub use server::{JwtConfig, MetricsAccess, ServerAuth, ServerConfig};
 
 use crate::pipeline::PngCompression;
 use crate::providers::UpscaleMode;

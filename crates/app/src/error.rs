@@ -20,6 +20,10 @@ pub enum AppError {
     /// Something that cannot happen now but may later (a full queue). (CLI exit 1, HTTP 409.)
     #[error("{0}")]
     Conflict(String),
+    /// A provider's queue holds as many jobs as its accounts take; nothing was queued, and the
+    /// same request may succeed later. (CLI exit 1, HTTP 503 with `Retry-After`.)
+    #[error("{0}")]
+    QueueFull(String),
     /// The actor may not do this (a user asking for an administrator's use case). (HTTP 403.)
     #[error("{0}")]
     Forbidden(String),

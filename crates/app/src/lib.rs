@@ -26,6 +26,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod jwt;
 pub mod migrate;
 pub mod pipeline;
 pub mod providers;

@@ -127,6 +127,8 @@ pub async fn open(
     providers: Providers,
     create: bool,
 ) -> Result<Arc<App>, AppError> {
+    let jwt =
+        crate::jwt::JwtVerifier::from_config(&config.server.jwt).map_err(AppError::Invalid)?;
     // A bucket is checked before anything is written; a folder is made where it always was,
     // after the data directory's checks (making it creates folders).
     let bucket = match config.storage.backend {
@@ -157,6 +159,7 @@ pub async fn open(
     }
     let j = &config.jobs;
     Ok(App::builder(db, store, providers)
+        .jwt(jwt)
         .jobs(JobSettings {
             lease: Duration::from_secs_f64(j.lease_secs),
             max_attempts: j.max_attempts,

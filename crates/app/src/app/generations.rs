@@ -86,7 +86,7 @@ impl App {
         if let Some(limit) = reg.queue_limit {
             let counts = self.queue.counts(std::slice::from_ref(&slot)).await?;
             if counts.pending + counts.running >= u64::from(limit) {
-                return Err(AppError::Conflict(format!(
+                return Err(AppError::QueueFull(format!(
                     "queue full: {} already has {limit} jobs queued or running, as many as its accounts take (concurrency + queue_size); nothing was queued, try again later",
                     generation.provider
                 )));

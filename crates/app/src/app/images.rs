@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use super::{App, GenerationWithImages};
 use crate::api::ImageQuery;
 use crate::catalogue::ImageFilter;
-use crate::domain::{Actor, Generation, GenerationId, Image, ImageId, ImageStatus, Role};
+use crate::domain::{Actor, Category, Generation, GenerationId, Image, ImageId, ImageStatus, Role};
 use crate::error::AppError;
 use crate::pipeline::Processed;
 use crate::store::KeyContext;
@@ -79,6 +79,131 @@ impl App {
         )
         .await;
         Ok(image)
+    }
+
+    /// Applies an update of several fields at once: everything is checked before anything
+    /// changes, then each change is made (and audited) in turn.
+    pub async fn update_image(
+        &self,
+        actor: Actor,
+        id: ImageId,
+        update: &crate::api::ImageUpdate,
+    ) -> Result<Image, AppError> {
+        let status = update
+            .status
+            .as_deref()
+            .map(|v| {
+                ImageStatus::parse(v).ok_or_else(|| {
+                    AppError::Invalid(format!("status {v:?} is not one of draft, final, archived"))
+                })
+            })
+            .transpose()?;
+        let category = update
+            .category
+            .as_deref()
+            .map(|v| {
+                Category::parse(v).ok_or_else(|| {
+                    AppError::Invalid(format!(
+                        "category {v:?} is not one of character, scene, element"
+                    ))
+                })
+            })
+            .transpose()?;
+        let subject = match update.subject.as_deref() {
+            None => None,
+            Some(s) if s.trim().is_empty() => Some(None),
+            Some(s) => Some(Some(crate::domain::check_subject(s)?)),
+        };
+        let tags = update
+            .tags
+            .as_deref()
+            .map(crate::domain::tags::normalise)
+            .transpose()?;
+        let mut current = self.visible_image(actor, id).await?;
+        if let Some(tags) = &tags {
+            crate::domain::tags::merged(&current.tags, tags)?;
+        }
+        if let Some(status) = status {
+            current = self.set_image_status(actor, id, status).await?;
+        }
+        if let Some(tags) = &tags {
+            current = self.tag(actor, id, tags).await?;
+        }
+        if update.favourite.is_some() || update.public.is_some() {
+            current = self
+                .set_image_marks(actor, id, update.favourite, update.public)
+                .await?;
+        }
+        if category.is_some() || subject.is_some() {
+            current = self
+                .set_image_labels(actor, id, category, subject.as_ref().map(Option::as_deref))
+                .await?;
+        }
+        Ok(current)
+    }
+
+    /// Files an image under another category or subject (`Some(None)` clears the subject); an
+    /// unset one stays.
+    pub async fn set_image_labels(
+        &self,
+        actor: Actor,
+        id: ImageId,
+        category: Option<Category>,
+        subject: Option<Option<&str>>,
+    ) -> Result<Image, AppError> {
+        let subject = match subject {
+            Some(Some(raw)) => Some(Some(crate::domain::check_subject(raw)?)),
+            Some(None) => Some(None),
+            None => None,
+        };
+        self.visible_image(actor, id).await?;
+        let image = self
+            .catalogue
+            .set_image_labels(id, category, subject.as_ref().map(Option::as_deref))
+            .await?;
+        self.audit_work(
+            actor,
+            crate::domain::AuditAction::Update,
+            format!("image:{id}"),
+            serde_json::json!({
+                "category": image.category.map(Category::as_str),
+                "subject": image.subject,
+            }),
+        )
+        .await;
+        Ok(image)
+    }
+
+    /// Deletes an image: its row, then its file and thumbnail (a blob left behind by a failed
+    /// delete costs space, never a row without its file). Refused while its generation runs,
+    /// since the job may still be storing or reading it.
+    pub async fn delete_image(&self, actor: Actor, id: ImageId) -> Result<(), AppError> {
+        let image = self.visible_image(actor, id).await?;
+        let generation = self.catalogue.generation(image.generation_id).await?;
+        if !generation.status.is_terminal() {
+            return Err(AppError::WrongState(format!(
+                "image {id}'s generation is still {}; cancel it or wait for its end before deleting its images",
+                generation.status.as_str()
+            )));
+        }
+        self.catalogue.delete_image(id).await?;
+        for key in std::iter::once(&image.storage_key).chain(image.thumbnail_key.as_ref()) {
+            if let Err(e) = self.store.delete(key).await {
+                tracing::warn!(image = %id, key, error = %e, "a deleted image's blob is left in the store");
+            }
+        }
+        // The library layout's record of the generation lists its images: write it again.
+        if let Err(e) = self.write_metadata(image.generation_id).await {
+            tracing::warn!(image = %id, error = %e, "the generation's record still lists a deleted image");
+        }
+        self.audit_work(
+            actor,
+            crate::domain::AuditAction::Delete,
+            format!("image:{id}"),
+            serde_json::json!({"generation": image.generation_id.to_string(), "role": image.role.to_string()}),
+        )
+        .await;
+        Ok(())
     }
 
     /// Marks an image a favourite or public (or not); an unset mark stays. Making an image

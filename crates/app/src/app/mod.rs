@@ -13,6 +13,7 @@ mod generations;
 mod images;
 mod import;
 mod node;
+mod sign_in;
 mod users;
 
 pub use crate::catalogue::FeedEntry;
@@ -22,7 +23,7 @@ pub use follow::{Following, FollowingFeed};
 pub use generations::{GenerationPage, QueuePosition};
 pub use images::ImagePage;
 pub use import::ImportRequest;
-pub use node::Stop;
+pub use node::{SlotLoad, Stop};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +33,7 @@ use crate::catalogue::{Catalogue, Database, Directory, Queue};
 use crate::domain::{Actor, Generation, GenerationId, Image, ImageId};
 use crate::error::AppError;
 use crate::jobs::Bus;
+use crate::jwt::JwtVerifier;
 use crate::pipeline::{Limits, PngCompression};
 use crate::providers::Providers;
 use crate::store::Store;
@@ -86,6 +88,8 @@ pub struct App {
     pub(crate) limits: Limits,
     /// Words no prompt may contain (`[limits] banned_words`).
     pub(crate) banned_words: Vec<String>,
+    /// Checks the tokens of another sign-in service (`[server.jwt]`), when one is trusted.
+    pub(crate) jwt: Option<Arc<JwtVerifier>>,
     /// The process's one reader of the event feed, shared by every follower.
     hub: follow::Hub,
 }
@@ -101,6 +105,7 @@ pub struct AppBuilder {
     limits: Limits,
     credits: crate::config::CreditsConfig,
     banned_words: Vec<String>,
+    jwt: Option<Arc<JwtVerifier>>,
 }
 
 impl AppBuilder {
@@ -115,6 +120,13 @@ impl AppBuilder {
     #[must_use]
     pub fn credits(mut self, credits: crate::config::CreditsConfig) -> Self {
         self.credits = credits;
+        self
+    }
+
+    /// Trusts the tokens this verifier accepts (`[server.jwt]`).
+    #[must_use]
+    pub fn jwt(mut self, jwt: Option<JwtVerifier>) -> Self {
+        self.jwt = jwt.map(Arc::new);
         self
     }
 
@@ -150,6 +162,7 @@ impl AppBuilder {
             png: self.png,
             limits: self.limits,
             banned_words: self.banned_words,
+            jwt: self.jwt,
         })
     }
 }
@@ -172,6 +185,7 @@ impl App {
             limits: Limits::default(),
             credits: crate::config::CreditsConfig::default(),
             banned_words: Vec::new(),
+            jwt: None,
         }
     }
 
@@ -252,16 +266,4 @@ impl App {
 
 pub(crate) fn slot_of(provider: &str, account: &str) -> String {
     format!("{provider}:{account}")
-}
-
-impl App {
-    /// The actor an API key (`atl_…`) or a session token (`ats_…`) stands for; a revoked,
-    /// expired or unknown one, or a disabled user's, is "not found".
-    pub async fn authenticate(&self, token: &str) -> Result<Actor, AppError> {
-        let actor = match self.authenticate_key(token).await? {
-            Some(actor) => Some(actor),
-            None => self.authenticate_session(token).await?,
-        };
-        actor.ok_or_else(|| AppError::NotFound("API key or session".into()))
-    }
 }

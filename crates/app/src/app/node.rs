@@ -92,3 +92,31 @@ impl App {
         Ok(())
     }
 }
+
+/// How many jobs of one provider's slot wait and run, across every node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotLoad {
+    pub provider: String,
+    pub pending: u64,
+    pub running: u64,
+}
+
+impl App {
+    /// The queue's depth and the jobs running, for each configured provider (`/metrics`).
+    pub async fn queue_load(&self) -> Result<Vec<SlotLoad>, AppError> {
+        let mut loads = Vec::new();
+        for name in self.providers.names() {
+            let Some(reg) = self.providers.get(name) else {
+                continue;
+            };
+            let slot = super::slot_of(name, &reg.account);
+            let counts = self.queue.counts(std::slice::from_ref(&slot)).await?;
+            loads.push(SlotLoad {
+                provider: name.to_owned(),
+                pending: counts.pending,
+                running: counts.running,
+            });
+        }
+        Ok(loads)
+    }
+}

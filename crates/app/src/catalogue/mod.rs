@@ -305,6 +305,17 @@ pub trait Catalogue: Send + Sync {
         favourite: Option<bool>,
         public: Option<bool>,
     ) -> Result<Image>;
+    /// Files an image under another category or subject: an unset one stays, a subject of
+    /// `Some(None)` is cleared. One write.
+    async fn set_image_labels(
+        &self,
+        id: ImageId,
+        category: Option<Category>,
+        subject: Option<Option<&str>>,
+    ) -> Result<Image>;
+    /// Removes an image's row (its blobs are the caller's to delete, after). `NotFound` when
+    /// there is none.
+    async fn delete_image(&self, id: ImageId) -> Result<()>;
     /// Points an image at a new public URL (its blob moved to another storage).
     async fn set_public_url(&self, id: ImageId, url: Option<&str>) -> Result<()>;
     /// Adds tags (kept unique and sorted); returns the image as stored.

@@ -382,6 +382,41 @@ impl Catalogue for PgCatalogue {
         rows::image(&row)
     }
 
+    async fn set_image_labels(
+        &self,
+        id: ImageId,
+        category: Option<Category>,
+        subject: Option<Option<&str>>,
+    ) -> Result<Image> {
+        let row = sqlx::query(
+            "UPDATE images SET category = COALESCE($2, category),
+                 subject = CASE WHEN $3 THEN $4 ELSE subject END
+             WHERE id = $1 RETURNING *",
+        )
+        .bind(id.as_uuid())
+        .bind(category.map(Category::as_str))
+        .bind(subject.is_some())
+        .bind(subject.flatten())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?
+        .pop()
+        .ok_or_else(|| CatalogueError::NotFound(format!("image {id}")))?;
+        rows::image(&row)
+    }
+
+    async fn delete_image(&self, id: ImageId) -> Result<()> {
+        let done = sqlx::query("DELETE FROM images WHERE id = $1")
+            .bind(id.as_uuid())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(CatalogueError::NotFound(format!("image {id}")));
+        }
+        Ok(())
+    }
+
     async fn set_public_url(&self, id: ImageId, url: Option<&str>) -> Result<()> {
         let done = sqlx::query("UPDATE images SET public_url = $2 WHERE id = $1")
             .bind(id.as_uuid())

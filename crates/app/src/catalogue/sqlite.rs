@@ -517,6 +517,42 @@ impl Catalogue for SqliteCatalogue {
         self.image(id).await
     }
 
+    async fn set_image_labels(
+        &self,
+        id: ImageId,
+        category: Option<Category>,
+        subject: Option<Option<&str>>,
+    ) -> Result<Image> {
+        let done = sqlx::query(
+            "UPDATE images SET category = COALESCE(?2, category),
+                 subject = CASE WHEN ?3 THEN ?4 ELSE subject END
+             WHERE id = ?1",
+        )
+        .bind(id.to_string())
+        .bind(category.map(Category::as_str))
+        .bind(subject.is_some())
+        .bind(subject.flatten())
+        .execute(&mut *self.writer.get().await?)
+        .await
+        .map_err(|e| self.db(e))?;
+        if done.rows_affected() == 0 {
+            return Err(CatalogueError::NotFound(format!("image {id}")));
+        }
+        self.image(id).await
+    }
+
+    async fn delete_image(&self, id: ImageId) -> Result<()> {
+        let done = sqlx::query("DELETE FROM images WHERE id = ?1")
+            .bind(id.to_string())
+            .execute(&mut *self.writer.get().await?)
+            .await
+            .map_err(|e| self.db(e))?;
+        if done.rows_affected() == 0 {
+            return Err(CatalogueError::NotFound(format!("image {id}")));
+        }
+        Ok(())
+    }
+
     async fn set_public_url(&self, id: ImageId, url: Option<&str>) -> Result<()> {
         let done = sqlx::query("UPDATE images SET public_url = ?2 WHERE id = ?1")
             .bind(id.to_string())

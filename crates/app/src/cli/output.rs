@@ -54,6 +54,7 @@ impl Out {
             AppError::Invalid(_) => "invalid_input",
             AppError::NotFound(_) => "not_found",
             AppError::Conflict(_) | AppError::WrongState(_) => "conflict",
+            AppError::QueueFull(_) => "queue_full",
             AppError::Forbidden(_) => "forbidden",
             AppError::InsufficientCredits { .. } => "insufficient_credits",
             AppError::Failed(f) => f.code.as_str(),

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::secret::Secret;
+
 /// How the server knows who calls.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
@@ -33,6 +35,61 @@ pub struct ServerConfig {
     /// Workers this process runs beside the API; unset: as many as its providers take at once,
     /// 0: none (an API-only node).
     pub workers: Option<u32>,
+    /// Requests one API key (or session, or signed-in token) may make per minute; 0: no limit.
+    pub rate_limit_per_minute: u32,
+    /// Requests a key may make at once above its steady rate before it is slowed.
+    pub rate_limit_burst: u32,
+    /// Sign-in attempts (`POST /v1/sessions`) one client address may make per minute.
+    pub sign_in_per_minute: u32,
+    /// Who may read `/metrics`.
+    pub metrics: MetricsAccess,
+    /// Tokens of another sign-in service (Supabase Auth) accepted as bearer tokens.
+    pub jwt: JwtConfig,
+}
+
+/// Who may read the Prometheus metrics.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricsAccess {
+    /// Administrators (and the operator when auth is off).
+    #[default]
+    Admin,
+    /// Anyone who reaches the server (behind a private network).
+    Public,
+    /// Not served.
+    Off,
+}
+
+/// `[server.jwt]`: JSON Web Tokens signed by the project's Supabase Auth (or any issuer of the
+/// same kind), checked with its HS256 secret or the keys of its JWKS document. Their subject
+/// (`sub`, a UUID) is the Atelier user's id, made on first sight.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct JwtConfig {
+    /// The project's JWT secret (HS256; Supabase's "legacy JWT secret").
+    pub secret: Option<Secret>,
+    /// The project's JWKS document, e.g.
+    /// `https://<project>.supabase.co/auth/v1/.well-known/jwks.json` (`ES256`, `RS256`, `EdDSA` keys).
+    pub jwks_url: Option<String>,
+    /// The audience tokens must be for (`aud`); Supabase's signed-in users: `authenticated`.
+    pub audience: String,
+    /// The issuer tokens must come from (`iss`), e.g. `https://<project>.supabase.co/auth/v1`;
+    /// unset: any.
+    pub issuer: Option<String>,
+    /// How long a fetched JWKS is trusted before it is read again.
+    pub jwks_cache_secs: u64,
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        Self {
+            secret: None,
+            jwks_url: None,
+            audience: "authenticated".into(),
+            issuer: None,
+            jwks_cache_secs: 600,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -46,6 +103,11 @@ impl Default for ServerConfig {
             heartbeat_secs: 15.0,
             cors_origins: Vec::new(),
             workers: None,
+            rate_limit_per_minute: 600,
+            rate_limit_burst: 60,
+            sign_in_per_minute: 10,
+            metrics: MetricsAccess::Admin,
+            jwt: JwtConfig::default(),
         }
     }
 }

@@ -41,7 +41,9 @@ pub use image::{Category, Image, ImageStatus, Rgb, Role};
 pub use job::{AfterFailure, Job, JobKind, JobStatus, Lease, OnClaim};
 pub use lifecycle::{Change, Stage, StepRefused, creation_events};
 pub use progress::Milestones;
-pub use request::{GenerationRequest, Invalid, MAX_PROMPT_CHARS, Parameters, UpscaleSelection};
+pub use request::{
+    GenerationRequest, Invalid, MAX_PROMPT_CHARS, Parameters, UpscaleSelection, check_subject,
+};
 pub use user::{
     AccountInvalid, ApiKey, Email, KEY_PREFIX, SESSION_PREFIX, Session, User, UserRole,
     check_password, key_name, now_ms,

@@ -188,21 +188,26 @@ impl GenerationRequest {
             }
         }
         if let Some(subject) = self.subject.take() {
-            let subject = subject.trim();
-            if subject.is_empty() {
-                return Err(Invalid::EmptySubject);
-            }
-            let n = subject.chars().count();
-            if n > MAX_SUBJECT_CHARS {
-                return Err(Invalid::SubjectTooLong(n));
-            }
-            if let Some(c) = subject.chars().find(|c| c.is_control()) {
-                return Err(Invalid::SubjectControlCharacter(c as u32));
-            }
-            self.subject = Some(subject.to_owned());
+            self.subject = Some(check_subject(&subject)?);
         }
         Ok(self)
     }
+}
+
+/// A subject as stored: trimmed, not empty, short, without control characters.
+pub fn check_subject(raw: &str) -> Result<String, Invalid> {
+    let subject = raw.trim();
+    if subject.is_empty() {
+        return Err(Invalid::EmptySubject);
+    }
+    let n = subject.chars().count();
+    if n > MAX_SUBJECT_CHARS {
+        return Err(Invalid::SubjectTooLong(n));
+    }
+    if let Some(c) = subject.chars().find(|c| c.is_control()) {
+        return Err(Invalid::SubjectControlCharacter(c as u32));
+    }
+    Ok(subject.to_owned())
 }
 
 fn check_prompt(raw: &str) -> Result<String, Invalid> {

@@ -3,8 +3,10 @@
 //! provider accounts' health, the audit log). A user who is not an administrator gets 403 on
 //! the latter.
 
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -68,7 +70,14 @@ pub struct Login {
 }
 
 /// `POST /v1/sessions`: email and password for a session token (shown once).
-pub async fn login(State(s): State<Shared>, Body(body): Body<Login>) -> Answer<Response> {
+pub async fn login(
+    State(s): State<Shared>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Body(body): Body<Login>,
+) -> Answer<Response> {
+    // Every attempt counts, before the password's hash is checked: that check is the costly
+    // part, and the limit is what makes guessing slow.
+    s.rate.attempt(Some(client.ip()))?;
     let Some((token, user)) = s.app.login(&body.email, &body.password).await? else {
         return Err(Problem::unauthorized("wrong email or password"));
     };
@@ -85,12 +94,8 @@ pub async fn logout(
     Caller(_): Caller,
     headers: HeaderMap,
 ) -> Answer<StatusCode> {
-    if let Some(token) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' ').map(|(_, t)| t.trim().to_owned()))
-    {
-        s.app.logout(&token).await?;
+    if let Some(token) = super::auth::bearer(&headers) {
+        s.app.logout(token).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }

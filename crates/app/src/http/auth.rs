@@ -1,17 +1,42 @@
-//! Who calls: the `Caller` every route takes, from `Authorization: Bearer …` (or nobody, as
-//! the operator, when `[server] auth = "none"` on a loopback address).
+//! Who calls: the `Caller` every route takes, from `Authorization: Bearer …` (an API key, a
+//! session token or a trusted sign-in service's JWT), or nobody, as the operator, when
+//! `[server] auth = "none"` on a loopback address. Each key's requests are held to its rate
+//! (`rate.rs`); refused credentials count against the client's address like sign-in attempts.
 
-use axum::extract::FromRequestParts;
-use axum::http::header;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 
 use super::Shared;
 use crate::config::ServerAuth;
 use crate::domain::Actor;
+use crate::error::AppError;
 use crate::http::Problem;
 
 /// The actor a request runs for.
 pub struct Caller(pub Actor);
+
+/// The client's address, as the connection shows it (a proxy's, behind one).
+pub fn client_address(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// The token of an `Authorization: Bearer …` header.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .filter(|t| !t.is_empty())
+}
 
 impl FromRequestParts<Shared> for Caller {
     type Rejection = Problem;
@@ -20,21 +45,20 @@ impl FromRequestParts<Shared> for Caller {
         if state.settings.auth == ServerAuth::None {
             return Ok(Self(Actor::Operator));
         }
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, token) = v.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .filter(|t| !t.is_empty())
+        let token = bearer(&parts.headers)
             .ok_or_else(|| Problem::unauthorized("send an API key: Authorization: Bearer <key>"))?;
-        let actor = state
-            .app
-            .authenticate(token)
-            .await
-            .map_err(|_| Problem::unauthorized("this API key or session is not valid"))?;
-        Ok(Self(actor))
+        match state.app.authenticate(token).await {
+            Ok(actor) => {
+                state.rate.request(token)?;
+                Ok(Self(actor))
+            }
+            Err(AppError::NotFound(_)) => {
+                state.rate.attempt(client_address(parts))?;
+                Err(Problem::unauthorized(
+                    "this API key, session or token is not valid",
+                ))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }

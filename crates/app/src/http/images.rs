@@ -85,40 +85,18 @@ pub async fn update(
     Body(body): Body<ImageUpdate>,
 ) -> Answer<axum::Json<ImageView>> {
     let image: ImageId = id(&raw, "image")?;
-    // Everything is checked before anything changes.
-    let status = body
-        .status
-        .as_deref()
-        .map(|v| {
-            ImageStatus::parse(v).ok_or_else(|| {
-                Problem::invalid(format!("status {v:?} is not one of draft, final, archived"))
-            })
-        })
-        .transpose()?;
-    let tags = body
-        .tags
-        .as_deref()
-        .map(crate::domain::tags::normalise)
-        .transpose()
-        .map_err(|e| Problem::invalid(e.to_string()))?;
-    let mut current = s.app.image(actor, image).await?;
-    if let Some(tags) = &tags {
-        crate::domain::tags::merged(&current.tags, tags)
-            .map_err(|e| Problem::invalid(e.to_string()))?;
-    }
-    if let Some(status) = status {
-        current = s.app.set_image_status(actor, image, status).await?;
-    }
-    if let Some(tags) = &tags {
-        current = s.app.tag(actor, image, tags).await?;
-    }
-    if body.favourite.is_some() || body.public.is_some() {
-        current = s
-            .app
-            .set_image_marks(actor, image, body.favourite, body.public)
-            .await?;
-    }
+    let current = s.app.update_image(actor, image, &body).await?;
     Ok(axum::Json(s.app.image_view(&current).without_paths()))
+}
+
+/// `DELETE /v1/images/{id}`: the image, its file and its thumbnail.
+pub async fn delete(
+    State(s): State<Shared>,
+    Caller(actor): Caller,
+    Path(raw): Path<String>,
+) -> Answer<StatusCode> {
+    s.app.delete_image(actor, id(&raw, "image")?).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn file(

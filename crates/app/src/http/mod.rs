@@ -18,7 +18,9 @@ mod health;
 mod idempotency;
 mod images;
 mod input;
+mod metrics;
 mod problem;
+mod rate;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -31,7 +33,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::app::{App, Stop};
-use crate::config::{ServerAuth, ServerConfig};
+use crate::config::{MetricsAccess, ServerAuth, ServerConfig};
 use crate::error::AppError;
 
 pub use problem::Problem;
@@ -43,6 +45,8 @@ pub(crate) struct Shared {
     settings: Arc<Settings>,
     /// Turns true when the server is stopping: event streams and waits end.
     stopping: watch::Receiver<bool>,
+    /// Requests per key, sign-in attempts per address.
+    rate: Arc<rate::RateLimits>,
 }
 
 /// The server's settings, read once from `[server]`.
@@ -54,6 +58,13 @@ pub struct Settings {
     pub max_wait: Duration,
     pub heartbeat: Duration,
     pub cors_origins: Vec<String>,
+    /// Who may read `/metrics`.
+    pub metrics: MetricsAccess,
+    /// Requests a key may make a minute, and at once above that (0: no limit).
+    pub rate_per_minute: u32,
+    pub rate_burst: u32,
+    /// Sign-in attempts a client address may make a minute (0: no limit).
+    pub sign_in_per_minute: u32,
     /// Workers run beside the API.
     pub workers: u32,
     /// How long the jobs in hand may finish after the stop.
@@ -92,6 +103,10 @@ impl Settings {
             max_wait: Duration::from_secs(config.max_wait_secs),
             heartbeat: secs(config.heartbeat_secs, "heartbeat_secs")?,
             cors_origins: config.cors_origins.clone(),
+            metrics: config.metrics,
+            rate_per_minute: config.rate_limit_per_minute,
+            rate_burst: config.rate_limit_burst,
+            sign_in_per_minute: config.sign_in_per_minute,
             workers: config.workers.unwrap_or(default_workers),
             grace,
         })
@@ -118,7 +133,12 @@ fn router(shared: Shared) -> Router {
         .route("/generations/{id}/events", get(events::generation))
         .route("/events", get(events::feed))
         .route("/images", get(images::list))
-        .route("/images/{id}", get(images::show).patch(images::update))
+        .route(
+            "/images/{id}",
+            get(images::show)
+                .patch(images::update)
+                .delete(images::delete),
+        )
         .route("/images/{id}/file", get(images::file))
         .route("/images/{id}/thumbnail", get(images::thumbnail))
         .route("/me", get(accounts::me))
@@ -136,6 +156,7 @@ fn router(shared: Shared) -> Router {
         .nest("/v1", v1)
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
+        .route("/metrics", get(metrics::scrape))
         .fallback(|| async { Problem::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             Problem::new(
@@ -144,7 +165,8 @@ fn router(shared: Shared) -> Router {
                 "this route does not take that method",
             )
         })
-        .with_state(shared);
+        .with_state(shared)
+        .route_layer(axum::middleware::from_fn(metrics::track));
     input::layers(app, &settings)
 }
 
@@ -168,10 +190,28 @@ pub async fn serve(
         let app = app.clone();
         tokio::spawn(async move { app.run_node(workers, Stop::Never, drain).await })
     });
+    let rate = Arc::new(rate::RateLimits::new(
+        settings.rate_per_minute,
+        settings.rate_burst,
+        settings.sign_in_per_minute,
+    ));
+    let forget = {
+        let rate = rate.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_mins(1)).await;
+                rate.forget_idle();
+            }
+        })
+    };
+    if settings.metrics != MetricsAccess::Off {
+        metrics::handle();
+    }
     let shared = Shared {
         app: app.clone(),
         settings: settings.clone(),
         stopping: stopping.clone(),
+        rate,
     };
     let routes = router(shared).into_make_service_with_connect_info::<SocketAddr>();
     let graceful = {
@@ -241,6 +281,7 @@ pub async fn serve(
         }
     }
     app.release_accounts().await;
+    forget.abort();
     match joined {
         Ok(Ok(())) => outcome,
         Ok(Err(e)) => Err(AppError::Internal(format!("the server failed: {e}"))),

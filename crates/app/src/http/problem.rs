@@ -64,7 +64,7 @@ impl From<AppError> for Problem {
         match e {
             AppError::Invalid(m) => Self::invalid(m),
             AppError::NotFound(what) => Self::not_found(format!("{what} not found")),
-            AppError::Conflict(m) if m.starts_with("queue full") => {
+            AppError::QueueFull(m) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "queue_full", m).retry_after(30)
             }
             AppError::Conflict(m) | AppError::WrongState(m) => {

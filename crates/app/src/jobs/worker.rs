@@ -180,6 +180,7 @@ impl Worker {
                 None,
             )),
         };
+        count_outcome(&job, &outcome);
         match outcome {
             Ok(()) => self.finish(&job, JobStatus::Succeeded, None).await,
             Err(JobError::Stop) => self.finish(&job, JobStatus::Canceled, None).await,
@@ -420,4 +421,23 @@ pub async fn run_node(
         }
     }
     Ok(())
+}
+
+/// Counts a job's run in the process's metrics (`/metrics`): how runs end, and the failures
+/// by provider and code.
+fn count_outcome(job: &Job, outcome: &Result<(), JobError>) {
+    let provider = job.slot.split(':').next().unwrap_or_default().to_owned();
+    let (ended, failure) = match outcome {
+        Ok(()) => ("succeeded", None),
+        Err(JobError::Stop) => ("canceled", None),
+        Err(JobError::Abort(f)) => ("failed", Some(f)),
+        Err(JobError::Retry(f, _)) => ("retried", Some(f)),
+        Err(JobError::Refused(_)) => ("unrecorded", None),
+    };
+    metrics::counter!("atelier_job_runs_total", "provider" => provider.clone(), "outcome" => ended)
+        .increment(1);
+    if let Some(f) = failure {
+        metrics::counter!("atelier_provider_errors_total", "provider" => provider, "code" => f.code.as_str())
+            .increment(1);
+    }
 }

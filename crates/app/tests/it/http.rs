@@ -89,7 +89,7 @@ pub fn client() -> reqwest::Client {
 /// No credentials needed: the server's callers are the operator (loopback only).
 const OPEN: &str = "[server]\nauth = \"none\"\n";
 
-async fn problem(r: reqwest::Response, status: u16, code: &str) -> Value {
+pub async fn problem(r: reqwest::Response, status: u16, code: &str) -> Value {
     assert_eq!(r.status().as_u16(), status, "{:?}", r.text().await);
     assert_problem_type(&r);
     let body: Value = r.json().await.expect("a problem document");
@@ -117,7 +117,11 @@ fn slow(delay_ms: u64, server: &str) -> DataDir {
 }
 
 /// GET `url` (signed with `key`, if any) and its JSON body.
-async fn get_json(http: &reqwest::Client, url: impl reqwest::IntoUrl, key: Option<&str>) -> Value {
+pub async fn get_json(
+    http: &reqwest::Client,
+    url: impl reqwest::IntoUrl,
+    key: Option<&str>,
+) -> Value {
     let mut request = http.get(url);
     if let Some(key) = key {
         request = request.bearer_auth(key);
@@ -668,7 +672,7 @@ struct Users {
     root: String,
 }
 
-fn key_for(data: &DataDir, email: &str, admin: bool) -> String {
+pub fn key_for(data: &DataDir, email: &str, admin: bool) -> String {
     let mut args = vec!["user", "add", email];
     if admin {
         args.push("--admin");
@@ -884,7 +888,10 @@ async fn keys_sign_callers_in_and_each_sees_only_their_own_work() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_concurrent_submits_against_ten_credits_accept_exactly_ten() {
     // No workers: what is accepted stays queued, so its credits stay held.
-    let u = Users::start("[credits]\nenabled = true\n[server]\nworkers = 0\n");
+    // No rate limit: the hundred requests come from one key at once.
+    let u = Users::start(
+        "[credits]\nenabled = true\n[server]\nworkers = 0\nrate_limit_per_minute = 0\n",
+    );
     let s = &u.server;
     let out = s
         .data

@@ -13,6 +13,7 @@ mod directory;
 mod engine;
 mod follow;
 mod http;
+mod http_auth;
 mod limits;
 mod midjourney;
 mod migrate;

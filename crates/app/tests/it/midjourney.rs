@@ -716,7 +716,7 @@ async fn the_queue_is_bounded_and_niji_jobs_go_to_the_niji_bot() {
         )
         .await;
     assert!(
-        matches!(&refused, Err(atelier::error::AppError::Conflict(m)) if m.contains("queue full")),
+        matches!(&refused, Err(atelier::error::AppError::QueueFull(m)) if m.contains("queue full")),
         "{refused:?}"
     );
     run_all(&app).await;

@@ -26,6 +26,8 @@ pub struct ServerConfig {
     pub max_body_kib: u64,
     /// Longest time a request (other than an event stream or a `Prefer: wait`) may take.
     pub request_timeout_secs: f64,
+    /// Longest time a client may take to send a request's head (method, path, headers).
+    pub header_timeout_secs: f64,
     /// Longest `Prefer: wait=N` honoured: a create waits at most this for the generation's end.
     pub max_wait_secs: u64,
     /// Comment lines sent on an idle event stream so proxies keep it open.
@@ -99,6 +101,7 @@ impl Default for ServerConfig {
             auth: ServerAuth::Keys,
             max_body_kib: 1024,
             request_timeout_secs: 30.0,
+            header_timeout_secs: 10.0,
             max_wait_secs: 60,
             heartbeat_secs: 15.0,
             cors_origins: Vec::new(),

@@ -18,6 +18,7 @@ mod health;
 mod idempotency;
 mod images;
 mod input;
+mod listen;
 mod metrics;
 mod problem;
 mod rate;
@@ -55,6 +56,9 @@ pub struct Settings {
     pub auth: ServerAuth,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// Longest time a client may take to send a request's head (slow clients hold a connection
+    /// this long at most).
+    pub header_timeout: Duration,
     pub max_wait: Duration,
     pub heartbeat: Duration,
     pub cors_origins: Vec<String>,
@@ -100,6 +104,7 @@ impl Settings {
             max_body_bytes: usize::try_from(config.max_body_kib.saturating_mul(1024))
                 .unwrap_or(usize::MAX),
             request_timeout: secs(config.request_timeout_secs, "request_timeout_secs")?,
+            header_timeout: secs(config.header_timeout_secs, "header_timeout_secs")?,
             max_wait: Duration::from_secs(config.max_wait_secs),
             heartbeat: secs(config.heartbeat_secs, "heartbeat_secs")?,
             cors_origins: config.cors_origins.clone(),
@@ -213,24 +218,27 @@ pub async fn serve(
         stopping: stopping.clone(),
         rate,
     };
-    let routes = router(shared).into_make_service_with_connect_info::<SocketAddr>();
-    let graceful = {
+    let routes = router(shared);
+    let signal = {
         let stop_tx = stop_tx.clone();
         let mut stopping = stopping.clone();
-        async move {
+        tokio::spawn(async move {
             tokio::select! {
                 () = shutdown => {}
                 _ = stopping.wait_for(|s| *s) => {}
             }
             tracing::info!("stopping: no new connections; event streams end");
             let _ = stop_tx.send(true);
-        }
+        })
     };
-    let mut server = tokio::spawn(async move {
-        axum::serve(listener, routes)
-            .with_graceful_shutdown(graceful)
-            .await
-    });
+    let mut server = {
+        let stopping = stopping.clone();
+        let header_timeout = settings.header_timeout;
+        tokio::spawn(async move {
+            listen::serve(listener, routes, header_timeout, stopping).await;
+            Ok::<(), std::io::Error>(())
+        })
+    };
     // Until the stop, or until the workers stop by themselves (the catalogue refuses writes),
     // which stops the server too.
     let mut stopped = stopping.clone();
@@ -282,6 +290,7 @@ pub async fn serve(
     }
     app.release_accounts().await;
     forget.abort();
+    signal.abort();
     match joined {
         Ok(Ok(())) => outcome,
         Ok(Err(e)) => Err(AppError::Internal(format!("the server failed: {e}"))),

@@ -611,3 +611,29 @@ async fn an_image_of_a_running_generation_is_not_deleted() {
         200
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_trickle_their_headers_or_send_nothing_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = Server::start("[server]\nauth = \"none\"\nheader_timeout_secs = 1\n");
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    for opening in [&b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Slow: "[..], b""] {
+        let mut conn = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        conn.write_all(opening).await.expect("write");
+        let started = std::time::Instant::now();
+        let mut answer = Vec::new();
+        let closed =
+            tokio::time::timeout(Duration::from_secs(6), conn.read_to_end(&mut answer)).await;
+        assert!(
+            closed.is_ok(),
+            "a connection that sent {:?} is still open",
+            String::from_utf8_lossy(opening)
+        );
+        assert!(started.elapsed() >= Duration::from_millis(900));
+    }
+    // Meanwhile and afterwards, others are served.
+    let r = client().get(s.url("/healthz")).send().await.expect("sent");
+    assert_eq!(r.status().as_u16(), 200);
+}

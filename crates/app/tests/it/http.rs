@@ -668,7 +668,7 @@ struct Users {
     root: String,
 }
 
-fn key_for(data: &DataDir, email: &str, admin: bool) -> String {
+pub fn key_for(data: &DataDir, email: &str, admin: bool) -> String {
     let mut args = vec!["user", "add", email];
     if admin {
         args.push("--admin");

@@ -17,6 +17,7 @@ mod limits;
 mod midjourney;
 mod migrate;
 mod nodes;
+mod openapi;
 mod outputs;
 mod postgres;
 mod processes;

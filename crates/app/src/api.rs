@@ -273,6 +273,7 @@ pub struct CreateGeneration {
     #[serde(default)]
     pub provider: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<CategoryName>)]
     pub category: Option<String>,
     #[serde(default)]
     pub subject: Option<String>,
@@ -347,6 +348,7 @@ pub struct ActionRequest {
 #[serde(deny_unknown_fields)]
 pub struct ImageUpdate {
     #[serde(default)]
+    #[schema(value_type = Option<ImageStatusName>)]
     pub status: Option<String>,
     /// Tags added (existing ones stay).
     #[serde(default)]
@@ -374,4 +376,35 @@ pub struct Page<T> {
     pub data: Vec<T>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+}
+
+/// The values the API takes and shows for a generation's status, as the document lists them
+/// (the domain parses and names them; this only describes them).
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GenerationStatusName {
+    Queued,
+    Submitted,
+    Running,
+    Succeeded,
+    Failed,
+    Canceled,
+}
+
+/// An image's status, as the document lists it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageStatusName {
+    Draft,
+    Final,
+    Archived,
+}
+
+/// An image's category, as the document lists it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CategoryName {
+    Character,
+    Scene,
+    Element,
 }

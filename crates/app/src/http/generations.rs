@@ -173,7 +173,7 @@ pub async fn create(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
+    #[param(value_type = Option<crate::api::GenerationStatusName>)]
     status: Option<String>,
     provider: Option<String>,
     /// The `next_cursor` of the previous page.

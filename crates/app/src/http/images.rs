@@ -20,8 +20,9 @@ use crate::domain::{Category, ImageId, ImageStatus};
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// `draft`, `final` or `archived`.
+    #[param(value_type = Option<crate::api::ImageStatusName>)]
     status: Option<String>,
+    #[param(value_type = Option<crate::api::CategoryName>)]
     category: Option<String>,
     subject: Option<String>,
     tag: Option<String>,

@@ -103,7 +103,7 @@ impl Settings {
     }
 }
 
-/// Every route, and the OpenAPI document made from the same registrations: a route is added
+/// Every route, and the `OpenAPI` document made from the same registrations: a route is added
 /// with `.routes(routes!(handler))` and its `#[utoipa::path]`, never with axum's `.route`, so
 /// it cannot be served without being documented (`openapi.rs`).
 fn router(shared: Shared) -> Router {

@@ -1,4 +1,4 @@
-//! The OpenAPI document (`GET /openapi.json`), generated from the code: every route is
+//! The `OpenAPI` document (`GET /openapi.json`), generated from the code: every route is
 //! registered through `utoipa_axum::routes!` (see `mod.rs`), so a handler's `#[utoipa::path]`
 //! is the one place that says its path, method, parameters and answers, and the router and
 //! the document cannot disagree. This module adds what every route shares, once:

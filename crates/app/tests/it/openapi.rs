@@ -1,5 +1,5 @@
-//! The OpenAPI document and the reference page against a real `atelier serve`: the document
-//! is valid OpenAPI 3 (checked by `openapi-spec-validator`), every path and method it lists
+//! The `OpenAPI` document and the reference page against a real `atelier serve`: the document
+//! is valid `OpenAPI` 3 (checked by `openapi-spec-validator`), every path and method it lists
 //! is answered (never 404/405 with real ids), routes it does not list are not; the page and
 //! everything it loads come from the server itself; and schemathesis, fuzzing every operation
 //! with an administrator's key, finds no 5xx and no answer that the document does not

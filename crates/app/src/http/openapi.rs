@@ -42,7 +42,15 @@ pub struct Document(pub Arc<String>);
             accounts. JSON in and out; errors are `application/problem+json` documents whose \
             `code` is stable. Sign requests with `Authorization: Bearer <API key or session token>`.",
     ),
-    components(schemas(Problem, crate::api::EventView, crate::api::FeedEventView)),
+    // Schemas named only by `value_type` in a parameter are not collected by utoipa: listed here.
+    components(schemas(
+        Problem,
+        crate::api::EventView,
+        crate::api::FeedEventView,
+        crate::api::GenerationStatusName,
+        crate::api::ImageStatusName,
+        crate::api::CategoryName,
+    )),
     tags(
         (name = "generations", description = "Asking for images and following the work"),
         (name = "images", description = "The images made: metadata, bytes, marks"),

@@ -69,6 +69,36 @@ if [ -z "${ATELIER_TEST_S3_ENDPOINT:-}" ]; then
     export ATELIER_TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
 fi
 
+# The OpenAPI tests (tests/it/openapi.rs): openapi-spec-validator checks the served document,
+# and schemathesis fuzzes a real `atelier serve` with it. Both in a virtualenv under
+# target/test-peers/ (installed once, from PyPI, at the versions the tests were written
+# against); the tests read ATELIER_TEST_OPENAPI_TOOLS, its `bin` folder, and fail without it.
+if [ -z "${ATELIER_TEST_OPENAPI_TOOLS:-}" ]; then
+    peers=target/test-peers
+    mkdir -p "$peers"
+    if [ ! -x "$peers/openapi/bin/schemathesis" ] || [ ! -x "$peers/openapi/bin/openapi-spec-validator" ]; then
+        rm -rf "$peers/openapi"
+        if ! python3 -m venv "$peers/openapi" >/dev/null 2>&1; then
+            if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+                apt-get install -y -q python3-venv >/dev/null
+            fi
+            rm -rf "$peers/openapi"
+            python3 -m venv "$peers/openapi" || {
+                echo "error: cannot make a Python virtualenv for the OpenAPI tools: install python3-venv" >&2
+                exit 1
+            }
+        fi
+        "$peers/openapi/bin/pip" install -q 'schemathesis==4.32.5' 'openapi-spec-validator==0.9.0' \
+            >"$peers/openapi-install.log" 2>&1 || {
+            rm -rf "$peers/openapi"
+            echo "error: cannot install schemathesis and openapi-spec-validator from PyPI; see $peers/openapi-install.log" >&2
+            exit 1
+        }
+    fi
+    ATELIER_TEST_OPENAPI_TOOLS="$PWD/$peers/openapi/bin"
+fi
+export ATELIER_TEST_OPENAPI_TOOLS
+
 # PostgreSQL for the catalogue tests: ATELIER_TEST_DATABASE_URL is an admin URL from which
 # every test creates a database of its own (atelier_t_*), so tests run in parallel. Given
 # ATELIER_TEST_DATABASE_URL is used as it is; else the server on 127.0.0.1:5432 when it

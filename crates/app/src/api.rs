@@ -17,7 +17,7 @@ fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct ErrorView {
     pub code: &'static str,
     pub message: String,
@@ -32,7 +32,7 @@ impl From<&Failure> for ErrorView {
     }
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct ImageView {
     pub id: String,
     pub generation_id: String,
@@ -102,7 +102,7 @@ impl ImageView {
     }
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct GenerationView {
     pub id: String,
     pub kind: &'static str,
@@ -112,6 +112,7 @@ pub struct GenerationView {
     pub prompt: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub negative_prompt: Option<String>,
+    #[schema(value_type = Object)]
     pub parameters: serde_json::Value,
     pub category: Option<&'static str>,
     pub subject: Option<String>,
@@ -179,7 +180,7 @@ impl GenerationView {
     }
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct EventView {
     #[serde(rename = "type")]
     pub kind: &'static str,
@@ -199,7 +200,7 @@ pub struct EventView {
 
 /// An event in the feed of all events (`atelier events`): the event and its position, from
 /// which a follower may start again (`--after POSITION`).
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct FeedEventView {
     pub position: i64,
     #[serde(flatten)]
@@ -263,7 +264,7 @@ pub struct GenerationQuery {
 
 /// `POST /v1/generations`: what a client asks for. Unknown fields are refused, so a typo is
 /// an error rather than a silently ignored setting.
-#[derive(serde::Deserialize, Debug, Default)]
+#[derive(serde::Deserialize, Debug, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateGeneration {
     pub prompt: String,
@@ -272,6 +273,7 @@ pub struct CreateGeneration {
     #[serde(default)]
     pub provider: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<CategoryName>)]
     pub category: Option<String>,
     #[serde(default)]
     pub subject: Option<String>,
@@ -284,11 +286,12 @@ pub struct CreateGeneration {
     pub aspect_ratio: Option<String>,
     /// Provider settings that are not prompt parameters (`{"bot": "niji"}`).
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub parameters: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Which upscales to keep, as text or as a list of numbers.
-#[derive(serde::Deserialize, Debug, Clone)]
+#[derive(serde::Deserialize, Debug, Clone, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum UpscaleChoice {
     Text(String),
@@ -330,7 +333,7 @@ impl CreateGeneration {
 }
 
 /// `POST /v1/images/{id}/actions`: a button pressed on an image.
-#[derive(serde::Deserialize, Debug)]
+#[derive(serde::Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionRequest {
     /// `u1`–`u4`, `v1`–`v4`, `reroll`, `vary_strong`, `upscale_subtle`, `zoom_out_2x`, `pan_left`…
@@ -341,10 +344,11 @@ pub struct ActionRequest {
 }
 
 /// `PATCH /v1/images/{id}`: what may change on an image.
-#[derive(serde::Deserialize, Debug, Default)]
+#[derive(serde::Deserialize, Debug, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImageUpdate {
     #[serde(default)]
+    #[schema(value_type = Option<ImageStatusName>)]
     pub status: Option<String>,
     /// Tags added (existing ones stay).
     #[serde(default)]
@@ -363,7 +367,7 @@ pub struct ImageUpdate {
 }
 
 /// Where a queued generation stands.
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct QueueView {
     /// Jobs of the same provider account before it.
     pub ahead: u64,
@@ -373,9 +377,40 @@ pub struct QueueView {
 }
 
 /// One page of a list and the cursor of the next (absent on the last page).
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct Page<T> {
     pub data: Vec<T>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+}
+
+/// The values the API takes and shows for a generation's status, as the document lists them
+/// (the domain parses and names them; this only describes them).
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GenerationStatusName {
+    Queued,
+    Submitted,
+    Running,
+    Succeeded,
+    Failed,
+    Canceled,
+}
+
+/// An image's status, as the document lists it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageStatusName {
+    Draft,
+    Final,
+    Archived,
+}
+
+/// An image's category, as the document lists it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CategoryName {
+    Character,
+    Scene,
+    Element,
 }

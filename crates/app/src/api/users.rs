@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::rfc3339;
 use crate::domain::{ApiKey, AuditEntry, Credits, LedgerEntry, User};
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct UserView {
     pub id: String,
     pub email: String,
@@ -27,7 +27,7 @@ impl From<&User> for UserView {
     }
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct ApiKeyView {
     pub id: String,
     pub user_id: String,
@@ -54,7 +54,7 @@ impl From<&ApiKey> for ApiKeyView {
 }
 
 /// A key just made: its record and, this once, its secret (which `Debug` does not print).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct NewKeyView {
     /// The secret: shown now and never again.
     pub key: String,
@@ -71,7 +71,7 @@ impl std::fmt::Debug for NewKeyView {
     }
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct LedgerEntryView {
     pub id: i64,
     pub at: String,
@@ -99,7 +99,7 @@ impl From<&LedgerEntry> for LedgerEntryView {
 }
 
 /// A user's credits with the latest entries of their ledger.
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct CreditsView {
     pub user_id: String,
     pub balance: i64,
@@ -119,7 +119,7 @@ impl CreditsView {
     }
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct AuditEntryView {
     pub id: i64,
     pub at: String,
@@ -127,6 +127,7 @@ pub struct AuditEntryView {
     pub actor: Option<String>,
     pub action: &'static str,
     pub target: String,
+    #[schema(value_type = Object)]
     pub details: serde_json::Value,
 }
 

@@ -17,7 +17,7 @@ use crate::error::AppError;
 use crate::providers::{AccountPool, AccountStatus, Providers};
 
 /// What a process last recorded about an account.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct LastKnown {
     pub health: String,
     pub reason: Option<String>,
@@ -26,7 +26,7 @@ pub struct LastKnown {
 }
 
 /// One account as `atelier accounts` lists it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct AccountView {
     pub provider: String,
     #[serde(flatten)]

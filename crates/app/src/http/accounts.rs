@@ -21,12 +21,33 @@ fn invalid(e: impl std::fmt::Display) -> Problem {
     Problem::invalid(e.to_string())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Entries older than this id (ledger, audit log).
     before: Option<i64>,
+    /// Users after this id (the last of the previous page).
     after: Option<String>,
     limit: Option<u32>,
+}
+
+/// `/v1/me` without a user: the operator (a server with `auth = "none"`).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Operator {
+    /// `operator`.
+    role: String,
+}
+
+/// Who calls.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum Me {
+    User(UserView),
+    Operator(Operator),
 }
 
 fn page_query(
@@ -36,6 +57,14 @@ fn page_query(
         .map_err(|e| Problem::invalid(e.body_text()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/me",
+    tag = "accounts",
+    operation_id = "me",
+    summary = "Who calls",
+    responses((status = 200, description = "The caller", body = Me))
+)]
 pub async fn me(State(s): State<Shared>, Caller(actor): Caller) -> Answer<Response> {
     Ok(match s.app.me(actor).await? {
         Some(user) => axum::Json(UserView::from(&user)).into_response(),
@@ -43,6 +72,19 @@ pub async fn me(State(s): State<Shared>, Caller(actor): Caller) -> Answer<Respon
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/me/credits",
+    tag = "accounts",
+    operation_id = "my_credits",
+    summary = "The caller's balance and the latest entries of their ledger",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "The credits", body = CreditsView),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 422, response = super::openapi::Invalid),
+    )
+)]
 pub async fn my_credits(
     State(s): State<Shared>,
     Caller(actor): Caller,
@@ -62,13 +104,37 @@ pub async fn my_credits(
     Ok(axum::Json(CreditsView::of(&user, credits, &ledger)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     email: String,
     password: String,
 }
 
+/// A session just opened: its token (shown this once) and its user.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Session {
+    /// Send it as `Authorization: Bearer <token>`.
+    token: String,
+    user: UserView,
+}
+
+#[utoipa::path(
+    post,
+    path = "/sessions",
+    tag = "accounts",
+    operation_id = "sign_in",
+    summary = "Sign in with email and password for a session token",
+    security(()),
+    request_body = Login,
+    responses(
+        (status = 201, description = "Signed in", body = Session),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 /// `POST /v1/sessions`: email and password for a session token (shown once).
 pub async fn login(
     State(s): State<Shared>,
@@ -88,6 +154,14 @@ pub async fn login(
         .into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/sessions",
+    tag = "accounts",
+    operation_id = "sign_out",
+    summary = "End the session whose token signs this request",
+    responses((status = 204, description = "Signed out"))
+)]
 /// `DELETE /v1/sessions`: ends the session whose token signs the request.
 pub async fn logout(
     State(s): State<Shared>,
@@ -100,6 +174,19 @@ pub async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/users",
+    tag = "admin",
+    operation_id = "list_users",
+    summary = "The users",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of users", body = Vec<UserView>),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 422, response = super::openapi::Invalid),
+    )
+)]
 pub async fn users(
     State(s): State<Shared>,
     Caller(actor): Caller,
@@ -115,7 +202,7 @@ pub async fn users(
     Ok(axum::Json(users.iter().map(UserView::from).collect()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     email: String,
@@ -125,6 +212,19 @@ pub struct NewUser {
     password: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/users",
+    tag = "admin",
+    operation_id = "add_user",
+    summary = "Add a user (an administrator with `admin`)",
+    request_body = NewUser,
+    responses(
+        (status = 201, description = "The user", body = UserView),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 409, response = super::openapi::Conflict),
+    )
+)]
 pub async fn add_user(
     State(s): State<Shared>,
     Caller(actor): Caller,
@@ -142,13 +242,27 @@ pub async fn add_user(
     Ok((StatusCode::CREATED, axum::Json(UserView::from(&user))).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
     #[serde(default)]
     name: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/users/{email}/keys",
+    tag = "admin",
+    operation_id = "create_key",
+    summary = "Make an API key for a user (its secret is shown this once)",
+    params(("email" = String, Path, description = "The user's email")),
+    request_body = NewKey,
+    responses(
+        (status = 201, description = "The key, with its secret", body = NewKeyView),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+    )
+)]
 pub async fn create_key(
     State(s): State<Shared>,
     Caller(actor): Caller,
@@ -169,7 +283,7 @@ pub async fn create_key(
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewGrant {
     amount: i64,
@@ -180,6 +294,20 @@ pub struct NewGrant {
     note: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/users/{email}/credits",
+    tag = "admin",
+    operation_id = "grant_credits",
+    summary = "Grant credits to a user",
+    params(("email" = String, Path, description = "The user's email")),
+    request_body = NewGrant,
+    responses(
+        (status = 201, description = "The ledger entry", body = LedgerEntryView),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+    )
+)]
 pub async fn grant(
     State(s): State<Shared>,
     Caller(actor): Caller,
@@ -198,6 +326,19 @@ pub async fn grant(
         .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/audit",
+    tag = "admin",
+    operation_id = "audit_log",
+    summary = "The audit log, newest first",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "Entries", body = Vec<AuditEntryView>),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 422, response = super::openapi::Invalid),
+    )
+)]
 pub async fn audit(
     State(s): State<Shared>,
     Caller(actor): Caller,
@@ -213,6 +354,17 @@ pub async fn audit(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/accounts",
+    tag = "admin",
+    operation_id = "provider_accounts",
+    summary = "The provider accounts this node pools, with their health",
+    responses(
+        (status = 200, description = "The accounts", body = Vec<crate::app::AccountView>),
+        (status = 403, response = super::openapi::Forbidden),
+    )
+)]
 /// The provider accounts this node pools, with their health (administrators only).
 pub async fn provider_accounts(State(s): State<Shared>, Caller(actor): Caller) -> Answer<Response> {
     if !actor.sees_all() {

@@ -21,11 +21,39 @@ use super::{Problem, Shared};
 use crate::api::{EventView, FeedEventView};
 use crate::domain::GenerationId;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct After {
+    /// Start after this event id (`Last-Event-ID` wins when both are given).
+    #[param(minimum = 0)]
     after: Option<i64>,
+    /// The feed only: one generation's events (not allowed on a generation's own stream).
     generation: Option<String>,
+}
+
+/// One server-sent event as a stream carries it (heartbeats are comments, not events).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct ServerSentEvent {
+    /// The event's number (a generation's stream) or feed position (the feed); none on an
+    /// `error` event.
+    id: Option<String>,
+    /// The event's type, or `error`.
+    event: Option<String>,
+    /// JSON: an `EventView` (a generation's stream), a `FeedEventView` (the feed), or a
+    /// `Problem` (an `error` event).
+    data: String,
+}
+
+/// The request header of a stream resumed after a disconnect.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct Resume {
+    /// The id of the last event received: the stream goes on from the next.
+    #[param(rename = "Last-Event-ID", pattern = "^[0-9]{1,18}$")]
+    last_event_id: Option<String>,
 }
 
 /// Where to start: `Last-Event-ID` wins over `?after=`; nothing means from the start.
@@ -93,6 +121,20 @@ fn item<T: serde::Serialize>(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/generations/{id}/events",
+    tag = "events",
+    operation_id = "generation_events",
+    summary = "One generation's events, live, as server-sent events",
+    description = "Each event's `event:` is its type (`queued`, `started`, `progress`, `image`, `succeeded`, `failed`, `cancelled`, …), its `id:` its number in the generation, its `data:` an `EventView` document. The stored events come first, then the live ones; the stream ends after the last. Comment lines keep idle connections open. An `error` event (a `Problem`) ends a stream that failed: reconnect with `Last-Event-ID`.",
+    params(("id" = uuid::Uuid, Path, description = "The generation's id"), Resume, After),
+    responses(
+        (status = 200, description = "The stream", content_type = "text/event-stream", body = ServerSentEvent),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 422, response = super::openapi::Invalid),
+    )
+)]
 pub async fn generation(
     State(s): State<Shared>,
     Caller(actor): Caller,
@@ -115,6 +157,20 @@ pub async fn generation(
     Ok(sse(&s, events))
 }
 
+#[utoipa::path(
+    get,
+    path = "/events",
+    tag = "events",
+    operation_id = "events",
+    summary = "The feed of every event the caller may see, live, as server-sent events",
+    description = "Each event's `id:` is its position in the feed, its `data:` a `FeedEventView` document (an `EventView` with its `position`). The stream stays open until the client or the server ends it; reconnect with `Last-Event-ID` to miss nothing.",
+    params(Resume, After),
+    responses(
+        (status = 200, description = "The stream", content_type = "text/event-stream", body = ServerSentEvent),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 422, response = super::openapi::Invalid),
+    )
+)]
 pub async fn feed(
     State(s): State<Shared>,
     Caller(actor): Caller,

@@ -19,7 +19,8 @@ use crate::api::{
 use crate::domain::{Actor, Generation, GenerationId, GenerationStatus, ImageId, UpscaleSelection};
 
 /// The generation as the API shows it, with its place in the queue while it waits.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = GenerationDetail)]
 struct Shown {
     #[serde(flatten)]
     generation: GenerationView,
@@ -106,6 +107,54 @@ async fn created(
     Ok(response)
 }
 
+/// The headers of the routes that create a generation.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct Creating {
+    /// Replays the first answer to a retry with the same key and request for 24 hours
+    /// (`Idempotency-Replayed: true`); the same key with another request is a 422, and a retry
+    /// while the first still runs a 409 with `Retry-After`.
+    #[param(rename = "Idempotency-Key")]
+    idempotency_key: Option<String>,
+    /// `wait=N`: hold the answer until the generation ends or N seconds pass (capped by the
+    /// server's `max_wait_secs`).
+    #[param(rename = "Prefer", pattern = r"^wait=[0-9]{1,6}$")]
+    prefer: Option<String>,
+}
+
+/// The answer of the routes that create a generation.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum CreatedGeneration {
+    /// Created (and ended, when `Prefer: wait` was given and it ended in time).
+    #[response(
+        status = 201,
+        headers(
+            ("Location" = String, description = "The generation's URL"),
+            ("Preference-Applied" = Option<String>, description = "`wait=N`, when `Prefer: wait` was honoured"),
+            ("Idempotency-Replayed" = Option<String>, description = "`true` on a replayed answer"),
+        )
+    )]
+    Created(#[to_schema] Shown),
+}
+
+#[utoipa::path(
+    post,
+    path = "/generations",
+    tag = "generations",
+    operation_id = "create_generation",
+    summary = "Ask for images",
+    description = "Queues a generation; credits are reserved now, debited on success and refunded on failure or cancel.",
+    params(Creating),
+    request_body = CreateGeneration,
+    responses(
+        CreatedGeneration,
+        (status = 402, response = super::openapi::PaymentRequired),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+    )
+)]
 pub async fn create(
     State(s): State<Shared>,
     Caller(actor): Caller,
@@ -120,15 +169,31 @@ pub async fn create(
     created(&s, actor, generation, wait).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    #[param(value_type = Option<crate::api::GenerationStatusName>)]
     status: Option<String>,
     provider: Option<String>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
+    #[param(minimum = 1)]
     limit: Option<u32>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/generations",
+    tag = "generations",
+    operation_id = "list_generations",
+    summary = "The caller's generations, newest first",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page", body = Page<GenerationView>),
+        (status = 422, response = super::openapi::Invalid),
+    )
+)]
 pub async fn list(
     State(s): State<Shared>,
     Caller(actor): Caller,
@@ -156,6 +221,18 @@ pub async fn list(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/generations/{id}",
+    tag = "generations",
+    operation_id = "get_generation",
+    summary = "A generation, with its place in the queue while it waits",
+    params(("id" = uuid::Uuid, Path, description = "The generation's id")),
+    responses(
+        (status = 200, description = "The generation", body = Shown),
+        (status = 404, response = super::openapi::NotFound),
+    )
+)]
 pub async fn show(
     State(s): State<Shared>,
     Caller(actor): Caller,
@@ -165,6 +242,19 @@ pub async fn show(
     Ok(axum::Json(shown(&s, actor, id).await?).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/generations/{id}/cancel",
+    tag = "generations",
+    operation_id = "cancel_generation",
+    summary = "Cancel a generation that has not ended (its credits are refunded)",
+    params(("id" = uuid::Uuid, Path, description = "The generation's id")),
+    responses(
+        (status = 200, description = "The generation, cancelled", body = Shown),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+    )
+)]
 pub async fn cancel(
     State(s): State<Shared>,
     Caller(actor): Caller,
@@ -175,6 +265,21 @@ pub async fn cancel(
     Ok(axum::Json(shown(&s, actor, id).await?).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/images/{id}/actions",
+    tag = "generations",
+    operation_id = "act_on_image",
+    summary = "Press a button on an image (upscale, variation, reroll, vary, zoom, pan)",
+    params(("id" = uuid::Uuid, Path, description = "The image's id"), Creating),
+    request_body = ActionRequest,
+    responses(
+        CreatedGeneration,
+        (status = 402, response = super::openapi::PaymentRequired),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+    )
+)]
 pub async fn act(
     State(s): State<Shared>,
     Caller(actor): Caller,
@@ -192,6 +297,22 @@ pub async fn act(
     created(&s, actor, generation, wait).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/images/{id}/versions",
+    tag = "generations",
+    operation_id = "create_image_version",
+    summary = "Make a new version of an image (the same request again, numbered one higher)",
+    params(("id" = uuid::Uuid, Path, description = "The image's id"), Creating),
+    responses(
+        CreatedGeneration,
+        (status = 402, response = super::openapi::PaymentRequired),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::TooLarge),
+        (status = 422, response = super::openapi::Invalid),
+    )
+)]
 pub async fn version(
     State(s): State<Shared>,
     Caller(actor): Caller,

@@ -16,20 +16,26 @@ use super::{Problem, Shared};
 use crate::api::{ImageQuery, ImageUpdate, ImageView, Page};
 use crate::domain::{Category, ImageId, ImageStatus};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    #[param(value_type = Option<crate::api::ImageStatusName>)]
     status: Option<String>,
+    #[param(value_type = Option<crate::api::CategoryName>)]
     category: Option<String>,
     subject: Option<String>,
     tag: Option<String>,
     provider: Option<String>,
+    /// A generation's id: its images only.
     generation: Option<String>,
     /// RFC 3339: created at or after.
     from: Option<String>,
     /// RFC 3339: created before.
     until: Option<String>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
+    #[param(minimum = 1)]
     limit: Option<u32>,
 }
 
@@ -37,6 +43,18 @@ fn time_param(raw: Option<&str>, name: &str) -> Result<Option<OffsetDateTime>, P
     param(raw, name, |v| OffsetDateTime::parse(v, &Rfc3339).ok())
 }
 
+#[utoipa::path(
+    get,
+    path = "/images",
+    tag = "images",
+    operation_id = "list_images",
+    summary = "The caller's images, newest first, filtered",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page", body = Page<ImageView>),
+        (status = 422, response = super::openapi::Invalid),
+    )
+)]
 pub async fn list(
     State(s): State<Shared>,
     Caller(actor): Caller,
@@ -69,6 +87,18 @@ pub async fn list(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/images/{id}",
+    tag = "images",
+    operation_id = "get_image",
+    summary = "An image's metadata",
+    params(("id" = uuid::Uuid, Path, description = "The image's id")),
+    responses(
+        (status = 200, description = "The image", body = ImageView),
+        (status = 404, response = super::openapi::NotFound),
+    )
+)]
 pub async fn show(
     State(s): State<Shared>,
     Caller(actor): Caller,
@@ -78,6 +108,20 @@ pub async fn show(
     Ok(axum::Json(s.app.image_view(&image).without_paths()))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/images/{id}",
+    tag = "images",
+    operation_id = "update_image",
+    summary = "Change an image's status, tags and marks (everything is checked before anything changes)",
+    params(("id" = uuid::Uuid, Path, description = "The image's id")),
+    request_body = ImageUpdate,
+    responses(
+        (status = 200, description = "The image as it is now", body = ImageView),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+    )
+)]
 pub async fn update(
     State(s): State<Shared>,
     Caller(actor): Caller,
@@ -90,6 +134,19 @@ pub async fn update(
 }
 
 /// `DELETE /v1/images/{id}`: the image, its file and its thumbnail.
+#[utoipa::path(
+    delete,
+    path = "/images/{id}",
+    tag = "images",
+    operation_id = "delete_image",
+    summary = "Delete an image, its file and its thumbnail",
+    params(("id" = uuid::Uuid, Path, description = "The image's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+    )
+)]
 pub async fn delete(
     State(s): State<Shared>,
     Caller(actor): Caller,
@@ -99,6 +156,61 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The request headers of a file read.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct Conditional {
+    /// A single range, `bytes=a-b`, `bytes=a-` or `bytes=-n` (several ranges, or another unit,
+    /// get the whole file).
+    #[param(rename = "Range")]
+    range: Option<String>,
+    /// The `ETag` the client holds: a 304 when it is still this file's.
+    #[param(rename = "If-None-Match")]
+    if_none_match: Option<String>,
+    /// Honour `Range` only if the file's `ETag` is still this one.
+    #[param(rename = "If-Range")]
+    if_range: Option<String>,
+}
+
+/// An image's bytes, as the document shows them.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+struct ImageBytes(Vec<u8>);
+
+#[utoipa::path(
+    get,
+    path = "/images/{id}/file",
+    tag = "images",
+    operation_id = "get_image_file",
+    summary = "An image's bytes, with ETag, caching and ranges",
+    params(("id" = uuid::Uuid, Path, description = "The image's id"), Conditional),
+    responses(
+        (status = 200, description = "The whole file", content(
+            (ImageBytes = "image/png"),
+            (ImageBytes = "image/jpeg"),
+            (ImageBytes = "image/webp"),
+        ), headers(
+            ("ETag" = String, description = "The content's SHA-256, quoted (`-thumb` added for a thumbnail)"),
+            ("Cache-Control" = String, description = "The bytes never change under this id"),
+            ("Accept-Ranges" = String, description = "`bytes`"),
+        )),
+        (status = 206, description = "One range of the file", content(
+            (ImageBytes = "image/png"),
+            (ImageBytes = "image/jpeg"),
+            (ImageBytes = "image/webp"),
+        ), headers(
+            ("Content-Range" = String, description = "`bytes a-b/size`"),
+            ("ETag" = String, description = "The content's SHA-256, quoted"),
+        )),
+        (status = 304, description = "The client's copy is current (`If-None-Match`)", headers(
+            ("ETag" = String, description = "The content's SHA-256, quoted"),
+        )),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 416, response = super::openapi::RangeNotSatisfiable),
+    )
+)]
 pub async fn file(
     State(s): State<Shared>,
     Caller(actor): Caller,
@@ -108,6 +220,34 @@ pub async fn file(
     bytes(&s, actor, &headers, &raw, false).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/images/{id}/thumbnail",
+    tag = "images",
+    operation_id = "get_image_thumbnail",
+    summary = "An image's thumbnail (WebP), with ETag, caching and ranges",
+    params(("id" = uuid::Uuid, Path, description = "The image's id"), Conditional),
+    responses(
+        (status = 200, description = "The whole file", content(
+            (ImageBytes = "image/webp"),
+        ), headers(
+            ("ETag" = String, description = "The content's SHA-256, quoted (`-thumb` added for a thumbnail)"),
+            ("Cache-Control" = String, description = "The bytes never change under this id"),
+            ("Accept-Ranges" = String, description = "`bytes`"),
+        )),
+        (status = 206, description = "One range of the file", content(
+            (ImageBytes = "image/webp"),
+        ), headers(
+            ("Content-Range" = String, description = "`bytes a-b/size`"),
+            ("ETag" = String, description = "The content's SHA-256, quoted"),
+        )),
+        (status = 304, description = "The client's copy is current (`If-None-Match`)", headers(
+            ("ETag" = String, description = "The content's SHA-256, quoted"),
+        )),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 416, response = super::openapi::RangeNotSatisfiable),
+    )
+)]
 pub async fn thumbnail(
     State(s): State<Shared>,
     Caller(actor): Caller,

@@ -66,6 +66,18 @@ pub async fn track(request: Request, next: Next) -> Response {
 }
 
 /// `GET /metrics`, for whom `[server] metrics` allows.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "service",
+    operation_id = "metrics",
+    summary = "Prometheus metrics (an administrator's key unless [server] metrics = \"public\")",
+    responses(
+        (status = 200, description = "Prometheus's text format", content_type = "text/plain", body = String),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+    )
+)]
 pub async fn scrape(State(s): State<Shared>, caller: Result<Caller, Problem>) -> Answer<Response> {
     match s.settings.metrics {
         MetricsAccess::Off => return Err(Problem::not_found("no such route")),

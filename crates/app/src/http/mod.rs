@@ -8,10 +8,13 @@
 //! - `auth.rs`: who calls (`Caller`); `generations.rs`, `images.rs`, `events.rs`,
 //!   `accounts.rs` (me, sessions, administration), `health.rs`: the routes;
 //!   `idempotency.rs`: `Idempotency-Key` on the routes that create; `input.rs`: request bodies, paths and queries read into domain values, with
-//!   problems for bad input.
+//!   problems for bad input;
+//! - `openapi.rs`: `/openapi.json`, generated from the handlers' `#[utoipa::path]`; `docs.rs`:
+//!   the reference page `/docs`, served offline.
 
 mod accounts;
 mod auth;
+mod docs;
 mod events;
 mod generations;
 mod health;
@@ -20,6 +23,7 @@ mod images;
 mod input;
 mod listen;
 mod metrics;
+mod openapi;
 mod problem;
 mod rate;
 
@@ -29,9 +33,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::{App, Stop};
 use crate::config::{MetricsAccess, ServerAuth, ServerConfig};
@@ -118,50 +123,54 @@ impl Settings {
     }
 }
 
-/// Every route.
+/// Every route, and the `OpenAPI` document made from the same registrations: a route is added
+/// with `.routes(routes!(handler))` and its `#[utoipa::path]`, never with axum's `.route`, so
+/// it cannot be served without being documented (`openapi.rs`).
 fn router(shared: Shared) -> Router {
     let settings = shared.settings.clone();
     // The routes that create honour Idempotency-Key.
-    let creating = Router::new()
-        .route("/generations", post(generations::create))
-        .route("/images/{id}/actions", post(generations::act))
-        .route("/images/{id}/versions", post(generations::version))
+    let creating = OpenApiRouter::new()
+        .routes(routes!(generations::create))
+        .routes(routes!(generations::act))
+        .routes(routes!(generations::version))
         .route_layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             idempotency::idempotent,
         ));
-    let v1 = Router::new()
+    let v1 = OpenApiRouter::new()
         .merge(creating)
-        .route("/generations", get(generations::list))
-        .route("/generations/{id}", get(generations::show))
-        .route("/generations/{id}/cancel", post(generations::cancel))
-        .route("/generations/{id}/events", get(events::generation))
-        .route("/events", get(events::feed))
-        .route("/images", get(images::list))
-        .route(
-            "/images/{id}",
-            get(images::show)
-                .patch(images::update)
-                .delete(images::delete),
-        )
-        .route("/images/{id}/file", get(images::file))
-        .route("/images/{id}/thumbnail", get(images::thumbnail))
-        .route("/me", get(accounts::me))
-        .route("/me/credits", get(accounts::my_credits))
-        .route("/sessions", post(accounts::login).delete(accounts::logout))
-        .route(
-            "/admin/users",
-            get(accounts::users).post(accounts::add_user),
-        )
-        .route("/admin/users/{email}/keys", post(accounts::create_key))
-        .route("/admin/users/{email}/credits", post(accounts::grant))
-        .route("/admin/accounts", get(accounts::provider_accounts))
-        .route("/admin/audit", get(accounts::audit));
-    let app = Router::new()
+        .routes(routes!(generations::list))
+        .routes(routes!(generations::show))
+        .routes(routes!(generations::cancel))
+        .routes(routes!(events::generation))
+        .routes(routes!(events::feed))
+        .routes(routes!(images::list))
+        .routes(routes!(images::show, images::update, images::delete))
+        .routes(routes!(images::file))
+        .routes(routes!(images::thumbnail))
+        .routes(routes!(accounts::me))
+        .routes(routes!(accounts::my_credits))
+        .routes(routes!(accounts::login, accounts::logout))
+        .routes(routes!(accounts::users, accounts::add_user))
+        .routes(routes!(accounts::create_key))
+        .routes(routes!(accounts::grant))
+        .routes(routes!(accounts::provider_accounts))
+        .routes(routes!(accounts::audit));
+    let (routes, document) = OpenApiRouter::new()
         .nest("/v1", v1)
-        .route("/healthz", get(health::live))
-        .route("/readyz", get(health::ready))
-        .route("/metrics", get(metrics::scrape))
+        .routes(routes!(health::live))
+        .routes(routes!(health::ready))
+        .routes(routes!(metrics::scrape))
+        .routes(routes!(openapi::document))
+        .routes(routes!(docs::page))
+        .routes(routes!(docs::script))
+        .routes(routes!(docs::style))
+        .split_for_parts();
+    let document = openapi::finish(document)
+        .to_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"the document could not be written: {e}\"}}"));
+    let app = routes
+        .layer(axum::Extension(openapi::Document(Arc::new(document))))
         .fallback(|| async { Problem::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             Problem::new(

@@ -8,10 +8,11 @@ use serde::Serialize;
 use crate::error::AppError;
 
 /// One problem document.
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct Problem {
     /// `about:blank`: the status says the kind, and `code` says it precisely.
     #[serde(rename = "type")]
+    #[schema(example = "about:blank")]
     pub kind: &'static str,
     pub title: &'static str,
     pub status: u16,

@@ -178,7 +178,7 @@ pub enum UpscaleMode {
 }
 
 /// One account of a pooled provider, as `atelier accounts` shows it. Never holds a secret.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct AccountStatus {
     pub name: String,
     /// `idle` (not connected yet), `connecting`, `ready` or `disabled`.

@@ -18,6 +18,7 @@ mod limits;
 mod midjourney;
 mod migrate;
 mod nodes;
+mod openapi;
 mod outputs;
 mod postgres;
 mod processes;

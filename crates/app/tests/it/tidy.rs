@@ -145,3 +145,30 @@ fn front_ends_reach_the_engine_through_app_only() {
         "front-ends must go through App's use cases (ARCHITECTURE.md, invariants): {broken:#?}"
     );
 }
+
+/// Routes served over HTTP but added with axum's own `.route` (or its `routing` helpers)
+/// would be missing from `/openapi.json`: `http/` registers every route through utoipa-axum's
+/// `.routes(routes!(handler))`, which documents it in the same step.
+#[test]
+fn every_http_route_is_registered_with_its_documentation() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src.join("http"), &mut files);
+    assert!(files.len() > 5, "found only {} http files", files.len());
+    let mut broken = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        let flat: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        // A service mounted whole (`nest_service`, such as MCP) is not an OpenAPI operation.
+        for undocumented in [".route(", "axum::routing", "routing::{"] {
+            if flat.contains(undocumented) {
+                broken.push(format!("{}: {undocumented}", f.display()));
+            }
+        }
+    }
+    assert!(
+        broken.is_empty(),
+        "routes added without their OpenAPI documentation (use .routes(routes!(handler)) \
+         and #[utoipa::path]; see ARCHITECTURE.md): {broken:#?}"
+    );
+}

@@ -129,6 +129,7 @@ pub async fn open(
 ) -> Result<Arc<App>, AppError> {
     // A bucket is checked before anything is written; a folder is made where it always was,
     // after the data directory's checks (making it creates folders).
+    let webhooks = config.webhooks.settings().map_err(AppError::Invalid)?;
     let bucket = match config.storage.backend {
         StorageBackend::S3 => Some(store(config, create).await?),
         StorageBackend::Folder => None,
@@ -170,6 +171,7 @@ pub async fn open(
         .credits(config.credits.clone())
         .banned_words(config.limits.banned_words.clone())
         .limits(config.limits.pipeline())
+        .webhooks(webhooks)
         .build())
 }
 

@@ -14,6 +14,7 @@ mod images;
 mod import;
 mod node;
 mod users;
+mod webhooks;
 
 pub use crate::catalogue::FeedEntry;
 pub(crate) use accounts::spawn_account_recorder;
@@ -28,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::{GenerationView, ImageView};
-use crate::catalogue::{Catalogue, Database, Directory, Queue};
+use crate::catalogue::{Catalogue, Database, Directory, Outbox, Queue};
 use crate::domain::{Actor, Generation, GenerationId, Image, ImageId};
 use crate::error::AppError;
 use crate::jobs::Bus;
@@ -88,6 +89,9 @@ pub struct App {
     pub(crate) banned_words: Vec<String>,
     /// The process's one reader of the event feed, shared by every follower.
     hub: follow::Hub,
+    /// Webhooks' secrets, subscriptions and deliveries (`webhooks.rs`, `crate::webhooks`).
+    pub(crate) webhooks: Arc<dyn Outbox>,
+    pub(crate) webhook_settings: crate::webhooks::WebhookSettings,
 }
 
 /// Builds an [`App`]: the database, the store and the providers are needed; the rest has
@@ -101,9 +105,17 @@ pub struct AppBuilder {
     limits: Limits,
     credits: crate::config::CreditsConfig,
     banned_words: Vec<String>,
+    webhooks: crate::webhooks::WebhookSettings,
 }
 
 impl AppBuilder {
+    /// How webhooks are delivered (`[webhooks]`).
+    #[must_use]
+    pub fn webhooks(mut self, settings: crate::webhooks::WebhookSettings) -> Self {
+        self.webhooks = settings;
+        self
+    }
+
     /// Words or phrases no prompt may contain.
     #[must_use]
     pub fn banned_words(mut self, words: Vec<String>) -> Self {
@@ -142,6 +154,8 @@ impl AppBuilder {
             catalogue: self.db.catalogue,
             queue: self.db.queue,
             directory: self.db.directory,
+            webhooks: self.db.webhooks,
+            webhook_settings: self.webhooks,
             credits: self.credits,
             store: self.store,
             providers: self.providers,
@@ -172,6 +186,7 @@ impl App {
             limits: Limits::default(),
             credits: crate::config::CreditsConfig::default(),
             banned_words: Vec::new(),
+            webhooks: crate::webhooks::WebhookSettings::default(),
         }
     }
 

@@ -6,7 +6,8 @@
 //!   time: no new connections, event streams end, requests in flight finish, the jobs in hand
 //!   get the grace period and the rest stay leased for another node;
 //! - `auth.rs`: who calls (`Caller`); `generations.rs`, `images.rs`, `events.rs`,
-//!   `accounts.rs` (me, sessions, administration), `health.rs`: the routes;
+//!   `accounts.rs` (me, sessions, administration), `webhooks.rs` (delivery logs, signing
+//!   secrets), `health.rs`: the routes;
 //!   `idempotency.rs`: `Idempotency-Key` on the routes that create; `input.rs`: request bodies, paths and queries read into domain values, with
 //!   problems for bad input.
 
@@ -19,6 +20,7 @@ mod idempotency;
 mod images;
 mod input;
 mod problem;
+mod webhooks;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -116,6 +118,9 @@ fn router(shared: Shared) -> Router {
         .route("/generations/{id}", get(generations::show))
         .route("/generations/{id}/cancel", post(generations::cancel))
         .route("/generations/{id}/events", get(events::generation))
+        .route("/generations/{id}/webhooks", get(webhooks::deliveries))
+        .route("/me/webhook-secret", get(webhooks::secret))
+        .route("/me/webhook-secret/rotate", post(webhooks::rotate))
         .route("/events", get(events::feed))
         .route("/images", get(images::list))
         .route("/images/{id}", get(images::show).patch(images::update))

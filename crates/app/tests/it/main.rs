@@ -26,3 +26,4 @@ mod support;
 mod tidy;
 mod upscales;
 mod users;
+mod webhooks;

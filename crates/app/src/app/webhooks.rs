@@ -7,8 +7,7 @@ use time::OffsetDateTime;
 use super::App;
 use crate::api::{WebhookRequest, WebhookSecretView};
 use crate::domain::{
-    Actor, Delivery, EventFilter, Generation, GenerationId, GenerationRequest, Subscription,
-    UserId,
+    Actor, Delivery, EventFilter, Generation, GenerationId, GenerationRequest, Subscription, UserId,
 };
 use crate::error::AppError;
 use crate::webhooks::{WebhookSettings, sign, target};
@@ -63,13 +62,19 @@ impl App {
     }
 
     /// The user's secret, made on first use.
-    async fn ensure_secret(&self, owner: UserId) -> Result<crate::catalogue::SecretRecord, AppError> {
+    async fn ensure_secret(
+        &self,
+        owner: UserId,
+    ) -> Result<crate::catalogue::SecretRecord, AppError> {
         if let Some(s) = self.webhooks.webhook_secret(owner).await? {
             return Ok(s);
         }
         let candidate =
             sign::new_secret().map_err(|e| AppError::Internal(format!("no random source: {e}")))?;
-        Ok(self.webhooks.ensure_webhook_secret(owner, &candidate).await?)
+        Ok(self
+            .webhooks
+            .ensure_webhook_secret(owner, &candidate)
+            .await?)
     }
 
     /// The webhook written just before generation `id` is.
@@ -134,7 +139,10 @@ impl App {
 
     /// The keys that sign a delivery of `owner`'s: the current secret, and the previous one
     /// within the overlap after a rotation.
-    pub(crate) async fn signing_keys(&self, owner: Option<UserId>) -> Result<Vec<Vec<u8>>, AppError> {
+    pub(crate) async fn signing_keys(
+        &self,
+        owner: Option<UserId>,
+    ) -> Result<Vec<Vec<u8>>, AppError> {
         let bad = |e: sign::BadSecret| AppError::Invalid(e.to_string());
         let Some(owner) = owner else {
             let secret = self

@@ -89,10 +89,20 @@ impl WebhooksConfig {
             operator_secret: self.secret.clone(),
             allow_private_targets: self.allow_private_targets,
             retry_schedule,
-            attempt_timeout: secs(self.attempt_timeout_secs, "attempt_timeout_secs", 0.1, 300.0)?,
+            attempt_timeout: secs(
+                self.attempt_timeout_secs,
+                "attempt_timeout_secs",
+                0.1,
+                300.0,
+            )?,
             concurrency: self.concurrency,
             max_url_chars: self.max_url_chars,
-            rotation_overlap: secs(self.rotation_overlap_secs, "rotation_overlap_secs", 0.0, WEEK)?,
+            rotation_overlap: secs(
+                self.rotation_overlap_secs,
+                "rotation_overlap_secs",
+                0.0,
+                WEEK,
+            )?,
         })
     }
 }
@@ -116,7 +126,10 @@ mod tests {
             ..WebhooksConfig::default()
         };
         let err = bad.settings().unwrap_err();
-        assert!(err.contains("[webhooks] secret") && !err.contains("short"), "{err}");
+        assert!(
+            err.contains("[webhooks] secret") && !err.contains("short"),
+            "{err}"
+        );
         let bad = WebhooksConfig {
             concurrency: 0,
             ..WebhooksConfig::default()

@@ -83,7 +83,9 @@ pub enum FilterInvalid {
         "unknown webhook event {0:?}: expected started, progress, output, completed, failed or canceled"
     )]
     Unknown(String),
-    #[error("the webhook event filter is empty: it would deliver nothing (leave it out for the default: completed, failed, canceled)")]
+    #[error(
+        "the webhook event filter is empty: it would deliver nothing (leave it out for the default: completed, failed, canceled)"
+    )]
     Empty,
 }
 
@@ -276,10 +278,7 @@ mod tests {
             EventFilter::parse(&["done"]),
             Err(FilterInvalid::Unknown("done".into()))
         );
-        assert_eq!(
-            EventFilter::parse::<&str>(&[]),
-            Err(FilterInvalid::Empty)
-        );
+        assert_eq!(EventFilter::parse::<&str>(&[]), Err(FilterInvalid::Empty));
         let d = EventFilter::default();
         assert!(d.wants(EventKind::Completed) && d.wants(EventKind::Failed));
         assert!(d.wants(EventKind::Canceled) && !d.wants(EventKind::GridCompleted));

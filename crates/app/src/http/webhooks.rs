@@ -33,11 +33,7 @@ pub async fn deliveries(
 
 /// A secret is never kept by a cache on the way.
 fn secret_answer(view: WebhookSecretView) -> Response {
-    (
-        [(header::CACHE_CONTROL, "no-store")],
-        axum::Json(view),
-    )
-        .into_response()
+    ([(header::CACHE_CONTROL, "no-store")], axum::Json(view)).into_response()
 }
 
 fn operator(actor: Actor) -> Result<(), Problem> {

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 use tokio::sync::{Notify, Semaphore};
@@ -48,9 +48,13 @@ pub(crate) async fn run(app: Arc<App>) {
 }
 
 async fn derive(app: &Arc<App>, queued: &Notify) {
+    let mut cursor = Cursor {
+        seen: 0,
+        saved_at: Instant::now(),
+    };
     loop {
         let seen = app.catalogue.events_seen();
-        match derive_batch(app).await {
+        match derive_batch(app, &mut cursor).await {
             Ok((more, made)) => {
                 if made {
                     queued.notify_one();
@@ -67,14 +71,30 @@ async fn derive(app: &Arc<App>, queued: &Notify) {
     }
 }
 
+/// How far this node has read the feed. Passing events that queue nothing is written down
+/// only now and then ([`SAVE_EVERY`]): the engine's writes are not joined by one of ours per
+/// event, and a restart that reads those events again queues nothing for them either.
+struct Cursor {
+    seen: i64,
+    saved_at: Instant,
+}
+
+/// The longest a node keeps to itself a cursor that moved past events queuing nothing.
+const SAVE_EVERY: Duration = Duration::from_secs(5);
+
 /// Derives one batch: whether the feed may hold more, and whether deliveries were queued.
-async fn derive_batch(app: &App) -> Result<(bool, bool), AppError> {
-    let cursor = app.webhooks.webhook_cursor().await?;
+async fn derive_batch(app: &App, cursor: &mut Cursor) -> Result<(bool, bool), AppError> {
+    let saved = app.webhooks.webhook_cursor().await?;
+    let from = saved.max(cursor.seen);
     let entries = app
         .catalogue
-        .feed(cursor, &FeedFilter::default(), BATCH)
+        .feed(from, &FeedFilter::default(), BATCH)
         .await?;
     let Some(last) = entries.last().map(|e| e.position) else {
+        if cursor.seen > saved && cursor.saved_at.elapsed() >= SAVE_EVERY {
+            app.webhooks.queue_deliveries(&[], cursor.seen).await?;
+            cursor.saved_at = Instant::now();
+        }
         return Ok((false, false));
     };
     let mut ids: Vec<GenerationId> = entries.iter().map(|e| e.event.generation_id).collect();
@@ -114,7 +134,13 @@ async fn derive_batch(app: &App) -> Result<(bool, bool), AppError> {
             payload,
         });
     }
-    app.webhooks.queue_deliveries(&deliveries, last).await?;
+    // Deliveries and the cursor past their events in one transaction: a process killed
+    // before it commits queues them again when it (or another node) reads the batch again.
+    if !deliveries.is_empty() || cursor.saved_at.elapsed() >= SAVE_EVERY {
+        app.webhooks.queue_deliveries(&deliveries, last).await?;
+        cursor.saved_at = Instant::now();
+    }
+    cursor.seen = last;
     Ok((entries.len() == BATCH as usize, !deliveries.is_empty()))
 }
 
@@ -130,7 +156,11 @@ async fn deliver(app: &Arc<App>, sender: &Arc<Sender>, queued: &Arc<Notify>) {
         let free = permits.available_permits() + 1;
         let claimed = match app
             .webhooks
-            .claim_deliveries(&owner, u32::try_from(free).unwrap_or(u32::MAX), settings.lease())
+            .claim_deliveries(
+                &owner,
+                u32::try_from(free).unwrap_or(u32::MAX),
+                settings.lease(),
+            )
             .await
         {
             Ok(c) => c,
@@ -198,7 +228,11 @@ async fn attempt(app: &App, sender: &Sender, d: Delivery, owner: &str, queued: &
         duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
         response,
     };
-    match app.webhooks.record_attempt(&d.id, owner, &record, next).await {
+    match app
+        .webhooks
+        .record_attempt(&d.id, owner, &record, next)
+        .await
+    {
         Ok(true) => {
             // A retry due before the next look at the queue is claimed on time.
             if let Next::Retry(delay) = next
@@ -211,7 +245,11 @@ async fn attempt(app: &App, sender: &Sender, d: Delivery, owner: &str, queued: &
                 });
             }
         }
-        Ok(false) => tracing::warn!(delivery = %d.id, "a webhook attempt outlived its lease; another node may make it again"),
-        Err(e) => tracing::warn!(delivery = %d.id, error = %e, "cannot record a webhook attempt; it is made again when its lease runs out"),
+        Ok(false) => {
+            tracing::warn!(delivery = %d.id, "a webhook attempt outlived its lease; another node may make it again")
+        }
+        Err(e) => {
+            tracing::warn!(delivery = %d.id, error = %e, "cannot record a webhook attempt; it is made again when its lease runs out")
+        }
     }
 }

@@ -56,7 +56,9 @@ pub fn check(raw: &str, max_chars: usize, allow_private: bool) -> Result<Url, Ba
         }
     };
     if private && !allow_private {
-        return Err(BadTarget::Private(url.host_str().unwrap_or_default().to_owned()));
+        return Err(BadTarget::Private(
+            url.host_str().unwrap_or_default().to_owned(),
+        ));
     }
     Ok(url)
 }
@@ -131,9 +133,15 @@ mod tests {
             check("https://user:pw@example.com/", 2048, false),
             Err(BadTarget::Credentials)
         );
-        assert!(matches!(check("not a url", 2048, false), Err(BadTarget::Malformed(_))));
+        assert!(matches!(
+            check("not a url", 2048, false),
+            Err(BadTarget::Malformed(_))
+        ));
         let long = format!("https://example.com/{}", "a".repeat(100));
-        assert!(matches!(check(&long, 50, false), Err(BadTarget::TooLong(_, 50))));
+        assert!(matches!(
+            check(&long, 50, false),
+            Err(BadTarget::TooLong(_, 50))
+        ));
         for private in [
             "http://127.0.0.1:9/",
             "http://localhost/",

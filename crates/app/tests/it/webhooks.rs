@@ -173,12 +173,16 @@ pub fn verified_by_the_reference_library(got: &[Received], secret: &str) {
         })
         .collect();
     std::fs::write(&file, serde_json::to_vec(&list).unwrap()).unwrap();
-    let script = "import json, sys\n\
-from standardwebhooks.webhooks import Webhook\n\
-wh = Webhook(sys.argv[2])\n\
-for r in json.load(open(sys.argv[1])):\n\
-    wh.verify(r['body'], {'webhook-id': r['id'], 'webhook-timestamp': r['timestamp'], 'webhook-signature': r['signature']})\n\
-print(len(json.load(open(sys.argv[1]))))\n";
+    let script = r"
+import json, sys
+from standardwebhooks.webhooks import Webhook
+wh = Webhook(sys.argv[2])
+got = json.load(open(sys.argv[1]))
+for r in got:
+    wh.verify(r['body'], {'webhook-id': r['id'], 'webhook-timestamp': r['timestamp'],
+                          'webhook-signature': r['signature']})
+print(len(got))
+";
     let out = std::process::Command::new(&python)
         .args(["-c", script])
         .arg(&file)
@@ -199,9 +203,17 @@ print(len(json.load(open(sys.argv[1]))))\n";
 /// A user and their API key, made at the CLI.
 pub fn key_for(data: &DataDir, email: &str) -> String {
     let out = data.run(&["user", "add", email]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = data.run(&["key", "create", "--user", email]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
@@ -274,8 +286,16 @@ async fn a_receiver_failing_twice_gets_one_delivery_in_three_signed_attempts() {
     let http = client();
     let secret = secret_of(&http, &s, &alice).await;
     assert!(secret.starts_with("whsec_"));
-    assert_eq!(secret_of(&http, &s, &alice).await, secret, "read twice, the same");
-    assert_ne!(secret_of(&http, &s, &bob).await, secret, "each user has their own");
+    assert_eq!(
+        secret_of(&http, &s, &alice).await,
+        secret,
+        "read twice, the same"
+    );
+    assert_ne!(
+        secret_of(&http, &s, &bob).await,
+        secret,
+        "each user has their own"
+    );
 
     let g = create(
         &http,
@@ -289,7 +309,10 @@ async fn a_receiver_failing_twice_gets_one_delivery_in_three_signed_attempts() {
     assert_eq!(got.len(), 3, "{got:?}");
     // One delivery: the same id and body on every attempt, each attempt signed anew.
     assert!(got[0].id.starts_with("msg_"), "{}", got[0].id);
-    assert!(got.iter().all(|r| r.id == got[0].id && r.body == got[0].body));
+    assert!(
+        got.iter()
+            .all(|r| r.id == got[0].id && r.body == got[0].body)
+    );
     for r in &got {
         assert!(signed_by(r, &secret), "{r:?}");
         assert!(!signed_by(r, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"));
@@ -488,8 +511,10 @@ async fn the_event_filter_decides_what_is_delivered() {
         let r = http
             .post(s.url("/v1/generations"))
             .bearer_auth(&alice)
-            .json(&json!({"prompt": "a crane", "upscale": "none", "webhook": receiver.url(),
-                          "webhook_events": ["canceled", "failed"]}))
+            .json(
+                &json!({"prompt": "a crane", "upscale": "none", "webhook": receiver.url(),
+                          "webhook_events": ["canceled", "failed"]}),
+            )
             .send()
             .await
             .unwrap();
@@ -587,7 +612,10 @@ async fn a_receiver_that_never_answers_does_not_slow_the_generation() {
     let attempt = &first["attempts"][0];
     assert!(attempt["http_status"].is_null());
     assert!(
-        attempt["error"].as_str().unwrap().contains("no answer within 6.0 s"),
+        attempt["error"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within 6.0 s"),
         "{attempt}"
     );
     assert!(attempt["duration_ms"].as_u64().unwrap() >= 5_900);
@@ -614,7 +642,9 @@ async fn a_killed_server_resumes_its_pending_deliveries_when_it_starts_again() {
     .await;
     let id = g["id"].as_str().unwrap().to_owned();
     let log = log_until(&http, &s, &alice, &id, Duration::from_secs(10), |l| {
-        l["data"][0]["attempts"].as_array().is_some_and(|a| !a.is_empty())
+        l["data"][0]["attempts"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
     })
     .await;
     let delivery = log["data"][0]["id"].as_str().unwrap().to_owned();
@@ -628,7 +658,11 @@ async fn a_killed_server_resumes_its_pending_deliveries_when_it_starts_again() {
     let receiver = Receiver::on(&addr.to_string(), &[]).await;
     let s = Server::on(data);
     let got = receiver.wait_for(1, Duration::from_secs(20)).await;
-    assert_eq!(got.len(), 1, "the pending delivery is made after the restart");
+    assert_eq!(
+        got.len(),
+        1,
+        "the pending delivery is made after the restart"
+    );
     assert_eq!(got[0].id, delivery, "with the id it had before");
     let log = log_until(&http, &s, &alice, &id, Duration::from_secs(5), |l| {
         l["data"][0]["status"] == "delivered"

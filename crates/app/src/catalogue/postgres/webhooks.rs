@@ -14,8 +14,8 @@ use super::rows::corrupt;
 use super::{PgCatalogue, db};
 use crate::catalogue::{CatalogueError, Outbox, Result, SecretRecord};
 use crate::domain::{
-    Attempt, Delivery, DeliveryStatus, EventFilter, GenerationId, NewDelivery, Next,
-    Subscription, UserId,
+    Attempt, Delivery, DeliveryStatus, EventFilter, GenerationId, NewDelivery, Next, Subscription,
+    UserId,
 };
 
 /// `$n` milliseconds as an interval.
@@ -181,13 +181,18 @@ impl Outbox for PgCatalogue {
         if !deliveries.is_empty() {
             // One statement for the batch, from arrays.
             let ids: Vec<&str> = deliveries.iter().map(|d| d.id.as_str()).collect();
-            let gens: Vec<uuid::Uuid> = deliveries.iter().map(|d| d.generation_id.as_uuid()).collect();
+            let gens: Vec<uuid::Uuid> = deliveries
+                .iter()
+                .map(|d| d.generation_id.as_uuid())
+                .collect();
             let seqs: Vec<i32> = deliveries
                 .iter()
                 .map(|d| i32::try_from(d.seq).unwrap_or(i32::MAX))
                 .collect();
-            let owners: Vec<Option<uuid::Uuid>> =
-                deliveries.iter().map(|d| d.owner.map(|o| o.as_uuid())).collect();
+            let owners: Vec<Option<uuid::Uuid>> = deliveries
+                .iter()
+                .map(|d| d.owner.map(|o| o.as_uuid()))
+                .collect();
             let events: Vec<&str> = deliveries.iter().map(|d| d.event.as_str()).collect();
             let urls: Vec<&str> = deliveries.iter().map(|d| d.url.as_str()).collect();
             let payloads: Vec<&str> = deliveries.iter().map(|d| d.payload.as_str()).collect();

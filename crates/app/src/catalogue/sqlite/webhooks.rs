@@ -16,8 +16,8 @@ use super::queue::NOW_MS;
 use super::rows::{corrupt, ts};
 use crate::catalogue::{CatalogueError, Outbox, Result, SecretRecord};
 use crate::domain::{
-    Attempt, Delivery, DeliveryStatus, EventFilter, GenerationId, NewDelivery, Next,
-    Subscription, UserId,
+    Attempt, Delivery, DeliveryStatus, EventFilter, GenerationId, NewDelivery, Next, Subscription,
+    UserId,
 };
 
 fn get<'r, T>(row: &'r SqliteRow, col: &str) -> Result<T>
@@ -113,12 +113,14 @@ impl Outbox for SqliteCatalogue {
     async fn ensure_webhook_secret(&self, owner: UserId, candidate: &str) -> Result<SecretRecord> {
         let mut conn = self.writer.get().await?;
         let mut tx = self.write_tx(&mut conn).await?;
-        sqlx::query("INSERT INTO webhook_secrets (owner, secret) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
-            .bind(owner.to_string())
-            .bind(candidate)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.db(e))?;
+        sqlx::query(
+            "INSERT INTO webhook_secrets (owner, secret) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        )
+        .bind(owner.to_string())
+        .bind(candidate)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.db(e))?;
         let row = sqlx::query("SELECT * FROM webhook_secrets WHERE owner = ?1")
             .bind(owner.to_string())
             .fetch_one(&mut *tx)

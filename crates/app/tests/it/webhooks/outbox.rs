@@ -60,7 +60,9 @@ async fn queuing_is_idempotent_and_the_cursor_only_moves_forward(backend: Backen
     assert_eq!(subs.len(), 1);
     assert_eq!(subs[0].filter.stored(), "started,completed");
     let first = new(g, 3);
-    w.queue_deliveries(std::slice::from_ref(&first), 10).await.unwrap();
+    w.queue_deliveries(std::slice::from_ref(&first), 10)
+        .await
+        .unwrap();
     // Derived again (another node, or after a crash): kept as it was.
     let again = NewDelivery {
         payload: "other".into(),
@@ -111,23 +113,60 @@ async fn one_claimer_at_a_time_and_only_the_holder_records(backend: Backend) {
     );
     let (id, holder) = claimed[0].clone();
     // Not the holder, or not the next attempt number: nothing is written.
-    assert!(!w.record_attempt(&id, "intruder", &attempt(1, Some(200)), Next::Delivered).await.unwrap());
-    assert!(!w.record_attempt(&id, &holder, &attempt(2, Some(200)), Next::Delivered).await.unwrap());
-    // The holder's failed attempt: due again after its delay, lease released.
     assert!(
-        w.record_attempt(&id, &holder, &attempt(1, Some(500)), Next::Retry(Duration::from_millis(300)))
+        !w.record_attempt(&id, "intruder", &attempt(1, Some(200)), Next::Delivered)
             .await
             .unwrap()
     );
-    assert!(!w.record_attempt(&id, &holder, &attempt(1, Some(500)), Next::Failed).await.unwrap(), "once");
-    assert!(w.claim_deliveries("early", 50, Duration::from_secs(30)).await.unwrap().is_empty(), "not due yet");
+    assert!(
+        !w.record_attempt(&id, &holder, &attempt(2, Some(200)), Next::Delivered)
+            .await
+            .unwrap()
+    );
+    // The holder's failed attempt: due again after its delay, lease released.
+    assert!(
+        w.record_attempt(
+            &id,
+            &holder,
+            &attempt(1, Some(500)),
+            Next::Retry(Duration::from_millis(300))
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        !w.record_attempt(&id, &holder, &attempt(1, Some(500)), Next::Failed)
+            .await
+            .unwrap(),
+        "once"
+    );
+    assert!(
+        w.claim_deliveries("early", 50, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due yet"
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let again = w.claim_deliveries("other", 50, Duration::from_secs(30)).await.unwrap();
+    let again = w
+        .claim_deliveries("other", 50, Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].id, id);
     assert_eq!(again[0].attempts, 1);
-    assert!(w.record_attempt(&id, "other", &attempt(2, Some(204)), Next::Delivered).await.unwrap());
-    let d = w.deliveries(g).await.unwrap().into_iter().find(|d| d.id == id).unwrap();
+    assert!(
+        w.record_attempt(&id, "other", &attempt(2, Some(204)), Next::Delivered)
+            .await
+            .unwrap()
+    );
+    let d = w
+        .deliveries(g)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.id == id)
+        .unwrap();
     assert_eq!(d.status, DeliveryStatus::Delivered);
     assert_eq!(d.attempts, 2);
     assert!(d.next_attempt_at.is_none());
@@ -142,16 +181,38 @@ async fn a_lease_that_runs_out_is_taken_over(backend: Backend) {
     let w = &db.webhooks;
     let g = GenerationId::new();
     w.queue_deliveries(&[new(g, 1)], 1).await.unwrap();
-    let first = w.claim_deliveries("dead", 5, Duration::from_millis(200)).await.unwrap();
+    let first = w
+        .claim_deliveries("dead", 5, Duration::from_millis(200))
+        .await
+        .unwrap();
     assert_eq!(first.len(), 1);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let taken = w.claim_deliveries("alive", 5, Duration::from_secs(30)).await.unwrap();
+    let taken = w
+        .claim_deliveries("alive", 5, Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(taken.len(), 1, "the dead claimer's lease ran out");
     assert_eq!(taken[0].id, first[0].id, "the same delivery, the same id");
     // The dead claimer's late record is refused; the new holder's is kept.
-    assert!(!w.record_attempt(&first[0].id, "dead", &attempt(1, Some(200)), Next::Delivered).await.unwrap());
-    assert!(w.record_attempt(&first[0].id, "alive", &attempt(1, Some(410)), Next::Gone).await.unwrap());
-    assert_eq!(w.deliveries(g).await.unwrap()[0].status, DeliveryStatus::Gone);
+    assert!(
+        !w.record_attempt(
+            &first[0].id,
+            "dead",
+            &attempt(1, Some(200)),
+            Next::Delivered
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        w.record_attempt(&first[0].id, "alive", &attempt(1, Some(410)), Next::Gone)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        w.deliveries(g).await.unwrap()[0].status,
+        DeliveryStatus::Gone
+    );
 }
 
 async fn secrets_are_kept_and_rotated(backend: Backend) {
@@ -162,21 +223,35 @@ async fn secrets_are_kept_and_rotated(backend: Backend) {
         atelier::domain::UserRole::User,
     );
     db.directory
-        .add_user(&user, None, 0, &atelier::domain::AuditEntry::new(
+        .add_user(
+            &user,
+            None,
+            0,
+            &atelier::domain::AuditEntry::new(
                 atelier::domain::Actor::Operator,
                 atelier::domain::AuditAction::UserAdd,
                 "user:ann",
                 serde_json::json!({}),
-            ),)
+            ),
+        )
         .await
         .unwrap();
     let w = &db.webhooks;
     assert!(w.webhook_secret(user.id).await.unwrap().is_none());
-    let a = w.ensure_webhook_secret(user.id, "whsec_first").await.unwrap();
-    let b = w.ensure_webhook_secret(user.id, "whsec_second").await.unwrap();
+    let a = w
+        .ensure_webhook_secret(user.id, "whsec_first")
+        .await
+        .unwrap();
+    let b = w
+        .ensure_webhook_secret(user.id, "whsec_second")
+        .await
+        .unwrap();
     assert_eq!(a.current, "whsec_first");
     assert_eq!(b.current, "whsec_first", "the first one stays");
-    let r = w.rotate_webhook_secret(user.id, "whsec_third").await.unwrap();
+    let r = w
+        .rotate_webhook_secret(user.id, "whsec_third")
+        .await
+        .unwrap();
     assert_eq!(r.current, "whsec_third");
     assert_eq!(r.previous.as_deref(), Some("whsec_first"));
     assert!(r.rotated_at.is_some());

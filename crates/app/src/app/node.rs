@@ -56,7 +56,7 @@ impl App {
             worked = workers => Ok(worked?),
             () = sweep => Ok(()),
             // Webhooks: deliveries derived from the feed and attempted, beside the workers.
-            () = crate::webhooks::run(self.clone()) => Ok(()),
+            () = crate::webhooks::run(self) => Ok(()),
         }
     }
 

@@ -51,7 +51,7 @@ impl WebhooksConfig {
     /// The settings the engine runs, or what is wrong with them.
     pub fn settings(&self) -> Result<WebhookSettings, String> {
         let secs = |v: f64, key: &str, min: f64, max: f64| {
-            if v.is_finite() && v >= min && v <= max {
+            if v.is_finite() && (min..=max).contains(&v) {
                 Ok(Duration::from_secs_f64(v))
             } else {
                 Err(format!(

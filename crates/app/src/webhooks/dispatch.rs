@@ -33,7 +33,7 @@ const POLL: Duration = Duration::from_millis(500);
 const BACKOFF: Duration = Duration::from_secs(2);
 
 /// Runs both loops until the future is dropped; never returns.
-pub(crate) async fn run(app: Arc<App>) {
+pub(crate) async fn run(app: &Arc<App>) {
     let settings = app.webhook_settings();
     let sender = match Sender::new(settings.allow_private_targets, settings.attempt_timeout) {
         Ok(s) => Arc::new(s),
@@ -44,7 +44,7 @@ pub(crate) async fn run(app: Arc<App>) {
         }
     };
     let queued = Arc::new(Notify::new());
-    tokio::join!(derive(&app, &queued), deliver(&app, &sender, &queued));
+    tokio::join!(derive(app, &queued), deliver(app, &sender, &queued));
 }
 
 async fn derive(app: &Arc<App>, queued: &Notify) {
@@ -184,7 +184,7 @@ async fn deliver(app: &Arc<App>, sender: &Arc<Sender>, queued: &Arc<Notify>) {
             let (app, sender, owner, queued) =
                 (app.clone(), sender.clone(), owner.clone(), queued.clone());
             tokio::spawn(async move {
-                attempt(&app, &sender, d, &owner, &queued).await;
+                attempt(&app, &sender, &d, &owner, &queued).await;
                 drop(permit);
             });
         }
@@ -196,7 +196,7 @@ async fn deliver(app: &Arc<App>, sender: &Arc<Sender>, queued: &Arc<Notify>) {
 }
 
 /// One attempt of `d`, recorded.
-async fn attempt(app: &App, sender: &Sender, d: Delivery, owner: &str, queued: &Arc<Notify>) {
+async fn attempt(app: &App, sender: &Sender, d: &Delivery, owner: &str, queued: &Arc<Notify>) {
     let settings = app.webhook_settings();
     let n = d.attempts + 1;
     let at = crate::domain::now_ms();

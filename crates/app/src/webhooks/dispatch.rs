@@ -117,11 +117,14 @@ async fn derive_batch(app: &App, cursor: &mut Cursor) -> Result<(bool, bool), Ap
         if !sub.filter.wants(e.kind) {
             continue;
         }
-        if !views.contains_key(&e.generation_id) {
-            let g = app.generation(Actor::Operator, e.generation_id).await?;
-            views.insert(e.generation_id, app.generation_view(&g).without_paths());
-        }
-        let payload = WebhookPayload::new(e, &views[&e.generation_id]);
+        let view = match views.entry(e.generation_id) {
+            std::collections::hash_map::Entry::Occupied(seen) => seen.into_mut(),
+            std::collections::hash_map::Entry::Vacant(new) => {
+                let g = app.generation(Actor::Operator, e.generation_id).await?;
+                new.insert(app.generation_view(&g).without_paths())
+            }
+        };
+        let payload = WebhookPayload::new(e, view);
         let payload = serde_json::to_string(&payload)
             .map_err(|err| AppError::Internal(format!("a webhook body: {err}")))?;
         deliveries.push(NewDelivery {
@@ -246,10 +249,10 @@ async fn attempt(app: &App, sender: &Sender, d: &Delivery, owner: &str, queued: 
             }
         }
         Ok(false) => {
-            tracing::warn!(delivery = %d.id, "a webhook attempt outlived its lease; another node may make it again")
+            tracing::warn!(delivery = %d.id, "a webhook attempt outlived its lease; another node may make it again");
         }
         Err(e) => {
-            tracing::warn!(delivery = %d.id, error = %e, "cannot record a webhook attempt; it is made again when its lease runs out")
+            tracing::warn!(delivery = %d.id, error = %e, "cannot record a webhook attempt; it is made again when its lease runs out");
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Webhooks over a real socket: `atelier serve` as a process delivering to receivers the test
 //! runs on 127.0.0.1. Signatures are checked twice: by an HMAC written here from its
 //! definition (not the crate the server uses), and by the Standard Webhooks reference library
-//! from PyPI (`standardwebhooks`, installed by scripts/test.sh into `target/test-peers/`,
+//! from `PyPI` (`standardwebhooks`, installed by scripts/test.sh into `target/test-peers/`,
 //! named by `ATELIER_TEST_WEBHOOK_VERIFIER`). The outbox's claim is checked on `SQLite` and
 //! `PostgreSQL` in `outbox`.
 

@@ -106,6 +106,28 @@ export ATELIER_TEST_OPENAPI_TOOLS
 # ATELIER_TEST_PG=throwaway, a throw-away cluster in a temporary directory on a free loopback
 # port (Debian's `postgresql` is installed when missing), stopped and removed on exit.
 # Without TLS (`sslmode=disable`): on loopback it only costs every new connection ~100 ms.
+# The Standard Webhooks reference library (Python, from PyPI): the webhook tests verify every
+# delivery's signature with it, not only with their own HMAC.
+if [ -z "${ATELIER_TEST_WEBHOOK_VERIFIER:-}" ]; then
+    peers=target/test-peers
+    mkdir -p "$peers"
+    if [ ! -x "$peers/standardwebhooks/bin/python" ] \
+        || ! "$peers/standardwebhooks/bin/python" -c 'import standardwebhooks' 2>/dev/null; then
+        rm -rf "$peers/standardwebhooks"
+        python3 -m venv "$peers/standardwebhooks" || {
+            echo "error: cannot make a Python virtualenv for the webhook verifier: install python3-venv" >&2
+            exit 1
+        }
+        "$peers/standardwebhooks/bin/pip" install -q 'standardwebhooks>=1.1,<2' >"$peers/standardwebhooks-install.log" 2>&1 || {
+            rm -rf "$peers/standardwebhooks"
+            echo "error: cannot install standardwebhooks from PyPI; see $peers/standardwebhooks-install.log" >&2
+            exit 1
+        }
+    fi
+    ATELIER_TEST_WEBHOOK_VERIFIER="$(pwd)/$peers/standardwebhooks/bin/python"
+    export ATELIER_TEST_WEBHOOK_VERIFIER
+fi
+
 pg_dir=""
 stop_postgres() {
     if [ -n "$pg_dir" ]; then
@@ -199,4 +221,4 @@ echo "PostgreSQL for the tests: $ATELIER_TEST_DATABASE_URL" >&2
 cargo test --workspace --locked --all-targets "$@"
 
 # The engine, crash, Midjourney, following and HTTP tests again, on a PostgreSQL catalogue.
-ATELIER_TEST_CATALOGUE=postgres cargo test -p atelier --locked --test it -- engine:: crash:: midjourney:: follow:: http::
+ATELIER_TEST_CATALOGUE=postgres cargo test -p atelier --locked --test it -- engine:: crash:: midjourney:: follow:: http:: webhooks::

@@ -2,8 +2,12 @@
 //! become protocol documents, so the catalogue's shape never leaks into the API by accident.
 
 mod users;
+mod webhooks;
 
 pub use users::{ApiKeyView, AuditEntryView, CreditsView, LedgerEntryView, NewKeyView, UserView};
+pub use webhooks::{
+    AttemptView, DeliveryView, WebhookData, WebhookPayload, WebhookRequest, WebhookSecretView,
+};
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -288,6 +292,12 @@ pub struct CreateGeneration {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub parameters: serde_json::Map<String, serde_json::Value>,
+    /// Where the generation's events are delivered (`http` or `https`), signed.
+    #[serde(default)]
+    pub webhook: Option<String>,
+    /// Which events the webhook receives; unset: `completed`, `failed`, `canceled`.
+    #[serde(default)]
+    pub webhook_events: Option<Vec<String>>,
 }
 
 /// Which upscales to keep, as text or as a list of numbers.
@@ -308,6 +318,21 @@ impl UpscaleChoice {
 }
 
 impl CreateGeneration {
+    /// The webhook asked for, if any (checked by `App::submit_with_webhook`); events without
+    /// a webhook are refused.
+    pub fn webhook(&self) -> Result<Option<WebhookRequest>, crate::domain::Invalid> {
+        match (&self.webhook, &self.webhook_events) {
+            (None, Some(_)) => Err(crate::domain::Invalid::Other(
+                "webhook_events needs a webhook URL (webhook)".into(),
+            )),
+            (None, None) => Ok(None),
+            (Some(url), events) => Ok(Some(WebhookRequest {
+                url: url.clone(),
+                events: events.clone(),
+            })),
+        }
+    }
+
     /// The domain's request; a category no one knows is refused here.
     pub fn request(self) -> Result<crate::domain::GenerationRequest, crate::domain::Invalid> {
         let category = self

@@ -9,9 +9,11 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 mod server;
+mod webhooks;
 
 pub use credits::{CostTable, CreditsConfig, ProviderCosts};
 pub use server::{JwtConfig, MetricsAccess, ServerAuth, ServerConfig};
+pub use webhooks::WebhooksConfig;
 
 use crate::pipeline::PngCompression;
 use crate::providers::UpscaleMode;
@@ -40,6 +42,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// What generations cost users of a server (`[credits]`).
     pub credits: CreditsConfig,
+    /// How generations' events reach their webhooks (`[webhooks]`).
+    pub webhooks: WebhooksConfig,
 }
 
 /// This process among the nodes that share one database (`atelier worker`).
@@ -337,6 +341,7 @@ impl Default for Config {
             node: NodeConfig::default(),
             server: ServerConfig::default(),
             credits: CreditsConfig::default(),
+            webhooks: WebhooksConfig::default(),
         }
     }
 }

@@ -12,6 +12,7 @@
 //! - [`jobs`]: the durable queue's workers, the generate job and the event bus.
 //! - [`app`]: the use cases every front-end shares, and the only door into the engine.
 //! - [`http`]: the HTTP API (`atelier serve`), a front-end over [`app`].
+//! - [`webhooks`]: generations' events delivered to their webhooks, signed, retried, guarded.
 //! - [`secret`]: values that never print (tokens, S3 keys, database passwords).
 //! - [`migrate`]: moving a deployment to another catalogue and storage.
 //! - [`cli`], [`api`], [`config`], [`wiring`]: the edges.
@@ -32,4 +33,5 @@ pub mod pipeline;
 pub mod providers;
 pub mod secret;
 pub mod store;
+pub mod webhooks;
 pub mod wiring;

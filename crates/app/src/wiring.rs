@@ -131,6 +131,7 @@ pub async fn open(
         crate::jwt::JwtVerifier::from_config(&config.server.jwt).map_err(AppError::Invalid)?;
     // A bucket is checked before anything is written; a folder is made where it always was,
     // after the data directory's checks (making it creates folders).
+    let webhooks = config.webhooks.settings().map_err(AppError::Invalid)?;
     let bucket = match config.storage.backend {
         StorageBackend::S3 => Some(store(config, create).await?),
         StorageBackend::Folder => None,
@@ -173,6 +174,7 @@ pub async fn open(
         .credits(config.credits.clone())
         .banned_words(config.limits.banned_words.clone())
         .limits(config.limits.pipeline())
+        .webhooks(webhooks)
         .build())
 }
 

@@ -54,6 +54,16 @@ impl App {
         actor: Actor,
         request: GenerationRequest,
     ) -> Result<Generation, AppError> {
+        self.submit_hooked(actor, request, None).await
+    }
+
+    /// [`App::submit`], with the webhook `hook` (URL, filter) already checked.
+    pub(crate) async fn submit_hooked(
+        &self,
+        actor: Actor,
+        request: GenerationRequest,
+        hook: Option<(String, crate::domain::EventFilter)>,
+    ) -> Result<Generation, AppError> {
         let request = self.check(request)?;
         let parameters = request.parameters()?;
         let provider = self.provider_name(request.provider.as_deref())?;
@@ -68,14 +78,24 @@ impl App {
                 parameters,
             )
         };
-        self.enqueue(actor, generation).await
+        self.enqueue_hooked(actor, generation, hook).await
     }
 
     /// Writes `generation` (owned by `actor`, else kept as it is) with its job.
     pub(crate) async fn enqueue(
         &self,
         actor: Actor,
+        generation: Generation,
+    ) -> Result<Generation, AppError> {
+        self.enqueue_hooked(actor, generation, None).await
+    }
+
+    /// [`App::enqueue`], with the generation's webhook written first.
+    async fn enqueue_hooked(
+        &self,
+        actor: Actor,
         mut generation: Generation,
+        hook: Option<(String, crate::domain::EventFilter)>,
     ) -> Result<Generation, AppError> {
         let reg = self.providers.get(&generation.provider).ok_or_else(|| {
             AppError::Invalid(format!("unknown provider {:?}", generation.provider))
@@ -99,6 +119,11 @@ impl App {
             max_attempts: self.jobs.max_attempts,
             delay_ms: 0,
         };
+        // Before the generation, so its first event finds it; one left by a failure below
+        // names a generation that never comes, and is never read.
+        if let Some(hook) = hook {
+            self.subscribe(actor, generation.id, hook).await?;
+        }
         // The cost is held before the generation exists and settled by its last step (in the
         // same transaction); a crash between the two is swept (`App::run_node`).
         let held = self

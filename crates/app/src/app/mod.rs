@@ -15,6 +15,7 @@ mod import;
 mod node;
 mod sign_in;
 mod users;
+mod webhooks;
 
 pub use crate::catalogue::FeedEntry;
 pub(crate) use accounts::spawn_account_recorder;
@@ -29,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::{GenerationView, ImageView};
-use crate::catalogue::{Catalogue, Database, Directory, Queue};
+use crate::catalogue::{Catalogue, Database, Directory, Outbox, Queue};
 use crate::domain::{Actor, Generation, GenerationId, Image, ImageId};
 use crate::error::AppError;
 use crate::jobs::Bus;
@@ -92,6 +93,9 @@ pub struct App {
     pub(crate) jwt: Option<Arc<JwtVerifier>>,
     /// The process's one reader of the event feed, shared by every follower.
     hub: follow::Hub,
+    /// Webhooks' secrets, subscriptions and deliveries (`webhooks.rs`, `crate::webhooks`).
+    pub(crate) webhooks: Arc<dyn Outbox>,
+    pub(crate) webhook_settings: crate::webhooks::WebhookSettings,
 }
 
 /// Builds an [`App`]: the database, the store and the providers are needed; the rest has
@@ -106,9 +110,17 @@ pub struct AppBuilder {
     credits: crate::config::CreditsConfig,
     banned_words: Vec<String>,
     jwt: Option<Arc<JwtVerifier>>,
+    webhooks: crate::webhooks::WebhookSettings,
 }
 
 impl AppBuilder {
+    /// How webhooks are delivered (`[webhooks]`).
+    #[must_use]
+    pub fn webhooks(mut self, settings: crate::webhooks::WebhookSettings) -> Self {
+        self.webhooks = settings;
+        self
+    }
+
     /// Words or phrases no prompt may contain.
     #[must_use]
     pub fn banned_words(mut self, words: Vec<String>) -> Self {
@@ -154,6 +166,8 @@ impl AppBuilder {
             catalogue: self.db.catalogue,
             queue: self.db.queue,
             directory: self.db.directory,
+            webhooks: self.db.webhooks,
+            webhook_settings: self.webhooks,
             credits: self.credits,
             store: self.store,
             providers: self.providers,
@@ -186,6 +200,7 @@ impl App {
             credits: crate::config::CreditsConfig::default(),
             banned_words: Vec::new(),
             jwt: None,
+            webhooks: crate::webhooks::WebhookSettings::default(),
         }
     }
 

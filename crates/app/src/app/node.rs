@@ -55,6 +55,8 @@ impl App {
         tokio::select! {
             worked = workers => Ok(worked?),
             () = sweep => Ok(()),
+            // Webhooks: deliveries derived from the feed and attempted, beside the workers.
+            () = crate::webhooks::run(self) => Ok(()),
         }
     }
 

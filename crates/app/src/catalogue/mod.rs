@@ -15,6 +15,7 @@ mod directory;
 mod postgres;
 mod sqlite;
 mod stored;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +26,7 @@ pub use crate::domain::Change;
 pub use directory::Directory;
 pub use postgres::PgCatalogue;
 pub use sqlite::SqliteCatalogue;
+pub use webhooks::{Outbox, SecretRecord};
 
 use time::OffsetDateTime;
 
@@ -455,16 +457,19 @@ pub struct Database {
     pub catalogue: Arc<dyn Catalogue>,
     pub queue: Arc<dyn Queue>,
     pub directory: Arc<dyn Directory>,
+    /// The webhooks' secrets, subscriptions and deliveries (`webhooks.rs`).
+    pub webhooks: Arc<dyn Outbox>,
 }
 
 impl Database {
     /// The three parts of one implementation.
-    pub fn of<T: Catalogue + Queue + Directory + 'static>(db: T) -> Self {
+    pub fn of<T: Catalogue + Queue + Directory + Outbox + 'static>(db: T) -> Self {
         let db = Arc::new(db);
         Self {
             catalogue: db.clone(),
             queue: db.clone(),
-            directory: db,
+            directory: db.clone(),
+            webhooks: db,
         }
     }
 }

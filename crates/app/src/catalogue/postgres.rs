@@ -17,6 +17,7 @@ mod listen;
 mod queue;
 mod rows;
 mod transfer;
+mod webhooks;
 mod writes;
 
 use std::str::FromStr;

@@ -10,6 +10,7 @@ mod directory;
 mod queue;
 mod rows;
 mod transfer;
+mod webhooks;
 mod writes;
 
 use std::path::{Path, PathBuf};

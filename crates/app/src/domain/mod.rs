@@ -22,6 +22,7 @@ pub mod prompt_params;
 mod request;
 pub mod tags;
 mod user;
+mod webhook;
 
 pub use action::{Action, ActionName, Output};
 pub use actor::Actor;
@@ -47,4 +48,8 @@ pub use request::{
 pub use user::{
     AccountInvalid, ApiKey, Email, KEY_PREFIX, SESSION_PREFIX, Session, User, UserRole,
     check_password, key_name, now_ms,
+};
+pub use webhook::{
+    Attempt, Delivery, DeliveryStatus, EventFilter, FilterInvalid, NewDelivery, Next, Subscription,
+    WebhookEvent, next_after, truncated,
 };

@@ -162,10 +162,13 @@ pub async fn create(
     Body(body): Body<CreateGeneration>,
 ) -> Answer<Response> {
     let wait = wait_of(&headers, s.settings.max_wait)?;
+    let webhook = body
+        .webhook()
+        .map_err(|e| Problem::invalid(e.to_string()))?;
     let request = body
         .request()
         .map_err(|e| Problem::invalid(e.to_string()))?;
-    let generation = s.app.submit(actor, request).await?;
+    let generation = s.app.submit_with_webhook(actor, request, webhook).await?;
     created(&s, actor, generation, wait).await
 }
 

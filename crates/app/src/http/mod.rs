@@ -6,7 +6,8 @@
 //!   time: no new connections, event streams end, requests in flight finish, the jobs in hand
 //!   get the grace period and the rest stay leased for another node;
 //! - `auth.rs`: who calls (`Caller`); `generations.rs`, `images.rs`, `events.rs`,
-//!   `accounts.rs` (me, sessions, administration), `health.rs`: the routes;
+//!   `accounts.rs` (me, sessions, administration), `webhooks.rs` (delivery logs, signing
+//!   secrets), `health.rs`: the routes;
 //!   `idempotency.rs`: `Idempotency-Key` on the routes that create; `input.rs`: request bodies, paths and queries read into domain values, with
 //!   problems for bad input;
 //! - `openapi.rs`: `/openapi.json`, generated from the handlers' `#[utoipa::path]`; `docs.rs`:
@@ -26,6 +27,7 @@ mod metrics;
 mod openapi;
 mod problem;
 mod rate;
+mod webhooks;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -143,6 +145,9 @@ fn router(shared: Shared) -> Router {
         .routes(routes!(generations::show))
         .routes(routes!(generations::cancel))
         .routes(routes!(events::generation))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::secret))
+        .routes(routes!(webhooks::rotate))
         .routes(routes!(events::feed))
         .routes(routes!(images::list))
         .routes(routes!(images::show, images::update, images::delete))

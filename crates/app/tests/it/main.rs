@@ -28,3 +28,4 @@ mod support;
 mod tidy;
 mod upscales;
 mod users;
+mod webhooks;

@@ -12,6 +12,8 @@
 //! - [`jobs`]: the durable queue's workers, the generate job and the event bus.
 //! - [`app`]: the use cases every front-end shares, and the only door into the engine.
 //! - [`http`]: the HTTP API (`atelier serve`), a front-end over [`app`].
+//! - [`mcp`]: the MCP server (`atelier mcp` over stdio, `/mcp` in `atelier serve`), a
+//!   front-end over [`app`].
 //! - [`secret`]: values that never print (tokens, S3 keys, database passwords).
 //! - [`migrate`]: moving a deployment to another catalogue and storage.
 //! - [`cli`], [`api`], [`config`], [`wiring`]: the edges.
@@ -26,6 +28,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod mcp;
 pub mod migrate;
 pub mod pipeline;
 pub mod providers;

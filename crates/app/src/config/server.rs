@@ -33,6 +33,10 @@ pub struct ServerConfig {
     /// Workers this process runs beside the API; unset: as many as its providers take at once,
     /// 0: none (an API-only node).
     pub workers: Option<u32>,
+    /// Host names (`host` or `host:port`) clients reach the server by, such as its DNS name
+    /// behind a proxy. `/mcp` refuses a request addressed to any other host (DNS rebinding);
+    /// loopback names and the bind address are always accepted.
+    pub public_hosts: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +50,7 @@ impl Default for ServerConfig {
             heartbeat_secs: 15.0,
             cors_origins: Vec::new(),
             workers: None,
+            public_hosts: Vec::new(),
         }
     }
 }

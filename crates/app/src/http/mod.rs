@@ -18,6 +18,7 @@ mod health;
 mod idempotency;
 mod images;
 mod input;
+mod mcp;
 mod problem;
 
 use std::future::Future;
@@ -58,6 +59,8 @@ pub struct Settings {
     pub workers: u32,
     /// How long the jobs in hand may finish after the stop.
     pub grace: Duration,
+    /// `Host` headers `/mcp` accepts: loopback, the bind address, `[server] public_hosts`.
+    pub mcp_hosts: Vec<String>,
 }
 
 impl Settings {
@@ -94,6 +97,7 @@ impl Settings {
             cors_origins: config.cors_origins.clone(),
             workers: config.workers.unwrap_or(default_workers),
             grace,
+            mcp_hosts: mcp::allowed_hosts(bind, &config.public_hosts),
         })
     }
 }
@@ -136,6 +140,7 @@ fn router(shared: Shared) -> Router {
         .nest("/v1", v1)
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
+        .merge(mcp::routes(&shared))
         .fallback(|| async { Problem::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             Problem::new(

@@ -14,6 +14,7 @@ mod engine;
 mod follow;
 mod http;
 mod limits;
+mod mcp;
 mod midjourney;
 mod migrate;
 mod nodes;

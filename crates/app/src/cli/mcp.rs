@@ -12,7 +12,8 @@ use super::args::McpArgs;
 use crate::app::Stop;
 use crate::config::Config;
 use crate::error::AppError;
-use crate::{mcp, wiring};
+use crate::mcp;
+use crate::wiring;
 
 pub async fn mcp(config: &Config, args: &McpArgs) -> Result<u8, AppError> {
     let grace = Duration::from_secs_f64(args.grace.unwrap_or(config.node.shutdown_grace_secs));

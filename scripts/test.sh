@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine (README command 2).
 #
-# Installs and starts what the tests need by itself. Today the suite needs what Cargo builds
+# Installs and starts what the tests need by itself (Node's MCP Inspector included). Today the suite needs what Cargo builds
 # (SQLite is bundled, the sandbox provider and the Discord fakes run in-process on 127.0.0.1)
 # and util-linux's `unshare`: the full-disk, read-only and denied-storage tests mount a small
 # tmpfs or a read-only bind in a private mount namespace. An S3-compatible server (moto) and
@@ -98,6 +98,36 @@ if [ -z "${ATELIER_TEST_OPENAPI_TOOLS:-}" ]; then
     ATELIER_TEST_OPENAPI_TOOLS="$PWD/$peers/openapi/bin"
 fi
 export ATELIER_TEST_OPENAPI_TOOLS
+# The MCP Inspector (the reference MCP client, npm) for the MCP tests: pinned to 0.15.0, the
+# newest whose CLI runs on Debian's Node 20, installed once under target/test-peers/. The tests
+# read ATELIER_TEST_MCP_INSPECTOR (the package's launcher, run as `node <it> --cli`).
+if [ -z "${ATELIER_TEST_MCP_INSPECTOR:-}" ]; then
+    peers=target/test-peers
+    inspector="$peers/mcp-inspector/node_modules/@modelcontextprotocol/inspector/cli/build/cli.js"
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            apt-get install -y -q nodejs npm >/dev/null
+        else
+            echo "error: Node.js and npm are needed by the MCP tests (the MCP Inspector); install nodejs and npm" >&2
+            exit 1
+        fi
+    fi
+    if [ ! -f "$inspector" ]; then
+        mkdir -p "$peers/mcp-inspector"
+        npm install --prefix "$peers/mcp-inspector" --no-audit --no-fund --loglevel=error \
+            @modelcontextprotocol/inspector@0.15.0 >"$peers/mcp-inspector-install.log" 2>&1 || {
+            rm -rf "$peers/mcp-inspector"
+            echo "error: cannot install the MCP Inspector from npm; see $peers/mcp-inspector-install.log" >&2
+            exit 1
+        }
+        if [ ! -f "$inspector" ]; then
+            echo "error: the MCP Inspector installed without $inspector; see $peers/mcp-inspector-install.log" >&2
+            exit 1
+        fi
+    fi
+    ATELIER_TEST_MCP_INSPECTOR="$(pwd)/$inspector"
+    export ATELIER_TEST_MCP_INSPECTOR
+fi
 
 # PostgreSQL for the catalogue tests: ATELIER_TEST_DATABASE_URL is an admin URL from which
 # every test creates a database of its own (atelier_t_*), so tests run in parallel. Given

@@ -246,6 +246,8 @@ pub struct ImageQuery {
     pub tag: Option<String>,
     pub provider: Option<String>,
     pub generation_id: Option<crate::domain::GenerationId>,
+    /// Words in the prompt (case-insensitive for ASCII letters; no wildcards).
+    pub text: Option<String>,
     /// Created at or after.
     pub created_from: Option<OffsetDateTime>,
     /// Created before.

@@ -13,6 +13,8 @@
 //! - [`app`]: the use cases every front-end shares, and the only door into the engine.
 //! - [`http`]: the HTTP API (`atelier serve`), a front-end over [`app`].
 //! - [`webhooks`]: generations' events delivered to their webhooks, signed, retried, guarded.
+//! - [`mcp`]: the MCP server (`atelier mcp` over stdio, `/mcp` in `atelier serve`), a
+//!   front-end over [`app`].
 //! - [`secret`]: values that never print (tokens, S3 keys, database passwords).
 //! - [`migrate`]: moving a deployment to another catalogue and storage.
 //! - [`cli`], [`api`], [`config`], [`wiring`]: the edges.
@@ -28,6 +30,7 @@ pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod jwt;
+pub mod mcp;
 pub mod migrate;
 pub mod pipeline;
 pub mod providers;

@@ -50,6 +50,12 @@ impl App {
             tag: query.tag.clone(),
             provider: query.provider.clone(),
             generation_id: query.generation_id,
+            text: query
+                .text
+                .as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned),
             created_from: query.created_from,
             created_until: query.created_until,
             before: query.before,

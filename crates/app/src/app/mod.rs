@@ -19,7 +19,7 @@ mod webhooks;
 
 pub use crate::catalogue::FeedEntry;
 pub(crate) use accounts::spawn_account_recorder;
-pub use accounts::{AccountView, LastKnown, account_views};
+pub use accounts::{AccountView, LastKnown, ProviderSummary, account_views};
 pub use follow::{Following, FollowingFeed};
 pub use generations::{GenerationPage, QueuePosition};
 pub use images::ImagePage;

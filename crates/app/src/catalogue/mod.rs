@@ -99,6 +99,9 @@ pub struct ImageFilter {
     /// The provider of the image's generation.
     pub provider: Option<String>,
     pub generation_id: Option<GenerationId>,
+    /// Words found in the prompt of the image's generation, as they are written (no wildcard:
+    /// `%` and `_` are themselves), ignoring the case of ASCII letters.
+    pub text: Option<String>,
     /// Created at or after.
     pub created_from: Option<OffsetDateTime>,
     /// Created before.
@@ -106,6 +109,21 @@ pub struct ImageFilter {
     /// Only images older than this one (ids are time-ordered): the cursor of the next page.
     pub before: Option<ImageId>,
     pub limit: Option<u32>,
+}
+
+/// A `LIKE … ESCAPE '\'` pattern that finds `text` anywhere: its own `%`, `_` and `\` are
+/// escaped, so a search for `50%` or `a_b` means those characters, not wildcards.
+pub(crate) fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }
 
 /// Which generations to list, newest first. Empty fields do not filter.

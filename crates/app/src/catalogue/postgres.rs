@@ -331,6 +331,8 @@ impl Catalogue for PgCatalogue {
                AND ($9::timestamptz IS NULL OR created_at >= $9)
                AND ($10::timestamptz IS NULL OR created_at < $10)
                AND ($11::uuid IS NULL OR id < $11)
+               AND ($12::text IS NULL OR generation_id IN
+                    (SELECT id FROM generations WHERE prompt ILIKE $12 ESCAPE '\\'))
              ORDER BY id DESC LIMIT $5",
         )
         .bind(f.status.map(ImageStatus::as_str))
@@ -344,6 +346,7 @@ impl Catalogue for PgCatalogue {
         .bind(f.created_from)
         .bind(f.created_until)
         .bind(f.before.map(|i| i.as_uuid()))
+        .bind(f.text.as_deref().map(super::contains_pattern))
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;

@@ -464,6 +464,8 @@ impl Catalogue for SqliteCatalogue {
                AND (?9 IS NULL OR unixepoch(created_at, 'subsec') >= ?9)
                AND (?10 IS NULL OR unixepoch(created_at, 'subsec') < ?10)
                AND (?11 IS NULL OR id < ?11)
+               AND (?12 IS NULL OR generation_id IN
+                    (SELECT id FROM generations WHERE prompt LIKE ?12 ESCAPE '\\'))
              ORDER BY id DESC LIMIT ?5",
         )
         .bind(f.status.map(ImageStatus::as_str))
@@ -477,6 +479,7 @@ impl Catalogue for SqliteCatalogue {
         .bind(f.created_from.map(unix_secs))
         .bind(f.created_until.map(unix_secs))
         .bind(f.before.map(|i| i.to_string()))
+        .bind(f.text.as_deref().map(super::contains_pattern))
         .fetch_all(&mut *self.pool.get().await?)
         .await
         .map_err(|e| self.db(e))?;

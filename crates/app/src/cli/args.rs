@@ -56,6 +56,9 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Serve the HTTP API, with this node's workers, until SIGINT or SIGTERM
     Serve(ServeArgs),
+    /// Serve MCP (Model Context Protocol) on stdin and stdout for an AI assistant, as the
+    /// operator, with this node's workers, until the assistant closes stdin
+    Mcp(McpArgs),
     /// Print events as any process or node writes them (with --follow, until interrupted)
     Events(EventsArgs),
     /// Midjourney tools
@@ -399,6 +402,23 @@ pub struct ServeArgs {
         value_name = "SECS",
         value_parser = parse_grace,
         help = "Seconds the jobs in hand may take to finish after SIGINT or SIGTERM; the rest stay leased and another node takes them over [default: [node] shutdown_grace_secs, 30]"
+    )]
+    pub grace: Option<f64>,
+}
+
+#[derive(Args, Debug)]
+pub struct McpArgs {
+    #[arg(
+        long,
+        value_parser = clap::value_parser!(u32).range(0..=1000),
+        help = "Workers run beside the MCP server; 0 when another node runs the jobs [default: what the providers run at once]"
+    )]
+    pub workers: Option<u32>,
+    #[arg(
+        long,
+        value_name = "SECS",
+        value_parser = parse_grace,
+        help = "Seconds the jobs in hand may take to finish once the assistant closes stdin; the rest stay leased and another node takes them over [default: [node] shutdown_grace_secs, 30]"
     )]
     pub grace: Option<f64>,
 }

@@ -7,6 +7,7 @@ mod events;
 mod generate;
 mod images;
 mod jobs;
+mod mcp;
 mod migrate;
 mod output;
 mod serve;
@@ -144,6 +145,7 @@ async fn dispatch(cli: Cli, out: &Out) -> Result<u8, AppError> {
         },
         Command::Worker(args) => jobs::worker(&config, &args, out).await,
         Command::Serve(args) => serve::serve(&config, &args, out).await,
+        Command::Mcp(args) => mcp::mcp(&config, &args).await,
         Command::Events(args) => events::print(&config, &args, out).await,
         Command::Jobs { command } => match command {
             JobsCommand::Run { until_idle } => jobs::run(&config, until_idle, out).await,

@@ -45,6 +45,10 @@ pub struct ServerConfig {
     pub sign_in_per_minute: u32,
     /// Who may read `/metrics`.
     pub metrics: MetricsAccess,
+    /// Host names (`host` or `host:port`) clients reach the server by, such as its DNS name
+    /// behind a proxy. `/mcp` refuses a request addressed to any other host (DNS rebinding);
+    /// loopback names and the bind address are always accepted.
+    pub public_hosts: Vec<String>,
     /// Tokens of another sign-in service (Supabase Auth) accepted as bearer tokens.
     pub jwt: JwtConfig,
 }
@@ -111,6 +115,7 @@ impl Default for ServerConfig {
             sign_in_per_minute: 10,
             metrics: MetricsAccess::Admin,
             jwt: JwtConfig::default(),
+            public_hosts: Vec::new(),
         }
     }
 }

@@ -84,6 +84,23 @@ impl ActionName {
     ];
 }
 
+impl ActionName {
+    /// The names a caller gives for it ([`Action::parse`]'s words).
+    pub fn words(self) -> &'static [&'static str] {
+        match self {
+            Self::Upscale => &["u1", "u2", "u3", "u4"],
+            Self::Variation => &["v1", "v2", "v3", "v4"],
+            Self::Reroll => &["reroll"],
+            Self::VaryStrong => &["vary-strong"],
+            Self::VarySubtle => &["vary-subtle"],
+            Self::UpscaleSubtle => &["upscale-subtle"],
+            Self::UpscaleCreative => &["upscale-creative"],
+            Self::ZoomOut => &["zoom-out-2x", "zoom-out-1.5x"],
+            Self::Pan => &["pan-left", "pan-right", "pan-up", "pan-down"],
+        }
+    }
+}
+
 /// What an action's result is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Output {

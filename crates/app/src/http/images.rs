@@ -71,6 +71,7 @@ pub async fn list(
         tag: q.tag.map(|t| t.trim().to_lowercase()),
         provider: q.provider,
         generation_id: param(q.generation.as_deref(), "generation", |g| g.parse().ok())?,
+        text: None,
         created_from: time_param(q.from.as_deref(), "from")?,
         created_until: time_param(q.until.as_deref(), "until")?,
         before: param(q.cursor.as_deref(), "cursor", |c| c.parse().ok())?,

@@ -23,6 +23,7 @@ mod idempotency;
 mod images;
 mod input;
 mod listen;
+mod mcp;
 mod metrics;
 mod openapi;
 mod problem;
@@ -80,6 +81,8 @@ pub struct Settings {
     pub workers: u32,
     /// How long the jobs in hand may finish after the stop.
     pub grace: Duration,
+    /// `Host` headers `/mcp` accepts: loopback, the bind address, `[server] public_hosts`.
+    pub mcp_hosts: Vec<String>,
 }
 
 impl Settings {
@@ -121,6 +124,7 @@ impl Settings {
             sign_in_per_minute: config.sign_in_per_minute,
             workers: config.workers.unwrap_or(default_workers),
             grace,
+            mcp_hosts: mcp::allowed_hosts(bind, &config.public_hosts),
         })
     }
 }
@@ -176,6 +180,7 @@ fn router(shared: Shared) -> Router {
         .unwrap_or_else(|e| format!("{{\"error\": \"the document could not be written: {e}\"}}"));
     let app = routes
         .layer(axum::Extension(openapi::Document(Arc::new(document))))
+        .merge(mcp::routes(&shared))
         .fallback(|| async { Problem::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             Problem::new(

@@ -321,6 +321,25 @@ async fn images_are_idempotent_filtered_and_tagged(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(tagged.iter().map(|i| i.id).collect::<Vec<_>>(), [grid.id]);
+    // Words of the prompt ("a lighthouse"), any case; `%`, `_` and `\\` are themselves.
+    for (text, found) in [
+        ("LIGHTHOUSE", 2),
+        ("a light", 2),
+        ("%", 0),
+        ("a_lighthouse", 0),
+        ("light%house", 0),
+        ("\\", 0),
+        ("heron", 0),
+    ] {
+        let listed = c
+            .images(&ImageFilter {
+                text: Some(text.into()),
+                ..ImageFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), found, "{text:?}");
+    }
     let one = c
         .images(&ImageFilter {
             limit: Some(1),

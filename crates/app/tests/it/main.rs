@@ -15,6 +15,7 @@ mod follow;
 mod http;
 mod http_auth;
 mod limits;
+mod mcp;
 mod midjourney;
 mod migrate;
 mod nodes;

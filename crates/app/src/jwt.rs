@@ -9,12 +9,13 @@
 //! every few seconds whatever callers send.
 
 use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
-use tokio::sync::RwLock;
+use tokio::sync::Mutex;
 
 use crate::config::JwtConfig;
 
@@ -53,6 +54,26 @@ struct Claims {
     sub: String,
     #[serde(default)]
     email: Option<String>,
+    #[serde(default)]
+    email_verified: Option<bool>,
+    /// Supabase keeps `email_verified` here.
+    #[serde(default)]
+    user_metadata: Option<serde_json::Value>,
+}
+
+impl Claims {
+    /// The address, unless the token says it is not verified (an address anyone could type
+    /// must not claim a name first).
+    fn verified_email(self) -> Option<String> {
+        let unverified = self.email_verified == Some(false)
+            || self
+                .user_metadata
+                .as_ref()
+                .and_then(|m| m.get("email_verified"))
+                .and_then(serde_json::Value::as_bool)
+                == Some(false);
+        self.email.filter(|e| !e.is_empty() && !unverified)
+    }
 }
 
 /// Checks tokens with the keys `[server.jwt]` names.
@@ -64,14 +85,17 @@ pub struct JwtVerifier {
 
 enum Keys {
     Secret(DecodingKey),
-    Jwks(Jwks),
+    Jwks(Arc<Jwks>),
 }
 
 struct Jwks {
     url: String,
     client: reqwest::Client,
     keep_for: Duration,
+    /// Held only to copy from or write into, never across a fetch.
     cache: RwLock<Cached>,
+    /// One fetch at a time.
+    fetching: Mutex<()>,
 }
 
 #[derive(Default)]
@@ -138,12 +162,13 @@ impl JwtVerifier {
                     .redirect(reqwest::redirect::Policy::limited(3))
                     .build()
                     .map_err(|e| format!("cannot build the JWKS client: {e}"))?;
-                Keys::Jwks(Jwks {
+                Keys::Jwks(Arc::new(Jwks {
                     url: url.clone(),
                     client,
                     keep_for: Duration::from_secs(config.jwks_cache_secs.max(1)),
                     cache: RwLock::new(Cached::default()),
-                })
+                    fetching: Mutex::new(()),
+                }))
             }
         };
         Ok(Some(Self {
@@ -166,7 +191,7 @@ impl JwtVerifier {
                     .kid
                     .as_deref()
                     .ok_or_else(|| JwtError::Invalid("the token names no key (kid)".into()))?;
-                jwks.key(kid).await?
+                Jwks::key(jwks, kid).await?
             }
         };
         if header.alg != alg {
@@ -184,12 +209,15 @@ impl JwtVerifier {
         }
         validation.set_required_spec_claims(&["exp", "sub", "aud"]);
         let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(invalid)?;
-        let id = uuid::Uuid::parse_str(&data.claims.sub).map_err(|_| {
-            JwtError::Invalid("the token's subject (sub) is not a user id (a UUID)".into())
-        })?;
+        let id = uuid::Uuid::parse_str(&data.claims.sub)
+            .ok()
+            .filter(|id| !id.is_nil())
+            .ok_or_else(|| {
+                JwtError::Invalid("the token's subject (sub) is not a user id (a UUID)".into())
+            })?;
         Ok(JwtSubject {
             id,
-            email: data.claims.email.filter(|e| !e.is_empty()),
+            email: data.claims.verified_email(),
         })
     }
 }
@@ -200,47 +228,68 @@ fn invalid(e: jsonwebtoken::errors::Error) -> JwtError {
 }
 
 impl Jwks {
-    /// The key `kid` names, fetching the document when it is stale or lacks that key.
-    async fn key(&self, kid: &str) -> Result<(DecodingKey, Algorithm), JwtError> {
-        {
-            let cache = self.cache.read().await;
-            let fresh = cache.fetched.is_some_and(|t| t.elapsed() < self.keep_for);
-            let tried_lately = cache.tried.is_some_and(|t| t.elapsed() < REFETCH_EVERY);
-            if let Some(key) = cache.keys.get(kid)
-                && (fresh || tried_lately)
-            {
-                return Ok(key.clone());
-            }
-            if tried_lately {
-                return Err(if cache.fetched.is_some() {
-                    unknown_kid(kid)
-                } else {
-                    JwtError::Unavailable(format!(
-                        "{} did not answer; it is asked again in a few seconds",
-                        self.url
-                    ))
+    fn cached(&self) -> std::sync::RwLockReadGuard<'_, Cached> {
+        self.cache.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The key `kid` names. A known key is used at once, even while the document is being
+    /// read again (a stale cache is refreshed in the background, so a slow or dead JWKS never
+    /// slows a request whose key is known); an unknown one waits for a fresh read, at most
+    /// one every `REFETCH_EVERY`, counted from the end of the last.
+    async fn key(this: &Arc<Self>, kid: &str) -> Result<(DecodingKey, Algorithm), JwtError> {
+        let (known, fresh, tried_lately) = this.look(kid);
+        if let Some(key) = known {
+            if !fresh && !tried_lately {
+                let jwks = this.clone();
+                tokio::spawn(async move {
+                    if let Ok(_one) = jwks.fetching.try_lock() {
+                        jwks.refresh().await;
+                    }
                 });
             }
+            return Ok(key);
         }
-        let mut cache = self.cache.write().await;
-        // Another request may have fetched while this one waited for the lock.
-        if cache.tried.is_none_or(|t| t.elapsed() >= REFETCH_EVERY) {
-            cache.tried = Some(Instant::now());
-            match self.fetch().await {
-                Ok(keys) => {
-                    cache.keys = keys;
-                    cache.fetched = Some(Instant::now());
-                }
-                Err(e) => {
-                    tracing::warn!(url = %self.url, error = %e, "cannot fetch the JWKS");
-                    // Keys already known keep working while the document cannot be read.
-                    if cache.keys.is_empty() {
-                        return Err(JwtError::Unavailable(e));
-                    }
-                }
+        if !tried_lately {
+            let _one = this.fetching.lock().await;
+            // Another request may have read the document while this one waited.
+            let (known, _, lately) = this.look(kid);
+            if known.is_none() && !lately {
+                this.refresh().await;
             }
         }
-        cache.keys.get(kid).cloned().ok_or_else(|| unknown_kid(kid))
+        let cache = this.cached();
+        match cache.keys.get(kid) {
+            Some(key) => Ok(key.clone()),
+            None if cache.fetched.is_some() => Err(unknown_kid(kid)),
+            None => Err(JwtError::Unavailable(format!(
+                "{} did not answer; it is asked again in a few seconds",
+                this.url
+            ))),
+        }
+    }
+
+    /// The key if known, whether the cache is fresh, and whether a read ended lately.
+    fn look(&self, kid: &str) -> (Option<(DecodingKey, Algorithm)>, bool, bool) {
+        let cache = self.cached();
+        (
+            cache.keys.get(kid).cloned(),
+            cache.fetched.is_some_and(|t| t.elapsed() < self.keep_for),
+            cache.tried.is_some_and(|t| t.elapsed() < REFETCH_EVERY),
+        )
+    }
+
+    /// Reads the document and keeps its keys; on failure the keys known stay.
+    async fn refresh(&self) {
+        let fetched = self.fetch().await;
+        let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
+        cache.tried = Some(Instant::now());
+        match fetched {
+            Ok(keys) => {
+                cache.keys = keys;
+                cache.fetched = Some(Instant::now());
+            }
+            Err(e) => tracing::warn!(url = %self.url, error = %e, "cannot fetch the JWKS"),
+        }
     }
 
     async fn fetch(&self) -> Result<HashMap<String, (DecodingKey, Algorithm)>, String> {

@@ -65,12 +65,12 @@ impl App {
         match self.directory.add_user(&user, None, initial, &audit).await {
             Ok(()) => Ok(user.actor()),
             // Two first requests at once: the other made the user.
-            Err(CatalogueError::Conflict(m)) => match self.directory.user(id).await {
+            Err(CatalogueError::Conflict(_)) => match self.directory.user(id).await {
                 Ok(user) if !user.disabled => Ok(user.actor()),
                 Ok(_) => Err(AppError::NotFound("API key, session or token".into())),
-                Err(_) => Err(AppError::Forbidden(format!(
-                    "this token's address belongs to another Atelier user ({m}); an administrator must settle which account is whose"
-                ))),
+                Err(_) => Err(AppError::Forbidden(
+                    "this token's address belongs to another Atelier user; an administrator must settle which account is whose".into(),
+                )),
             },
             Err(e) => Err(e.into()),
         }

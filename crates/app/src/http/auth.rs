@@ -1,7 +1,7 @@
 //! Who calls: the `Caller` every route takes, from `Authorization: Bearer …` (an API key, a
 //! session token or a trusted sign-in service's JWT), or nobody, as the operator, when
-//! `[server] auth = "none"` on a loopback address. Each key's requests are held to its rate
-//! (`rate.rs`); refused credentials count against the client's address like sign-in attempts.
+//! `[server] auth = "none"` on a loopback address. Each user's requests are held to their rate
+//! (`rate.rs`); refused credentials count against the client's address.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -49,11 +49,11 @@ impl FromRequestParts<Shared> for Caller {
             .ok_or_else(|| Problem::unauthorized("send an API key: Authorization: Bearer <key>"))?;
         match state.app.authenticate(token).await {
             Ok(actor) => {
-                state.rate.request(token)?;
+                state.rate.request(actor)?;
                 Ok(Self(actor))
             }
             Err(AppError::NotFound(_)) => {
-                state.rate.attempt(client_address(parts))?;
+                state.rate.refused(client_address(parts))?;
                 Err(Problem::unauthorized(
                     "this API key, session or token is not valid",
                 ))

@@ -94,6 +94,12 @@ async fn supabase_tokens_sign_users_in_made_on_first_sight_and_forgeries_are_ref
     // No address in the token: a placeholder one under .invalid.
     let bob_me = get_json(&http, s.url("/v1/me"), Some(&bob_token)).await;
     assert_eq!(bob_me["email"], format!("{bob}@users.invalid"));
+    // An address the token says is not verified claims nothing.
+    let carol = uuid::Uuid::now_v7();
+    let mut unverified = claims(&carol.to_string(), "ada@example.com");
+    unverified["user_metadata"] = json!({"email_verified": false});
+    let carol_me = get_json(&http, s.url("/v1/me"), Some(&hs256(&unverified, SECRET))).await;
+    assert_eq!(carol_me["email"], format!("{carol}@users.invalid"));
 
     // What Ada makes is hers alone.
     let r = http
@@ -120,6 +126,7 @@ async fn supabase_tokens_sign_users_in_made_on_first_sight_and_forgeries_are_ref
     let stranger = uuid::Uuid::now_v7();
     let mut not_a_uuid = claims("service-account", "x@example.com");
     not_a_uuid["sub"] = json!("service-account");
+    let nil = claims(&uuid::Uuid::nil().to_string(), "x@example.com");
     let unsigned = format!(
         "{}.{}.",
         base64_url(br#"{"alg":"none","typ":"JWT"}"#),
@@ -151,6 +158,7 @@ async fn supabase_tokens_sign_users_in_made_on_first_sight_and_forgeries_are_ref
             ),
         ),
         ("not a user id", hs256(&not_a_uuid, SECRET)),
+        ("the nil id", hs256(&nil, SECRET)),
         ("unsigned", unsigned),
         ("tampered", tampered),
     ] {
@@ -191,6 +199,8 @@ struct Jwks {
     url: String,
     keys: Arc<std::sync::Mutex<Value>>,
     fetches: Arc<AtomicUsize>,
+    /// While true, the document answers after a minute.
+    hang: Arc<std::sync::atomic::AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -205,13 +215,17 @@ impl Jwks {
         );
         let keys = Arc::new(std::sync::Mutex::new(keys));
         let fetches = Arc::new(AtomicUsize::new(0));
-        let (k, f) = (keys.clone(), fetches.clone());
+        let hang = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (k, f, h) = (keys.clone(), fetches.clone(), hang.clone());
         let app = axum::Router::new().route(
             "/auth/v1/.well-known/jwks.json",
             axum::routing::get(move || {
-                let (k, f) = (k.clone(), f.clone());
+                let (k, f, h) = (k.clone(), f.clone(), h.clone());
                 async move {
                     f.fetch_add(1, Ordering::SeqCst);
+                    if h.load(Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_mins(1)).await;
+                    }
                     axum::Json(k.lock().expect("keys").clone())
                 }
             }),
@@ -223,6 +237,7 @@ impl Jwks {
             url,
             keys,
             fetches,
+            hang,
             task,
         }
     }
@@ -280,6 +295,45 @@ async fn jwks_keys_are_fetched_once_kept_and_fetched_again_for_a_rotated_key() {
     // The JWKS goes away: the keys already known keep working.
     jwks.task.abort();
     assert_eq!(status_of(&http, &me, &one).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jwks_that_hangs_never_slows_a_request_whose_key_is_known() {
+    let jwks = Jwks::start(json!({"keys": [jwk(1)]})).await;
+    let s = Server::start(&format!(
+        "[server.jwt]\njwks_url = \"{}\"\njwks_cache_secs = 1\n",
+        jwks.url
+    ));
+    let http = client();
+    let me = s.url("/v1/me");
+    let token = es256(
+        &claims(&uuid::Uuid::now_v7().to_string(), "k@example.com"),
+        1,
+    );
+    assert_eq!(status_of(&http, &me, &token).await, 200);
+    // The cache goes stale while the document hangs: the known key still answers at once,
+    // and forged key ids (each would want a fetch) do not change that.
+    jwks.hang.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let forged = es256(
+        &claims(&uuid::Uuid::now_v7().to_string(), "f@example.com"),
+        2,
+    );
+    let stranger = {
+        let http = http.clone();
+        let me = me.clone();
+        tokio::spawn(async move { status_of(&http, &me, &forged).await })
+    };
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        assert_eq!(status_of(&http, &me, &token).await, 200);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "a known key waited {:?} for the JWKS",
+            started.elapsed()
+        );
+    }
+    assert_eq!(stranger.await.expect("joined"), 401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -350,8 +404,21 @@ async fn keys_over_their_rate_get_429_with_retry_after_and_sign_ins_are_limited_
         .expect("seconds");
     assert!((1..=10).contains(&retry), "{retry}");
     problem(r, 429, "rate_limited").await;
-    // Another key has its own allowance.
+    // The limit is the user's: another key of hers is over it too; another user is not.
+    let out = s
+        .data
+        .run(&["key", "create", "--user", "alice@example.com"]);
+    let second = String::from_utf8(out.stdout)
+        .expect("text")
+        .trim()
+        .to_owned();
+    assert_eq!(status_of(&http, &me, &second).await, 429);
     assert_eq!(status_of(&http, &me, &bob).await, 200);
+
+    // Refused keys are counted apart from sign-in attempts: a few do not lock sign-in out.
+    for n in 0..5 {
+        assert_eq!(status_of(&http, &me, &format!("atl_wrong{n}")).await, 401);
+    }
 
     // Sign-in attempts from one address, right or wrong: two, then 429.
     for _ in 0..2 {
@@ -394,6 +461,14 @@ async fn metrics_count_requests_by_route_and_jobs_for_administrators_only() {
         200
     );
 
+    // Anyone may send a made-up method: it must not make a series of its own.
+    let made_up = reqwest::Method::from_bytes(b"MADEUP").expect("a method");
+    let r = http
+        .request(made_up, s.url("/v1/images"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status().as_u16(), 405);
     let r = http.get(s.url("/metrics")).send().await.expect("sent");
     problem(r, 401, "unauthorized").await;
     let r = http
@@ -418,6 +493,7 @@ async fn metrics_count_requests_by_route_and_jobs_for_administrators_only() {
     );
     let text = r.text().await.expect("text");
     let has = |needle: &str| text.lines().any(|l| l.contains(needle));
+    assert!(!text.contains("MADEUP"), "a made-up method names no series");
     assert!(
         has(
             r#"atelier_http_requests_total{method="GET",route="/v1/generations/{id}",status="200"}"#

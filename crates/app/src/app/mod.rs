@@ -24,7 +24,7 @@ pub use follow::{Following, FollowingFeed};
 pub use generations::{GenerationPage, QueuePosition};
 pub use images::ImagePage;
 pub use import::ImportRequest;
-pub use node::{SlotLoad, Stop};
+pub use node::{RunningNode, SlotLoad, Stop};
 
 use std::sync::Arc;
 use std::time::Duration;

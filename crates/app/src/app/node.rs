@@ -122,3 +122,60 @@ impl App {
         Ok(loads)
     }
 }
+
+/// This node's workers running in the background beside a front-end's own work (the HTTP
+/// server, the MCP server), until the front-end stops them.
+pub struct RunningNode {
+    app: Arc<App>,
+    pool: Option<tokio::task::JoinHandle<Result<(), AppError>>>,
+    drain: watch::Sender<bool>,
+}
+
+impl App {
+    /// Starts `workers` workers (none for 0) in the background.
+    pub fn start_node(self: &Arc<Self>, workers: u32) -> RunningNode {
+        let (drain, draining) = watch::channel(false);
+        let pool = (workers > 0).then(|| {
+            let app = self.clone();
+            tokio::spawn(async move { app.run_node(workers, Stop::Never, draining).await })
+        });
+        RunningNode {
+            app: self.clone(),
+            pool,
+            drain,
+        }
+    }
+}
+
+impl RunningNode {
+    /// Resolves when the workers stop by themselves (the catalogue refuses writes), with why;
+    /// never when none run.
+    pub async fn ended(&mut self) -> Result<(), AppError> {
+        let Some(pool) = self.pool.as_mut() else {
+            return std::future::pending().await;
+        };
+        let worked = pool.await;
+        self.pool = None;
+        worked.unwrap_or_else(|e| Err(AppError::Internal(format!("the workers stopped: {e}"))))
+    }
+
+    /// Stops claiming, lets the jobs in hand finish for `grace` (the rest stay leased, for
+    /// another node to take over), then lets this node's accounts go.
+    pub async fn stop(self, grace: Duration) {
+        let _ = self.drain.send(true);
+        if let Some(mut pool) = self.pool {
+            match tokio::time::timeout(grace, &mut pool).await {
+                Ok(Ok(Err(e))) => tracing::error!(error = %e, "the workers stopped with an error"),
+                Ok(_) => {}
+                Err(_) => {
+                    pool.abort();
+                    let _ = pool.await;
+                    tracing::warn!(
+                        "jobs still running at the end of the grace period stay leased; another node takes them over when their lease runs out"
+                    );
+                }
+            }
+        }
+        self.app.release_accounts().await;
+    }
+}

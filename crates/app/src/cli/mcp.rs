@@ -6,10 +6,7 @@
 
 use std::time::Duration;
 
-use tokio::sync::watch;
-
 use super::args::McpArgs;
-use crate::app::Stop;
 use crate::config::Config;
 use crate::error::AppError;
 use crate::mcp;
@@ -24,42 +21,13 @@ pub async fn mcp(config: &Config, args: &McpArgs) -> Result<u8, AppError> {
         paths: true,
     };
     tracing::info!(node = app.node(), workers, "serving MCP on stdio");
-    let (drain_tx, drain) = watch::channel(false);
-    let mut pool = (workers > 0).then(|| {
-        let app = app.clone();
-        tokio::spawn(async move { app.run_node(workers, Stop::Never, drain).await })
-    });
+    let mut node = app.start_node(workers);
     let served = tokio::select! {
         served = mcp::serve_stdio(app.clone(), settings) => served,
-        Some(worked) = async {
-            match pool.as_mut() {
-                Some(p) => Some(p.await),
-                None => std::future::pending().await,
-            }
-        } => {
-            // The workers stopped by themselves (the catalogue refuses writes): so does this.
-            pool = None;
-            match worked {
-                Ok(result) => result,
-                Err(e) => Err(AppError::Internal(format!("the workers stopped: {e}"))),
-            }
-        }
+        // The workers stopped by themselves (the catalogue refuses writes): so does this.
+        ended = node.ended() => ended,
     };
-    let _ = drain_tx.send(true);
-    if let Some(mut pool) = pool {
-        match tokio::time::timeout(grace, &mut pool).await {
-            Ok(Ok(Err(e))) => tracing::error!(error = %e, "the workers stopped with an error"),
-            Ok(_) => {}
-            Err(_) => {
-                pool.abort();
-                let _ = pool.await;
-                tracing::warn!(
-                    "jobs still running at the end of the grace period stay leased; another node takes them over when their lease runs out"
-                );
-            }
-        }
-    }
-    app.release_accounts().await;
+    node.stop(grace).await;
     served?;
     Ok(0)
 }

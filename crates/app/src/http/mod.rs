@@ -41,7 +41,7 @@ use tokio::sync::watch;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::{App, Stop};
+use crate::app::App;
 use crate::config::{MetricsAccess, ServerAuth, ServerConfig};
 use crate::error::AppError;
 
@@ -207,13 +207,8 @@ pub async fn serve(
 ) -> Result<(), AppError> {
     let (stop_tx, stopping) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
-    let (drain_tx, drain) = watch::channel(false);
     let settings = Arc::new(settings);
-    let workers = settings.workers;
-    let mut pool = (workers > 0).then(|| {
-        let app = app.clone();
-        tokio::spawn(async move { app.run_node(workers, Stop::Never, drain).await })
-    });
+    let mut node = app.start_node(settings.workers);
     let rate = Arc::new(rate::RateLimits::new(
         settings.rate_per_minute,
         settings.rate_burst,
@@ -266,17 +261,8 @@ pub async fn serve(
     tokio::select! {
         _ = stopped.wait_for(|s| *s) => {}
         joined = &mut server => early = Some(joined),
-        Some(worked) = async {
-            match pool.as_mut() {
-                Some(p) => Some(p.await),
-                None => std::future::pending().await,
-            }
-        } => {
-            pool = None;
-            outcome = match worked {
-                Ok(result) => result,
-                Err(e) => Err(AppError::Internal(format!("the workers stopped: {e}"))),
-            };
+        ended = node.ended() => {
+            outcome = ended;
             let _ = stop_tx.send(true);
         }
     }
@@ -293,21 +279,7 @@ pub async fn serve(
             }
         }
     };
-    let _ = drain_tx.send(true);
-    if let Some(mut pool) = pool {
-        match tokio::time::timeout(settings.grace, &mut pool).await {
-            Ok(Ok(Err(e))) => tracing::error!(error = %e, "the workers stopped with an error"),
-            Ok(_) => {}
-            Err(_) => {
-                pool.abort();
-                let _ = pool.await;
-                tracing::warn!(
-                    "jobs still running at the end of the grace period stay leased; another node takes them over when their lease runs out"
-                );
-            }
-        }
-    }
-    app.release_accounts().await;
+    node.stop(settings.grace).await;
     forget.abort();
     signal.abort();
     match joined {

@@ -9,7 +9,9 @@ pub use webhooks::{
     AttemptView, DeliveryView, WebhookData, WebhookPayload, WebhookRequest, WebhookSecretView,
 };
 
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -17,26 +19,31 @@ use crate::app::GenerationWithImages;
 use crate::domain::{Event, Failure, Generation, Image};
 use crate::store::Store;
 
+/// A word from a fixed set (a status, a kind, a code): borrowed when a view is made from the
+/// domain, owned when a client reads one off the wire (`client.rs`).
+pub type Word = Cow<'static, str>;
+
 fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
-#[derive(Serialize, Debug, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
 pub struct ErrorView {
-    pub code: &'static str,
+    #[schema(value_type = String)]
+    pub code: Word,
     pub message: String,
 }
 
 impl From<&Failure> for ErrorView {
     fn from(f: &Failure) -> Self {
         Self {
-            code: f.code.as_str(),
+            code: f.code.as_str().into(),
             message: f.message.clone(),
         }
     }
 }
 
-#[derive(Serialize, Debug, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
 pub struct ImageView {
     pub id: String,
     pub generation_id: String,
@@ -56,10 +63,12 @@ pub struct ImageView {
     pub sha256: String,
     pub palette: Vec<String>,
     pub dominant_color: Option<String>,
-    pub category: Option<&'static str>,
+    #[schema(value_type = Option<String>)]
+    pub category: Option<Word>,
     pub subject: Option<String>,
     pub version: u32,
-    pub status: &'static str,
+    #[schema(value_type = String)]
+    pub status: Word,
     pub favourite: bool,
     pub public: bool,
     pub tags: Vec<String>,
@@ -93,10 +102,10 @@ impl ImageView {
             sha256: i.sha256.clone(),
             palette: i.palette.iter().map(|c| c.hex()).collect(),
             dominant_color: i.dominant.map(crate::domain::Rgb::hex),
-            category: i.category.map(crate::domain::Category::as_str),
+            category: i.category.map(|c| c.as_str().into()),
             subject: i.subject.clone(),
             version: i.version,
-            status: i.status.as_str(),
+            status: i.status.as_str().into(),
             favourite: i.favourite,
             public: i.public,
             tags: i.tags.clone(),
@@ -106,10 +115,11 @@ impl ImageView {
     }
 }
 
-#[derive(Serialize, Debug, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
 pub struct GenerationView {
     pub id: String,
-    pub kind: &'static str,
+    #[schema(value_type = String)]
+    pub kind: Word,
     pub provider: String,
     /// The provider account that ran it (Midjourney's pool chooses one).
     pub account: Option<String>,
@@ -118,12 +128,15 @@ pub struct GenerationView {
     pub negative_prompt: Option<String>,
     #[schema(value_type = Object)]
     pub parameters: serde_json::Value,
-    pub category: Option<&'static str>,
+    #[schema(value_type = Option<String>)]
+    pub category: Option<Word>,
     pub subject: Option<String>,
     pub version: u32,
     pub parent_id: Option<String>,
-    pub status: &'static str,
-    pub phase: Option<&'static str>,
+    #[schema(value_type = String)]
+    pub status: Word,
+    #[schema(value_type = Option<String>)]
+    pub phase: Option<Word>,
     pub progress: f64,
     pub error: Option<ErrorView>,
     pub created_at: String,
@@ -131,7 +144,7 @@ pub struct GenerationView {
     pub completed_at: Option<String>,
     pub images: Vec<ImageView>,
     /// The prompts a describe generation found for its image.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prompts: Vec<String>,
 }
 
@@ -150,18 +163,18 @@ impl GenerationView {
     pub fn new(g: &Generation, images: &[Image], store: &Store) -> Self {
         Self {
             id: g.id.to_string(),
-            kind: g.kind.as_str(),
+            kind: g.kind.as_str().into(),
             provider: g.provider.clone(),
             account: g.account.clone(),
             prompt: g.prompt.clone(),
             negative_prompt: g.negative_prompt.clone(),
             parameters: serde_json::to_value(&g.parameters).unwrap_or_default(),
-            category: g.category.map(crate::domain::Category::as_str),
+            category: g.category.map(|c| c.as_str().into()),
             subject: g.subject.clone(),
             version: g.version,
             parent_id: g.parent_id.map(|p| p.to_string()),
-            status: g.status.as_str(),
-            phase: g.phase.map(crate::domain::Phase::as_str),
+            status: g.status.as_str().into(),
+            phase: g.phase.map(|p| p.as_str().into()),
             progress: g.progress,
             error: g.error.as_ref().map(ErrorView::from),
             created_at: rfc3339(g.created_at),
@@ -184,15 +197,18 @@ impl GenerationView {
     }
 }
 
-#[derive(Serialize, Debug, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
 pub struct EventView {
     #[serde(rename = "type")]
-    pub kind: &'static str,
+    #[schema(value_type = String)]
+    pub kind: Word,
     pub generation_id: String,
     pub seq: u64,
     pub at: String,
-    pub status: &'static str,
-    pub phase: Option<&'static str>,
+    #[schema(value_type = String)]
+    pub status: Word,
+    #[schema(value_type = Option<String>)]
+    pub phase: Option<Word>,
     pub progress: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index: Option<u8>,
@@ -204,11 +220,21 @@ pub struct EventView {
 
 /// An event in the feed of all events (`atelier events`): the event and its position, from
 /// which a follower may start again (`--after POSITION`).
-#[derive(Serialize, Debug, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
 pub struct FeedEventView {
     pub position: i64,
     #[serde(flatten)]
     pub event: EventView,
+}
+
+/// A page of the feed (`GET /v1/events` with `Accept: application/json`).
+#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
+pub struct FeedPage {
+    /// The stored events after the position asked for, oldest first.
+    pub data: Vec<FeedEventView>,
+    /// The feed's last position when it was read: a stream started after it gets only the
+    /// events written since.
+    pub end: i64,
 }
 
 impl From<&crate::catalogue::FeedEntry> for FeedEventView {
@@ -223,12 +249,12 @@ impl From<&crate::catalogue::FeedEntry> for FeedEventView {
 impl From<&Event> for EventView {
     fn from(e: &Event) -> Self {
         Self {
-            kind: e.kind.as_str(),
+            kind: e.kind.as_str().into(),
             generation_id: e.generation_id.to_string(),
             seq: e.seq,
             at: rfc3339(e.at),
-            status: e.status.as_str(),
-            phase: e.phase.map(crate::domain::Phase::as_str),
+            status: e.status.as_str().into(),
+            phase: e.phase.map(|p| p.as_str().into()),
             progress: e.progress,
             index: e.index,
             image_id: e.image_id.map(|i| i.to_string()),
@@ -270,7 +296,7 @@ pub struct GenerationQuery {
 
 /// `POST /v1/generations`: what a client asks for. Unknown fields are refused, so a typo is
 /// an error rather than a silently ignored setting.
-#[derive(serde::Deserialize, Debug, Default, utoipa::ToSchema)]
+#[derive(Serialize, serde::Deserialize, Debug, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateGeneration {
     pub prompt: String,
@@ -303,7 +329,7 @@ pub struct CreateGeneration {
 }
 
 /// Which upscales to keep, as text or as a list of numbers.
-#[derive(serde::Deserialize, Debug, Clone, utoipa::ToSchema)]
+#[derive(Serialize, serde::Deserialize, Debug, Clone, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum UpscaleChoice {
     Text(String),
@@ -360,7 +386,7 @@ impl CreateGeneration {
 }
 
 /// `POST /v1/images/{id}/actions`: a button pressed on an image.
-#[derive(serde::Deserialize, Debug, utoipa::ToSchema)]
+#[derive(Serialize, serde::Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionRequest {
     /// `u1`–`u4`, `v1`–`v4`, `reroll`, `vary_strong`, `upscale_subtle`, `zoom_out_2x`, `pan_left`…
@@ -371,7 +397,7 @@ pub struct ActionRequest {
 }
 
 /// `PATCH /v1/images/{id}`: what may change on an image.
-#[derive(serde::Deserialize, Debug, Default, utoipa::ToSchema)]
+#[derive(Serialize, serde::Deserialize, Debug, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImageUpdate {
     #[serde(default)]
@@ -394,7 +420,7 @@ pub struct ImageUpdate {
 }
 
 /// Where a queued generation stands.
-#[derive(Serialize, Debug, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
 pub struct QueueView {
     /// Jobs of the same provider account before it.
     pub ahead: u64,
@@ -404,7 +430,7 @@ pub struct QueueView {
 }
 
 /// One page of a list and the cursor of the next (absent on the last page).
-#[derive(Serialize, Debug, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
 pub struct Page<T> {
     pub data: Vec<T>,
     #[serde(skip_serializing_if = "Option::is_none")]

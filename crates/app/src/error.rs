@@ -39,6 +39,18 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Internal(String),
+    /// The CLI's `--server` mode: the server could not be reached, or its answer broke off.
+    /// (CLI exit 1.)
+    #[error("{0}")]
+    Unreachable(String),
+    /// The CLI's `--server` mode: a problem the server answered that no other variant stands
+    /// for (401, 429, 5xx…), with the server's code. (CLI exit 1.)
+    #[error("{message}")]
+    Remote {
+        status: u16,
+        code: String,
+        message: String,
+    },
 }
 
 impl From<CatalogueError> for AppError {

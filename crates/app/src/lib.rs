@@ -24,6 +24,7 @@ pub mod app;
 pub mod bench;
 pub mod catalogue;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -1,16 +1,17 @@
 //! Wire types of accounts: users, API keys (never their secrets but once, at creation),
 //! credits and their ledger, and the audit log.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::rfc3339;
+use super::{Word, rfc3339};
 use crate::domain::{ApiKey, AuditEntry, Credits, LedgerEntry, User};
 
-#[derive(Serialize, Debug, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
 pub struct UserView {
     pub id: String,
     pub email: String,
-    pub role: &'static str,
+    #[schema(value_type = String)]
+    pub role: Word,
     pub disabled: bool,
     pub created_at: String,
 }
@@ -20,14 +21,14 @@ impl From<&User> for UserView {
         Self {
             id: u.id.to_string(),
             email: u.email.to_string(),
-            role: u.role.as_str(),
+            role: u.role.as_str().into(),
             disabled: u.disabled,
             created_at: rfc3339(u.created_at),
         }
     }
 }
 
-#[derive(Serialize, Debug, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
 pub struct ApiKeyView {
     pub id: String,
     pub user_id: String,
@@ -54,7 +55,7 @@ impl From<&ApiKey> for ApiKeyView {
 }
 
 /// A key just made: its record and, this once, its secret (which `Debug` does not print).
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewKeyView {
     /// The secret: shown now and never again.
     pub key: String,
@@ -71,11 +72,12 @@ impl std::fmt::Debug for NewKeyView {
     }
 }
 
-#[derive(Serialize, Debug, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
 pub struct LedgerEntryView {
     pub id: i64,
     pub at: String,
-    pub kind: &'static str,
+    #[schema(value_type = String)]
+    pub kind: Word,
     pub amount: i64,
     pub balance_after: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -89,7 +91,7 @@ impl From<&LedgerEntry> for LedgerEntryView {
         Self {
             id: e.id,
             at: rfc3339(e.at),
-            kind: e.kind.as_str(),
+            kind: e.kind.as_str().into(),
             amount: e.amount,
             balance_after: e.balance_after,
             generation_id: e.generation_id.map(|g| g.to_string()),
@@ -99,7 +101,7 @@ impl From<&LedgerEntry> for LedgerEntryView {
 }
 
 /// A user's credits with the latest entries of their ledger.
-#[derive(Serialize, Debug, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
 pub struct CreditsView {
     pub user_id: String,
     pub balance: i64,
@@ -119,13 +121,14 @@ impl CreditsView {
     }
 }
 
-#[derive(Serialize, Debug, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, Debug, utoipa::ToSchema)]
 pub struct AuditEntryView {
     pub id: i64,
     pub at: String,
     /// The acting user's id; `None` for the operator.
     pub actor: Option<String>,
-    pub action: &'static str,
+    #[schema(value_type = String)]
+    pub action: Word,
     pub target: String,
     #[schema(value_type = Object)]
     pub details: serde_json::Value,
@@ -137,7 +140,7 @@ impl From<&AuditEntry> for AuditEntryView {
             id: e.id,
             at: rfc3339(e.at),
             actor: e.actor.map(|a| a.to_string()),
-            action: e.action.as_str(),
+            action: e.action.as_str().into(),
             target: e.target.clone(),
             details: e.details.clone(),
         }

@@ -63,7 +63,7 @@ pub struct ProviderSummary {
 }
 
 /// What a process last recorded about an account.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct LastKnown {
     pub health: String,
     pub reason: Option<String>,
@@ -72,7 +72,7 @@ pub struct LastKnown {
 }
 
 /// One account as `atelier accounts` lists it.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct AccountView {
     pub provider: String,
     #[serde(flatten)]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::args::AccountsArgs;
 use super::output::Out;
-use crate::app::account_views;
+use crate::app::{AccountView, account_views};
 use crate::config::Config;
 use crate::error::AppError;
 use crate::wiring;
@@ -28,43 +28,7 @@ pub async fn list(config: &Config, args: &AccountsArgs, out: &Out) -> Result<u8,
         Err(AppError::NotFound(_)) => account_views(&providers, None, check).await?,
         Err(e) => return Err(e),
     };
-    out.result(&views, || {
-        if views.is_empty() {
-            return "no provider accounts are configured (see [[providers.midjourney.accounts]] in `atelier config default`)".into();
-        }
-        let mut text = format!(
-            "{:<12} {:<11} {:<10} {:>4} {:>5}  {:<20} {}\n",
-            "PROVIDER", "ACCOUNT", "HEALTH", "BUSY", "QUEUE", "CHANNEL", "NOTE"
-        );
-        for v in &views {
-            let s = &v.status;
-            let note = match (&s.reason, &v.last_known) {
-                (Some(reason), _) => reason.clone(),
-                (None, Some(last)) if s.health == "idle" => format!(
-                    "last {} at {}{}",
-                    last.health,
-                    last.at,
-                    last.reason
-                        .as_deref()
-                        .map(|r| format!(": {r}"))
-                        .unwrap_or_default()
-                ),
-                _ => String::new(),
-            };
-            let _ = writeln!(
-                text,
-                "{:<12} {:<11} {:<10} {:>4} {:>5}  {:<20} {}",
-                v.provider,
-                s.name,
-                s.health,
-                format!("{}/{}", s.busy, s.concurrency),
-                s.queue_size,
-                s.channel_id,
-                note
-            );
-        }
-        text.trim_end().to_owned()
-    });
+    out.result(&views, || table(&views));
     // A check passes only when every account is ready to take a job.
     let not_ready: Vec<String> = views
         .iter()
@@ -87,4 +51,43 @@ pub async fn list(config: &Config, args: &AccountsArgs, out: &Out) -> Result<u8,
         );
     }
     Ok(1)
+}
+
+/// The accounts as a table, with why each is not ready.
+pub(super) fn table(views: &[AccountView]) -> String {
+    if views.is_empty() {
+        return "no provider accounts are configured (see [[providers.midjourney.accounts]] in `atelier config default`)".into();
+    }
+    let mut text = format!(
+        "{:<12} {:<11} {:<10} {:>4} {:>5}  {:<20} {}\n",
+        "PROVIDER", "ACCOUNT", "HEALTH", "BUSY", "QUEUE", "CHANNEL", "NOTE"
+    );
+    for v in views {
+        let s = &v.status;
+        let note = match (&s.reason, &v.last_known) {
+            (Some(reason), _) => reason.clone(),
+            (None, Some(last)) if s.health == "idle" => format!(
+                "last {} at {}{}",
+                last.health,
+                last.at,
+                last.reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            ),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            text,
+            "{:<12} {:<11} {:<10} {:>4} {:>5}  {:<20} {}",
+            v.provider,
+            s.name,
+            s.health,
+            format!("{}/{}", s.busy, s.concurrency),
+            s.queue_size,
+            s.channel_id,
+            note
+        );
+    }
+    text.trim_end().to_owned()
 }

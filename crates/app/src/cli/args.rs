@@ -28,6 +28,10 @@ pub struct Cli {
     /// Print one JSON document on stdout and nothing else there
     #[arg(long, global = true)]
     pub json: bool,
+    /// Act on a remote Atelier through its HTTP API instead of this machine's data; requests
+    /// are signed with the key in `ATELIER_API_KEY`
+    #[arg(long, global = true, value_name = "URL", env = "ATELIER_SERVER")]
+    pub server: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }

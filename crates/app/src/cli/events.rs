@@ -15,7 +15,7 @@ use crate::error::AppError;
 use crate::wiring;
 
 /// Events read at once.
-const BATCH: u32 = 500;
+pub(super) const BATCH: u32 = 500;
 
 pub async fn print(config: &Config, args: &EventsArgs, out: &Out) -> Result<u8, AppError> {
     let generation: Option<GenerationId> =
@@ -84,13 +84,13 @@ async fn follow(
 }
 
 /// Writes one line per event on stdout and flushes it, so a pipe gets each event as it comes.
-struct Lines<'a> {
+pub(super) struct Lines<'a> {
     out: &'a Out,
     stdout: std::io::Stdout,
 }
 
 impl<'a> Lines<'a> {
-    fn new(out: &'a Out) -> Self {
+    pub(super) fn new(out: &'a Out) -> Self {
         Self {
             out,
             stdout: std::io::stdout(),
@@ -98,11 +98,16 @@ impl<'a> Lines<'a> {
     }
 
     fn print(&mut self, entry: &FeedEntry) -> Result<(), AppError> {
+        self.print_view(&FeedEventView::from(entry))
+    }
+
+    /// One event as the feed shows it, whichever door it came through.
+    pub(super) fn print_view(&mut self, view: &FeedEventView) -> Result<(), AppError> {
         let line = if self.out.json {
-            serde_json::to_string(&FeedEventView::from(entry))
+            serde_json::to_string(view)
                 .map_err(|e| AppError::Internal(format!("an event did not serialize: {e}")))?
         } else {
-            human(entry)
+            human(view)
         };
         let mut stdout = self.stdout.lock();
         // A closed pipe (`| head`) ends the command: nobody reads any more.
@@ -113,17 +118,16 @@ impl<'a> Lines<'a> {
 }
 
 /// `2026-12-06T15:28:14Z 0193… generation.progress running 42% (grid) note: …`
-fn human(entry: &FeedEntry) -> String {
-    let view = FeedEventView::from(entry);
+fn human(view: &FeedEventView) -> String {
     let e = &view.event;
     let mut line = format!(
         "{} {} {} {} {:.0}%",
         e.at, e.generation_id, e.kind, e.status, e.progress
     );
-    if let Some(phase) = e.phase {
+    if let Some(phase) = &e.phase {
         let _ = std::fmt::Write::write_fmt(&mut line, format_args!(" ({phase})"));
     }
-    if let Some(error) = &entry.event.error {
+    if let Some(error) = &e.error {
         let _ = std::fmt::Write::write_fmt(
             &mut line,
             format_args!(" {}: {}", error.code, error.message),

@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::args::GenerateArgs;
 use super::output::Out;
 use super::{EXIT_FAILURE, load_parsed};
-use crate::api::EventView;
+use crate::api::{EventView, GenerationView};
 use crate::app::{App, Stop};
 use crate::config::Config;
 use crate::domain::{
@@ -230,12 +230,7 @@ async fn follow(
     let watch = async {
         while let Some(e) = events.next().await {
             if let (Ok(e), Some(bar)) = (e, &bar) {
-                // What the job waits for, above the bar: the bar alone would sit still.
-                if let Some(line) = super::output::notice_line(&e) {
-                    bar.println(line);
-                }
-                bar.set_position(e.progress.round() as u64);
-                bar.set_message(e.phase.map_or(e.status.as_str(), |p| p.as_str()).to_owned());
+                show_event(bar, &EventView::from(&e));
             }
         }
         std::future::pending::<()>().await;
@@ -263,24 +258,36 @@ async fn follow(
         )));
     }
     let g = app.generation(ME, id).await?;
-    let view = app.generation_view(&g);
-    out.result(&view, || super::images::describe_generation(&view));
-    let failed = g.generation.status != GenerationStatus::Succeeded;
-    if failed
-        && !out.json
-        && let Some(e) = &g.generation.error
-    {
-        eprintln!(
-            "error: generation {} {}: {}",
-            id,
-            g.generation.status.as_str(),
-            e
-        );
-    }
-    Ok(if failed { EXIT_FAILURE } else { 0 })
+    Ok(print_ended(&app.generation_view(&g), out))
 }
 
-fn progress_bar(out: &Out) -> Option<ProgressBar> {
+/// Prints a generation that ended, says why when it failed, and gives the exit code.
+pub(super) fn print_ended(view: &GenerationView, out: &Out) -> u8 {
+    out.result(view, || super::images::describe_generation(view));
+    let failed = view.status != GenerationStatus::Succeeded.as_str();
+    if failed
+        && !out.json
+        && let Some(e) = &view.error
+    {
+        eprintln!(
+            "error: generation {} {}: {}: {}",
+            view.id, view.status, e.code, e.message
+        );
+    }
+    if failed { EXIT_FAILURE } else { 0 }
+}
+
+/// One event on the bar: its notice above it, its progress and phase on it.
+pub(super) fn show_event(bar: &ProgressBar, e: &EventView) {
+    // What the job waits for, above the bar: the bar alone would sit still.
+    if let Some(line) = super::output::notice_line(e) {
+        bar.println(line);
+    }
+    bar.set_position(e.progress.round() as u64);
+    bar.set_message(e.phase.as_deref().unwrap_or(&e.status).to_owned());
+}
+
+pub(super) fn progress_bar(out: &Out) -> Option<ProgressBar> {
     if !out.tty || out.json {
         return None;
     }

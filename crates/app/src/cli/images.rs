@@ -28,7 +28,7 @@ pub fn describe_generation(g: &GenerationView) -> String {
     s
 }
 
-fn describe_image(i: &ImageView) -> String {
+pub(super) fn describe_image(i: &ImageView) -> String {
     let place = i
         .path
         .as_deref()
@@ -81,24 +81,35 @@ pub async fn show(config: &Config, id: &str, out: &Out) -> Result<u8, AppError> 
     let id: ImageId = load_parsed(id)?;
     let app = wiring::open(config, wiring::providers(config)?, false).await?;
     let view = app.image_view(&app.image(Actor::Operator, id).await?);
-    out.result(&view, || {
-        let mut s = describe_image(&view);
-        let _ = write!(
-            s,
-            "\n  generation {}  sha256 {}  {} bytes\n  palette {}  tags {}",
-            view.generation_id,
-            view.sha256,
-            view.size_bytes,
-            view.palette.join(" "),
-            if view.tags.is_empty() {
-                "-".to_owned()
-            } else {
-                view.tags.join(", ")
-            }
-        );
-        s
-    });
+    out.result(&view, || image_text(&view));
     Ok(0)
+}
+
+/// `image show`'s human form.
+pub(super) fn image_text(view: &ImageView) -> String {
+    let mut s = describe_image(view);
+    let _ = write!(
+        s,
+        "\n  generation {}  sha256 {}  {} bytes\n  palette {}  tags {}",
+        view.generation_id,
+        view.sha256,
+        view.size_bytes,
+        view.palette.join(" "),
+        if view.tags.is_empty() {
+            "-".to_owned()
+        } else {
+            view.tags.join(", ")
+        }
+    );
+    s
+}
+
+pub(super) fn status_line(view: &ImageView) -> String {
+    format!("image {} is now {}", view.id, view.status)
+}
+
+pub(super) fn tags_line(view: &ImageView) -> String {
+    format!("image {} tags: {}", view.id, view.tags.join(", "))
 }
 
 pub async fn status(config: &Config, id: &str, status: &str, out: &Out) -> Result<u8, AppError> {
@@ -107,9 +118,7 @@ pub async fn status(config: &Config, id: &str, status: &str, out: &Out) -> Resul
         .ok_or_else(|| AppError::Invalid(format!("unknown status {status:?}")))?;
     let app = wiring::open(config, wiring::providers(config)?, false).await?;
     let view = app.image_view(&app.set_image_status(Actor::Operator, id, status).await?);
-    out.result(&view, || {
-        format!("image {} is now {}", view.id, view.status)
-    });
+    out.result(&view, || status_line(&view));
     Ok(0)
 }
 
@@ -117,9 +126,7 @@ pub async fn tag(config: &Config, id: &str, tags: &[String], out: &Out) -> Resul
     let id: ImageId = load_parsed(id)?;
     let app = wiring::open(config, wiring::providers(config)?, false).await?;
     let view = app.image_view(&app.tag(Actor::Operator, id, tags).await?);
-    out.result(&view, || {
-        format!("image {} tags: {}", view.id, view.tags.join(", "))
-    });
+    out.result(&view, || tags_line(&view));
     Ok(0)
 }
 

@@ -42,7 +42,8 @@ pub async fn run(config: &Config, until_idle: bool, out: &Out) -> Result<u8, App
         loop {
             match events.recv().await {
                 Ok(e) => {
-                    if let Some(line) = super::output::notice_line(&e) {
+                    if let Some(line) = super::output::notice_line(&crate::api::EventView::from(&e))
+                    {
                         out.notice(&format!("{}: {line}", e.generation_id));
                     }
                     ends.tally(&e, out);
@@ -236,12 +237,20 @@ pub async fn cancel(config: &Config, id: &str, out: &Out) -> Result<u8, AppError
     let generation = app.cancel(Actor::Operator, id).await?;
     let g = app.generation(Actor::Operator, generation.id).await?;
     let view = app.generation_view(&g);
-    out.result(&view, || {
-        if g.generation.status.is_terminal() {
-            format!("generation {id} canceled")
-        } else {
-            format!("generation {id}: cancellation requested; its worker stops it")
-        }
-    });
+    out.result(&view, || canceled_line(&view));
     Ok(0)
+}
+
+/// What `jobs cancel` says: canceled, or asked of the worker that runs it.
+pub(super) fn canceled_line(view: &crate::api::GenerationView) -> String {
+    let ended = crate::domain::GenerationStatus::parse(&view.status)
+        .is_some_and(crate::domain::GenerationStatus::is_terminal);
+    if ended {
+        format!("generation {} canceled", view.id)
+    } else {
+        format!(
+            "generation {}: cancellation requested; its worker stops it",
+            view.id
+        )
+    }
 }

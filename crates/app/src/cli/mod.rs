@@ -10,6 +10,7 @@ mod jobs;
 mod mcp;
 mod migrate;
 mod output;
+mod remote;
 mod serve;
 pub mod simulate;
 mod users;
@@ -118,6 +119,14 @@ async fn dispatch(cli: Cli, out: &Out) -> Result<u8, AppError> {
     } = &cli.command
     {
         return simulate::discord(args, out).await;
+    }
+    if let Some(server) = cli.server.as_deref().filter(|s| !s.trim().is_empty()) {
+        if cli.data_dir.is_some() || cli.config.is_some() {
+            return Err(AppError::Invalid(
+                "--server acts on the server's data: --data-dir and --config do not apply".into(),
+            ));
+        }
+        return remote::dispatch(server, cli.command, out).await;
     }
     let config = load_config(&cli)?;
     match cli.command {

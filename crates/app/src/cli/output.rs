@@ -5,7 +5,8 @@ use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
 
-use crate::domain::{Event, EventKind};
+use crate::api::EventView;
+use crate::domain::EventKind;
 use crate::error::AppError;
 
 pub struct Out {
@@ -58,6 +59,8 @@ impl Out {
             AppError::Forbidden(_) => "forbidden",
             AppError::InsufficientCredits { .. } => "insufficient_credits",
             AppError::Failed(f) => f.code.as_str(),
+            AppError::Unreachable(_) => "unreachable",
+            AppError::Remote { code, .. } => code,
             _ => "internal",
         };
         eprintln!("error: {e}");
@@ -72,8 +75,8 @@ impl Out {
 /// The line a person at a terminal sees for an event that carries a notice (a `.progress`
 /// event whose `error` does not end the generation: a job waiting for Discord, an account
 /// taken out of the pool); `None` for every other event.
-pub fn notice_line(event: &Event) -> Option<String> {
-    if event.kind != EventKind::Progress {
+pub fn notice_line(event: &EventView) -> Option<String> {
+    if event.kind != EventKind::Progress.as_str() {
         return None;
     }
     let notice = event.error.as_ref()?;
@@ -107,13 +110,19 @@ mod tests {
             "waiting for Midjourney account main: cannot connect to ws://127.0.0.1:9: connection refused",
         );
         assert_eq!(
-            notice_line(&event(EventKind::Progress, Some(waiting.clone()))).as_deref(),
+            notice_line(&(&event(EventKind::Progress, Some(waiting.clone()))).into()).as_deref(),
             Some(
                 "note: waiting for Midjourney account main: cannot connect to ws://127.0.0.1:9: connection refused"
             )
         );
-        assert_eq!(notice_line(&event(EventKind::Progress, None)), None);
+        assert_eq!(
+            notice_line(&(&event(EventKind::Progress, None)).into()),
+            None
+        );
         // A failure is the command's error, printed once at the end, not a notice.
-        assert_eq!(notice_line(&event(EventKind::Failed, Some(waiting))), None);
+        assert_eq!(
+            notice_line(&(&event(EventKind::Failed, Some(waiting))).into()),
+            None
+        );
     }
 }

@@ -27,7 +27,7 @@ async fn app(config: &Config, create: bool) -> Result<std::sync::Arc<App>, AppEr
     wiring::open(config, wiring::providers(config)?, create).await
 }
 
-fn checked_email(raw: &str) -> Result<Email, AppError> {
+pub(super) fn checked_email(raw: &str) -> Result<Email, AppError> {
     Ok(Email::parse(raw)?)
 }
 
@@ -56,9 +56,7 @@ pub async fn user(config: &Config, command: UserCommand, out: &Out) -> Result<u8
                 .add_user(OPERATOR, &email, role, password.as_deref())
                 .await?;
             let view = UserView::from(&user);
-            out.result(&view, || {
-                format!("user {} {} ({})", view.id, view.email, view.role)
-            });
+            out.result(&view, || user_line(&view));
             Ok(0)
         }
         UserCommand::List { limit } => {
@@ -68,21 +66,14 @@ pub async fn user(config: &Config, command: UserCommand, out: &Out) -> Result<u8
                 Err(e) => return Err(e),
             };
             let views: Vec<UserView> = users.iter().map(UserView::from).collect();
-            out.result(&views, || {
-                let mut text = String::new();
-                for v in &views {
-                    let disabled = if v.disabled { " disabled" } else { "" };
-                    let _ = writeln!(text, "{}  {:<6} {}{disabled}", v.id, v.role, v.email);
-                }
-                text.trim_end().to_owned()
-            });
+            out.result(&views, || users_table(&views));
             Ok(0)
         }
     }
 }
 
 /// One line of stdin without its line ending.
-fn read_password() -> Result<String, AppError> {
+pub(super) fn read_password() -> Result<String, AppError> {
     let mut input = Vec::new();
     std::io::stdin()
         .take(MAX_PASSWORD_BYTES + 1)
@@ -106,43 +97,28 @@ pub async fn key(config: &Config, command: KeyCommand, out: &Out) -> Result<u8, 
             key_name(&name)?;
             let app = app(config, false).await?;
             let (key, secret) = app.create_key(OPERATOR, &user, &name).await?;
-            if out.json {
-                out.print_json(&NewKeyView {
+            print_new_key(
+                out,
+                &NewKeyView {
                     key: secret.expose().to_owned(),
                     record: ApiKeyView::from(&key),
-                });
-            } else {
-                out.text(secret.expose());
-                eprintln!(
-                    "API key {} ({}) for {user}: it is shown this once and cannot be shown again",
-                    key.id, key.name
-                );
-            }
+                },
+                &user,
+            );
             Ok(0)
         }
         KeyCommand::List { user } => {
             checked_email(&user)?;
             let keys = app(config, false).await?.keys(OPERATOR, &user).await?;
             let views: Vec<ApiKeyView> = keys.iter().map(ApiKeyView::from).collect();
-            out.result(&views, || {
-                let mut text = String::new();
-                for v in &views {
-                    let state = match (&v.revoked_at, &v.last_used_at) {
-                        (Some(at), _) => format!("revoked {at}"),
-                        (None, Some(at)) => format!("last used {at}"),
-                        (None, None) => "never used".to_owned(),
-                    };
-                    let _ = writeln!(text, "{}  {}…  {:<16} {state}", v.id, v.prefix, v.name);
-                }
-                text.trim_end().to_owned()
-            });
+            out.result(&views, || keys_table(&views));
             Ok(0)
         }
         KeyCommand::Revoke { id } => {
             let id: ApiKeyId = load_parsed(&id)?;
             let key = app(config, false).await?.revoke_key(OPERATOR, id).await?;
             let view = ApiKeyView::from(&key);
-            out.result(&view, || format!("key {} ({}) revoked", view.id, view.name));
+            out.result(&view, || revoked_line(&view));
             Ok(0)
         }
     }
@@ -181,25 +157,7 @@ async fn show(app: &App, email: &str, limit: u32, out: &Out) -> Result<u8, AppEr
         app.ledger(OPERATOR, user.id, None, limit).await?
     };
     let view = CreditsView::of(&user, credits, &ledger);
-    out.result(&view, || {
-        let mut text = format!("{}: {} credits", user.email, view.balance);
-        if view.held > 0 {
-            let _ = write!(text, " ({} held by running generations)", view.held);
-        }
-        for e in &view.ledger {
-            let _ = write!(
-                text,
-                "\n{}  {:<8} {:>+6}  = {:<6} {}{}",
-                e.at,
-                e.kind,
-                e.amount,
-                e.balance_after,
-                e.generation_id.as_deref().unwrap_or(""),
-                e.note.as_deref().unwrap_or("")
-            );
-        }
-        text
-    });
+    out.result(&view, || credits_text(&user.email.to_string(), &view));
     Ok(0)
 }
 
@@ -215,21 +173,88 @@ pub async fn audit(
         Err(e) => return Err(e),
     };
     let views: Vec<AuditEntryView> = entries.iter().map(AuditEntryView::from).collect();
-    out.result(&views, || {
-        let mut text = String::new();
-        for v in &views {
-            let _ = writeln!(
-                text,
-                "{:>6}  {}  {:<13} {:<45} by {}  {}",
-                v.id,
-                v.at,
-                v.action,
-                v.target,
-                v.actor.as_deref().unwrap_or("operator"),
-                v.details
-            );
-        }
-        text.trim_end().to_owned()
-    });
+    out.result(&views, || audit_table(&views));
     Ok(0)
+}
+
+// The human forms, shared with `--server` mode (`remote.rs`).
+
+pub(super) fn user_line(v: &UserView) -> String {
+    format!("user {} {} ({})", v.id, v.email, v.role)
+}
+
+pub(super) fn users_table(views: &[UserView]) -> String {
+    let mut text = String::new();
+    for v in views {
+        let disabled = if v.disabled { " disabled" } else { "" };
+        let _ = writeln!(text, "{}  {:<6} {}{disabled}", v.id, v.role, v.email);
+    }
+    text.trim_end().to_owned()
+}
+
+/// A new key: the secret alone on stdout (for a pipe), what it is on stderr; or one document.
+pub(super) fn print_new_key(out: &Out, view: &NewKeyView, user: &str) {
+    if out.json {
+        out.print_json(view);
+    } else {
+        out.text(&view.key);
+        eprintln!(
+            "API key {} ({}) for {user}: it is shown this once and cannot be shown again",
+            view.record.id, view.record.name
+        );
+    }
+}
+
+pub(super) fn keys_table(views: &[ApiKeyView]) -> String {
+    let mut text = String::new();
+    for v in views {
+        let state = match (&v.revoked_at, &v.last_used_at) {
+            (Some(at), _) => format!("revoked {at}"),
+            (None, Some(at)) => format!("last used {at}"),
+            (None, None) => "never used".to_owned(),
+        };
+        let _ = writeln!(text, "{}  {}…  {:<16} {state}", v.id, v.prefix, v.name);
+    }
+    text.trim_end().to_owned()
+}
+
+pub(super) fn revoked_line(v: &ApiKeyView) -> String {
+    format!("key {} ({}) revoked", v.id, v.name)
+}
+
+pub(super) fn credits_text(email: &str, view: &CreditsView) -> String {
+    let mut text = format!("{email}: {} credits", view.balance);
+    if view.held > 0 {
+        let _ = write!(text, " ({} held by running generations)", view.held);
+    }
+    for e in &view.ledger {
+        let _ = write!(
+            text,
+            "\n{}  {:<8} {:>+6}  = {:<6} {}{}",
+            e.at,
+            e.kind,
+            e.amount,
+            e.balance_after,
+            e.generation_id.as_deref().unwrap_or(""),
+            e.note.as_deref().unwrap_or("")
+        );
+    }
+    text
+}
+
+pub(super) fn audit_table(views: &[AuditEntryView]) -> String {
+    let mut text = String::new();
+    for v in views {
+        let _ = writeln!(
+            text,
+            "{:>6}  {}  {:<13} {:<45} by {}  {}",
+            v.id,
+            v.at,
+            v.action,
+            v.target,
+            v.actor.as_deref().unwrap_or("operator"),
+            v.details
+        );
+    }
+    text.trim_end().to_owned()
 }

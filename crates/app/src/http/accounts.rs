@@ -14,8 +14,8 @@ use super::auth::Caller;
 use super::input::Body;
 use super::problem::Answer;
 use super::{Problem, Shared};
-use crate::api::{AuditEntryView, CreditsView, LedgerEntryView, NewKeyView, UserView};
-use crate::domain::{GrantKind, UserRole};
+use crate::api::{ApiKeyView, AuditEntryView, CreditsView, LedgerEntryView, NewKeyView, UserView};
+use crate::domain::{Actor, ApiKeyId, GrantKind, UserRole};
 
 fn invalid(e: impl std::fmt::Display) -> Problem {
     Problem::invalid(e.to_string())
@@ -281,6 +281,96 @@ pub async fn create_key(
         }),
     )
         .into_response())
+}
+
+/// The administrators' routes about other users: 403 for everyone else, whatever the user.
+fn admin_only(actor: Actor, what: &str) -> Result<(), Problem> {
+    if actor.sees_all() {
+        Ok(())
+    } else {
+        Err(Problem::forbidden(format!("only an administrator {what}")))
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/admin/users/{email}/keys",
+    tag = "admin",
+    operation_id = "list_keys",
+    summary = "A user's API keys (their first characters only)",
+    params(("email" = String, Path, description = "The user's email")),
+    responses(
+        (status = 200, description = "The keys", body = Vec<ApiKeyView>),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 422, response = super::openapi::Invalid),
+    )
+)]
+pub async fn user_keys(
+    State(s): State<Shared>,
+    Caller(actor): Caller,
+    Path(email): Path<String>,
+) -> Answer<axum::Json<Vec<ApiKeyView>>> {
+    admin_only(actor, "lists a user's keys")?;
+    let keys = s.app.keys(actor, &email).await?;
+    Ok(axum::Json(keys.iter().map(ApiKeyView::from).collect()))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/admin/keys/{id}",
+    tag = "admin",
+    operation_id = "revoke_key",
+    summary = "Revoke an API key: it no longer signs anyone in",
+    params(("id" = uuid::Uuid, Path, description = "The key's id")),
+    responses(
+        (status = 200, description = "The key, revoked", body = ApiKeyView),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+    )
+)]
+pub async fn revoke_key(
+    State(s): State<Shared>,
+    Caller(actor): Caller,
+    Path(raw): Path<String>,
+) -> Answer<axum::Json<ApiKeyView>> {
+    admin_only(actor, "revokes keys")?;
+    let id: ApiKeyId = super::input::id(&raw, "key")?;
+    let key = s.app.revoke_key(actor, id).await?;
+    Ok(axum::Json(ApiKeyView::from(&key)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/admin/users/{email}/credits",
+    tag = "admin",
+    operation_id = "user_credits",
+    summary = "A user's balance and the latest entries of their ledger",
+    params(("email" = String, Path, description = "The user's email"), PageQuery),
+    responses(
+        (status = 200, description = "The credits", body = CreditsView),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 422, response = super::openapi::Invalid),
+    )
+)]
+pub async fn user_credits(
+    State(s): State<Shared>,
+    Caller(actor): Caller,
+    Path(email): Path<String>,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Answer<axum::Json<CreditsView>> {
+    admin_only(actor, "reads another user's credits")?;
+    let q = page_query(query)?;
+    let user = s.app.user_by_email(actor, &email).await?;
+    let credits = s.app.credits(actor, user.id).await?;
+    let limit = q.limit.unwrap_or(50);
+    let ledger = if limit == 0 {
+        Vec::new()
+    } else {
+        s.app.ledger(actor, user.id, q.before, limit).await?
+    };
+    Ok(axum::Json(CreditsView::of(&user, credits, &ledger)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

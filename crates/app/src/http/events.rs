@@ -18,18 +18,33 @@ use super::auth::Caller;
 use super::input::id;
 use super::problem::Answer;
 use super::{Problem, Shared};
-use crate::api::{EventView, FeedEventView};
+use crate::api::{EventView, FeedEventView, FeedPage};
 use crate::domain::GenerationId;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct After {
+pub struct StreamQuery {
     /// Start after this event id (`Last-Event-ID` wins when both are given).
     #[param(minimum = 0)]
     after: Option<i64>,
     /// The feed only: one generation's events (not allowed on a generation's own stream).
     generation: Option<String>,
+    /// The feed as a JSON page only: at most this many events (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+}
+
+/// Whether the client asked for JSON rather than a stream (`Accept: application/json`
+/// without `text/event-stream`).
+fn wants_json(headers: &HeaderMap) -> bool {
+    let accept = headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    accept.contains("application/json") && !accept.contains("text/event-stream")
 }
 
 /// One server-sent event as a stream carries it (heartbeats are comments, not events).
@@ -128,7 +143,7 @@ fn item<T: serde::Serialize>(
     operation_id = "generation_events",
     summary = "One generation's events, live, as server-sent events",
     description = "Each event's `event:` is its type (`queued`, `started`, `progress`, `image`, `succeeded`, `failed`, `cancelled`, …), its `id:` its number in the generation, its `data:` an `EventView` document. The stored events come first, then the live ones; the stream ends after the last. Comment lines keep idle connections open. An `error` event (a `Problem`) ends a stream that failed: reconnect with `Last-Event-ID`.",
-    params(("id" = uuid::Uuid, Path, description = "The generation's id"), Resume, After),
+    params(("id" = uuid::Uuid, Path, description = "The generation's id"), Resume, StreamQuery),
     responses(
         (status = 200, description = "The stream", content_type = "text/event-stream", body = ServerSentEvent),
         (status = 404, response = super::openapi::NotFound),
@@ -140,11 +155,14 @@ pub async fn generation(
     Caller(actor): Caller,
     headers: HeaderMap,
     Path(raw): Path<String>,
-    query: Result<Query<After>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Answer<Response> {
     let Query(q) = query.map_err(|e| Problem::invalid(e.body_text()))?;
     if q.generation.is_some() {
         return Err(Problem::invalid("generation is in the path here"));
+    }
+    if q.limit.is_some() {
+        return Err(Problem::invalid("limit is for the feed's JSON page only"));
     }
     let id: GenerationId = id(&raw, "generation")?;
     let after = u64::try_from(start(&headers, q.after)?).unwrap_or(0);
@@ -162,11 +180,14 @@ pub async fn generation(
     path = "/events",
     tag = "events",
     operation_id = "events",
-    summary = "The feed of every event the caller may see, live, as server-sent events",
-    description = "Each event's `id:` is its position in the feed, its `data:` a `FeedEventView` document (an `EventView` with its `position`). The stream stays open until the client or the server ends it; reconnect with `Last-Event-ID` to miss nothing.",
-    params(Resume, After),
+    summary = "The feed of every event the caller may see: live as server-sent events, or a JSON page",
+    description = "Each event's `id:` is its position in the feed, its `data:` a `FeedEventView` document (an `EventView` with its `position`). The stream stays open until the client or the server ends it; reconnect with `Last-Event-ID` to miss nothing. With `Accept: application/json` (and not `text/event-stream`) the answer is instead one page of the stored events after `after` (`limit` of them at most) with the feed's end, from which a stream started later gets only newer events.",
+    params(Resume, StreamQuery),
     responses(
-        (status = 200, description = "The stream", content_type = "text/event-stream", body = ServerSentEvent),
+        (status = 200, description = "The stream, or a page of stored events", content(
+            (ServerSentEvent = "text/event-stream"),
+            (FeedPage = "application/json"),
+        )),
         (status = 404, response = super::openapi::NotFound),
         (status = 422, response = super::openapi::Invalid),
     )
@@ -175,7 +196,7 @@ pub async fn feed(
     State(s): State<Shared>,
     Caller(actor): Caller,
     headers: HeaderMap,
-    query: Result<Query<After>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Answer<Response> {
     let Query(q) = query.map_err(|e| Problem::invalid(e.body_text()))?;
     let generation = q
@@ -184,6 +205,27 @@ pub async fn feed(
         .map(|g| id::<GenerationId>(g, "generation"))
         .transpose()?;
     let after = start(&headers, q.after)?;
+    if wants_json(&headers) {
+        let limit = match q.limit {
+            None => 100,
+            Some(n @ 1..=1000) => n,
+            Some(_) => return Err(Problem::invalid("limit must be from 1 to 1000")),
+        };
+        // The end first: an event written between the two reads is in a later page or stream,
+        // never skipped.
+        let end = s.app.feed_end().await?;
+        let entries = s.app.feed(actor, after, generation, limit).await?;
+        return Ok(axum::Json(FeedPage {
+            data: entries.iter().map(FeedEventView::from).collect(),
+            end,
+        })
+        .into_response());
+    }
+    if q.limit.is_some() {
+        return Err(Problem::invalid(
+            "limit is for the JSON page only (Accept: application/json)",
+        ));
+    }
     let following = s.app.follow_feed(actor, after, generation).await?;
     let events = until_error(following.into_stream()).map(|r| {
         Ok(item(r.map(|e| {

@@ -161,8 +161,9 @@ fn router(shared: Shared) -> Router {
         .routes(routes!(accounts::my_credits))
         .routes(routes!(accounts::login, accounts::logout))
         .routes(routes!(accounts::users, accounts::add_user))
-        .routes(routes!(accounts::create_key))
-        .routes(routes!(accounts::grant))
+        .routes(routes!(accounts::user_keys, accounts::create_key))
+        .routes(routes!(accounts::revoke_key))
+        .routes(routes!(accounts::grant, accounts::user_credits))
         .routes(routes!(accounts::provider_accounts))
         .routes(routes!(accounts::audit));
     let (routes, document) = OpenApiRouter::new()

@@ -82,7 +82,11 @@ impl From<AppError> for Problem {
                 "generation_failed",
                 f.to_string(),
             ),
-            other @ (AppError::Catalogue(_) | AppError::Store(_) | AppError::Internal(_)) => {
+            other @ (AppError::Catalogue(_)
+            | AppError::Store(_)
+            | AppError::Internal(_)
+            | AppError::Unreachable(_)
+            | AppError::Remote { .. }) => {
                 // The detail stays in the log: it may name files and hosts.
                 tracing::error!(error = %other, "request failed");
                 Self::new(

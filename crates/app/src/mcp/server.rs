@@ -94,7 +94,11 @@ impl Atelier {
 /// failures are logged and only named, so no internal detail (a path, a query) leaks.
 pub(super) fn tool_error(e: &AppError) -> CallToolResult {
     let message = match e {
-        AppError::Catalogue(_) | AppError::Store(_) | AppError::Internal(_) => {
+        AppError::Catalogue(_)
+        | AppError::Store(_)
+        | AppError::Internal(_)
+        | AppError::Unreachable(_)
+        | AppError::Remote { .. } => {
             tracing::error!(error = %e, "an MCP tool failed");
             "Atelier failed to do this (an internal error, logged on the server); try again later"
                 .to_owned()

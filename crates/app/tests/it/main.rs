@@ -23,6 +23,7 @@ mod openapi;
 mod outputs;
 mod postgres;
 mod processes;
+mod remote;
 mod steps;
 mod storage;
 mod support;

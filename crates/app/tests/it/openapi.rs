@@ -122,6 +122,18 @@ async fn every_documented_route_answers_and_undocumented_ones_do_not() {
     assert_eq!(g["status"], "succeeded", "{g}");
     let generation = g["id"].as_str().unwrap();
     let image = g["images"][0]["id"].as_str().unwrap();
+    // A spare key to revoke (not the one signing these calls).
+    let spare: Value = http
+        .post(s.url("/v1/admin/users/root@example.com/keys"))
+        .bearer_auth(&a.key)
+        .json(&json!({"name": "spare"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let spare = spare["id"].as_str().unwrap();
     let mut calls = Vec::new();
     for (path, item) in paths {
         for method in item.as_object().unwrap().keys() {
@@ -133,6 +145,8 @@ async fn every_documented_route_answers_and_undocumented_ones_do_not() {
     for (method, path) in &calls {
         let id = if path.starts_with("/v1/generations/") {
             generation
+        } else if path.starts_with("/v1/admin/keys/") {
+            spare
         } else {
             image
         };

@@ -250,6 +250,16 @@ impl App {
         id: GenerationId,
     ) -> Result<Option<QueuePosition>, AppError> {
         let g = self.visible_generation(actor, id).await?;
+        self.queue_position_of(&g).await
+    }
+
+    /// Where generation `g`, read for an actor who may see it, stands while queued (the status
+    /// read's second half, without reading the generation again).
+    pub async fn queue_position_of(
+        &self,
+        g: &Generation,
+    ) -> Result<Option<QueuePosition>, AppError> {
+        let id = g.id;
         if g.status != GenerationStatus::Queued {
             return Ok(None);
         }

@@ -24,13 +24,7 @@ pub struct ImagePage {
 impl App {
     /// A generation's images, by role (the engine's and the owner's view: no actor check).
     pub(crate) async fn images_of(&self, id: GenerationId) -> Result<Vec<Image>, AppError> {
-        let mut images = self
-            .catalogue
-            .images(&ImageFilter {
-                generation_id: Some(id),
-                ..ImageFilter::default()
-            })
-            .await?;
+        let mut images = self.catalogue.generation_images(id).await?;
         images.sort_by_key(|i| i.role.to_string());
         Ok(images)
     }

@@ -7,14 +7,20 @@
 //! - `queue`: the job queue alone (claim + finish of empty jobs), for the comparison with
 //!   graphile-worker (`bench/queue-vs-graphile.sh`);
 //! - `midjourney`: the Midjourney provider against the Discord + Midjourney simulator — the
-//!   engine's overhead per job beside the sandbox's, and the memory of connected accounts.
+//!   engine's overhead per job beside the sandbox's, and the memory of connected accounts;
+//! - `rate` and `sse`, against a running server (`bench/http.sh` starts it): one GET's latency
+//!   at a constant request rate, and the live feed with many subscribers (memory per
+//!   subscriber, commit-to-arrival time); `wire.rs` is their lean HTTP/1.1 client.
 
 mod children;
 mod engine;
 mod midjourney;
 mod pipeline;
 mod queue;
+mod rate;
 mod scratch;
+mod sse;
+mod wire;
 
 use crate::cli::Out;
 use crate::cli::args::BenchArgs;
@@ -97,6 +103,41 @@ pub async fn run(config: &Config, args: BenchArgs, out: &Out) -> Result<u8, AppE
         let (value, guard) = midjourney::bench(&options).await?;
         report.insert("midjourney".into(), value);
         keep = Some(guard);
+    }
+    if matches!(args.what.as_str(), "rate" | "sse") {
+        let url = args
+            .url
+            .clone()
+            .ok_or_else(|| AppError::Invalid("--url names the server to measure".into()))?;
+        let key = args.api_key.clone().ok_or_else(|| {
+            AppError::Invalid("--api-key (or ATELIER_BENCH_KEY) is the key to send".into())
+        })?;
+        let value = if args.what == "rate" {
+            rate::bench(&rate::Options {
+                url,
+                path: args.path.clone().ok_or_else(|| {
+                    AppError::Invalid("--path names what to ask for: /v1/generations/ID".into())
+                })?,
+                key,
+                rate: args.rate,
+                seconds: args.seconds,
+                connections: args.connections,
+                server_pid: args.server_pid,
+            })
+            .await?
+        } else {
+            sse::bench(&sse::Options {
+                url,
+                key,
+                subscribers: args.subscribers,
+                generations: args.sse_generations,
+                server_pid: args.server_pid.ok_or_else(|| {
+                    AppError::Invalid("--server-pid: the server whose memory is measured".into())
+                })?,
+            })
+            .await?
+        };
+        report.insert(args.what.clone(), value);
     }
     let value = serde_json::Value::Object(report);
     out.result(&value, || {

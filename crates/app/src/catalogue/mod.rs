@@ -316,6 +316,9 @@ pub trait Catalogue: Send + Sync {
     async fn insert_image(&self, image: &Image) -> Result<Inserted>;
     async fn image(&self, id: ImageId) -> Result<Image>;
     async fn images(&self, filter: &ImageFilter) -> Result<Vec<Image>>;
+    /// A generation's images, in no particular order: the status read's query, on the
+    /// (generation, role) index (the general filter of [`Catalogue::images`] scans the table).
+    async fn generation_images(&self, id: GenerationId) -> Result<Vec<Image>>;
     async fn set_image_status(&self, id: ImageId, status: ImageStatus) -> Result<Image>;
     /// Marks an image a favourite, or public (readable by anyone with its URL), or not; an
     /// unset mark stays as it is. Both in one write.

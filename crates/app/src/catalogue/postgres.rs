@@ -353,6 +353,15 @@ impl Catalogue for PgCatalogue {
         rows.iter().map(rows::image).collect()
     }
 
+    async fn generation_images(&self, id: GenerationId) -> Result<Vec<Image>> {
+        let rows = sqlx::query("SELECT * FROM images WHERE generation_id = $1")
+            .bind(id.as_uuid())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(rows::image).collect()
+    }
+
     async fn set_image_status(&self, id: ImageId, status: ImageStatus) -> Result<Image> {
         let row = sqlx::query("UPDATE images SET status = $2 WHERE id = $1 RETURNING *")
             .bind(id.as_uuid())

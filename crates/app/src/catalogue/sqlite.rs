@@ -486,6 +486,15 @@ impl Catalogue for SqliteCatalogue {
         rows.iter().map(rows::image).collect()
     }
 
+    async fn generation_images(&self, id: GenerationId) -> Result<Vec<Image>> {
+        let rows = sqlx::query("SELECT * FROM images WHERE generation_id = ?1")
+            .bind(id.to_string())
+            .fetch_all(&mut *self.pool.get().await?)
+            .await
+            .map_err(|e| self.db(e))?;
+        rows.iter().map(rows::image).collect()
+    }
+
     async fn set_image_status(&self, id: ImageId, status: ImageStatus) -> Result<Image> {
         let done = sqlx::query("UPDATE images SET status = ?2 WHERE id = ?1")
             .bind(id.to_string())

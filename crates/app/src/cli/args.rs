@@ -493,7 +493,8 @@ pub enum ConfigCommand {
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// What to measure
-    #[arg(value_parser = ["pipeline", "engine", "queue", "midjourney", "all"], default_value = "all")]
+    /// (`rate` and `sse` measure a running server, named by --url: never part of `all`)
+    #[arg(value_parser = ["pipeline", "engine", "queue", "midjourney", "rate", "sse", "all"], default_value = "all")]
     pub what: String,
     /// Repetitions of the pipeline measurement [default: 15] or of the queue measurement
     /// [default: 3]
@@ -542,6 +543,33 @@ pub struct BenchArgs {
     /// work is not counted in this process (it still shares the cores)
     #[arg(long)]
     pub sim_process: bool,
+    /// The server measured by `rate` and `sse` (http:// only: a loopback address)
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// The path `rate` asks for (a generation's status: /v1/generations/ID)
+    #[arg(long)]
+    pub path: Option<String>,
+    /// The API key `rate` and `sse` send
+    #[arg(long, env = "ATELIER_BENCH_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Requests per second `rate` sends, on schedule whatever the answers' speed
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rate: u32,
+    /// How long `rate` runs, in seconds
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub seconds: u32,
+    /// Connections `rate` spreads its requests over
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub connections: u32,
+    /// Subscribers `sse` keeps on the live feed at once
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub subscribers: u32,
+    /// Sandbox generations `sse` asks for, one after another, for events to fan out
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub sse_generations: u32,
+    /// The server's process id, for its memory (`sse`) and CPU time (`rate`, `sse`)
+    #[arg(long)]
+    pub server_pid: Option<u32>,
     /// Internal: one worker process of the queue measurement (started by `bench queue`)
     #[arg(long, hide = true)]
     pub queue_child: bool,

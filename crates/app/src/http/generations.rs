@@ -30,10 +30,14 @@ struct Shown {
 
 async fn shown(s: &Shared, actor: Actor, id: GenerationId) -> Answer<Shown> {
     let g = s.app.generation(actor, id).await?;
-    let queue = s.app.queue_position(actor, id).await?.map(|p| QueueView {
-        ahead: p.ahead,
-        eta_secs: p.eta.map(|d| d.as_secs_f64()),
-    });
+    let queue = s
+        .app
+        .queue_position_of(&g.generation)
+        .await?
+        .map(|p| QueueView {
+            ahead: p.ahead,
+            eta_secs: p.eta.map(|d| d.as_secs_f64()),
+        });
     Ok(Shown {
         generation: s.app.generation_view(&g).without_paths(),
         queue,

@@ -416,6 +416,27 @@ async fn images_are_idempotent_filtered_and_tagged(backend: Backend) {
         .map(|e| e.kind)
         .collect();
     assert_eq!(kinds, [EventKind::Created, EventKind::Completed]);
+
+    // The status read's query: each generation's own images, and only those.
+    let other = c
+        .create_generation(&generation(None, None), None, &[])
+        .await
+        .unwrap();
+    let theirs = image(&other, Role::Grid, &[]);
+    c.insert_image(&theirs).await.unwrap();
+    let mut own: Vec<_> = c
+        .generation_images(g.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    own.sort();
+    let mut expected = vec![grid.id, up.id];
+    expected.sort();
+    assert_eq!(own, expected);
+    let only: Vec<_> = c.generation_images(other.id).await.unwrap();
+    assert_eq!(only.iter().map(|i| i.id).collect::<Vec<_>>(), [theirs.id]);
 }
 
 async fn the_queue_leases_limits_retries_and_cancels(backend: Backend) {

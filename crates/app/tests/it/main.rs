@@ -29,4 +29,5 @@ mod support;
 mod tidy;
 mod upscales;
 mod users;
+mod video;
 mod webhooks;

@@ -251,4 +251,4 @@ echo "PostgreSQL for the tests: $ATELIER_TEST_DATABASE_URL" >&2
 cargo test --workspace --locked --all-targets "$@"
 
 # The engine, crash, Midjourney, following and HTTP tests again, on a PostgreSQL catalogue.
-ATELIER_TEST_CATALOGUE=postgres cargo test -p atelier --locked --test it -- engine:: crash:: midjourney:: follow:: http:: webhooks::
+ATELIER_TEST_CATALOGUE=postgres cargo test -p atelier --locked --test it -- engine:: crash:: midjourney:: follow:: http:: webhooks:: video::

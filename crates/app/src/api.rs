@@ -48,6 +48,15 @@ pub struct ImageView {
     pub id: String,
     pub generation_id: String,
     pub role: String,
+    /// `image` (a still picture) or `video` (a clip; its thumbnail is its first frame).
+    #[schema(value_type = MediaKindName)]
+    pub kind: &'static str,
+    /// A clip's length in milliseconds; null for a picture.
+    pub duration_ms: Option<u64>,
+    /// A clip's frame count; null for a picture.
+    pub frames: Option<u32>,
+    /// A clip's video codec (`h264`, `vp8`, `vp8l`); null for a picture.
+    pub codec: Option<String>,
     /// Absolute path, for the folder store.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
@@ -91,6 +100,10 @@ impl ImageView {
             id: i.id.to_string(),
             generation_id: i.generation_id.to_string(),
             role: i.role.to_string(),
+            kind: i.kind().as_str(),
+            duration_ms: i.clip.as_ref().map(|c| c.duration_ms),
+            frames: i.clip.as_ref().map(|c| c.frames),
+            codec: i.clip.as_ref().map(|c| c.codec.clone()),
             path: path(&i.storage_key),
             storage_key: i.storage_key.clone(),
             url: i.public_url.clone(),
@@ -267,6 +280,8 @@ impl From<&Event> for EventView {
 #[derive(Clone, Debug, Default)]
 pub struct ImageQuery {
     pub status: Option<crate::domain::ImageStatus>,
+    /// Pictures or clips.
+    pub kind: Option<crate::domain::MediaKind>,
     pub category: Option<crate::domain::Category>,
     pub subject: Option<String>,
     pub tag: Option<String>,
@@ -457,6 +472,14 @@ pub enum ImageStatusName {
     Draft,
     Final,
     Archived,
+}
+
+/// What an asset is, as the document lists it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKindName {
+    Image,
+    Video,
 }
 
 /// An image's category, as the document lists it.

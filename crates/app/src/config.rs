@@ -325,6 +325,68 @@ pub struct SandboxConfig {
     pub concurrency: u32,
     /// `provider` (draw each upscale) or `local_split` (cut the stored grid).
     pub upscale_mode: SandboxUpscaleMode,
+    /// `[providers.sandbox.video]`: the sandbox as a video model, `sandbox-video`.
+    pub video: SandboxVideoConfig,
+}
+
+/// The sandbox's clips: one real clip a render, drawn like its pictures.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxVideoConfig {
+    /// Registers the provider `sandbox-video`.
+    pub enabled: bool,
+    /// `mp4` (H.264) or `webp` (animated WebP).
+    pub format: ClipFormatName,
+    /// Side of the square frames in pixels: even, 16 to 1024.
+    pub size: u32,
+    /// Frames a clip (1 to 240) and frames a second (1 to 60).
+    pub frames: u32,
+    pub fps: u32,
+    /// How long a clip takes to "render".
+    pub delay_ms: u64,
+}
+
+/// A clip's container, as the configuration names it.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ClipFormatName {
+    #[default]
+    Mp4,
+    Webp,
+}
+
+impl From<ClipFormatName> for crate::providers::VideoFormat {
+    fn from(f: ClipFormatName) -> Self {
+        match f {
+            ClipFormatName::Mp4 => Self::Mp4,
+            ClipFormatName::Webp => Self::WebP,
+        }
+    }
+}
+
+impl SandboxVideoConfig {
+    /// What `clip.rs` draws.
+    pub fn spec(&self) -> crate::providers::sandbox::ClipSpec {
+        crate::providers::sandbox::ClipSpec {
+            format: self.format.into(),
+            side: self.size,
+            frames: self.frames,
+            fps: self.fps,
+        }
+    }
+}
+
+impl Default for SandboxVideoConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            format: ClipFormatName::Mp4,
+            size: 256,
+            frames: 24,
+            fps: 12,
+            delay_ms: 500,
+        }
+    }
 }
 
 impl Default for Config {
@@ -385,6 +447,7 @@ impl Default for SandboxConfig {
             delay_ms: 1500,
             concurrency: 1,
             upscale_mode: SandboxUpscaleMode::Provider,
+            video: SandboxVideoConfig::default(),
         }
     }
 }
@@ -488,6 +551,9 @@ impl Config {
         }
         if s.concurrency == 0 {
             return bad("providers.sandbox.concurrency must be at least 1".into());
+        }
+        if let Err(e) = s.video.spec().check() {
+            return bad(format!("providers.sandbox.video: {e}"));
         }
         for (name, v, most) in [
             ("limits.max_file_mib", self.limits.max_file_mib, 1 << 20),

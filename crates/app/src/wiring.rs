@@ -8,7 +8,7 @@ use crate::catalogue;
 use crate::config::{Config, StorageBackend};
 use crate::error::AppError;
 use crate::migrate::{Destination, Migration, StorageDestination};
-use crate::providers::sandbox::Sandbox;
+use crate::providers::sandbox::{Sandbox, Video};
 use crate::providers::{Providers, Registered};
 use crate::store::{Layout, Store, StoreError};
 
@@ -23,6 +23,23 @@ pub fn providers(config: &Config) -> Result<Providers, AppError> {
                 provider: Arc::new(Sandbox {
                     size: s.size,
                     delay: Duration::from_millis(s.delay_ms),
+                }),
+                account: "local".into(),
+                concurrency: s.concurrency,
+                upscale_mode: s.upscale_mode.into(),
+                synthetic: true,
+                accounts: None,
+                queue_limit: None,
+            },
+        );
+    }
+    if s.video.enabled {
+        providers.insert(
+            "sandbox-video",
+            Registered {
+                provider: Arc::new(Video {
+                    spec: s.video.spec(),
+                    delay: Duration::from_millis(s.video.delay_ms),
                 }),
                 account: "local".into(),
                 concurrency: s.concurrency,

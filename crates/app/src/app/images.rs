@@ -39,6 +39,7 @@ impl App {
         let filter = ImageFilter {
             owner: actor.scope(),
             status: query.status,
+            kind: query.kind,
             category: query.category,
             subject: query.subject.clone(),
             tag: query.tag.clone(),
@@ -367,6 +368,7 @@ impl App {
             tags: Vec::new(),
             synthetic,
             created_at: OffsetDateTime::now_utc(),
+            clip: p.clip,
         };
         (image, vec![(thumb, p.thumbnail), (key, p.bytes)])
     }

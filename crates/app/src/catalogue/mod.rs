@@ -32,7 +32,7 @@ use time::OffsetDateTime;
 
 use crate::domain::{
     Category, Event, Generation, GenerationId, GenerationStatus, Image, ImageId, ImageStatus, Job,
-    JobId, JobStatus, Lease, UserId,
+    JobId, JobStatus, Lease, MediaKind, UserId,
 };
 
 /// A catalogue failure. Adapters map `NotFound` to "unknown id" and `Other` to a runtime error.
@@ -93,6 +93,8 @@ pub struct ImageFilter {
     /// Only this user's (an actor that sees everything leaves it empty).
     pub owner: Option<UserId>,
     pub status: Option<ImageStatus>,
+    /// Pictures or clips.
+    pub kind: Option<MediaKind>,
     pub category: Option<Category>,
     pub subject: Option<String>,
     pub tag: Option<String>,

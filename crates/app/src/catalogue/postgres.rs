@@ -34,7 +34,7 @@ use super::{
 };
 use crate::domain::{
     Category, Event, Generation, GenerationId, GenerationStatus, Image, ImageId, ImageStatus,
-    Settlement, StepRefused,
+    MediaKind, Settlement, StepRefused,
 };
 use listen::Wakers;
 use rows::micros;
@@ -333,6 +333,7 @@ impl Catalogue for PgCatalogue {
                AND ($11::uuid IS NULL OR id < $11)
                AND ($12::text IS NULL OR generation_id IN
                     (SELECT id FROM generations WHERE prompt ILIKE $12 ESCAPE '\\'))
+               AND ($13::text IS NULL OR kind = $13)
              ORDER BY id DESC LIMIT $5",
         )
         .bind(f.status.map(ImageStatus::as_str))
@@ -347,6 +348,7 @@ impl Catalogue for PgCatalogue {
         .bind(f.created_until)
         .bind(f.before.map(|i| i.as_uuid()))
         .bind(f.text.as_deref().map(super::contains_pattern))
+        .bind(f.kind.map(MediaKind::as_str))
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;

@@ -28,7 +28,7 @@ use super::{
 };
 use crate::domain::{
     Category, Event, Generation, GenerationId, GenerationStatus, Image, ImageId, ImageStatus,
-    Settlement, StepRefused,
+    MediaKind, Settlement, StepRefused,
 };
 use conns::Conns;
 use rows::ts;
@@ -466,6 +466,7 @@ impl Catalogue for SqliteCatalogue {
                AND (?11 IS NULL OR id < ?11)
                AND (?12 IS NULL OR generation_id IN
                     (SELECT id FROM generations WHERE prompt LIKE ?12 ESCAPE '\\'))
+               AND (?13 IS NULL OR kind = ?13)
              ORDER BY id DESC LIMIT ?5",
         )
         .bind(f.status.map(ImageStatus::as_str))
@@ -480,6 +481,7 @@ impl Catalogue for SqliteCatalogue {
         .bind(f.created_until.map(unix_secs))
         .bind(f.before.map(|i| i.to_string()))
         .bind(f.text.as_deref().map(super::contains_pattern))
+        .bind(f.kind.map(MediaKind::as_str))
         .fetch_all(&mut *self.pool.get().await?)
         .await
         .map_err(|e| self.db(e))?;

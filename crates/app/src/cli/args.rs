@@ -349,6 +349,9 @@ pub enum ImageCommand {
 pub struct ListArgs {
     #[arg(long, value_parser = ["draft", "final", "archived"])]
     pub status: Option<String>,
+    /// Only still pictures (`image`) or only clips (`video`)
+    #[arg(long, value_parser = ["image", "video"])]
+    pub kind: Option<String>,
     #[arg(long, value_parser = ["character", "scene", "element"])]
     pub category: Option<String>,
     #[arg(long)]

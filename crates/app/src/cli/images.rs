@@ -8,7 +8,7 @@ use super::output::Out;
 use crate::api::{GenerationView, ImageQuery, ImageView};
 use crate::app::ImportRequest;
 use crate::config::Config;
-use crate::domain::{Actor, Category, GenerationId, ImageId, ImageStatus};
+use crate::domain::{Actor, Category, GenerationId, ImageId, ImageStatus, MediaKind};
 use crate::error::AppError;
 use crate::wiring;
 
@@ -35,9 +35,12 @@ pub(super) fn describe_image(i: &ImageView) -> String {
         .or(i.url.as_deref())
         .unwrap_or(&i.storage_key);
     let synthetic = if i.synthetic { " synthetic" } else { "" };
+    let clip = i.duration_ms.map_or_else(String::new, |ms| {
+        format!(" video {}.{:03}s", ms / 1000, ms % 1000)
+    });
     format!(
-        "{:<10} {}  {}x{} {} {}{}  {}",
-        i.role, i.id, i.width, i.height, i.format, i.status, synthetic, place
+        "{:<10} {}  {}x{} {}{} {}{}  {}",
+        i.role, i.id, i.width, i.height, i.format, clip, i.status, synthetic, place
     )
 }
 
@@ -52,6 +55,7 @@ pub async fn list(config: &Config, args: ListArgs, out: &Out) -> Result<u8, AppE
     }
     let query = ImageQuery {
         status: args.status.as_deref().and_then(ImageStatus::parse),
+        kind: args.kind.as_deref().and_then(MediaKind::parse),
         category: args.category.as_deref().and_then(Category::parse),
         tag: args.tag.map(|t| t.trim().to_lowercase()),
         generation_id,

@@ -116,6 +116,42 @@ impl Rgb {
     }
 }
 
+/// What an asset is: a still picture or a clip.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum MediaKind {
+    Image,
+    Video,
+}
+
+impl MediaKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Image => "image",
+            Self::Video => "video",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "image" => Self::Image,
+            "video" => Self::Video,
+            _ => return None,
+        })
+    }
+}
+
+/// What the catalogue records of a clip besides its picture size: read from its container
+/// when it was verified.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Clip {
+    /// Its length, in milliseconds.
+    pub duration_ms: u64,
+    /// How many frames it holds.
+    pub frames: u32,
+    /// Its video codec as the container names it: `h264` (MP4), `vp8` or `vp8l` (WebP).
+    pub codec: String,
+}
+
 /// One stored image as the catalogue holds it.
 #[derive(Clone, PartialEq, Debug)]
 pub struct Image {
@@ -129,7 +165,7 @@ pub struct Image {
     pub thumbnail_key: Option<String>,
     pub width: u32,
     pub height: u32,
-    /// `png`, `jpeg` or `webp`.
+    /// `png`, `jpeg` or `webp`; a clip's `mp4` or `webp`.
     pub format: String,
     pub size_bytes: u64,
     /// Lower-case hex SHA-256 of the stored bytes.
@@ -145,6 +181,30 @@ pub struct Image {
     pub tags: Vec<String>,
     pub synthetic: bool,
     pub created_at: OffsetDateTime,
+    /// A clip's length, frames and codec; `None` for a still picture. Its thumbnail is its
+    /// first frame (the poster).
+    pub clip: Option<Clip>,
+}
+
+impl Image {
+    /// The media type of its file: `image/png`, `image/jpeg`, `image/webp` (an animated WebP
+    /// too) or `video/mp4`.
+    pub fn media_type(&self) -> String {
+        match self.format.as_str() {
+            "jpg" | "jpeg" => "image/jpeg".into(),
+            "mp4" => "video/mp4".into(),
+            other => format!("image/{other}"),
+        }
+    }
+
+    /// A still picture or a clip.
+    pub fn kind(&self) -> MediaKind {
+        if self.clip.is_some() {
+            MediaKind::Video
+        } else {
+            MediaKind::Image
+        }
+    }
 }
 
 #[cfg(test)]

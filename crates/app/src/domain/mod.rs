@@ -38,7 +38,7 @@ pub use idempotency::{
     Begun, IDEMPOTENCY_TTL, IdempotencyRecord, IdempotentRequest, KeyInvalid, StoredResponse,
 };
 pub use ids::{ApiKeyId, GenerationId, ImageId, JobId, UserId};
-pub use image::{Category, Image, ImageStatus, Rgb, Role};
+pub use image::{Category, Clip, Image, ImageStatus, MediaKind, Rgb, Role};
 pub use job::{AfterFailure, Job, JobKind, JobStatus, Lease, OnClaim};
 pub use lifecycle::{Change, Stage, StepRefused, creation_events};
 pub use progress::Milestones;

@@ -14,7 +14,7 @@ use super::input::{Body, id, param};
 use super::problem::Answer;
 use super::{Problem, Shared};
 use crate::api::{ImageQuery, ImageUpdate, ImageView, Page};
-use crate::domain::{Category, ImageId, ImageStatus};
+use crate::domain::{Category, ImageId, ImageStatus, MediaKind};
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -22,6 +22,9 @@ use crate::domain::{Category, ImageId, ImageStatus};
 pub struct ListQuery {
     #[param(value_type = Option<crate::api::ImageStatusName>)]
     status: Option<String>,
+    /// `image` (still pictures) or `video` (clips).
+    #[param(value_type = Option<crate::api::MediaKindName>)]
+    kind: Option<String>,
     #[param(value_type = Option<crate::api::CategoryName>)]
     category: Option<String>,
     subject: Option<String>,
@@ -66,6 +69,7 @@ pub async fn list(
     }
     let query = ImageQuery {
         status: param(q.status.as_deref(), "status", ImageStatus::parse)?,
+        kind: param(q.kind.as_deref(), "kind", MediaKind::parse)?,
         category: param(q.category.as_deref(), "category", Category::parse)?,
         subject: q.subject,
         tag: q.tag.map(|t| t.trim().to_lowercase()),
@@ -192,6 +196,7 @@ struct ImageBytes(Vec<u8>);
             (ImageBytes = "image/png"),
             (ImageBytes = "image/jpeg"),
             (ImageBytes = "image/webp"),
+            (ImageBytes = "video/mp4"),
         ), headers(
             ("ETag" = String, description = "The content's SHA-256, quoted (`-thumb` added for a thumbnail)"),
             ("Cache-Control" = String, description = "The bytes never change under this id"),
@@ -201,6 +206,7 @@ struct ImageBytes(Vec<u8>);
             (ImageBytes = "image/png"),
             (ImageBytes = "image/jpeg"),
             (ImageBytes = "image/webp"),
+            (ImageBytes = "video/mp4"),
         ), headers(
             ("Content-Range" = String, description = "`bytes a-b/size`"),
             ("ETag" = String, description = "The content's SHA-256, quoted"),
@@ -277,7 +283,7 @@ async fn bytes(
     let content_type = if thumbnail {
         "image/webp".to_owned()
     } else {
-        format!("image/{}", image.format)
+        image.media_type()
     };
     let mut out = HeaderMap::new();
     let put = |h: &mut HeaderMap, k: header::HeaderName, v: &str| {

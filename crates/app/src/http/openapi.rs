@@ -49,6 +49,7 @@ pub struct Document(pub Arc<String>);
         crate::api::FeedEventView,
         crate::api::GenerationStatusName,
         crate::api::ImageStatusName,
+        crate::api::MediaKindName,
         crate::api::CategoryName,
     )),
     tags(

@@ -49,6 +49,15 @@ pub(super) fn pipeline_error(e: PipelineError) -> JobError {
         }
         // Over a limit: the same file would be refused again.
         PipelineError::Limit(m) => JobError::Abort(Failure::new(ErrorCode::IntegrityFailed, m)),
+        // A clip that is over a limit, unsupported or not what it was said to be is refused
+        // again; a truncated or malformed one is fetched again, like a corrupt picture.
+        PipelineError::Video(v) if v.is_permanent() => {
+            JobError::Abort(Failure::new(ErrorCode::IntegrityFailed, v.to_string()))
+        }
+        PipelineError::Video(v) => JobError::Retry(
+            Failure::new(ErrorCode::IntegrityFailed, v.to_string()),
+            None,
+        ),
         e => JobError::Abort(Failure::new(ErrorCode::Internal, e.to_string())),
     }
 }

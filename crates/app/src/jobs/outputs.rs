@@ -1,8 +1,8 @@
 //! A render's outputs as they come: the provider delivers each through its reporter, and the
 //! job's task takes them one at a time while the render goes on (`Run::render`).
 //!
-//! A render of separate outputs (`Shape::Separate`) stores each as it arrives, as
-//! `variant_<index>`, and writes its `output_completed` milestone (the outputs share the second
+//! A render of separate outputs (`Shape::Separate`) stores each as it arrives, picture or
+//! clip, as `variant_<index>`, and writes its `output_completed` milestone (the outputs share the second
 //! half of the scale evenly, in the order they are stored); the last one's is written with the
 //! end. A resumed job skips the outputs already stored, whose numbers the provider keeps.
 
@@ -13,13 +13,13 @@ use async_trait::async_trait;
 use super::JobError;
 use super::generate::Run;
 use super::reporter::Stage;
-use super::storing::picture;
+use super::storing::{clip_format, picture};
 use crate::catalogue::Change;
 use crate::domain::{
     ErrorCode, EventKind, Failure, GenerationStatus, Image, ImageId, Milestones, Phase, Role,
 };
 use crate::pipeline;
-use crate::providers::Output;
+use crate::providers::{Output, OutputKind};
 
 /// What the job does with each output of a render, in its own task.
 #[async_trait]
@@ -86,13 +86,24 @@ impl Take for Separate {
         if self.stored.contains(&index) {
             return Ok(());
         }
-        let bytes = picture(output)?;
         let limits = run.app.limits;
-        let image = run
-            .process_and_save(Role::Variant(index), move || {
-                pipeline::process_image_within(bytes, &limits)
-            })
-            .await?;
+        let bytes = output.bytes;
+        let image = match output.kind {
+            OutputKind::Image => {
+                run.process_and_save(Role::Variant(index), move || {
+                    pipeline::process_image_within(bytes, &limits)
+                })
+                .await?
+            }
+            // A clip is verified and stored like a picture, with its poster as thumbnail.
+            OutputKind::Video(format) => {
+                let format = clip_format(format);
+                run.process_and_save(Role::Variant(index), move || {
+                    pipeline::process_clip_within(bytes, format, &limits)
+                })
+                .await?
+            }
+        };
         self.stored.insert(index);
         let change = output_completed(self.milestones, index, self.done(), image.id);
         if self.done() >= self.count {

@@ -1,6 +1,7 @@
 //! Where a generate job's images go: processed and written on one blocking thread, then
-//! their catalogue rows inserted. Only pictures are stored so far: a clip a provider delivers
-//! is refused here ([`Unstorable`]), until video has its own verification and storage.
+//! their catalogue rows inserted. Clips go the same way (a render's separate outputs); a clip
+//! where the job needs a picture (a grid, an upscale, an action's result) is refused here
+//! ([`Unstorable`]).
 
 use std::sync::Arc;
 
@@ -9,14 +10,15 @@ use super::generate::pipeline_error;
 use crate::app::App;
 use crate::catalogue::Inserted;
 use crate::domain::{ErrorCode, Failure, Generation, Image, Role};
-use crate::pipeline::{PipelineError, Processed};
+use crate::pipeline::{ClipFormat, PipelineError, Processed};
 use crate::providers::{Output, OutputKind, VideoFormat};
 
 /// An output the engine cannot store.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum Unstorable {
     #[error(
-        "output {index} is a clip ({format}); this version stores pictures only, not video yet"
+        "output {index} is a clip ({format}); a grid, an upscale and an action's result must be \
+         pictures (clips come as a render's separate outputs)"
     )]
     Video { index: u8, format: VideoFormat },
 }
@@ -25,6 +27,14 @@ pub(super) enum Unstorable {
 impl From<Unstorable> for JobError {
     fn from(e: Unstorable) -> Self {
         JobError::Abort(Failure::new(ErrorCode::Internal, e.to_string()))
+    }
+}
+
+/// The pipeline's name for a provider's clip container.
+pub(super) fn clip_format(format: VideoFormat) -> ClipFormat {
+    match format {
+        VideoFormat::Mp4 => ClipFormat::Mp4,
+        VideoFormat::WebP => ClipFormat::WebP,
     }
 }
 

@@ -46,6 +46,25 @@ impl StatusArg {
     }
 }
 
+/// What an asset is.
+#[derive(Clone, Copy, Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KindArg {
+    /// A still picture.
+    Image,
+    /// A clip (MP4 or animated WebP); its thumbnail is its first frame.
+    Video,
+}
+
+impl KindArg {
+    pub fn domain(self) -> crate::domain::MediaKind {
+        match self {
+            Self::Image => crate::domain::MediaKind::Image,
+            Self::Video => crate::domain::MediaKind::Video,
+        }
+    }
+}
+
 /// Midjourney's buttons. On a grid image: `u1`–`u4` (one picture at full size), `v1`–`v4`
 /// (variations of one picture), `reroll` (the prompt again). On an upscaled image: the rest.
 #[derive(Clone, Copy, Debug, Deserialize, JsonSchema)]
@@ -234,6 +253,9 @@ pub struct TagImage {
 pub struct ListImages {
     #[serde(default)]
     pub status: Option<StatusArg>,
+    /// Only still pictures or only clips.
+    #[serde(default)]
+    pub kind: Option<KindArg>,
     #[serde(default)]
     pub category: Option<CategoryArg>,
     /// Exactly this subject.

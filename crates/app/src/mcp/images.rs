@@ -21,8 +21,8 @@ const THUMBNAILS: usize = 8;
 #[tool_router(router = image_tools, vis = "pub(super)")]
 impl Atelier {
     #[tool(
-        description = "List your images, newest first, by status, category, subject, tag, \
-provider or generation. Each comes with a link to its resource (atelier://images/ID); with \
+        description = "List your images, newest first, by kind (image or video: clips, with \
+their duration), status, category, subject, tag, provider or generation. Each comes with a link to its resource (atelier://images/ID); with \
 `thumbnails`, the first 8 also show as pictures. `next_cursor` pages on.",
         annotations(read_only_hint = true)
     )]
@@ -118,6 +118,7 @@ impl Atelier {
         }
         let query = ImageQuery {
             status: args.status.map(super::args::StatusArg::domain),
+            kind: args.kind.map(super::args::KindArg::domain),
             category: args.category.map(CategoryArg::domain),
             subject: args.subject,
             tag: args.tag.map(|t| t.trim().to_lowercase()),

@@ -20,14 +20,6 @@ pub fn uri(image: &Image) -> String {
     format!("atelier://images/{}", image.id)
 }
 
-/// The MIME type of an image's file, from its recorded format.
-pub fn mime(format: &str) -> String {
-    match format {
-        "jpg" | "jpeg" => "image/jpeg".into(),
-        other => format!("image/{other}"),
-    }
-}
-
 /// A link to an image's resource, named and described so a client can list it.
 pub fn link(image: &Image, prompt: Option<&str>) -> Resource {
     let mut name = String::new();
@@ -55,7 +47,7 @@ pub fn link(image: &Image, prompt: Option<&str>) -> Resource {
     Resource::new(uri(image), name)
         .with_title(format!("image {}", image.id))
         .with_description(description)
-        .with_mime_type(mime(&image.format))
+        .with_mime_type(image.media_type())
         .with_size(image.size_bytes)
 }
 

@@ -8,7 +8,7 @@ use rmcp::model::{ListResourcesResult, ReadResourceResult, ResourceContents, Res
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
 
-use super::pictures::{link, mime, uri};
+use super::pictures::{link, uri};
 use super::server::Atelier;
 use crate::api::ImageQuery;
 use crate::domain::ImageId;
@@ -84,8 +84,7 @@ pub async fn read(
                 here.clone(),
             )
             .with_mime_type("application/json"),
-            ResourceContents::blob(STANDARD.encode(bytes), here)
-                .with_mime_type(mime(&image.format)),
+            ResourceContents::blob(STANDARD.encode(bytes), here).with_mime_type(image.media_type()),
         ]))
     };
     read.await.map_err(|e| resource_error(&e, asked))

@@ -12,6 +12,8 @@ pub enum Format {
     Png,
     Jpeg,
     Webp,
+    /// A clip's container; never a picture ([`Format::sniff`] does not answer it).
+    Mp4,
 }
 
 impl Format {
@@ -48,7 +50,7 @@ impl Format {
                 let riff = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
                 bytes.len() as u64 == u64::from(riff) + 8
             }
-            Err(_) => false,
+            Ok(Self::Mp4) | Err(_) => false,
         }
     }
 
@@ -64,6 +66,7 @@ impl Format {
                 let end = usize::try_from(u64::from(riff) + 8).ok()?;
                 (end <= bytes.len()).then_some(end)
             }
+            Self::Mp4 => Some(bytes.len()),
         }
     }
 
@@ -72,6 +75,7 @@ impl Format {
             Self::Png => "png",
             Self::Jpeg => "jpeg",
             Self::Webp => "webp",
+            Self::Mp4 => "mp4",
         }
     }
 
@@ -81,14 +85,18 @@ impl Format {
             Self::Png => "png",
             Self::Jpeg => "jpg",
             Self::Webp => "webp",
+            Self::Mp4 => "mp4",
         }
     }
 
-    fn image_format(self) -> ImageFormat {
+    fn image_format(self) -> Result<ImageFormat, PipelineError> {
         match self {
-            Self::Png => ImageFormat::Png,
-            Self::Jpeg => ImageFormat::Jpeg,
-            Self::Webp => ImageFormat::WebP,
+            Self::Png => Ok(ImageFormat::Png),
+            Self::Jpeg => Ok(ImageFormat::Jpeg),
+            Self::Webp => Ok(ImageFormat::WebP),
+            Self::Mp4 => Err(PipelineError::Integrity(
+                "an MP4 is a clip, not a picture".into(),
+            )),
         }
     }
 }
@@ -204,7 +212,7 @@ pub fn decode_within(bytes: &[u8], limits: &Limits) -> Result<Pixels, PipelineEr
     let format = Format::sniff(bytes)?;
     let pixels = match format {
         Format::Png => decode_png(bytes, limits)?,
-        Format::Jpeg | Format::Webp => decode_other(bytes, format, limits)?,
+        Format::Jpeg | Format::Webp | Format::Mp4 => decode_other(bytes, format, limits)?,
     };
     if pixels.width == 0 || pixels.height == 0 {
         return Err(PipelineError::Integrity("the image has no pixels".into()));
@@ -315,7 +323,7 @@ fn decode_other(bytes: &[u8], format: Format, limits: &Limits) -> Result<Pixels,
             format.as_str().to_uppercase()
         )),
     };
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format.image_format());
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format.image_format()?);
     reader.limits(image_limits(limits.max_metadata_bytes));
     let mut decoder = reader.into_decoder().map_err(fail)?;
     let (width, height) = decoder.dimensions();

@@ -85,6 +85,7 @@ pub fn process_grid_within(
             thumbnail,
             palette,
             dominant,
+            clip: None,
         },
         quadrants: done.into_iter().map(|(_, p, _)| p).collect(),
     })
@@ -164,6 +165,7 @@ fn quadrant(
             thumbnail,
             palette,
             dominant,
+            clip: None,
         },
         thumb,
     ))

@@ -1,6 +1,7 @@
 //! The image pipeline, run on every image that arrives (from a provider or an import):
 //! signature check and full decode (corrupt data never reaches storage), SHA-256, the 2×2 split
-//! of a grid, WebP thumbnails, dimensions/format/size, and a five-colour palette.
+//! of a grid, WebP thumbnails, dimensions/format/size, and a five-colour palette; clips
+//! (`video/`) are verified and given the first frame's thumbnail and palette.
 //!
 //! Pure and synchronous: callers run it on a blocking thread. Work is spread over the
 //! machine's cores with scoped threads where it pays (hashing beside decoding; a grid's
@@ -14,8 +15,9 @@ mod limits;
 mod palette;
 mod png;
 mod thumbnail;
+mod video;
 
-use crate::domain::Rgb;
+use crate::domain::{Clip, Rgb};
 use crate::store::sha256_hex;
 
 pub use decode::{Format, Pixels, decode, decode_within};
@@ -24,6 +26,7 @@ pub use limits::{
     DEFAULT_MAX_FILE_MIB, DEFAULT_MAX_MEGAPIXELS, DEFAULT_MAX_METADATA_MIB, Limits, file_too_large,
 };
 pub use png::PngCompression;
+pub use video::{ClipFormat, MAX_FRAMES, VideoError, WEBP_PIXEL_BUDGET, process_clip_within};
 
 /// Longest side of a thumbnail, in pixels.
 pub const THUMBNAIL_MAX_SIDE: u32 = 512;
@@ -40,6 +43,9 @@ pub enum PipelineError {
     NotAGrid(u32, u32),
     #[error("image encoding failed: {0}")]
     Encode(String),
+    /// A clip refused: malformed, truncated, contradicting itself, unsupported or too large.
+    #[error(transparent)]
+    Video(#[from] VideoError),
 }
 
 /// One image ready to store: its bytes and everything the catalogue records about it.
@@ -54,6 +60,9 @@ pub struct Processed {
     pub thumbnail: Vec<u8>,
     pub palette: Vec<Rgb>,
     pub dominant: Rgb,
+    /// A clip's length, frames and codec (its thumbnail and palette are its first frame's);
+    /// `None` for a picture.
+    pub clip: Option<Clip>,
 }
 
 /// A grid and its four quadrants (top-left, top-right, bottom-left, bottom-right).
@@ -137,6 +146,7 @@ pub fn process_image_within(bytes: Vec<u8>, limits: &Limits) -> Result<Processed
         palette,
         dominant,
         bytes,
+        clip: None,
     })
 }
 

@@ -84,6 +84,7 @@ pub(super) fn image(g: &Generation, role: Role, tags: &[&str]) -> Image {
         tags: tags.iter().map(|t| (*t).to_owned()).collect(),
         synthetic: true,
         created_at: OffsetDateTime::now_utc(),
+        clip: None,
     }
 }
 

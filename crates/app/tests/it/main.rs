@@ -30,4 +30,5 @@ mod support;
 mod tidy;
 mod upscales;
 mod users;
+mod video;
 mod webhooks;

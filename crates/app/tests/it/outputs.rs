@@ -1,7 +1,7 @@
 //! Providers in the other shape, without a network: a render of separate outputs stored as
 //! they come (the sandbox's `Separate`), their share of the progress scale and their events, a
-//! render resumed after a failure, a clip refused, and what a provider does not declare refused
-//! before anything is written.
+//! render resumed after a failure, and what a provider does not declare refused before
+//! anything is written (clips are in `video.rs`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,7 +16,6 @@ use atelier::error::AppError;
 use atelier::providers::sandbox::{Separate, draw};
 use atelier::providers::{
     Capabilities, Output, Provider, ProviderError, ProviderJob, Reporter, Shape, UpscaleMode,
-    VideoFormat,
 };
 
 use crate::engine::run_idle;
@@ -322,57 +321,6 @@ async fn an_output_stored_without_its_event_gets_it_first_when_the_job_resumes()
         "no render step after an output is stored"
     );
     assert!(events.windows(2).all(|w| w[0].progress <= w[1].progress));
-}
-
-/// Delivers one clip: the engine cannot store video yet.
-struct Clip;
-
-#[async_trait]
-impl Provider for Clip {
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            shape: Shape::Separate { count: 1 },
-            video: true,
-            negative_prompt: true,
-            actions: &[],
-            describe: false,
-            blend: false,
-        }
-    }
-
-    async fn render(&self, _job: &ProviderJob, report: &dyn Reporter) -> Result<(), ProviderError> {
-        // The start of an MP4's `ftyp` box: the engine refuses it by its declared kind.
-        let bytes = b"\0\0\0\x18ftypisom\0\0\x02\0isomiso2".to_vec();
-        report
-            .output(Output::video(1, VideoFormat::Mp4, bytes))
-            .await
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_clip_fails_the_job_clearly_since_video_is_not_stored_yet() {
-    let t = app_of("clip", Arc::new(Clip)).await;
-    let id = submit(&t, "a moving sea").await;
-    run_idle(&t).await;
-    let g = t
-        .app
-        .generation(atelier::domain::Actor::Operator, id)
-        .await
-        .unwrap();
-    assert_eq!(g.generation.status, GenerationStatus::Failed);
-    assert!(g.images.is_empty(), "nothing stored");
-    let error = g.generation.error.expect("the failure is recorded");
-    assert_eq!(error.code, ErrorCode::Internal);
-    assert!(
-        error.message.contains("clip (MP4)") && error.message.contains("not video yet"),
-        "{}",
-        error.message
-    );
-    let job = t.app.queue().job_of(id).await.unwrap();
-    assert_eq!(
-        job.attempts, 1,
-        "not retried: a retry would be refused the same way"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

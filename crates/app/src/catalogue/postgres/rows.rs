@@ -12,7 +12,7 @@ use crate::domain::{
 };
 
 pub(super) use crate::catalogue::stored::corrupt;
-use crate::catalogue::stored::{category, failure, phase};
+use crate::catalogue::stored::{category, clip, failure, phase};
 
 fn get<'r, T>(row: &'r PgRow, col: &str) -> Result<T>
 where
@@ -116,6 +116,12 @@ pub(super) fn image(row: &PgRow) -> Result<Image> {
         tags: get(row, "tags")?,
         synthetic: get(row, "synthetic")?,
         created_at: get(row, "created_at")?,
+        clip: clip(
+            &get::<String>(row, "kind")?,
+            get(row, "duration_ms")?,
+            get::<Option<i32>>(row, "frames")?.map(i64::from),
+            get(row, "codec")?,
+        )?,
     })
 }
 

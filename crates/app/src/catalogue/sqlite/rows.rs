@@ -12,7 +12,7 @@ use crate::domain::{
 };
 
 pub(super) use crate::catalogue::stored::corrupt;
-use crate::catalogue::stored::{category, failure};
+use crate::catalogue::stored::{category, clip, failure};
 
 pub(super) fn ts(t: OffsetDateTime) -> String {
     t.to_offset(time::UtcOffset::UTC)
@@ -144,6 +144,12 @@ pub(super) fn image(row: &SqliteRow) -> Result<Image> {
         tags: serde_json::from_str(&tags).map_err(|_| corrupt("tags", &tags))?,
         synthetic: get(row, "synthetic")?,
         created_at: parse_ts(&get::<String>(row, "created_at")?)?,
+        clip: clip(
+            &get::<String>(row, "kind")?,
+            get(row, "duration_ms")?,
+            get(row, "frames")?,
+            get(row, "codec")?,
+        )?,
     })
 }
 

@@ -79,9 +79,10 @@ pub(super) async fn insert_image_row(conn: &mut sqlx::SqliteConnection, i: &Imag
     sqlx::query(
         "INSERT INTO images (id, generation_id, owner, role, storage_key, public_url,
                 thumbnail_key, width, height, format, size_bytes, sha256, dominant_color, palette,
-                category, subject, version, status, favourite, public, tags, synthetic, created_at)
+                category, subject, version, status, favourite, public, tags, synthetic, created_at,
+                kind, duration_ms, frames, codec)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                ?18, ?19, ?20, ?21, ?22, ?23)
+                ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)
              ON CONFLICT (generation_id, role) DO NOTHING",
     )
     .bind(i.id.to_string())
@@ -107,6 +108,16 @@ pub(super) async fn insert_image_row(conn: &mut sqlx::SqliteConnection, i: &Imag
     .bind(serde_json::to_string(&i.tags).map_err(other)?)
     .bind(i.synthetic)
     .bind(ts(i.created_at))
+    .bind(i.kind().as_str())
+    .bind(
+        i.clip
+            .as_ref()
+            .map(|c| i64::try_from(c.duration_ms))
+            .transpose()
+            .map_err(other)?,
+    )
+    .bind(i.clip.as_ref().map(|c| i64::from(c.frames)))
+    .bind(i.clip.as_ref().map(|c| c.codec.as_str()))
     .execute(&mut *conn)
     .await
     .map_err(|e| match e {

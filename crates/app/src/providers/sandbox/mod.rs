@@ -4,12 +4,20 @@
 //! progress in steps like Midjourney does, and delivers PNG bytes like a real provider would,
 //! so the whole pipeline runs for real. Its images are flagged synthetic.
 //! `separate.rs` is the same drawing in the other shape: several separate pictures a render.
+//! `clip.rs` draws real clips (H.264 MP4 or animated WebP, written by `mp4_writer.rs` and
+//! libwebp) for `video.rs`, the sandbox that delivers one clip a render, and for the
+//! simulators of other providers.
 
+pub mod clip;
 pub mod draw;
 mod memo;
+mod mp4_writer;
 mod separate;
+mod video;
 
+pub use clip::{ClipError, ClipSpec, draw_clip};
 pub use separate::Separate;
+pub use video::Video;
 
 use std::time::Duration;
 

@@ -50,7 +50,7 @@ pub struct ImageView {
     pub role: String,
     /// `image` (a still picture) or `video` (a clip; its thumbnail is its first frame).
     #[schema(value_type = MediaKindName)]
-    pub kind: &'static str,
+    pub kind: Word,
     /// A clip's length in milliseconds; null for a picture.
     pub duration_ms: Option<u64>,
     /// A clip's frame count; null for a picture.
@@ -100,7 +100,7 @@ impl ImageView {
             id: i.id.to_string(),
             generation_id: i.generation_id.to_string(),
             role: i.role.to_string(),
-            kind: i.kind().as_str(),
+            kind: i.kind().as_str().into(),
             duration_ms: i.clip.as_ref().map(|c| c.duration_ms),
             frames: i.clip.as_ref().map(|c| c.frames),
             codec: i.clip.as_ref().map(|c| c.codec.clone()),

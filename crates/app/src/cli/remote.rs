@@ -371,6 +371,7 @@ async fn list(client: &Client, args: &ListArgs, out: &Out) -> Result<u8, AppErro
         ("category", &args.category),
         ("tag", &args.tag),
         ("generation", &args.generation),
+        ("kind", &args.kind),
     ] {
         if let Some(v) = value {
             query.push((name, v.clone()));

@@ -34,6 +34,23 @@ pub async fn generate(config: &Config, args: GenerateArgs, out: &Out) -> Result<
             .extra
             .insert("bot".into(), serde_json::Value::String(bot));
     }
+    for param in &args.param {
+        let (name, value) = param
+            .split_once('=')
+            .ok_or_else(|| AppError::Invalid(format!("--param {param:?}: expected NAME=VALUE")))?;
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(AppError::Invalid(format!(
+                "--param {param:?}: the name is empty"
+            )));
+        }
+        // Numbers and true/false as themselves, anything else as text.
+        let value = match serde_json::from_str::<serde_json::Value>(value) {
+            Ok(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => v,
+            _ => serde_json::Value::String(value.to_owned()),
+        };
+        request.extra.insert(name.to_owned(), value);
+    }
     // Everything is checked before anything (even the data directory) is written.
     let providers = wiring::providers(config)?;
     let request = request.validated()?;

@@ -119,6 +119,12 @@ async fn dispatch(cli: Cli, out: &Out) -> Result<u8, AppError> {
     {
         return simulate::discord(args, out).await;
     }
+    if let Command::Simulate {
+        command: args::SimulateCommand::Openai(args),
+    } = &cli.command
+    {
+        return simulate::openai(args, out).await;
+    }
     let config = load_config(&cli)?;
     match cli.command {
         Command::Generate(args) => generate::generate(&config, args, out).await,

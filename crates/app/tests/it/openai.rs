@@ -291,7 +291,12 @@ async fn bad_parameters_are_refused_before_any_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_key_fails_the_job_and_disables_the_account() {
-    let rig = rig(quick(""), |o| o.api_key = Secret::new("sk-wrong")).await;
+    // One request at a time: the second job starts after the first found the key refused.
+    let rig = rig(quick(""), |o| {
+        o.api_key = Secret::new("sk-wrong");
+        o.concurrency = 1;
+    })
+    .await;
     let before = rig.t.app.accounts(None).await.unwrap();
     assert_eq!(before.len(), 1);
     assert_eq!(before[0].status.health, "idle");

@@ -606,7 +606,9 @@ fn stream(
         };
         for (i, bytes) in finals.into_iter().enumerate() {
             if cut.is_some_and(|c| i >= usize::from(c)) {
-                // An error in the body makes the server drop the connection mid-answer.
+                // An error in the body makes the server drop the connection mid-answer; the
+                // events before it are given time to leave first.
+                tokio::time::sleep(Duration::from_millis(200)).await;
                 let _ = sender
                     .send(Err(std::io::Error::other("connection reset")))
                     .await;

@@ -12,7 +12,7 @@ const SCRIPT: &str = r#"
 import base64, io, json, sys
 import openai
 
-base, key, faulty = sys.argv[1], sys.argv[2], sys.argv[3]
+base, key, faulty, refusing = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 client = openai.OpenAI(base_url=base, api_key=key, max_retries=3)
 out = {"version": openai.__version__}
 
@@ -57,11 +57,12 @@ def error(call):
 out["bad_size"] = error(lambda: client.images.generate(model="gpt-image-2", prompt="x", size="1000x1000"))
 out["unknown"] = error(lambda: client.images.generate(model="gpt-image-1", prompt="x", extra_body={"steps": 20}))
 out["bad_key"] = error(lambda: openai.OpenAI(base_url=base, api_key="sk-nope", max_retries=0).images.generate(prompt="x"))
-# The second simulator deals a 429, a 500, then a refusal: the client retries the first two by
-# itself, then meets the refusal, which it does not retry.
+# The second simulator deals a 429 then a 500, which the client retries by itself; the third
+# a safety refusal, which it does not retry.
 faults = openai.OpenAI(base_url=faulty, api_key=key, max_retries=3)
 out["retried"] = faults.images.generate(model="gpt-image-1", prompt="after faults").data[0].b64_json is not None
-out["refusal"] = error(lambda: faults.images.generate(model="gpt-image-1", prompt="x"))
+refusing = openai.OpenAI(base_url=refusing, api_key=key, max_retries=3)
+out["refusal"] = error(lambda: refusing.images.generate(model="gpt-image-1", prompt="x"))
 print(json.dumps(out))
 "#;
 
@@ -80,13 +81,24 @@ async fn the_official_python_client_works_against_the_simulator() {
     };
     let running = sim::start(config.clone()).await.unwrap();
     let faulty = sim::start(sim::Config {
-        faults: sim::parse_faults("rate-limit,server-error,refusal").unwrap(),
+        faults: sim::parse_faults("rate-limit,server-error").unwrap(),
+        ..config.clone()
+    })
+    .await
+    .unwrap();
+    let refusing = sim::start(sim::Config {
+        faults: sim::parse_faults("refusal").unwrap(),
         ..config
     })
     .await
     .unwrap();
     let base = running.api_base();
-    let args = [base.clone(), running.key().to_owned(), faulty.api_base()];
+    let args = [
+        base.clone(),
+        running.key().to_owned(),
+        faulty.api_base(),
+        refusing.api_base(),
+    ];
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(python)
             .arg("-c")
@@ -159,10 +171,12 @@ async fn the_official_python_client_works_against_the_simulator() {
     assert_eq!(r["refusal"]["class"], "BadRequestError");
     assert_eq!(r["refusal"]["code"], "moderation_blocked");
     let stats = faulty.stats();
-    assert_eq!(stats.faults, ["rate-limit", "server-error", "refusal"]);
-    // Three tries for the first call, one for the refusal.
-    assert_eq!(stats.requests, 4);
+    assert_eq!(stats.faults, ["rate-limit", "server-error"]);
+    // Three tries for the call the client retried, one for the refusal.
+    assert_eq!(stats.requests, 3);
+    assert_eq!(refusing.stats().requests, 1);
     assert!(running.stats().faults.is_empty());
     running.shutdown().await;
     faulty.shutdown().await;
+    refusing.shutdown().await;
 }

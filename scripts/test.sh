@@ -158,6 +158,30 @@ if [ -z "${ATELIER_TEST_WEBHOOK_VERIFIER:-}" ]; then
     export ATELIER_TEST_WEBHOOK_VERIFIER
 fi
 
+# The official OpenAI Python client (from PyPI, unchanged): the OpenAI simulator's fidelity
+# test (tests/it/openai/python.rs) runs it against the simulator. Installed once under
+# target/test-peers/openai; the test reads ATELIER_TEST_OPENAI_PYTHON (that virtualenv's
+# python) and fails without it.
+if [ -z "${ATELIER_TEST_OPENAI_PYTHON:-}" ]; then
+    peers=target/test-peers
+    mkdir -p "$peers"
+    if [ ! -x "$peers/openai/bin/python" ] \
+        || ! "$peers/openai/bin/python" -c 'import openai' 2>/dev/null; then
+        rm -rf "$peers/openai"
+        python3 -m venv "$peers/openai" || {
+            echo "error: cannot make a Python virtualenv for the OpenAI client: install python3-venv" >&2
+            exit 1
+        }
+        "$peers/openai/bin/pip" install -q 'openai==2.54.0' >"$peers/openai-install.log" 2>&1 || {
+            rm -rf "$peers/openai"
+            echo "error: cannot install the openai client from PyPI; see $peers/openai-install.log" >&2
+            exit 1
+        }
+    fi
+    ATELIER_TEST_OPENAI_PYTHON="$(pwd)/$peers/openai/bin/python"
+    export ATELIER_TEST_OPENAI_PYTHON
+fi
+
 pg_dir=""
 stop_postgres() {
     if [ -n "$pg_dir" ]; then
@@ -251,4 +275,4 @@ echo "PostgreSQL for the tests: $ATELIER_TEST_DATABASE_URL" >&2
 cargo test --workspace --locked --all-targets "$@"
 
 # The engine, crash, Midjourney, following and HTTP tests again, on a PostgreSQL catalogue.
-ATELIER_TEST_CATALOGUE=postgres cargo test -p atelier --locked --test it -- engine:: crash:: midjourney:: follow:: http:: webhooks:: video::
+ATELIER_TEST_CATALOGUE=postgres cargo test -p atelier --locked --test it -- engine:: crash:: midjourney:: follow:: http:: webhooks:: video:: openai::

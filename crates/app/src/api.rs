@@ -159,6 +159,12 @@ pub struct GenerationView {
     /// The prompts a describe generation found for its image.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prompts: Vec<String>,
+    /// The tokens the provider billed for it, as it reported them (OpenAI's GPT image
+    /// models: `input_tokens`, `output_tokens`, `total_tokens` and their details), summed
+    /// over every request the generation made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub usage: Option<serde_json::Value>,
 }
 
 impl GenerationView {
@@ -202,6 +208,11 @@ impl GenerationView {
                         .collect()
                 })
                 .unwrap_or_default(),
+            usage: g
+                .provider_refs
+                .get("usage")
+                .filter(|u| u.is_object())
+                .cloned(),
         }
     }
 

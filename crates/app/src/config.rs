@@ -216,6 +216,66 @@ pub struct JobsConfig {
 pub struct ProvidersConfig {
     pub sandbox: SandboxConfig,
     pub midjourney: MidjourneyConfig,
+    pub openai: OpenAiConfig,
+}
+
+/// An OpenAI-compatible Images API (OpenAI, or a service that copies it).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpenAiConfig {
+    pub enabled: bool,
+    /// The API's root, up to and with `/v1`.
+    pub api_base: String,
+    /// `env:NAME` reads the key from that environment variable (the default,
+    /// `env:OPENAI_API_KEY`); anything else is the key itself. Never printed.
+    pub api_key: Secret,
+    /// `OpenAI-Organization` and `OpenAI-Project` headers, when the key needs them.
+    pub organization: Option<String>,
+    pub project: Option<String>,
+    /// The account's name in `atelier accounts` and on each generation.
+    pub account: String,
+    /// The model a request names none of (`--param model=…` chooses another).
+    pub model: String,
+    /// Stream the GPT image models' requests, their partial images reported as progress.
+    pub stream: bool,
+    /// Partial images a streamed request asks for (0 to 3).
+    pub partial_images: u8,
+    /// Requests at once, and jobs that may wait for one.
+    pub concurrency: u32,
+    pub queue_size: u32,
+    /// A request's whole answer must come within this.
+    pub timeout_secs: f64,
+    /// Tries after the first for 429, 5xx and lost connections, within one job.
+    pub max_retries: u32,
+    /// First wait between those tries when the service names none; doubled each time.
+    pub retry_backoff_ms: u64,
+    /// A longer wait asked for (`Retry-After`) sends the job back to the queue instead.
+    pub max_retry_wait_secs: f64,
+    /// Tries per image URL download.
+    pub download_attempts: u32,
+}
+
+impl Default for OpenAiConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            api_base: "https://api.openai.com/v1".into(),
+            api_key: Secret::new("env:OPENAI_API_KEY"),
+            organization: None,
+            project: None,
+            account: "default".into(),
+            model: "gpt-image-1".into(),
+            stream: false,
+            partial_images: 2,
+            concurrency: 2,
+            queue_size: 50,
+            timeout_secs: 300.0,
+            max_retries: 2,
+            retry_backoff_ms: 500,
+            max_retry_wait_secs: 60.0,
+            download_attempts: 3,
+        }
+    }
 }
 
 /// Midjourney through Discord user accounts.
@@ -569,6 +629,7 @@ impl Config {
             }
         }
         self.check_midjourney()?;
+        self.check_openai()?;
         if let Some(url) = &self.database_url
             && in_memory(url.expose())
         {
@@ -700,6 +761,50 @@ impl Config {
             }
             if a.concurrency == 0 {
                 return bad(format!("{at}: concurrency must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
+    /// `[providers.openai]`: a URL, a key, numbers in range.
+    fn check_openai(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        let o = &self.providers.openai;
+        if !(o.api_base.starts_with("http://") || o.api_base.starts_with("https://")) {
+            return bad(format!(
+                "providers.openai.api_base must be an http(s) URL, not {:?}",
+                o.api_base
+            ));
+        }
+        let key = o.api_key.expose().trim();
+        if key.is_empty() || key == "env:" {
+            return bad("providers.openai.api_key is empty".into());
+        }
+        if o.account.trim().is_empty() || o.account.contains(char::is_whitespace) {
+            return bad("providers.openai.account must be a non-empty word".into());
+        }
+        if o.model.trim().is_empty() {
+            return bad("providers.openai.model is empty".into());
+        }
+        if o.partial_images > 3 {
+            return bad(format!(
+                "providers.openai.partial_images must be from 0 to 3, not {}",
+                o.partial_images
+            ));
+        }
+        if o.concurrency == 0 || o.download_attempts == 0 {
+            return bad(
+                "providers.openai.concurrency and download_attempts must be at least 1".into(),
+            );
+        }
+        for (name, v) in [
+            ("timeout_secs", o.timeout_secs),
+            ("max_retry_wait_secs", o.max_retry_wait_secs),
+        ] {
+            if !(v.is_finite() && v > 0.0 && v <= 86_400.0) {
+                return bad(format!(
+                    "providers.openai.{name} must be more than 0 and at most a day, not {v}"
+                ));
             }
         }
         Ok(())

@@ -36,6 +36,7 @@ pub mod migrate;
 pub mod pipeline;
 pub mod providers;
 pub mod secret;
+pub mod simulators;
 pub mod store;
 pub mod webhooks;
 pub mod wiring;

@@ -59,6 +59,15 @@ pub fn providers(config: &Config) -> Result<Providers, AppError> {
             ),
         );
     }
+    if config.providers.openai.enabled {
+        providers.insert(
+            "openai",
+            crate::providers::openai::registered(
+                &config.providers.openai,
+                config.limits.max_file_bytes(),
+            ),
+        );
+    }
     if providers.get(&config.default_provider).is_none() {
         return Err(AppError::Invalid(format!(
             "the default provider {:?} is not configured",

@@ -253,12 +253,56 @@ pub struct GenerateArgs {
     /// Midjourney only: which Discord bot renders it
     #[arg(long, value_parser = ["midjourney", "niji"])]
     pub bot: Option<String>,
+    /// A provider parameter, NAME=VALUE, repeatable (OpenAI: model, n, size, quality,
+    /// background, output_format, output_compression, moderation, style, response_format,
+    /// stream, partial_images)
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub param: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum SimulateCommand {
     /// A protocol-faithful Discord (gateway, REST, CDN) with the Midjourney bot, on loopback
     Discord(SimulateDiscordArgs),
+    /// A protocol-faithful OpenAI Images API (generations, edits, streaming, errors), on
+    /// loopback
+    Openai(SimulateOpenaiArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SimulateOpenaiArgs {
+    /// Where to listen
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub bind: std::net::SocketAddr,
+    /// Write an atelier.toml whose [providers.openai] points at the simulator
+    #[arg(long, value_name = "FILE")]
+    pub write_config: Option<PathBuf>,
+    /// Faults dealt to the image requests in order, each NAME (once), NAME:N or NAME:always:
+    /// server-error, overloaded, rate-limit, slow, expiring-urls, expired-urls, refusal, stuck,
+    /// broken-stream
+    #[arg(long, value_name = "LIST", default_value = "")]
+    pub faults: String,
+    /// The API key it accepts
+    #[arg(long, default_value = "sk-sim-atelier")]
+    pub key: String,
+    /// Milliseconds to make one image (streamed partial images come within it)
+    #[arg(long, default_value_t = 1000)]
+    pub latency_ms: u64,
+    /// Milliseconds the `slow` fault adds
+    #[arg(long, default_value_t = 5000)]
+    pub slow_ms: u64,
+    /// Seconds an image URL stays valid
+    #[arg(long, default_value_t = 3600)]
+    pub url_ttl_secs: u64,
+    /// Draw pictures at most this many pixels on the long edge (0: the size asked)
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=8192))]
+    pub max_side: u32,
+    /// The model the written configuration asks for
+    #[arg(long, default_value = "gpt-image-1")]
+    pub model: String,
+    /// Whether the written configuration streams (partial images as progress)
+    #[arg(long)]
+    pub stream: bool,
 }
 
 #[derive(Args, Debug)]

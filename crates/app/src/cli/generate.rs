@@ -29,11 +29,7 @@ pub async fn generate(config: &Config, args: GenerateArgs, out: &Out) -> Result<
     request.subject = args.subject;
     request.upscale = UpscaleSelection::parse(&args.upscale)?;
     request.seed = args.seed;
-    if let Some(bot) = args.bot {
-        request
-            .extra
-            .insert("bot".into(), serde_json::Value::String(bot));
-    }
+    request.extra = extra_parameters(args.bot, &args.param)?;
     // Everything is checked before anything (even the data directory) is written.
     let providers = wiring::providers(config)?;
     let request = request.validated()?;
@@ -46,6 +42,35 @@ pub async fn generate(config: &Config, args: GenerateArgs, out: &Out) -> Result<
     let generation = app.submit(ME, request).await?;
     sandbox_notice(&app, &generation.provider, out).await;
     follow(&app, generation.id, args.no_wait, out).await
+}
+
+/// `--bot` and each `--param NAME=VALUE` as the request's provider parameters: numbers and
+/// true/false as themselves, anything else as text.
+pub(super) fn extra_parameters(
+    bot: Option<String>,
+    params: &[String],
+) -> Result<serde_json::Map<String, serde_json::Value>, AppError> {
+    let mut extra = serde_json::Map::new();
+    if let Some(bot) = bot {
+        extra.insert("bot".into(), serde_json::Value::String(bot));
+    }
+    for param in params {
+        let (name, value) = param
+            .split_once('=')
+            .ok_or_else(|| AppError::Invalid(format!("--param {param:?}: expected NAME=VALUE")))?;
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(AppError::Invalid(format!(
+                "--param {param:?}: the name is empty"
+            )));
+        }
+        let value = match serde_json::from_str::<serde_json::Value>(value) {
+            Ok(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => v,
+            _ => serde_json::Value::String(value.to_owned()),
+        };
+        extra.insert(name.to_owned(), value);
+    }
+    Ok(extra)
 }
 
 pub async fn version(config: &Config, id: &str, no_wait: bool, out: &Out) -> Result<u8, AppError> {

@@ -120,6 +120,12 @@ async fn dispatch(cli: Cli, out: &Out) -> Result<u8, AppError> {
     {
         return simulate::discord(args, out).await;
     }
+    if let Command::Simulate {
+        command: args::SimulateCommand::Openai(args),
+    } = &cli.command
+    {
+        return simulate::openai(args, out).await;
+    }
     if let Some(server) = cli.server.as_deref().filter(|s| !s.trim().is_empty()) {
         if cli.data_dir.is_some() || cli.config.is_some() {
             return Err(AppError::Invalid(

@@ -188,10 +188,7 @@ async fn update_image(
 async fn generate(client: &Client, args: GenerateArgs, out: &Out) -> Result<u8, AppError> {
     // What the server would refuse, refused here with the local wording.
     UpscaleSelection::parse(&args.upscale)?;
-    let mut parameters = serde_json::Map::new();
-    if let Some(bot) = args.bot {
-        parameters.insert("bot".into(), serde_json::Value::String(bot));
-    }
+    let parameters = super::generate::extra_parameters(args.bot, &args.param)?;
     let body = CreateGeneration {
         prompt: args.prompt,
         provider: args.provider,

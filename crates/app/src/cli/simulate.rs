@@ -1,6 +1,7 @@
-//! `atelier simulate discord`: runs the Discord + Midjourney simulator until interrupted,
-//! drawing its "renders" with the sandbox's scenes, and optionally writes a configuration
-//! whose Midjourney accounts point at it.
+//! `atelier simulate discord|openai`: runs a simulator until interrupted, drawing its
+//! "renders" with the sandbox's scenes, and optionally writes a configuration whose provider
+//! points at it: the Discord + Midjourney one (`crates/simulator`) or the OpenAI Images API
+//! (`simulators::openai`).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use atelier_simulator::{Config, Fault, Faults, Painter, Timing};
 
-use super::args::SimulateDiscordArgs;
+use super::args::{SimulateDiscordArgs, SimulateOpenaiArgs};
 use super::output::Out;
 use crate::error::AppError;
 use crate::providers::sandbox::draw;
@@ -95,6 +96,76 @@ pub async fn discord(args: &SimulateDiscordArgs, out: &Out) -> Result<u8, AppErr
             let _ = writeln!(
                 text,
                 "wrote {}: try `atelier --config {} generate --provider midjourney \"a lighthouse at dusk\"`",
+                file.display(),
+                file.display()
+            );
+        }
+        text.push_str("press Ctrl-C to stop");
+        text
+    });
+    let _ = tokio::signal::ctrl_c().await;
+    running.shutdown().await;
+    Ok(0)
+}
+
+/// Refuses a configuration file in a folder that does not exist, before anything starts.
+fn check_config_file(file: Option<&std::path::Path>) -> Result<(), AppError> {
+    if let Some(file) = file
+        && let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.is_dir()
+    {
+        return Err(AppError::Invalid(format!(
+            "cannot write {}: {} is not a directory",
+            file.display(),
+            parent.display()
+        )));
+    }
+    Ok(())
+}
+
+pub async fn openai(args: &SimulateOpenaiArgs, out: &Out) -> Result<u8, AppError> {
+    use crate::simulators::openai;
+    let faults = openai::parse_faults(&args.faults).map_err(AppError::Invalid)?;
+    check_config_file(args.write_config.as_deref())?;
+    if args.key.trim().is_empty() || args.key.contains(char::is_whitespace) {
+        return Err(AppError::Invalid(
+            "--key must be a word without spaces".into(),
+        ));
+    }
+    let config = openai::Config {
+        bind: args.bind,
+        key: args.key.clone(),
+        faults: faults.clone(),
+        latency: Duration::from_millis(args.latency_ms),
+        slow: Duration::from_millis(args.slow_ms),
+        max_side: (args.max_side > 0).then_some(args.max_side),
+        url_ttl: Duration::from_secs(args.url_ttl_secs),
+    };
+    let running = openai::start(config).await.map_err(AppError::Invalid)?;
+    if let Some(file) = &args.write_config {
+        std::fs::write(file, running.client_config(&args.model, args.stream))
+            .map_err(|e| AppError::Invalid(format!("cannot write {}: {e}", file.display())))?;
+    }
+    let summary = serde_json::json!({
+        "addr": running.addr().to_string(),
+        "api_base": running.api_base(),
+        "key": running.key(),
+        "control": format!("http://{}/_sim/stats", running.addr()),
+        "config_file": args.write_config.as_ref().map(|f| f.display().to_string()),
+        "faults": faults.iter().map(|f| f.fault.name()).collect::<Vec<_>>(),
+    });
+    out.result(&summary, || {
+        let mut text = format!(
+            "OpenAI Images API simulator on {}\n  API      {}\n  key      {}\n  control  http://{}/_sim/stats\n",
+            running.addr(),
+            running.api_base(),
+            running.key(),
+            running.addr()
+        );
+        if let Some(file) = &args.write_config {
+            let _ = writeln!(
+                text,
+                "wrote {}: try `atelier --config {} generate --provider openai \"a lighthouse at dusk\"`",
                 file.display(),
                 file.display()
             );

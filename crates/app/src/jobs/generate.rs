@@ -182,7 +182,13 @@ pub(super) struct Run {
 
 impl Run {
     fn new(app: Arc<App>, g: Generation, reg: Registered) -> Self {
-        let shape = reg.provider.capabilities().shape;
+        let shape = match reg.provider.capabilities().shape {
+            // The request may choose how many (OpenAI's `n`).
+            Shape::Separate { .. } => Shape::Separate {
+                count: reg.provider.outputs(&g.parameters),
+            },
+            grid @ Shape::GridWithUpscales => grid,
+        };
         let milestones = match shape {
             Shape::Separate { count } => Milestones::separate(count),
             Shape::GridWithUpscales => Milestones::new(g.parameters.upscale.len() as u8),
@@ -199,6 +205,7 @@ impl Run {
             parent_refs: serde_json::Value::Null,
             inputs: Vec::new(),
             upscales: Vec::new(),
+            stored: Vec::new(),
         };
         let shared = Shared::new(g.provider_refs.clone(), g.progress);
         Self {
@@ -268,6 +275,13 @@ impl Run {
             return self.single(has(Role::Variant(1))).await;
         }
         if let Shape::Separate { count } = self.shape {
+            self.pjob.stored = stored
+                .iter()
+                .filter_map(|i| match i.role {
+                    Role::Variant(index) if (1..=count).contains(&index) => Some(index),
+                    _ => None,
+                })
+                .collect();
             return self.separate(count, &stored).await;
         }
         let wanted = self.g.parameters.upscale.clone();

@@ -7,6 +7,7 @@
 
 mod capabilities;
 pub mod midjourney;
+pub mod openai;
 mod output;
 pub mod sandbox;
 
@@ -81,6 +82,10 @@ pub struct ProviderJob {
     /// The upscales the engine will ask this provider for once the grid is stored (none when
     /// it cuts the grid itself, or has them already), so a provider can prepare for them.
     pub upscales: Vec<u8>,
+    /// The separate outputs of this render the engine already stored (a resumed job): the
+    /// engine skips them if delivered again, and a provider that cannot resume a call (one
+    /// with no job id to ask about) asks the service only for the others.
+    pub stored: Vec<u8>,
 }
 
 /// A picture given to the provider.
@@ -155,6 +160,14 @@ pub trait Provider: Send + Sync {
     /// How many upscales of one job the engine asks for at once.
     fn upscales_at_once(&self) -> usize {
         4
+    }
+    /// How many separate outputs a render with `parameters` delivers ([`Shape::Separate`]):
+    /// the declared count unless the request chooses it (OpenAI's `n`).
+    fn outputs(&self, _parameters: &Parameters) -> u8 {
+        match self.capabilities().shape {
+            Shape::Separate { count } => count.max(1),
+            Shape::GridWithUpscales => 1,
+        }
     }
     /// Refuses a request the service would refuse, before anything is written or sent (the
     /// request already passed the checks every provider shares): why, in one line.

@@ -19,6 +19,7 @@ mod mcp;
 mod midjourney;
 mod migrate;
 mod nodes;
+mod openai;
 mod openapi;
 mod outputs;
 mod postgres;

@@ -149,6 +149,7 @@ mod tests {
             parent_refs: serde_json::Value::Null,
             inputs: Vec::new(),
             upscales: Vec::new(),
+            stored: Vec::new(),
         }
     }
 

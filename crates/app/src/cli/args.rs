@@ -253,9 +253,9 @@ pub struct GenerateArgs {
     /// Midjourney only: which Discord bot renders it
     #[arg(long, value_parser = ["midjourney", "niji"])]
     pub bot: Option<String>,
-    /// A provider parameter, NAME=VALUE, repeatable (OpenAI: model, n, size, quality,
-    /// background, output_format, output_compression, moderation, style, response_format,
-    /// stream, partial_images)
+    /// A provider parameter, NAME=VALUE, repeatable (OpenAI: `model`, `n`, `size`, `quality`,
+    /// `background`, `output_format`, `output_compression`, `moderation`, `style`,
+    /// `response_format`, `stream`, `partial_images`)
     #[arg(long, value_name = "NAME=VALUE")]
     pub param: Vec<String>,
 }

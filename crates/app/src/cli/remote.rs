@@ -23,7 +23,7 @@ use crate::app::AccountView;
 use crate::client::Client;
 use crate::domain::{
     Email, EventKind, GenerationId, GenerationStatus, ImageId, UpscaleSelection, amount_of,
-    check_password, key_name, note_of,
+    key_name, note_of,
 };
 use crate::error::AppError;
 
@@ -161,6 +161,15 @@ pub async fn dispatch(server: &str, command: Command, out: &Out) -> Result<u8, A
     }
 }
 
+/// A stream that could not be opened for a reason trying again does not mend (an unknown id,
+/// bad input, a refused key), as opposed to a server away or a connection broken.
+fn lasting(e: &AppError) -> bool {
+    matches!(
+        e,
+        AppError::NotFound(_) | AppError::Invalid(_) | AppError::Forbidden(_)
+    ) || matches!(e, AppError::Remote { status: 401, .. })
+}
+
 fn image_path(id: ImageId) -> Vec<String> {
     vec!["v1".into(), "images".into(), id.to_string()]
 }
@@ -258,23 +267,7 @@ async fn follow(
                     }
                     ended
                 }
-                // Bad input (an unknown id) is not a broken stream.
-                Err(
-                    e @ (AppError::NotFound(_) | AppError::Invalid(_) | AppError::Forbidden(_)),
-                ) => {
-                    return Err(e);
-                }
-                Err(AppError::Remote {
-                    status,
-                    code,
-                    message,
-                }) if status == 401 => {
-                    return Err(AppError::Remote {
-                        status,
-                        code,
-                        message,
-                    });
-                }
+                Err(e) if lasting(&e) => return Err(e),
                 Err(_) => false,
             };
             if ended {
@@ -471,22 +464,7 @@ async fn events(client: &Client, args: &EventsArgs, out: &Out) -> Result<u8, App
                         }
                     }
                 }
-                Err(
-                    e @ (AppError::NotFound(_) | AppError::Invalid(_) | AppError::Forbidden(_)),
-                ) => {
-                    return Err(e);
-                }
-                Err(AppError::Remote {
-                    status,
-                    code,
-                    message,
-                }) if status == 401 => {
-                    return Err(AppError::Remote {
-                        status,
-                        code,
-                        message,
-                    });
-                }
+                Err(e) if lasting(&e) => return Err(e),
                 Err(_) => {}
             }
             failures += 1;
@@ -524,13 +502,7 @@ async fn user(client: &Client, command: UserCommand, out: &Out) -> Result<u8, Ap
             password_stdin,
         } => {
             Email::parse(&email)?;
-            let password = if password_stdin {
-                let p = super::users::read_password()?;
-                check_password(&p)?;
-                Some(p)
-            } else {
-                None
-            };
+            let password = super::users::new_password(password_stdin)?;
             let body = serde_json::json!({"email": email, "admin": admin, "password": password});
             let view: UserView = client
                 .send(Method::POST, &["v1", "admin", "users"], &body)

@@ -39,13 +39,7 @@ pub async fn user(config: &Config, command: UserCommand, out: &Out) -> Result<u8
             password_stdin,
         } => {
             checked_email(&email)?;
-            let password = if password_stdin {
-                let p = read_password()?;
-                check_password(&p)?;
-                Some(p)
-            } else {
-                None
-            };
+            let password = new_password(password_stdin)?;
             let role = if admin {
                 UserRole::Admin
             } else {
@@ -72,8 +66,18 @@ pub async fn user(config: &Config, command: UserCommand, out: &Out) -> Result<u8
     }
 }
 
+/// With `--password-stdin`, the new user's password, read and checked.
+pub(super) fn new_password(from_stdin: bool) -> Result<Option<String>, AppError> {
+    if !from_stdin {
+        return Ok(None);
+    }
+    let p = read_password()?;
+    check_password(&p)?;
+    Ok(Some(p))
+}
+
 /// One line of stdin without its line ending.
-pub(super) fn read_password() -> Result<String, AppError> {
+fn read_password() -> Result<String, AppError> {
     let mut input = Vec::new();
     std::io::stdin()
         .take(MAX_PASSWORD_BYTES + 1)

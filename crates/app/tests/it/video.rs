@@ -170,6 +170,7 @@ impl Provider for Deliver {
 
 /// Where the box `kind`'s type is: the last such bytes (`moov` is written last, and `avc1` is
 /// also a brand in `ftyp`), but the first `mdat`.
+#[allow(clippy::trivially_copy_pass_by_ref)] // box types are read as `b"...."` literals
 fn find(bytes: &[u8], kind: &[u8; 4]) -> usize {
     let mut at = bytes.windows(4);
     if kind == b"mdat" {

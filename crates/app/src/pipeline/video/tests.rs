@@ -42,6 +42,7 @@ fn refused(bytes: Vec<u8>, format: ClipFormat, limits: &Limits) -> VideoError {
 
 /// The position of the type of the box `kind`: the last such four bytes (the sandbox writes
 /// `moov` last; `avc1` is also a brand in `ftyp`), or the first for `mdat`.
+#[allow(clippy::trivially_copy_pass_by_ref)] // box types are read as `b"...."` literals
 fn find(bytes: &[u8], kind: &[u8; 4]) -> usize {
     let mut at = bytes.windows(4);
     if kind == b"mdat" {

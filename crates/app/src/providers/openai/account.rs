@@ -105,8 +105,7 @@ impl AccountPool for Account {
         let (health, reason) = self
             .state
             .lock()
-            .map(|s| (s.0.to_owned(), s.1.clone()))
-            .unwrap_or_else(|_| ("idle".into(), None));
+            .map_or_else(|_| ("idle".into(), None), |s| (s.0.to_owned(), s.1.clone()));
         vec![AccountStatus {
             name: self.name.clone(),
             health,

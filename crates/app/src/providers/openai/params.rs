@@ -491,7 +491,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn body(v: Value) -> Map<String, Value> {
+    fn body(v: &Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap()
     }
 
@@ -530,7 +530,7 @@ mod tests {
 
     #[test]
     fn each_rule_names_its_parameter() {
-        let param = |v: Value| check_body(&body(v), "a fox").unwrap_err().param;
+        let param = |v: Value| check_body(&body(&v), "a fox").unwrap_err().param;
         assert_eq!(param(json!({"model": "gpt-image-1", "n": 11})), "n");
         assert_eq!(param(json!({"model": "dall-e-3", "n": 2})), "n");
         assert_eq!(
@@ -583,7 +583,7 @@ mod tests {
         );
         let long = "x".repeat(1001);
         assert_eq!(
-            check_body(&body(json!({"model": "dall-e-2"})), &long)
+            check_body(&body(&json!({"model": "dall-e-2"})), &long)
                 .unwrap_err()
                 .param,
             "prompt"
@@ -594,7 +594,7 @@ mod tests {
     fn a_full_request_passes_as_given() {
         let r = check_body(
             &body(
-                json!({"model": "gpt-image-1", "n": "4", "size": "1024x1536", "quality": "low",
+                &json!({"model": "gpt-image-1", "n": "4", "size": "1024x1536", "quality": "low",
                 "background": "transparent", "output_format": "webp", "output_compression": 80,
                 "moderation": "low", "stream": true, "partial_images": 2}),
             ),

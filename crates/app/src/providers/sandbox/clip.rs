@@ -100,6 +100,7 @@ fn encode_error(e: impl std::fmt::Display) -> ClipError {
 }
 
 /// H.264 with `OpenH264` (one IDR frame, then P frames; no frame skipped), in an MP4.
+#[allow(clippy::similar_names)] // the encoder and what it encoded
 fn encode_mp4(frames: &[Pixels], spec: &ClipSpec) -> Result<Vec<u8>, ClipError> {
     use openh264::encoder::{Encoder, EncoderConfig, FrameRate, FrameType};
     use openh264::formats::{RgbSliceU8, YUVBuffer};
@@ -143,6 +144,7 @@ fn strip_start_code(unit: &[u8]) -> &[u8] {
 }
 
 /// A lossy animated WebP with libwebp.
+#[allow(clippy::similar_names)] // the encoder and what it encoded
 fn encode_webp(frames: &[Pixels], spec: &ClipSpec) -> Result<Vec<u8>, ClipError> {
     let mut config =
         webp::WebPConfig::new().map_err(|()| encode_error("libwebp has no default config"))?;

@@ -2,6 +2,9 @@
 //! of length-prefixed NAL units, all samples in one chunk in `mdat`, then the `moov` that
 //! indexes them (ISO/IEC 14496-12 boxes, `avcC` from 14496-15). It writes only what a player
 //! and Atelier's own verifier need; no crate was worth its build time for thirty boxes.
+// MP4's box types are four letters that differ by one (`stsc`, `stss`, `stsz`), and they are
+// read as `b"...."` literals.
+#![allow(clippy::similar_names, clippy::trivially_copy_pass_by_ref)]
 
 /// Media ticks a second per frame a second: a frame lasts 1000 ticks.
 const TICKS_PER_FRAME: u32 = 1000;

@@ -47,7 +47,7 @@ impl Default for Config {
             latency: Duration::from_millis(200),
             slow: Duration::from_secs(3),
             max_side: None,
-            url_ttl: Duration::from_secs(3600),
+            url_ttl: Duration::from_hours(1),
         }
     }
 }

@@ -8,6 +8,7 @@ use crate::providers::sandbox::draw;
 
 /// Picture `index` (from 0) for `prompt` at `size` (`WxH` or `auto`), in `format`, its long
 /// edge at most `max_side` when given (tests ask for small pictures to stay fast).
+#[allow(clippy::similar_names)] // `size` is the request's text, `side` the square drawn
 pub fn picture(
     prompt: &str,
     seed: u32,

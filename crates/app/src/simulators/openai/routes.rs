@@ -110,7 +110,8 @@ fn invalid(message: &str, param: Option<&str>, code: Option<&str>) -> Response {
 }
 
 /// The bearer key, checked.
-fn authorised(sim: &Sim, headers: &HeaderMap) -> Result<(), Response> {
+/// The refusal is boxed: a `Response` is large, and the happy path should not carry it.
+fn authorised(sim: &Sim, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -128,7 +129,7 @@ fn authorised(sim: &Sim, headers: &HeaderMap) -> Result<(), Response> {
                 .into_iter()
                 .rev()
                 .collect();
-            Err(error(
+            Err(Box::new(error(
                 StatusCode::UNAUTHORIZED,
                 &format!(
                     "Incorrect API key provided: sk-****{shown}. You can find your API key at https://platform.openai.com/account/api-keys."
@@ -136,24 +137,24 @@ fn authorised(sim: &Sim, headers: &HeaderMap) -> Result<(), Response> {
                 "invalid_request_error",
                 None,
                 Some("invalid_api_key"),
-            ))
+            )))
         }
         None => {
             sim.count(|s| s.unauthorized += 1);
-            Err(error(
+            Err(Box::new(error(
                 StatusCode::UNAUTHORIZED,
                 "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
                 "invalid_request_error",
                 None,
                 None,
-            ))
+            )))
         }
     }
 }
 
 async fn models(State(sim): State<Arc<Sim>>, headers: HeaderMap) -> Response {
     if let Err(refused) = authorised(&sim, &headers) {
-        return refused;
+        return *refused;
     }
     let data: Vec<Value> = [
         "gpt-image-1",
@@ -207,7 +208,7 @@ async fn generations(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Byte
         s.generations += 1;
     });
     if let Err(refused) = authorised(&sim, &headers) {
-        return refused;
+        return *refused;
     }
     let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&body) else {
         return invalid(
@@ -242,7 +243,7 @@ async fn edits(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> 
         s.edits += 1;
     });
     if let Err(refused) = authorised(&sim, &headers) {
-        return refused;
+        return *refused;
     }
     let parts = headers
         .get(header::CONTENT_TYPE)
@@ -399,7 +400,7 @@ async fn answer(
         Some(Fault::Stuck) => {
             tokio::select! {
                 () = sim.stopped() => {}
-                () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                () = tokio::time::sleep(Duration::from_hours(1)) => {}
             }
             return error(
                 StatusCode::GATEWAY_TIMEOUT,
@@ -421,10 +422,9 @@ async fn answer(
                 Some(cut),
             );
         }
-        Some(Fault::BrokenStream) => {}
         Some(Fault::ExpiringUrls) => ttl = ttl.min(Duration::from_secs(1)),
         Some(Fault::ExpiredUrls) => ttl = Duration::ZERO,
-        None => {}
+        Some(Fault::BrokenStream) | None => {}
     }
     if request.stream {
         return stream(
@@ -506,6 +506,7 @@ fn effective_quality(request: &ImageRequest) -> String {
 
 /// The request's pictures, drawn on a blocking thread; `side` overrides the long edge (partial
 /// images are drawn small).
+#[allow(clippy::similar_names)] // `size` is the request's text, `side` the square drawn
 async fn draw_all(
     sim: &Sim,
     request: &ImageRequest,

@@ -275,4 +275,7 @@ echo "PostgreSQL for the tests: $ATELIER_TEST_DATABASE_URL" >&2
 cargo test --workspace --locked --all-targets "$@"
 
 # The engine, crash, Midjourney, following and HTTP tests again, on a PostgreSQL catalogue.
-ATELIER_TEST_CATALOGUE=postgres cargo test -p atelier --locked --test it -- engine:: crash:: midjourney:: follow:: http:: webhooks:: video:: openai::
+# `--workspace` as above, not `-p atelier`: the same packages resolve the same features, so the
+# build above serves again instead of a second one from tokio up (the other crates' `it`
+# binaries run only what the filters name, a few catalogue-free Discord client tests).
+ATELIER_TEST_CATALOGUE=postgres cargo test --workspace --locked --test it -- engine:: crash:: midjourney:: follow:: http:: webhooks:: video:: openai::

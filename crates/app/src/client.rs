@@ -81,6 +81,14 @@ impl Client {
             .user_agent(concat!("atelier-cli/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| AppError::Internal(format!("cannot make an HTTP client: {e}")))?;
+        if key
+            .as_ref()
+            .is_some_and(|k| k.expose().chars().any(char::is_control))
+        {
+            return Err(AppError::Invalid(format!(
+                "{KEY_VARIABLE} holds a line break or another control character"
+            )));
+        }
         Ok(Self { base, key, http })
     }
 
@@ -299,12 +307,15 @@ fn error_of(status: StatusCode, body: &[u8]) -> AppError {
     };
     match (status.as_u16(), problem.code.as_str()) {
         (400 | 422, "invalid_input" | "") => AppError::Invalid(detail),
-        (404, _) => AppError::NotFound(
-            detail
-                .strip_suffix(" not found")
-                .unwrap_or(&detail)
-                .to_owned(),
-        ),
+        // A 404 that names no resource is a route the server does not have: a wrong URL.
+        (404, _) => match detail.strip_suffix(" not found") {
+            Some(what) => AppError::NotFound(what.to_owned()),
+            None => AppError::Remote {
+                status: 404,
+                code: "not_found".into(),
+                message: format!("{detail}: is --server the address of an Atelier server?"),
+            },
+        },
         // Of the two 409s, only the in-flight retry may succeed later; it is retried.
         (409, "conflict") => AppError::WrongState(detail),
         (403, "forbidden") => AppError::Forbidden(detail),

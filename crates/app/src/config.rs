@@ -528,12 +528,14 @@ pub enum ConfigError {
 pub fn load(config_file: Option<&Path>, data_dir: Option<&Path>) -> Result<Config, ConfigError> {
     // ATELIER_LOG is the log filter, read by `main`, not a configuration key; so is the
     // pause debug builds of `atelier migrate` take for the tests (`cli/migrate.rs`), and so are
-    // the test command's own variables (ATELIER_TEST_*: the test databases and S3 server).
+    // the test command's own variables (ATELIER_TEST_*: the test databases and S3 server), and
+    // the CLI's `--server` mode's (ATELIER_SERVER, ATELIER_API_KEY: a shell that sets them
+    // for a remote server still runs local commands).
     load_from(
         config_file,
         data_dir,
         Env::prefixed("ATELIER_")
-            .ignore(&["log", "migrate_pause_ms"])
+            .ignore(&["log", "migrate_pause_ms", "server", "api_key"])
             .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_"))
             .split("__"),
     )

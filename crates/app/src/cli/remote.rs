@@ -288,7 +288,7 @@ async fn follow(
         watched = watch => watched,
         _ = tokio::signal::ctrl_c() => {
             if let Some(bar) = &bar { bar.abandon(); }
-            eprintln!("interrupted: generation {id} goes on on the server; see it with `atelier generation show {id}`");
+            eprintln!("interrupted: generation {id} goes on on the server; see it with `atelier --server … generation show {id}`");
             return Ok(130);
         }
     };

@@ -224,6 +224,18 @@ fn each_command_prints_and_exits_as_it_does_on_the_data_machine() {
     assert_eq!(code, 0, "{note}");
     assert!(carol_key.starts_with("atl_"), "{carol_key}");
     assert!(note.contains("shown this once"), "{note}");
+    // A URL that is not the API's (a wrong prefix): said so, not "not found".
+    let (code, err) = json(
+        remote(&format!("{}/prefix", s.base), Some(&alice)),
+        &["image", "list"],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("--server")),
+        "{err}"
+    );
     let (code, listed) = json(remote(&s.base, Some(&carol_key)), &["image", "list"]);
     assert_eq!((code, listed.as_array().map(Vec::len)), (0, Some(0)));
     let (code, keys) = json(as_root(), &["key", "list", "--user", "carol@example.com"]);
@@ -307,6 +319,23 @@ fn commands_of_the_data_machine_and_bad_servers_are_refused_clearly() {
             "{args:?}: {err}"
         );
     }
+    // A shell that sets the variables for a remote server still runs local commands.
+    let data = DataDir::new();
+    let out = data
+        .cmd()
+        .env("ATELIER_SERVER", "")
+        .env("ATELIER_API_KEY", "atl_x")
+        .args(["image", "list"])
+        .output()
+        .expect("the CLI runs");
+    assert_eq!(text(&out).0, 0, "{}", text(&out).2);
+    // A key with a line break is refused before anything is sent.
+    let (code, _, err) = text(&run(
+        remote("http://127.0.0.1:9", Some("atl_x\nInjected: 1")),
+        &["image", "list"],
+    ));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("ATELIER_API_KEY"), "{err}");
     // --data-dir with --server: which data would it be?
     let (code, _, err) = text(&run(
         remote("http://127.0.0.1:9", None),

@@ -102,11 +102,14 @@ fn encode_error(e: impl std::fmt::Display) -> ClipError {
 /// H.264 with `OpenH264` (one IDR frame, then P frames; no frame skipped), in an MP4.
 #[allow(clippy::similar_names)] // the encoder and what it encoded
 fn encode_mp4(frames: &[Pixels], spec: &ClipSpec) -> Result<Vec<u8>, ClipError> {
-    use openh264::encoder::{Encoder, EncoderConfig, FrameRate, FrameType};
+    use openh264::encoder::{Encoder, EncoderConfig, FrameRate, FrameType, RateControlMode};
     use openh264::formats::{RgbSliceU8, YUVBuffer};
 
+    // Every frame kept, at a fixed quality: with rate control on and frame skipping off,
+    // OpenH264 warns on stderr at each clip (into the user's terminal).
     let config = EncoderConfig::new()
         .skip_frames(false)
+        .rate_control_mode(RateControlMode::Off)
         .max_frame_rate(FrameRate::from_hz(spec.fps as f32));
     let mut encoder = Encoder::with_api_config(openh264::OpenH264API::from_source(), config)
         .map_err(encode_error)?;

@@ -13,6 +13,7 @@ mod generations;
 mod images;
 mod import;
 mod node;
+mod results;
 mod sign_in;
 mod users;
 mod webhooks;

@@ -12,7 +12,6 @@
 //!   Each mode (`local_split`, `discord`) is measured one job at a time (latency), then with
 //!   every job submitted at once (throughput).
 
-use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -20,22 +19,17 @@ use std::time::{Duration, Instant};
 
 use atelier_simulator::{Painter, Timing};
 use serde_json::{Value, json};
-use tokio::sync::broadcast::error::RecvError;
 
+use super::series::{Series, bench_config, measure, scratch, wait_all};
 use super::{median, rss_kib, status_kib, tempfile_dir};
 use crate::app::App;
 use crate::cli::simulate::SandboxPainter;
 use crate::config::{AccountConfig, Config, MidjourneyUpscaleMode, SandboxUpscaleMode};
-use crate::domain::{Actor, GenerationId, GenerationRequest, GenerationStatus, UpscaleSelection};
+use crate::domain::{Actor, GenerationRequest, UpscaleSelection};
 use crate::error::AppError;
 use crate::jobs::{Stop, run_workers};
 use crate::pipeline;
 use crate::wiring;
-
-/// How long any one wait of the benchmark may take before it reports an error.
-const PATIENCE: Duration = Duration::from_mins(2);
-/// Jobs run before each measured series and not counted (connections, caches, the database's pages).
-const WARM_UP: u32 = 5;
 
 pub struct Options {
     /// Jobs per measured series.
@@ -175,14 +169,6 @@ impl Endpoints {
     }
 }
 
-/// A fresh data directory for one app of the benchmark.
-fn scratch(name: &str) -> Result<std::path::PathBuf, AppError> {
-    let dir = tempfile_dir()?.join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok(dir)
-}
-
 /// Midjourney settings for a simulator: no pacing between interactions, quick retries.
 fn midjourney_config(
     config: &mut Config,
@@ -223,17 +209,6 @@ fn account(i: usize, token: &str, guild_id: &str, channel_id: &str) -> AccountCo
     }
 }
 
-fn bench_config(dir: &std::path::Path) -> Config {
-    let mut config = Config {
-        data_dir: dir.to_path_buf(),
-        ..Config::default()
-    };
-    config.jobs.poll_secs = 0.02;
-    config.jobs.retry_base_secs = 0.05;
-    config.jobs.retry_max_secs = 0.5;
-    config
-}
-
 /// Connects every account; fails unless all of them are ready.
 async fn connect_all(app: &App) -> Result<usize, AppError> {
     let views = app.accounts(Some(Duration::from_secs(30))).await?;
@@ -264,51 +239,6 @@ fn request(i: u32, tag: &str) -> GenerationRequest {
     let mut r = GenerationRequest::new(format!("benchmark {tag} scene number {i}"));
     r.upscale = UpscaleSelection::all();
     r
-}
-
-/// Waits until every generation of `ids` has ended; returns how many succeeded.
-async fn wait_all(
-    app: &App,
-    events: &mut tokio::sync::broadcast::Receiver<crate::domain::Event>,
-    ids: &[GenerationId],
-) -> Result<usize, AppError> {
-    let mut open: HashSet<GenerationId> = ids.iter().copied().collect();
-    let mut succeeded = 0;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !open.is_empty() {
-        match tokio::time::timeout_at(deadline, events.recv()).await {
-            Err(_) => {
-                return Err(AppError::Internal(format!(
-                    "{} generations still running after {}s",
-                    open.len(),
-                    PATIENCE.as_secs()
-                )));
-            }
-            Ok(Ok(e)) if e.status.is_terminal() && open.remove(&e.generation_id) => {
-                succeeded += usize::from(e.status == GenerationStatus::Succeeded);
-            }
-            Ok(Ok(_)) => {}
-            // Too many events at once for the bus: ask the catalogue instead.
-            Ok(Err(RecvError::Lagged(_))) => {
-                for id in open.clone() {
-                    let g = app.catalogue.generation(id).await?;
-                    if g.status.is_terminal() {
-                        open.remove(&id);
-                        succeeded += usize::from(g.status == GenerationStatus::Succeeded);
-                    }
-                }
-            }
-            Ok(Err(RecvError::Closed)) => {
-                return Err(AppError::Internal("the event bus closed".into()));
-            }
-        }
-    }
-    Ok(succeeded)
-}
-
-struct Series {
-    latency_ms: f64,
-    report: Value,
 }
 
 /// One provider in one upscale mode: latency one job at a time, then throughput.
@@ -348,76 +278,10 @@ async fn series(o: &Options, mode: &str, sim: Option<&Endpoints>) -> Result<Seri
     if sim.is_some() {
         connect_all(&app).await?;
     }
-    let workers = app.providers.total_concurrency();
-    let engine = tokio::spawn(run_workers(app.clone(), workers, Stop::Never));
-    let mut events = app.bus.subscribe();
-    let mut latencies = Vec::new();
-    let mut failed = 0;
-    let mut cpu_start = None;
-    for i in 0..WARM_UP + o.jobs {
-        if i == WARM_UP {
-            cpu_start = cpu_ms();
-        }
-        // Let the worker go back to waiting, so the submit's wake-up is not missed.
-        tokio::time::sleep(Duration::from_millis(3)).await;
-        let t = Instant::now();
-        let g = app.submit(Actor::Operator, request(i, "latency")).await?;
-        let ok = wait_all(&app, &mut events, &[g.id]).await?;
-        if i >= WARM_UP {
-            latencies.push(t.elapsed().as_secs_f64() * 1000.0);
-            failed += 1 - ok;
-        }
-    }
-    let cpu_per_job = cpu_ms()
-        .zip(cpu_start)
-        .map(|(end, start)| (end - start) / f64::from(o.jobs));
-    let t = Instant::now();
-    let mut ids = Vec::new();
-    for i in 0..o.jobs {
-        ids.push(
-            app.submit(Actor::Operator, request(i, "throughput"))
-                .await?
-                .id,
-        );
-    }
-    let ok = wait_all(&app, &mut events, &ids).await?;
-    let batch = t.elapsed().as_secs_f64();
-    failed += ids.len() - ok;
-    engine.abort();
-    let _ = engine.await;
+    let measured = measure(&app, o.jobs, request).await;
     drop(app);
     let _ = std::fs::remove_dir_all(&dir);
-    let mut sorted = latencies.clone();
-    sorted.sort_by(f64::total_cmp);
-    let p90 = sorted
-        .get(sorted.len() * 9 / 10)
-        .copied()
-        .unwrap_or(f64::NAN);
-    let latency_ms = median(latencies);
-    Ok(Series {
-        latency_ms,
-        report: json!({
-            "median_ms_per_job": latency_ms,
-            "p90_ms_per_job": p90,
-            "min_ms_per_job": sorted.first(),
-            "cpu_ms_per_job": cpu_per_job,
-            "jobs_at_once": workers,
-            "jobs_per_second_at_once": f64::from(o.jobs) / batch,
-            "failed": failed,
-        }),
-    })
-}
-
-/// CPU time of this process so far (user and system, all threads), in milliseconds, from
-/// `/proc/self/stat` (in `USER_HZ` ticks, 100 a second on Linux: 10 ms resolution).
-fn cpu_ms() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The fields after the command name, which is in parentheses and may hold spaces.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) * 10.0)
+    measured
 }
 
 /// The image work of one grid, apart from everything else: the simulator's drawing and PNG

@@ -8,6 +8,8 @@
 //!   graphile-worker (`bench/queue-vs-graphile.sh`);
 //! - `midjourney`: the Midjourney provider against the Discord + Midjourney simulator — the
 //!   engine's overhead per job beside the sandbox's, and the memory of connected accounts;
+//! - `providers`: each HTTP provider (OpenAI, …) against its simulator, its overhead per job
+//!   beside the sandbox's separate outputs;
 //! - `rate` and `sse`, against a running server (`bench/http.sh` starts it): one GET's latency
 //!   at a constant request rate, and the live feed with many subscribers (memory per
 //!   subscriber, commit-to-arrival time); `wire.rs` is their lean HTTP/1.1 client.
@@ -16,9 +18,11 @@ mod children;
 mod engine;
 mod midjourney;
 mod pipeline;
+mod providers;
 mod queue;
 mod rate;
 mod scratch;
+mod series;
 mod sse;
 mod wire;
 
@@ -103,6 +107,15 @@ pub async fn run(config: &Config, args: BenchArgs, out: &Out) -> Result<u8, AppE
         let (value, guard) = midjourney::bench(&options).await?;
         report.insert("midjourney".into(), value);
         keep = Some(guard);
+    }
+    if matches!(args.what.as_str(), "providers" | "all") {
+        let options = providers::Options {
+            jobs: args.jobs.unwrap_or(100).max(10),
+            side: args.mj_side.clamp(16, 2048) & !1,
+            outputs: args.outputs,
+            rounds: args.runs.unwrap_or(3).clamp(1, 100),
+        };
+        report.insert("providers".into(), providers::bench(&options).await?);
     }
     if matches!(args.what.as_str(), "rate" | "sse") {
         let url = args

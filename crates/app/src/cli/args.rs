@@ -541,10 +541,10 @@ pub enum ConfigCommand {
 pub struct BenchArgs {
     /// What to measure
     /// (`rate` and `sse` measure a running server, named by --url: never part of `all`)
-    #[arg(value_parser = ["pipeline", "engine", "queue", "midjourney", "rate", "sse", "all"], default_value = "all")]
+    #[arg(value_parser = ["pipeline", "engine", "queue", "midjourney", "providers", "rate", "sse", "all"], default_value = "all")]
     pub what: String,
-    /// Repetitions of the pipeline measurement [default: 15] or of the queue measurement
-    /// [default: 3]
+    /// Repetitions of the pipeline measurement [default: 15], of the queue measurement
+    /// [default: 3] or rounds of the providers measurement [default: 3]
     #[arg(long)]
     pub runs: Option<u32>,
     /// Sandbox generations in the engine measurement
@@ -574,7 +574,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub save_grid: Option<PathBuf>,
     /// Empty jobs queued in the queue measurement [default: 5000], or jobs per measured
-    /// series in the Midjourney measurement [default: 200, at least 10]
+    /// series in the Midjourney and providers measurements [default: 200 and 100, at least 10]
     #[arg(long)]
     pub jobs: Option<u32>,
     /// Simulator accounts (one job each at a time) in the Midjourney overhead measurement
@@ -583,9 +583,13 @@ pub struct BenchArgs {
     /// Connected simulator accounts in the Midjourney memory measurement
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub rss_accounts: u16,
-    /// Side of the grids in the Midjourney measurement (tiny, so the image work is negligible)
+    /// Side of the grids in the Midjourney measurement and of the pictures in the providers
+    /// measurement (tiny, so the image work is negligible)
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(16..=2048))]
     pub mj_side: u32,
+    /// Pictures per generation in the providers measurement
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=4))]
+    pub outputs: u8,
     /// Run the simulator of the Midjourney overhead measurement as a child process, so its
     /// work is not counted in this process (it still shares the cores)
     #[arg(long)]

@@ -51,6 +51,30 @@ pub struct ServerConfig {
     pub public_hosts: Vec<String>,
     /// Tokens of another sign-in service (Supabase Auth) accepted as bearer tokens.
     pub jwt: JwtConfig,
+    /// The drop-in OpenAI Images route, `POST /v1/images/generations`.
+    pub openai_images: OpenAiImagesConfig,
+}
+
+/// `[server.openai_images]`: which provider answers each `model` an OpenAI client names.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpenAiImagesConfig {
+    /// `model` → `"PROVIDER"` or `"PROVIDER:MODEL"` (the model handed to a provider that takes
+    /// one, such as `openai`). A model named nowhere here may name a provider itself; a request
+    /// naming no model goes to the default provider.
+    pub models: std::collections::BTreeMap<String, String>,
+    /// Longest time the route waits for the images before it answers 504 (the generation goes
+    /// on, and can be followed at `/v1/generations/{id}`).
+    pub wait_secs: u64,
+}
+
+impl Default for OpenAiImagesConfig {
+    fn default() -> Self {
+        Self {
+            models: std::collections::BTreeMap::new(),
+            wait_secs: 300,
+        }
+    }
 }
 
 /// Who may read the Prometheus metrics.
@@ -116,6 +140,7 @@ impl Default for ServerConfig {
             metrics: MetricsAccess::Admin,
             jwt: JwtConfig::default(),
             public_hosts: Vec::new(),
+            openai_images: OpenAiImagesConfig::default(),
         }
     }
 }

@@ -70,7 +70,12 @@ fn wait_of(headers: &HeaderMap, max: Duration) -> Result<Option<Duration>, Probl
 }
 
 /// Waits until generation `id` ends, `wait` passes or the server stops.
-async fn wait_for_end(s: &Shared, actor: Actor, id: GenerationId, wait: Duration) -> Answer<()> {
+pub(super) async fn wait_for_end(
+    s: &Shared,
+    actor: Actor,
+    id: GenerationId,
+    wait: Duration,
+) -> Answer<()> {
     let mut following = s.app.follow(actor, id, 0).await?;
     let mut stopping = s.stopping.clone();
     let ended = async {

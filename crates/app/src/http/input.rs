@@ -80,8 +80,9 @@ pub fn layers(router: Router, settings: &Settings) -> Router {
     let router = router
         .layer(middleware::from_fn(move |req: Request, next: Next| async move {
             // Event streams answer at once and then stream; a create that asked to wait has
-            // its own bound (`max_wait_secs`).
-            if waits(&req) {
+            // its own bound (`max_wait_secs`), and so has the drop-in OpenAI route, which
+            // answers with the pictures (`[server.openai_images] wait_secs`).
+            if waits(&req) || req.uri().path() == "/v1/images/generations" {
                 return next.run(req).await;
             }
             match tokio::time::timeout(timeout, next.run(req)).await {

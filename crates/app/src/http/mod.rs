@@ -10,6 +10,8 @@
 //!   secrets), `health.rs`: the routes;
 //!   `idempotency.rs`: `Idempotency-Key` on the routes that create; `input.rs`: request bodies, paths and queries read into domain values, with
 //!   problems for bad input;
+//! - `openai_images.rs`: the drop-in OpenAI Images route (`POST /v1/images/generations`), in
+//!   OpenAI's shapes and errors;
 //! - `openapi.rs`: `/openapi.json`, generated from the handlers' `#[utoipa::path]`; `docs.rs`:
 //!   the reference page `/docs`, served offline.
 
@@ -25,6 +27,7 @@ mod input;
 mod listen;
 mod mcp;
 mod metrics;
+mod openai_images;
 mod openapi;
 mod problem;
 mod rate;
@@ -83,6 +86,8 @@ pub struct Settings {
     pub grace: Duration,
     /// `Host` headers `/mcp` accepts: loopback, the bind address, `[server] public_hosts`.
     pub mcp_hosts: Vec<String>,
+    /// `[server.openai_images]`: the drop-in OpenAI route's models and wait.
+    pub openai_images: openai_images::Routes,
 }
 
 impl Settings {
@@ -125,6 +130,7 @@ impl Settings {
             workers: config.workers.unwrap_or(default_workers),
             grace,
             mcp_hosts: mcp::allowed_hosts(bind, &config.public_hosts),
+            openai_images: openai_images::Routes::from_config(config)?,
         })
     }
 }
@@ -165,7 +171,8 @@ fn router(shared: Shared) -> Router {
         .routes(routes!(accounts::revoke_key))
         .routes(routes!(accounts::grant, accounts::user_credits))
         .routes(routes!(accounts::provider_accounts))
-        .routes(routes!(accounts::audit));
+        .routes(routes!(accounts::audit))
+        .routes(routes!(openai_images::generations));
     let (routes, document) = OpenApiRouter::new()
         .nest("/v1", v1)
         .routes(routes!(health::live))

@@ -59,6 +59,7 @@ pub struct Document(pub Arc<String>);
         (name = "accounts", description = "The caller: who, credits, sessions"),
         (name = "admin", description = "Administrators only: users, keys, credits, providers, audit"),
         (name = "service", description = "Health, readiness, this document and its page"),
+        (name = "openai", description = "Drop-in: OpenAI's Images API, answered by any configured provider"),
     )
 )]
 pub struct Frame;
@@ -179,6 +180,12 @@ pub fn finish(mut doc: OpenApi) -> OpenApi {
         .into_iter()
         .flatten()
         {
+            // A drop-in route of another service's API says its own errors, in that service's
+            // shape: no problem documents are added to it.
+            let foreign = op
+                .tags
+                .as_ref()
+                .is_some_and(|t| t.iter().any(|t| t == "openai"));
             // `security(())` on a handler (anyone may call) becomes "no security at all".
             let public = op
                 .security
@@ -186,6 +193,8 @@ pub fn finish(mut doc: OpenApi) -> OpenApi {
                 .is_some_and(|s| s.iter().all(|r| *r == SecurityRequirement::default()));
             if public {
                 op.security = Some(Vec::new());
+            } else if foreign {
+                continue;
             } else {
                 answer(op, "401", "Unauthorized");
                 answer(op, "429", "TooManyRequests");

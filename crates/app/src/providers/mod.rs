@@ -169,6 +169,12 @@ pub trait Provider: Send + Sync {
             Shape::GridWithUpscales => 1,
         }
     }
+    /// Whether the service takes `parameter` (by its API name) as a parameter of its own:
+    /// a front-end speaking another service's dialect (the drop-in OpenAI route) hands such
+    /// fields through, and maps or drops the others.
+    fn takes(&self, _parameter: &str) -> bool {
+        false
+    }
     /// Refuses a request the service would refuse, before anything is written or sent (the
     /// request already passed the checks every provider shares): why, in one line.
     fn check(

@@ -1,6 +1,6 @@
 //! `atelier bench queue` and `bench engine` with the workers in this process and in child
-//! processes: they run, take every job once (the measurements check that themselves and fail
-//! otherwise) and leave nothing behind. Nothing here is timed: benchmarks report, never assert.
+//! processes, and `bench providers` against the simulators: they run, take every job once
+//! (the measurements check that themselves and fail otherwise) and leave nothing behind. Nothing here is timed: benchmarks report, never assert.
 
 use crate::support::bare_cmd;
 
@@ -140,4 +140,30 @@ fn on_postgresql_both_measurements_run_in_scratch_databases_they_drop() {
         .output()
         .expect("psql runs");
     assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "0");
+}
+
+#[test]
+fn the_providers_measurement_runs_each_provider_against_its_simulator() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = bench(
+        tmp.path(),
+        &["providers", "--jobs", "10", "--runs", "2", "--outputs", "2"],
+    );
+    let p = &r["providers"];
+    assert_eq!(p["outputs"], 2, "{p}");
+    for side in ["sandbox", "openai"] {
+        let rounds = if side == "sandbox" {
+            &p[side]
+        } else {
+            &p[side]["rounds"]
+        };
+        let each = rounds["each"].as_array().unwrap();
+        assert_eq!(each.len(), 2, "{side}: {p}");
+        for run in each {
+            assert_eq!(run["failed"], 0, "{side}: {run}");
+            assert!(run["median_ms_per_job"].as_f64().unwrap() > 0.0, "{run}");
+        }
+    }
+    assert!(p["openai"]["overhead_ms_per_job"].is_f64(), "{p}");
+    assert_eq!(left_in(tmp.path()), Vec::<std::path::PathBuf>::new());
 }

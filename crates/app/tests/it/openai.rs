@@ -5,6 +5,7 @@
 //! command, `kill -9`) in `openai/binary.rs`, the official Python client in `openai/python.rs`.
 
 mod binary;
+mod dropin;
 mod faults;
 mod python;
 

@@ -134,6 +134,11 @@ const KNOWN: [&str; 14] = [
     "dimensions",
 ];
 
+/// Whether `name` is a parameter of the Images API a request may give (not /blend's own).
+pub fn takes(name: &str) -> bool {
+    KNOWN[..12].contains(&name)
+}
+
 /// Reads one field of a JSON body (or of a generation's parameters) as text.
 fn text(body: &Map<String, Value>, name: &str) -> Result<Option<String>, Refusal> {
     match body.get(name) {

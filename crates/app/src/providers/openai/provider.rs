@@ -417,6 +417,10 @@ impl Provider for OpenAi {
         self.request("x", parameters).map_or(1, |r| r.n)
     }
 
+    fn takes(&self, parameter: &str) -> bool {
+        params::takes(parameter)
+    }
+
     fn check(
         &self,
         prompt: &str,

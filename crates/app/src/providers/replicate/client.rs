@@ -179,16 +179,17 @@ impl Client {
 }
 
 fn connection_error(e: &reqwest::Error) -> ProviderError {
-    // The message of a reqwest error names the URL, never a header: no token in it.
+    // The message of a reqwest error names the URL (a prediction's, never a query with a
+    // secret), never a header: no token in it.
     if e.is_timeout() {
         ProviderError::new(
             ErrorCode::Timeout,
-            format!("Replicate did not answer in time: {}", e.without_url()),
+            format!("Replicate did not answer in time: {e}"),
         )
     } else {
         ProviderError::new(
             ErrorCode::ProviderUnavailable,
-            format!("Replicate could not be reached: {}", e.without_url()),
+            format!("Replicate could not be reached: {e}"),
         )
     }
 }

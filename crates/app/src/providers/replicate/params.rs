@@ -235,8 +235,8 @@ pub fn check_input(input: &Map<String, Value>, kind: Kind) -> Result<Map<String,
     for (given, value) in input {
         let name = ALIASES
             .iter()
-            .find(|(alias, _)| alias == given)
-            .map_or(given.as_str(), |(_, name)| name);
+            .find(|(alias, _)| *alias == given.as_str())
+            .map_or(given.as_str(), |(_, name)| *name);
         if value.is_null() {
             continue;
         }
@@ -308,7 +308,11 @@ pub fn input(
     }
     for (name, value) in &parameters.extra {
         // `--no` written in the prompt is the negative prompt.
-        let name = if name == "no" { "negative_prompt" } else { name };
+        let name = if name == "no" {
+            "negative_prompt"
+        } else {
+            name.as_str()
+        };
         if name == "prompt" {
             return Err("the prompt is the generation's own; it is not a parameter".into());
         }

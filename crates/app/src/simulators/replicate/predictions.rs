@@ -194,7 +194,7 @@ impl Job {
             .collect()
     }
 
-    pub fn ended(&mut self, urls: Vec<String>) {
+    pub fn end_with(&mut self, urls: Vec<String>) {
         self.ended = Some((urls, OffsetDateTime::now_utc()));
     }
 

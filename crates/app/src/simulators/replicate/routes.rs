@@ -317,7 +317,7 @@ async fn shown(sim: &Arc<Sim>, job: &Arc<tokio::sync::Mutex<Job>>) -> Result<Val
             Some(Fault::ExpiredUrls) => Duration::ZERO,
             _ => sim.config.url_ttl,
         };
-        let urls = if job.fault == Some(Fault::Nsfw) {
+        let urls: Vec<String> = if job.fault == Some(Fault::Nsfw) {
             Vec::new()
         } else {
             let drawn = {
@@ -332,7 +332,7 @@ async fn shown(sim: &Arc<Sim>, job: &Arc<tokio::sync::Mutex<Job>>) -> Result<Val
                 .map(|(bytes, name, content_type)| host(sim, bytes, &name, content_type, ttl))
                 .collect()
         };
-        job.ended(urls);
+        job.end_with(urls);
     }
     serde_json::to_value(job.view(sim)).map_err(|e| e.to_string())
 }

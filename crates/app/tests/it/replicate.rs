@@ -164,7 +164,10 @@ async fn one_image_is_stored_verified_with_the_prediction_in_its_references() {
     assert_eq!(refs["model"], "black-forest-labs/flux-schnell");
     assert!(refs["prediction"].as_str().unwrap().len() == 26, "{refs}");
     let stats = rig.sim.stats();
-    assert_eq!((stats.creates, stats.predictions, stats.downloads), (1, 1, 1));
+    assert_eq!(
+        (stats.creates, stats.predictions, stats.downloads),
+        (1, 1, 1)
+    );
     assert_eq!(stats.asked, vec![1]);
     assert_eq!(rig.sim.statuses().await, ["succeeded"]);
     rig.sim.shutdown().await;
@@ -201,7 +204,10 @@ async fn four_images_are_four_outputs_of_one_prediction_and_its_steps_are_progre
         .filter(|e| e.kind == EventKind::Progress && e.progress > 0.0 && e.progress < 50.0)
         .map(|e| e.progress)
         .collect();
-    assert!(rendering.len() >= 2, "the step counter made progress: {events:#?}");
+    assert!(
+        rendering.len() >= 2,
+        "the step counter made progress: {events:#?}"
+    );
     assert!(rendering.windows(2).all(|w| w[0] < w[1]), "{rendering:?}");
     let milestones: Vec<f64> = events
         .iter()
@@ -220,7 +226,11 @@ async fn a_video_model_delivers_one_verified_clip() {
     let rig = rig(quick(""), |_| {}).await;
     let id = submit(
         &rig,
-        asking("replicate:video", "a comet over the sea", serde_json::json!({"seed": 5})),
+        asking(
+            "replicate:video",
+            "a comet over the sea",
+            serde_json::json!({"seed": 5}),
+        ),
     )
     .await
     .unwrap();
@@ -250,14 +260,21 @@ async fn a_version_id_is_created_by_version_and_prefer_wait_saves_the_polls() {
                 model: version.clone(),
                 kind: Kind::Image,
                 concurrency: Some(1),
-                defaults: serde_json::json!({"guidance_scale": 7.5}).as_object().cloned().unwrap(),
+                defaults: serde_json::json!({"guidance_scale": 7.5})
+                    .as_object()
+                    .cloned()
+                    .unwrap(),
             },
         );
     })
     .await;
     let id = submit(
         &rig,
-        asking("replicate:sdxl", "a red fox", serde_json::json!({"num_outputs": 2, "negative_prompt": "blur"})),
+        asking(
+            "replicate:sdxl",
+            "a red fox",
+            serde_json::json!({"num_outputs": 2, "negative_prompt": "blur"}),
+        ),
     )
     .await
     .unwrap();
@@ -275,20 +292,76 @@ async fn a_version_id_is_created_by_version_and_prefer_wait_saves_the_polls() {
 async fn bad_parameters_are_refused_before_any_request() {
     let rig = rig(quick(""), |_| {}).await;
     let refused = [
-        ("replicate:image", serde_json::json!({"num_outputs": 5}), "num_outputs"),
-        ("replicate:image", serde_json::json!({"num_inference_steps": 0}), "greater than or equal to 1"),
-        ("replicate:image", serde_json::json!({"steps": 101}), "less than or equal to 100"),
-        ("replicate:image", serde_json::json!({"guidance": 25}), "guidance"),
-        ("replicate:image", serde_json::json!({"prompt_strength": 1.5}), "prompt_strength"),
-        ("replicate:image", serde_json::json!({"output_format": "gif"}), "webp, png, jpg"),
-        ("replicate:image", serde_json::json!({"output_quality": 0}), "output_quality"),
-        ("replicate:image", serde_json::json!({"aspect_ratio": "5:3"}), "aspect_ratio"),
-        ("replicate:image", serde_json::json!({"disable_safety_checker": "maybe"}), "true or false"),
-        ("replicate:image", serde_json::json!({"lora_scale": 0.5}), "lora_weights"),
-        ("replicate:image", serde_json::json!({"lora_weights": "x y"}), "LoRA"),
-        ("replicate:image", serde_json::json!({"stylize": 100}), "stylize"),
-        ("replicate:video", serde_json::json!({"num_outputs": 2}), "video models"),
-        ("replicate:video", serde_json::json!({"num_frames": 500}), "num_frames"),
+        (
+            "replicate:image",
+            serde_json::json!({"num_outputs": 5}),
+            "num_outputs",
+        ),
+        (
+            "replicate:image",
+            serde_json::json!({"num_inference_steps": 0}),
+            "greater than or equal to 1",
+        ),
+        (
+            "replicate:image",
+            serde_json::json!({"steps": 101}),
+            "less than or equal to 100",
+        ),
+        (
+            "replicate:image",
+            serde_json::json!({"guidance": 25}),
+            "guidance",
+        ),
+        (
+            "replicate:image",
+            serde_json::json!({"prompt_strength": 1.5}),
+            "prompt_strength",
+        ),
+        (
+            "replicate:image",
+            serde_json::json!({"output_format": "gif"}),
+            "webp, png, jpg",
+        ),
+        (
+            "replicate:image",
+            serde_json::json!({"output_quality": 0}),
+            "output_quality",
+        ),
+        (
+            "replicate:image",
+            serde_json::json!({"aspect_ratio": "5:3"}),
+            "aspect_ratio",
+        ),
+        (
+            "replicate:image",
+            serde_json::json!({"disable_safety_checker": "maybe"}),
+            "true or false",
+        ),
+        (
+            "replicate:image",
+            serde_json::json!({"lora_scale": 0.5}),
+            "lora_weights",
+        ),
+        (
+            "replicate:image",
+            serde_json::json!({"lora_weights": "x y"}),
+            "LoRA",
+        ),
+        (
+            "replicate:image",
+            serde_json::json!({"stylize": 100}),
+            "stylize",
+        ),
+        (
+            "replicate:video",
+            serde_json::json!({"num_outputs": 2}),
+            "video models",
+        ),
+        (
+            "replicate:video",
+            serde_json::json!({"num_frames": 500}),
+            "num_frames",
+        ),
     ];
     for (provider, params, words) in refused {
         let e = submit(&rig, asking(provider, "a fox", params.clone()))
@@ -297,13 +370,19 @@ async fn bad_parameters_are_refused_before_any_request() {
         assert!(matches!(e, AppError::Invalid(_)), "{params}: {e:?}");
         assert!(e.to_string().contains(words), "{params}: {e}");
     }
-    let e = submit(&rig, asking("replicate:image", "a fox --ar 7:3", serde_json::json!({})))
-        .await
-        .unwrap_err();
+    let e = submit(
+        &rig,
+        asking("replicate:image", "a fox --ar 7:3", serde_json::json!({})),
+    )
+    .await
+    .unwrap_err();
     assert!(e.to_string().contains("aspect_ratio"), "{e}");
-    let e = submit(&rig, asking("replicate:nope", "a fox", serde_json::json!({})))
-        .await
-        .unwrap_err();
+    let e = submit(
+        &rig,
+        asking("replicate:nope", "a fox", serde_json::json!({})),
+    )
+    .await
+    .unwrap_err();
     assert!(e.to_string().contains("replicate:image"), "{e}");
     // Nothing was written, nothing was sent.
     let listed = rig
@@ -327,13 +406,19 @@ async fn a_refused_token_fails_the_job_and_disables_the_account() {
     let accounts = rig.t.app.accounts(None).await.unwrap();
     assert_eq!(accounts.len(), 2, "one account, shown under each alias");
     assert!(accounts.iter().all(|a| a.status.health == "idle"));
-    let first = submit(&rig, asking("replicate:image", "a fox", serde_json::json!({})))
-        .await
-        .unwrap();
+    let first = submit(
+        &rig,
+        asking("replicate:image", "a fox", serde_json::json!({})),
+    )
+    .await
+    .unwrap();
     run_idle(&rig.t).await;
-    let second = submit(&rig, asking("replicate:video", "a hare", serde_json::json!({})))
-        .await
-        .unwrap();
+    let second = submit(
+        &rig,
+        asking("replicate:video", "a hare", serde_json::json!({})),
+    )
+    .await
+    .unwrap();
     run_idle(&rig.t).await;
     for id in [first, second] {
         let g = rig.t.app.generation(Actor::Operator, id).await.unwrap();
@@ -365,7 +450,11 @@ async fn accounts_check_asks_whose_the_token_is() {
         .unwrap();
     let providers: Vec<&str> = checked.iter().map(|a| a.provider.as_str()).collect();
     assert_eq!(providers, ["replicate:image", "replicate:video"]);
-    assert!(checked.iter().all(|a| a.status.health == "ready" && a.status.name == "simulator"));
+    assert!(
+        checked
+            .iter()
+            .all(|a| a.status.health == "ready" && a.status.name == "simulator")
+    );
     assert_eq!(rig.sim.stats().creates, 0);
     rig.sim.shutdown().await;
 }

@@ -126,7 +126,9 @@ impl AccountPool for Account {
         if let Some(client) = &self.client {
             match tokio::time::timeout(wait, client.account()).await {
                 Ok(Ok(_)) => self.worked(),
-                Ok(Err(e)) if e.blame == Blame::Token => self.failed(Blame::Token, &e.error.message),
+                Ok(Err(e)) if e.blame == Blame::Token => {
+                    self.failed(Blame::Token, &e.error.message)
+                }
                 Ok(Err(e)) => self.set("connecting", Some(e.error.message)),
                 Err(_) => self.set(
                     "connecting",

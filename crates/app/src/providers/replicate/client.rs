@@ -148,7 +148,9 @@ impl Client {
                     return serde_json::from_slice(&bytes).map_err(|e| {
                         CallError::from(ProviderError::new(
                             ErrorCode::ProviderUnavailable,
-                            format!("Replicate's answer to {path} is not what the API returns: {e}"),
+                            format!(
+                                "Replicate's answer to {path} is not what the API returns: {e}"
+                            ),
                         ))
                     });
                 }

@@ -47,17 +47,17 @@ pub fn registered(config: &ReplicateConfig, max_download_bytes: u64) -> Vec<(Str
         max_wait: Duration::from_secs_f64(config.max_retry_wait_secs),
     };
     let client = resolve_token(config.api_token.expose()).and_then(|token| {
-            reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(15))
-                .build()
-                .map(|http| client::Client {
-                    http,
-                    base: base.clone(),
-                    token,
-                    timing,
-                })
-                .map_err(|e| format!("the HTTP client could not be made: {e}"))
-        });
+        reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(15))
+            .build()
+            .map(|http| client::Client {
+                http,
+                base: base.clone(),
+                token,
+                timing,
+            })
+            .map_err(|e| format!("the HTTP client could not be made: {e}"))
+    });
     let account = Arc::new(Account::new(
         config.account.clone(),
         base,

@@ -74,7 +74,12 @@ const TABLE: [(&str, Rule, bool, bool); 16] = [
     ("num_inference_steps", Rule::Whole(1, 100), true, true),
     ("guidance", Rule::Real(1.0, 20.0), true, true),
     ("guidance_scale", Rule::Real(1.0, 20.0), true, true),
-    ("num_outputs", Rule::Whole(1, MAX_OUTPUTS as i64), true, false),
+    (
+        "num_outputs",
+        Rule::Whole(1, MAX_OUTPUTS as i64),
+        true,
+        false,
+    ),
     ("seed", Rule::Whole(0, u32::MAX as i64), true, true),
     (
         "output_format",
@@ -280,7 +285,10 @@ pub fn check_input(input: &Map<String, Value>, kind: Kind) -> Result<Map<String,
         }
     }
     if out.contains_key("extra_lora") && !out.contains_key("lora_weights") {
-        return refuse("input.extra_lora", "is a second LoRA: give lora_weights first");
+        return refuse(
+            "input.extra_lora",
+            "is a second LoRA: give lora_weights first",
+        );
     }
     Ok(out)
 }
@@ -346,7 +354,9 @@ pub fn check_defaults(defaults: &Map<String, Value>, kind: Kind) -> Result<(), S
     }
     let mut input = defaults.clone();
     input.insert("prompt".into(), Value::String("x".into()));
-    check_input(&input, kind).map(|_| ()).map_err(|r| r.to_string())
+    check_input(&input, kind)
+        .map(|_| ())
+        .map_err(|r| r.to_string())
 }
 
 #[cfg(test)]
@@ -363,22 +373,64 @@ mod tests {
     fn every_range_names_its_input() {
         let image = Kind::Image;
         for (v, f) in [
-            (json!({"prompt": "x", "num_outputs": 5}), "input.num_outputs"),
-            (json!({"prompt": "x", "num_outputs": 0}), "input.num_outputs"),
-            (json!({"prompt": "x", "num_inference_steps": 101}), "input.num_inference_steps"),
-            (json!({"prompt": "x", "steps": 0}), "input.num_inference_steps"),
+            (
+                json!({"prompt": "x", "num_outputs": 5}),
+                "input.num_outputs",
+            ),
+            (
+                json!({"prompt": "x", "num_outputs": 0}),
+                "input.num_outputs",
+            ),
+            (
+                json!({"prompt": "x", "num_inference_steps": 101}),
+                "input.num_inference_steps",
+            ),
+            (
+                json!({"prompt": "x", "steps": 0}),
+                "input.num_inference_steps",
+            ),
             (json!({"prompt": "x", "guidance": 0.5}), "input.guidance"),
-            (json!({"prompt": "x", "guidance_scale": 21}), "input.guidance_scale"),
-            (json!({"prompt": "x", "prompt_strength": 0.05}), "input.prompt_strength"),
-            (json!({"prompt": "x", "output_format": "gif"}), "input.output_format"),
-            (json!({"prompt": "x", "output_quality": 0}), "input.output_quality"),
-            (json!({"prompt": "x", "aspect_ratio": "7:5"}), "input.aspect_ratio"),
+            (
+                json!({"prompt": "x", "guidance_scale": 21}),
+                "input.guidance_scale",
+            ),
+            (
+                json!({"prompt": "x", "prompt_strength": 0.05}),
+                "input.prompt_strength",
+            ),
+            (
+                json!({"prompt": "x", "output_format": "gif"}),
+                "input.output_format",
+            ),
+            (
+                json!({"prompt": "x", "output_quality": 0}),
+                "input.output_quality",
+            ),
+            (
+                json!({"prompt": "x", "aspect_ratio": "7:5"}),
+                "input.aspect_ratio",
+            ),
             (json!({"prompt": "x", "seed": -1}), "input.seed"),
-            (json!({"prompt": "x", "disable_safety_checker": "yes"}), "input.disable_safety_checker"),
-            (json!({"prompt": "x", "lora_weights": "not a lora"}), "input.lora_weights"),
-            (json!({"prompt": "x", "lora_scale": 0.5}), "input.lora_scale"),
-            (json!({"prompt": "x", "lora_weights": "a/b", "lora_scale": 4}), "input.lora_scale"),
-            (json!({"prompt": "x", "extra_lora": "a/b"}), "input.extra_lora"),
+            (
+                json!({"prompt": "x", "disable_safety_checker": "yes"}),
+                "input.disable_safety_checker",
+            ),
+            (
+                json!({"prompt": "x", "lora_weights": "not a lora"}),
+                "input.lora_weights",
+            ),
+            (
+                json!({"prompt": "x", "lora_scale": 0.5}),
+                "input.lora_scale",
+            ),
+            (
+                json!({"prompt": "x", "lora_weights": "a/b", "lora_scale": 4}),
+                "input.lora_scale",
+            ),
+            (
+                json!({"prompt": "x", "extra_lora": "a/b"}),
+                "input.extra_lora",
+            ),
             (json!({"prompt": "x", "stylize": 100}), "input.stylize"),
             (json!({"prompt": "x", "num_frames": 10}), "input.num_frames"),
             (json!({"prompt": " "}), "input.prompt"),
@@ -424,7 +476,14 @@ mod tests {
         };
         p.extra.insert("steps".into(), json!(8));
         p.extra.insert("no".into(), json!("blur"));
-        let input = input("a fox", None, &p, defaults.as_object().unwrap(), Kind::Image).unwrap();
+        let input = input(
+            "a fox",
+            None,
+            &p,
+            defaults.as_object().unwrap(),
+            Kind::Image,
+        )
+        .unwrap();
         assert_eq!(input["num_inference_steps"], 8);
         assert_eq!(input["seed"], 9);
         assert_eq!(input["aspect_ratio"], "3:2");
@@ -433,7 +492,11 @@ mod tests {
         p.aspect_ratio = Some("5:3".into());
         let why = super::input("a fox", None, &p, &Map::new(), Kind::Image).unwrap_err();
         assert!(why.starts_with("input.aspect_ratio"), "{why}");
-        assert!(check_defaults(json!({"num_outputs": 9}).as_object().unwrap(), Kind::Image).is_err());
-        assert!(check_defaults(json!({"num_frames": 48}).as_object().unwrap(), Kind::Video).is_ok());
+        assert!(
+            check_defaults(json!({"num_outputs": 9}).as_object().unwrap(), Kind::Image).is_err()
+        );
+        assert!(
+            check_defaults(json!({"num_frames": 48}).as_object().unwrap(), Kind::Video).is_ok()
+        );
     }
 }

@@ -325,7 +325,11 @@ impl Replicate {
                     format!(
                         "prediction {} was still {} after {} s; it was canceled and will be made again",
                         live.id,
-                        if current.status == Status::Starting { "starting" } else { "processing" },
+                        if current.status == Status::Starting {
+                            "starting"
+                        } else {
+                            "processing"
+                        },
                         self.polling.deadline.as_secs_f64()
                     ),
                 ));
@@ -356,7 +360,9 @@ impl Replicate {
                         retryable: false,
                         ..ProviderError::new(
                             ErrorCode::BannedPrompt,
-                            format!("the model's safety check refused it (prediction {id}): {error}"),
+                            format!(
+                                "the model's safety check refused it (prediction {id}): {error}"
+                            ),
                         )
                     });
                 }
@@ -389,7 +395,11 @@ impl Replicate {
                 ErrorCode::DownloadFailed,
                 format!(
                     "prediction {id} succeeded but its outputs are {}: it will be made again",
-                    if prediction.data_removed { "deleted" } else { "missing" }
+                    if prediction.data_removed {
+                        "deleted"
+                    } else {
+                        "missing"
+                    }
                 ),
             ));
         }
@@ -400,17 +410,20 @@ impl Replicate {
             .zip(&urls)
             .filter(|(n, _)| !stored.contains(n))
             .collect();
-        let fetched = futures_util::future::join_all(wanted.iter().map(|(_, url)| {
-            download::fetch(client, url, self.max_bytes, self.download_attempts)
-        }))
-        .await;
+        let fetched =
+            futures_util::future::join_all(wanted.iter().map(|(_, url)| {
+                download::fetch(client, url, self.max_bytes, self.download_attempts)
+            }))
+            .await;
         // What came is delivered before any failure is returned: nothing fetched is lost.
         let mut failure: Option<Failed> = None;
         for ((number, _), result) in wanted.iter().zip(fetched) {
             match result {
-                Ok(bytes) => report
-                    .output(download::output(self.kind, *number, bytes)?)
-                    .await?,
+                Ok(bytes) => {
+                    report
+                        .output(download::output(self.kind, *number, bytes)?)
+                        .await?
+                }
                 Err(f) => {
                     if failure.is_none() {
                         failure = Some(f);
@@ -536,7 +549,10 @@ mod tests {
     fn saved_references_name_the_live_prediction() {
         let refs = json!({"prediction": "abc", "numbers": [2, 4], "created_at_ms": 5});
         let live = Live::saved(&refs).unwrap();
-        assert_eq!((live.id.as_str(), live.numbers.as_slice(), live.created_ms), ("abc", &[2u8, 4][..], 5));
+        assert_eq!(
+            (live.id.as_str(), live.numbers.as_slice(), live.created_ms),
+            ("abc", &[2u8, 4][..], 5)
+        );
         assert!(Live::saved(&json!({"spent": ["abc"]})).is_none());
     }
 }

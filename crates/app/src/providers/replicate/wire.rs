@@ -152,9 +152,15 @@ pub fn output_urls(output: &Value) -> Vec<String> {
 /// hosted models' "flagged as sensitive" moderation).
 pub fn is_safety_refusal(error: &str) -> bool {
     let lower = error.to_ascii_lowercase();
-    ["nsfw", "flagged as sensitive", "safety", "content policy", "(e005)"]
-        .iter()
-        .any(|word| lower.contains(word))
+    [
+        "nsfw",
+        "flagged as sensitive",
+        "safety",
+        "content policy",
+        "(e005)",
+    ]
+    .iter()
+    .any(|word| lower.contains(word))
 }
 
 /// Whether `text` is a 64-hex version id.
@@ -189,7 +195,11 @@ mod tests {
             ["https://x/out.mp4"]
         );
         assert_eq!(
-            output_urls(&serde_json::json!(["https://x/0.webp", 3, "https://x/1.webp"])),
+            output_urls(&serde_json::json!([
+                "https://x/0.webp",
+                3,
+                "https://x/1.webp"
+            ])),
             ["https://x/0.webp", "https://x/1.webp"]
         );
         assert!(output_urls(&Value::Null).is_empty());

@@ -128,6 +128,9 @@ mod tests {
         );
         assert!(parse("fire").unwrap_err().contains("expired-urls"));
         assert!(parse("slow:0").is_err());
-        assert_eq!(take(&mut parse("rate-limit:always").unwrap()), Some(Fault::RateLimit));
+        assert_eq!(
+            take(&mut parse("rate-limit:always").unwrap()),
+            Some(Fault::RateLimit)
+        );
     }
 }

@@ -195,10 +195,20 @@ impl Running {
         let ids = self.sim.order.lock().map(|o| o.clone()).unwrap_or_default();
         let mut out = Vec::new();
         for id in ids {
-            let job = self.sim.predictions.lock().ok().and_then(|p| p.get(&id).cloned());
+            let job = self
+                .sim
+                .predictions
+                .lock()
+                .ok()
+                .and_then(|p| p.get(&id).cloned());
             if let Some(job) = job {
                 let status = job.lock().await.status(self.sim.config.latency);
-                out.push(serde_json::to_value(status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default());
+                out.push(
+                    serde_json::to_value(status)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                );
             }
         }
         out

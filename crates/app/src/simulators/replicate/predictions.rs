@@ -55,7 +55,13 @@ fn hash(text: &str) -> u32 {
 }
 
 impl Job {
-    pub fn new(model: &str, version: &str, kind: Kind, input: Map<String, Value>, fault: Option<Fault>) -> Self {
+    pub fn new(
+        model: &str,
+        version: &str,
+        kind: Kind,
+        input: Map<String, Value>,
+        fault: Option<Fault>,
+    ) -> Self {
         Self {
             id: new_id(),
             model: model.to_owned(),
@@ -83,7 +89,11 @@ impl Job {
             return Status::Canceled;
         }
         if self.ended.is_some() {
-            return if self.fault == Some(Fault::Nsfw) { Status::Failed } else { Status::Succeeded };
+            return if self.fault == Some(Fault::Nsfw) {
+                Status::Failed
+            } else {
+                Status::Succeeded
+            };
         }
         let age = self.created.elapsed();
         if age < latency / 5 {
@@ -122,9 +132,17 @@ impl Job {
             Status::Succeeded | Status::Failed => steps,
             _ => {
                 let running = latency.mul_f64(0.8).as_secs_f64().max(1e-3);
-                let age = self.created.elapsed().saturating_sub(latency / 5).as_secs_f64();
+                let age = self
+                    .created
+                    .elapsed()
+                    .saturating_sub(latency / 5)
+                    .as_secs_f64();
                 let done = ((age / running) * f64::from(steps)) as u32;
-                if self.fault == Some(Fault::Stuck) { done.min(steps / 2) } else { done.min(steps) }
+                if self.fault == Some(Fault::Stuck) {
+                    done.min(steps / 2)
+                } else {
+                    done.min(steps)
+                }
             }
         };
         for step in 0..=done {
@@ -141,8 +159,16 @@ impl Job {
 
     /// The seed it draws with: the one given, else one from the prompt; LoRAs change it.
     fn seed(&self) -> u32 {
-        let given = self.input.get("seed").and_then(Value::as_u64).map(|s| s as u32);
-        let prompt = self.input.get("prompt").and_then(Value::as_str).unwrap_or_default();
+        let given = self
+            .input
+            .get("seed")
+            .and_then(Value::as_u64)
+            .map(|s| s as u32);
+        let prompt = self
+            .input
+            .get("prompt")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let mut seed = given.unwrap_or_else(|| hash(prompt));
         for key in ["lora_weights", "extra_lora"] {
             if let Some(lora) = self.input.get(key).and_then(Value::as_str) {
@@ -154,21 +180,44 @@ impl Job {
 
     /// Draws its outputs (on a blocking thread's behalf): pictures, or one clip; the files
     /// with their names and content types.
-    pub fn draw(&self, max_side: Option<u32>) -> Result<Vec<(Vec<u8>, String, &'static str)>, String> {
-        let prompt = self.input.get("prompt").and_then(Value::as_str).unwrap_or_default();
+    pub fn draw(
+        &self,
+        max_side: Option<u32>,
+    ) -> Result<Vec<(Vec<u8>, String, &'static str)>, String> {
+        let prompt = self
+            .input
+            .get("prompt")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if self.kind == Kind::Video {
             let side = max_side.unwrap_or(256).clamp(16, 1024) & !1;
             let spec = ClipSpec {
                 format: VideoFormat::Mp4,
                 side,
-                frames: self.input.get("num_frames").and_then(Value::as_u64).map_or(16, |f| f as u32),
-                fps: self.input.get("frames_per_second").and_then(Value::as_u64).map_or(8, |f| f as u32),
+                frames: self
+                    .input
+                    .get("num_frames")
+                    .and_then(Value::as_u64)
+                    .map_or(16, |f| f as u32),
+                fps: self
+                    .input
+                    .get("frames_per_second")
+                    .and_then(Value::as_u64)
+                    .map_or(8, |f| f as u32),
             };
             let clip = draw_clip(prompt, self.seed(), &spec).map_err(|e| e.to_string())?;
             return Ok(vec![(clip, "output.mp4".into(), "video/mp4")]);
         }
-        let n = self.input.get("num_outputs").and_then(Value::as_u64).unwrap_or(1) as u32;
-        let ratio = self.input.get("aspect_ratio").and_then(Value::as_str).unwrap_or("1:1");
+        let n = self
+            .input
+            .get("num_outputs")
+            .and_then(Value::as_u64)
+            .unwrap_or(1) as u32;
+        let ratio = self
+            .input
+            .get("aspect_ratio")
+            .and_then(Value::as_str)
+            .unwrap_or("1:1");
         let (w, h) = ratio
             .split_once(':')
             .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
@@ -179,13 +228,21 @@ impl Job {
         } else {
             format!("{}x{long}", (long * w / h).max(1))
         };
-        let format = self.input.get("output_format").and_then(Value::as_str).unwrap_or("webp");
+        let format = self
+            .input
+            .get("output_format")
+            .and_then(Value::as_str)
+            .unwrap_or("webp");
         let (encoder, ext, content_type) = match format {
             "png" => ("png", "png", "image/png"),
             "jpg" => ("jpeg", "jpg", "image/jpeg"),
             _ => ("webp", "webp", "image/webp"),
         };
-        let quality = self.input.get("output_quality").and_then(Value::as_u64).map_or(80, |q| q as u8);
+        let quality = self
+            .input
+            .get("output_quality")
+            .and_then(Value::as_u64)
+            .map_or(80, |q| q as u8);
         (0..n)
             .map(|i| {
                 picture::picture(prompt, self.seed(), i, &size, encoder, quality, max_side)
@@ -203,9 +260,7 @@ impl Job {
         let latency = sim.config.latency;
         let status = self.status(latency);
         let base = &sim.base;
-        let ended_at = self
-            .canceled
-            .or(self.ended.as_ref().map(|(_, t)| *t));
+        let ended_at = self.canceled.or(self.ended.as_ref().map(|(_, t)| *t));
         let output = match (&self.ended, status) {
             (Some((urls, _)), Status::Succeeded) => match self.kind {
                 Kind::Video => urls.first().map_or(Value::Null, |u| json!(u)),
@@ -213,8 +268,7 @@ impl Job {
             },
             _ => Value::Null,
         };
-        let started = (status != Status::Starting)
-            .then(|| stamp(self.created_at + latency / 5));
+        let started = (status != Status::Starting).then(|| stamp(self.created_at + latency / 5));
         Prediction {
             id: self.id.clone(),
             model: self.model.clone(),
@@ -237,7 +291,10 @@ impl Job {
             },
             metrics: (status == Status::Succeeded).then(|| {
                 let mut m = Map::new();
-                m.insert("predict_time".into(), json!(latency.mul_f64(0.8).as_secs_f64()));
+                m.insert(
+                    "predict_time".into(),
+                    json!(latency.mul_f64(0.8).as_secs_f64()),
+                );
                 m.insert("total_time".into(), json!(latency.as_secs_f64()));
                 if self.kind == Kind::Image {
                     m.insert(

@@ -32,7 +32,10 @@ const MODELS: [&str; 5] = [
 pub(super) fn router(sim: Arc<Sim>) -> Router {
     Router::new()
         .route("/v1/predictions", post(create_by_version).get(list))
-        .route("/v1/models/{owner}/{name}/predictions", post(create_by_model))
+        .route(
+            "/v1/models/{owner}/{name}/predictions",
+            post(create_by_model),
+        )
         .route("/v1/predictions/{id}", get(read))
         .route("/v1/predictions/{id}/cancel", post(cancel))
         .route("/v1/account", get(account))
@@ -92,7 +95,10 @@ fn authorised(sim: &Sim, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("Token ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("Token "))
+        })
         .map(str::trim);
     if given == Some(sim.config.token.as_str()) {
         return Ok(());
@@ -130,7 +136,10 @@ async fn create_by_version(
     let Some(fields) = body_fields(&body) else {
         return bad_json();
     };
-    let version = fields.get("version").and_then(Value::as_str).unwrap_or_default();
+    let version = fields
+        .get("version")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let model = MODELS
         .iter()
         .find(|m| is_version_id(version) && version_of(m) == version.to_ascii_lowercase());
@@ -202,7 +211,11 @@ async fn create(
     model: &str,
     fields: &Map<String, Value>,
 ) -> Response {
-    let kind = if model.contains("video") { Kind::Video } else { Kind::Image };
+    let kind = if model.contains("video") {
+        Kind::Video
+    } else {
+        Kind::Image
+    };
     let input = match fields.get("input") {
         Some(Value::Object(input)) => input.clone(),
         _ => {
@@ -259,7 +272,13 @@ async fn create(
         Some(Fault::Slow) => tokio::time::sleep(sim.config.slow).await,
         _ => {}
     }
-    let outputs = u8::try_from(input.get("num_outputs").and_then(Value::as_u64).unwrap_or(1)).unwrap_or(1);
+    let outputs = u8::try_from(
+        input
+            .get("num_outputs")
+            .and_then(Value::as_u64)
+            .unwrap_or(1),
+    )
+    .unwrap_or(1);
     sim.count(|s| {
         s.predictions += 1;
         s.asked.push(outputs);
@@ -295,7 +314,11 @@ async fn create(
     }
     match shown(sim, &job).await {
         Ok(view) => json_answer(StatusCode::CREATED, headers, &view),
-        Err(why) => problem(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", &why),
+        Err(why) => problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error",
+            &why,
+        ),
     }
 }
 
@@ -322,7 +345,8 @@ async fn shown(sim: &Arc<Sim>, job: &Arc<tokio::sync::Mutex<Job>>) -> Result<Val
         } else {
             let drawn = {
                 let max_side = sim.config.max_side;
-                let snapshot = Job::new(&job.model, &job.version, job.kind, job.input.clone(), None);
+                let snapshot =
+                    Job::new(&job.model, &job.version, job.kind, job.input.clone(), None);
                 tokio::task::spawn_blocking(move || snapshot.draw(max_side))
                     .await
                     .map_err(|e| e.to_string())??
@@ -338,12 +362,19 @@ async fn shown(sim: &Arc<Sim>, job: &Arc<tokio::sync::Mutex<Job>>) -> Result<Val
 }
 
 /// Keeps a file behind a URL until `ttl` has passed.
-fn host(sim: &Sim, bytes: Vec<u8>, name: &str, content_type: &'static str, ttl: Duration) -> String {
+fn host(
+    sim: &Sim,
+    bytes: Vec<u8>,
+    name: &str,
+    content_type: &'static str,
+    ttl: Duration,
+) -> String {
     let token = format!("{:032x}", fastrand::u128(..));
     let now = Instant::now();
     if let Ok(mut hosted) = sim.hosted.lock() {
-        // Expired files go; at most a few hundred are kept.
-        hosted.retain(|_, f| f.until > now);
+        // Files expired a minute ago go (until then they answer as expired); at most a few
+        // hundred are kept.
+        hosted.retain(|_, f| f.until + Duration::from_secs(60) > now);
         if hosted.len() >= 512 {
             hosted.clear();
         }
@@ -381,11 +412,19 @@ async fn read(State(sim): State<Arc<Sim>>, Path(id): Path<String>, headers: Head
     };
     match shown(&sim, &job).await {
         Ok(view) => json_answer(StatusCode::OK, api_headers(597), &view),
-        Err(why) => problem(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", &why),
+        Err(why) => problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error",
+            &why,
+        ),
     }
 }
 
-async fn cancel(State(sim): State<Arc<Sim>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn cancel(
+    State(sim): State<Arc<Sim>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(refused) = authorised(&sim, &headers) {
         return *refused;
     }
@@ -398,7 +437,11 @@ async fn cancel(State(sim): State<Arc<Sim>>, Path(id): Path<String>, headers: He
     }
     match shown(&sim, &job).await {
         Ok(view) => json_answer(StatusCode::OK, api_headers(596), &view),
-        Err(why) => problem(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error", &why),
+        Err(why) => problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error",
+            &why,
+        ),
     }
 }
 
@@ -407,7 +450,11 @@ async fn list(State(sim): State<Arc<Sim>>, headers: HeaderMap) -> Response {
     if let Err(refused) = authorised(&sim, &headers) {
         return *refused;
     }
-    let ids: Vec<String> = sim.order.lock().map(|o| o.iter().rev().take(100).cloned().collect()).unwrap_or_default();
+    let ids: Vec<String> = sim
+        .order
+        .lock()
+        .map(|o| o.iter().rev().take(100).cloned().collect())
+        .unwrap_or_default();
     let mut results = Vec::new();
     for id in ids {
         if let Some(job) = find(&sim, &id)
@@ -423,9 +470,13 @@ async fn list(State(sim): State<Arc<Sim>>, headers: HeaderMap) -> Response {
     )
 }
 
-async fn hosted(State(sim): State<Arc<Sim>>, Path((token, _name)): Path<(String, String)>) -> Response {
+async fn hosted(
+    State(sim): State<Arc<Sim>>,
+    Path((token, _name)): Path<(String, String)>,
+) -> Response {
     let found = sim.hosted.lock().ok().and_then(|h| {
-        h.get(&token).map(|f| (f.bytes.clone(), f.content_type, f.until))
+        h.get(&token)
+            .map(|f| (f.bytes.clone(), f.content_type, f.until))
     });
     match found {
         Some((_, _, until)) if Instant::now() >= until => {

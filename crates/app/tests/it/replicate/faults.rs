@@ -37,8 +37,13 @@ async fn through(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_errors_and_overload_are_tried_again_without_a_second_prediction() {
     for fault in ["server-error", "overloaded", "server-error:2"] {
-        let (g, stats, statuses) =
-            through(fault, "replicate:image", serde_json::json!({"num_outputs": 2}), |_| {}).await;
+        let (g, stats, statuses) = through(
+            fault,
+            "replicate:image",
+            serde_json::json!({"num_outputs": 2}),
+            |_| {},
+        )
+        .await;
         succeeded(&g, 2);
         let faults = stats.faults.len() as u64;
         assert_eq!(stats.creates, faults + 1, "{fault}: {stats:?}");
@@ -49,7 +54,13 @@ async fn server_errors_and_overload_are_tried_again_without_a_second_prediction(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limit_waits_for_its_retry_after() {
     let started = std::time::Instant::now();
-    let (g, stats, _) = through("rate-limit", "replicate:image", serde_json::json!({}), |_| {}).await;
+    let (g, stats, _) = through(
+        "rate-limit",
+        "replicate:image",
+        serde_json::json!({}),
+        |_| {},
+    )
+    .await;
     succeeded(&g, 1);
     assert_eq!((stats.creates, stats.predictions), (2, 1));
     // The simulator said `Retry-After: 1`.
@@ -58,9 +69,14 @@ async fn a_rate_limit_waits_for_its_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limit_longer_than_the_job_waits_sends_it_back_to_the_queue() {
-    let (g, stats, _) = through("rate-limit", "replicate:image", serde_json::json!({}), |r| {
-        r.max_retry_wait_secs = 0.5;
-    })
+    let (g, stats, _) = through(
+        "rate-limit",
+        "replicate:image",
+        serde_json::json!({}),
+        |r| {
+            r.max_retry_wait_secs = 0.5;
+        },
+    )
     .await;
     succeeded(&g, 1);
     assert_eq!((stats.creates, stats.predictions), (2, 1));
@@ -83,7 +99,10 @@ async fn expiring_outputs_are_downloaded_at_once() {
     )
     .await;
     succeeded(&g, 3);
-    assert_eq!((stats.predictions, stats.downloads, stats.expired), (1, 3, 0));
+    assert_eq!(
+        (stats.predictions, stats.downloads, stats.expired),
+        (1, 3, 0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,11 +126,16 @@ async fn expired_outputs_make_the_prediction_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_safety_refusal_fails_at_once_as_a_banned_prompt() {
-    let (g, stats, statuses) = through("nsfw", "replicate:image", serde_json::json!({}), |_| {}).await;
+    let (g, stats, statuses) =
+        through("nsfw", "replicate:image", serde_json::json!({}), |_| {}).await;
     assert_eq!(g.generation.status, GenerationStatus::Failed);
     let error = g.generation.error.unwrap();
     assert_eq!(error.code.as_str(), "banned_prompt");
-    assert!(error.message.contains("NSFW content detected"), "{}", error.message);
+    assert!(
+        error.message.contains("NSFW content detected"),
+        "{}",
+        error.message
+    );
     // Not made again, nothing stored.
     assert_eq!(stats.predictions, 1);
     assert_eq!(statuses, ["failed"]);
@@ -139,15 +163,32 @@ async fn several_faults_together_still_end_in_every_output() {
         },
     )
     .await;
-    let a = submit(&rig, asking("replicate:image", "first", serde_json::json!({"num_outputs": 2})))
-        .await
-        .unwrap();
-    let b = submit(&rig, asking("replicate:video", "second", serde_json::json!({})))
-        .await
-        .unwrap();
-    let c = submit(&rig, asking("replicate:image", "third", serde_json::json!({"num_outputs": 3})))
-        .await
-        .unwrap();
+    let a = submit(
+        &rig,
+        asking(
+            "replicate:image",
+            "first",
+            serde_json::json!({"num_outputs": 2}),
+        ),
+    )
+    .await
+    .unwrap();
+    let b = submit(
+        &rig,
+        asking("replicate:video", "second", serde_json::json!({})),
+    )
+    .await
+    .unwrap();
+    let c = submit(
+        &rig,
+        asking(
+            "replicate:image",
+            "third",
+            serde_json::json!({"num_outputs": 3}),
+        ),
+    )
+    .await
+    .unwrap();
     run_idle(&rig.t).await;
     for (id, outputs) in [(a, 2), (b, 1), (c, 3)] {
         let g = rig.t.app.generation(Actor::Operator, id).await.unwrap();
@@ -167,9 +208,16 @@ async fn a_generation_canceled_mid_prediction_cancels_the_prediction() {
     let mut config = quick("");
     config.latency = Duration::from_secs(60);
     let rig = rig(config, |_| {}).await;
-    let id = submit(&rig, asking("replicate:image", "a slow fox", serde_json::json!({"num_outputs": 2})))
-        .await
-        .unwrap();
+    let id = submit(
+        &rig,
+        asking(
+            "replicate:image",
+            "a slow fox",
+            serde_json::json!({"num_outputs": 2}),
+        ),
+    )
+    .await
+    .unwrap();
     let workers = tokio::spawn(run_workers(rig.t.app.clone(), 1, Stop::UntilIdle));
     for _ in 0..200 {
         if rig.sim.stats().polls >= 1 {
@@ -188,7 +236,11 @@ async fn a_generation_canceled_mid_prediction_cancels_the_prediction() {
     assert_eq!(g.generation.status, GenerationStatus::Canceled);
     assert!(g.images.is_empty());
     let stats = rig.sim.stats();
-    assert_eq!((stats.cancels, stats.canceled, stats.predictions), (1, 1, 1), "{stats:?}");
+    assert_eq!(
+        (stats.cancels, stats.canceled, stats.predictions),
+        (1, 1, 1),
+        "{stats:?}"
+    );
     assert_eq!(rig.sim.statuses().await, ["canceled"]);
     rig.sim.shutdown().await;
 }

@@ -115,7 +115,10 @@ async fn the_official_python_client_works_against_the_simulator() {
     assert_eq!(r["created"], "starting", "{r}");
     let waited = &r["waited"];
     assert_eq!(waited["status"], "succeeded", "{r}");
-    assert_eq!((waited["outputs"].as_u64(), waited["image_count"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (waited["outputs"].as_u64(), waited["image_count"].as_u64()),
+        (Some(1), Some(1))
+    );
     // The client read the progress bar the simulator's logs end with.
     assert_eq!(waited["progress"], serde_json::json!([10, 10]), "{r}");
     assert_eq!(waited["get"], true);
@@ -127,7 +130,13 @@ async fn the_official_python_client_works_against_the_simulator() {
     assert_eq!(invalid["class"], "ReplicateError", "{r}");
     assert_eq!(invalid["status"], 422);
     assert_eq!(invalid["title"], "Input validation failed");
-    assert!(invalid["detail"].as_str().unwrap().contains("input.num_outputs"), "{r}");
+    assert!(
+        invalid["detail"]
+            .as_str()
+            .unwrap()
+            .contains("input.num_outputs"),
+        "{r}"
+    );
     assert_eq!(r["bad_token"]["status"], 401);
     assert_eq!(r["bad_token"]["title"], "Unauthenticated");
     assert_eq!(r["throttled"]["status"], 429, "{r}");
@@ -138,7 +147,10 @@ async fn the_official_python_client_works_against_the_simulator() {
     assert!(r["nsfw"]["error"].as_str().unwrap().contains("NSFW"), "{r}");
     let stats = faulty.stats();
     assert_eq!(stats.faults, ["rate-limit", "stuck", "nsfw"]);
-    assert_eq!((stats.creates, stats.predictions, stats.canceled), (3, 2, 1));
+    assert_eq!(
+        (stats.creates, stats.predictions, stats.canceled),
+        (3, 2, 1)
+    );
     assert!(running.stats().faults.is_empty());
     running.shutdown().await;
     faulty.shutdown().await;

@@ -262,7 +262,7 @@ impl Worker {
             match self.app.catalogue.generation(job.generation_id).await {
                 Ok(g) => self.app.cancel_at_provider(&g).await,
                 Err(e) => {
-                    tracing::warn!(generation = %job.generation_id, error = %e, "provider not told of the cancel")
+                    tracing::warn!(generation = %job.generation_id, error = %e, "provider not told of the cancel");
                 }
             }
         }

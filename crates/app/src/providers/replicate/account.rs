@@ -127,7 +127,7 @@ impl AccountPool for Account {
             match tokio::time::timeout(wait, client.account()).await {
                 Ok(Ok(_)) => self.worked(),
                 Ok(Err(e)) if e.blame == Blame::Token => {
-                    self.failed(Blame::Token, &e.error.message)
+                    self.failed(Blame::Token, &e.error.message);
                 }
                 Ok(Err(e)) => self.set("connecting", Some(e.error.message)),
                 Err(_) => self.set(

@@ -10,7 +10,7 @@
 //!   `guidance_scale` 1–20, `num_outputs` 1–4, `seed` 0–4294967295 (also `--seed`);
 //! - `output_format` `webp`, `png` or `jpg`; `output_quality` 1–100;
 //!   `disable_safety_checker` true or false;
-//! - LoRAs: `lora_weights` (an `owner/name` model, a Hugging Face path or an http(s) URL)
+//! - `LoRA` weights: `lora_weights` (an `owner/name` model, a Hugging Face path or an http(s) URL)
 //!   with `lora_scale` −1–3, and a second one as `extra_lora` with `extra_lora_scale`;
 //! - video models only: `num_frames` 1–240 and `frames_per_second` 1–60, and one output.
 
@@ -161,7 +161,7 @@ fn real(field: &str, value: &Value) -> Result<f64, Refusal> {
     }
 }
 
-/// Whether `text` names LoRA weights the models load: an `owner/name` model (with an
+/// Whether `text` names `LoRA` weights the models load: an `owner/name` model (with an
 /// optional `:version`), a Hugging Face path, or an http(s) URL.
 fn lora(text: &str) -> bool {
     let text = text.trim();
@@ -365,7 +365,7 @@ mod tests {
     use crate::domain::Parameters;
     use serde_json::json;
 
-    fn field(v: Value, kind: Kind) -> String {
+    fn field(v: &Value, kind: Kind) -> String {
         check_input(v.as_object().unwrap(), kind).unwrap_err().field
     }
 
@@ -435,14 +435,14 @@ mod tests {
             (json!({"prompt": "x", "num_frames": 10}), "input.num_frames"),
             (json!({"prompt": " "}), "input.prompt"),
         ] {
-            assert_eq!(field(v.clone(), image), f, "{v}");
+            assert_eq!(field(&v, image), f, "{v}");
         }
         assert_eq!(
-            field(json!({"prompt": "x", "num_outputs": 2}), Kind::Video),
+            field(&json!({"prompt": "x", "num_outputs": 2}), Kind::Video),
             "input.num_outputs"
         );
         assert_eq!(
-            field(json!({"prompt": "x", "num_frames": 241}), Kind::Video),
+            field(&json!({"prompt": "x", "num_frames": 241}), Kind::Video),
             "input.num_frames"
         );
     }

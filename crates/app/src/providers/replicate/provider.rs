@@ -173,8 +173,7 @@ impl Replicate {
     ) -> Result<Map<String, Value>, String> {
         // Parameters written in the prompt (`--ar 16:9`) are in `parameters`; the text goes.
         let text = crate::domain::prompt_params::parse(prompt)
-            .map(|(text, _)| text)
-            .unwrap_or_else(|_| prompt.to_owned());
+            .map_or_else(|_| prompt.to_owned(), |(text, _)| text);
         params::input(
             text.trim(),
             negative_prompt,
@@ -422,7 +421,7 @@ impl Replicate {
                 Ok(bytes) => {
                     report
                         .output(download::output(self.kind, *number, bytes)?)
-                        .await?
+                        .await?;
                 }
                 Err(f) => {
                     if failure.is_none() {

@@ -121,10 +121,13 @@ impl Sim {
 /// The version id the simulator gives model `owner/name`: 64 hex digits of its name.
 pub fn version_of(model: &str) -> String {
     use sha2::Digest as _;
+    use std::fmt::Write as _;
     sha2::Sha256::digest(format!("atelier-sim:{model}"))
         .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+        .fold(String::with_capacity(64), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
 }
 
 /// A running simulator.

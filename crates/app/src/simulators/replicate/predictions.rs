@@ -3,6 +3,7 @@
 //! in its logs, then ended), faults applied, outputs drawn by the sandbox when it ends and
 //! hosted behind URLs that expire.
 
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
@@ -19,6 +20,9 @@ use crate::simulators::openai::picture;
 
 /// What the NSFW fault fails a prediction with, as the models' safety checkers word it.
 pub const NSFW: &str = "NSFW content detected. Try running it again, or try a different prompt.";
+
+/// One drawn output: its bytes, its file name and its content type.
+pub type Drawn = (Vec<u8>, String, &'static str);
 
 /// One prediction as the simulator keeps it.
 pub struct Job {
@@ -126,7 +130,7 @@ impl Job {
         if status == Status::Starting {
             return logs;
         }
-        logs.push_str(&format!("Using seed: {}\n", self.seed()));
+        let _ = writeln!(logs, "Using seed: {}", self.seed());
         let steps = self.steps();
         let done = match status {
             Status::Succeeded | Status::Failed => steps,
@@ -148,16 +152,17 @@ impl Job {
         for step in 0..=done {
             let percent = step * 100 / steps.max(1);
             let filled = (percent / 10) as usize;
-            logs.push_str(&format!(
-                "{percent:>3}%|{}{}| {step}/{steps} [00:00<00:00, 4.20it/s]\n",
+            let _ = writeln!(
+                logs,
+                "{percent:>3}%|{}{}| {step}/{steps} [00:00<00:00, 4.20it/s]",
                 "█".repeat(filled),
                 " ".repeat(10 - filled)
-            ));
+            );
         }
         logs
     }
 
-    /// The seed it draws with: the one given, else one from the prompt; LoRAs change it.
+    /// The seed it draws with: the one given, else one from the prompt; `LoRA` weights change it.
     fn seed(&self) -> u32 {
         let given = self
             .input
@@ -180,10 +185,7 @@ impl Job {
 
     /// Draws its outputs (on a blocking thread's behalf): pictures, or one clip; the files
     /// with their names and content types.
-    pub fn draw(
-        &self,
-        max_side: Option<u32>,
-    ) -> Result<Vec<(Vec<u8>, String, &'static str)>, String> {
+    pub fn draw(&self, max_side: Option<u32>) -> Result<Vec<Drawn>, String> {
         let prompt = self
             .input
             .get("prompt")

@@ -374,7 +374,7 @@ fn host(
     if let Ok(mut hosted) = sim.hosted.lock() {
         // Files expired a minute ago go (until then they answer as expired); at most a few
         // hundred are kept.
-        hosted.retain(|_, f| f.until + Duration::from_secs(60) > now);
+        hosted.retain(|_, f| f.until + Duration::from_mins(1) > now);
         if hosted.len() >= 512 {
             hosted.clear();
         }

@@ -206,7 +206,7 @@ async fn several_faults_together_still_end_in_every_output() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_generation_canceled_mid_prediction_cancels_the_prediction() {
     let mut config = quick("");
-    config.latency = Duration::from_secs(60);
+    config.latency = Duration::from_mins(1);
     let rig = rig(config, |_| {}).await;
     let id = submit(
         &rig,

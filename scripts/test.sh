@@ -182,6 +182,30 @@ if [ -z "${ATELIER_TEST_OPENAI_PYTHON:-}" ]; then
     export ATELIER_TEST_OPENAI_PYTHON
 fi
 
+# The official Replicate Python client (from PyPI, unchanged): the Replicate simulator's
+# fidelity test (tests/it/replicate/python.rs) runs it against the simulator. Installed once
+# under target/test-peers/replicate; the test reads ATELIER_TEST_REPLICATE_PYTHON (that
+# virtualenv's python) and fails without it.
+if [ -z "${ATELIER_TEST_REPLICATE_PYTHON:-}" ]; then
+    peers=target/test-peers
+    mkdir -p "$peers"
+    if [ ! -x "$peers/replicate/bin/python" ] \
+        || ! "$peers/replicate/bin/python" -c 'import replicate' 2>/dev/null; then
+        rm -rf "$peers/replicate"
+        python3 -m venv "$peers/replicate" || {
+            echo "error: cannot make a Python virtualenv for the Replicate client: install python3-venv" >&2
+            exit 1
+        }
+        "$peers/replicate/bin/pip" install -q 'replicate==1.0.7' >"$peers/replicate-install.log" 2>&1 || {
+            rm -rf "$peers/replicate"
+            echo "error: cannot install the replicate client from PyPI; see $peers/replicate-install.log" >&2
+            exit 1
+        }
+    fi
+    ATELIER_TEST_REPLICATE_PYTHON="$(pwd)/$peers/replicate/bin/python"
+    export ATELIER_TEST_REPLICATE_PYTHON
+fi
+
 pg_dir=""
 stop_postgres() {
     if [ -n "$pg_dir" ]; then
@@ -278,4 +302,4 @@ cargo test --workspace --locked --all-targets "$@"
 # `--workspace` as above, not `-p atelier`: the same packages resolve the same features, so the
 # build above serves again instead of a second one from tokio up (the other crates' `it`
 # binaries run only what the filters name, a few catalogue-free Discord client tests).
-ATELIER_TEST_CATALOGUE=postgres cargo test --workspace --locked --test it -- engine:: crash:: midjourney:: follow:: http:: webhooks:: video:: openai::
+ATELIER_TEST_CATALOGUE=postgres cargo test --workspace --locked --test it -- engine:: crash:: midjourney:: follow:: http:: webhooks:: video:: openai:: replicate::

@@ -8,10 +8,12 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod replicate;
 mod server;
 mod webhooks;
 
 pub use credits::{CostTable, CreditsConfig, ProviderCosts};
+pub use replicate::{ReplicateConfig, ReplicateModel};
 pub use server::{JwtConfig, MetricsAccess, ServerAuth, ServerConfig};
 pub use webhooks::WebhooksConfig;
 
@@ -217,6 +219,7 @@ pub struct ProvidersConfig {
     pub sandbox: SandboxConfig,
     pub midjourney: MidjourneyConfig,
     pub openai: OpenAiConfig,
+    pub replicate: ReplicateConfig,
 }
 
 /// An OpenAI-compatible Images API (OpenAI, or a service that copies it).
@@ -632,6 +635,7 @@ impl Config {
         }
         self.check_midjourney()?;
         self.check_openai()?;
+        self.providers.replicate.check()?;
         if let Some(url) = &self.database_url
             && in_memory(url.expose())
         {

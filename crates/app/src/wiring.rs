@@ -68,6 +68,14 @@ pub fn providers(config: &Config) -> Result<Providers, AppError> {
             ),
         );
     }
+    if config.providers.replicate.enabled {
+        for (name, registered) in crate::providers::replicate::registered(
+            &config.providers.replicate,
+            config.limits.max_file_bytes(),
+        ) {
+            providers.insert(&name, registered);
+        }
+    }
     if providers.get(&config.default_provider).is_none() {
         return Err(AppError::Invalid(format!(
             "the default provider {:?} is not configured",

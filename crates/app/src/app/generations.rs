@@ -204,10 +204,27 @@ impl App {
             change.error = Some(Failure::new(ErrorCode::Canceled, "canceled by request"));
             let event = self.catalogue.advance(id, &change).await.map_err(ended)?;
             self.bus.publish(event);
+            // An earlier attempt may have left the service working for it (a prediction).
+            self.cancel_at_provider(&generation).await;
         } else {
             self.bus.signal(Signal::Cancel(id));
         }
         Ok(self.catalogue.generation(id).await?)
+    }
+
+    /// Tells a canceled generation's provider, so the service stops (and stops billing) what
+    /// it still runs for it, found by the references its job saved; at most ten seconds.
+    pub(crate) async fn cancel_at_provider(&self, generation: &Generation) {
+        let Some(registered) = self.providers.get(&generation.provider) else {
+            return;
+        };
+        let told = registered.provider.cancel(&generation.provider_refs);
+        if tokio::time::timeout(Duration::from_secs(10), told)
+            .await
+            .is_err()
+        {
+            tracing::warn!(generation = %generation.id, "the provider did not take the cancel within 10 s");
+        }
     }
 
     /// A generation with its images.

@@ -255,7 +255,9 @@ pub struct GenerateArgs {
     pub bot: Option<String>,
     /// A provider parameter, NAME=VALUE, repeatable (OpenAI: `model`, `n`, `size`, `quality`,
     /// `background`, `output_format`, `output_compression`, `moderation`, `style`,
-    /// `response_format`, `stream`, `partial_images`)
+    /// `response_format`, `stream`, `partial_images`; Replicate: `negative_prompt`,
+    /// `aspect_ratio`, `num_outputs`, `num_inference_steps`, `guidance`, `seed`,
+    /// `output_format`, `output_quality`, `lora_weights`, `lora_scale`, …)
     #[arg(long, value_name = "NAME=VALUE")]
     pub param: Vec<String>,
 }
@@ -267,6 +269,46 @@ pub enum SimulateCommand {
     /// A protocol-faithful OpenAI Images API (generations, edits, streaming, errors), on
     /// loopback
     Openai(SimulateOpenaiArgs),
+    /// A protocol-faithful Replicate predictions API (creates, polls, cancels, errors), on
+    /// loopback
+    Replicate(SimulateReplicateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SimulateReplicateArgs {
+    /// Where to listen
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub bind: std::net::SocketAddr,
+    /// Write an atelier.toml whose [providers.replicate] points at the simulator, with the
+    /// aliases `image` and `video` (providers replicate:image and replicate:video)
+    #[arg(long, value_name = "FILE")]
+    pub write_config: Option<PathBuf>,
+    /// Faults dealt to the prediction creates in order, each NAME (once), NAME:N or
+    /// NAME:always: server-error, overloaded, rate-limit, slow, expiring-urls, expired-urls,
+    /// nsfw, stuck
+    #[arg(long, value_name = "LIST", default_value = "")]
+    pub faults: String,
+    /// The API token it accepts
+    #[arg(long, default_value = "r8_sim_atelier")]
+    pub token: String,
+    /// Milliseconds from a prediction's create to its end
+    #[arg(long, default_value_t = 2000)]
+    pub latency_ms: u64,
+    /// Milliseconds the `slow` fault adds to a create's answer
+    #[arg(long, default_value_t = 5000)]
+    pub slow_ms: u64,
+    /// Seconds an output URL stays valid
+    #[arg(long, default_value_t = 3600)]
+    pub url_ttl_secs: u64,
+    /// Draw pictures and clips at most this many pixels on the long edge (0: full size)
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=8192))]
+    pub max_side: u32,
+    /// The image model the written configuration's `image` alias runs
+    #[arg(long, default_value = "black-forest-labs/flux-schnell")]
+    pub model: String,
+    /// The video model the written configuration's `video` alias runs (a name with `video`)
+    #[arg(long, default_value = "wan-video/wan-2.2-t2v-fast")]
+    pub video_model: String,
 }
 
 #[derive(Args, Debug)]

@@ -126,6 +126,12 @@ async fn dispatch(cli: Cli, out: &Out) -> Result<u8, AppError> {
     {
         return simulate::openai(args, out).await;
     }
+    if let Command::Simulate {
+        command: args::SimulateCommand::Replicate(args),
+    } = &cli.command
+    {
+        return simulate::replicate(args, out).await;
+    }
     if let Some(server) = cli.server.as_deref().filter(|s| !s.trim().is_empty()) {
         if cli.data_dir.is_some() || cli.config.is_some() {
             return Err(AppError::Invalid(

@@ -1,7 +1,7 @@
-//! `atelier simulate discord|openai`: runs a simulator until interrupted, drawing its
-//! "renders" with the sandbox's scenes, and optionally writes a configuration whose provider
-//! points at it: the Discord + Midjourney one (`crates/simulator`) or the OpenAI Images API
-//! (`simulators::openai`).
+//! `atelier simulate discord|openai|replicate`: runs a simulator until interrupted, drawing
+//! its "renders" with the sandbox's scenes, and optionally writes a configuration whose
+//! provider points at it: the Discord + Midjourney one (`crates/simulator`), the OpenAI Images
+//! API (`simulators::openai`) or Replicate's predictions API (`simulators::replicate`).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use atelier_simulator::{Config, Fault, Faults, Painter, Timing};
 
-use super::args::{SimulateDiscordArgs, SimulateOpenaiArgs};
+use super::args::{SimulateDiscordArgs, SimulateOpenaiArgs, SimulateReplicateArgs};
 use super::output::Out;
 use crate::error::AppError;
 use crate::providers::sandbox::draw;
@@ -166,6 +166,71 @@ pub async fn openai(args: &SimulateOpenaiArgs, out: &Out) -> Result<u8, AppError
             let _ = writeln!(
                 text,
                 "wrote {}: try `atelier --config {} generate --provider openai \"a lighthouse at dusk\"`",
+                file.display(),
+                file.display()
+            );
+        }
+        text.push_str("press Ctrl-C to stop");
+        text
+    });
+    let _ = tokio::signal::ctrl_c().await;
+    running.shutdown().await;
+    Ok(0)
+}
+
+pub async fn replicate(args: &SimulateReplicateArgs, out: &Out) -> Result<u8, AppError> {
+    use crate::simulators::replicate;
+    let faults = replicate::parse_faults(&args.faults).map_err(AppError::Invalid)?;
+    check_config_file(args.write_config.as_deref())?;
+    if args.token.trim().is_empty() || args.token.contains(char::is_whitespace) {
+        return Err(AppError::Invalid(
+            "--token must be a word without spaces".into(),
+        ));
+    }
+    for model in [&args.model, &args.video_model] {
+        crate::providers::replicate::ModelRef::parse(model)
+            .map_err(|e| AppError::Invalid(format!("--model: {e}")))?;
+    }
+    if !args.video_model.contains("video") {
+        return Err(AppError::Invalid(format!(
+            "--video-model {:?}: the simulator draws clips for models whose name says video",
+            args.video_model
+        )));
+    }
+    let config = replicate::Config {
+        bind: args.bind,
+        token: args.token.clone(),
+        faults: faults.clone(),
+        latency: Duration::from_millis(args.latency_ms),
+        slow: Duration::from_millis(args.slow_ms),
+        max_side: (args.max_side > 0).then_some(args.max_side),
+        url_ttl: Duration::from_secs(args.url_ttl_secs),
+    };
+    let running = replicate::start(config).await.map_err(AppError::Invalid)?;
+    if let Some(file) = &args.write_config {
+        std::fs::write(file, running.client_config(&args.model, &args.video_model))
+            .map_err(|e| AppError::Invalid(format!("cannot write {}: {e}", file.display())))?;
+    }
+    let summary = serde_json::json!({
+        "addr": running.addr().to_string(),
+        "api_base": running.api_base(),
+        "token": running.token(),
+        "control": format!("http://{}/_sim/stats", running.addr()),
+        "config_file": args.write_config.as_ref().map(|f| f.display().to_string()),
+        "faults": faults.iter().map(|f| f.fault.name()).collect::<Vec<_>>(),
+    });
+    out.result(&summary, || {
+        let mut text = format!(
+            "Replicate predictions API simulator on {}\n  API      {}\n  token    {}\n  control  http://{}/_sim/stats\n",
+            running.addr(),
+            running.api_base(),
+            running.token(),
+            running.addr()
+        );
+        if let Some(file) = &args.write_config {
+            let _ = writeln!(
+                text,
+                "wrote {}: try `atelier --config {} generate --provider replicate:image \"a lighthouse at dusk\"`",
                 file.display(),
                 file.display()
             );

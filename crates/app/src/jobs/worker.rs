@@ -258,6 +258,13 @@ impl Worker {
             .await;
         if recorded? {
             self.finish(job, JobStatus::Canceled, None).await?;
+            // The service may still be working for it (a prediction): told to stop.
+            match self.app.catalogue.generation(job.generation_id).await {
+                Ok(g) => self.app.cancel_at_provider(&g).await,
+                Err(e) => {
+                    tracing::warn!(generation = %job.generation_id, error = %e, "provider not told of the cancel");
+                }
+            }
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ mod capabilities;
 pub mod midjourney;
 pub mod openai;
 mod output;
+pub mod replicate;
 pub mod sandbox;
 
 pub use capabilities::{Capabilities, Shape};
@@ -157,6 +158,10 @@ pub trait Provider: Send + Sync {
     /// The job ended (done, failed, canceled or handed back for a retry): release what it
     /// held, such as a pooled account.
     async fn release(&self, _job: &ProviderJob) {}
+    /// The generation was canceled by request: stop what the service still runs for it (a
+    /// prediction), found by the references its job saved. Best effort; the engine bounds it
+    /// in time.
+    async fn cancel(&self, _refs: &serde_json::Value) {}
     /// How many upscales of one job the engine asks for at once.
     fn upscales_at_once(&self) -> usize {
         4

@@ -25,6 +25,7 @@ mod outputs;
 mod postgres;
 mod processes;
 mod remote;
+mod replicate;
 mod steps;
 mod storage;
 mod support;

@@ -11,7 +11,7 @@
 //! - `provider`: the `Provider` (renders as `n` separate outputs; /blend as an edit).
 
 mod account;
-mod client;
+pub(crate) mod client;
 pub mod params;
 mod provider;
 pub mod wire;

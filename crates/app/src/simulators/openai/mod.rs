@@ -7,7 +7,7 @@
 //! `GET /_sim/stats` counts what it was asked, so a test can prove nothing was sent.
 
 mod faults;
-mod picture;
+pub(crate) mod picture;
 mod routes;
 
 use std::net::SocketAddr;

@@ -131,6 +131,23 @@ pub fn looks_like_jwt(token: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
+/// Whether the token's header has a `crit` parameter: extensions the recipient must understand
+/// or refuse the token (RFC 7515, 4.1.11). This server understands none, so any is refused;
+/// `jsonwebtoken` does not read the parameter, hence this look at the header itself.
+fn names_critical_parameters(token: &str) -> bool {
+    use base64::Engine as _;
+    token
+        .split('.')
+        .next()
+        .and_then(|h| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(h)
+                .ok()
+        })
+        .and_then(|h| serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&h).ok())
+        .is_some_and(|h| h.contains_key("crit"))
+}
+
 impl JwtVerifier {
     /// The verifier `[server.jwt]` asks for, or `None` when it names no keys.
     pub fn from_config(config: &JwtConfig) -> Result<Option<Self>, String> {
@@ -184,6 +201,13 @@ impl JwtVerifier {
             return Err(JwtError::Invalid("not a JWT".into()));
         }
         let header = jsonwebtoken::decode_header(token).map_err(invalid)?;
+        if names_critical_parameters(token) {
+            return Err(JwtError::Invalid(
+                "the token's header names critical extensions (crit), which this server does not \
+                 understand"
+                    .into(),
+            ));
+        }
         let (key, alg) = match &self.keys {
             Keys::Secret(key) => (key.clone(), Algorithm::HS256),
             Keys::Jwks(jwks) => {
@@ -369,6 +393,42 @@ mod tests {
             "eyJ{}.a.b",
             "x".repeat(MAX_TOKEN_BYTES)
         )));
+    }
+
+    #[tokio::test]
+    async fn a_token_naming_critical_extensions_is_refused() {
+        use base64::Engine as _;
+        let b64 = |v: serde_json::Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        let secret = "s".repeat(40);
+        let claims = serde_json::json!({
+            "sub": "6f2b1c1e-8d8a-4b8e-9a57-1f0f3c2d4e5f",
+            "aud": "authenticated",
+            "exp": 4_102_444_800_u64,
+        });
+        let signed = |header: serde_json::Value| {
+            let input = format!("{}.{}", b64(header), b64(claims.clone()));
+            let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
+            let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &key, Algorithm::HS256).unwrap();
+            format!("{input}.{sig}")
+        };
+        let verifier = JwtVerifier::from_config(&JwtConfig {
+            secret: Some(Secret::new(secret.clone())),
+            ..JwtConfig::default()
+        })
+        .unwrap()
+        .unwrap();
+        let plain = signed(serde_json::json!({"alg": "HS256", "typ": "JWT"}));
+        assert!(verifier.verify(&plain).await.is_ok());
+        let critical =
+            signed(serde_json::json!({"alg": "HS256", "typ": "JWT", "crit": ["exp"], "exp": 1}));
+        assert!(names_critical_parameters(&critical));
+        assert!(!names_critical_parameters(&plain));
+        match verifier.verify(&critical).await {
+            Err(JwtError::Invalid(why)) => assert!(why.contains("crit"), "{why}"),
+            other => panic!("a token with crit was not refused: {other:?}"),
+        }
     }
 
     #[test]

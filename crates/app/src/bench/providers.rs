@@ -16,9 +16,11 @@ use serde_json::{Map, Value, json};
 
 use super::median;
 use super::series::{Series, bench_config, measure, scratch};
-use crate::config::Config;
+use crate::config::{Config, ReplicateModel};
 use crate::domain::{GenerationRequest, UpscaleSelection};
 use crate::error::AppError;
+use crate::providers::replicate::params::Kind;
+use crate::providers::replicate::provider_name;
 use crate::providers::sandbox::Separate;
 use crate::providers::{Registered, UpscaleMode};
 use crate::secret::Secret;
@@ -41,7 +43,7 @@ pub struct Options {
 }
 
 /// The providers measured, in order.
-const PEERS: &[&str] = &["openai"];
+const PEERS: &[&str] = &["openai", "replicate"];
 
 /// A provider's simulator, running, and how the app reaches it.
 struct Peer {
@@ -81,6 +83,43 @@ async fn start(name: &str, o: &Options) -> Result<Peer, AppError> {
                     p.queue_size = 10_000;
                 }),
                 provider: "openai".into(),
+                extra,
+            })
+        }
+        "replicate" => {
+            let sim = simulators::replicate::start(simulators::replicate::Config {
+                latency: Duration::ZERO,
+                max_side: Some(o.side),
+                ..simulators::replicate::Config::default()
+            })
+            .await
+            .map_err(AppError::Internal)?;
+            let (base, token) = (sim.api_base(), sim.token().to_owned());
+            let mut extra = Map::new();
+            extra.insert("num_outputs".into(), o.outputs.into());
+            extra.insert("output_format".into(), "png".into());
+            Ok(Peer {
+                _running: Box::new(sim),
+                configure: Box::new(move |config| {
+                    let p = &mut config.providers.replicate;
+                    p.enabled = true;
+                    p.api_base.clone_from(&base);
+                    p.api_token = Secret::new(token.clone());
+                    p.concurrency = AT_ONCE;
+                    p.queue_size = 10_000;
+                    // The first poll as soon as may be: what is measured is the engine.
+                    p.poll_ms = 1;
+                    p.models.insert(
+                        "bench".into(),
+                        ReplicateModel {
+                            model: "black-forest-labs/flux-schnell".into(),
+                            kind: Kind::Image,
+                            concurrency: None,
+                            defaults: Map::new(),
+                        },
+                    );
+                }),
+                provider: provider_name("bench"),
                 extra,
             })
         }

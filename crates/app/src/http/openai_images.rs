@@ -239,7 +239,7 @@ impl IntoResponse for OpenAiError {
     tag = "openai",
     operation_id = "openai_images_generations",
     summary = "OpenAI's Images API, drop-in",
-    description = "Answers as `POST https://api.openai.com/v1/images/generations` does, once the pictures are stored: `model` chooses the provider (`[server.openai_images] models`). Errors are OpenAI's `{\"error\": {…}}` bodies.",
+    description = "Answers as OpenAI's own `POST /v1/images/generations` does, once the pictures are stored: `model` chooses the provider (`[server.openai_images] models`). Errors are OpenAI's `{\"error\": {…}}` bodies.",
     request_body = ImagesRequest,
     responses(
         (status = 200, description = "The pictures", body = ImagesResponse),

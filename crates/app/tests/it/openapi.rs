@@ -335,8 +335,11 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
             "20",
             "--seed",
             "13",
+            // One worker: with two, hypothesis parses sources in two threads at once, and
+            // CPython 3.11 before 3.11.8 keeps the AST recursion depth in shared state, so the
+            // run dies at random with "AST constructor recursion depth mismatch".
             "--workers",
-            "2",
+            "1",
             "--report-dir",
         ])
         .arg(&reports)

@@ -58,8 +58,11 @@ pub(super) fn table(views: &[AccountView]) -> String {
     if views.is_empty() {
         return "no provider accounts are configured (see [[providers.midjourney.accounts]] in `atelier config default`)".into();
     }
+    // Provider and account names vary in length (`replicate:ALIAS`): columns fit the longest.
+    let pw = views.iter().map(|v| v.provider.len()).max().unwrap_or(0).max(12);
+    let aw = views.iter().map(|v| v.status.name.len()).max().unwrap_or(0).max(11);
     let mut text = format!(
-        "{:<12} {:<11} {:<10} {:>4} {:>5}  {:<20} {}\n",
+        "{:<pw$} {:<aw$} {:<10} {:>4} {:>5}  {:<20} {}\n",
         "PROVIDER", "ACCOUNT", "HEALTH", "BUSY", "QUEUE", "CHANNEL", "NOTE"
     );
     for v in views {
@@ -79,7 +82,7 @@ pub(super) fn table(views: &[AccountView]) -> String {
         };
         let _ = writeln!(
             text,
-            "{:<12} {:<11} {:<10} {:>4} {:>5}  {:<20} {}",
+            "{:<pw$} {:<aw$} {:<10} {:>4} {:>5}  {:<20} {}",
             v.provider,
             s.name,
             s.health,

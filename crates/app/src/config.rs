@@ -8,9 +8,11 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod comfyui;
 mod server;
 mod webhooks;
 
+pub use comfyui::{ComfyUiConfig, WorkflowConfig};
 pub use credits::{CostTable, CreditsConfig, ProviderCosts};
 pub use server::{JwtConfig, MetricsAccess, ServerAuth, ServerConfig};
 pub use webhooks::WebhooksConfig;
@@ -217,6 +219,7 @@ pub struct ProvidersConfig {
     pub sandbox: SandboxConfig,
     pub midjourney: MidjourneyConfig,
     pub openai: OpenAiConfig,
+    pub comfyui: ComfyUiConfig,
 }
 
 /// An OpenAI-compatible Images API (OpenAI, or a service that copies it).
@@ -564,7 +567,7 @@ fn load_from(
         None => Some(dir.join("atelier.toml")).filter(|f| f.is_file()),
     };
     let mut figment = base;
-    if let Some(file) = file {
+    if let Some(file) = &file {
         figment = figment.merge(Toml::file_exact(file));
     }
     figment = figment.merge(env);
@@ -576,9 +579,15 @@ fn load_from(
     if let Some(d) = data_dir {
         figment = figment.merge(Serialized::default("data_dir", d));
     }
-    let config: Config = figment
+    let mut config: Config = figment
         .extract()
         .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    // ComfyUI's workflow files are named relative to the file that names them.
+    let folder = file
+        .as_deref()
+        .and_then(Path::parent)
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    config.providers.comfyui.resolve_files(&folder);
     config.check()?;
     Ok(config)
 }
@@ -632,6 +641,9 @@ impl Config {
         }
         self.check_midjourney()?;
         self.check_openai()?;
+        if self.providers.comfyui.enabled {
+            self.providers.comfyui.check().map_err(ConfigError::Invalid)?;
+        }
         if let Some(url) = &self.database_url
             && in_memory(url.expose())
         {

@@ -68,6 +68,16 @@ pub fn providers(config: &Config) -> Result<Providers, AppError> {
             ),
         );
     }
+    if config.providers.comfyui.enabled {
+        providers.insert(
+            "comfyui",
+            crate::providers::comfyui::registered(
+                &config.providers.comfyui,
+                config.limits.max_file_bytes(),
+            )
+            .map_err(AppError::Invalid)?,
+        );
+    }
     if providers.get(&config.default_provider).is_none() {
         return Err(AppError::Invalid(format!(
             "the default provider {:?} is not configured",

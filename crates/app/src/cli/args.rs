@@ -255,7 +255,8 @@ pub struct GenerateArgs {
     pub bot: Option<String>,
     /// A provider parameter, NAME=VALUE, repeatable (OpenAI: `model`, `n`, `size`, `quality`,
     /// `background`, `output_format`, `output_compression`, `moderation`, `style`,
-    /// `response_format`, `stream`, `partial_images`)
+    /// `response_format`, `stream`, `partial_images`; ComfyUI: `workflow`, `width`, `height`,
+    /// `batch_size` and the workflow's own `params`)
     #[arg(long, value_name = "NAME=VALUE")]
     pub param: Vec<String>,
 }
@@ -267,6 +268,39 @@ pub enum SimulateCommand {
     /// A protocol-faithful OpenAI Images API (generations, edits, streaming, errors), on
     /// loopback
     Openai(SimulateOpenaiArgs),
+    /// A protocol-faithful ComfyUI server (prompt queue, WebSocket, history, view, faults
+    /// including a restart), on loopback
+    Comfyui(SimulateComfyuiArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SimulateComfyuiArgs {
+    /// Where to listen
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub bind: std::net::SocketAddr,
+    /// Write an atelier.toml whose [providers.comfyui] points at the simulator, and the
+    /// workflow files it names beside it
+    #[arg(long, value_name = "FILE")]
+    pub write_config: Option<PathBuf>,
+    /// Faults in order, each NAME (once), NAME:N or NAME:always: to requests server-error,
+    /// rate-limit, slow; to prompts vanish, refusal, stuck, restart
+    #[arg(long, value_name = "LIST", default_value = "")]
+    pub faults: String,
+    /// Milliseconds one sampler step takes
+    #[arg(long, default_value_t = 100)]
+    pub step_ms: u64,
+    /// Milliseconds the `slow` fault adds
+    #[arg(long, default_value_t = 5000)]
+    pub slow_ms: u64,
+    /// Milliseconds a restart answers 502
+    #[arg(long, default_value_t = 1000)]
+    pub downtime_ms: u64,
+    /// Draw pictures at most this many pixels on the long edge (0: the size asked)
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=8192))]
+    pub max_side: u32,
+    /// A bearer token every request must carry, as a proxy in front of ComfyUI demands
+    #[arg(long)]
+    pub token: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -5,4 +5,5 @@
 //! judges requests with its provider's own rules (`providers::openai::params`) and answers
 //! with the same wire types: one table for both sides, no copy to drift, and no fifth crate.
 
+pub mod comfyui;
 pub mod openai;

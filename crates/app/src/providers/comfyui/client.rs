@@ -128,6 +128,11 @@ impl Client {
                         }
                     }
                 }
+                // A request that may have reached the server is not sent again when sending
+                // it twice would queue it twice: the caller finds it by its id instead.
+                Err(e) if !(e.is_connect() || method == reqwest::Method::GET) => {
+                    return Err(connection_error(&e).into());
+                }
                 Err(e) => (connection_error(&e), None),
             };
             let wait = wait.unwrap_or_else(|| backoff(self.timing.backoff, attempt));

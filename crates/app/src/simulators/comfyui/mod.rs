@@ -26,6 +26,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
+pub use execute::workflow_json;
 pub use faults::{Fault, Planned, parse as parse_faults};
 
 /// How the simulator behaves.

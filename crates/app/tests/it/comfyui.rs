@@ -216,8 +216,8 @@ async fn one_image_is_made_from_the_workflow_with_the_inputs_filled_in() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_random_seed_is_drawn_and_kept_when_none_is_given() {
     let rig = rig(quick(""), |_| {}).await;
-    let a = submit(&rig, asking("twin owls", serde_json::json!({}))).await.unwrap();
-    let b = submit(&rig, asking("twin owls", serde_json::json!({}))).await.unwrap();
+    let a = submit(&rig, asking("twin owls --no fog", serde_json::json!({}))).await.unwrap();
+    let b = submit(&rig, asking("twin owls --no fog", serde_json::json!({}))).await.unwrap();
     run_idle(&rig.t).await;
     let ga = rig.t.app.generation(Actor::Operator, a).await.unwrap();
     let gb = rig.t.app.generation(Actor::Operator, b).await.unwrap();
@@ -226,6 +226,10 @@ async fn a_random_seed_is_drawn_and_kept_when_none_is_given() {
     // The template's fixed seed would have made the same picture twice.
     assert_ne!(ga.generation.provider_refs["seed"], gb.generation.provider_refs["seed"]);
     assert_ne!(ga.images[0].sha256, gb.images[0].sha256);
+    // The prompt's inline parameters are not text for the encoder: `--no` is the negative.
+    let entry = history(&rig, ga.generation.provider_refs["prompt_id"].as_str().unwrap()).await;
+    assert_eq!(entry["prompt"][2]["6"]["inputs"]["text"], "twin owls");
+    assert_eq!(entry["prompt"][2]["7"]["inputs"]["text"], "fog");
     rig.sim.shutdown().await;
 }
 

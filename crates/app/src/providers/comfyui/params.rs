@@ -30,6 +30,8 @@ pub struct Plan<'a> {
     pub batch: u8,
     /// The request's seed; a render draws one when it gives none.
     pub seed: Option<u32>,
+    /// The negative prompt: the request's, or `--no …` written in the prompt.
+    pub negative: Option<String>,
     values: Vec<(&'a Target, Value)>,
 }
 
@@ -70,7 +72,13 @@ impl Workflows {
         };
         let w = workflow;
         let at = |what: &str| format!("workflow {:?} has no {what} input", w.name);
-        if negative_prompt.is_some() && w.negative_prompt.is_none() {
+        let negative = match (negative_prompt, parameters.extra.get("no")) {
+            (Some(n), _) => Some(n.to_owned()),
+            (None, Some(Value::String(n))) => Some(n.clone()),
+            (None, Some(other)) => return Err(format!("--no must be text, not {other}")),
+            (None, None) => None,
+        };
+        if negative.is_some() && w.negative_prompt.is_none() {
             return Err(format!(
                 "{}: leave the negative prompt out, or name negative_prompt in its configuration",
                 at("negative prompt")
@@ -82,7 +90,7 @@ impl Workflows {
         let extra = &parameters.extra;
         if let Some(unknown) = extra.keys().find(|k| {
             !w.params.contains_key(k.as_str())
-                && !["workflow", "width", "height", "batch_size"].contains(&k.as_str())
+                && !["workflow", "width", "height", "batch_size", "no"].contains(&k.as_str())
         }) {
             let mut takes: Vec<&str> = vec!["workflow"];
             if w.width.is_some() {
@@ -130,6 +138,7 @@ impl Workflows {
             size,
             batch,
             seed: parameters.seed,
+            negative,
             values,
         })
     }
@@ -192,18 +201,13 @@ impl Plan<'_> {
         self.workflow.outputs.saturating_mul(self.batch).max(1)
     }
 
-    /// The graph to submit.
-    pub fn graph(
-        &self,
-        prompt: &str,
-        negative_prompt: Option<&str>,
-        seed: u32,
-    ) -> serde_json::Map<String, Value> {
+    /// The graph to submit, with the prompt's text (without its inline parameters).
+    pub fn graph(&self, prompt: &str, seed: u32) -> serde_json::Map<String, Value> {
         let w = self.workflow;
         let mut values: Vec<(&Target, Value)> = self.values.clone();
         values.push((&w.prompt, Value::from(prompt)));
         if let Some(t) = &w.negative_prompt {
-            values.push((t, Value::from(negative_prompt.unwrap_or_default())));
+            values.push((t, Value::from(self.negative.as_deref().unwrap_or_default())));
         }
         if let Some(t) = &w.seed {
             values.push((t, Value::from(seed)));
@@ -266,15 +270,17 @@ mod tests {
         let p = params(serde_json::json!({"width": 768, "height": "512", "batch_size": 2, "steps": "30"}));
         let plan = ws.plan(Some("blur"), &p).unwrap();
         assert_eq!(plan.outputs(), 2);
-        let g = plan.graph("a fox", Some("blur"), 42);
+        let g = plan.graph("a fox", 42);
         assert_eq!(g["6"]["inputs"]["text"], "a fox");
         assert_eq!(g["7"]["inputs"]["text"], "blur");
         assert_eq!(g["3"]["inputs"]["seed"], 42);
         assert_eq!(g["3"]["inputs"]["steps"], 30);
         assert_eq!((g["5"]["inputs"]["width"].as_i64(), g["5"]["inputs"]["height"].as_i64()), (Some(768), Some(512)));
         assert_eq!(g["5"]["inputs"]["batch_size"], 2);
-        let mut wide = Parameters::default();
-        wide.aspect_ratio = Some("16:9".into());
+        let wide = Parameters {
+            aspect_ratio: Some("16:9".into()),
+            ..Parameters::default()
+        };
         let plan = ws.plan(None, &wide).unwrap();
         assert_eq!(plan.size, Some((1368, 768)));
         assert_eq!(ws.max_outputs(), 16);
@@ -300,5 +306,8 @@ mod tests {
         assert!(ws.plan(None, &seeded).unwrap_err().contains("--seed"));
         assert!(ws.plan(None, &bare(serde_json::json!({"width": 512}))).unwrap_err().contains("no width"));
         assert_eq!(ws.plan(None, &bare(serde_json::json!({}))).unwrap().outputs(), 1);
+        assert!(ws.plan(None, &bare(serde_json::json!({"no": "cars"}))).unwrap_err().contains("negative prompt"));
+        let inline = ws.plan(None, &params(serde_json::json!({"no": "cars"}))).unwrap();
+        assert_eq!(inline.graph("a fox", 1)["7"]["inputs"]["text"], "cars");
     }
 }

@@ -147,7 +147,11 @@ impl Provider for ComfyUi {
                 refs["client_id"] = json!(id);
             }))
             .await?;
-        let graph = plan.graph(&job.prompt, job.negative_prompt.as_deref(), seed);
+        // The text without its inline parameters (`--ar 16:9`, `--no …`), which are the
+        // request's, not words for the text encoder.
+        let text = crate::domain::prompt_params::parse(&job.prompt)
+            .map_or_else(|_| job.prompt.clone(), |(text, _)| text);
+        let graph = plan.graph(text.trim(), seed);
         let flight = Flight {
             provider: self,
             generation: job.generation_id,

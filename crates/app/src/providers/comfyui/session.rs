@@ -288,7 +288,7 @@ impl<'a> Session<'a> {
                 Frame::Close(_) => return Ok(Followed::Dropped),
                 _ => continue,
             };
-            let Ok(message) = serde_json::from_str::<wire::Message>(&text) else {
+            let Ok(message) = serde_json::from_str::<wire::Message>(text.as_str()) else {
                 tracing::debug!("ComfyUI sent a message that is not one; ignored");
                 continue;
             };

@@ -92,10 +92,11 @@ impl FileRef {
         format!("{}/{}/{}", self.kind, self.subfolder, self.filename)
     }
 
-    /// Whether it is a clip: an MP4 (or other video container), or an animated picture.
+    /// Whether it is a clip: an MP4, or an animated WebP. (Other containers are delivered as
+    /// files the pipeline refuses, naming what it found.)
     pub fn is_clip(&self, animated: bool) -> Option<crate::providers::VideoFormat> {
         let lower = self.filename.to_ascii_lowercase();
-        if lower.ends_with(".mp4") || lower.ends_with(".mov") || lower.ends_with(".webm") {
+        if lower.ends_with(".mp4") || lower.ends_with(".m4v") {
             Some(crate::providers::VideoFormat::Mp4)
         } else if lower.ends_with(".webp") && animated {
             Some(crate::providers::VideoFormat::WebP)

@@ -194,7 +194,6 @@ impl Workflow {
             Ok(target)
         };
         let prompt = named("prompt", &config.prompt, Some(Kind::Text))?;
-        let optional = |spec: &Option<String>| spec.as_deref().filter(|s| !s.trim().is_empty());
         let negative = optional(&config.negative_prompt)
             .map(|s| named("negative_prompt", s, Some(Kind::Text)))
             .transpose()?;
@@ -320,6 +319,11 @@ impl Workflow {
         }
         graph
     }
+}
+
+/// A named input that is set, not blank.
+fn optional(spec: &Option<String>) -> Option<&str> {
+    spec.as_deref().filter(|s| !s.trim().is_empty())
 }
 
 /// Parameters with a key of their own.

@@ -137,7 +137,8 @@ impl Exec<'_> {
 
     /// Runs one node.
     async fn node(&mut self, id: &str, values: &HashMap<String, Vec<Val>>) -> Result<Vec<Val>, End> {
-        let node = &self.item.prompt[id];
+        let item = self.item;
+        let node = &item.prompt[id];
         let inputs = node["inputs"].as_object().cloned().unwrap_or_default();
         let linked = |name: &str| -> Option<Val> {
             let link = inputs.get(name)?.as_array()?;

@@ -167,7 +167,10 @@ pub async fn history(rig: &Rig, prompt_id: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_image_is_made_from_the_workflow_with_the_inputs_filled_in() {
-    let rig = rig(quick(""), |_| {}).await;
+    // Steps slow enough for the engine to record their progress.
+    let mut config = quick("");
+    config.step = Duration::from_millis(150);
+    let rig = rig(config, |_| {}).await;
     let mut request = asking(
         "a lighthouse at dusk",
         serde_json::json!({"width": 768, "height": 512, "steps": 6}),

@@ -80,7 +80,7 @@ async fn the_simulate_command_writes_a_configuration_that_generates_offline() {
 
     // A size ComfyUI's latents do not take: exit 2, nothing sent.
     let (code, refused) =
-        tokio::task::block_in_place(|| run(&["generate", "a fox", "--param", "width=1000"]));
+        tokio::task::block_in_place(|| run(&["generate", "a fox", "--param", "width=500"]));
     assert_eq!(code, Some(2), "{refused}");
     assert!(refused.to_string().contains("multiple of 8"), "{refused}");
     assert_eq!(stats(&control).await["prompts"], 2);

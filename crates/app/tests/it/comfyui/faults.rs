@@ -190,9 +190,11 @@ async fn a_job_canceled_while_its_prompt_is_queued_deletes_it() {
     config.step = Duration::from_millis(100);
     let rig = rig(config, |c| c.concurrency = 2).await;
     let first = submit(&rig, asking("first", serde_json::json!({"steps": 30}))).await.unwrap();
-    let second = submit(&rig, asking("second", serde_json::json!({}))).await.unwrap();
     let app = rig.t.app.clone();
     let workers = tokio::spawn(run_workers(app, 2, Stop::UntilIdle));
+    // The first prompt runs; the second waits behind it on the server.
+    until(&rig.sim, |s| s.prompts == 1).await;
+    let second = submit(&rig, asking("second", serde_json::json!({}))).await.unwrap();
     until(&rig.sim, |s| s.prompts == 2).await;
     rig.t.app.cancel(Actor::Operator, second).await.unwrap();
     until(&rig.sim, |s| s.deletes == 1).await;

@@ -1,7 +1,7 @@
 //! Comfy-Org's official command line, `comfy-cli` (`comfy run --workflow FILE --host --port
 //! --wait`), unchanged, against the simulator: it checks the server's `/object_info`,
 //! submits to `/prompt`, follows the WebSocket to the end and names each output's `/view`
-//! URL; a graph the server refuses comes back as its `node_errors`. ComfyUI has no official
+//! URL; a graph outside the limits `/object_info` gives is refused before it is sent. ComfyUI has no official
 //! client library; this is the official tool that speaks its API. `scripts/test.sh` installs
 //! it from PyPI under `target/test-peers/comfyui`; the test reads `ATELIER_TEST_COMFY_CLI`
 //! (that virtualenv's `comfy`) and fails without it. Telemetry and update checks are off, and
@@ -88,12 +88,14 @@ async fn the_official_comfy_cli_runs_workflows_against_the_simulator() {
     assert_eq!(code, Some(0), "{shown}");
     assert!(shown.contains("atelier-clip_"), "{shown}");
 
+    // The client checks a graph against the server's /object_info before it submits: the
+    // simulator's catalogue gives it the limits, and nothing is sent.
     let (code, events, shown) = tokio::task::spawn_blocking(run(&bad)).await.unwrap();
     assert_eq!(code, Some(1), "{shown}");
-    let text = events.iter().map(ToString::to_string).collect::<String>();
-    assert!(text.contains("prompt_rejected"), "{shown}");
-    assert!(text.contains("value_smaller_than_min") || text.contains("smaller than min"), "{shown}");
+    let envelope = events.last().unwrap_or_else(|| panic!("no events: {shown}"));
+    assert_eq!(envelope["ok"], false, "{shown}");
+    assert!(envelope.to_string().contains("width=4 below catalog min 16"), "{shown}");
     let stats = running.stats();
-    assert_eq!((stats.prompts, stats.refused), (2, 1), "{stats:?}");
+    assert_eq!((stats.prompts, stats.refused), (2, 0), "{stats:?}");
     running.shutdown().await;
 }

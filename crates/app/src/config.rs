@@ -642,7 +642,10 @@ impl Config {
         self.check_midjourney()?;
         self.check_openai()?;
         if self.providers.comfyui.enabled {
-            self.providers.comfyui.check().map_err(ConfigError::Invalid)?;
+            self.providers
+                .comfyui
+                .check()
+                .map_err(ConfigError::Invalid)?;
         }
         if let Some(url) = &self.database_url
             && in_memory(url.expose())

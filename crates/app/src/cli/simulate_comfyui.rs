@@ -16,7 +16,9 @@ pub async fn run(args: &SimulateComfyuiArgs, out: &Out) -> Result<u8, AppError> 
     if let Some(token) = &args.token
         && (token.trim().is_empty() || token.contains(char::is_whitespace))
     {
-        return Err(AppError::Invalid("--token must be a word without spaces".into()));
+        return Err(AppError::Invalid(
+            "--token must be a word without spaces".into(),
+        ));
     }
     let config = comfyui::Config {
         bind: args.bind,

@@ -78,7 +78,9 @@ pub fn workflows(dir: &Path) -> ComfyUiConfig {
         ..WorkflowConfig::default()
     };
     txt2img.params.insert("steps".into(), "3.steps".into());
-    txt2img.params.insert("checkpoint".into(), "4.ckpt_name".into());
+    txt2img
+        .params
+        .insert("checkpoint".into(), "4.ckpt_name".into());
     let mut clip = WorkflowConfig {
         file: write("clip.json", &sim::workflow_json(true)),
         prompt: "Positive.text".into(),
@@ -199,7 +201,10 @@ async fn one_image_is_made_from_the_workflow_with_the_inputs_filled_in() {
     assert_eq!(graph["3"]["inputs"]["seed"], 4242);
     assert_eq!(graph["3"]["inputs"]["steps"], 6);
     assert_eq!(
-        (graph["5"]["inputs"]["width"].as_u64(), graph["5"]["inputs"]["height"].as_u64()),
+        (
+            graph["5"]["inputs"]["width"].as_u64(),
+            graph["5"]["inputs"]["height"].as_u64()
+        ),
         (Some(768), Some(512))
     );
     assert_eq!(entry["status"]["status_str"], "success");
@@ -211,7 +216,11 @@ async fn one_image_is_made_from_the_workflow_with_the_inputs_filled_in() {
         .count();
     assert!(rendering >= 2, "{events:#?}");
     let stats = rig.sim.stats();
-    assert_eq!((stats.prompts, stats.views, stats.executed), (1, 1, 1), "{stats:?}");
+    assert_eq!(
+        (stats.prompts, stats.views, stats.executed),
+        (1, 1, 1),
+        "{stats:?}"
+    );
     assert!(stats.previews >= 1);
     rig.sim.shutdown().await;
 }
@@ -219,18 +228,29 @@ async fn one_image_is_made_from_the_workflow_with_the_inputs_filled_in() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_random_seed_is_drawn_and_kept_when_none_is_given() {
     let rig = rig(quick(""), |_| {}).await;
-    let a = submit(&rig, asking("twin owls --no fog", serde_json::json!({}))).await.unwrap();
-    let b = submit(&rig, asking("twin owls --no fog", serde_json::json!({}))).await.unwrap();
+    let a = submit(&rig, asking("twin owls --no fog", serde_json::json!({})))
+        .await
+        .unwrap();
+    let b = submit(&rig, asking("twin owls --no fog", serde_json::json!({})))
+        .await
+        .unwrap();
     run_idle(&rig.t).await;
     let ga = rig.t.app.generation(Actor::Operator, a).await.unwrap();
     let gb = rig.t.app.generation(Actor::Operator, b).await.unwrap();
     succeeded(&ga, 1);
     succeeded(&gb, 1);
     // The template's fixed seed would have made the same picture twice.
-    assert_ne!(ga.generation.provider_refs["seed"], gb.generation.provider_refs["seed"]);
+    assert_ne!(
+        ga.generation.provider_refs["seed"],
+        gb.generation.provider_refs["seed"]
+    );
     assert_ne!(ga.images[0].sha256, gb.images[0].sha256);
     // The prompt's inline parameters are not text for the encoder: `--no` is the negative.
-    let entry = history(&rig, ga.generation.provider_refs["prompt_id"].as_str().unwrap()).await;
+    let entry = history(
+        &rig,
+        ga.generation.provider_refs["prompt_id"].as_str().unwrap(),
+    )
+    .await;
     assert_eq!(entry["prompt"][2]["6"]["inputs"]["text"], "twin owls");
     assert_eq!(entry["prompt"][2]["7"]["inputs"]["text"], "fog");
     rig.sim.shutdown().await;
@@ -239,9 +259,12 @@ async fn a_random_seed_is_drawn_and_kept_when_none_is_given() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_is_as_many_separate_outputs() {
     let rig = rig(quick(""), |_| {}).await;
-    let id = submit(&rig, asking("four lanterns", serde_json::json!({"batch_size": 4})))
-        .await
-        .unwrap();
+    let id = submit(
+        &rig,
+        asking("four lanterns", serde_json::json!({"batch_size": 4})),
+    )
+    .await
+    .unwrap();
     run_idle(&rig.t).await;
     let g = rig.t.app.generation(Actor::Operator, id).await.unwrap();
     succeeded(&g, 4);
@@ -267,13 +290,19 @@ async fn clips_are_stored_as_clips() {
     let rig = rig(quick(""), |_| {}).await;
     let webp = submit(
         &rig,
-        asking("a tide coming in", serde_json::json!({"workflow": "clip", "frames": 6, "fps": 6})),
+        asking(
+            "a tide coming in",
+            serde_json::json!({"workflow": "clip", "frames": 6, "fps": 6}),
+        ),
     )
     .await
     .unwrap();
-    let mp4 = submit(&rig, asking("a kite", serde_json::json!({"workflow": "video"})))
-        .await
-        .unwrap();
+    let mp4 = submit(
+        &rig,
+        asking("a kite", serde_json::json!({"workflow": "video"})),
+    )
+    .await
+    .unwrap();
     run_idle(&rig.t).await;
     let g = rig.t.app.generation(Actor::Operator, webp).await.unwrap();
     succeeded(&g, 1);
@@ -282,14 +311,21 @@ async fn clips_are_stored_as_clips() {
     assert_eq!(image.format, "webp");
     let clip = image.clip.as_ref().expect("catalogued as a clip");
     assert_eq!(clip.frames, 6);
-    assert!((900..=1000).contains(&clip.duration_ms), "{}", clip.duration_ms);
+    assert!(
+        (900..=1000).contains(&clip.duration_ms),
+        "{}",
+        clip.duration_ms
+    );
     let g = rig.t.app.generation(Actor::Operator, mp4).await.unwrap();
     succeeded(&g, 1);
     let image = &g.images[0];
     assert_eq!(image.kind(), MediaKind::Video);
     assert_eq!(image.format, "mp4");
     let clip = image.clip.as_ref().unwrap();
-    assert_eq!((clip.frames, clip.duration_ms, clip.codec.as_str()), (12, 1000, "h264"));
+    assert_eq!(
+        (clip.frames, clip.duration_ms, clip.codec.as_str()),
+        (12, 1000, "h264")
+    );
     assert_eq!((image.width, image.height), (48, 48));
     rig.sim.shutdown().await;
 }
@@ -298,18 +334,35 @@ async fn clips_are_stored_as_clips() {
 async fn bad_parameters_are_refused_before_any_request() {
     let rig = rig(quick(""), |_| {}).await;
     let refused = [
-        (serde_json::json!({"workflow": "upscale"}), "clip, txt2img, video"),
+        (
+            serde_json::json!({"workflow": "upscale"}),
+            "clip, txt2img, video",
+        ),
         (serde_json::json!({"width": 500}), "multiple of 8"),
         (serde_json::json!({"height": 32768}), "multiple of 8"),
         (serde_json::json!({"batch_size": 0}), "1 to 16"),
-        (serde_json::json!({"steps": "many"}), "steps must be an integer"),
-        (serde_json::json!({"cfg": 7}), "not a parameter of workflow \"txt2img\""),
-        (serde_json::json!({"workflow": "clip", "batch_size": 2}), "batch_size"),
-        (serde_json::json!({"workflow": "video", "width": 64}), "no width"),
+        (
+            serde_json::json!({"steps": "many"}),
+            "steps must be an integer",
+        ),
+        (
+            serde_json::json!({"cfg": 7}),
+            "not a parameter of workflow \"txt2img\"",
+        ),
+        (
+            serde_json::json!({"workflow": "clip", "batch_size": 2}),
+            "batch_size",
+        ),
+        (
+            serde_json::json!({"workflow": "video", "width": 64}),
+            "no width",
+        ),
         (serde_json::json!({"workflow": 3}), "workflow must be"),
     ];
     for (params, words) in refused {
-        let e = submit(&rig, asking("a fox", params.clone())).await.unwrap_err();
+        let e = submit(&rig, asking("a fox", params.clone()))
+            .await
+            .unwrap_err();
         assert!(matches!(e, AppError::Invalid(_)), "{params}: {e:?}");
         assert!(e.to_string().contains(words), "{params}: {e}");
     }
@@ -319,10 +372,19 @@ async fn bad_parameters_are_refused_before_any_request() {
     assert!(e.to_string().contains("negative prompt"), "{e}");
     let mut seeded = asking("a fox", serde_json::json!({"workflow": "video"}));
     seeded.seed = Some(3);
-    assert!(submit(&rig, seeded).await.unwrap_err().to_string().contains("--seed"));
-    let e = submit(&rig, asking("a fox --ar 16:9", serde_json::json!({"workflow": "video"})))
-        .await
-        .unwrap_err();
+    assert!(
+        submit(&rig, seeded)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("--seed")
+    );
+    let e = submit(
+        &rig,
+        asking("a fox --ar 16:9", serde_json::json!({"workflow": "video"})),
+    )
+    .await
+    .unwrap_err();
     assert!(e.to_string().contains("aspect ratio"), "{e}");
     // Nothing was written, nothing was sent.
     let listed = rig
@@ -334,7 +396,9 @@ async fn bad_parameters_are_refused_before_any_request() {
     assert!(listed.generations.is_empty());
     assert_eq!(rig.sim.stats().requests, 0);
     // An aspect ratio keeps the template's area.
-    let id = submit(&rig, asking("a wide fox --ar 16:9", serde_json::json!({}))).await.unwrap();
+    let id = submit(&rig, asking("a wide fox --ar 16:9", serde_json::json!({})))
+        .await
+        .unwrap();
     run_idle(&rig.t).await;
     let g = rig.t.app.generation(Actor::Operator, id).await.unwrap();
     succeeded(&g, 1);
@@ -347,7 +411,10 @@ async fn a_graph_the_server_refuses_fails_with_its_reasons() {
     let rig = rig(quick(""), |_| {}).await;
     let id = submit(
         &rig,
-        asking("a fox", serde_json::json!({"checkpoint": "missing.safetensors"})),
+        asking(
+            "a fox",
+            serde_json::json!({"checkpoint": "missing.safetensors"}),
+        ),
     )
     .await
     .unwrap();
@@ -356,7 +423,13 @@ async fn a_graph_the_server_refuses_fails_with_its_reasons() {
     assert_eq!(g.generation.status, GenerationStatus::Failed);
     let error = g.generation.error.unwrap();
     assert_eq!(error.code.as_str(), "invalid_parameter");
-    assert!(error.message.contains("node 4 (CheckpointLoaderSimple): Value not in list"), "{}", error.message);
+    assert!(
+        error
+            .message
+            .contains("node 4 (CheckpointLoaderSimple): Value not in list"),
+        "{}",
+        error.message
+    );
     let stats = rig.sim.stats();
     // Refused once, not tried again.
     assert_eq!((stats.prompts, stats.refused), (0, 1));
@@ -381,24 +454,54 @@ fn bad_workflow_files_are_refused_when_the_configuration_loads() {
     let graph = sim::workflow_json(false);
     // Relative to the configuration file, and found by title or id.
     let loaded = load_with(&graph, "prompt = \"Positive.text\"\nseed = \"3.seed\"").unwrap();
-    assert!(loaded.providers.comfyui.workflows["flow"].file.is_absolute());
+    assert!(
+        loaded.providers.comfyui.workflows["flow"]
+            .file
+            .is_absolute()
+    );
     let cases = [
-        ("prompt = \"Positive.txt\"", "node 6 (CLIPTextEncode) has no input \"txt\""),
-        ("prompt = \"Nope.text\"", "no node with id or title \"Nope\""),
+        (
+            "prompt = \"Positive.txt\"",
+            "node 6 (CLIPTextEncode) has no input \"txt\"",
+        ),
+        (
+            "prompt = \"Nope.text\"",
+            "no node with id or title \"Nope\"",
+        ),
         ("prompt = \"6.text\"\nseed = \"3.model\"", "linked to node"),
-        ("prompt = \"6.text\"\nwidth = \"6.text\"", "holds text, not an integer"),
-        ("prompt = \"6.text\"\nparams = { prompt = \"7.text\" }", "set by its own key"),
+        (
+            "prompt = \"6.text\"\nwidth = \"6.text\"",
+            "holds text, not an integer",
+        ),
+        (
+            "prompt = \"6.text\"\nparams = { prompt = \"7.text\" }",
+            "set by its own key",
+        ),
         ("negative_prompt = \"7.text\"", "prompt is missing"),
-        ("prompt = \"6.text\"\noutputs = 0", "outputs must be from 1 to 16"),
+        (
+            "prompt = \"6.text\"\noutputs = 0",
+            "outputs must be from 1 to 16",
+        ),
     ];
     for (inputs, words) in cases {
         let e = load_with(&graph, inputs).unwrap_err();
-        assert!(e.contains("providers.comfyui.workflows.flow"), "{inputs}: {e}");
+        assert!(
+            e.contains("providers.comfyui.workflows.flow"),
+            "{inputs}: {e}"
+        );
         assert!(e.contains(words), "{inputs}: {e}");
     }
     let ui = r#"{"last_node_id": 9, "nodes": [], "links": [], "version": 0.4}"#;
-    assert!(load_with(ui, "prompt = \"6.text\"").unwrap_err().contains("Export (API)"));
-    assert!(load_with("{not json", "prompt = \"6.text\"").unwrap_err().contains("not JSON"));
+    assert!(
+        load_with(ui, "prompt = \"6.text\"")
+            .unwrap_err()
+            .contains("Export (API)")
+    );
+    assert!(
+        load_with("{not json", "prompt = \"6.text\"")
+            .unwrap_err()
+            .contains("not JSON")
+    );
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("atelier.toml");
     std::fs::write(
@@ -406,7 +509,9 @@ fn bad_workflow_files_are_refused_when_the_configuration_loads() {
         "[providers.comfyui]\nenabled = true\n[providers.comfyui.workflows.flow]\nfile = \"gone.json\"\nprompt = \"6.text\"\n",
     )
     .unwrap();
-    let e = atelier::config::load(Some(&file), Some(dir.path())).unwrap_err().to_string();
+    let e = atelier::config::load(Some(&file), Some(dir.path()))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("gone.json") && e.contains("cannot read"), "{e}");
     // Two workflows and no default: the configuration says which is missing.
     std::fs::write(dir.path().join("a.json"), &graph).unwrap();
@@ -416,14 +521,21 @@ fn bad_workflow_files_are_refused_when_the_configuration_loads() {
          [providers.comfyui.workflows.b]\nfile = \"a.json\"\nprompt = \"6.text\"\n",
     )
     .unwrap();
-    let e = atelier::config::load(Some(&file), Some(dir.path())).unwrap_err().to_string();
+    let e = atelier::config::load(Some(&file), Some(dir.path()))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("default_workflow"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_check_asks_the_server_and_a_proxys_token_is_sent() {
     let rig = rig(quick(""), |_| {}).await;
-    let checked = rig.t.app.accounts(Some(Duration::from_secs(5))).await.unwrap();
+    let checked = rig
+        .t
+        .app
+        .accounts(Some(Duration::from_secs(5)))
+        .await
+        .unwrap();
     assert_eq!(checked[0].provider, "comfyui");
     assert_eq!(checked[0].status.health, "ready");
     assert_eq!(checked[0].status.name, "simulator");
@@ -437,19 +549,27 @@ async fn accounts_check_asks_the_server_and_a_proxys_token_is_sent() {
         ..quick("")
     };
     let rig = self::rig(guarded.clone(), |c| c.token = Some(Secret::new("tok-sim"))).await;
-    let id = submit(&rig, asking("a guarded fox", serde_json::json!({}))).await.unwrap();
+    let id = submit(&rig, asking("a guarded fox", serde_json::json!({})))
+        .await
+        .unwrap();
     run_idle(&rig.t).await;
     succeeded(&rig.t.app.generation(Actor::Operator, id).await.unwrap(), 1);
     assert_eq!(rig.sim.stats().unauthorized, 0);
     rig.sim.shutdown().await;
 
     let rig = self::rig(guarded, |c| c.token = Some(Secret::new("tok-wrong"))).await;
-    let id = submit(&rig, asking("a refused fox", serde_json::json!({}))).await.unwrap();
+    let id = submit(&rig, asking("a refused fox", serde_json::json!({})))
+        .await
+        .unwrap();
     run_idle(&rig.t).await;
     let g = rig.t.app.generation(Actor::Operator, id).await.unwrap();
     assert_eq!(g.generation.status, GenerationStatus::Failed);
     let error = g.generation.error.unwrap();
-    assert!(error.message.contains("refused the token"), "{}", error.message);
+    assert!(
+        error.message.contains("refused the token"),
+        "{}",
+        error.message
+    );
     assert!(!error.message.contains("tok-wrong"), "{}", error.message);
     let accounts = rig.t.app.accounts(None).await.unwrap();
     assert_eq!(accounts[0].status.health, "disabled");

@@ -12,7 +12,9 @@ use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use super::wire::{FileRef, HistoryEntry, PromptAccepted, PromptRefused, PromptRequest, QueueState};
+use super::wire::{
+    FileRef, HistoryEntry, PromptAccepted, PromptRefused, PromptRequest, QueueState,
+};
 use crate::domain::ErrorCode;
 use crate::providers::ProviderError;
 
@@ -101,14 +103,24 @@ impl Client {
                     let status = r.status();
                     let wait = retry_after(r.headers());
                     let text = read_capped(r, 4096).await;
-                    let said = String::from_utf8_lossy(&text).trim().chars().take(300).collect::<String>();
-                    let said = if said.is_empty() { String::new() } else { format!(": {said}") };
+                    let said = String::from_utf8_lossy(&text)
+                        .trim()
+                        .chars()
+                        .take(300)
+                        .collect::<String>();
+                    let said = if said.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {said}")
+                    };
                     match status {
                         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                             return Err(CallError {
                                 error: fatal(
                                     ErrorCode::ProviderUnavailable,
-                                    format!("the ComfyUI server (or its proxy) refused the token: {status}{said}"),
+                                    format!(
+                                        "the ComfyUI server (or its proxy) refused the token: {status}{said}"
+                                    ),
                                 ),
                                 blame: Blame::Token,
                             });
@@ -117,7 +129,10 @@ impl Client {
                             || s.is_server_error()
                             || s == StatusCode::REQUEST_TIMEOUT =>
                         {
-                            (unavailable(format!("ComfyUI answered {s} to {path}{said}")), wait)
+                            (
+                                unavailable(format!("ComfyUI answered {s} to {path}{said}")),
+                                wait,
+                            )
                         }
                         s => {
                             return Err(fatal(
@@ -155,7 +170,9 @@ impl Client {
     ) -> Result<T, CallError> {
         let bytes = read_capped(response, 64 << 20).await;
         serde_json::from_slice(&bytes).map_err(|e| {
-            CallError::from(unavailable(format!("ComfyUI's answer to {what} is not what it should be: {e}")))
+            CallError::from(unavailable(format!(
+                "ComfyUI's answer to {what} is not what it should be: {e}"
+            )))
         })
     }
 
@@ -165,7 +182,12 @@ impl Client {
         let body = serde_json::to_value(request)
             .map_err(|e| CallError::from(ProviderError::new(ErrorCode::Internal, e.to_string())))?;
         let response = self
-            .call(reqwest::Method::POST, "/prompt", Some(&body), &[StatusCode::BAD_REQUEST])
+            .call(
+                reqwest::Method::POST,
+                "/prompt",
+                Some(&body),
+                &[StatusCode::BAD_REQUEST],
+            )
             .await?;
         if response.status() == StatusCode::BAD_REQUEST {
             let refused: PromptRefused = Self::json(response, "/prompt").await.unwrap_or_default();
@@ -186,7 +208,9 @@ impl Client {
         all.remove(prompt_id)
             .map(|entry| {
                 serde_json::from_value(entry).map_err(|e| {
-                    CallError::from(unavailable(format!("ComfyUI's history entry is not one: {e}")))
+                    CallError::from(unavailable(format!(
+                        "ComfyUI's history entry is not one: {e}"
+                    )))
                 })
             })
             .transpose()
@@ -206,7 +230,12 @@ impl Client {
             .append_pair("type", &file.kind)
             .finish();
         let response = self
-            .call(reqwest::Method::GET, &format!("/view?{query}"), None, &[StatusCode::NOT_FOUND])
+            .call(
+                reqwest::Method::GET,
+                &format!("/view?{query}"),
+                None,
+                &[StatusCode::NOT_FOUND],
+            )
             .await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Err(ProviderError::new(
@@ -233,7 +262,11 @@ impl Client {
                 Err(e) => {
                     return Err(ProviderError::new(
                         ErrorCode::DownloadFailed,
-                        format!("the download of {:?} broke off: {}", file.filename, e.without_url()),
+                        format!(
+                            "the download of {:?} broke off: {}",
+                            file.filename,
+                            e.without_url()
+                        ),
                     )
                     .into());
                 }
@@ -245,17 +278,21 @@ impl Client {
     /// interrupted (by its id, so no other prompt is) if it runs.
     pub async fn cancel(&self, prompt_id: &str) -> Result<(), CallError> {
         let body = serde_json::json!({"delete": [prompt_id]});
-        self.call(reqwest::Method::POST, "/queue", Some(&body), &[]).await?;
+        self.call(reqwest::Method::POST, "/queue", Some(&body), &[])
+            .await?;
         if self.queue().await?.place(prompt_id) == super::wire::Place::Running {
             let body = serde_json::json!({"prompt_id": prompt_id});
-            self.call(reqwest::Method::POST, "/interrupt", Some(&body), &[]).await?;
+            self.call(reqwest::Method::POST, "/interrupt", Some(&body), &[])
+                .await?;
         }
         Ok(())
     }
 
     /// `GET /system_stats`: the server answers (`atelier accounts --check`).
     pub async fn system_stats(&self) -> Result<Value, CallError> {
-        let response = self.call(reqwest::Method::GET, "/system_stats", None, &[]).await?;
+        let response = self
+            .call(reqwest::Method::GET, "/system_stats", None, &[])
+            .await?;
         Self::json(response, "/system_stats").await
     }
 
@@ -267,9 +304,12 @@ impl Client {
             format!("ws://{}", self.base.trim_start_matches("http://"))
         };
         let url = format!("{root}/ws?clientId={client_id}");
-        let mut request = url
-            .into_client_request()
-            .map_err(|e| CallError::from(fatal(ErrorCode::ProviderUnavailable, format!("bad WebSocket URL: {e}"))))?;
+        let mut request = url.into_client_request().map_err(|e| {
+            CallError::from(fatal(
+                ErrorCode::ProviderUnavailable,
+                format!("bad WebSocket URL: {e}"),
+            ))
+        })?;
         if let Some((name, value)) = &self.auth {
             request.headers_mut().insert(name.clone(), value.clone());
         }
@@ -282,12 +322,17 @@ impl Client {
                 Err(CallError {
                     error: fatal(
                         ErrorCode::ProviderUnavailable,
-                        format!("the ComfyUI server (or its proxy) refused the token on its WebSocket: {}", response.status()),
+                        format!(
+                            "the ComfyUI server (or its proxy) refused the token on its WebSocket: {}",
+                            response.status()
+                        ),
                     ),
                     blame: Blame::Token,
                 })
             }
-            Ok(Err(e)) => Err(unavailable(format!("ComfyUI's WebSocket could not be opened: {e}")).into()),
+            Ok(Err(e)) => {
+                Err(unavailable(format!("ComfyUI's WebSocket could not be opened: {e}")).into())
+            }
             Err(_) => Err(ProviderError::new(
                 ErrorCode::Timeout,
                 "ComfyUI's WebSocket did not open in time".to_owned(),
@@ -307,7 +352,10 @@ fn too_large(max: u64) -> ProviderError {
 fn connection_error(e: &reqwest::Error) -> ProviderError {
     // A reqwest error names the URL, never a header: no token in it.
     if e.is_timeout() {
-        ProviderError::new(ErrorCode::Timeout, format!("ComfyUI did not answer in time: {e}"))
+        ProviderError::new(
+            ErrorCode::Timeout,
+            format!("ComfyUI did not answer in time: {e}"),
+        )
     } else {
         unavailable(format!("ComfyUI could not be reached: {e}"))
     }

@@ -100,7 +100,11 @@ fn auth(
     let value = match spec.strip_prefix("env:") {
         Some(name) => match std::env::var(name) {
             Ok(v) if !v.trim().is_empty() => v.trim().to_owned(),
-            _ => return Err(format!("the token's environment variable {name} is not set")),
+            _ => {
+                return Err(format!(
+                    "the token's environment variable {name} is not set"
+                ));
+            }
         },
         None => spec.to_owned(),
     };

@@ -190,8 +190,12 @@ fn size(w: &Workflow, parameters: &Parameters) -> Result<Option<(i64, i64)>, Str
     if !asked {
         return Ok(None);
     }
-    let width = extra.get("width").map_or(Ok(template.0), |v| side("width", v))?;
-    let height = extra.get("height").map_or(Ok(template.1), |v| side("height", v))?;
+    let width = extra
+        .get("width")
+        .map_or(Ok(template.0), |v| side("width", v))?;
+    let height = extra
+        .get("height")
+        .map_or(Ok(template.1), |v| side("height", v))?;
     Ok(Some((width, height)))
 }
 
@@ -246,10 +250,14 @@ mod tests {
         };
         c.params.insert("steps".into(), "3.steps".into());
         let full = Workflow::parse("full", graph.as_bytes(), &c).unwrap();
-        let bare = Workflow::parse("bare", graph.as_bytes(), &WorkflowConfig {
-            prompt: "6.text".into(),
-            ..WorkflowConfig::default()
-        })
+        let bare = Workflow::parse(
+            "bare",
+            graph.as_bytes(),
+            &WorkflowConfig {
+                prompt: "6.text".into(),
+                ..WorkflowConfig::default()
+            },
+        )
         .unwrap();
         Workflows {
             by_name: [("full".to_owned(), full), ("bare".to_owned(), bare)].into(),
@@ -267,7 +275,9 @@ mod tests {
     #[test]
     fn a_plan_fills_the_named_inputs() {
         let ws = workflows();
-        let p = params(serde_json::json!({"width": 768, "height": "512", "batch_size": 2, "steps": "30"}));
+        let p = params(
+            serde_json::json!({"width": 768, "height": "512", "batch_size": 2, "steps": "30"}),
+        );
         let plan = ws.plan(Some("blur"), &p).unwrap();
         assert_eq!(plan.outputs(), 2);
         let g = plan.graph("a fox", 42);
@@ -275,7 +285,13 @@ mod tests {
         assert_eq!(g["7"]["inputs"]["text"], "blur");
         assert_eq!(g["3"]["inputs"]["seed"], 42);
         assert_eq!(g["3"]["inputs"]["steps"], 30);
-        assert_eq!((g["5"]["inputs"]["width"].as_i64(), g["5"]["inputs"]["height"].as_i64()), (Some(768), Some(512)));
+        assert_eq!(
+            (
+                g["5"]["inputs"]["width"].as_i64(),
+                g["5"]["inputs"]["height"].as_i64()
+            ),
+            (Some(768), Some(512))
+        );
         assert_eq!(g["5"]["inputs"]["batch_size"], 2);
         let wide = Parameters {
             aspect_ratio: Some("16:9".into()),
@@ -294,20 +310,42 @@ mod tests {
         assert!(why(serde_json::json!({"width": 500})).contains("multiple of 8"));
         assert!(why(serde_json::json!({"batch_size": 17})).contains("1 to 16"));
         assert!(why(serde_json::json!({"steps": "many"})).contains("steps must be an integer"));
-        assert!(why(serde_json::json!({"cfg": 2})).contains("takes workflow, width, height, batch_size, steps"));
+        assert!(
+            why(serde_json::json!({"cfg": 2}))
+                .contains("takes workflow, width, height, batch_size, steps")
+        );
         let bare = |v: serde_json::Value| {
             let mut p = params(v);
             p.extra.insert("workflow".into(), "bare".into());
             p
         };
-        assert!(ws.plan(Some("x"), &bare(serde_json::json!({}))).unwrap_err().contains("negative prompt"));
+        assert!(
+            ws.plan(Some("x"), &bare(serde_json::json!({})))
+                .unwrap_err()
+                .contains("negative prompt")
+        );
         let mut seeded = bare(serde_json::json!({}));
         seeded.seed = Some(3);
         assert!(ws.plan(None, &seeded).unwrap_err().contains("--seed"));
-        assert!(ws.plan(None, &bare(serde_json::json!({"width": 512}))).unwrap_err().contains("no width"));
-        assert_eq!(ws.plan(None, &bare(serde_json::json!({}))).unwrap().outputs(), 1);
-        assert!(ws.plan(None, &bare(serde_json::json!({"no": "cars"}))).unwrap_err().contains("negative prompt"));
-        let inline = ws.plan(None, &params(serde_json::json!({"no": "cars"}))).unwrap();
+        assert!(
+            ws.plan(None, &bare(serde_json::json!({"width": 512})))
+                .unwrap_err()
+                .contains("no width")
+        );
+        assert_eq!(
+            ws.plan(None, &bare(serde_json::json!({})))
+                .unwrap()
+                .outputs(),
+            1
+        );
+        assert!(
+            ws.plan(None, &bare(serde_json::json!({"no": "cars"})))
+                .unwrap_err()
+                .contains("negative prompt")
+        );
+        let inline = ws
+            .plan(None, &params(serde_json::json!({"no": "cars"})))
+            .unwrap();
         assert_eq!(inline.graph("a fox", 1)["7"]["inputs"]["text"], "cars");
     }
 }

@@ -61,7 +61,10 @@ impl ComfyUi {
                 retryable: false,
                 ..ProviderError::new(
                     ErrorCode::ProviderUnavailable,
-                    format!("the ComfyUI server {:?} is disabled: {why}", self.account.name),
+                    format!(
+                        "the ComfyUI server {:?} is disabled: {why}",
+                        self.account.name
+                    ),
                 )
             });
         }
@@ -174,8 +177,12 @@ impl Provider for ComfyUi {
         tracing::info!(prompt = %prompt_id, "stopping the ComfyUI prompt of a job that stopped");
         match tokio::time::timeout(client.timing.timeout * 2, client.cancel(&prompt_id)).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(prompt = %prompt_id, error = %e.error, "the ComfyUI prompt could not be stopped"),
-            Err(_) => tracing::warn!(prompt = %prompt_id, "the ComfyUI prompt could not be stopped in time"),
+            Ok(Err(e)) => {
+                tracing::warn!(prompt = %prompt_id, error = %e.error, "the ComfyUI prompt could not be stopped")
+            }
+            Err(_) => {
+                tracing::warn!(prompt = %prompt_id, "the ComfyUI prompt could not be stopped in time")
+            }
         }
     }
 }

@@ -85,7 +85,11 @@ impl<'a> Session<'a> {
             resubmits: refs["resubmits"].as_u64().unwrap_or(0),
             files: refs["files"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_owned)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|f| f.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default(),
             delivered: job.stored.iter().copied().collect(),
             percent: 0.0,
@@ -110,7 +114,8 @@ impl<'a> Session<'a> {
                     if !e.retryable || contact.elapsed() >= self.provider.stall {
                         return Err(e);
                     }
-                    let wait = backoff(self.client.timing.backoff, attempt).min(Duration::from_secs(10));
+                    let wait =
+                        backoff(self.client.timing.backoff, attempt).min(Duration::from_secs(10));
                     tracing::debug!(?wait, error = %e, "ComfyUI's WebSocket: opened again after a wait");
                     attempt += 1;
                     tokio::time::sleep(wait).await;
@@ -126,7 +131,9 @@ impl<'a> Session<'a> {
                     Found::Ended(entry) => match entry.failure() {
                         // Interrupted while no one followed it (a job stopped mid-way): made
                         // again, as a lost prompt is.
-                        Some((kind, _)) if kind == "execution_interrupted" => self.lost(&id).await?,
+                        Some((kind, _)) if kind == "execution_interrupted" => {
+                            self.lost(&id).await?
+                        }
                         _ => return self.finish(&entry).await,
                     },
                     Found::Waiting => id,
@@ -166,17 +173,35 @@ impl<'a> Session<'a> {
 
     /// Where the prompt is: its history, else the queue.
     async fn find(&self, prompt_id: &str) -> Result<Found, ProviderError> {
-        if let Some(entry) = self.client.history(prompt_id).await.map_err(|e| self.failed(e))? {
+        if let Some(entry) = self
+            .client
+            .history(prompt_id)
+            .await
+            .map_err(|e| self.failed(e))?
+        {
             return Ok(Found::Ended(Box::new(entry)));
         }
-        Ok(match self.client.queue().await.map_err(|e| self.failed(e))?.place(prompt_id) {
-            Place::Running | Place::Pending => Found::Waiting,
-            // It may have ended between the two looks.
-            Place::Absent => match self.client.history(prompt_id).await.map_err(|e| self.failed(e))? {
-                Some(entry) => Found::Ended(Box::new(entry)),
-                None => Found::Gone,
+        Ok(
+            match self
+                .client
+                .queue()
+                .await
+                .map_err(|e| self.failed(e))?
+                .place(prompt_id)
+            {
+                Place::Running | Place::Pending => Found::Waiting,
+                // It may have ended between the two looks.
+                Place::Absent => match self
+                    .client
+                    .history(prompt_id)
+                    .await
+                    .map_err(|e| self.failed(e))?
+                {
+                    Some(entry) => Found::Ended(Box::new(entry)),
+                    None => Found::Gone,
+                },
             },
-        })
+        )
     }
 
     /// The server lost a prompt it had taken (it restarted): submitted again, once.
@@ -222,8 +247,16 @@ impl<'a> Session<'a> {
             prompt_id: Some(id.clone()),
             extra_data: None,
         };
-        let accepted = self.client.submit(&request).await.map_err(|e| self.failed(e))?;
-        if !accepted.node_errors.as_object().is_none_or(serde_json::Map::is_empty) {
+        let accepted = self
+            .client
+            .submit(&request)
+            .await
+            .map_err(|e| self.failed(e))?;
+        if !accepted
+            .node_errors
+            .as_object()
+            .is_none_or(serde_json::Map::is_empty)
+        {
             tracing::warn!(errors = %accepted.node_errors, "ComfyUI queued the prompt, but some of its outputs failed validation");
         }
         let answered = accepted.prompt_id.clone();
@@ -235,7 +268,8 @@ impl<'a> Session<'a> {
             .await?;
         self.prompt_id = Some(accepted.prompt_id.clone());
         self.confirmed = true;
-        self.provider.flying(self.job.generation_id, &accepted.prompt_id);
+        self.provider
+            .flying(self.job.generation_id, &accepted.prompt_id);
         tracing::debug!(prompt = %accepted.prompt_id, number = accepted.number, "ComfyUI prompt queued");
         Ok(accepted.prompt_id)
     }
@@ -256,30 +290,45 @@ impl<'a> Session<'a> {
 
     /// Follows the prompt's messages on `socket` until it ends, the socket drops, or it
     /// stalls; quiet spells are filled by asking the server.
-    async fn follow(&mut self, mut socket: Socket, prompt_id: &str) -> Result<Followed, ProviderError> {
+    async fn follow(
+        &mut self,
+        mut socket: Socket,
+        prompt_id: &str,
+    ) -> Result<Followed, ProviderError> {
         let (poll, stall) = (self.provider.poll, self.provider.stall);
         let mut news = Instant::now();
         let mut running = false;
         let mut previews = 0u64;
         loop {
-            let quiet = if running { poll.min(stall.saturating_sub(news.elapsed())) } else { poll };
-            let frame = match tokio::time::timeout(quiet.max(Duration::from_millis(10)), socket.next()).await {
-                Err(_) => {
-                    match self.find(prompt_id).await? {
-                        Found::Ended(_) => return Ok(Followed::Ended),
-                        Found::Gone => return Ok(Followed::Gone),
-                        Found::Waiting if running && news.elapsed() >= stall => return Ok(Followed::Stalled),
-                        Found::Waiting => {}
-                    }
-                    continue;
-                }
-                Ok(None | Some(Err(_))) => return Ok(Followed::Dropped),
-                Ok(Some(Ok(frame))) => frame,
+            let quiet = if running {
+                poll.min(stall.saturating_sub(news.elapsed()))
+            } else {
+                poll
             };
+            let frame =
+                match tokio::time::timeout(quiet.max(Duration::from_millis(10)), socket.next())
+                    .await
+                {
+                    Err(_) => {
+                        match self.find(prompt_id).await? {
+                            Found::Ended(_) => return Ok(Followed::Ended),
+                            Found::Gone => return Ok(Followed::Gone),
+                            Found::Waiting if running && news.elapsed() >= stall => {
+                                return Ok(Followed::Stalled);
+                            }
+                            Found::Waiting => {}
+                        }
+                        continue;
+                    }
+                    Ok(None | Some(Err(_))) => return Ok(Followed::Dropped),
+                    Ok(Some(Ok(frame))) => frame,
+                };
             let text = match frame {
                 Frame::Text(t) => t,
                 Frame::Binary(b) => {
-                    if b.len() >= 4 && u32::from_be_bytes([b[0], b[1], b[2], b[3]]) == wire::PREVIEW_IMAGE {
+                    if b.len() >= 4
+                        && u32::from_be_bytes([b[0], b[1], b[2], b[3]]) == wire::PREVIEW_IMAGE
+                    {
                         previews += 1;
                         tracing::trace!(previews, "ComfyUI preview frame");
                     }
@@ -314,7 +363,10 @@ impl<'a> Session<'a> {
                 "progress" => {
                     running = true;
                     news = Instant::now();
-                    let (value, max) = (data["value"].as_f64().unwrap_or(0.0), data["max"].as_f64().unwrap_or(0.0));
+                    let (value, max) = (
+                        data["value"].as_f64().unwrap_or(0.0),
+                        data["max"].as_f64().unwrap_or(0.0),
+                    );
                     if max > 0.0 {
                         let percent = (value / max * 100.0).clamp(0.0, 99.0);
                         if percent > self.percent {
@@ -413,7 +465,9 @@ fn execution_failed(kind: &str, data: &Value) -> ProviderError {
             retryable: false,
             ..ProviderError::new(
                 ErrorCode::ProviderUnavailable,
-                format!("the prompt was interrupted on the ComfyUI server (at node {node}, {class})"),
+                format!(
+                    "the prompt was interrupted on the ComfyUI server (at node {node}, {class})"
+                ),
             )
         };
     }
@@ -430,7 +484,10 @@ fn execution_failed(kind: &str, data: &Value) -> ProviderError {
     if lower.contains("out of memory") || lower.contains("outofmemory") {
         return ProviderError::new(ErrorCode::ProviderUnavailable, message);
     }
-    let code = if ["nsfw", "safety", "content policy", "moderation"].iter().any(|w| lower.contains(w)) {
+    let code = if ["nsfw", "safety", "content policy", "moderation"]
+        .iter()
+        .any(|w| lower.contains(w))
+    {
         ErrorCode::BannedPrompt
     } else {
         ErrorCode::ProviderUnavailable

@@ -49,7 +49,8 @@ impl PromptRefused {
             Value::Object(e) => {
                 let message = e.get("message").and_then(Value::as_str).unwrap_or_default();
                 let details = e.get("details").and_then(Value::as_str).unwrap_or_default();
-                if details.is_empty() || self.node_errors.as_object().is_some_and(|n| !n.is_empty()) {
+                if details.is_empty() || self.node_errors.as_object().is_some_and(|n| !n.is_empty())
+                {
                     message.to_owned()
                 } else {
                     format!("{message}: {details}")
@@ -156,7 +157,10 @@ impl HistoryEntry {
     pub fn files(&self) -> Vec<(FileRef, bool)> {
         let mut nodes: Vec<(&String, &Value)> = self.outputs.iter().collect();
         nodes.sort_by(|a, b| node_order(a.0, b.0));
-        nodes.into_iter().flat_map(|(_, o)| saved_files(o)).collect()
+        nodes
+            .into_iter()
+            .flat_map(|(_, o)| saved_files(o))
+            .collect()
     }
 
     /// The message that ended a failed execution (`execution_error` or
@@ -261,7 +265,8 @@ mod tests {
             r.summary(),
             "Prompt outputs failed validation; node 5 (EmptyLatentImage): Value 4 smaller than min of 16: width"
         );
-        let old: PromptRefused = serde_json::from_value(json!({"error": "no prompt", "node_errors": []})).unwrap();
+        let old: PromptRefused =
+            serde_json::from_value(json!({"error": "no prompt", "node_errors": []})).unwrap();
         assert_eq!(old.summary(), "no prompt");
     }
 
@@ -272,8 +277,15 @@ mod tests {
                          "animated": [true]});
         let files = saved_files(&out);
         assert_eq!(files.len(), 1);
-        assert_eq!(files[0].0.is_clip(files[0].1), Some(crate::providers::VideoFormat::WebP));
-        let still = FileRef { filename: "b.webp".into(), subfolder: String::new(), kind: "output".into() };
+        assert_eq!(
+            files[0].0.is_clip(files[0].1),
+            Some(crate::providers::VideoFormat::WebP)
+        );
+        let still = FileRef {
+            filename: "b.webp".into(),
+            subfolder: String::new(),
+            kind: "output".into(),
+        };
         assert_eq!(still.is_clip(false), None);
         let entry: HistoryEntry = serde_json::from_value(json!({
             "outputs": {"10": {"images": [{"filename": "y.png", "subfolder": "", "type": "output"}]},
@@ -285,6 +297,9 @@ mod tests {
         assert_eq!(names, ["output/video/x.mp4", "output//y.png"]);
         assert_eq!(entry.failure().unwrap().0, "execution_interrupted");
         let q: QueueState = serde_json::from_value(json!({"queue_running": [[0, "a", {}, {}, []]], "queue_pending": [[1, "b", {}, {}, []]]})).unwrap();
-        assert_eq!((q.place("a"), q.place("b"), q.place("c")), (Place::Running, Place::Pending, Place::Absent));
+        assert_eq!(
+            (q.place("a"), q.place("b"), q.place("c")),
+            (Place::Running, Place::Pending, Place::Absent)
+        );
     }
 }

@@ -125,8 +125,7 @@ impl Workflow {
 
     /// Checks a workflow's JSON against its configuration.
     pub fn parse(name: &str, json: &[u8], config: &WorkflowConfig) -> Result<Self, String> {
-        let value: Value =
-            serde_json::from_slice(json).map_err(|e| format!("is not JSON: {e}"))?;
+        let value: Value = serde_json::from_slice(json).map_err(|e| format!("is not JSON: {e}"))?;
         let Value::Object(graph) = value else {
             return Err("is not a workflow: an object of nodes by id was expected".into());
         };
@@ -171,9 +170,11 @@ impl Workflow {
             params: BTreeMap::new(),
         };
         if config.prompt.trim().is_empty() {
-            return Err("prompt is missing: name the text input the prompt goes in, e.g. \
+            return Err(
+                "prompt is missing: name the text input the prompt goes in, e.g. \
                         prompt = \"6.text\""
-                .into());
+                    .into(),
+            );
         }
         let mut used: Vec<(String, Target)> = Vec::new();
         let mut named = |key: &str, spec: &str, kind: Option<Kind>| -> Result<Target, String> {
@@ -256,7 +257,11 @@ impl Workflow {
                 .collect();
             match titled.as_slice() {
                 [one] => (*one).clone(),
-                [] => return Err(format!("the workflow has no node with id or title {node:?}")),
+                [] => {
+                    return Err(format!(
+                        "the workflow has no node with id or title {node:?}"
+                    ));
+                }
                 several => {
                     return Err(format!(
                         "nodes {} are all titled {node:?}; name one by its id",
@@ -311,8 +316,9 @@ impl Workflow {
     pub fn fill(&self, values: &[(&Target, Value)]) -> Map<String, Value> {
         let mut graph = self.graph.clone();
         for (target, value) in values {
-            if let Some(Value::Object(inputs)) =
-                graph.get_mut(&target.node).and_then(|n| n.get_mut("inputs"))
+            if let Some(Value::Object(inputs)) = graph
+                .get_mut(&target.node)
+                .and_then(|n| n.get_mut("inputs"))
             {
                 inputs.insert(target.input.clone(), value.clone());
             }

@@ -24,8 +24,21 @@ enum Val {
     Vae,
     Cond(String),
     /// A latent, or the pictures decoded from it.
-    Pictures { w: u32, h: u32, batch: u32, seed: u32, text: String },
-    Video { w: u32, h: u32, frames: u32, seed: u32, text: String, fps: f64 },
+    Pictures {
+        w: u32,
+        h: u32,
+        batch: u32,
+        seed: u32,
+        text: String,
+    },
+    Video {
+        w: u32,
+        h: u32,
+        frames: u32,
+        seed: u32,
+        text: String,
+        fps: f64,
+    },
 }
 
 /// How an execution ended.
@@ -53,7 +66,8 @@ pub(super) async fn run(sim: Arc<Sim>) {
             if s.running.is_some() || s.pending.is_empty() {
                 return None;
             }
-            let first = (0..s.pending.len()).min_by(|a, b| s.pending[*a].number.total_cmp(&s.pending[*b].number))?;
+            let first = (0..s.pending.len())
+                .min_by(|a, b| s.pending[*a].number.total_cmp(&s.pending[*b].number))?;
             let item = s.pending.remove(first);
             s.running = Some(item.clone());
             s.interrupt = false;
@@ -68,7 +82,16 @@ pub(super) async fn run(sim: Arc<Sim>) {
         };
         sim.broadcast_status();
         let fault = sim.fault(false);
-        let mut exec = Exec { sim: &sim, item: &item, epoch, client: item.client(), messages: Vec::new(), outputs: Map::new(), executed: Vec::new(), fault };
+        let mut exec = Exec {
+            sim: &sim,
+            item: &item,
+            epoch,
+            client: item.client(),
+            messages: Vec::new(),
+            outputs: Map::new(),
+            executed: Vec::new(),
+            fault,
+        };
         let ended = exec.go().await;
         exec.finish(ended);
     }
@@ -115,7 +138,10 @@ impl Exec<'_> {
 
     async fn go(&mut self) -> Result<(), (End, String)> {
         self.record("execution_start", json!({"prompt_id": self.id()}));
-        self.record("execution_cached", json!({"nodes": [], "prompt_id": self.id()}));
+        self.record(
+            "execution_cached",
+            json!({"nodes": [], "prompt_id": self.id()}),
+        );
         let prompt = &self.item.prompt;
         let mut order = Vec::new();
         let mut outputs = self.item.outputs.clone();
@@ -127,7 +153,10 @@ impl Exec<'_> {
         for id in order {
             self.alive().map_err(|e| (e, id.clone()))?;
             self.sim.with(|s| s.last_node = Some(id.clone()));
-            self.send("executing", json!({"node": id, "display_node": id, "prompt_id": self.id()}));
+            self.send(
+                "executing",
+                json!({"node": id, "display_node": id, "prompt_id": self.id()}),
+            );
             let made = self.node(&id, &values).await.map_err(|e| (e, id.clone()))?;
             self.executed.push(id.clone());
             values.insert(id, made);
@@ -136,7 +165,11 @@ impl Exec<'_> {
     }
 
     /// Runs one node.
-    async fn node(&mut self, id: &str, values: &HashMap<String, Vec<Val>>) -> Result<Vec<Val>, End> {
+    async fn node(
+        &mut self,
+        id: &str,
+        values: &HashMap<String, Vec<Val>>,
+    ) -> Result<Vec<Val>, End> {
         let item = self.item;
         let node = &item.prompt[id];
         let inputs = node["inputs"].as_object().cloned().unwrap_or_default();
@@ -146,9 +179,21 @@ impl Exec<'_> {
             let slot = usize::try_from(link.get(1)?.as_u64()?).ok()?;
             values.get(from)?.get(slot).cloned()
         };
-        let int = |name: &str, default: u64| inputs.get(name).and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok())).unwrap_or(default);
-        let float = |name: &str, default: f64| inputs.get(name).and_then(Value::as_f64).unwrap_or(default);
-        let text = |name: &str| inputs.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let int = |name: &str, default: u64| {
+            inputs
+                .get(name)
+                .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+                .unwrap_or(default)
+        };
+        let float =
+            |name: &str, default: f64| inputs.get(name).and_then(Value::as_f64).unwrap_or(default);
+        let text = |name: &str| {
+            inputs
+                .get(name)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
         let class = node["class_type"].as_str().unwrap_or_default();
         Ok(match class {
             "CheckpointLoaderSimple" => vec![Val::Model, Val::Clip, Val::Vae],
@@ -161,11 +206,21 @@ impl Exec<'_> {
                 text: String::new(),
             }],
             "KSampler" => {
-                let Some(Val::Pictures { w, h, batch, .. }) = linked("latent_image") else { return Err(missing("latent_image")) };
-                let Some(Val::Cond(positive)) = linked("positive") else { return Err(missing("positive")) };
+                let Some(Val::Pictures { w, h, batch, .. }) = linked("latent_image") else {
+                    return Err(missing("latent_image"));
+                };
+                let Some(Val::Cond(positive)) = linked("positive") else {
+                    return Err(missing("positive"));
+                };
                 let seed = int("seed", 0);
                 self.sample(id, int("steps", 20).clamp(1, 10_000)).await?;
-                vec![Val::Pictures { w, h, batch, seed: (seed ^ (seed >> 32)) as u32, text: positive }]
+                vec![Val::Pictures {
+                    w,
+                    h,
+                    batch,
+                    seed: (seed ^ (seed >> 32)) as u32,
+                    text: positive,
+                }]
             }
             "VAEDecode" => {
                 if self.fault == Some(Fault::Refusal) {
@@ -177,12 +232,41 @@ impl Exec<'_> {
                 vec![linked("samples").ok_or_else(|| missing("samples"))?]
             }
             "CreateVideo" => {
-                let Some(Val::Pictures { w, h, batch, seed, text }) = linked("images") else { return Err(missing("images")) };
-                vec![Val::Video { w, h, frames: batch, seed, text, fps: float("fps", 30.0) }]
+                let Some(Val::Pictures {
+                    w,
+                    h,
+                    batch,
+                    seed,
+                    text,
+                }) = linked("images")
+                else {
+                    return Err(missing("images"));
+                };
+                vec![Val::Video {
+                    w,
+                    h,
+                    frames: batch,
+                    seed,
+                    text,
+                    fps: float("fps", 30.0),
+                }]
             }
             "SaveImage" | "PreviewImage" => {
-                let Some(Val::Pictures { w, h, batch, seed, text: prompt }) = linked("images") else { return Err(missing("images")) };
-                let (kind, prefix) = if class == "SaveImage" { ("output", text("filename_prefix")) } else { ("temp", "ComfyUI_temp".to_owned()) };
+                let Some(Val::Pictures {
+                    w,
+                    h,
+                    batch,
+                    seed,
+                    text: prompt,
+                }) = linked("images")
+                else {
+                    return Err(missing("images"));
+                };
+                let (kind, prefix) = if class == "SaveImage" {
+                    ("output", text("filename_prefix"))
+                } else {
+                    ("temp", "ComfyUI_temp".to_owned())
+                };
                 let mut saved = Vec::new();
                 for i in 0..batch.max(1) {
                     let (pw, ph) = self.fit(w, h);
@@ -196,26 +280,64 @@ impl Exec<'_> {
                 Vec::new()
             }
             "SaveAnimatedWEBP" | "SaveVideo" => {
-                let (w, h, frames, seed, prompt, fps) = match linked(if class == "SaveVideo" { "video" } else { "images" }) {
-                    Some(Val::Pictures { w, h, batch, seed, text }) => (w, h, batch, seed, text, float("fps", 6.0)),
-                    Some(Val::Video { w, h, frames, seed, text, fps }) => (w, h, frames, seed, text, fps),
+                let (w, h, frames, seed, prompt, fps) = match linked(if class == "SaveVideo" {
+                    "video"
+                } else {
+                    "images"
+                }) {
+                    Some(Val::Pictures {
+                        w,
+                        h,
+                        batch,
+                        seed,
+                        text,
+                    }) => (w, h, batch, seed, text, float("fps", 6.0)),
+                    Some(Val::Video {
+                        w,
+                        h,
+                        frames,
+                        seed,
+                        text,
+                        fps,
+                    }) => (w, h, frames, seed, text, fps),
                     _ => return Err(missing("images")),
                 };
-                let (format, ext) = if class == "SaveVideo" { (VideoFormat::Mp4, "mp4") } else { (VideoFormat::WebP, "webp") };
+                let (format, ext) = if class == "SaveVideo" {
+                    (VideoFormat::Mp4, "mp4")
+                } else {
+                    (VideoFormat::WebP, "webp")
+                };
                 let (cw, ch) = self.fit(w, h);
                 let side = (cw.min(ch).min(1024) / 2 * 2).max(16);
-                let spec = ClipSpec { format, side, frames: frames.clamp(1, 240), fps: (fps.round() as u32).clamp(1, 60) };
+                let spec = ClipSpec {
+                    format,
+                    side,
+                    frames: frames.clamp(1, 240),
+                    fps: (fps.round() as u32).clamp(1, 60),
+                };
                 let bytes = tokio::task::spawn_blocking(move || draw_clip(&prompt, seed, &spec))
                     .await
                     .map_err(|e| e.to_string())
                     .and_then(|r| r.map_err(|e| e.to_string()))
-                    .map_err(|e| End::Error(json!({"exception_message": e, "exception_type": "RuntimeError"})))?;
-                let prefix = if class == "SaveVideo" && inputs.get("filename_prefix").is_none() { "video/ComfyUI".to_owned() } else { text("filename_prefix") };
+                    .map_err(|e| {
+                        End::Error(
+                            json!({"exception_message": e, "exception_type": "RuntimeError"}),
+                        )
+                    })?;
+                let prefix = if class == "SaveVideo" && inputs.get("filename_prefix").is_none() {
+                    "video/ComfyUI".to_owned()
+                } else {
+                    text("filename_prefix")
+                };
                 let saved = self.save(&prefix, ext, "output", bytes);
                 self.executed(id, json!({"images": [saved], "animated": [true]}));
                 Vec::new()
             }
-            other => return Err(End::Error(json!({"exception_message": format!("{other} cannot run here"), "exception_type": "RuntimeError"}))),
+            other => {
+                return Err(End::Error(
+                    json!({"exception_message": format!("{other} cannot run here"), "exception_type": "RuntimeError"}),
+                ));
+            }
         })
     }
 
@@ -229,7 +351,10 @@ impl Exec<'_> {
                 tokio::time::sleep(self.sim.config.step).await;
             }
             self.alive()?;
-            self.send("progress", json!({"value": step, "max": steps, "prompt_id": self.id(), "node": id}));
+            self.send(
+                "progress",
+                json!({"value": step, "max": steps, "prompt_id": self.id(), "node": id}),
+            );
             if step == steps.div_ceil(2) {
                 self.preview();
                 match self.fault {
@@ -254,7 +379,12 @@ impl Exec<'_> {
         let small = draw::quadrant(self.id(), 1, 16, 1);
         let mut jpeg = Vec::new();
         if image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 60)
-            .encode(&small.data, small.width, small.height, image::ExtendedColorType::Rgb8)
+            .encode(
+                &small.data,
+                small.width,
+                small.height,
+                image::ExtendedColorType::Rgb8,
+            )
             .is_ok()
         {
             frame.extend_from_slice(&jpeg);
@@ -268,7 +398,10 @@ impl Exec<'_> {
         match self.sim.config.max_side {
             Some(max) if w.max(h) > max => {
                 let scale = f64::from(max) / f64::from(w.max(h));
-                (((f64::from(w) * scale).round() as u32).max(1), ((f64::from(h) * scale).round() as u32).max(1))
+                (
+                    ((f64::from(w) * scale).round() as u32).max(1),
+                    ((f64::from(h) * scale).round() as u32).max(1),
+                )
             }
             _ => (w.max(1), h.max(1)),
         }
@@ -278,14 +411,21 @@ impl Exec<'_> {
     fn save(&self, prefix: &str, ext: &str, kind: &str, bytes: Vec<u8>) -> Value {
         let (subfolder, name) = prefix.rsplit_once('/').unwrap_or(("", prefix));
         let name = if name.is_empty() { "ComfyUI" } else { name };
-        let gone_at = (self.fault == Some(Fault::Vanish)).then(|| Instant::now() + self.sim.config.vanish_after);
+        let gone_at = (self.fault == Some(Fault::Vanish))
+            .then(|| Instant::now() + self.sim.config.vanish_after);
         let filename = self
             .sim
             .with(|s| {
-                let counter = s.counters.entry(format!("{kind}/{subfolder}/{name}")).or_insert(0);
+                let counter = s
+                    .counters
+                    .entry(format!("{kind}/{subfolder}/{name}"))
+                    .or_insert(0);
                 *counter += 1;
                 let filename = format!("{name}_{:05}_.{ext}", *counter);
-                s.files.insert(format!("{kind}/{subfolder}/{filename}"), File { bytes, gone_at });
+                s.files.insert(
+                    format!("{kind}/{subfolder}/{filename}"),
+                    File { bytes, gone_at },
+                );
                 filename
             })
             .unwrap_or_default();
@@ -296,7 +436,10 @@ impl Exec<'_> {
     }
 
     fn executed(&mut self, id: &str, output: Value) {
-        self.send("executed", json!({"node": id, "display_node": id, "output": output, "prompt_id": self.id()}));
+        self.send(
+            "executed",
+            json!({"node": id, "display_node": id, "output": output, "prompt_id": self.id()}),
+        );
         self.outputs.insert(id.to_owned(), output);
     }
 
@@ -370,7 +513,9 @@ impl Exec<'_> {
 }
 
 fn missing(input: &str) -> End {
-    End::Error(json!({"exception_message": format!("the input {input} has nothing linked"), "exception_type": "RuntimeError"}))
+    End::Error(
+        json!({"exception_message": format!("the input {input} has nothing linked"), "exception_type": "RuntimeError"}),
+    )
 }
 
 /// The nodes `id` needs, then `id`, each once.
@@ -379,7 +524,10 @@ fn visit(prompt: &Map<String, Value>, id: &str, order: &mut Vec<String>, depth: 
         return;
     }
     if let Some(inputs) = prompt.get(id).and_then(|n| n["inputs"].as_object()) {
-        let mut links: Vec<&str> = inputs.values().filter_map(|v| v.as_array()?.first()?.as_str()).collect();
+        let mut links: Vec<&str> = inputs
+            .values()
+            .filter_map(|v| v.as_array()?.first()?.as_str())
+            .collect();
         links.sort_by(|a, b| node_order(a, b));
         for from in links {
             visit(prompt, from, order, depth + 1);
@@ -393,8 +541,17 @@ fn visit(prompt: &Map<String, Value>, id: &str, order: &mut Vec<String>, depth: 
 /// Picture `index` of a batch for `prompt` and `seed`, `w`×`h`, as PNG.
 fn picture(prompt: &str, seed: u32, index: u32, w: u32, h: u32) -> Vec<u8> {
     let side = w.max(h).max(1);
-    let square = draw::quadrant(prompt, seed.wrapping_add(index / 4), side, (index % 4) as u8 + 1);
-    let pixels = if w == h { square } else { square.crop(0, 0, w, h) };
+    let square = draw::quadrant(
+        prompt,
+        seed.wrapping_add(index / 4),
+        side,
+        (index % 4) as u8 + 1,
+    );
+    let pixels = if w == h {
+        square
+    } else {
+        square.crop(0, 0, w, h)
+    };
     pixels.encode_png().unwrap_or_default()
 }
 
@@ -402,9 +559,17 @@ fn picture(prompt: &str, seed: u32, index: u32, w: u32, h: u32) -> Vec<u8> {
 /// `SaveImage`), or to an animated WebP of eight frames (`SaveAnimatedWEBP`).
 pub fn workflow_json(clip: bool) -> String {
     let (size, batch, save) = if clip {
-        (256, 8, json!({"class_type": "SaveAnimatedWEBP", "inputs": {"images": ["8", 0], "filename_prefix": "atelier-clip", "fps": 8.0, "lossless": false, "quality": 80, "method": "default"}, "_meta": {"title": "Save Animated WEBP"}}))
+        (
+            256,
+            8,
+            json!({"class_type": "SaveAnimatedWEBP", "inputs": {"images": ["8", 0], "filename_prefix": "atelier-clip", "fps": 8.0, "lossless": false, "quality": 80, "method": "default"}, "_meta": {"title": "Save Animated WEBP"}}),
+        )
     } else {
-        (1024, 1, json!({"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "atelier"}, "_meta": {"title": "Save Image"}}))
+        (
+            1024,
+            1,
+            json!({"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "atelier"}, "_meta": {"title": "Save Image"}}),
+        )
     };
     let graph = json!({
         "3": {"class_type": "KSampler", "inputs": {"seed": 156_680_208_700_286_i64, "steps": 12, "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0,

@@ -108,7 +108,13 @@ pub(crate) struct Item {
 
 impl Item {
     fn wire(&self) -> Value {
-        serde_json::json!([self.number, self.prompt_id, self.prompt, self.extra_data, self.outputs])
+        serde_json::json!([
+            self.number,
+            self.prompt_id,
+            self.prompt,
+            self.extra_data,
+            self.outputs
+        ])
     }
 
     fn client(&self) -> Option<String> {
@@ -151,7 +157,11 @@ pub(crate) struct Sim {
 
 impl Sim {
     fn fault(&self, requests: bool) -> Option<Fault> {
-        let fault = self.faults.lock().ok().and_then(|mut f| faults::take(&mut f, requests));
+        let fault = self
+            .faults
+            .lock()
+            .ok()
+            .and_then(|mut f| faults::take(&mut f, requests));
         if let Some(f) = fault {
             self.count(|s| s.faults.push(f.name().to_owned()));
         }
@@ -256,7 +266,12 @@ pub async fn start(config: Config) -> Result<Running, String> {
         }
     });
     let executor = tokio::spawn(execute::run(sim.clone()));
-    Ok(Running { sim, addr, server, executor })
+    Ok(Running {
+        sim,
+        addr,
+        server,
+        executor,
+    })
 }
 
 impl Running {
@@ -298,8 +313,14 @@ impl Running {
     /// (the default: prompt, negative prompt, seed, size, batch size, steps and cfg named)
     /// and `clip` (an animated WebP of `frames` frames).
     pub fn write_config(&self, path: &Path) -> Result<(), String> {
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("atelier");
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("atelier");
         let write = |name: &str, text: &str| {
             let file = dir.join(name);
             std::fs::write(&file, text).map_err(|e| format!("cannot write {}: {e}", file.display()))
@@ -338,6 +359,13 @@ impl Running {
             addr = self.addr,
             base = self.api_base(),
         );
-        write(&path.file_name().and_then(|n| n.to_str()).unwrap_or("atelier.toml").to_owned(), &config)
+        write(
+            &path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("atelier.toml")
+                .to_owned(),
+            &config,
+        )
     }
 }

@@ -12,9 +12,20 @@ use serde_json::{Map, Value, json};
 pub enum In {
     /// A link to another node's output of this type.
     Link(&'static str),
-    Int { default: i64, min: i64, max: u64 },
-    Float { default: f64, min: f64, max: f64 },
-    Text { default: &'static str, multiline: bool },
+    Int {
+        default: i64,
+        min: i64,
+        max: u64,
+    },
+    Float {
+        default: f64,
+        min: f64,
+        max: f64,
+    },
+    Text {
+        default: &'static str,
+        multiline: bool,
+    },
     Bool(bool),
     Combo(&'static [&'static str]),
 }
@@ -33,57 +44,208 @@ pub const CHECKPOINTS: [&str; 3] = [
     "v1-5-pruned-emaonly-fp16.safetensors",
     "v1-5-pruned-emaonly.safetensors",
 ];
-const SAMPLERS: [&str; 7] = ["euler", "euler_ancestral", "heun", "dpmpp_2m", "dpmpp_2m_sde", "ddim", "uni_pc"];
-const SCHEDULERS: [&str; 6] = ["normal", "karras", "exponential", "simple", "sgm_uniform", "beta"];
-const SIDE: In = In::Int { default: 512, min: 16, max: 16_384 };
-const FPS: In = In::Float { default: 6.0, min: 0.01, max: 1000.0 };
+const SAMPLERS: [&str; 7] = [
+    "euler",
+    "euler_ancestral",
+    "heun",
+    "dpmpp_2m",
+    "dpmpp_2m_sde",
+    "ddim",
+    "uni_pc",
+];
+const SCHEDULERS: [&str; 6] = [
+    "normal",
+    "karras",
+    "exponential",
+    "simple",
+    "sgm_uniform",
+    "beta",
+];
+const SIDE: In = In::Int {
+    default: 512,
+    min: 16,
+    max: 16_384,
+};
+const FPS: In = In::Float {
+    default: 6.0,
+    min: 0.01,
+    max: 1000.0,
+};
 
 pub const CLASSES: [Class; 10] = [
-    Class { name: "CheckpointLoaderSimple", category: "loaders", inputs: &[("ckpt_name", In::Combo(&CHECKPOINTS))], outputs: &["MODEL", "CLIP", "VAE"], output_node: false },
-    Class { name: "CLIPTextEncode", category: "conditioning", inputs: &[("text", In::Text { default: "", multiline: true }), ("clip", In::Link("CLIP"))], outputs: &["CONDITIONING"], output_node: false },
-    Class { name: "EmptyLatentImage", category: "latent", inputs: &[("width", SIDE), ("height", SIDE), ("batch_size", In::Int { default: 1, min: 1, max: 4096 })], outputs: &["LATENT"], output_node: false },
+    Class {
+        name: "CheckpointLoaderSimple",
+        category: "loaders",
+        inputs: &[("ckpt_name", In::Combo(&CHECKPOINTS))],
+        outputs: &["MODEL", "CLIP", "VAE"],
+        output_node: false,
+    },
+    Class {
+        name: "CLIPTextEncode",
+        category: "conditioning",
+        inputs: &[
+            (
+                "text",
+                In::Text {
+                    default: "",
+                    multiline: true,
+                },
+            ),
+            ("clip", In::Link("CLIP")),
+        ],
+        outputs: &["CONDITIONING"],
+        output_node: false,
+    },
+    Class {
+        name: "EmptyLatentImage",
+        category: "latent",
+        inputs: &[
+            ("width", SIDE),
+            ("height", SIDE),
+            (
+                "batch_size",
+                In::Int {
+                    default: 1,
+                    min: 1,
+                    max: 4096,
+                },
+            ),
+        ],
+        outputs: &["LATENT"],
+        output_node: false,
+    },
     Class {
         name: "KSampler",
         category: "sampling",
         inputs: &[
             ("model", In::Link("MODEL")),
-            ("seed", In::Int { default: 0, min: 0, max: u64::MAX }),
-            ("steps", In::Int { default: 20, min: 1, max: 10_000 }),
-            ("cfg", In::Float { default: 8.0, min: 0.0, max: 100.0 }),
+            (
+                "seed",
+                In::Int {
+                    default: 0,
+                    min: 0,
+                    max: u64::MAX,
+                },
+            ),
+            (
+                "steps",
+                In::Int {
+                    default: 20,
+                    min: 1,
+                    max: 10_000,
+                },
+            ),
+            (
+                "cfg",
+                In::Float {
+                    default: 8.0,
+                    min: 0.0,
+                    max: 100.0,
+                },
+            ),
             ("sampler_name", In::Combo(&SAMPLERS)),
             ("scheduler", In::Combo(&SCHEDULERS)),
             ("positive", In::Link("CONDITIONING")),
             ("negative", In::Link("CONDITIONING")),
             ("latent_image", In::Link("LATENT")),
-            ("denoise", In::Float { default: 1.0, min: 0.0, max: 1.0 }),
+            (
+                "denoise",
+                In::Float {
+                    default: 1.0,
+                    min: 0.0,
+                    max: 1.0,
+                },
+            ),
         ],
         outputs: &["LATENT"],
         output_node: false,
     },
-    Class { name: "VAEDecode", category: "latent", inputs: &[("samples", In::Link("LATENT")), ("vae", In::Link("VAE"))], outputs: &["IMAGE"], output_node: false },
-    Class { name: "SaveImage", category: "image", inputs: &[("images", In::Link("IMAGE")), ("filename_prefix", In::Text { default: "ComfyUI", multiline: false })], outputs: &[], output_node: true },
-    Class { name: "PreviewImage", category: "image", inputs: &[("images", In::Link("IMAGE"))], outputs: &[], output_node: true },
+    Class {
+        name: "VAEDecode",
+        category: "latent",
+        inputs: &[("samples", In::Link("LATENT")), ("vae", In::Link("VAE"))],
+        outputs: &["IMAGE"],
+        output_node: false,
+    },
+    Class {
+        name: "SaveImage",
+        category: "image",
+        inputs: &[
+            ("images", In::Link("IMAGE")),
+            (
+                "filename_prefix",
+                In::Text {
+                    default: "ComfyUI",
+                    multiline: false,
+                },
+            ),
+        ],
+        outputs: &[],
+        output_node: true,
+    },
+    Class {
+        name: "PreviewImage",
+        category: "image",
+        inputs: &[("images", In::Link("IMAGE"))],
+        outputs: &[],
+        output_node: true,
+    },
     Class {
         name: "SaveAnimatedWEBP",
         category: "image/animation",
         inputs: &[
             ("images", In::Link("IMAGE")),
-            ("filename_prefix", In::Text { default: "ComfyUI", multiline: false }),
+            (
+                "filename_prefix",
+                In::Text {
+                    default: "ComfyUI",
+                    multiline: false,
+                },
+            ),
             ("fps", FPS),
             ("lossless", In::Bool(true)),
-            ("quality", In::Int { default: 80, min: 0, max: 100 }),
+            (
+                "quality",
+                In::Int {
+                    default: 80,
+                    min: 0,
+                    max: 100,
+                },
+            ),
             ("method", In::Combo(&["default", "fastest", "slowest"])),
         ],
         outputs: &[],
         output_node: true,
     },
-    Class { name: "CreateVideo", category: "image/video", inputs: &[("images", In::Link("IMAGE")), ("fps", In::Float { default: 30.0, min: 1.0, max: 120.0 })], outputs: &["VIDEO"], output_node: false },
+    Class {
+        name: "CreateVideo",
+        category: "image/video",
+        inputs: &[
+            ("images", In::Link("IMAGE")),
+            (
+                "fps",
+                In::Float {
+                    default: 30.0,
+                    min: 1.0,
+                    max: 120.0,
+                },
+            ),
+        ],
+        outputs: &["VIDEO"],
+        output_node: false,
+    },
     Class {
         name: "SaveVideo",
         category: "image/video",
         inputs: &[
             ("video", In::Link("VIDEO")),
-            ("filename_prefix", In::Text { default: "video/ComfyUI", multiline: false }),
+            (
+                "filename_prefix",
+                In::Text {
+                    default: "video/ComfyUI",
+                    multiline: false,
+                },
+            ),
             ("format", In::Combo(&["auto", "mp4"])),
             ("codec", In::Combo(&["auto", "h264"])),
         ],
@@ -102,9 +264,15 @@ pub fn info(c: &Class) -> Value {
     for (name, kind) in c.inputs {
         let spec = match *kind {
             In::Link(t) => json!([t]),
-            In::Int { default, min, max } => json!(["INT", {"default": default, "min": min, "max": max}]),
-            In::Float { default, min, max } => json!(["FLOAT", {"default": default, "min": min, "max": max, "step": 0.01}]),
-            In::Text { default, multiline } => json!(["STRING", {"default": default, "multiline": multiline}]),
+            In::Int { default, min, max } => {
+                json!(["INT", {"default": default, "min": min, "max": max}])
+            }
+            In::Float { default, min, max } => {
+                json!(["FLOAT", {"default": default, "min": min, "max": max, "step": 0.01}])
+            }
+            In::Text { default, multiline } => {
+                json!(["STRING", {"default": default, "multiline": multiline}])
+            }
             In::Bool(default) => json!(["BOOLEAN", {"default": default}]),
             In::Combo(options) => json!([options]),
         };
@@ -128,7 +296,12 @@ pub fn info(c: &Class) -> Value {
 
 /// Every class by name.
 pub fn object_info() -> Value {
-    Value::Object(CLASSES.iter().map(|c| (c.name.to_owned(), info(c))).collect())
+    Value::Object(
+        CLASSES
+            .iter()
+            .map(|c| (c.name.to_owned(), info(c)))
+            .collect(),
+    )
 }
 
 fn reason(kind: &str, message: &str, details: &str, input: Option<&str>) -> Value {
@@ -151,17 +324,29 @@ pub fn validate(prompt: &Map<String, Value>) -> Result<Vec<String>, Refusal> {
     let mut outputs = Vec::new();
     for (id, node) in prompt {
         let Some(class_type) = node.get("class_type").and_then(Value::as_str) else {
-            return Err(whole("invalid_prompt", "Cannot execute because a node is missing the class_type property.".into(), format!("Node ID '#{id}'")));
+            return Err(whole(
+                "invalid_prompt",
+                "Cannot execute because a node is missing the class_type property.".into(),
+                format!("Node ID '#{id}'"),
+            ));
         };
         let Some(c) = class(class_type) else {
-            return Err(whole("invalid_prompt", format!("Cannot execute because node {class_type} does not exist."), format!("Node ID '#{id}'")));
+            return Err(whole(
+                "invalid_prompt",
+                format!("Cannot execute because node {class_type} does not exist."),
+                format!("Node ID '#{id}'"),
+            ));
         };
         if c.output_node {
             outputs.push(id.clone());
         }
     }
     if outputs.is_empty() {
-        return Err(whole("prompt_no_outputs", "Prompt has no outputs".into(), String::new()));
+        return Err(whole(
+            "prompt_no_outputs",
+            "Prompt has no outputs".into(),
+            String::new(),
+        ));
     }
     outputs.sort_by(|a, b| crate::providers::comfyui::wire::node_order(a, b));
     let mut checked: HashMap<String, (bool, Vec<Value>)> = HashMap::new();
@@ -185,12 +370,21 @@ pub fn validate(prompt: &Map<String, Value>) -> Result<Vec<String>, Refusal> {
             }
         }
         for r in checked.get(output).map(|c| c.1.clone()).unwrap_or_default() {
-            lines.push(format!("{}: {}", r["message"].as_str().unwrap_or_default(), r["details"].as_str().unwrap_or_default()));
+            lines.push(format!(
+                "{}: {}",
+                r["message"].as_str().unwrap_or_default(),
+                r["details"].as_str().unwrap_or_default()
+            ));
         }
     }
     if good.is_empty() {
         return Err(Refusal {
-            error: reason("prompt_outputs_failed_validation", "Prompt outputs failed validation", &lines.join("\n"), None),
+            error: reason(
+                "prompt_outputs_failed_validation",
+                "Prompt outputs failed validation",
+                &lines.join("\n"),
+                None,
+            ),
             node_errors: Value::Object(node_errors),
         });
     }
@@ -198,7 +392,12 @@ pub fn validate(prompt: &Map<String, Value>) -> Result<Vec<String>, Refusal> {
 }
 
 /// Whether node `id` and everything it links to are valid; its reasons go in `checked`.
-fn node(prompt: &Map<String, Value>, id: &str, checked: &mut HashMap<String, (bool, Vec<Value>)>, depth: usize) -> bool {
+fn node(
+    prompt: &Map<String, Value>,
+    id: &str,
+    checked: &mut HashMap<String, (bool, Vec<Value>)>,
+    depth: usize,
+) -> bool {
     if let Some((ok, _)) = checked.get(id) {
         return *ok;
     }
@@ -207,53 +406,138 @@ fn node(prompt: &Map<String, Value>, id: &str, checked: &mut HashMap<String, (bo
     let Some(c) = prompt[id]["class_type"].as_str().and_then(class) else {
         return false;
     };
-    let inputs = prompt[id]["inputs"].as_object().cloned().unwrap_or_default();
+    let inputs = prompt[id]["inputs"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     let mut reasons = Vec::new();
     let mut valid = depth < 256;
     for (name, kind) in c.inputs {
         let Some(value) = inputs.get(*name) else {
-            reasons.push(reason("required_input_missing", "Required input is missing", name, Some(name)));
+            reasons.push(reason(
+                "required_input_missing",
+                "Required input is missing",
+                name,
+                Some(name),
+            ));
             continue;
         };
         match (kind, value) {
             (In::Link(want), Value::Array(link)) => {
-                let (Some(from), Some(slot)) = (link.first().and_then(Value::as_str), link.get(1).and_then(Value::as_u64)) else {
-                    reasons.push(reason("bad_linked_input", "Bad linked input, must be a length-2 list of [node_id, slot_index]", name, Some(name)));
+                let (Some(from), Some(slot)) = (
+                    link.first().and_then(Value::as_str),
+                    link.get(1).and_then(Value::as_u64),
+                ) else {
+                    reasons.push(reason(
+                        "bad_linked_input",
+                        "Bad linked input, must be a length-2 list of [node_id, slot_index]",
+                        name,
+                        Some(name),
+                    ));
                     continue;
                 };
-                let got = prompt.get(from).and_then(|n| n["class_type"].as_str()).and_then(class);
+                let got = prompt
+                    .get(from)
+                    .and_then(|n| n["class_type"].as_str())
+                    .and_then(class);
                 let Some(got) = got else {
-                    reasons.push(reason("exception_during_inner_validation", "Exception when validating inner node", &format!("'{from}'"), Some(name)));
+                    reasons.push(reason(
+                        "exception_during_inner_validation",
+                        "Exception when validating inner node",
+                        &format!("'{from}'"),
+                        Some(name),
+                    ));
                     continue;
                 };
                 let given = usize::try_from(slot).ok().and_then(|s| got.outputs.get(s));
                 if given != Some(want) {
-                    let details = format!("{name}, received_type({}) mismatch input_type({want})", given.copied().unwrap_or("nothing"));
-                    reasons.push(reason("return_type_mismatch", "Return type mismatch between linked nodes", &details, Some(name)));
+                    let details = format!(
+                        "{name}, received_type({}) mismatch input_type({want})",
+                        given.copied().unwrap_or("nothing")
+                    );
+                    reasons.push(reason(
+                        "return_type_mismatch",
+                        "Return type mismatch between linked nodes",
+                        &details,
+                        Some(name),
+                    ));
                     continue;
                 }
                 if !node(prompt, from, checked, depth + 1) {
                     valid = false;
                 }
             }
-            (In::Link(_), _) => reasons.push(reason("bad_linked_input", "Bad linked input, must be a length-2 list of [node_id, slot_index]", name, Some(name))),
-            (_, Value::Array(_)) => reasons.push(reason("return_type_mismatch", "Return type mismatch between linked nodes", name, Some(name))),
-            (In::Int { min, max, .. }, v) => match v.as_i64().map(i128::from).or_else(|| v.as_u64().map(i128::from)).or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())) {
-                None => reasons.push(reason("invalid_input_type", "Failed to convert an input value to a INT value", &format!("{name}, {v}"), Some(name))),
-                Some(n) if n < i128::from(*min) => reasons.push(reason("value_smaller_than_min", &format!("Value {n} smaller than min of {min}"), name, Some(name))),
-                Some(n) if n > i128::from(*max) => reasons.push(reason("value_bigger_than_max", &format!("Value {n} bigger than max of {max}"), name, Some(name))),
+            (In::Link(_), _) => reasons.push(reason(
+                "bad_linked_input",
+                "Bad linked input, must be a length-2 list of [node_id, slot_index]",
+                name,
+                Some(name),
+            )),
+            (_, Value::Array(_)) => reasons.push(reason(
+                "return_type_mismatch",
+                "Return type mismatch between linked nodes",
+                name,
+                Some(name),
+            )),
+            (In::Int { min, max, .. }, v) => match v
+                .as_i64()
+                .map(i128::from)
+                .or_else(|| v.as_u64().map(i128::from))
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            {
+                None => reasons.push(reason(
+                    "invalid_input_type",
+                    "Failed to convert an input value to a INT value",
+                    &format!("{name}, {v}"),
+                    Some(name),
+                )),
+                Some(n) if n < i128::from(*min) => reasons.push(reason(
+                    "value_smaller_than_min",
+                    &format!("Value {n} smaller than min of {min}"),
+                    name,
+                    Some(name),
+                )),
+                Some(n) if n > i128::from(*max) => reasons.push(reason(
+                    "value_bigger_than_max",
+                    &format!("Value {n} bigger than max of {max}"),
+                    name,
+                    Some(name),
+                )),
                 Some(_) => {}
             },
-            (In::Float { min, max, .. }, v) => match v.as_f64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())) {
-                None => reasons.push(reason("invalid_input_type", "Failed to convert an input value to a FLOAT value", &format!("{name}, {v}"), Some(name))),
-                Some(f) if f < *min => reasons.push(reason("value_smaller_than_min", &format!("Value {f} smaller than min of {min}"), name, Some(name))),
-                Some(f) if f > *max => reasons.push(reason("value_bigger_than_max", &format!("Value {f} bigger than max of {max}"), name, Some(name))),
+            (In::Float { min, max, .. }, v) => match v
+                .as_f64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            {
+                None => reasons.push(reason(
+                    "invalid_input_type",
+                    "Failed to convert an input value to a FLOAT value",
+                    &format!("{name}, {v}"),
+                    Some(name),
+                )),
+                Some(f) if f < *min => reasons.push(reason(
+                    "value_smaller_than_min",
+                    &format!("Value {f} smaller than min of {min}"),
+                    name,
+                    Some(name),
+                )),
+                Some(f) if f > *max => reasons.push(reason(
+                    "value_bigger_than_max",
+                    &format!("Value {f} bigger than max of {max}"),
+                    name,
+                    Some(name),
+                )),
                 Some(_) => {}
             },
             (In::Combo(options), v) => {
                 if !v.as_str().is_some_and(|s| options.contains(&s)) {
                     let shown = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-                    reasons.push(reason("value_not_in_list", "Value not in list", &format!("{name}: '{shown}' not in {options:?}"), Some(name)));
+                    reasons.push(reason(
+                        "value_not_in_list",
+                        "Value not in list",
+                        &format!("{name}: '{shown}' not in {options:?}"),
+                        Some(name),
+                    ));
                 }
             }
             (In::Text { .. } | In::Bool(_), _) => {}
@@ -274,22 +558,43 @@ mod tests {
 
     #[test]
     fn graphs_are_refused_as_comfyui_refuses_them() {
-        let unknown = validate(&graph(json!({"1": {"class_type": "Upscaler", "inputs": {}}}))).unwrap_err();
+        let unknown = validate(&graph(
+            json!({"1": {"class_type": "Upscaler", "inputs": {}}}),
+        ))
+        .unwrap_err();
         assert_eq!(unknown.error["type"], "invalid_prompt");
-        assert_eq!(unknown.error["message"], "Cannot execute because node Upscaler does not exist.");
-        let none = validate(&graph(json!({"1": {"class_type": "EmptyLatentImage", "inputs": {}}}))).unwrap_err();
+        assert_eq!(
+            unknown.error["message"],
+            "Cannot execute because node Upscaler does not exist."
+        );
+        let none = validate(&graph(
+            json!({"1": {"class_type": "EmptyLatentImage", "inputs": {}}}),
+        ))
+        .unwrap_err();
         assert_eq!(none.error["type"], "prompt_no_outputs");
         let bad = validate(&graph(json!({
             "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 8, "height": 512}},
             "8": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["5", 0]}},
             "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "x"}}
-        }))).unwrap_err();
+        })))
+        .unwrap_err();
         assert_eq!(bad.error["type"], "prompt_outputs_failed_validation");
         let five = &bad.node_errors["5"];
-        let kinds: Vec<&str> = five["errors"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+        let kinds: Vec<&str> = five["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["type"].as_str().unwrap())
+            .collect();
         assert_eq!(kinds, ["value_smaller_than_min", "required_input_missing"]);
         assert_eq!(five["dependent_outputs"], json!(["9"]));
-        assert_eq!(bad.node_errors["8"]["errors"][0]["type"], "return_type_mismatch");
-        assert!(object_info()["KSampler"]["input"]["required"]["seed"][1]["max"].as_u64() == Some(u64::MAX));
+        assert_eq!(
+            bad.node_errors["8"]["errors"][0]["type"],
+            "return_type_mismatch"
+        );
+        assert!(
+            object_info()["KSampler"]["input"]["required"]["seed"][1]["max"].as_u64()
+                == Some(u64::MAX)
+        );
     }
 }

@@ -61,7 +61,11 @@ async fn gate(State(sim): State<Arc<Sim>>, request: Request, next: Next) -> Resp
         .with(|s| s.down_until.is_some_and(|t| std::time::Instant::now() < t))
         .unwrap_or(false);
     if down {
-        return (StatusCode::BAD_GATEWAY, "502 Bad Gateway: ComfyUI is starting").into_response();
+        return (
+            StatusCode::BAD_GATEWAY,
+            "502 Bad Gateway: ComfyUI is starting",
+        )
+            .into_response();
     }
     if !socket {
         match sim.fault(true) {
@@ -73,8 +77,10 @@ async fn gate(State(sim): State<Arc<Sim>>, request: Request, next: Next) -> Resp
                     .into_response();
             }
             Some(Fault::RateLimit) => {
-                let mut r = (StatusCode::TOO_MANY_REQUESTS, "429: Too Many Requests").into_response();
-                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                let mut r =
+                    (StatusCode::TOO_MANY_REQUESTS, "429: Too Many Requests").into_response();
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 return r;
             }
             Some(Fault::Slow) => tokio::time::sleep(sim.config.slow).await,
@@ -94,13 +100,19 @@ fn remaining(sim: &Sim) -> usize {
 }
 
 async fn get_prompt(State(sim): State<Arc<Sim>>) -> Response {
-    json_response(StatusCode::OK, &json!({"exec_info": {"queue_remaining": remaining(&sim)}}))
+    json_response(
+        StatusCode::OK,
+        &json!({"exec_info": {"queue_remaining": remaining(&sim)}}),
+    )
 }
 
 async fn post_prompt(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
     let refuse = |sim: &Sim, error: Value, node_errors: Value| {
         sim.count(|s| s.refused += 1);
-        json_response(StatusCode::BAD_REQUEST, &json!({"error": error, "node_errors": node_errors}))
+        json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": error, "node_errors": node_errors}),
+        )
     };
     let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&body) else {
         let error = json!({"type": "invalid_prompt", "message": "The request body is not a JSON object", "details": "", "extra_info": {}});
@@ -118,7 +130,11 @@ async fn post_prompt(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
         .get("prompt_id")
         .and_then(Value::as_str)
         .map_or_else(crate::providers::comfyui::new_id, str::to_owned);
-    let mut extra_data = body.get("extra_data").cloned().filter(Value::is_object).unwrap_or_else(|| json!({}));
+    let mut extra_data = body
+        .get("extra_data")
+        .cloned()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
     if let Some(client) = body.get("client_id") {
         extra_data["client_id"] = client.clone();
     }
@@ -131,7 +147,13 @@ async fn post_prompt(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
                 s.number += 1.0;
                 if front { -n } else { n }
             });
-            s.pending.push(Item { number, prompt_id: prompt_id.clone(), prompt: prompt.clone(), extra_data, outputs });
+            s.pending.push(Item {
+                number,
+                prompt_id: prompt_id.clone(),
+                prompt: prompt.clone(),
+                extra_data,
+                outputs,
+            });
             number
         })
         .unwrap_or_default();
@@ -144,7 +166,10 @@ async fn post_prompt(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
     });
     sim.work.notify_waiters();
     sim.broadcast_status();
-    json_response(StatusCode::OK, &json!({"prompt_id": prompt_id, "number": number, "node_errors": {}}))
+    json_response(
+        StatusCode::OK,
+        &json!({"prompt_id": prompt_id, "number": number, "node_errors": {}}),
+    )
 }
 
 async fn get_queue(State(sim): State<Arc<Sim>>) -> Response {
@@ -158,7 +183,10 @@ async fn get_queue(State(sim): State<Arc<Sim>>) -> Response {
             )
         })
         .unwrap_or_default();
-    json_response(StatusCode::OK, &json!({"queue_running": running, "queue_pending": pending}))
+    json_response(
+        StatusCode::OK,
+        &json!({"queue_running": running, "queue_pending": pending}),
+    )
 }
 
 async fn post_queue(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
@@ -190,7 +218,10 @@ async fn interrupt(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
     StatusCode::OK.into_response()
 }
 
-async fn history_all(State(sim): State<Arc<Sim>>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn history_all(
+    State(sim): State<Arc<Sim>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let max = q.get("max_items").and_then(|m| m.parse::<usize>().ok());
     let all: Map<String, Value> = sim
         .with(|s| {
@@ -203,7 +234,12 @@ async fn history_all(State(sim): State<Arc<Sim>>, Query(q): Query<HashMap<String
 
 async fn history_one(State(sim): State<Arc<Sim>>, Path(id): Path<String>) -> Response {
     let found = sim
-        .with(|s| s.history.iter().find(|(k, _)| *k == id).map(|(_, v)| v.clone()))
+        .with(|s| {
+            s.history
+                .iter()
+                .find(|(k, _)| *k == id)
+                .map(|(_, v)| v.clone())
+        })
         .flatten();
     let mut out = Map::new();
     if let Some(entry) = found {
@@ -285,7 +321,11 @@ async fn stats(State(sim): State<Arc<Sim>>) -> Response {
 
 /// `/ws?clientId=…`: the upgrade, answered here (tokio-tungstenite over hyper's upgraded
 /// connection), then the socket's task.
-async fn socket(State(sim): State<Arc<Sim>>, Query(q): Query<HashMap<String, String>>, mut request: Request) -> Response {
+async fn socket(
+    State(sim): State<Arc<Sim>>,
+    Query(q): Query<HashMap<String, String>>,
+    mut request: Request,
+) -> Response {
     let headers = request.headers();
     let upgrade = headers
         .get(header::UPGRADE)
@@ -304,7 +344,8 @@ async fn socket(State(sim): State<Arc<Sim>>, Query(q): Query<HashMap<String, Str
     tokio::spawn(async move {
         match upgraded.await {
             Ok(io) => {
-                let ws = WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Server, None).await;
+                let ws =
+                    WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Server, None).await;
                 serve_socket(sim, ws, sid).await;
             }
             Err(error) => tracing::debug!(%error, "ComfyUI simulator: upgrade failed"),
@@ -322,18 +363,27 @@ async fn socket(State(sim): State<Arc<Sim>>, Query(q): Query<HashMap<String, Str
 /// One client's socket: the status first (and the running node, for the client whose prompt
 /// runs), then whatever the executor sends it, until it closes, is replaced by a new socket
 /// of the same client, or the server restarts.
-async fn serve_socket(sim: Arc<Sim>, mut ws: WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>, sid: String) {
+async fn serve_socket(
+    sim: Arc<Sim>,
+    mut ws: WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>,
+    sid: String,
+) {
     let (sender, mut outgoing) = tokio::sync::mpsc::unbounded_channel();
     let mine = sender.downgrade();
     let hello = sim.with(|s| {
         s.sockets.insert(sid.clone(), sender);
         let remaining = s.pending.len() + usize::from(s.running.is_some());
-        let running = s.running.as_ref().filter(|i| i.client().as_deref() == Some(sid.as_str()));
+        let running = s
+            .running
+            .as_ref()
+            .filter(|i| i.client().as_deref() == Some(sid.as_str()));
         let executing = running.and_then(|i| Some((i.prompt_id.clone(), s.last_node.clone()?)));
         (remaining, executing)
     });
     sim.count(|s| s.sockets += 1);
-    let Some((remaining, executing)) = hello else { return };
+    let Some((remaining, executing)) = hello else {
+        return;
+    };
     let status = json!({"type": "status", "data": {"status": {"exec_info": {"queue_remaining": remaining}}, "sid": sid}});
     if ws.send(Frame::text(status.to_string())).await.is_err() {
         return;

@@ -22,7 +22,15 @@ async fn the_simulate_command_writes_a_configuration_that_generates_offline() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("atelier.toml");
     let mut child = bare_cmd()
-        .args(["--json", "simulate", "comfyui", "--step-ms", "5", "--max-side", "64"])
+        .args([
+            "--json",
+            "simulate",
+            "comfyui",
+            "--step-ms",
+            "5",
+            "--max-side",
+            "64",
+        ])
         .arg("--write-config")
         .arg(&file)
         .stdout(Stdio::piped())
@@ -44,7 +52,10 @@ async fn the_simulate_command_writes_a_configuration_that_generates_offline() {
     .unwrap();
     let control = summary["control"].as_str().unwrap().to_owned();
     let written = std::fs::read_to_string(&file).unwrap();
-    assert!(written.contains("[providers.comfyui.workflows.txt2img]"), "{written}");
+    assert!(
+        written.contains("[providers.comfyui.workflows.txt2img]"),
+        "{written}"
+    );
     assert!(dir.path().join("atelier.comfyui-txt2img.json").is_file());
 
     let data = tempfile::tempdir().unwrap();
@@ -63,7 +74,16 @@ async fn the_simulate_command_writes_a_configuration_that_generates_offline() {
         (out.status.code(), json)
     };
     let (code, g) = tokio::task::block_in_place(|| {
-        run(&["generate", "a lighthouse at dusk", "--param", "batch_size=2", "--param", "steps=4", "--seed", "7"])
+        run(&[
+            "generate",
+            "a lighthouse at dusk",
+            "--param",
+            "batch_size=2",
+            "--param",
+            "steps=4",
+            "--seed",
+            "7",
+        ])
     });
     assert_eq!(code, Some(0), "{g}");
     assert_eq!(g["status"], "succeeded", "{g}");
@@ -72,7 +92,14 @@ async fn the_simulate_command_writes_a_configuration_that_generates_offline() {
     assert_eq!(stats(&control).await["prompts"], 1);
 
     let (code, g) = tokio::task::block_in_place(|| {
-        run(&["generate", "a tide", "--param", "workflow=clip", "--param", "frames=4"])
+        run(&[
+            "generate",
+            "a tide",
+            "--param",
+            "workflow=clip",
+            "--param",
+            "frames=4",
+        ])
     });
     assert_eq!(code, Some(0), "{g}");
     assert_eq!(g["images"][0]["kind"], "video", "{g}");
@@ -112,7 +139,15 @@ async fn kill_9_during_a_job_then_workers_resume_the_saved_prompt() {
     }
     let mut child = d
         .cmd()
-        .args(["generate", "three lanterns", "--param", "batch_size=3", "--param", "steps=20", "--json"])
+        .args([
+            "generate",
+            "three lanterns",
+            "--param",
+            "batch_size=3",
+            "--param",
+            "steps=20",
+            "--json",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

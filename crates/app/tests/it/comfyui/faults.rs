@@ -70,7 +70,11 @@ async fn a_refusal_fails_at_once_as_a_banned_prompt() {
     assert_eq!(g.generation.status, GenerationStatus::Failed);
     let error = g.generation.error.unwrap();
     assert_eq!(error.code.as_str(), "banned_prompt");
-    assert!(error.message.contains("node 8 (VAEDecode)"), "{}", error.message);
+    assert!(
+        error.message.contains("node 8 (VAEDecode)"),
+        "{}",
+        error.message
+    );
     assert!(error.message.contains("NSFW"), "{}", error.message);
     // Not retried, nothing stored.
     assert_eq!((stats.prompts, stats.failed), (1, 1));
@@ -94,7 +98,11 @@ async fn a_server_restart_mid_job_is_survived() {
     let (g, stats) = through("restart", serde_json::json!({"batch_size": 2}), |_| {}).await;
     succeeded(&g, 2);
     // The restart forgot the prompt: it was submitted again, once.
-    assert_eq!((stats.restarts, stats.prompts, stats.executed), (1, 2, 1), "{stats:?}");
+    assert_eq!(
+        (stats.restarts, stats.prompts, stats.executed),
+        (1, 2, 1),
+        "{stats:?}"
+    );
     assert!(stats.sockets >= 2, "the socket was opened again: {stats:?}");
     assert_eq!(g.generation.provider_refs["resubmits"], 1);
 }
@@ -105,7 +113,11 @@ async fn a_prompt_lost_twice_fails_the_job() {
     assert_eq!(g.generation.status, GenerationStatus::Failed);
     let error = g.generation.error.unwrap();
     assert_eq!(error.code.as_str(), "provider_unavailable");
-    assert!(error.message.contains("lost the prompt"), "{}", error.message);
+    assert!(
+        error.message.contains("lost the prompt"),
+        "{}",
+        error.message
+    );
     assert_eq!((stats.restarts, stats.prompts), (2, 2), "{stats:?}");
 }
 
@@ -115,8 +127,12 @@ async fn a_restart_while_the_prompt_waits_in_the_queue_is_survived() {
     let mut config = quick("");
     config.step = std::time::Duration::from_millis(40);
     let rig = rig(config, |c| c.concurrency = 2).await;
-    let a = submit(&rig, asking("first", serde_json::json!({}))).await.unwrap();
-    let b = submit(&rig, asking("second", serde_json::json!({}))).await.unwrap();
+    let a = submit(&rig, asking("first", serde_json::json!({})))
+        .await
+        .unwrap();
+    let b = submit(&rig, asking("second", serde_json::json!({})))
+        .await
+        .unwrap();
     let app = rig.t.app.clone();
     let workers = tokio::spawn(run_workers(app, 2, Stop::UntilIdle));
     until(&rig.sim, |s| s.prompts == 2 && s.previews >= 1).await;
@@ -135,21 +151,41 @@ async fn a_restart_while_the_prompt_waits_in_the_queue_is_survived() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_faults_together_still_end_in_every_output() {
-    let rig = rig(quick("server-error,rate-limit,slow,restart,vanish,server-error"), |c| {
-        c.max_retries = 5;
-    })
+    let rig = rig(
+        quick("server-error,rate-limit,slow,restart,vanish,server-error"),
+        |c| {
+            c.max_retries = 5;
+        },
+    )
     .await;
     let ids = [
-        submit(&rig, asking("first", serde_json::json!({"batch_size": 2}))).await.unwrap(),
-        submit(&rig, asking("second", serde_json::json!({"workflow": "clip", "frames": 4}))).await.unwrap(),
-        submit(&rig, asking("third", serde_json::json!({"batch_size": 3}))).await.unwrap(),
+        submit(&rig, asking("first", serde_json::json!({"batch_size": 2})))
+            .await
+            .unwrap(),
+        submit(
+            &rig,
+            asking(
+                "second",
+                serde_json::json!({"workflow": "clip", "frames": 4}),
+            ),
+        )
+        .await
+        .unwrap(),
+        submit(&rig, asking("third", serde_json::json!({"batch_size": 3})))
+            .await
+            .unwrap(),
     ];
     run_idle(&rig.t).await;
     for (id, count) in ids.into_iter().zip([2, 1, 3]) {
         let g = rig.t.app.generation(Actor::Operator, id).await.unwrap();
         succeeded(&g, count);
         let roles: Vec<Role> = g.images.iter().map(|i| i.role).collect();
-        assert_eq!(roles, (1..=count).map(|i| Role::Variant(i as u8)).collect::<Vec<_>>());
+        assert_eq!(
+            roles,
+            (1..=count)
+                .map(|i| Role::Variant(i as u8))
+                .collect::<Vec<_>>()
+        );
     }
     let stats = rig.sim.stats();
     assert_eq!(stats.faults.len(), 6, "{stats:?}");
@@ -180,7 +216,11 @@ async fn a_job_canceled_mid_prompt_interrupts_it_on_the_server() {
     // The prompt was stopped on the server, not left to run.
     until(&rig.sim, |s| s.interrupted == 1).await;
     let stats = rig.sim.stats();
-    assert_eq!((stats.interrupts, stats.deletes, stats.executed), (1, 1, 0), "{stats:?}");
+    assert_eq!(
+        (stats.interrupts, stats.deletes, stats.executed),
+        (1, 1, 0),
+        "{stats:?}"
+    );
     rig.sim.shutdown().await;
 }
 
@@ -189,12 +229,16 @@ async fn a_job_canceled_while_its_prompt_is_queued_deletes_it() {
     let mut config = quick("");
     config.step = Duration::from_millis(100);
     let rig = rig(config, |c| c.concurrency = 2).await;
-    let first = submit(&rig, asking("first", serde_json::json!({"steps": 30}))).await.unwrap();
+    let first = submit(&rig, asking("first", serde_json::json!({"steps": 30})))
+        .await
+        .unwrap();
     let app = rig.t.app.clone();
     let workers = tokio::spawn(run_workers(app, 2, Stop::UntilIdle));
     // The first prompt runs; the second waits behind it on the server.
     until(&rig.sim, |s| s.prompts == 1).await;
-    let second = submit(&rig, asking("second", serde_json::json!({}))).await.unwrap();
+    let second = submit(&rig, asking("second", serde_json::json!({})))
+        .await
+        .unwrap();
     until(&rig.sim, |s| s.prompts == 2).await;
     rig.t.app.cancel(Actor::Operator, second).await.unwrap();
     until(&rig.sim, |s| s.deletes == 1).await;
@@ -203,7 +247,10 @@ async fn a_job_canceled_while_its_prompt_is_queued_deletes_it() {
         .unwrap()
         .unwrap()
         .unwrap();
-    succeeded(&rig.t.app.generation(Actor::Operator, first).await.unwrap(), 1);
+    succeeded(
+        &rig.t.app.generation(Actor::Operator, first).await.unwrap(),
+        1,
+    );
     let g = rig.t.app.generation(Actor::Operator, second).await.unwrap();
     assert_eq!(g.generation.status, GenerationStatus::Canceled);
     let stats = rig.sim.stats();

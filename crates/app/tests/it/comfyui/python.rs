@@ -12,7 +12,11 @@ use std::time::Duration;
 use atelier::simulators::comfyui::{self as sim};
 
 /// Runs `comfy` with `args` in a throw-away home; its exit code and its NDJSON events.
-fn comfy(bin: &str, home: &std::path::Path, args: &[&str]) -> (Option<i32>, Vec<serde_json::Value>, String) {
+fn comfy(
+    bin: &str,
+    home: &std::path::Path,
+    args: &[&str],
+) -> (Option<i32>, Vec<serde_json::Value>, String) {
     let out = std::process::Command::new(bin)
         .args(args)
         .env("HOME", home)
@@ -31,7 +35,11 @@ fn comfy(bin: &str, home: &std::path::Path, args: &[&str]) -> (Option<i32>, Vec<
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    (out.status.code(), events, format!("stdout:\n{stdout}\nstderr:\n{stderr}"))
+    (
+        out.status.code(),
+        events,
+        format!("stdout:\n{stdout}\nstderr:\n{stderr}"),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,20 +76,41 @@ async fn the_official_comfy_cli_runs_workflows_against_the_simulator() {
             comfy(
                 &bin,
                 &home,
-                &["--skip-prompt", "--where", "local", "run", "--workflow", &file, "--host", "127.0.0.1", "--port", &port, "--wait", "--json", "--timeout", "30"],
+                &[
+                    "--skip-prompt",
+                    "--where",
+                    "local",
+                    "run",
+                    "--workflow",
+                    &file,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    &port,
+                    "--wait",
+                    "--json",
+                    "--timeout",
+                    "30",
+                ],
             )
         }
     };
 
     let (code, events, shown) = tokio::task::spawn_blocking(run(&image)).await.unwrap();
     assert_eq!(code, Some(0), "{shown}");
-    let envelope = events.last().unwrap_or_else(|| panic!("no events: {shown}"));
+    let envelope = events
+        .last()
+        .unwrap_or_else(|| panic!("no events: {shown}"));
     assert_eq!(envelope["ok"], true, "{shown}");
     let text = events.iter().map(ToString::to_string).collect::<String>();
     let view = format!("http://127.0.0.1:{port}/view?filename=atelier_");
     assert!(text.contains(&view), "the output's /view URL: {shown}");
     let stats = running.stats();
-    assert_eq!((stats.prompts, stats.executed, stats.files), (1, 1, 1), "{stats:?}");
+    assert_eq!(
+        (stats.prompts, stats.executed, stats.files),
+        (1, 1, 1),
+        "{stats:?}"
+    );
     assert!(stats.sockets >= 1);
 
     let (code, _, shown) = tokio::task::spawn_blocking(run(&clip)).await.unwrap();
@@ -92,9 +121,16 @@ async fn the_official_comfy_cli_runs_workflows_against_the_simulator() {
     // simulator's catalogue gives it the limits, and nothing is sent.
     let (code, events, shown) = tokio::task::spawn_blocking(run(&bad)).await.unwrap();
     assert_eq!(code, Some(1), "{shown}");
-    let envelope = events.last().unwrap_or_else(|| panic!("no events: {shown}"));
+    let envelope = events
+        .last()
+        .unwrap_or_else(|| panic!("no events: {shown}"));
     assert_eq!(envelope["ok"], false, "{shown}");
-    assert!(envelope.to_string().contains("width=4 below catalog min 16"), "{shown}");
+    assert!(
+        envelope
+            .to_string()
+            .contains("width=4 below catalog min 16"),
+        "{shown}"
+    );
     let stats = running.stats();
     assert_eq!((stats.prompts, stats.refused), (2, 0), "{stats:?}");
     running.shutdown().await;

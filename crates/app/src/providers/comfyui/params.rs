@@ -265,6 +265,7 @@ mod tests {
         }
     }
 
+    #[allow(clippy::needless_pass_by_value)]
     fn params(v: serde_json::Value) -> Parameters {
         Parameters {
             extra: v.as_object().cloned().unwrap(),

@@ -178,10 +178,10 @@ impl Provider for ComfyUi {
         match tokio::time::timeout(client.timing.timeout * 2, client.cancel(&prompt_id)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                tracing::warn!(prompt = %prompt_id, error = %e.error, "the ComfyUI prompt could not be stopped")
+                tracing::warn!(prompt = %prompt_id, error = %e.error, "the ComfyUI prompt could not be stopped");
             }
             Err(_) => {
-                tracing::warn!(prompt = %prompt_id, "the ComfyUI prompt could not be stopped in time")
+                tracing::warn!(prompt = %prompt_id, "the ComfyUI prompt could not be stopped in time");
             }
         }
     }

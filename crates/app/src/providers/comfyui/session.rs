@@ -351,11 +351,13 @@ impl<'a> Session<'a> {
                     news = Instant::now();
                     self.report.progress(0.0).await;
                 }
-                "executing" if data.get("node").is_some_and(Value::is_null) => {
-                    if message.prompt_id().is_some() || running {
-                        return Ok(Followed::Ended);
-                    }
+                "executing"
+                    if data.get("node").is_some_and(Value::is_null)
+                        && (message.prompt_id().is_some() || running) =>
+                {
+                    return Ok(Followed::Ended);
                 }
+                "executing" if data.get("node").is_some_and(Value::is_null) => {}
                 "executing" | "execution_cached" | "progress_state" => {
                     running = true;
                     news = Instant::now();

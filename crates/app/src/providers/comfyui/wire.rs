@@ -3,6 +3,8 @@
 //! (`{"type": …, "data": …}`, and binary preview frames), `/history`'s entries with their
 //! outputs and status, `/queue`'s running and pending lists, and a saved file's reference.
 
+use std::fmt::Write as _;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -64,7 +66,7 @@ impl PromptRefused {
                 for e in node["errors"].as_array().into_iter().flatten() {
                     let message = e["message"].as_str().unwrap_or_default();
                     let details = e["details"].as_str().unwrap_or_default();
-                    out.push_str(&format!("; node {id} ({class}): {message}: {details}"));
+                    let _ = write!(out, "; node {id} ({class}): {message}: {details}");
                 }
             }
         }
@@ -96,15 +98,21 @@ impl FileRef {
     /// Whether it is a clip: an MP4, or an animated WebP. (Other containers are delivered as
     /// files the pipeline refuses, naming what it found.)
     pub fn is_clip(&self, animated: bool) -> Option<crate::providers::VideoFormat> {
-        let lower = self.filename.to_ascii_lowercase();
-        if lower.ends_with(".mp4") || lower.ends_with(".m4v") {
-            Some(crate::providers::VideoFormat::Mp4)
-        } else if lower.ends_with(".webp") && animated {
-            Some(crate::providers::VideoFormat::WebP)
-        } else {
-            None
+        match extension(&self.filename).as_str() {
+            "mp4" | "m4v" => Some(crate::providers::VideoFormat::Mp4),
+            "webp" if animated => Some(crate::providers::VideoFormat::WebP),
+            _ => None,
         }
     }
+}
+
+/// A file name's extension, in lower case (empty without one).
+pub fn extension(name: &str) -> String {
+    std::path::Path::new(name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase()
 }
 
 /// The saved files of one node's output (`executed`'s `output`, a history entry's

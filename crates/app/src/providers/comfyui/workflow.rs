@@ -195,19 +195,19 @@ impl Workflow {
             Ok(target)
         };
         let prompt = named("prompt", &config.prompt, Some(Kind::Text))?;
-        let negative = optional(&config.negative_prompt)
+        let negative = optional(config.negative_prompt.as_ref())
             .map(|s| named("negative_prompt", s, Some(Kind::Text)))
             .transpose()?;
-        let seed = optional(&config.seed)
+        let seed = optional(config.seed.as_ref())
             .map(|s| named("seed", s, Some(Kind::Integer)))
             .transpose()?;
-        let width = optional(&config.width)
+        let width = optional(config.width.as_ref())
             .map(|s| named("width", s, Some(Kind::Integer)))
             .transpose()?;
-        let height = optional(&config.height)
+        let height = optional(config.height.as_ref())
             .map(|s| named("height", s, Some(Kind::Integer)))
             .transpose()?;
-        let batch = optional(&config.batch_size)
+        let batch = optional(config.batch_size.as_ref())
             .map(|s| named("batch_size", s, Some(Kind::Integer)))
             .transpose()?;
         let mut params = BTreeMap::new();
@@ -328,8 +328,8 @@ impl Workflow {
 }
 
 /// A named input that is set, not blank.
-fn optional(spec: &Option<String>) -> Option<&str> {
-    spec.as_deref().filter(|s| !s.trim().is_empty())
+fn optional(spec: Option<&String>) -> Option<&str> {
+    spec.map(String::as_str).filter(|s| !s.trim().is_empty())
 }
 
 /// Parameters with a key of their own.

@@ -113,14 +113,14 @@ impl Exec<'_> {
         &self.item.prompt_id
     }
 
-    fn send(&self, kind: &str, data: Value) {
+    fn send(&self, kind: &str, data: &Value) {
         self.sim.send_json(self.client.as_deref(), kind, data);
     }
 
     /// A message ComfyUI also keeps in the history's status.
     fn record(&mut self, kind: &str, mut data: Value) {
         data["timestamp"] = json!(now_ms());
-        self.send(kind, data.clone());
+        self.send(kind, &data);
         self.messages.push((kind.to_owned(), data));
     }
 
@@ -155,7 +155,7 @@ impl Exec<'_> {
             self.sim.with(|s| s.last_node = Some(id.clone()));
             self.send(
                 "executing",
-                json!({"node": id, "display_node": id, "prompt_id": self.id()}),
+                &json!({"node": id, "display_node": id, "prompt_id": self.id()}),
             );
             let made = self.node(&id, &values).await.map_err(|e| (e, id.clone()))?;
             self.executed.push(id.clone());
@@ -353,7 +353,7 @@ impl Exec<'_> {
             self.alive()?;
             self.send(
                 "progress",
-                json!({"value": step, "max": steps, "prompt_id": self.id(), "node": id}),
+                &json!({"value": step, "max": steps, "prompt_id": self.id(), "node": id}),
             );
             if step == steps.div_ceil(2) {
                 self.preview();
@@ -438,7 +438,7 @@ impl Exec<'_> {
     fn executed(&mut self, id: &str, output: Value) {
         self.send(
             "executed",
-            json!({"node": id, "display_node": id, "output": output, "prompt_id": self.id()}),
+            &json!({"node": id, "display_node": id, "output": output, "prompt_id": self.id()}),
         );
         self.outputs.insert(id.to_owned(), output);
     }
@@ -494,7 +494,7 @@ impl Exec<'_> {
             true
         });
         if current == Some(true) {
-            self.send("executing", json!({"node": null, "prompt_id": self.id()}));
+            self.send("executing", &json!({"node": null, "prompt_id": self.id()}));
         }
         self.close();
     }

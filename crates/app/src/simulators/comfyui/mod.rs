@@ -194,7 +194,7 @@ impl Sim {
         });
     }
 
-    fn send_json(&self, client: Option<&str>, kind: &str, data: Value) {
+    fn send_json(&self, client: Option<&str>, kind: &str, data: &Value) {
         let text = serde_json::json!({"type": kind, "data": data}).to_string();
         self.send(client, Frame::text(text));
     }
@@ -359,13 +359,10 @@ impl Running {
             addr = self.addr,
             base = self.api_base(),
         );
-        write(
-            &path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("atelier.toml")
-                .to_owned(),
-            &config,
-        )
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("atelier.toml");
+        write(name, &config)
     }
 }

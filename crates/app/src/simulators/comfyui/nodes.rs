@@ -552,6 +552,7 @@ fn node(
 mod tests {
     use super::*;
 
+    #[allow(clippy::needless_pass_by_value)]
     fn graph(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap()
     }

@@ -271,13 +271,10 @@ async fn view(State(sim): State<Arc<Sim>>, Query(q): Query<HashMap<String, Strin
         }
         Some((bytes, _)) => {
             sim.count(|s| s.views += 1);
-            let lower = filename.to_ascii_lowercase();
-            let content_type = if lower.ends_with(".webp") {
-                "image/webp"
-            } else if lower.ends_with(".mp4") {
-                "video/mp4"
-            } else {
-                "image/png"
+            let content_type = match crate::providers::comfyui::wire::extension(filename).as_str() {
+                "webp" => "image/webp",
+                "mp4" => "video/mp4",
+                _ => "image/png",
             };
             let disposition = format!("filename=\"{}\"", filename.replace('"', ""));
             let mut headers = HeaderMap::new();
@@ -396,9 +393,9 @@ async fn serve_socket(
     }
     loop {
         tokio::select! {
-            out = outgoing.recv() => match out {
-                Some(frame) => if ws.send(frame).await.is_err() { break },
-                None => { let _ = ws.close(None).await; break }
+            out = outgoing.recv() => {
+                let Some(frame) = out else { let _ = ws.close(None).await; break };
+                if ws.send(frame).await.is_err() { break }
             },
             incoming = ws.next() => match incoming {
                 Some(Ok(Frame::Close(_)) | Err(_)) | None => break,

@@ -1,11 +1,13 @@
 //! The ComfyUI provider end to end against the ComfyUI simulator on loopback: one image with
 //! the prompt, negative prompt, seed and size injected into the graph, a batch, clips (an
-//! animated WebP, an MP4), bad parameters and bad workflow files refused before any request,
-//! a graph the server refuses, the server's health and a proxy's token. Faults, cancel and
-//! restarts are in `comfyui/faults.rs`, the real binary (the simulate command, `kill -9`) in
-//! `comfyui/binary.rs`, the official client in `comfyui/python.rs`.
+//! animated WebP, an MP4), bad parameters refused before any request, a graph the server
+//! refuses, the server's health and a proxy's token. Bad workflow files are in
+//! `comfyui/config.rs`; faults, cancel and restarts in `comfyui/faults.rs`; the real binary
+//! (the simulate command, `kill -9`) in `comfyui/binary.rs`; the official client in
+//! `comfyui/python.rs`.
 
 mod binary;
+mod config;
 mod faults;
 mod python;
 
@@ -434,97 +436,6 @@ async fn a_graph_the_server_refuses_fails_with_its_reasons() {
     // Refused once, not tried again.
     assert_eq!((stats.prompts, stats.refused), (0, 1));
     rig.sim.shutdown().await;
-}
-
-/// A configuration file naming one workflow file written from `graph`, loaded.
-fn load_with(graph: &str, inputs: &str) -> Result<atelier::config::Config, String> {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("flow.json"), graph).unwrap();
-    let toml = format!(
-        "default_provider = \"comfyui\"\n[providers.comfyui]\nenabled = true\n\
-         [providers.comfyui.workflows.flow]\nfile = \"flow.json\"\n{inputs}\n"
-    );
-    let file = dir.path().join("atelier.toml");
-    std::fs::write(&file, toml).unwrap();
-    atelier::config::load(Some(&file), Some(dir.path())).map_err(|e| e.to_string())
-}
-
-#[test]
-fn bad_workflow_files_are_refused_when_the_configuration_loads() {
-    let graph = sim::workflow_json(false);
-    // Relative to the configuration file, and found by title or id.
-    let loaded = load_with(&graph, "prompt = \"Positive.text\"\nseed = \"3.seed\"").unwrap();
-    assert!(
-        loaded.providers.comfyui.workflows["flow"]
-            .file
-            .is_absolute()
-    );
-    let cases = [
-        (
-            "prompt = \"Positive.txt\"",
-            "node 6 (CLIPTextEncode) has no input \"txt\"",
-        ),
-        (
-            "prompt = \"Nope.text\"",
-            "no node with id or title \"Nope\"",
-        ),
-        ("prompt = \"6.text\"\nseed = \"3.model\"", "linked to node"),
-        (
-            "prompt = \"6.text\"\nwidth = \"6.text\"",
-            "holds text, not an integer",
-        ),
-        (
-            "prompt = \"6.text\"\nparams = { prompt = \"7.text\" }",
-            "set by its own key",
-        ),
-        ("negative_prompt = \"7.text\"", "prompt is missing"),
-        (
-            "prompt = \"6.text\"\noutputs = 0",
-            "outputs must be from 1 to 16",
-        ),
-    ];
-    for (inputs, words) in cases {
-        let e = load_with(&graph, inputs).unwrap_err();
-        assert!(
-            e.contains("providers.comfyui.workflows.flow"),
-            "{inputs}: {e}"
-        );
-        assert!(e.contains(words), "{inputs}: {e}");
-    }
-    let ui = r#"{"last_node_id": 9, "nodes": [], "links": [], "version": 0.4}"#;
-    assert!(
-        load_with(ui, "prompt = \"6.text\"")
-            .unwrap_err()
-            .contains("Export (API)")
-    );
-    assert!(
-        load_with("{not json", "prompt = \"6.text\"")
-            .unwrap_err()
-            .contains("not JSON")
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("atelier.toml");
-    std::fs::write(
-        &file,
-        "[providers.comfyui]\nenabled = true\n[providers.comfyui.workflows.flow]\nfile = \"gone.json\"\nprompt = \"6.text\"\n",
-    )
-    .unwrap();
-    let e = atelier::config::load(Some(&file), Some(dir.path()))
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("gone.json") && e.contains("cannot read"), "{e}");
-    // Two workflows and no default: the configuration says which is missing.
-    std::fs::write(dir.path().join("a.json"), &graph).unwrap();
-    std::fs::write(
-        &file,
-        "[providers.comfyui]\nenabled = true\n[providers.comfyui.workflows.a]\nfile = \"a.json\"\nprompt = \"6.text\"\n\
-         [providers.comfyui.workflows.b]\nfile = \"a.json\"\nprompt = \"6.text\"\n",
-    )
-    .unwrap();
-    let e = atelier::config::load(Some(&file), Some(dir.path()))
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("default_workflow"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,8 @@ mod execute;
 mod faults;
 pub mod nodes;
 mod routes;
+mod templates;
+pub mod validate;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -26,8 +28,8 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
-pub use execute::workflow_json;
 pub use faults::{Fault, Planned, parse as parse_faults};
+pub use templates::workflow_json;
 
 /// How the simulator behaves.
 #[derive(Clone, Debug)]
@@ -327,8 +329,8 @@ impl Running {
         };
         let image = format!("{stem}.comfyui-txt2img.json");
         let clip = format!("{stem}.comfyui-clip.json");
-        write(&image, &execute::workflow_json(false))?;
-        write(&clip, &execute::workflow_json(true))?;
+        write(&image, &templates::workflow_json(false))?;
+        write(&clip, &templates::workflow_json(true))?;
         let config = format!(
             "# Written by `atelier simulate comfyui`: the ComfyUI provider talks to the simulator on\n\
              # {addr}. Start the simulator again with the same --bind to reuse this file.\n\

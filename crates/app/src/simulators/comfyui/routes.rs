@@ -122,7 +122,7 @@ async fn post_prompt(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
         let error = json!({"type": "no_prompt", "message": "No prompt provided", "details": "No prompt provided", "extra_info": {}});
         return refuse(&sim, error, json!({}));
     };
-    let outputs = match nodes::validate(prompt) {
+    let outputs = match super::validate::validate(prompt) {
         Ok(o) => o,
         Err(r) => return refuse(&sim, r.error, r.node_errors),
     };

@@ -206,6 +206,30 @@ if [ -z "${ATELIER_TEST_REPLICATE_PYTHON:-}" ]; then
     export ATELIER_TEST_REPLICATE_PYTHON
 fi
 
+# Comfy-Org's official command line for ComfyUI, comfy-cli (from PyPI, unchanged; ComfyUI has
+# no official client library): the ComfyUI simulator's fidelity test (tests/it/comfyui/
+# python.rs) runs `comfy run` against the simulator. Installed once under
+# target/test-peers/comfyui; the test reads ATELIER_TEST_COMFY_CLI (that virtualenv's comfy)
+# and fails without it.
+if [ -z "${ATELIER_TEST_COMFY_CLI:-}" ]; then
+    peers=target/test-peers
+    mkdir -p "$peers"
+    if [ ! -x "$peers/comfyui/bin/comfy" ]; then
+        rm -rf "$peers/comfyui"
+        python3 -m venv "$peers/comfyui" || {
+            echo "error: cannot make a Python virtualenv for comfy-cli: install python3-venv" >&2
+            exit 1
+        }
+        "$peers/comfyui/bin/pip" install -q 'comfy-cli==1.23.0' >"$peers/comfyui-install.log" 2>&1 || {
+            rm -rf "$peers/comfyui"
+            echo "error: cannot install comfy-cli from PyPI; see $peers/comfyui-install.log" >&2
+            exit 1
+        }
+    fi
+    ATELIER_TEST_COMFY_CLI="$(pwd)/$peers/comfyui/bin/comfy"
+    export ATELIER_TEST_COMFY_CLI
+fi
+
 pg_dir=""
 stop_postgres() {
     if [ -n "$pg_dir" ]; then
@@ -302,4 +326,4 @@ cargo test --workspace --locked --all-targets "$@"
 # `--workspace` as above, not `-p atelier`: the same packages resolve the same features, so the
 # build above serves again instead of a second one from tokio up (the other crates' `it`
 # binaries run only what the filters name, a few catalogue-free Discord client tests).
-ATELIER_TEST_CATALOGUE=postgres cargo test --workspace --locked --test it -- engine:: crash:: midjourney:: follow:: http:: webhooks:: video:: openai:: replicate::
+ATELIER_TEST_CATALOGUE=postgres cargo test --workspace --locked --test it -- engine:: crash:: midjourney:: follow:: http:: webhooks:: video:: openai:: replicate:: comfyui::

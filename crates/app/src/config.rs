@@ -9,9 +9,11 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 mod replicate;
+mod comfyui;
 mod server;
 mod webhooks;
 
+pub use comfyui::{ComfyUiConfig, WorkflowConfig};
 pub use credits::{CostTable, CreditsConfig, ProviderCosts};
 pub use replicate::{ReplicateConfig, ReplicateModel};
 pub use server::{JwtConfig, MetricsAccess, ServerAuth, ServerConfig};
@@ -220,6 +222,7 @@ pub struct ProvidersConfig {
     pub midjourney: MidjourneyConfig,
     pub openai: OpenAiConfig,
     pub replicate: ReplicateConfig,
+    pub comfyui: ComfyUiConfig,
 }
 
 /// An OpenAI-compatible Images API (OpenAI, or a service that copies it).
@@ -567,7 +570,7 @@ fn load_from(
         None => Some(dir.join("atelier.toml")).filter(|f| f.is_file()),
     };
     let mut figment = base;
-    if let Some(file) = file {
+    if let Some(file) = &file {
         figment = figment.merge(Toml::file_exact(file));
     }
     figment = figment.merge(env);
@@ -579,9 +582,15 @@ fn load_from(
     if let Some(d) = data_dir {
         figment = figment.merge(Serialized::default("data_dir", d));
     }
-    let config: Config = figment
+    let mut config: Config = figment
         .extract()
         .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    // ComfyUI's workflow files are named relative to the file that names them.
+    let folder = file
+        .as_deref()
+        .and_then(Path::parent)
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    config.providers.comfyui.resolve_files(&folder);
     config.check()?;
     Ok(config)
 }
@@ -636,6 +645,12 @@ impl Config {
         self.check_midjourney()?;
         self.check_openai()?;
         self.providers.replicate.check()?;
+        if self.providers.comfyui.enabled {
+            self.providers
+                .comfyui
+                .check()
+                .map_err(ConfigError::Invalid)?;
+        }
         if let Some(url) = &self.database_url
             && in_memory(url.expose())
         {

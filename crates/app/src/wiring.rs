@@ -76,6 +76,16 @@ pub fn providers(config: &Config) -> Result<Providers, AppError> {
             providers.insert(&name, registered);
         }
     }
+    if config.providers.comfyui.enabled {
+        providers.insert(
+            "comfyui",
+            crate::providers::comfyui::registered(
+                &config.providers.comfyui,
+                config.limits.max_file_bytes(),
+            )
+            .map_err(AppError::Invalid)?,
+        );
+    }
     if providers.get(&config.default_provider).is_none() {
         return Err(AppError::Invalid(format!(
             "the default provider {:?} is not configured",

@@ -257,7 +257,8 @@ pub struct GenerateArgs {
     /// `background`, `output_format`, `output_compression`, `moderation`, `style`,
     /// `response_format`, `stream`, `partial_images`; Replicate: `negative_prompt`,
     /// `aspect_ratio`, `num_outputs`, `num_inference_steps`, `guidance`, `seed`,
-    /// `output_format`, `output_quality`, `lora_weights`, `lora_scale`, …)
+    /// `output_format`, `output_quality`, `lora_weights`, `lora_scale`, …; ComfyUI:
+    /// `workflow`, `width`, `height`, `batch_size` and the workflow's own `params`)
     #[arg(long, value_name = "NAME=VALUE")]
     pub param: Vec<String>,
 }
@@ -272,7 +273,11 @@ pub enum SimulateCommand {
     /// A protocol-faithful Replicate predictions API (creates, polls, cancels, errors), on
     /// loopback
     Replicate(SimulateReplicateArgs),
+    /// A protocol-faithful ComfyUI server (prompt queue, WebSocket, history, view, faults
+    /// including a restart), on loopback
+    Comfyui(SimulateComfyuiArgs),
 }
+
 
 #[derive(Args, Debug)]
 pub struct SimulateReplicateArgs {
@@ -309,6 +314,36 @@ pub struct SimulateReplicateArgs {
     /// The video model the written configuration's `video` alias runs (a name with `video`)
     #[arg(long, default_value = "wan-video/wan-2.2-t2v-fast")]
     pub video_model: String,
+}
+
+#[derive(Args, Debug)]
+pub struct SimulateComfyuiArgs {
+    /// Where to listen
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub bind: std::net::SocketAddr,
+    /// Write an atelier.toml whose [providers.comfyui] points at the simulator, and the
+    /// workflow files it names beside it
+    #[arg(long, value_name = "FILE")]
+    pub write_config: Option<PathBuf>,
+    /// Faults in order, each NAME (once), NAME:N or NAME:always: to requests server-error,
+    /// rate-limit, slow; to prompts vanish, refusal, stuck, restart
+    #[arg(long, value_name = "LIST", default_value = "")]
+    pub faults: String,
+    /// Milliseconds one sampler step takes
+    #[arg(long, default_value_t = 100)]
+    pub step_ms: u64,
+    /// Milliseconds the `slow` fault adds
+    #[arg(long, default_value_t = 5000)]
+    pub slow_ms: u64,
+    /// Milliseconds a restart answers 502
+    #[arg(long, default_value_t = 1000)]
+    pub downtime_ms: u64,
+    /// Draw pictures at most this many pixels on the long edge (0: the size asked)
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=8192))]
+    pub max_side: u32,
+    /// A bearer token every request must carry, as a proxy in front of ComfyUI demands
+    #[arg(long)]
+    pub token: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -13,6 +13,7 @@ mod output;
 mod remote;
 mod serve;
 pub mod simulate;
+mod simulate_comfyui;
 mod users;
 pub use output::Out;
 
@@ -131,6 +132,12 @@ async fn dispatch(cli: Cli, out: &Out) -> Result<u8, AppError> {
     } = &cli.command
     {
         return simulate::replicate(args, out).await;
+    }
+    if let Command::Simulate {
+        command: args::SimulateCommand::Comfyui(args),
+    } = &cli.command
+    {
+        return simulate_comfyui::run(args, out).await;
     }
     if let Some(server) = cli.server.as_deref().filter(|s| !s.trim().is_empty()) {
         if cli.data_dir.is_some() || cli.config.is_some() {

@@ -109,7 +109,7 @@ pub async fn discord(args: &SimulateDiscordArgs, out: &Out) -> Result<u8, AppErr
 }
 
 /// Refuses a configuration file in a folder that does not exist, before anything starts.
-fn check_config_file(file: Option<&std::path::Path>) -> Result<(), AppError> {
+pub(super) fn check_config_file(file: Option<&std::path::Path>) -> Result<(), AppError> {
     if let Some(file) = file
         && let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty())
         && !parent.is_dir()

@@ -6,6 +6,7 @@
 //! queue. The engine (`jobs/`) does the rest.
 
 mod capabilities;
+pub mod comfyui;
 pub mod midjourney;
 pub mod openai;
 mod output;

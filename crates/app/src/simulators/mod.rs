@@ -6,5 +6,6 @@
 //! `providers::replicate::params`) and answers
 //! with the same wire types: one table for both sides, no copy to drift, and no fifth crate.
 
+pub mod comfyui;
 pub mod openai;
 pub mod replicate;

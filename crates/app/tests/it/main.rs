@@ -8,6 +8,7 @@ mod bench;
 mod catalogue;
 mod cli;
 mod cli_errors;
+mod comfyui;
 mod crash;
 mod directory;
 mod engine;

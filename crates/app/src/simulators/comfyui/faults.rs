@@ -1,0 +1,138 @@
+//! The faults the ComfyUI simulator injects, in the order given. Request faults are taken by
+//! the API's HTTP requests (every route but the WebSocket and `/_sim`), prompt faults by the
+//! prompts as they start to run: each takes the first fault of its kind with uses left
+//! (`name:N` for N, `name:always` for all), so a test knows which request or prompt meets
+//! which fault.
+
+use std::fmt;
+
+/// One kind of fault.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Fault {
+    /// A request answered 500, as aiohttp answers a handler's exception.
+    ServerError,
+    /// A request answered 429 with `Retry-After: 1`, as a proxy in front of ComfyUI does.
+    RateLimit,
+    /// A request answered after the simulator's `slow` delay.
+    Slow,
+    /// A prompt's saved files vanish from `/view` (404) `vanish_after` once written, as an
+    /// output folder cleaned behind the server's back.
+    Vanish,
+    /// A prompt's decode node raises: `execution_error`, as a safety checker's refusal.
+    Refusal,
+    /// A prompt stops making progress halfway through its sampler and never ends.
+    Stuck,
+    /// The server restarts halfway through a prompt's sampler: every WebSocket drops, the
+    /// queue and the history are forgotten (saved files stay on disk), and for the
+    /// `downtime` every request is answered 502, as a proxy does while ComfyUI starts.
+    Restart,
+}
+
+impl Fault {
+    pub const ALL: [Self; 7] = [
+        Self::ServerError,
+        Self::RateLimit,
+        Self::Slow,
+        Self::Vanish,
+        Self::Refusal,
+        Self::Stuck,
+        Self::Restart,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ServerError => "server-error",
+            Self::RateLimit => "rate-limit",
+            Self::Slow => "slow",
+            Self::Vanish => "vanish",
+            Self::Refusal => "refusal",
+            Self::Stuck => "stuck",
+            Self::Restart => "restart",
+        }
+    }
+
+    /// Taken by HTTP requests (else by prompts).
+    pub fn on_requests(self) -> bool {
+        matches!(self, Self::ServerError | Self::RateLimit | Self::Slow)
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A fault and how many more it takes (`None`: every one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Planned {
+    pub fault: Fault,
+    pub left: Option<u32>,
+}
+
+/// Reads `server-error,restart:2,slow:always`; an unknown name or count is refused with the
+/// names allowed.
+pub fn parse(list: &str) -> Result<Vec<Planned>, String> {
+    let mut out = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, count) = match item.split_once(':') {
+            Some((n, c)) => (n.trim(), Some(c.trim())),
+            None => (item, None),
+        };
+        let fault = Fault::ALL
+            .into_iter()
+            .find(|f| f.name() == name)
+            .ok_or_else(|| {
+                format!(
+                    "unknown fault {name:?}; the faults are {}",
+                    Fault::ALL.map(Fault::name).join(", ")
+                )
+            })?;
+        let left = match count {
+            None => Some(1),
+            Some("always") => None,
+            Some(c) => match c.parse::<u32>() {
+                Ok(n) if n >= 1 => Some(n),
+                _ => {
+                    return Err(format!(
+                        "fault {name}: {c:?} is not a count (a number from 1, or always)"
+                    ));
+                }
+            },
+        };
+        out.push(Planned { fault, left });
+    }
+    Ok(out)
+}
+
+/// Takes the next fault of one kind (requests' or prompts'), if any is left.
+pub fn take(plan: &mut [Planned], requests: bool) -> Option<Fault> {
+    let next = plan
+        .iter_mut()
+        .find(|p| p.left != Some(0) && p.fault.on_requests() == requests)?;
+    if let Some(n) = &mut next.left {
+        *n -= 1;
+    }
+    Some(next.fault)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_takes_its_own_faults_in_order() {
+        let mut plan = parse("restart, server-error:2 ,refusal").unwrap();
+        assert_eq!(take(&mut plan, true), Some(Fault::ServerError));
+        assert_eq!(take(&mut plan, false), Some(Fault::Restart));
+        assert_eq!(take(&mut plan, true), Some(Fault::ServerError));
+        assert_eq!(take(&mut plan, true), None);
+        assert_eq!(take(&mut plan, false), Some(Fault::Refusal));
+        assert_eq!(take(&mut plan, false), None);
+        let mut always = parse("stuck:always").unwrap();
+        assert_eq!(take(&mut always, false), Some(Fault::Stuck));
+        assert_eq!(take(&mut always, false), Some(Fault::Stuck));
+        assert!(parse("fire").unwrap_err().contains("restart"));
+        assert!(parse("slow:0").is_err());
+    }
+}

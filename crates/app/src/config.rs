@@ -8,8 +8,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-mod replicate;
 mod comfyui;
+mod replicate;
 mod server;
 mod webhooks;
 

@@ -8,7 +8,7 @@
 //!   graphile-worker (`bench/queue-vs-graphile.sh`);
 //! - `midjourney`: the Midjourney provider against the Discord + Midjourney simulator — the
 //!   engine's overhead per job beside the sandbox's, and the memory of connected accounts;
-//! - `providers`: each HTTP provider (OpenAI, Replicate, …) against its simulator, its overhead per job
+//! - `providers`: each HTTP provider (OpenAI, Replicate, ComfyUI) against its simulator, its overhead per job
 //!   beside the sandbox's separate outputs;
 //! - `rate` and `sse`, against a running server (`bench/http.sh` starts it): one GET's latency
 //!   at a constant request rate, and the live feed with many subscribers (memory per

@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 
 use super::median;
 use super::series::{Series, bench_config, measure, scratch};
-use crate::config::{Config, ReplicateModel};
+use crate::config::{Config, ReplicateModel, WorkflowConfig};
 use crate::domain::{GenerationRequest, UpscaleSelection};
 use crate::error::AppError;
 use crate::providers::replicate::params::Kind;
@@ -43,7 +43,7 @@ pub struct Options {
 }
 
 /// The providers measured, in order.
-const PEERS: &[&str] = &["openai", "replicate"];
+const PEERS: &[&str] = &["openai", "replicate", "comfyui"];
 
 /// A provider's simulator, running, and how the app reaches it.
 struct Peer {
@@ -54,6 +54,8 @@ struct Peer {
     /// The provider's name, and the request's parameters for `outputs` pictures.
     provider: String,
     extra: Map<String, Value>,
+    /// Files it needs (a workflow), removed at the end.
+    files: Vec<std::path::PathBuf>,
 }
 
 async fn start(name: &str, o: &Options) -> Result<Peer, AppError> {
@@ -84,6 +86,7 @@ async fn start(name: &str, o: &Options) -> Result<Peer, AppError> {
                 }),
                 provider: "openai".into(),
                 extra,
+                files: Vec::new(),
             })
         }
         "replicate" => {
@@ -121,6 +124,50 @@ async fn start(name: &str, o: &Options) -> Result<Peer, AppError> {
                 }),
                 provider: provider_name("bench"),
                 extra,
+                files: Vec::new(),
+            })
+        }
+        "comfyui" => {
+            let sim = simulators::comfyui::start(simulators::comfyui::Config {
+                step: Duration::ZERO,
+                max_side: Some(o.side),
+                ..simulators::comfyui::Config::default()
+            })
+            .await
+            .map_err(AppError::Internal)?;
+            let file = super::tempfile_dir()?.join("comfyui-txt2img.json");
+            std::fs::write(&file, simulators::comfyui::workflow_json(false))
+                .map_err(|e| AppError::Internal(format!("{}: {e}", file.display())))?;
+            let base = sim.api_base();
+            let workflow = WorkflowConfig {
+                file: file.clone(),
+                prompt: "Positive.text".into(),
+                seed: Some("3.seed".into()),
+                width: Some("5.width".into()),
+                height: Some("5.height".into()),
+                batch_size: Some("5.batch_size".into()),
+                params: [("steps".to_owned(), "3.steps".to_owned())].into(),
+                ..WorkflowConfig::default()
+            };
+            let mut extra = Map::new();
+            extra.insert("batch_size".into(), o.outputs.into());
+            extra.insert("width".into(), o.side.into());
+            extra.insert("height".into(), o.side.into());
+            // A few steps, as the fast models have: each is a progress message.
+            extra.insert("steps".into(), 4.into());
+            Ok(Peer {
+                _running: Box::new(sim),
+                configure: Box::new(move |config| {
+                    let p = &mut config.providers.comfyui;
+                    p.enabled = true;
+                    p.api_base.clone_from(&base);
+                    p.concurrency = AT_ONCE;
+                    p.queue_size = 10_000;
+                    p.workflows.insert("bench".into(), workflow.clone());
+                }),
+                provider: "comfyui".into(),
+                extra,
+                files: vec![file],
             })
         }
         other => Err(AppError::Internal(format!(
@@ -158,6 +205,9 @@ pub async fn bench(o: &Options) -> Result<Value, AppError> {
                 "over_sandbox": latency / base,
             }),
         );
+    }
+    for file in peers.iter().flat_map(|p| &p.files) {
+        let _ = std::fs::remove_file(file);
     }
     let _ = std::fs::remove_dir(super::tempfile_dir()?);
     Ok(Value::Object(report))

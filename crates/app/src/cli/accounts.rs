@@ -59,8 +59,18 @@ pub(super) fn table(views: &[AccountView]) -> String {
         return "no provider accounts are configured (see [[providers.midjourney.accounts]] in `atelier config default`)".into();
     }
     // Provider and account names vary in length (`replicate:ALIAS`): columns fit the longest.
-    let pw = views.iter().map(|v| v.provider.len()).max().unwrap_or(0).max(12);
-    let aw = views.iter().map(|v| v.status.name.len()).max().unwrap_or(0).max(11);
+    let pw = views
+        .iter()
+        .map(|v| v.provider.len())
+        .max()
+        .unwrap_or(0)
+        .max(12);
+    let aw = views
+        .iter()
+        .map(|v| v.status.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(11);
     let mut text = format!(
         "{:<pw$} {:<aw$} {:<10} {:>4} {:>5}  {:<20} {}\n",
         "PROVIDER", "ACCOUNT", "HEALTH", "BUSY", "QUEUE", "CHANNEL", "NOTE"

@@ -278,7 +278,6 @@ pub enum SimulateCommand {
     Comfyui(SimulateComfyuiArgs),
 }
 
-
 #[derive(Args, Debug)]
 pub struct SimulateReplicateArgs {
     /// Where to listen

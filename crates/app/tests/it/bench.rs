@@ -151,7 +151,7 @@ fn the_providers_measurement_runs_each_provider_against_its_simulator() {
     );
     let p = &r["providers"];
     assert_eq!(p["outputs"], 2, "{p}");
-    for side in ["sandbox", "openai", "replicate:bench"] {
+    for side in ["sandbox", "openai", "replicate:bench", "comfyui"] {
         let rounds = if side == "sandbox" {
             &p[side]
         } else {
@@ -166,5 +166,6 @@ fn the_providers_measurement_runs_each_provider_against_its_simulator() {
     }
     assert!(p["openai"]["overhead_ms_per_job"].is_f64(), "{p}");
     assert!(p["replicate:bench"]["overhead_ms_per_job"].is_f64(), "{p}");
+    assert!(p["comfyui"]["overhead_ms_per_job"].is_f64(), "{p}");
     assert_eq!(left_in(tmp.path()), Vec::<std::path::PathBuf>::new());
 }

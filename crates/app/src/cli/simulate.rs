@@ -188,8 +188,7 @@ pub async fn replicate(args: &SimulateReplicateArgs, out: &Out) -> Result<u8, Ap
         ));
     }
     for model in [&args.model, &args.video_model] {
-        crate::providers::replicate::ModelRef::parse(model)
-            .map_err(|e| AppError::Invalid(format!("--model: {e}")))?;
+        replicate::check_model(model).map_err(|e| AppError::Invalid(format!("--model: {e}")))?;
     }
     if !args.video_model.contains("video") {
         return Err(AppError::Invalid(format!(

@@ -137,6 +137,12 @@ pub struct Running {
     server: JoinHandle<()>,
 }
 
+/// Refuses a model name the provider would refuse (`owner/name`, `owner/name:VERSION` or a
+/// 64-hex version id), so a written configuration always loads.
+pub fn check_model(model: &str) -> Result<(), String> {
+    crate::providers::replicate::ModelRef::parse(model).map(|_| ())
+}
+
 /// Starts the simulator and returns once it accepts connections.
 pub async fn start(config: Config) -> Result<Running, String> {
     let listener = TcpListener::bind(config.bind)

@@ -12,6 +12,7 @@ pub mod openai;
 mod output;
 pub mod replicate;
 pub mod sandbox;
+pub mod service_account;
 
 pub use capabilities::{Capabilities, Shape};
 pub use output::{Output, OutputKind, VideoFormat};

@@ -97,7 +97,10 @@ impl<'a> Session<'a> {
     }
 
     fn failed(&self, e: super::client::CallError) -> ProviderError {
-        self.provider.account.failed(e.blame, &e.error.message);
+        match e.blame {
+            super::client::Blame::Token => self.provider.account.refused(&e.error.message),
+            super::client::Blame::Other => self.provider.account.unreachable(&e.error.message),
+        }
         e.error
     }
 

@@ -70,7 +70,10 @@ impl OpenAi {
     }
 
     fn call_failed(&self, e: CallError) -> ProviderError {
-        self.account.failed(e.blame, &e.error.message);
+        // Only a refused key takes the account out; other failures are the job's.
+        if e.blame == super::client::Blame::Key {
+            self.account.refused(&e.error.message);
+        }
         e.error
     }
 

@@ -1,141 +1,20 @@
-//! The Replicate account (an API token against one service) as `atelier accounts` shows it:
-//! idle until its first call, ready once a call succeeded, disabled when its token cannot be
-//! read or the service refused it (401), with the reason. A job given a disabled account
-//! fails at once, naming the reason. Every model alias shares the one account.
-
-use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+//! The Replicate account: an API token against one service (every model alias shares it), its probe `GET /account` (whose the token is).
+//! Its health is [`ServiceAccount`]'s, shared by the HTTP providers.
 
 use async_trait::async_trait;
-use tokio::sync::Notify;
 
 use super::client::{Blame, Client};
-use crate::providers::{AccountPool, AccountStatus};
+use crate::providers::service_account::{Probe, ServiceAccount, Trouble};
 
-/// The configured token.
-pub struct Account {
-    pub name: String,
-    /// The service's root, shown where a Discord account shows its channel.
-    pub base: String,
-    pub concurrency: u32,
-    pub queue_size: u32,
-    /// `None` when the token cannot be read (its environment variable is unset).
-    pub client: Option<Client>,
-    state: Mutex<(&'static str, Option<String>)>,
-    busy: AtomicU32,
-    changes: Arc<Notify>,
-}
-
-impl Account {
-    pub fn new(
-        name: String,
-        base: String,
-        concurrency: u32,
-        queue_size: u32,
-        client: Result<Client, String>,
-    ) -> Self {
-        let (client, state) = match client {
-            Ok(c) => (Some(c), ("idle", None)),
-            Err(why) => (None, ("disabled", Some(why))),
-        };
-        Self {
-            name,
-            base,
-            concurrency,
-            queue_size,
-            client,
-            state: Mutex::new(state),
-            busy: AtomicU32::new(0),
-            changes: Arc::new(Notify::new()),
-        }
-    }
-
-    fn set(&self, health: &'static str, reason: Option<String>) {
-        let changed = self.state.lock().is_ok_and(|mut s| {
-            let changed = s.0 != health || s.1 != reason;
-            *s = (health, reason);
-            changed
-        });
-        if changed {
-            self.changes.notify_waiters();
-        }
-    }
-
-    /// A call succeeded.
-    pub fn worked(&self) {
-        self.set("ready", None);
-    }
-
-    /// A call failed; a refused token takes the account out until it is fixed.
-    pub fn failed(&self, blame: Blame, why: &str) {
-        if blame == Blame::Token {
-            self.set("disabled", Some(why.to_owned()));
-        }
-    }
-
-    /// Why the account cannot take a job, if it cannot.
-    pub fn disabled(&self) -> Option<String> {
-        self.state
-            .lock()
-            .ok()
-            .and_then(|s| (s.0 == "disabled").then(|| s.1.clone().unwrap_or_default()))
-    }
-
-    /// Counts a job holding the account until the guard is dropped.
-    pub fn hold(self: &Arc<Self>) -> Busy {
-        self.busy.fetch_add(1, Ordering::Relaxed);
-        Busy(self.clone())
-    }
-}
-
-/// A job on the account.
-pub struct Busy(Arc<Account>);
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        self.0.busy.fetch_sub(1, Ordering::Relaxed);
-    }
-}
+/// The configured account.
+pub type Account = ServiceAccount<Client>;
 
 #[async_trait]
-impl AccountPool for Account {
-    fn statuses(&self) -> Vec<AccountStatus> {
-        let (health, reason) = self
-            .state
-            .lock()
-            .map_or_else(|_| ("idle".into(), None), |s| (s.0.to_owned(), s.1.clone()));
-        vec![AccountStatus {
-            name: self.name.clone(),
-            health,
-            reason,
-            busy: self.busy.load(Ordering::Relaxed),
-            concurrency: self.concurrency,
-            queue_size: self.queue_size,
-            channel_id: self.base.clone(),
-        }]
-    }
-
-    fn changes(&self) -> Arc<Notify> {
-        self.changes.clone()
-    }
-
-    /// Asks whose the token is (`GET /account`): ready, or disabled with the reason.
-    async fn check(&self, wait: Duration) -> Vec<AccountStatus> {
-        if let Some(client) = &self.client {
-            match tokio::time::timeout(wait, client.account()).await {
-                Ok(Ok(_)) => self.worked(),
-                Ok(Err(e)) if e.blame == Blame::Token => {
-                    self.failed(Blame::Token, &e.error.message);
-                }
-                Ok(Err(e)) => self.set("connecting", Some(e.error.message)),
-                Err(_) => self.set(
-                    "connecting",
-                    Some(format!("no answer within {} s", wait.as_secs_f64())),
-                ),
-            }
-        }
-        self.statuses()
+impl Probe for Client {
+    async fn probe(&self) -> Result<(), Trouble> {
+        self.account().await.map(|_| ()).map_err(|e| match e.blame {
+            Blame::Token => Trouble::Refused(e.error.message),
+            Blame::Other => Trouble::Unreachable(e.error.message),
+        })
     }
 }

@@ -205,7 +205,10 @@ impl Replicate {
     }
 
     fn call_failed(&self, e: CallError) -> ProviderError {
-        self.account.failed(e.blame, &e.error.message);
+        // Only a refused token takes the account out; other failures are the job's.
+        if e.blame == super::client::Blame::Token {
+            self.account.refused(&e.error.message);
+        }
         e.error
     }
 

@@ -8,4 +8,5 @@
 
 pub mod comfyui;
 pub mod openai;
+mod plan;
 pub mod replicate;

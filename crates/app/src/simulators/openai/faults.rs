@@ -1,4 +1,4 @@
-//! The faults the OpenAI simulator injects, in the order given: each image request takes the
+//! The faults the OpenAI simulator injects, in the order given (`simulators/plan.rs`): each image request takes the
 //! first fault of the list that has uses left (`name:N` for N requests, `name:always` for all),
 //! so a test knows which request meets which fault.
 
@@ -55,61 +55,34 @@ impl Fault {
     }
 }
 
+impl crate::simulators::plan::Named for Fault {
+    fn all() -> &'static [Self] {
+        &Self::ALL
+    }
+
+    fn name(self) -> &'static str {
+        Fault::name(self)
+    }
+}
+
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
 }
 
-/// A fault and how many more requests it takes (`None`: every one).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Planned {
-    pub fault: Fault,
-    pub left: Option<u32>,
-}
+/// A fault and how many more it takes (`None`: every one).
+pub type Planned = crate::simulators::plan::Planned<Fault>;
 
 /// Reads `server-error,rate-limit:2,slow:always`; an unknown name or count is refused with
 /// the names allowed.
 pub fn parse(list: &str) -> Result<Vec<Planned>, String> {
-    let mut out = Vec::new();
-    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (name, count) = match item.split_once(':') {
-            Some((n, c)) => (n.trim(), Some(c.trim())),
-            None => (item, None),
-        };
-        let fault = Fault::ALL
-            .into_iter()
-            .find(|f| f.name() == name)
-            .ok_or_else(|| {
-                format!(
-                    "unknown fault {name:?}; the faults are {}",
-                    Fault::ALL.map(Fault::name).join(", ")
-                )
-            })?;
-        let left = match count {
-            None => Some(1),
-            Some("always") => None,
-            Some(c) => match c.parse::<u32>() {
-                Ok(n) if n >= 1 => Some(n),
-                _ => {
-                    return Err(format!(
-                        "fault {name}: {c:?} is not a count (a number from 1, or always)"
-                    ));
-                }
-            },
-        };
-        out.push(Planned { fault, left });
-    }
-    Ok(out)
+    crate::simulators::plan::parse(list)
 }
 
 /// Takes the next fault for a request, if any is left.
 pub fn take(plan: &mut [Planned]) -> Option<Fault> {
-    let next = plan.iter_mut().find(|p| p.left != Some(0))?;
-    if let Some(n) = &mut next.left {
-        *n -= 1;
-    }
-    Some(next.fault)
+    crate::simulators::plan::take(plan, |_| true)
 }
 
 #[cfg(test)]

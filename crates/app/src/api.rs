@@ -159,6 +159,10 @@ pub struct GenerationView {
     /// The prompts a describe generation found for its image.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prompts: Vec<String>,
+    /// The model the provider ran it on, where it says (Midjourney: `v8.1`, `v7`, `niji 7`,
+    /// the one the prompt selects or the bot's default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
     /// The tokens the provider billed for it, as it reported them (OpenAI's GPT image
     /// models: `input_tokens`, `output_tokens`, `total_tokens` and their details), summed
     /// over every request the generation made.
@@ -208,6 +212,7 @@ impl GenerationView {
                         .collect()
                 })
                 .unwrap_or_default(),
+            model: g.provider_refs["model"].as_str().map(str::to_owned),
             usage: g
                 .provider_refs
                 .get("usage")
@@ -420,6 +425,15 @@ pub struct ActionRequest {
     /// Upscales kept automatically when the action makes a grid; default none.
     #[serde(default)]
     pub upscale: Option<UpscaleChoice>,
+}
+
+/// `GET /v1/images/{id}/actions`: the buttons an image offers.
+#[derive(Serialize, serde::Deserialize, Debug, utoipa::ToSchema)]
+pub struct ActionList {
+    /// The names `POST /v1/images/{id}/actions` takes (`u1`, `vary-strong`, `zoom-out-1.5x`…),
+    /// as the image's result offers them: a Midjourney image's own buttons, which differ from
+    /// one model to the next; empty for an imported image or an unfinished generation.
+    pub actions: Vec<String>,
 }
 
 /// `PATCH /v1/images/{id}`: what may change on an image.

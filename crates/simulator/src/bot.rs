@@ -40,6 +40,8 @@ pub(crate) struct InlineFile {
 #[derive(Default)]
 pub(crate) struct Bot {
     pub(crate) scheduler: Arc<jobs::Scheduler>,
+    /// Running jobs, for their cancel buttons.
+    pub(crate) cancels: jobs::Cancels,
     images: images::ImageCache,
 }
 

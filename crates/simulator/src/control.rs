@@ -35,6 +35,7 @@ pub(crate) struct Counters {
     uploads: AtomicU64,
     jobs_started: AtomicU64,
     jobs_finished: AtomicU64,
+    jobs_canceled: AtomicU64,
     jobs_running: AtomicU64,
     jobs_running_peak: AtomicU64,
     messages: AtomicU64,
@@ -87,6 +88,10 @@ impl Counters {
             .jobs_running
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
+    /// A running job stopped by its cancel button (counted besides its end).
+    pub(crate) fn job_canceled(&self) {
+        bump(&self.jobs_canceled);
+    }
     pub(crate) fn snapshot_jobs_finished(&self) -> u64 {
         self.jobs_finished.load(Ordering::Relaxed)
     }
@@ -108,6 +113,8 @@ pub struct Stats {
     pub uploads: u64,
     pub jobs_started: u64,
     pub jobs_finished: u64,
+    /// Running jobs stopped by their cancel button (`MJ::CancelJob::ByJobid`).
+    pub jobs_canceled: u64,
     pub jobs_running: u64,
     /// The most jobs that ran at once (all users together).
     pub jobs_running_peak: u64,
@@ -187,6 +194,7 @@ impl Control {
             uploads: load(&c.uploads),
             jobs_started: load(&c.jobs_started),
             jobs_finished: load(&c.jobs_finished),
+            jobs_canceled: load(&c.jobs_canceled),
             jobs_running: load(&c.jobs_running),
             jobs_running_peak: load(&c.jobs_running_peak),
             messages: load(&c.messages),

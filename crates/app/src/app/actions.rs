@@ -50,6 +50,20 @@ impl App {
                 source.role
             )));
         }
+        // What the result offers (Midjourney's buttons differ from one model to the next).
+        let offered = self.providers.offers(
+            &parent.provider,
+            &parent.provider_refs,
+            source.role,
+            parent.action(),
+            index,
+        );
+        if !offered.contains(&action) {
+            return Err(AppError::Invalid(format!(
+                "image {image} does not offer {action}; it offers {}",
+                list(&offered)
+            )));
+        }
         let mut parameters = parent.parameters.clone();
         parameters.extra.insert(
             "action".into(),
@@ -65,6 +79,46 @@ impl App {
             ..parent.child()
         };
         self.enqueue(actor, generation).await
+    }
+}
+
+/// Actions as a caller names them, in one line.
+fn list(actions: &[Action]) -> String {
+    if actions.is_empty() {
+        return "no action".to_owned();
+    }
+    let names: Vec<String> = actions.iter().map(ToString::to_string).collect();
+    names.join(", ")
+}
+
+impl App {
+    /// The actions image `image` offers, by the names [`App::act`] takes: its result's own
+    /// buttons where the provider kept them, else what the provider plays on such an image;
+    /// none on an imported image or an unfinished generation.
+    pub async fn actions(&self, actor: Actor, image: ImageId) -> Result<Vec<String>, AppError> {
+        let source = self.visible_image(actor, image).await?;
+        let parent = self.catalogue.generation(source.generation_id).await?;
+        if parent.kind == GenerationKind::Import || parent.status != GenerationStatus::Succeeded {
+            return Ok(Vec::new());
+        }
+        let index = match (source.role, parent.action()) {
+            (Role::Upscale(i), _) => Some(i),
+            (Role::Variant(1), Some(Action::Upscale { index })) => Some(index),
+            (Role::Grid, _) => None,
+            _ => return Ok(Vec::new()),
+        };
+        Ok(self
+            .providers
+            .offers(
+                &parent.provider,
+                &parent.provider_refs,
+                source.role,
+                parent.action(),
+                index,
+            )
+            .iter()
+            .map(ToString::to_string)
+            .collect())
     }
 }
 

@@ -452,10 +452,10 @@ pub enum ImageCommand {
     Import(ImportArgs),
     /// Press a button on an image: u1-u4, v1-v4, reroll (grid); vary-strong, vary-subtle,
     /// upscale-subtle, upscale-creative, zoom-out-2x, zoom-out-1.5x, pan-left|right|up|down
-    /// (upscale)
+    /// (upscale), as the image offers them; without an action, list what it offers
     Action {
         id: String,
-        action: String,
+        action: Option<String>,
         /// Upscales to store after a grid result: all, none, or a list such as 1,3
         #[arg(long, default_value = "all")]
         upscale: String,

@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::args::GenerateArgs;
 use super::output::Out;
 use super::{EXIT_FAILURE, load_parsed};
-use crate::api::{EventView, GenerationView};
+use crate::api::{ActionList, EventView, GenerationView};
 use crate::app::{App, Stop};
 use crate::config::Config;
 use crate::domain::{
@@ -84,7 +84,7 @@ pub async fn version(config: &Config, id: &str, no_wait: bool, out: &Out) -> Res
 pub async fn action(
     config: &Config,
     id: &str,
-    action: &str,
+    action: Option<&str>,
     upscale: &str,
     no_wait: bool,
     out: &Out,
@@ -92,6 +92,13 @@ pub async fn action(
     let id: ImageId = load_parsed(id)?;
     let upscale = UpscaleSelection::parse(upscale)?;
     let app = wiring::open(config, wiring::providers(config)?, false).await?;
+    let Some(action) = action else {
+        let list = ActionList {
+            actions: app.actions(ME, id).await?,
+        };
+        out.result(&list, || actions_line(&list));
+        return Ok(0);
+    };
     let generation = app.act(ME, id, action, &upscale).await?;
     sandbox_notice(&app, &generation.provider, out).await;
     follow(&app, generation.id, no_wait, out).await
@@ -323,4 +330,13 @@ pub(super) fn progress_bar(out: &Out) -> Option<ProgressBar> {
     }
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
     Some(bar)
+}
+
+/// What `image action ID` prints for the actions an image offers.
+pub fn actions_line(list: &ActionList) -> String {
+    if list.actions.is_empty() {
+        "this image offers no action".to_owned()
+    } else {
+        list.actions.join(" ")
+    }
 }

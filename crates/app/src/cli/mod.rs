@@ -164,7 +164,7 @@ async fn dispatch(cli: Cli, out: &Out) -> Result<u8, AppError> {
                 action,
                 upscale,
                 no_wait,
-            } => generate::action(&config, &id, &action, &upscale, no_wait, out).await,
+            } => generate::action(&config, &id, action.as_deref(), &upscale, no_wait, out).await,
         },
         Command::Generation { command } => match command {
             GenerationCommand::Show { id, events } => {

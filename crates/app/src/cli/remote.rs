@@ -16,8 +16,9 @@ use super::events::{BATCH, Lines};
 use super::load_parsed;
 use super::output::Out;
 use crate::api::{
-    ActionRequest, ApiKeyView, AuditEntryView, CreateGeneration, CreditsView, EventView, FeedPage,
-    GenerationView, ImageUpdate, ImageView, NewKeyView, Page, UpscaleChoice, UserView,
+    ActionList, ActionRequest, ApiKeyView, AuditEntryView, CreateGeneration, CreditsView,
+    EventView, FeedPage, GenerationView, ImageUpdate, ImageView, NewKeyView, Page, UpscaleChoice,
+    UserView,
 };
 use crate::app::AccountView;
 use crate::client::Client;
@@ -98,6 +99,11 @@ pub async fn dispatch(server: &str, command: Command, out: &Out) -> Result<u8, A
                 let client = client()?;
                 let mut path = image_path(id);
                 path.push("actions".into());
+                let Some(action) = action else {
+                    let list: ActionList = client.get(&segments(&path), &[]).await?;
+                    out.result(&list, || super::generate::actions_line(&list));
+                    return Ok(0);
+                };
                 let body = ActionRequest {
                     action,
                     upscale: Some(UpscaleChoice::Text(upscale)),

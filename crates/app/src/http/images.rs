@@ -13,7 +13,7 @@ use super::auth::Caller;
 use super::input::{Body, id, param};
 use super::problem::Answer;
 use super::{Problem, Shared};
-use crate::api::{ImageQuery, ImageUpdate, ImageView, Page};
+use crate::api::{ActionList, ImageQuery, ImageUpdate, ImageView, Page};
 use crate::domain::{Category, ImageId, ImageStatus, MediaKind};
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -111,6 +111,27 @@ pub async fn show(
 ) -> Answer<axum::Json<ImageView>> {
     let image = s.app.image(actor, id(&raw, "image")?).await?;
     Ok(axum::Json(s.app.image_view(&image).without_paths()))
+}
+
+#[utoipa::path(
+    get,
+    path = "/images/{id}/actions",
+    tag = "images",
+    operation_id = "list_image_actions",
+    summary = "The buttons an image offers (press one with POST on the same path)",
+    params(("id" = uuid::Uuid, Path, description = "The image's id")),
+    responses(
+        (status = 200, description = "The actions", body = ActionList),
+        (status = 404, response = super::openapi::NotFound),
+    )
+)]
+pub async fn actions(
+    State(s): State<Shared>,
+    Caller(actor): Caller,
+    Path(raw): Path<String>,
+) -> Answer<axum::Json<ActionList>> {
+    let actions = s.app.actions(actor, id(&raw, "image")?).await?;
+    Ok(axum::Json(ActionList { actions }))
 }
 
 #[utoipa::path(

@@ -143,7 +143,7 @@ fn router(shared: Shared) -> Router {
     // The routes that create honour Idempotency-Key.
     let creating = OpenApiRouter::new()
         .routes(routes!(generations::create))
-        .routes(routes!(generations::act))
+        .routes(routes!(generations::act, images::actions))
         .routes(routes!(generations::version))
         .route_layer(axum::middleware::from_fn_with_state(
             shared.clone(),

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::domain::{Action, ErrorCode, Failure, GenerationId, GenerationKind, Parameters};
+use crate::domain::{Action, ErrorCode, Failure, GenerationId, GenerationKind, Parameters, Role};
 
 /// A provider failure. Whether the job is retried is `retryable`: its code's
 /// ([`ErrorCode::is_retryable`]) unless the failure was this process's own; `retry_after`
@@ -164,6 +164,18 @@ pub trait Provider: Send + Sync {
     /// prediction), found by the references its job saved. Best effort; the engine bounds it
     /// in time.
     async fn cancel(&self, _refs: &serde_json::Value) {}
+    /// The actions result `role` of a generation offers, as the service answered it (the
+    /// buttons on Midjourney's message), found by the references its job saved; `made_by` is
+    /// the action that made the generation. `None` when the provider cannot tell before it
+    /// tries: every action it declares is then taken.
+    fn offers(
+        &self,
+        _refs: &serde_json::Value,
+        _role: Role,
+        _made_by: Option<Action>,
+    ) -> Option<Vec<Action>> {
+        None
+    }
     /// How many upscales of one job the engine asks for at once.
     fn upscales_at_once(&self) -> usize {
         4
@@ -340,6 +352,35 @@ impl Providers {
                 .serves(&name, kind, action)?;
         }
         Ok(name)
+    }
+
+    /// The actions image `role` of a generation of `provider` offers: what its result
+    /// offered where the provider can tell ([`Provider::offers`]), else every action the
+    /// provider declares that acts on such an image (`index`: the upscale it is).
+    pub fn offers(
+        &self,
+        provider: &str,
+        refs: &serde_json::Value,
+        role: Role,
+        made_by: Option<Action>,
+        index: Option<u8>,
+    ) -> Vec<Action> {
+        let Some(registered) = self.by_name.get(provider) else {
+            return Vec::new();
+        };
+        if let Some(offered) = registered.provider.offers(refs, role, made_by) {
+            return offered;
+        }
+        let on_grid = role == Role::Grid;
+        registered
+            .provider
+            .capabilities()
+            .actions
+            .iter()
+            .flat_map(|name| name.words())
+            .filter_map(|word| Action::parse(word, index).ok())
+            .filter(|action| action.on_grid() == on_grid)
+            .collect()
     }
 
     pub fn get(&self, name: &str) -> Option<&Registered> {

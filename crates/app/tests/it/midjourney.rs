@@ -22,6 +22,7 @@ mod limits;
 mod params;
 mod reported;
 mod unreachable;
+mod versions;
 
 /// A simulator with small images and short delays.
 async fn simulator(tune: impl FnOnce(&mut atelier_simulator::Config)) -> Running {
@@ -256,7 +257,8 @@ async fn every_action_makes_its_own_generation() {
     let sim = simulator(|c| c.timing = Timing::instant()).await;
     let dir = tempfile::tempdir().unwrap();
     let app = app_for(&sim, dir.path(), 1, |_| {}).await;
-    let id = generate(&app, "a red fox in snow").await;
+    // V7, whose upscales offer every action (V8.1's have no re-upscales: `versions`).
+    let id = generate(&app, "a red fox in snow --v 7").await;
     let images = app
         .generation(atelier::domain::Actor::Operator, id)
         .await

@@ -62,6 +62,8 @@ enum Action<'a> {
     PicReadRetry,
     PromptAnalyzer(usize),
     Settings(&'a str),
+    /// The cancel button of a running job's progress message.
+    CancelJob(&'a str),
     /// Acknowledged without effect (bookmark, appeal, details…).
     Other,
 }
@@ -124,6 +126,7 @@ fn parse(custom_id: &str) -> Action<'_> {
             n.parse().map_or(Action::Other, Action::PromptAnalyzer)
         }
         ["MJ", "Settings", name, ..] => Action::Settings(name),
+        ["MJ", "CancelJob", "ByJobid", hash] => Action::CancelJob(hash),
         _ => Action::Other,
     }
 }
@@ -353,6 +356,10 @@ pub(super) fn press(
             let variant = mix(&[&message_id.to_le_bytes(), &ctx.interaction_id.to_le_bytes()]);
             describe(sim, ctx, None::<Picture>, link, variant);
         }
+        (Action::CancelJob(hash), _) => {
+            announce(sim, &ctx, &[]);
+            sim.bot.cancels.cancel(hash, ctx.user.id);
+        }
         (Action::Settings(name), _) => {
             if let Some(user) = sim.world().users.get_mut(&ctx.user.id) {
                 match name {
@@ -530,10 +537,10 @@ fn upsample(sim: &Arc<Sim>, ctx: Ctx, record: JobRecord, grid: String, index: u8
             size,
             image.size
         )]);
-        let version =
+        let upscaler =
             params::upscaler_version(&record.prompt, record.app == crate::commands::App::Niji);
         let web = format!("https://www.midjourney.com/jobs/{grid}?index={}", index - 1);
-        message["components"] = messages::upscale_buttons(&hash, version, &web);
+        message["components"] = messages::upscale_buttons(&hash, upscaler, &web);
         sim.world().jobs.insert(
             hash,
             JobRecord {

@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::images::{self, Encoded};
 use super::messages::{self, RED, YELLOW};
@@ -100,6 +100,63 @@ impl Scheduler {
 }
 
 // ---------------------------------------------------------------------------------------
+// Cancel buttons
+
+/// The running jobs a cancel button can stop, by job UUID, with their owner.
+#[derive(Default)]
+pub(crate) struct Cancels {
+    running: Mutex<HashMap<String, (u64, watch::Sender<bool>)>>,
+}
+
+/// A job's entry in [`Cancels`], removed when the job ends.
+struct Cancelable<'a> {
+    cancels: &'a Cancels,
+    hash: String,
+    canceled: watch::Receiver<bool>,
+}
+
+impl Drop for Cancelable<'_> {
+    fn drop(&mut self) {
+        lock(&self.cancels.running).remove(&self.hash);
+    }
+}
+
+impl Cancels {
+    fn register(&self, hash: &str, owner: u64) -> Cancelable<'_> {
+        let (tx, rx) = watch::channel(false);
+        lock(&self.running).insert(hash.to_owned(), (owner, tx));
+        Cancelable {
+            cancels: self,
+            hash: hash.to_owned(),
+            canceled: rx,
+        }
+    }
+
+    /// Stops job `hash` if it runs for `user`; false when there is no such running job.
+    pub(crate) fn cancel(&self, hash: &str, user: u64) -> bool {
+        lock(&self.running)
+            .get(hash)
+            .filter(|(owner, _)| *owner == user)
+            .is_some_and(|(_, tx)| tx.send(true).is_ok())
+    }
+}
+
+/// Waits `duration`; `Ok(true)` when the job's cancel button was pressed meanwhile.
+async fn pause(
+    sim: &Sim,
+    duration: std::time::Duration,
+    canceled: &mut watch::Receiver<bool>,
+) -> Result<bool, Stopped> {
+    if *canceled.borrow() {
+        return Ok(true);
+    }
+    tokio::select! {
+        slept = sim.sleep(duration) => slept.map(|()| false),
+        changed = canceled.wait_for(|c| *c) => Ok(changed.is_ok()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // The job
 
 /// The words between " - " and the mention, while running and when done.
@@ -186,6 +243,9 @@ async fn run(sim: &Arc<Sim>, spec: JobSpec, admission: Admission) -> Result<(), 
     };
     sim.stats.job_started();
     let outcome = life_cycle(sim, &spec).await;
+    if let Ok(Outcome::Canceled) = outcome {
+        sim.stats.job_canceled();
+    }
     sim.stats
         .job_ended(matches!(outcome, Ok(Outcome::Finished)));
     drop(slot);
@@ -202,6 +262,8 @@ enum Outcome {
     Failed,
     /// Left at some percentage for good (fault `stuck`).
     Stuck,
+    /// Stopped by its cancel button: the progress message is deleted, no result is posted.
+    Canceled,
 }
 
 /// Faults decided for one job.
@@ -240,8 +302,15 @@ async fn life_cycle(sim: &Arc<Sim>, spec: &JobSpec) -> Result<Outcome, Stopped> 
     let steps = sim.config.timing.steps.clone();
     let faults = roll_faults(sim, steps.len());
     let uid = ctx.user.id;
+    let mut cancelable = sim.bot.cancels.register(&hash, uid);
 
     let progress_id = sim.ids.snowflake();
+    let canceled = |deleted: bool| {
+        if !deleted {
+            sim.delete(ctx.channel_id, progress_id);
+        }
+        Ok(Outcome::Canceled)
+    };
     let waiting = messages::job_line(&spec.prompt, &spec.label.running, uid, "(Waiting to start)");
     let progress = messages::base(ctx, progress_id, &waiting);
     sim.post(&progress, Delivery::Normal);
@@ -258,7 +327,9 @@ async fn life_cycle(sim: &Arc<Sim>, spec: &JobSpec) -> Result<Outcome, Stopped> 
         if faults.stuck_after == Some(done) {
             return Ok(Outcome::Stuck);
         }
-        sim.sleep(sim.config.timing.step).await?;
+        if pause(sim, sim.config.timing.step, &mut cancelable.canceled).await? {
+            return canceled(deleted);
+        }
         if deleted {
             continue;
         }
@@ -285,6 +356,8 @@ async fn life_cycle(sim: &Arc<Sim>, spec: &JobSpec) -> Result<Outcome, Stopped> 
         {
             update["attachments"] = json!([preview]);
         }
+        // A running job's message carries its cancel button, which names the job.
+        update["components"] = messages::cancel_buttons(&hash);
         if !sim.edit(&update) {
             deleted = true;
         }
@@ -296,8 +369,8 @@ async fn life_cycle(sim: &Arc<Sim>, spec: &JobSpec) -> Result<Outcome, Stopped> 
         sim.delete(ctx.channel_id, progress_id);
         deleted = true;
     }
-    if !steps.is_empty() {
-        sim.sleep(sim.config.timing.step).await?;
+    if !steps.is_empty() && pause(sim, sim.config.timing.step, &mut cancelable.canceled).await? {
+        return canceled(deleted);
     }
     let image = match (rendered, render) {
         (Some(image), _) => image,

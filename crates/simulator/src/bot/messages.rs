@@ -251,46 +251,67 @@ pub(crate) fn grid_buttons(hash: &str) -> Value {
     json!([row(first), row(second)])
 }
 
-/// The buttons under "Image #N": HD upscales, varies, zooms, pans, bookmark and web link.
-pub(crate) fn upscale_buttons(hash: &str, version: &str, web: &str) -> Value {
+/// The button of a running job's progress message: `MJ::CancelJob::ByJobid::<job uuid>`.
+pub(crate) fn cancel_buttons(hash: &str) -> Value {
+    json!([row(vec![button(
+        &format!("MJ::CancelJob::ByJobid::{hash}"),
+        Some("Cancel Job"),
+        None
+    )])])
+}
+
+/// The buttons under "Image #N": the model's re-upscales (`upscaler`: `v7`, `v6r1`…; the V8
+/// family has none, its native 2K coming from `--hd`), varies, zooms, pans, bookmark and web
+/// link.
+pub(crate) fn upscale_buttons(hash: &str, upscaler: Option<&str>, web: &str) -> Value {
     let solo = |verb: &str| format!("MJ::JOB::{verb}::1::{hash}::SOLO");
-    json!([
-        row(vec![
+    let mut rows = Vec::new();
+    if let Some(version) = upscaler {
+        rows.push(row(vec![
             button(
                 &solo(&format!("upsample_{version}_2x_subtle")),
                 Some("Upscale (Subtle)"),
-                None
+                None,
             ),
             button(
                 &solo(&format!("upsample_{version}_2x_creative")),
                 Some("Upscale (Creative)"),
-                None
+                None,
             ),
-        ]),
+        ]));
+    }
+    rows.extend(the_rest(hash, web));
+    json!(rows)
+}
+
+/// Vary, zoom, pan, bookmark and web rows of an upscale.
+fn the_rest(hash: &str, web: &str) -> Vec<Value> {
+    let solo = |verb: &str| format!("MJ::JOB::{verb}::1::{hash}::SOLO");
+    vec![
         row(vec![
             button(&solo("low_variation"), Some("Vary (Subtle)"), Some("🪄")),
             button(&solo("high_variation"), Some("Vary (Strong)"), Some("🪄")),
             button(
                 &format!("MJ::Inpaint::1::{hash}::SOLO"),
                 Some("Vary (Region)"),
-                Some("🖌️")
+                Some("🖌️"),
             ),
         ]),
         row(vec![
             button(
                 &format!("MJ::Outpaint::50::1::{hash}::SOLO"),
                 Some("Zoom Out 2x"),
-                Some("🔍")
+                Some("🔍"),
             ),
             button(
                 &format!("MJ::Outpaint::75::1::{hash}::SOLO"),
                 Some("Zoom Out 1.5x"),
-                Some("🔍")
+                Some("🔍"),
             ),
             button(
                 &format!("MJ::CustomZoom::{hash}"),
                 Some("Custom Zoom"),
-                Some("🔍")
+                Some("🔍"),
             ),
         ]),
         row(vec![
@@ -303,7 +324,7 @@ pub(crate) fn upscale_buttons(hash: &str, version: &str, web: &str) -> Value {
             button(&format!("MJ::BOOKMARK::{hash}"), None, Some("❤️")),
             link(web, "Web"),
         ]),
-    ])
+    ]
 }
 
 /// The buttons under an HD upscale: varies, bookmark and web link.

@@ -62,20 +62,28 @@ pub(crate) fn check(prompt: &str, banned: &[String], niji: bool) -> Result<(), P
     }
 }
 
-/// The `--v` value for upscale button ids (`v7`, `v6r1`, `v6`, `v5`), `v6r1` for niji.
-pub(crate) fn upscaler_version(prompt: &str, niji: bool) -> &'static str {
-    let version = table::parse(prompt)
-        .params
-        .into_iter()
-        .find(|w| matches!(w.name.as_str(), "v" | "version" | "niji"))
-        .map(|w| (w.name, w.values.first().copied().unwrap_or_default()));
-    match version {
-        Some((name, _)) if name == "niji" => "v6r1",
-        Some((_, "6.1")) => "v6r1",
-        Some((_, "6" | "6.0")) => "v6",
-        Some((_, v)) if v.starts_with('5') => "v5",
-        _ if niji => "v6r1",
-        _ => "v7",
+/// The model in re-upscale button ids (`v7`, `v6r1`, `v6`, `v5`) for the model the prompt
+/// runs on, the bot's default being niji's on niji・journey; `None` for the models whose
+/// results have no Upscale (Subtle/Creative): the V8 family (native 2K comes from `--hd`) and
+/// the models before V5.
+pub(crate) fn upscaler_version(prompt: &str, niji: bool) -> Option<&'static str> {
+    let default = if niji {
+        Version::NIJI_DEFAULT
+    } else {
+        Version::DEFAULT
+    };
+    match table::check(prompt, default).unwrap_or(default) {
+        Version::V7 | Version::Niji7 => Some("v7"),
+        Version::V6_1 | Version::Niji6 => Some("v6r1"),
+        Version::V6 => Some("v6"),
+        Version::V5 | Version::V5_1 | Version::V5_2 | Version::Niji5 => Some("v5"),
+        Version::V1
+        | Version::V2
+        | Version::V3
+        | Version::V4
+        | Version::Niji4
+        | Version::V8
+        | Version::V8_1 => None,
     }
 }
 
@@ -193,9 +201,20 @@ mod tests {
 
     #[test]
     fn versions_and_zoom() {
-        assert_eq!(upscaler_version("fox", false), "v7");
-        assert_eq!(upscaler_version("fox --v 6.1", false), "v6r1");
-        assert_eq!(upscaler_version("fox", true), "v6r1");
+        // V8.1, the default, has no re-upscales; V7, an omni-reference prompt (run on V7)
+        // and niji 7 (niji・journey's default) have V7's.
+        assert_eq!(upscaler_version("fox", false), None);
+        assert_eq!(upscaler_version("fox --v 8", false), None);
+        assert_eq!(upscaler_version("fox --v 7", false), Some("v7"));
+        assert_eq!(
+            upscaler_version("fox --oref https://s.mj.run/x --ow 200", false),
+            Some("v7")
+        );
+        assert_eq!(upscaler_version("fox --v 6.1", false), Some("v6r1"));
+        assert_eq!(upscaler_version("fox --niji 6", false), Some("v6r1"));
+        assert_eq!(upscaler_version("fox", true), Some("v7"));
+        assert_eq!(upscaler_version("fox --v 5.2", false), Some("v5"));
+        assert_eq!(upscaler_version("fox --v 4", false), None);
         assert_eq!(with_zoom("fox --ar 1:1", "2"), "fox --ar 1:1 --zoom 2");
         assert_eq!(
             with_zoom("fox --zoom 1.2 --ar 1:1", "1.5"),

@@ -98,6 +98,9 @@ async fn imagine_plays_the_whole_message_sequence() {
             .iter()
             .all(|u| u["id"] == waiting["id"] && u.get("nonce").is_none())
     );
+    // Each running update carries the job's cancel button, which names the job.
+    let cancel = button(&updates[0], "MJ::CancelJob::ByJobid::");
+    assert!(updates.iter().all(|u| buttons(u) == [cancel.clone()]));
     assert_eq!(updates[0]["attachments"], json!([]));
     let preview = &updates[1]["attachments"][0];
     assert!(
@@ -126,6 +129,7 @@ async fn imagine_plays_the_whole_message_sequence() {
     );
     assert!(is_final(&finished));
     let hash = hash_of(&finished);
+    assert_eq!(cancel, format!("MJ::CancelJob::ByJobid::{hash}"));
     let attachment = &finished["attachments"][0];
     assert_eq!(
         attachment["filename"],
@@ -176,7 +180,8 @@ async fn every_button_does_what_it_says() {
     let account = sim.accounts()[0].clone();
     let uid = account.user_id.clone();
     let mut client = Client::connect(&sim, &account).await;
-    let prompt = "a lighthouse at dusk";
+    // V7: its upscales carry the model's re-upscales (V8.1's have none).
+    let prompt = "a lighthouse at dusk --v 7";
     let nonce = client.imagine(prompt).await;
     let grid = client.final_for(&nonce).await;
     let hash = hash_of(&grid);
@@ -830,5 +835,142 @@ async fn parameters_are_refused_in_the_words_of_the_shared_table() {
         .until("empty", |n, d| n == "MESSAGE_CREATE" && d["nonce"] == nonce)
         .await;
     assert_eq!(empty["embeds"][0]["title"], "Empty prompt");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_model_decides_the_buttons_of_an_upscale() {
+    let sim = start(short()).await;
+    let account = sim.accounts()[0].clone();
+    let mut client = Client::connect(&sim, &account).await;
+    let upscale = async |client: &mut Client, prompt: &str| {
+        let nonce = client.imagine(prompt).await;
+        let grid = client.final_for(&nonce).await;
+        let u1 = button(&grid, "MJ::JOB::upsample::1::");
+        let nonce = client.press(&grid, &u1).await.unwrap();
+        client.final_for(&nonce).await
+    };
+    let reupscales = |message: &Value| -> Vec<String> {
+        buttons(message)
+            .into_iter()
+            .filter(|b| b.starts_with("MJ::JOB::upsample_"))
+            .map(|b| b.split("::").nth(2).unwrap().to_owned())
+            .collect()
+    };
+    // V8.1, the default: no Upscale (Subtle/Creative); vary, zoom and pan stay.
+    let v81 = upscale(&mut client, "a harbour").await;
+    assert!(reupscales(&v81).is_empty(), "{:?}", buttons(&v81));
+    for prefix in [
+        "MJ::JOB::low_variation",
+        "MJ::Outpaint::50",
+        "MJ::JOB::pan_up",
+    ] {
+        button(&v81, prefix);
+    }
+    // A button the message does not carry cannot be pressed.
+    let hash = button(&v81, "MJ::JOB::low_variation")
+        .split("::")
+        .nth(4)
+        .unwrap()
+        .to_owned();
+    let refused = client
+        .press(
+            &v81,
+            &format!("MJ::JOB::upsample_v7_2x_subtle::1::{hash}::SOLO"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status(), Some(400), "{refused}");
+    for (prompt, model) in [
+        ("a harbour --v 7", "upsample_v7_2x_subtle"),
+        ("a harbour --draft --v 7", "upsample_v7_2x_subtle"),
+        (
+            "a harbour --oref https://s.mj.run/abc --ow 250",
+            "upsample_v7_2x_subtle",
+        ),
+        ("a harbour --v 6.1", "upsample_v6r1_2x_subtle"),
+        ("a harbour --niji 7", "upsample_v7_2x_subtle"),
+    ] {
+        let up = upscale(&mut client, prompt).await;
+        assert_eq!(reupscales(&up)[0], model, "{prompt}");
+    }
+    // What V8.1 refuses (--draft, --oref and --q are V7's; --stop is gone since V7).
+    for prompt in [
+        "a harbour --draft",
+        "a harbour --stop 50 --v 7",
+        "a harbour --hd --v 7",
+        "a harbour --q 4",
+    ] {
+        let nonce = client.imagine(prompt).await;
+        let invalid = client
+            .until("refusal", |n, d| {
+                n == "MESSAGE_CREATE" && d["nonce"] == nonce
+            })
+            .await;
+        assert_eq!(
+            invalid["embeds"][0]["title"], "Invalid parameter",
+            "{prompt}"
+        );
+        assert!(
+            invalid["embeds"][0]["description"]
+                .as_str()
+                .unwrap()
+                .contains("is not compatible with --version"),
+            "{prompt}: {invalid}"
+        );
+    }
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_cancel_button_stops_a_running_job() {
+    let sim = start(Config {
+        timing: Timing {
+            before_waiting: Duration::from_millis(2),
+            step: Duration::from_millis(200),
+            steps: vec![0, 20, 40, 60, 80],
+        },
+        ..config()
+    })
+    .await;
+    let account = sim.accounts()[0].clone();
+    let mut client = Client::connect(&sim, &account).await;
+    let nonce = client.imagine("a slow harbour").await;
+    let waiting = client
+        .until("waiting", |n, d| {
+            n == "MESSAGE_CREATE" && d["nonce"] == nonce
+        })
+        .await;
+    let running = client
+        .until("progress", |n, d| {
+            n == "MESSAGE_UPDATE" && d["id"] == waiting["id"]
+        })
+        .await;
+    let cancel = button(&running, "MJ::CancelJob::ByJobid::");
+    client.press(&running, &cancel).await.unwrap();
+    let deleted = client
+        .until("MESSAGE_DELETE", |n, d| {
+            n == "MESSAGE_DELETE" && d["id"] == waiting["id"]
+        })
+        .await;
+    assert_eq!(deleted["channel_id"], account.channel_id.as_str());
+    // No result comes, and the job counts as canceled.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let history = client
+        .rest
+        .messages(
+            &account.channel_id,
+            &atelier_discord::rest::MessageQuery::default(),
+        )
+        .await
+        .unwrap();
+    assert!(history.is_empty(), "{history:?}");
+    let stats = sim.control().stats();
+    assert_eq!(
+        (stats.jobs_canceled, stats.jobs_finished, stats.jobs_running),
+        (1, 0, 0)
+    );
+    // The deleted message's button cannot be pressed again.
+    assert!(client.press(&running, &cancel).await.is_err());
     sim.shutdown().await;
 }

@@ -197,13 +197,14 @@ impl Client {
     }
 }
 
+/// A result: an attachment and buttons, not only a running job's cancel button.
 pub fn is_final(message: &Value) -> bool {
     message["attachments"]
         .as_array()
         .is_some_and(|a| !a.is_empty())
-        && message["components"]
-            .as_array()
-            .is_some_and(|c| !c.is_empty())
+        && buttons(message)
+            .iter()
+            .any(|b| !b.starts_with("MJ::CancelJob::"))
 }
 
 /// Every custom id on a message.

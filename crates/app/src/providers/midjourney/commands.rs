@@ -73,6 +73,22 @@ pub fn check(
         .map_err(|refusal| format!("Midjourney refuses this prompt: {refusal}"))
 }
 
+/// The model the job's prompt runs on (`v8.1`, `v7`, `niji 7`), as the bot chooses it: what
+/// the prompt selects, else the bot's default; `None` for a prompt the bot would refuse.
+pub fn model(job: &ProviderJob) -> Option<String> {
+    let default = if niji(&job.parameters) {
+        Version::NIJI_DEFAULT
+    } else {
+        Version::DEFAULT
+    };
+    let version = atelier_midjourney_params::check(&imagine_prompt(job), default).ok()?;
+    Some(if version.is_niji() {
+        format!("niji {}", version.number())
+    } else {
+        format!("v{}", version.number())
+    })
+}
+
 /// The /blend command for the job's pictures (2 to 5), with its dimensions.
 pub async fn blend(account: &Account, job: &ProviderJob) -> Result<Send, ProviderError> {
     if !(2..=5).contains(&job.inputs.len()) {

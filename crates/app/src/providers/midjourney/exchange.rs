@@ -24,6 +24,7 @@ use tokio::time::Instant;
 
 use super::account::Account;
 use super::reading::{ErrorCode as MjCode, FatalFor, Kind, Reading};
+use super::refs::{Running, Saved};
 use super::router::{Expect, Notice, WaiterId};
 use crate::domain::ErrorCode;
 use crate::providers::{ProviderError, Reporter};
@@ -206,6 +207,7 @@ impl Exchange<'_> {
         let mut deadline = Instant::now() + self.timing.timeout;
         let mut quiet_until = Instant::now() + self.timing.history_poll;
         let mut last_progress: Option<u8> = None;
+        let mut cancel_saved = false;
         loop {
             tokio::select! {
                 notice = rx.recv() => {
@@ -221,6 +223,9 @@ impl Exchange<'_> {
                                 deadline = deadline.max(Instant::now() + self.timing.timeout);
                                 if r.progress.is_some() {
                                     last_progress = r.progress;
+                                }
+                                if !cancel_saved {
+                                    cancel_saved = self.save_cancel(&r).await;
                                 }
                             }
                             Outcome::Queued => {
@@ -280,6 +285,33 @@ impl Exchange<'_> {
                 }
             }
         }
+    }
+
+    /// Saves the cancel button of a running message of this job, if it carries one (once per
+    /// exchange): a cancel of the generation presses it. True once saved. Unsaved, the job
+    /// goes on: only a cancel would miss it.
+    async fn save_cancel(&self, r: &Reading) -> bool {
+        let Some(custom_id) = r.buttons.iter().find(|b| b.starts_with("MJ::CancelJob::")) else {
+            return false;
+        };
+        let job = r.job_hash.clone().unwrap_or_else(|| r.message_id.clone());
+        let running = Running {
+            message_id: r.message_id.clone(),
+            flags: r.flags.raw,
+            custom_id: custom_id.clone(),
+            application_id: self.application_id.to_owned(),
+        };
+        let saved = Saved {
+            report: self.report,
+        }
+        .update(move |refs| {
+            refs.running.insert(job, running);
+        })
+        .await;
+        if let Err(e) = &saved {
+            tracing::warn!(account = %self.account.name, error = %e.message, "midjourney: the cancel button could not be saved");
+        }
+        saved.is_ok()
     }
 
     /// What a message of this job means for it.

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use atelier_discord::rest::SlashCommand;
+use atelier_discord::rest::{Component, SlashCommand};
 use serde_json::json;
 
 use super::account::Account;
@@ -14,9 +14,9 @@ use super::commands::{self, application_id, imagine_prompt};
 use super::download::{self, Retries};
 use super::exchange::{Exchange, Nonce, Send, Timing};
 use super::pool::Pool;
-use super::press::press;
+use super::press::{self, press};
 use super::reading::{Kind, Reading};
-use super::refs::{Saved, Shot, parent_refs};
+use super::refs::{self, Saved, Shot, parent_refs};
 use super::router::{Expect, normalise};
 use crate::domain::{Action, ErrorCode, GenerationId, GenerationKind, Role};
 use crate::providers::{Capabilities, Output, Provider, ProviderError, ProviderJob, Reporter};
@@ -310,6 +310,41 @@ impl Provider for Midjourney {
         Ok(Output::image(index, bytes))
     }
 
+    /// Presses the cancel button of each Midjourney job the generation still runs, on the
+    /// account that runs them, if this node holds it.
+    async fn cancel(&self, refs: &serde_json::Value) {
+        let refs = refs::read(refs);
+        let Some(account) = refs.account.as_deref().and_then(|name| self.pool.get(name)) else {
+            return;
+        };
+        for (job, running) in &refs.running {
+            let ctx = match account
+                .ready(&running.application_id, self.timing.connect, None)
+                .await
+            {
+                Ok(ctx) => ctx,
+                Err(e) => {
+                    tracing::warn!(account = %account.name, error = %e.message, "midjourney: cannot press a cancel button");
+                    return;
+                }
+            };
+            let button = Component::button(&running.message_id, running.flags, &running.custom_id);
+            match account
+                .rest
+                .press_component(&ctx, &button, &atelier_discord::new_nonce())
+                .await
+            {
+                Ok(()) => {
+                    tracing::info!(account = %account.name, %job, "midjourney: job canceled by its button");
+                }
+                // Gone (it ended meanwhile) or refused: nothing runs that a press could stop.
+                Err(e) => {
+                    tracing::info!(account = %account.name, %job, error = %e, "midjourney: the cancel button was not taken");
+                }
+            }
+        }
+    }
+
     async fn release(&self, job: &ProviderJob) {
         if let Ok(mut reserved) = self.reserved.lock() {
             reserved.remove(&job.generation_id);
@@ -319,6 +354,22 @@ impl Provider for Midjourney {
 
     fn upscales_at_once(&self) -> usize {
         self.upscales_at_once
+    }
+
+    fn offers(
+        &self,
+        refs: &serde_json::Value,
+        role: Role,
+        made_by: Option<Action>,
+    ) -> Option<Vec<Action>> {
+        let refs = refs::read(refs);
+        let (shot, index) = match (role, made_by) {
+            (Role::Grid, _) => (refs.grid?, 0),
+            (Role::Upscale(index), _) => (refs.upscales.get(&index)?.clone(), index),
+            (Role::Variant(1), Some(Action::Upscale { index })) => (refs.result?, index),
+            _ => return None,
+        };
+        Some(press::offered(&shot, index))
     }
 }
 
@@ -385,11 +436,18 @@ impl Midjourney {
         } else {
             self.reserve(job, saved)
         };
+        let model = (job.kind != GenerationKind::Blend)
+            .then(|| commands::model(job))
+            .flatten();
         let save = saved.update(|r| {
             if single {
                 r.result = Some(shot.clone());
             } else {
                 r.grid = Some(shot.clone());
+            }
+            r.model = r.model.take().or(model);
+            if let Some(job) = &shot.job_hash {
+                r.running.remove(job);
             }
             r.pending.remove(step);
             r.pending.extend(presses);
@@ -431,6 +489,9 @@ impl Midjourney {
         let save = saved.update(|r| {
             r.upscales.insert(index, shot.clone());
             r.pending.remove(&step);
+            if let Some(job) = &shot.job_hash {
+                r.running.remove(job);
+            }
         });
         let (saved, delivered) = tokio::join!(save, self.deliver(&account, &shot));
         saved?;

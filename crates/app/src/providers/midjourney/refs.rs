@@ -28,6 +28,13 @@ pub struct Refs {
     /// the U message this job pressed first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<Shot>,
+    /// The cancel buttons of the job's running Midjourney jobs, by Midjourney job id: what
+    /// a cancel presses. Each is dropped when its job's result is saved.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub running: BTreeMap<String, Running>,
+    /// The model the job ran on (`v8.1`, `niji 7`), saved with its result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
     /// The prompts /describe found.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prompts: Vec<String>,
@@ -73,6 +80,18 @@ impl Shot {
     }
 }
 
+/// The progress message of a running Midjourney job and its cancel button
+/// (`MJ::CancelJob::ByJobid::<job id>`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Running {
+    pub message_id: String,
+    #[serde(default)]
+    pub flags: u64,
+    pub custom_id: String,
+    /// The bot the message is from: the press goes to it.
+    pub application_id: String,
+}
+
 /// `pending` as stored: a map by step, or (written before U1–U4 ran at once) one
 /// `{"step", "nonce"}` object, or null.
 fn pending_by_step<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
@@ -115,7 +134,7 @@ impl Saved<'_> {
 }
 
 /// Refs from their JSON; anything unreadable counts as nothing saved.
-fn read(value: &serde_json::Value) -> Refs {
+pub fn read(value: &serde_json::Value) -> Refs {
     Refs::deserialize(value).unwrap_or_default()
 }
 

@@ -31,6 +31,17 @@ async fn parameters_midjourney_refuses_are_refused_before_anything_is_stored_or_
         // V8.1, the default model, has no --q.
         ("x --q 2", "--q is not compatible with --version 8.1"),
         ("x --sd --v 7", "--sd is not compatible with --version 7"),
+        // Draft mode and omni references are V7's; --hd is the V8 family's.
+        ("x --draft", "--draft is not compatible with --version 8.1"),
+        (
+            "x --oref https://s.mj.run/a --v 8.1",
+            "--oref is not compatible with --version 8.1",
+        ),
+        ("x --hd --v 7", "--hd is not compatible with --version 7"),
+        (
+            "x --q 2 --niji 6 --v 7",
+            "--niji is not compatible with --version 7",
+        ),
         (
             "\u{200B}\u{200C}\u{200D}\u{2060}\u{FEFF}",
             "the prompt is empty",

@@ -65,8 +65,12 @@ impl App {
         hook: Option<(String, crate::domain::EventFilter)>,
     ) -> Result<Generation, AppError> {
         let request = self.check(request)?;
-        let parameters = request.parameters()?;
+        let mut parameters = request.parameters()?;
         let provider = self.provider_name(request.provider.as_deref())?;
+        // Upscales are a grid's: a provider of separate pictures keeps no selection of them.
+        if !self.renders_grid(Some(&provider))? {
+            parameters.upscale.clear();
+        }
         let generation = Generation {
             negative_prompt: request.negative_prompt,
             category: request.category,

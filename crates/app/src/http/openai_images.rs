@@ -81,6 +81,25 @@ impl Routes {
             wait: Duration::from_secs(c.wait_secs),
         })
     }
+
+    /// Refuses, before the server listens, a mapping to a provider this server does not run,
+    /// or a model handed to a provider that takes none (it would be dropped without a word).
+    pub fn check(&self, app: &crate::app::App) -> Result<(), AppError> {
+        for (model, (provider, target)) in &self.models {
+            let name = app.provider_name(Some(provider)).map_err(|e| {
+                AppError::Invalid(format!("[server.openai_images] models: {model:?}: {e}"))
+            })?;
+            if let Some(target) = target
+                && !app.takes_parameter(Some(&name), "model")?
+            {
+                return Err(AppError::Invalid(format!(
+                    "[server.openai_images] models: {model:?} = \"{provider}:{target}\": provider \
+                     {provider:?} takes no model; map {model:?} to \"{provider}\""
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The request body, as OpenAI documents it.
@@ -159,7 +178,7 @@ pub async fn generations(
     body: Result<Body<ImagesRequest>, Problem>,
 ) -> Result<axum::Json<ImagesResponse>, OpenAiError> {
     let Caller(actor) = caller?;
-    let Body(body) = body?;
+    let Body(body) = body.map_err(OpenAiError::body)?;
     let url = body.response_format.clone().unwrap_or_else(|| {
         let dall_e = body
             .model
@@ -260,7 +279,18 @@ fn request(s: &Shared, body: ImagesRequest) -> Result<(GenerationRequest, u8), O
         if takes(name)? {
             request.extra.insert(name.to_owned(), value);
         } else if name == "size" {
-            request.aspect_ratio = value.as_str().and_then(aspect_ratio);
+            let size = value.as_str().unwrap_or_default();
+            if size != "auto" {
+                request.aspect_ratio = Some(aspect_ratio(size).ok_or_else(|| {
+                    OpenAiError::invalid(
+                        "size",
+                        format!(
+                            "Invalid value: '{size}'. Supported values are 'auto' and \
+                             WIDTHxHEIGHT in pixels, such as '1024x1024'."
+                        ),
+                    )
+                })?);
+            }
         }
     }
     if let Some(model) = model
@@ -314,9 +344,13 @@ fn route(s: &Shared, model: Option<&str>) -> Result<(String, Option<String>), Op
         })
 }
 
-/// `WIDTHxHEIGHT` as a reduced ratio (`1792x1024` → `7:4`); `auto` or anything else, none.
+/// `WIDTHxHEIGHT` as a reduced ratio (`1792x1024` → `7:4`); none for anything else.
 fn aspect_ratio(size: &str) -> Option<String> {
     let (w, h) = size.split_once('x')?;
+    let digits = |s: &str| !s.is_empty() && s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(w) || !digits(h) {
+        return None;
+    }
     let (w, h): (u32, u32) = (w.parse().ok()?, h.parse().ok()?);
     if w == 0 || h == 0 {
         return None;
@@ -393,6 +427,18 @@ mod tests {
         assert_eq!(aspect_ratio("auto"), None);
         assert_eq!(aspect_ratio("0x10"), None);
         assert_eq!(aspect_ratio("12x"), None);
+        for bad in [
+            "axb",
+            "0x0",
+            "",
+            "1024X1024",
+            "+1x1",
+            "1x-1",
+            "99999999x1",
+            " 1x1",
+        ] {
+            assert_eq!(aspect_ratio(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

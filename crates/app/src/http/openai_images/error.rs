@@ -12,7 +12,7 @@ use crate::error::AppError;
 pub struct OpenAiError {
     status: StatusCode,
     message: String,
-    param: Option<&'static str>,
+    param: Option<String>,
     code: &'static str,
     /// The `Retry-After` of the problem it came from.
     retry_after: Option<HeaderValue>,
@@ -23,7 +23,7 @@ impl OpenAiError {
         Self {
             status: StatusCode::BAD_REQUEST,
             message: message.into(),
-            param: Some(param),
+            param: Some(param.to_owned()),
             code: "invalid_value",
             retry_after: None,
         }
@@ -42,6 +42,49 @@ impl OpenAiError {
             retry_after: None,
         }
     }
+}
+
+impl OpenAiError {
+    /// A body the route could not read: a field refused by its type names that field, as
+    /// OpenAI's `param` does, in words without the JSON reader's preamble and position.
+    pub(super) fn body(p: Problem) -> Self {
+        let unreadable = p.status == StatusCode::UNPROCESSABLE_ENTITY.as_u16();
+        let mut e = Self::from(p);
+        if unreadable {
+            let (param, message) = field_error(&e.message);
+            e.param = param;
+            e.message = message;
+        }
+        e
+    }
+}
+
+/// The field a deserialization error names (`n: invalid value…`, ``missing field `prompt` ``,
+/// ``unknown field `steps` ``), and the error without the reader's preamble and position.
+fn field_error(detail: &str) -> (Option<String>, String) {
+    let text = detail
+        .strip_prefix("Failed to deserialize the JSON body into the target type: ")
+        .unwrap_or(detail);
+    let text = match text.rsplit_once(" at line ") {
+        Some((head, tail)) if tail.split(" column ").all(|n| n.parse::<u64>().is_ok()) => head,
+        _ => text,
+    };
+    let quoted = |prefix: &str| {
+        text.strip_prefix(prefix)
+            .and_then(|rest| rest.split('`').next())
+            .filter(|name| !name.is_empty())
+            .map(str::to_owned)
+    };
+    let param = quoted("missing field `")
+        .or_else(|| quoted("unknown field `"))
+        .or_else(|| {
+            let (path, _) = text.split_once(": ")?;
+            path.bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'_')
+                .then(|| path.to_owned())
+                .filter(|p| !p.is_empty())
+        });
+    (param, text.to_owned())
 }
 
 impl From<Problem> for OpenAiError {
@@ -91,7 +134,7 @@ struct ErrorDetail {
     /// `invalid_request_error`, `insufficient_quota`, `requests` or `server_error`.
     #[serde(rename = "type")]
     kind: &'static str,
-    param: Option<&'static str>,
+    param: Option<String>,
     code: &'static str,
 }
 
@@ -122,6 +165,47 @@ impl IntoResponse for OpenAiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unreadable_bodies_name_their_field() {
+        for (detail, param, message) in [
+            (
+                "Failed to deserialize the JSON body into the target type: n: invalid value: integer `-1`, expected u8 at line 1 column 8",
+                Some("n"),
+                "n: invalid value: integer `-1`, expected u8",
+            ),
+            (
+                "Failed to deserialize the JSON body into the target type: missing field `prompt` at line 1 column 2",
+                Some("prompt"),
+                "missing field `prompt`",
+            ),
+            (
+                "Failed to deserialize the JSON body into the target type: unknown field `steps`, expected one of `prompt`, `model` at line 1 column 30",
+                Some("steps"),
+                "unknown field `steps`, expected one of `prompt`, `model`",
+            ),
+            (
+                "invalid type: string \"x\", expected u8 at line x",
+                None,
+                "invalid type: string \"x\", expected u8 at line x",
+            ),
+        ] {
+            let e = OpenAiError::body(Problem::invalid(detail));
+            assert_eq!(e.param.as_deref(), param, "{detail}");
+            assert_eq!(e.message, message);
+            assert_eq!(e.code, "invalid_value");
+        }
+        // Other problems keep their words.
+        let e = OpenAiError::body(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            "expected value at line 1 column 1",
+        ));
+        assert_eq!(
+            (e.param, e.message.as_str()),
+            (None, "expected value at line 1 column 1")
+        );
+    }
 
     #[test]
     fn problems_become_openai_errors_with_their_headers() {

@@ -56,6 +56,8 @@ out["bad_format"] = error(lambda: client.images.generate(model="dall-e-3", promp
 out["stream"] = error(lambda: client.images.generate(model="gpt-image-1", prompt="x", stream=True))
 out["unknown_field"] = error(lambda: client.images.generate(prompt="x", extra_body={"steps": 3}))
 out["bad_size"] = error(lambda: client.images.generate(model="gpt-image-1", prompt="x", size="10x10"))
+out["negative_n"] = error(lambda: client.images.generate(model="dall-e-3", prompt="x", n=-1))
+out["malformed_size"] = error(lambda: client.images.generate(model="dall-e-3", prompt="x", size="axb"))
 out["banned"] = error(lambda: client.images.generate(prompt="a forbidden picture"))
 out["bad_key"] = error(lambda: openai.OpenAI(base_url=base + "/v1", api_key="atl_nope", max_retries=0).images.generate(prompt="x"))
 print(json.dumps(out))
@@ -138,6 +140,10 @@ async fn the_official_python_client_generates_through_the_drop_in_route() {
     error("stream", "BadRequestError", 400, "invalid_value");
     assert_eq!(r["stream"]["param"], "stream");
     error("unknown_field", "BadRequestError", 400, "invalid_value");
+    assert_eq!(r["unknown_field"]["param"], "steps");
+    // A field its type refuses is named as OpenAI names it.
+    error("negative_n", "BadRequestError", 400, "invalid_value");
+    assert_eq!(r["negative_n"]["param"], "n");
     assert!(
         r["unknown_field"]["message"]
             .as_str()
@@ -146,6 +152,9 @@ async fn the_official_python_client_generates_through_the_drop_in_route() {
         "{r}"
     );
     error("bad_size", "BadRequestError", 400, "invalid_value");
+    // A size that is no size is refused for a provider that takes none, not dropped.
+    error("malformed_size", "BadRequestError", 400, "invalid_value");
+    assert_eq!(r["malformed_size"]["param"], "size");
     error("banned", "BadRequestError", 400, "invalid_value");
     error("bad_key", "AuthenticationError", 401, "invalid_api_key");
     assert_eq!(r["bad_key"]["type"], "invalid_request_error");
@@ -175,4 +184,25 @@ async fn list(server: &Server, key: &str) -> serde_json::Value {
         .json()
         .await
         .unwrap()
+}
+
+#[test]
+fn mappings_the_server_cannot_honour_are_refused_before_it_listens() {
+    for (mapping, says) in [
+        ("\"m\" = \"nope\"", "unknown provider \"nope\""),
+        (
+            "\"m\" = \"sandbox:some-model\"",
+            "provider \"sandbox\" takes no model",
+        ),
+    ] {
+        let data = DataDir::with_config(&format!("[server.openai_images.models]\n{mapping}\n"));
+        let out = data
+            .cmd()
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{mapping}: {stderr}");
+        assert!(stderr.contains(says), "{mapping}: {stderr}");
+    }
 }

@@ -502,6 +502,7 @@ fn bad_input_on_an_existing_catalogue_changes_nothing() {
         vec!["generate", ""],
         vec!["image", "action", id, "pan-left"],
         vec!["image", "action", id, "u9"],
+        vec!["image", "action", "nope"],
         vec!["blend", id, "0192f0c1-0000-7000-8000-000000000001"],
     ] {
         let out = d.run(&args);
@@ -658,4 +659,33 @@ fn banned_words_are_refused_before_anything_is_written() {
     assert!(!d.path().join("atelier.db").exists(), "nothing was written");
     let (code, _) = d.json(&["generate", "a gorgeous red dress at a wedding"]);
     assert_eq!(code, 0);
+}
+
+#[test]
+fn image_action_without_an_action_lists_what_the_image_offers() {
+    let d = DataDir::new();
+    let (_, g) = d.json(&["generate", "a harbour", "--upscale", "2"]);
+    let id_of = |role: &str| {
+        g["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["role"] == role)
+            .unwrap_or_else(|| panic!("no {role} in {g}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (code, grid) = d.json(&["image", "action", &id_of("grid")]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        grid["actions"],
+        serde_json::json!(["u1", "u2", "u3", "u4", "v1", "v2", "v3", "v4", "reroll"])
+    );
+    let out = d.run(&["image", "action", &id_of("upscale_2")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "vary-strong vary-subtle upscale-subtle upscale-creative zoom-out-2x zoom-out-1.5x pan-left pan-right pan-up pan-down"
+    );
 }

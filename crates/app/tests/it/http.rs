@@ -454,6 +454,18 @@ async fn images_are_served_with_etags_ranges_and_updates() {
         .as_str()
         .unwrap()
         .to_owned();
+    // What the grid offers (the sandbox plays every button).
+    let offered: Value = get_json(&http, s.url(&format!("/v1/images/{grid}/actions")), None).await;
+    assert_eq!(
+        offered,
+        json!({"actions": ["u1", "u2", "u3", "u4", "v1", "v2", "v3", "v4", "reroll"]})
+    );
+    let r = http
+        .get(s.url("/v1/images/0192f0c1-0000-7000-8000-000000000001/actions"))
+        .send()
+        .await
+        .unwrap();
+    problem(r, 404, "not_found").await;
     let r = http
         .post(s.url(&format!("/v1/images/{grid}/actions")))
         .header("prefer", "wait=30")

@@ -311,12 +311,17 @@ impl Provider for Midjourney {
     }
 
     /// Presses the cancel button of each Midjourney job the generation still runs, on the
-    /// account that runs them, if this node holds it.
+    /// account that runs them, if its gateway is connected in this process (the node that
+    /// holds it): a process that only asked for the cancel (`atelier jobs cancel`) never opens
+    /// a second session on the account for it.
     async fn cancel(&self, refs: &serde_json::Value) {
         let refs = refs::read(refs);
         let Some(account) = refs.account.as_deref().and_then(|name| self.pool.get(name)) else {
             return;
         };
+        if refs.running.is_empty() || account.health() != super::Health::Ready {
+            return;
+        }
         for (job, running) in &refs.running {
             let ctx = match account
                 .ready(&running.application_id, self.timing.connect, None)

@@ -349,7 +349,11 @@ impl Links {
             HmacSha256::new_from_slice(&self.key).expect("HMAC takes a key of any length");
         mac.update(message.as_bytes());
         let digest = mac.finalize().into_bytes();
-        digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+        digest.iter().take(16).fold(String::new(), |mut out, b| {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{b:02x}");
+            out
+        })
     }
 
     /// A link to `image` valid for the ttl from `now` (Unix seconds), under `origin`.
@@ -456,14 +460,14 @@ mod tests {
 
     #[test]
     fn links_open_until_they_expire_and_only_as_signed() {
-        let links = Links::new(b"k".to_vec(), Duration::from_secs(60), None);
+        let links = Links::new(b"k".to_vec(), Duration::from_mins(1), None);
         let image = ImageId::new();
         let url = links.url("http://h:1", image, 1000);
         let link = url.strip_prefix("http://h:1/mj/image/").unwrap();
         assert_eq!(links.open(link, 1000), Ok(image));
         assert_eq!(links.open(&format!("{link}.png"), 1060), Ok(image));
         assert_eq!(links.open(link, 1061), Err(LinkError::Expired));
-        let other = Links::new(b"j".to_vec(), Duration::from_secs(60), None);
+        let other = Links::new(b"j".to_vec(), Duration::from_mins(1), None);
         assert_eq!(other.open(link, 1000), Err(LinkError::Invalid));
         let forged = link.replacen(
             &image.as_uuid().simple().to_string(),

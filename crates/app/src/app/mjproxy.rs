@@ -12,29 +12,27 @@ use crate::error::AppError;
 
 /// `[server.mj_proxy]` as the engine keeps it: how links to pictures are signed and addressed.
 pub(crate) fn links(config: &crate::config::MjProxyConfig) -> Result<Links, AppError> {
-    let key = match config.link_secret.as_ref().map(|s| s.expose().trim()) {
-        Some(spec) => {
-            let value = match spec.strip_prefix("env:") {
-                Some(name) => std::env::var(name).map_err(|_| {
-                    AppError::Invalid(format!(
-                        "[server.mj_proxy] link_secret names the environment variable {name:?}, which is not set"
-                    ))
-                })?,
-                None => spec.to_owned(),
-            };
-            if value.trim().is_empty() {
-                return Err(AppError::Invalid(
-                    "[server.mj_proxy] link_secret is empty: leave it out for a key of this process's own".into(),
-                ));
-            }
-            value.into_bytes()
+    let key = if let Some(spec) = config.link_secret.as_ref().map(|s| s.expose().trim()) {
+        let value = match spec.strip_prefix("env:") {
+            Some(name) => std::env::var(name).map_err(|_| {
+                AppError::Invalid(format!(
+                    "[server.mj_proxy] link_secret names the environment variable {name:?}, which is not set"
+                ))
+            })?,
+            None => spec.to_owned(),
+        };
+        if value.trim().is_empty() {
+            return Err(AppError::Invalid(
+                "[server.mj_proxy] link_secret is empty: leave it out for a key of this process's own"
+                    .into(),
+            ));
         }
-        None => {
-            let mut key = vec![0u8; 32];
-            getrandom::fill(&mut key)
-                .map_err(|e| AppError::Internal(format!("no random source: {e}")))?;
-            key
-        }
+        value.into_bytes()
+    } else {
+        let mut key = vec![0u8; 32];
+        getrandom::fill(&mut key)
+            .map_err(|e| AppError::Internal(format!("no random source: {e}")))?;
+        key
     };
     if !(60..=30 * 86_400).contains(&config.link_ttl_secs) {
         return Err(AppError::Invalid(format!(

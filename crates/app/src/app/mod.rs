@@ -184,7 +184,7 @@ impl AppBuilder {
             if getrandom::fill(&mut key).is_err() {
                 key = uuid::Uuid::new_v4().as_bytes().to_vec();
             }
-            crate::api::mjproxy::Links::new(key, Duration::from_secs(86_400), None)
+            crate::api::mjproxy::Links::new(key, Duration::from_hours(24), None)
         });
         Arc::new(App {
             mj_links,

@@ -426,7 +426,7 @@ pub async fn describe(
 
 /// The routes of the proxies that Atelier does not play, each answered as the proxy answers a
 /// failed submit.
-async fn unsupported(
+fn unsupported(
     c: Result<Caller, Problem>,
     body: Result<Body<AnyRequest>, Problem>,
     what: &str,
@@ -455,7 +455,6 @@ pub async fn shorten(
         body,
         "shorten is not supported by this server: none of its providers analyses prompts",
     )
-    .await
 }
 
 #[utoipa::path(
@@ -477,7 +476,6 @@ pub async fn modal(
         body,
         "modal is not supported by this server: no task offers custom zoom or vary region",
     )
-    .await
 }
 
 #[utoipa::path(
@@ -499,7 +497,6 @@ pub async fn video(
         body,
         "video is not supported by this server yet: no provider animates a task's picture",
     )
-    .await
 }
 
 /// The address a client reached the server by.

@@ -364,7 +364,7 @@ async fn the_notify_hook_receives_the_task_object() {
         let got = receiver.got();
         if let Some(done) = got
             .iter()
-            .map(|g| g.json())
+            .map(crate::webhooks::Received::json)
             .find(|b| b["status"] == "SUCCESS")
         {
             break done;

@@ -230,6 +230,38 @@ if [ -z "${ATELIER_TEST_COMFY_CLI:-}" ]; then
     export ATELIER_TEST_COMFY_CLI
 fi
 
+# A client library of the midjourney-proxy protocol, unchanged: 302.AI's `@302ai/ai-sdk` for
+# the Vercel AI SDK (npm; its Midjourney model submits, polls /mj/task/{id}/fetch, presses U1
+# through /mj/submit/action and downloads imageUrl). The proxy tests (tests/it/mjproxy/
+# client.rs) run it against `atelier serve`. Installed once under target/test-peers/mjproxy,
+# pinned with the `ai` version it was written for; the test reads ATELIER_TEST_MJPROXY_SDK
+# (that node_modules folder) and fails without it.
+if [ -z "${ATELIER_TEST_MJPROXY_SDK:-}" ]; then
+    peers=target/test-peers
+    mkdir -p "$peers"
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            apt-get install -y -q nodejs npm >/dev/null
+        else
+            echo "error: Node.js and npm are needed by the midjourney-proxy tests (@302ai/ai-sdk); install nodejs and npm" >&2
+            exit 1
+        fi
+    fi
+    sdk="$peers/mjproxy/node_modules/@302ai/ai-sdk/package.json"
+    if [ ! -f "$sdk" ] || [ ! -f "$peers/mjproxy/node_modules/ai/package.json" ]; then
+        rm -rf "$peers/mjproxy"
+        mkdir -p "$peers/mjproxy"
+        npm install --prefix "$peers/mjproxy" --no-audit --no-fund --loglevel=error \
+            @302ai/ai-sdk@0.0.22 ai@4.3.16 zod@3.25.76 >"$peers/mjproxy-install.log" 2>&1 || {
+            rm -rf "$peers/mjproxy"
+            echo "error: cannot install @302ai/ai-sdk and ai from npm; see $peers/mjproxy-install.log" >&2
+            exit 1
+        }
+    fi
+    ATELIER_TEST_MJPROXY_SDK="$(pwd)/$peers/mjproxy/node_modules"
+    export ATELIER_TEST_MJPROXY_SDK
+fi
+
 pg_dir=""
 stop_postgres() {
     if [ -n "$pg_dir" ]; then
@@ -326,4 +358,4 @@ cargo test --workspace --locked --all-targets "$@"
 # `--workspace` as above, not `-p atelier`: the same packages resolve the same features, so the
 # build above serves again instead of a second one from tokio up (the other crates' `it`
 # binaries run only what the filters name, a few catalogue-free Discord client tests).
-ATELIER_TEST_CATALOGUE=postgres cargo test --workspace --locked --test it -- engine:: crash:: midjourney:: follow:: http:: webhooks:: video:: openai:: replicate:: comfyui::
+ATELIER_TEST_CATALOGUE=postgres cargo test --workspace --locked --test it -- engine:: crash:: midjourney:: follow:: http:: webhooks:: video:: openai:: replicate:: comfyui:: mjproxy::

@@ -1,6 +1,7 @@
 //! Wire types: the JSON that front-ends print or serve. The only place where domain values
 //! become protocol documents, so the catalogue's shape never leaks into the API by accident.
 
+pub mod mjproxy;
 mod users;
 mod webhooks;
 

@@ -16,7 +16,7 @@ mod webhooks;
 pub use comfyui::{ComfyUiConfig, WorkflowConfig};
 pub use credits::{CostTable, CreditsConfig, ProviderCosts};
 pub use replicate::{ReplicateConfig, ReplicateModel};
-pub use server::{JwtConfig, MetricsAccess, ServerAuth, ServerConfig};
+pub use server::{JwtConfig, MetricsAccess, MjProxyConfig, ServerAuth, ServerConfig};
 pub use webhooks::WebhooksConfig;
 
 use crate::pipeline::PngCompression;

@@ -219,6 +219,7 @@ pub async fn open(
         .banned_words(config.limits.banned_words.clone())
         .limits(config.limits.pipeline())
         .webhooks(webhooks)
+        .mj_links(crate::app::mj_links(&config.server.mj_proxy)?)
         .build())
 }
 

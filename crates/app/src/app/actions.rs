@@ -1,7 +1,7 @@
 //! Actions on an earlier result (Midjourney's buttons): a new generation whose parent is the
 //! acted-on one, run by the same provider (and, for Midjourney, the same account).
 
-use super::App;
+use super::{App, NotifyHook};
 use crate::domain::{
     Action, Actor, Generation, GenerationKind, GenerationStatus, ImageId, Output, Role,
     UpscaleSelection,
@@ -18,6 +18,18 @@ impl App {
         image: ImageId,
         action: &str,
         upscale: &UpscaleSelection,
+    ) -> Result<Generation, AppError> {
+        self.act_notified(actor, image, action, upscale, None).await
+    }
+
+    /// [`App::act`], with a notify hook (its deliveries start with the new generation).
+    pub async fn act_notified(
+        &self,
+        actor: Actor,
+        image: ImageId,
+        action: &str,
+        upscale: &UpscaleSelection,
+        hook: Option<NotifyHook>,
     ) -> Result<Generation, AppError> {
         let source = self.visible_image(actor, image).await?;
         let parent = self.catalogue.generation(source.generation_id).await?;
@@ -78,7 +90,8 @@ impl App {
             parameters,
             ..parent.child()
         };
-        self.enqueue(actor, generation).await
+        self.enqueue_hooked(actor, generation, hook.map(|h| h.0))
+            .await
     }
 }
 
@@ -130,6 +143,17 @@ impl App {
         image: ImageId,
         provider: Option<&str>,
     ) -> Result<Generation, AppError> {
+        self.describe_notified(actor, image, provider, None).await
+    }
+
+    /// [`App::describe`], with a notify hook.
+    pub async fn describe_notified(
+        &self,
+        actor: Actor,
+        image: ImageId,
+        provider: Option<&str>,
+        hook: Option<NotifyHook>,
+    ) -> Result<Generation, AppError> {
         self.visible_image(actor, image).await?;
         let mut parameters = crate::domain::Parameters::default();
         parameters
@@ -141,6 +165,7 @@ impl App {
             format!("describe {image}"),
             parameters,
             provider,
+            hook,
         )
         .await
     }
@@ -154,6 +179,20 @@ impl App {
         dimensions: Option<&str>,
         upscale: &UpscaleSelection,
         provider: Option<&str>,
+    ) -> Result<Generation, AppError> {
+        self.blend_notified(actor, images, dimensions, upscale, provider, None)
+            .await
+    }
+
+    /// [`App::blend`], with a notify hook.
+    pub async fn blend_notified(
+        &self,
+        actor: Actor,
+        images: &[ImageId],
+        dimensions: Option<&str>,
+        upscale: &UpscaleSelection,
+        provider: Option<&str>,
+        hook: Option<NotifyHook>,
     ) -> Result<Generation, AppError> {
         if !(2..=5).contains(&images.len()) {
             return Err(AppError::Invalid(format!(
@@ -185,8 +224,15 @@ impl App {
                 .insert("dimensions".into(), serde_json::json!(d));
         }
         let prompt = format!("blend of {}", ids.join(" "));
-        self.enqueue_with_inputs(actor, GenerationKind::Blend, prompt, parameters, provider)
-            .await
+        self.enqueue_with_inputs(
+            actor,
+            GenerationKind::Blend,
+            prompt,
+            parameters,
+            provider,
+            hook,
+        )
+        .await
     }
 
     async fn enqueue_with_inputs(
@@ -196,12 +242,14 @@ impl App {
         prompt: String,
         parameters: crate::domain::Parameters,
         provider: Option<&str>,
+        hook: Option<NotifyHook>,
     ) -> Result<Generation, AppError> {
         let provider = self
             .providers
             .serving(provider, kind, None)
             .map_err(AppError::Invalid)?;
         let generation = Generation::queued(provider, kind, prompt, parameters);
-        self.enqueue(actor, generation).await
+        self.enqueue_hooked(actor, generation, hook.map(|h| h.0))
+            .await
     }
 }

@@ -95,7 +95,7 @@ impl App {
     }
 
     /// [`App::enqueue`], with the generation's webhook written first.
-    async fn enqueue_hooked(
+    pub(super) async fn enqueue_hooked(
         &self,
         actor: Actor,
         mut generation: Generation,

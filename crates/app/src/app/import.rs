@@ -207,3 +207,45 @@ impl App {
         Ok(out)
     }
 }
+
+impl App {
+    /// Pictures a client sent inline (base64 in a request), stored as `actor`'s imports, one
+    /// generation each, so the use cases that take stored images (/blend, /describe) take
+    /// them. Every picture is verified and held to `[limits]` before anything is written.
+    pub async fn import_pictures(
+        &self,
+        actor: Actor,
+        pictures: Vec<Vec<u8>>,
+        prompt: &str,
+    ) -> Result<Vec<crate::domain::ImageId>, AppError> {
+        let mut files = Vec::with_capacity(pictures.len());
+        for (i, bytes) in pictures.into_iter().enumerate() {
+            let limits = self.limits;
+            let image = tokio::task::spawn_blocking(move || {
+                pipeline::process_image_within(bytes, &limits).map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?
+            .map_err(|e| AppError::Invalid(format!("picture {}: {e}", i + 1)))?;
+            files.push(PreparedFile {
+                prompt: prompt.to_owned(),
+                grid: None,
+                image,
+            });
+        }
+        let done = self
+            .import(
+                actor,
+                PreparedImport {
+                    files,
+                    category: None,
+                    subject: None,
+                },
+            )
+            .await?;
+        Ok(done
+            .iter()
+            .filter_map(|g| g.images.first().map(|i| i.id))
+            .collect())
+    }
+}

@@ -12,6 +12,7 @@ mod follow;
 mod generations;
 mod images;
 mod import;
+mod mjproxy;
 mod node;
 mod results;
 mod sign_in;
@@ -25,7 +26,9 @@ pub use follow::{Following, FollowingFeed};
 pub use generations::{GenerationPage, QueuePosition};
 pub use images::ImagePage;
 pub use import::ImportRequest;
+pub(crate) use mjproxy::links as mj_links;
 pub use node::{RunningNode, SlotLoad, Stop};
+pub use webhooks::NotifyHook;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,6 +100,10 @@ pub struct App {
     /// Webhooks' secrets, subscriptions and deliveries (`webhooks.rs`, `crate::webhooks`).
     pub(crate) webhooks: Arc<dyn Outbox>,
     pub(crate) webhook_settings: crate::webhooks::WebhookSettings,
+    /// Signs and addresses the links to pictures in midjourney-proxy tasks (`mjproxy.rs`).
+    pub(crate) mj_links: crate::api::mjproxy::Links,
+    /// Where those links begin when nothing else tells: `atelier serve`'s address.
+    mj_origin: std::sync::OnceLock<String>,
 }
 
 /// Builds an [`App`]: the database, the store and the providers are needed; the rest has
@@ -112,6 +119,7 @@ pub struct AppBuilder {
     banned_words: Vec<String>,
     jwt: Option<Arc<JwtVerifier>>,
     webhooks: crate::webhooks::WebhookSettings,
+    mj_links: Option<crate::api::mjproxy::Links>,
 }
 
 impl AppBuilder {
@@ -143,6 +151,14 @@ impl AppBuilder {
         self
     }
 
+    /// How links to pictures in midjourney-proxy tasks are signed (`[server.mj_proxy]`); by
+    /// default with a key of this process's own.
+    #[must_use]
+    pub fn mj_links(mut self, links: crate::api::mjproxy::Links) -> Self {
+        self.mj_links = Some(links);
+        self
+    }
+
     #[must_use]
     pub fn jobs(mut self, jobs: JobSettings) -> Self {
         self.jobs = jobs;
@@ -162,7 +178,17 @@ impl AppBuilder {
     }
 
     pub fn build(self) -> Arc<App> {
+        let mj_links = self.mj_links.unwrap_or_else(|| {
+            let mut key = vec![0u8; 32];
+            // A key nobody knows, even if the random source failed: a fresh UUID's bits.
+            if getrandom::fill(&mut key).is_err() {
+                key = uuid::Uuid::new_v4().as_bytes().to_vec();
+            }
+            crate::api::mjproxy::Links::new(key, Duration::from_hours(24), None)
+        });
         Arc::new(App {
+            mj_links,
+            mj_origin: std::sync::OnceLock::new(),
             hub: follow::Hub::new(self.db.catalogue.clone()),
             catalogue: self.db.catalogue,
             queue: self.db.queue,
@@ -202,6 +228,7 @@ impl App {
             banned_words: Vec::new(),
             jwt: None,
             webhooks: crate::webhooks::WebhookSettings::default(),
+            mj_links: None,
         }
     }
 

@@ -12,6 +12,10 @@ use crate::domain::{
 use crate::error::AppError;
 use crate::webhooks::{WebhookSettings, sign, target};
 
+/// A webhook whose URL was checked and whose signing secret exists: where a generation's
+/// deliveries go, and which.
+pub struct NotifyHook(pub(super) (String, EventFilter));
+
 fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
@@ -35,15 +39,43 @@ impl App {
         let Some(webhook) = webhook else {
             return self.submit(actor, request).await;
         };
-        let s = &self.webhook_settings;
-        let url = target::check(&webhook.url, s.max_url_chars, s.allow_private_targets)
-            .map_err(|e| AppError::Invalid(e.to_string()))?;
         let filter = match &webhook.events {
             Some(names) => {
                 EventFilter::parse(names).map_err(|e| AppError::Invalid(e.to_string()))?
             }
             None => EventFilter::default(),
         };
+        let hook = self.checked_hook(actor, &webhook.url, filter).await?;
+        self.submit_hooked(actor, request, Some(hook.0)).await
+    }
+
+    /// A midjourney-proxy `notifyHook`: a webhook checked like any other (the same refusal of
+    /// private targets), whose deliveries carry the task object on every change.
+    pub async fn notify_hook(&self, actor: Actor, url: &str) -> Result<NotifyHook, AppError> {
+        self.checked_hook(actor, url, EventFilter::mj_proxy_task())
+            .await
+    }
+
+    /// [`App::submit`] with a notify hook already checked.
+    pub async fn submit_notified(
+        &self,
+        actor: Actor,
+        request: GenerationRequest,
+        hook: Option<NotifyHook>,
+    ) -> Result<Generation, AppError> {
+        self.submit_hooked(actor, request, hook.map(|h| h.0)).await
+    }
+
+    /// The URL checked, and the secret that will sign made, before anything is queued.
+    async fn checked_hook(
+        &self,
+        actor: Actor,
+        url: &str,
+        filter: EventFilter,
+    ) -> Result<NotifyHook, AppError> {
+        let s = &self.webhook_settings;
+        let url = target::check(url, s.max_url_chars, s.allow_private_targets)
+            .map_err(|e| AppError::Invalid(e.to_string()))?;
         // The secret that will sign exists before anything is queued.
         match actor.owner() {
             Some(owner) => {
@@ -57,8 +89,7 @@ impl App {
             }
             None => {}
         }
-        let hook = (url.to_string(), filter);
-        self.submit_hooked(actor, request, Some(hook)).await
+        Ok(NotifyHook((url.to_string(), filter)))
     }
 
     /// The user's secret, made on first use.

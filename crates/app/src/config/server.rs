@@ -53,6 +53,43 @@ pub struct ServerConfig {
     pub jwt: JwtConfig,
     /// The drop-in OpenAI Images route, `POST /v1/images/generations`.
     pub openai_images: OpenAiImagesConfig,
+    /// The drop-in midjourney-proxy routes, `/mj/submit/*` and `/mj/task/*`.
+    pub mj_proxy: MjProxyConfig,
+}
+
+/// `[server.mj_proxy]`: the midjourney-proxy drop-in routes.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MjProxyConfig {
+    /// The provider `/mj/submit/imagine`, `/blend` and `/describe` use for `botType:
+    /// MID_JOURNEY` (or none); unset: the default provider. Checked when `serve` starts.
+    pub provider: Option<String>,
+    /// The provider for `botType: NIJI_JOURNEY`; unset: the same as `provider`. Either way its
+    /// requests carry the parameter `bot = "niji"` (the Midjourney provider then talks to the
+    /// niji・journey bot).
+    pub niji_provider: Option<String>,
+    /// The address the links to pictures (`imageUrl`) begin with, such as the server's public
+    /// name behind a proxy; unset: the address the client reached the server by (and, in a
+    /// notify hook's body, the address `serve` listens on).
+    pub public_url: Option<String>,
+    /// How long a link to a picture opens, in seconds (60 to 30 days).
+    pub link_ttl_secs: u64,
+    /// Signs the links (`env:NAME` works); unset: a random key of this process's own, so a
+    /// link opens only on the node that made it until the process restarts. Set it when several
+    /// nodes serve one deployment.
+    pub link_secret: Option<Secret>,
+}
+
+impl Default for MjProxyConfig {
+    fn default() -> Self {
+        Self {
+            provider: None,
+            niji_provider: None,
+            public_url: None,
+            link_ttl_secs: 86_400,
+            link_secret: None,
+        }
+    }
 }
 
 /// `[server.openai_images]`: which provider answers each `model` an OpenAI client names.
@@ -141,6 +178,7 @@ impl Default for ServerConfig {
             jwt: JwtConfig::default(),
             public_hosts: Vec::new(),
             openai_images: OpenAiImagesConfig::default(),
+            mj_proxy: MjProxyConfig::default(),
         }
     }
 }

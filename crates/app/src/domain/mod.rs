@@ -51,5 +51,5 @@ pub use user::{
 };
 pub use webhook::{
     Attempt, Delivery, DeliveryStatus, EventFilter, FilterInvalid, NewDelivery, Next, Subscription,
-    WebhookEvent, next_after, truncated,
+    WebhookBody, WebhookEvent, next_after, truncated,
 };

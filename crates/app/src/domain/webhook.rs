@@ -72,9 +72,25 @@ impl WebhookEvent {
     }
 }
 
-/// Which events a webhook receives: a non-empty set of [`WebhookEvent`]s, kept sorted.
+/// Which events a webhook receives: a non-empty set of [`WebhookEvent`]s, kept sorted, and
+/// the body its deliveries carry.
 #[derive(Clone, PartialEq, Eq, Debug)]
-pub struct EventFilter(Vec<WebhookEvent>);
+pub struct EventFilter(Vec<WebhookEvent>, WebhookBody);
+
+/// What a delivery's body is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum WebhookBody {
+    /// The event and the generation (`api::WebhookPayload`).
+    #[default]
+    Standard,
+    /// The generation as a midjourney-proxy task object (`api::mjproxy`): the body the
+    /// proxy's `notifyHook` receives, asked for by the `/mj/submit/*` routes.
+    MjProxyTask,
+}
+
+/// How [`WebhookBody::MjProxyTask`] is kept among the stored event names: not an event name,
+/// so no user's filter can ask for it, and a filter stored without it reads as before.
+const MJ_PROXY_BODY: &str = "body:mj-proxy";
 
 /// Why a filter is refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -103,21 +119,39 @@ impl EventFilter {
         }
         events.sort();
         events.dedup();
-        Ok(Self(events))
+        Ok(Self(events, WebhookBody::Standard))
     }
 
-    /// As stored: the names joined by commas.
+    /// Every event, delivered as a midjourney-proxy task object: the proxy posts its task on
+    /// each change.
+    pub fn mj_proxy_task() -> Self {
+        Self(WebhookEvent::ALL.to_vec(), WebhookBody::MjProxyTask)
+    }
+
+    /// The body its deliveries carry.
+    pub fn body(&self) -> WebhookBody {
+        self.1
+    }
+
+    /// As stored: the names joined by commas (and the body's mark, when not the standard one).
     pub fn stored(&self) -> String {
-        self.0
-            .iter()
-            .map(|e| e.as_str())
-            .collect::<Vec<_>>()
-            .join(",")
+        let mut names: Vec<&str> = self.0.iter().map(|e| e.as_str()).collect();
+        if self.1 == WebhookBody::MjProxyTask {
+            names.push(MJ_PROXY_BODY);
+        }
+        names.join(",")
     }
 
     /// From what [`EventFilter::stored`] wrote.
     pub fn from_stored(s: &str) -> Result<Self, FilterInvalid> {
-        Self::parse(&s.split(',').collect::<Vec<_>>())
+        let names: Vec<&str> = s.split(',').collect();
+        let task = names.contains(&MJ_PROXY_BODY);
+        let events: Vec<&str> = names.into_iter().filter(|n| *n != MJ_PROXY_BODY).collect();
+        let mut filter = Self::parse(&events)?;
+        if task {
+            filter.1 = WebhookBody::MjProxyTask;
+        }
+        Ok(filter)
     }
 
     pub fn names(&self) -> Vec<&'static str> {
@@ -132,7 +166,7 @@ impl EventFilter {
 
 impl Default for EventFilter {
     fn default() -> Self {
-        Self(WebhookEvent::DEFAULT.to_vec())
+        Self(WebhookEvent::DEFAULT.to_vec(), WebhookBody::Standard)
     }
 }
 
@@ -286,6 +320,16 @@ mod tests {
         for kind in EventKind::ALL {
             assert_eq!(all.wants(kind), kind != EventKind::Created, "{kind:?}");
         }
+    }
+
+    #[test]
+    fn the_task_body_is_stored_with_the_names_and_cannot_be_asked_for() {
+        let t = EventFilter::mj_proxy_task();
+        assert_eq!(t.body(), WebhookBody::MjProxyTask);
+        let back = EventFilter::from_stored(&t.stored()).unwrap();
+        assert_eq!(back, t);
+        assert_eq!(EventFilter::default().body(), WebhookBody::Standard);
+        assert!(EventFilter::parse(&[MJ_PROXY_BODY]).is_err());
     }
 
     #[test]

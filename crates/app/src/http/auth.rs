@@ -1,6 +1,7 @@
 //! Who calls: the `Caller` every route takes, from `Authorization: Bearer …` (an API key, a
 //! session token or a trusted sign-in service's JWT), or nobody, as the operator, when
-//! `[server] auth = "none"` on a loopback address. Each user's requests are held to their rate
+//! `[server] auth = "none"` on a loopback address; on the midjourney-proxy routes (`/mj/`) also
+//! from the proxies' `mj-api-secret` header. Each user's requests are held to their rate
 //! (`rate.rs`); refused credentials count against the client's address.
 
 use std::net::{IpAddr, SocketAddr};
@@ -38,6 +39,21 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// The key of an `mj-api-secret` header (the midjourney-proxy clients'), with or without a
+/// `Bearer ` before it.
+fn mj_api_secret(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("mj-api-secret")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            let v = v.trim();
+            v.split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map_or(v, |(_, token)| token.trim())
+        })
+        .filter(|t| !t.is_empty())
+}
+
 impl FromRequestParts<Shared> for Caller {
     type Rejection = Problem;
 
@@ -45,7 +61,13 @@ impl FromRequestParts<Shared> for Caller {
         if state.settings.auth == ServerAuth::None {
             return Ok(Self(Actor::Operator));
         }
-        let token = bearer(&parts.headers)
+        // The midjourney-proxy clients send their key in `mj-api-secret`, some with another
+        // `Authorization` beside it: on those routes that header comes first.
+        let proxied = parts.uri.path().starts_with("/mj/");
+        let token = proxied
+            .then(|| mj_api_secret(&parts.headers))
+            .flatten()
+            .or_else(|| bearer(&parts.headers))
             .ok_or_else(|| Problem::unauthorized("send an API key: Authorization: Bearer <key>"))?;
         match state.app.authenticate(token).await {
             Ok(actor) => {

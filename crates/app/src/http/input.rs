@@ -134,6 +134,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
                 PREFER,
                 header::HeaderName::from_static("idempotency-key"),
                 header::HeaderName::from_static("last-event-id"),
+                header::HeaderName::from_static("mj-api-secret"),
             ])
             .expose_headers([header::LOCATION, header::RETRY_AFTER, header::ETAG]),
     )

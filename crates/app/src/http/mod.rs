@@ -12,6 +12,8 @@
 //!   problems for bad input;
 //! - `openai_images.rs`: the drop-in OpenAI Images route (`POST /v1/images/generations`), in
 //!   OpenAI's shapes and errors;
+//! - `mjproxy.rs`: the drop-in midjourney-proxy routes (`/mj/submit/*`, `/mj/task/*`), in the
+//!   proxy's task objects and `{code, description, result, properties}` envelope;
 //! - `openapi.rs`: `/openapi.json`, generated from the handlers' `#[utoipa::path]`; `docs.rs`:
 //!   the reference page `/docs`, served offline.
 
@@ -27,6 +29,7 @@ mod input;
 mod listen;
 mod mcp;
 mod metrics;
+mod mjproxy;
 mod openai_images;
 mod openapi;
 mod problem;
@@ -88,6 +91,8 @@ pub struct Settings {
     pub mcp_hosts: Vec<String>,
     /// `[server.openai_images]`: the drop-in OpenAI route's models and wait.
     pub openai_images: openai_images::Routes,
+    /// `[server.mj_proxy]`: which provider each bot type of the midjourney-proxy routes uses.
+    pub mj_proxy: mjproxy::Routes,
 }
 
 impl Settings {
@@ -131,6 +136,7 @@ impl Settings {
             grace,
             mcp_hosts: mcp::allowed_hosts(bind, &config.public_hosts),
             openai_images: openai_images::Routes::from_config(config)?,
+            mj_proxy: mjproxy::Routes::from_config(config),
         })
     }
 }
@@ -175,6 +181,19 @@ fn router(shared: Shared) -> Router {
         .routes(routes!(openai_images::generations));
     let (routes, document) = OpenApiRouter::new()
         .nest("/v1", v1)
+        .routes(routes!(mjproxy::imagine))
+        .routes(routes!(mjproxy::action))
+        .routes(routes!(mjproxy::blend))
+        .routes(routes!(mjproxy::describe))
+        .routes(routes!(mjproxy::unsupported::shorten))
+        .routes(routes!(mjproxy::unsupported::modal))
+        .routes(routes!(mjproxy::unsupported::video))
+        .routes(routes!(mjproxy::tasks::fetch))
+        .routes(routes!(mjproxy::tasks::list_by_condition))
+        .routes(routes!(mjproxy::tasks::list))
+        .routes(routes!(mjproxy::tasks::cancel))
+        .routes(routes!(mjproxy::tasks::image_seed))
+        .routes(routes!(mjproxy::tasks::image))
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
         .routes(routes!(metrics::scrape))
@@ -213,6 +232,11 @@ pub async fn serve(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
+    // A provider named for the midjourney-proxy routes is checked now, not per request.
+    settings.mj_proxy.check(&app)?;
+    if let Ok(addr) = listener.local_addr() {
+        app.set_mj_origin(format!("http://{addr}"));
+    }
     let (stop_tx, stopping) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
     let settings = Arc::new(settings);

@@ -398,7 +398,7 @@ fn failed(error: Option<&crate::domain::Failure>) -> OpenAiError {
 }
 
 /// `scheme://host` the client reached the server by, for URLs in the answer.
-fn origin(headers: &HeaderMap) -> String {
+pub(super) fn origin(headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())

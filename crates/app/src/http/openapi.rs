@@ -60,6 +60,7 @@ pub struct Document(pub Arc<String>);
         (name = "admin", description = "Administrators only: users, keys, credits, providers, audit"),
         (name = "service", description = "Health, readiness, this document and its page"),
         (name = "openai", description = "Drop-in: OpenAI's Images API, answered by any configured provider"),
+        (name = "midjourney-proxy", description = "Drop-in: the REST protocol of the Midjourney proxies (/mj/submit/*, /mj/task/*), answered by any configured provider, in the proxies' envelope"),
     )
 )]
 pub struct Frame;
@@ -152,6 +153,26 @@ fn answer(op: &mut Operation, status: &str, name: &str) {
         .or_insert_with(|| reference(name));
 }
 
+/// A midjourney-proxy error answer: the proxy's envelope (`MjSubmitResult`).
+fn envelope(op: &mut Operation, status: &str, description: &str) {
+    op.responses
+        .responses
+        .entry(status.to_owned())
+        .or_insert_with(|| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        utoipa::openapi::content::ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("MjSubmitResult")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        });
+}
+
 /// The routes' document, completed with what every route shares.
 pub fn finish(mut doc: OpenApi) -> OpenApi {
     let frame = <Frame as utoipa::OpenApi>::openapi();
@@ -191,9 +212,46 @@ pub fn finish(mut doc: OpenApi) -> OpenApi {
                 .security
                 .as_ref()
                 .is_some_and(|s| s.iter().all(|r| *r == SecurityRequirement::default()));
+            let proxy = op
+                .tags
+                .as_ref()
+                .is_some_and(|t| t.iter().any(|t| t == "midjourney-proxy"));
             if public {
                 op.security = Some(Vec::new());
             } else if foreign {
+                continue;
+            } else if proxy {
+                // The midjourney-proxy routes answer every error in the proxy's envelope.
+                let with_body = op.request_body.is_some();
+                for (status, description, always) in [
+                    (
+                        "400",
+                        "Bad input (code 4), or a banned word (code 24)",
+                        false,
+                    ),
+                    ("401", "No valid key (code 4)", true),
+                    ("402", "Not enough credits (code 9)", false),
+                    (
+                        "413",
+                        "The body is larger than the server accepts (code 4)",
+                        false,
+                    ),
+                    (
+                        "415",
+                        "The body is not sent as application/json (code 4)",
+                        false,
+                    ),
+                    ("429", "Over the key's rate (code 9, `Retry-After`)", true),
+                    (
+                        "503",
+                        "The provider's queue is full (code 23) or the server cannot answer now (code 9), `Retry-After`",
+                        true,
+                    ),
+                ] {
+                    if always || with_body {
+                        envelope(op, status, description);
+                    }
+                }
                 continue;
             } else {
                 answer(op, "401", "Unauthorized");

@@ -22,7 +22,9 @@ use super::sign;
 use crate::api::WebhookPayload;
 use crate::app::App;
 use crate::catalogue::FeedFilter;
-use crate::domain::{Actor, Attempt, Delivery, GenerationId, NewDelivery, Next, next_after};
+use crate::domain::{
+    Actor, Attempt, Delivery, GenerationId, NewDelivery, Next, WebhookBody, next_after,
+};
 use crate::error::AppError;
 
 /// Events read from the feed at once.
@@ -117,16 +119,21 @@ async fn derive_batch(app: &App, cursor: &mut Cursor) -> Result<(bool, bool), Ap
         if !sub.filter.wants(e.kind) {
             continue;
         }
-        let view = match views.entry(e.generation_id) {
+        let g = match views.entry(e.generation_id) {
             std::collections::hash_map::Entry::Occupied(seen) => seen.into_mut(),
             std::collections::hash_map::Entry::Vacant(new) => {
-                let g = app.generation(Actor::Operator, e.generation_id).await?;
-                new.insert(app.generation_view(&g).without_paths())
+                new.insert(app.generation(Actor::Operator, e.generation_id).await?)
             }
         };
-        let payload = WebhookPayload::new(e, view);
-        let payload = serde_json::to_string(&payload)
-            .map_err(|err| AppError::Internal(format!("a webhook body: {err}")))?;
+        let payload = match sub.filter.body() {
+            WebhookBody::Standard => {
+                let view = app.generation_view(g).without_paths();
+                serde_json::to_string(&WebhookPayload::new(e, &view))
+            }
+            // The proxy posts its task object as it stands.
+            WebhookBody::MjProxyTask => serde_json::to_string(&app.mj_task(g, None)),
+        }
+        .map_err(|err| AppError::Internal(format!("a webhook body: {err}")))?;
         deliveries.push(NewDelivery {
             id: format!("msg_{}", uuid::Uuid::new_v4().simple()),
             generation_id: e.generation_id,

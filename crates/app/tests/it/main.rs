@@ -19,6 +19,7 @@ mod limits;
 mod mcp;
 mod midjourney;
 mod migrate;
+mod mjproxy;
 mod nodes;
 mod openai;
 mod openapi;

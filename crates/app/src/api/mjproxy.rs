@@ -1,0 +1,480 @@
+//! The midjourney-proxy protocol's task object (the REST API of the popular Midjourney
+//! proxies, `/mj/submit/*` and `/mj/task/*`), made from a generation: served by the drop-in
+//! routes (`http/mjproxy.rs`) and posted to a task's `notifyHook` by the webhook deliveries,
+//! so both send the same document.
+//!
+//! Also the buttons' custom ids (Midjourney's `MJ::JOB::…` strings, with the task id where
+//! Midjourney puts its message hash), read back into Atelier's action words, and the signed
+//! links that let a client download a task's picture without a key.
+
+use std::time::Duration;
+
+use hmac::{KeyInit as _, Mac as _};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::app::GenerationWithImages;
+use crate::domain::{Action, ActionName, GenerationKind, GenerationStatus, Image, ImageId, Role};
+
+type HmacSha256 = hmac::Hmac<sha2_hmac::Sha256>;
+
+/// A task as the proxy's `GET /mj/task/{id}/fetch` answers it.
+#[derive(Serialize, Debug, Clone, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Task {
+    /// The generation's id.
+    pub id: String,
+    /// `IMAGINE`, `UPSCALE`, `VARIATION`, `REROLL`, `ZOOM`, `PAN`, `DESCRIBE`, `BLEND`.
+    pub action: &'static str,
+    /// `SUBMITTED`, `IN_PROGRESS`, `SUCCESS`, `FAILURE` or `CANCEL`.
+    pub status: &'static str,
+    /// `"0%"` to `"100%"`.
+    pub progress: String,
+    pub prompt: String,
+    pub prompt_en: String,
+    pub description: String,
+    /// Not kept: always null.
+    pub state: Option<String>,
+    /// Unix milliseconds.
+    pub submit_time: i64,
+    pub start_time: Option<i64>,
+    pub finish_time: Option<i64>,
+    /// The result's picture: the grid, or the one picture of an upscale.
+    pub image_url: Option<String>,
+    pub fail_reason: Option<String>,
+    pub buttons: Vec<Button>,
+    #[schema(value_type = Object)]
+    pub properties: Value,
+}
+
+/// One of a finished task's buttons.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Button {
+    /// What `POST /mj/submit/action` takes back.
+    pub custom_id: String,
+    pub emoji: &'static str,
+    pub label: &'static str,
+    /// 2: a button.
+    #[serde(rename = "type")]
+    pub kind: u8,
+    /// 2: secondary.
+    pub style: u8,
+}
+
+/// Makes the task object of `g`. `plays` are the actions its provider plays (only those get a
+/// button); `url` gives a picture's address.
+pub fn task(
+    g: &GenerationWithImages,
+    plays: &[ActionName],
+    url: impl Fn(&Image) -> String,
+) -> Task {
+    let gn = &g.generation;
+    let ms = |t: time::OffsetDateTime| {
+        i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+    };
+    let status = match gn.status {
+        GenerationStatus::Queued | GenerationStatus::Submitted => "SUBMITTED",
+        GenerationStatus::Running => "IN_PROGRESS",
+        GenerationStatus::Succeeded => "SUCCESS",
+        GenerationStatus::Failed => "FAILURE",
+        GenerationStatus::Canceled => "CANCEL",
+    };
+    let progress = if gn.status == GenerationStatus::Succeeded {
+        100
+    } else {
+        // Truncated, never rounded up to a 100% that is not there yet.
+        gn.progress.clamp(0.0, 99.0) as u8
+    };
+    let action = parent_action(g);
+    let picture = g
+        .images
+        .iter()
+        .find(|i| i.role == Role::Grid)
+        .or_else(|| g.images.iter().min_by_key(|i| order(i.role)));
+    let succeeded = gn.status == GenerationStatus::Succeeded;
+    let buttons = if succeeded {
+        buttons(&gn.id.to_string(), gn.kind, picture.map(|p| p.role), plays)
+    } else {
+        Vec::new()
+    };
+    let description = match (gn.kind, action) {
+        (GenerationKind::Imagine, _) => format!("/imagine {}", gn.prompt),
+        (_, Some(a)) => format!(
+            "/{} {}",
+            a,
+            gn.parent_id.map(|p| p.to_string()).unwrap_or_default()
+        ),
+        (kind, None) => format!("/{}", kind.as_str()),
+    };
+    let image_url = if succeeded { picture.map(&url) } else { None };
+    Task {
+        id: gn.id.to_string(),
+        action: match gn.kind {
+            GenerationKind::Imagine | GenerationKind::Import => "IMAGINE",
+            GenerationKind::Upscale => "UPSCALE",
+            GenerationKind::Variation => "VARIATION",
+            GenerationKind::Reroll => "REROLL",
+            GenerationKind::Zoom => "ZOOM",
+            GenerationKind::Pan => "PAN",
+            GenerationKind::Describe => "DESCRIBE",
+            GenerationKind::Blend => "BLEND",
+        },
+        status,
+        progress: format!("{progress}%"),
+        prompt: gn.prompt.clone(),
+        prompt_en: gn.prompt.clone(),
+        description,
+        state: None,
+        submit_time: ms(gn.created_at),
+        start_time: gn.started_at.map(ms),
+        finish_time: gn.completed_at.map(ms),
+        image_url,
+        fail_reason: gn.error.as_ref().map(|e| e.message.clone()),
+        buttons,
+        properties: json!({
+            "finalPrompt": gn.prompt,
+            "provider": gn.provider,
+            "generationId": gn.id.to_string(),
+        }),
+    }
+}
+
+/// The action a generation made by a button played, from its parameters.
+fn parent_action(g: &GenerationWithImages) -> Option<Action> {
+    g.generation.action()
+}
+
+fn order(r: Role) -> u8 {
+    match r {
+        Role::Grid => 0,
+        Role::Upscale(n) | Role::Variant(n) => n,
+    }
+}
+
+/// The buttons of a finished task: a grid's U1–U4, reroll and V1–V4; one upscaled picture's
+/// vary, upscale, zoom and pan. Only what the provider plays.
+fn buttons(
+    id: &str,
+    kind: GenerationKind,
+    picture: Option<Role>,
+    plays: &[ActionName],
+) -> Vec<Button> {
+    let button = |custom: String, emoji, label| Button {
+        custom_id: custom,
+        emoji,
+        label,
+        kind: 2,
+        style: 2,
+    };
+    let mut out = Vec::new();
+    let has = |a: ActionName| plays.contains(&a);
+    match (kind, picture) {
+        (GenerationKind::Describe, _) | (_, None) => {}
+        (_, Some(Role::Grid)) => {
+            const U: [&str; 4] = ["U1", "U2", "U3", "U4"];
+            const V: [&str; 4] = ["V1", "V2", "V3", "V4"];
+            if has(ActionName::Upscale) {
+                for (i, label) in U.iter().enumerate() {
+                    out.push(button(
+                        format!("MJ::JOB::upsample::{}::{id}", i + 1),
+                        "",
+                        label,
+                    ));
+                }
+            }
+            if has(ActionName::Reroll) {
+                out.push(button(format!("MJ::JOB::reroll::0::{id}::SOLO"), "🔄", ""));
+            }
+            if has(ActionName::Variation) {
+                for (i, label) in V.iter().enumerate() {
+                    out.push(button(
+                        format!("MJ::JOB::variation::{}::{id}", i + 1),
+                        "",
+                        label,
+                    ));
+                }
+            }
+        }
+        (_, Some(_)) => {
+            let one = [
+                (
+                    ActionName::UpscaleSubtle,
+                    "upsample_v6_2x_subtle",
+                    "",
+                    "Upscale (Subtle)",
+                ),
+                (
+                    ActionName::UpscaleCreative,
+                    "upsample_v6_2x_creative",
+                    "",
+                    "Upscale (Creative)",
+                ),
+                (
+                    ActionName::VaryStrong,
+                    "high_variation",
+                    "🪄",
+                    "Vary (Strong)",
+                ),
+                (
+                    ActionName::VarySubtle,
+                    "low_variation",
+                    "🪄",
+                    "Vary (Subtle)",
+                ),
+            ];
+            for (name, job, emoji, label) in one {
+                if has(name) {
+                    out.push(button(
+                        format!("MJ::JOB::{job}::1::{id}::SOLO"),
+                        emoji,
+                        label,
+                    ));
+                }
+            }
+            if has(ActionName::ZoomOut) {
+                out.push(button(
+                    format!("MJ::Outpaint::50::1::{id}::SOLO"),
+                    "🔍",
+                    "Zoom Out 2x",
+                ));
+                out.push(button(
+                    format!("MJ::Outpaint::75::1::{id}::SOLO"),
+                    "🔍",
+                    "Zoom Out 1.5x",
+                ));
+            }
+            if has(ActionName::Pan) {
+                for (dir, emoji) in [
+                    ("left", "⬅️"),
+                    ("right", "➡️"),
+                    ("up", "⬆️"),
+                    ("down", "⬇️"),
+                ] {
+                    out.push(button(
+                        format!("MJ::JOB::pan_{dir}::1::{id}::SOLO"),
+                        emoji,
+                        "",
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The Atelier action a button's custom id presses (`u2`, `vary-strong`, `zoom-out-1.5x`…),
+/// or why none: the custom ids of Midjourney's own and the proxies' buttons are read, the
+/// message hash in them is not (the task id names the message).
+pub fn action_of(custom_id: &str) -> Result<String, String> {
+    let parts: Vec<&str> = custom_id.trim().split("::").collect();
+    let number = |s: Option<&&str>| {
+        s.and_then(|n| n.parse::<u8>().ok())
+            .filter(|n| (1..=4).contains(n))
+    };
+    let unknown =
+        || format!("unknown customId {custom_id:?}: not a button of a task of this server");
+    match parts.as_slice() {
+        ["MJ", "JOB", job, rest @ ..] => {
+            let n = number(rest.first());
+            Ok(match *job {
+                "upsample" => format!("u{}", n.ok_or_else(unknown)?),
+                "variation" => format!("v{}", n.ok_or_else(unknown)?),
+                "reroll" => "reroll".into(),
+                "high_variation" => "vary-strong".into(),
+                "low_variation" => "vary-subtle".into(),
+                j if j.starts_with("upsample_") && j.ends_with("_subtle") => {
+                    "upscale-subtle".into()
+                }
+                j if j.starts_with("upsample_") && j.ends_with("_creative") => {
+                    "upscale-creative".into()
+                }
+                "pan_left" => "pan-left".into(),
+                "pan_right" => "pan-right".into(),
+                "pan_up" => "pan-up".into(),
+                "pan_down" => "pan-down".into(),
+                _ => return Err(unknown()),
+            })
+        }
+        ["MJ", "Outpaint", "50", ..] => Ok("zoom-out-2x".into()),
+        ["MJ", "Outpaint", "75", ..] => Ok("zoom-out-1.5x".into()),
+        ["MJ", "CustomZoom" | "Inpaint", ..] => Err(format!(
+            "customId {custom_id:?} opens a modal (custom zoom, vary region), which this server does not support"
+        )),
+        _ => Err(unknown()),
+    }
+}
+
+/// Signed links to pictures: `{image}.{expiry}.{signature}`, opened by `GET /mj/image/{link}`
+/// without a key until they expire. Only this server's key makes one, so a link says that a
+/// user who could see the picture asked for it.
+#[derive(Clone)]
+pub struct Links {
+    key: Vec<u8>,
+    pub ttl: Duration,
+    /// `[server.mj_proxy] public_url`: the address links begin with (else the one the client
+    /// reached the server by, or for a notify hook, the server's bind address).
+    pub public_url: Option<String>,
+}
+
+impl std::fmt::Debug for Links {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Links")
+            .field("ttl", &self.ttl)
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a link does not open.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LinkError {
+    #[error("this image link is not one of this server's")]
+    Invalid,
+    #[error("this image link has expired: fetch the task again for a fresh one")]
+    Expired,
+}
+
+impl Links {
+    pub fn new(key: Vec<u8>, ttl: Duration, public_url: Option<String>) -> Self {
+        Self {
+            key,
+            ttl,
+            public_url,
+        }
+    }
+
+    fn mac(&self, message: &str) -> String {
+        let mut mac =
+            HmacSha256::new_from_slice(&self.key).expect("HMAC takes a key of any length");
+        mac.update(message.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        digest.iter().take(16).fold(String::new(), |mut out, b| {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{b:02x}");
+            out
+        })
+    }
+
+    /// A link to `image` valid for the ttl from `now` (Unix seconds), under `origin`.
+    pub fn url(&self, origin: &str, image: ImageId, now: i64) -> String {
+        let expiry = now.saturating_add(i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX));
+        let message = format!("{}.{expiry}", image.as_uuid().simple());
+        let base = self
+            .public_url
+            .as_deref()
+            .unwrap_or(origin)
+            .trim_end_matches('/');
+        format!("{base}/mj/image/{message}.{}", self.mac(&message))
+    }
+
+    /// The image a link opens at `now` (Unix seconds).
+    pub fn open(&self, link: &str, now: i64) -> Result<ImageId, LinkError> {
+        let link = link.trim_end_matches(".png");
+        let mut parts = link.split('.');
+        let (Some(image), Some(expiry), Some(sig), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(LinkError::Invalid);
+        };
+        let expected = self.mac(&format!("{image}.{expiry}"));
+        // Constant time: a signature is never guessed byte by byte.
+        let same = expected.len() == sig.len()
+            && expected
+                .bytes()
+                .zip(sig.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if !same {
+            return Err(LinkError::Invalid);
+        }
+        let expiry: i64 = expiry.parse().map_err(|_| LinkError::Invalid)?;
+        if now > expiry {
+            return Err(LinkError::Expired);
+        }
+        image.parse().map_err(|_| LinkError::Invalid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn custom_ids_read_back_into_actions() {
+        let id = "0b7e1d0a-7f36-4c2e-9d76-2f1c0c4b8a11";
+        for (custom, action) in [
+            (format!("MJ::JOB::upsample::2::{id}"), "u2"),
+            (format!("MJ::JOB::variation::4::{id}"), "v4"),
+            (format!("MJ::JOB::reroll::0::{id}::SOLO"), "reroll"),
+            (
+                format!("MJ::JOB::high_variation::1::{id}::SOLO"),
+                "vary-strong",
+            ),
+            (
+                format!("MJ::JOB::low_variation::1::{id}::SOLO"),
+                "vary-subtle",
+            ),
+            (
+                format!("MJ::JOB::upsample_v6_2x_subtle::1::{id}::SOLO"),
+                "upscale-subtle",
+            ),
+            (
+                format!("MJ::JOB::upsample_v7_2x_creative::1::{id}::SOLO"),
+                "upscale-creative",
+            ),
+            (format!("MJ::Outpaint::50::1::{id}::SOLO"), "zoom-out-2x"),
+            (format!("MJ::Outpaint::75::1::{id}::SOLO"), "zoom-out-1.5x"),
+            (format!("MJ::JOB::pan_up::1::{id}::SOLO"), "pan-up"),
+        ] {
+            assert_eq!(action_of(&custom).as_deref(), Ok(action), "{custom}");
+        }
+        for bad in [
+            "",
+            "MJ::JOB::upsample::9::x",
+            "MJ::BOOKMARK::x",
+            "U1",
+            "MJ::CustomZoom::x",
+        ] {
+            assert!(action_of(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_button_made_reads_back() {
+        let plays = ActionName::ALL;
+        for role in [Role::Grid, Role::Variant(1)] {
+            for b in buttons("t", GenerationKind::Imagine, Some(role), &plays) {
+                assert!(action_of(&b.custom_id).is_ok(), "{}", b.custom_id);
+            }
+        }
+        let grid = buttons(
+            "t",
+            GenerationKind::Imagine,
+            Some(Role::Grid),
+            &[ActionName::Upscale],
+        );
+        assert_eq!(grid.len(), 4);
+        assert_eq!(grid[0].label, "U1");
+    }
+
+    #[test]
+    fn links_open_until_they_expire_and_only_as_signed() {
+        let links = Links::new(b"k".to_vec(), Duration::from_mins(1), None);
+        let image = ImageId::new();
+        let url = links.url("http://h:1", image, 1000);
+        let link = url.strip_prefix("http://h:1/mj/image/").unwrap();
+        assert_eq!(links.open(link, 1000), Ok(image));
+        assert_eq!(links.open(&format!("{link}.png"), 1060), Ok(image));
+        assert_eq!(links.open(link, 1061), Err(LinkError::Expired));
+        let other = Links::new(b"j".to_vec(), Duration::from_mins(1), None);
+        assert_eq!(other.open(link, 1000), Err(LinkError::Invalid));
+        let forged = link.replacen(
+            &image.as_uuid().simple().to_string(),
+            &ImageId::new().as_uuid().simple().to_string(),
+            1,
+        );
+        assert_eq!(links.open(&forged, 1000), Err(LinkError::Invalid));
+        assert_eq!(links.open("nope", 1000), Err(LinkError::Invalid));
+    }
+}

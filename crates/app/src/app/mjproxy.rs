@@ -1,0 +1,117 @@
+//! What the midjourney-proxy drop-in routes need of the engine beyond the other use cases: a
+//! generation as the proxy's task object (with the buttons its provider plays and links to its
+//! pictures), the picture a signed link opens, and pictures sent inline (base64) stored as the
+//! caller's imports so /blend and /describe can take them.
+
+use std::time::Duration;
+
+use super::{App, GenerationWithImages};
+use crate::api::mjproxy::{self as mj, Links, Task};
+use crate::domain::{ActionName, Actor, Image};
+use crate::error::AppError;
+
+/// `[server.mj_proxy]` as the engine keeps it: how links to pictures are signed and addressed.
+pub(crate) fn links(config: &crate::config::MjProxyConfig) -> Result<Links, AppError> {
+    let key = if let Some(spec) = config.link_secret.as_ref().map(|s| s.expose().trim()) {
+        let value = match spec.strip_prefix("env:") {
+            Some(name) => std::env::var(name).map_err(|_| {
+                AppError::Invalid(format!(
+                    "[server.mj_proxy] link_secret names the environment variable {name:?}, which is not set"
+                ))
+            })?,
+            None => spec.to_owned(),
+        };
+        if value.trim().is_empty() {
+            return Err(AppError::Invalid(
+                "[server.mj_proxy] link_secret is empty: leave it out for a key of this process's own"
+                    .into(),
+            ));
+        }
+        value.into_bytes()
+    } else {
+        let mut key = vec![0u8; 32];
+        getrandom::fill(&mut key)
+            .map_err(|e| AppError::Internal(format!("no random source: {e}")))?;
+        key
+    };
+    if !(60..=30 * 86_400).contains(&config.link_ttl_secs) {
+        return Err(AppError::Invalid(format!(
+            "[server.mj_proxy] link_ttl_secs must be from 60 to 2592000 (30 days), not {}",
+            config.link_ttl_secs
+        )));
+    }
+    let public_url = match config.public_url.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+            Some(u.trim_end_matches('/').to_owned())
+        }
+        Some(u) => {
+            return Err(AppError::Invalid(format!(
+                "[server.mj_proxy] public_url must be an http:// or https:// address, not {u:?}"
+            )));
+        }
+    };
+    Ok(Links::new(
+        key,
+        Duration::from_secs(config.link_ttl_secs),
+        public_url,
+    ))
+}
+
+impl App {
+    /// The actions `provider` plays (its buttons).
+    pub fn plays(&self, provider: &str) -> Vec<ActionName> {
+        self.providers
+            .get(provider)
+            .map(|r| r.provider.capabilities().actions.to_vec())
+            .unwrap_or_default()
+    }
+
+    /// Where links begin when neither `[server.mj_proxy] public_url` nor a request tells:
+    /// set once by `atelier serve` to the address it listens on.
+    pub fn set_mj_origin(&self, origin: String) {
+        let _ = self.mj_origin.set(origin);
+    }
+
+    /// `g` as the proxy's task object. `origin` is the address the client reached the server
+    /// by (links begin with it unless `public_url` is set); a picture with a public URL in the
+    /// store is given by it instead of a link.
+    pub fn mj_task(&self, g: &GenerationWithImages, origin: Option<&str>) -> Task {
+        let origin = origin
+            .or(self.mj_origin.get().map(String::as_str))
+            .unwrap_or("http://127.0.0.1:8787");
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let plays = self.plays(&g.generation.provider);
+        mj::task(g, &plays, |image: &Image| {
+            image
+                .public_url
+                .clone()
+                .unwrap_or_else(|| self.mj_links.url(origin, image.id, now))
+        })
+    }
+
+    /// The picture a signed link opens, whoever asks: the link is the permission.
+    pub async fn image_by_link(&self, link: &str) -> Result<(Image, Vec<u8>), AppError> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let id = self
+            .mj_links
+            .open(link, now)
+            .map_err(|e| AppError::NotFound(e.to_string()))?;
+        self.image_bytes(Actor::Operator, id, false).await
+    }
+}
+
+impl App {
+    /// Refuses, before anything is written, a provider (asked for, else the default) that
+    /// does not play `kind` (/blend, /describe).
+    pub fn serves(
+        &self,
+        provider: Option<&str>,
+        kind: crate::domain::GenerationKind,
+    ) -> Result<(), AppError> {
+        self.providers
+            .serving(provider, kind, None)
+            .map(|_| ())
+            .map_err(AppError::Invalid)
+    }
+}

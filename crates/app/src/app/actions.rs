@@ -63,13 +63,7 @@ impl App {
             )));
         }
         // What the result offers (Midjourney's buttons differ from one model to the next).
-        let offered = self.providers.offers(
-            &parent.provider,
-            &parent.provider_refs,
-            source.role,
-            parent.action(),
-            index,
-        );
+        let offered = self.offered(&parent, source.role);
         if !offered.contains(&action) {
             return Err(AppError::Invalid(format!(
                 "image {image} does not offer {action}; it offers {}",
@@ -114,24 +108,24 @@ impl App {
         if parent.kind == GenerationKind::Import || parent.status != GenerationStatus::Succeeded {
             return Ok(Vec::new());
         }
-        let index = match (source.role, parent.action()) {
-            (Role::Upscale(i), _) => Some(i),
-            (Role::Variant(1), Some(Action::Upscale { index })) => Some(index),
-            (Role::Grid, _) => None,
-            _ => return Ok(Vec::new()),
-        };
         Ok(self
-            .providers
-            .offers(
-                &parent.provider,
-                &parent.provider_refs,
-                source.role,
-                parent.action(),
-                index,
-            )
+            .offered(&parent, source.role)
             .iter()
             .map(ToString::to_string)
             .collect())
+    }
+
+    /// What image `role` of generation `g` offers: a grid its grid actions, an upscale (or a
+    /// U1–U4 result) the actions on one picture, anything else none.
+    pub(super) fn offered(&self, g: &Generation, role: Role) -> Vec<Action> {
+        let index = match (role, g.action()) {
+            (Role::Upscale(i), _) => Some(i),
+            (Role::Variant(1), Some(Action::Upscale { index })) => Some(index),
+            (Role::Grid, _) => None,
+            _ => return Vec::new(),
+        };
+        self.providers
+            .offers(&g.provider, &g.provider_refs, role, g.action(), index)
     }
 }
 

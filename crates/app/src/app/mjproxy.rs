@@ -59,12 +59,18 @@ pub(crate) fn links(config: &crate::config::MjProxyConfig) -> Result<Links, AppE
 }
 
 impl App {
-    /// The actions `provider` plays (its buttons).
-    pub fn plays(&self, provider: &str) -> Vec<ActionName> {
-        self.providers
-            .get(provider)
-            .map(|r| r.provider.capabilities().actions.to_vec())
-            .unwrap_or_default()
+    /// The actions `g`'s pictures offer (its buttons): a Midjourney result's own, which differ
+    /// from one model to the next, else what its provider plays on such a picture.
+    fn offered_names(&self, g: &GenerationWithImages) -> Vec<ActionName> {
+        let mut names: Vec<ActionName> = Vec::new();
+        for image in &g.images {
+            for action in self.offered(&g.generation, image.role) {
+                if !names.contains(&action.name()) {
+                    names.push(action.name());
+                }
+            }
+        }
+        names
     }
 
     /// Where links begin when neither `[server.mj_proxy] public_url` nor a request tells:
@@ -81,7 +87,7 @@ impl App {
             .or(self.mj_origin.get().map(String::as_str))
             .unwrap_or("http://127.0.0.1:8787");
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let plays = self.plays(&g.generation.provider);
+        let plays = self.offered_names(g);
         mj::task(g, &plays, |image: &Image| {
             image
                 .public_url

@@ -3,7 +3,7 @@
 
 use super::App;
 use crate::domain::{
-    Action, Actor, Generation, GenerationKind, GenerationStatus, ImageId, Output, Role,
+    Action, Actor, Generation, GenerationKind, GenerationStatus, ImageId, MediaKind, Output, Role,
     UpscaleSelection,
 };
 use crate::error::AppError;
@@ -33,13 +33,23 @@ impl App {
                 parent.status.as_str()
             )));
         }
-        // A U1–U4 result acts like the upscale it is.
+        // A U1–U4 result acts like the upscale it is; so does a video grid's clip or an
+        // extended clip (its message carries the clip's buttons).
         let index = match (source.role, parent.action()) {
             (Role::Upscale(i), _) => Some(i),
             (Role::Variant(1), Some(Action::Upscale { index })) => Some(index),
+            (Role::Variant(1), Some(Action::VideoUpscale { index })) => Some(index),
+            (Role::Variant(1), Some(Action::Extend { .. })) => Some(1),
             _ => None,
         };
         let action = Action::parse(action, index).map_err(AppError::Invalid)?;
+        if source.kind() != action.acts_on() {
+            return Err(AppError::Invalid(format!(
+                "{action} acts on a {}, and image {image} is a {}",
+                media_name(action.acts_on()),
+                media_name(source.kind())
+            )));
+        }
         // An action the provider does not play is refused first: its results may have no grid.
         self.providers
             .serving(Some(&parent.provider), action.kind(), Some(action))
@@ -65,6 +75,14 @@ impl App {
             ..parent.child()
         };
         self.enqueue(actor, generation).await
+    }
+}
+
+/// What an image is, in an error message.
+fn media_name(kind: MediaKind) -> &'static str {
+    match kind {
+        MediaKind::Image => "picture",
+        MediaKind::Video => "clip",
     }
 }
 

@@ -1,7 +1,9 @@
 //! Where a generate job's images go: processed and written on one blocking thread, then
-//! their catalogue rows inserted. Clips go the same way (a render's separate outputs); a clip
-//! where the job needs a picture (a grid, an upscale, an action's result) is refused here
-//! ([`Unstorable`]).
+//! their catalogue rows inserted. Clips go the same way: a render's separate outputs, and the
+//! grid, upscales and single result of a video generation (`domain::makes_video`: Midjourney's
+//! Animate, video upscales, Extend, `--video`). A clip where a picture generation needs a
+//! picture, or a picture where a video generation needs a clip, is refused here
+//! ([`Unstorable`], [`processing`]).
 
 use std::sync::Arc;
 
@@ -9,8 +11,8 @@ use super::JobError;
 use super::generate::pipeline_error;
 use crate::app::App;
 use crate::catalogue::Inserted;
-use crate::domain::{ErrorCode, Failure, Generation, Image, Role};
-use crate::pipeline::{ClipFormat, PipelineError, Processed};
+use crate::domain::{ErrorCode, Failure, Generation, Image, MediaKind, Role};
+use crate::pipeline::{self, ClipFormat, Limits, PipelineError, Processed};
 use crate::providers::{Output, OutputKind, VideoFormat};
 
 /// An output the engine cannot store.
@@ -21,6 +23,11 @@ pub(super) enum Unstorable {
          pictures (clips come as a render's separate outputs)"
     )]
     Video { index: u8, format: VideoFormat },
+    #[error(
+        "output {index} is a picture; this generation makes video, so its grid, upscales and \
+         result must be clips"
+    )]
+    Picture { index: u8 },
 }
 
 /// Nothing mends it on a retry: the job fails.
@@ -35,6 +42,34 @@ pub(super) fn clip_format(format: VideoFormat) -> ClipFormat {
     match format {
         VideoFormat::Mp4 => ClipFormat::Mp4,
         VideoFormat::WebP => ClipFormat::WebP,
+    }
+}
+
+/// The pipeline's work on one output, to run on a blocking thread.
+pub(super) type Process = Box<dyn FnOnce() -> Result<Processed, PipelineError> + Send + 'static>;
+
+/// The pipeline's work on an output where the job needs `wanted` (a grid, an upscale, an
+/// action's result): a picture verified as a picture, a clip as a clip; the other kind is
+/// refused, since nothing on a retry would change it.
+pub(super) fn processing(
+    output: Output,
+    wanted: MediaKind,
+    limits: Limits,
+) -> Result<Process, Unstorable> {
+    let index = output.index;
+    let bytes = output.bytes;
+    match (output.kind, wanted) {
+        (OutputKind::Image, MediaKind::Image) => Ok(Box::new(move || {
+            pipeline::process_image_within(bytes, &limits)
+        })),
+        (OutputKind::Video(format), MediaKind::Video) => {
+            let format = clip_format(format);
+            Ok(Box::new(move || {
+                pipeline::process_clip_within(bytes, format, &limits)
+            }))
+        }
+        (OutputKind::Video(format), MediaKind::Image) => Err(Unstorable::Video { index, format }),
+        (OutputKind::Image, MediaKind::Video) => Err(Unstorable::Picture { index }),
     }
 }
 

@@ -73,6 +73,13 @@ pub fn press(source: &Shot, action: Action) -> Result<(Send, Expect), ProviderEr
                     None,
                 )
             }
+            // Video's buttons are only ever read off the message (§7: never built).
+            Action::Animate { .. } | Action::VideoUpscale { .. } | Action::Extend { .. } => (
+                vec![super::video::button_prefix(action)],
+                None,
+                vec![Kind::Video],
+                None,
+            ),
         };
     let custom_id = source
         .buttons

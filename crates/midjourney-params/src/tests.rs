@@ -382,7 +382,7 @@ fn video_goes_with_an_image_prompt_and_its_flags_with_video() {
     let image = "https://example.com/fox.png a fox";
     for ok in [
         format!("{image} --video"),
-        format!("<https://s.mj.run/abc> a fox --video 1 --motion high --raw --bs 2"),
+        "<https://s.mj.run/abc> a fox --video 1 --motion high --raw --bs 2".to_owned(),
         format!("{image} --video --end https://example.com/end.png"),
         format!("{image} --video --loop --motion low"),
     ] {

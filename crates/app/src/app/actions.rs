@@ -37,8 +37,10 @@ impl App {
         // extended clip (its message carries the clip's buttons).
         let index = match (source.role, parent.action()) {
             (Role::Upscale(i), _) => Some(i),
-            (Role::Variant(1), Some(Action::Upscale { index })) => Some(index),
-            (Role::Variant(1), Some(Action::VideoUpscale { index })) => Some(index),
+            (
+                Role::Variant(1),
+                Some(Action::Upscale { index } | Action::VideoUpscale { index }),
+            ) => Some(index),
             (Role::Variant(1), Some(Action::Extend { .. })) => Some(1),
             _ => None,
         };

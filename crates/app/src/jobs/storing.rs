@@ -19,8 +19,9 @@ use crate::providers::{Output, OutputKind, VideoFormat};
 #[derive(Debug, thiserror::Error)]
 pub(super) enum Unstorable {
     #[error(
-        "output {index} is a clip ({format}); a grid, an upscale and an action's result must be \
-         pictures (clips come as a render's separate outputs)"
+        "output {index} is a clip ({format}); this generation makes pictures, so its grid, \
+         upscales and result must be pictures (clips come as a render's separate outputs, or \
+         from a generation that makes video)"
     )]
     Video { index: u8, format: VideoFormat },
     #[error(
@@ -173,4 +174,28 @@ pub(super) async fn save(
             e => JobError::Retry(Failure::new(ErrorCode::Internal, e.to_string()), None),
         })?;
     insert(app, &image).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grid_upscale_or_result_is_the_kind_the_generation_makes() {
+        let limits = Limits::default();
+        let clip = || Output::video(2, VideoFormat::Mp4, vec![0; 8]);
+        let still = || Output::image(1, vec![0; 8]);
+        assert!(processing(still(), MediaKind::Image, limits).is_ok());
+        assert!(processing(clip(), MediaKind::Video, limits).is_ok());
+        let refused = |r: Result<Process, Unstorable>| r.err().map(|e| e.to_string());
+        assert!(
+            refused(processing(clip(), MediaKind::Image, limits))
+                .is_some_and(|m| m.starts_with("output 2 is a clip (MP4)"))
+        );
+        assert!(
+            refused(processing(still(), MediaKind::Video, limits)).is_some_and(
+                |m| m.starts_with("output 1 is a picture; this generation makes video")
+            )
+        );
+    }
 }

@@ -417,7 +417,7 @@ pub(super) fn submit(sim: &Arc<Sim>, ctx: Ctx, data: &Value) -> Result<(), ApiEr
     match modal.kind {
         ModalKind::Imagine => imagine(sim, ctx, &value),
         ModalKind::Extend { hash, motion } => {
-            video::extend_from_modal(sim, ctx, &hash, motion, value)
+            video::extend_from_modal(sim, ctx, &hash, motion, value);
         }
         ModalKind::CustomZoom { hash } => {
             let record = sim.world().jobs.get(&hash).cloned();

@@ -352,7 +352,7 @@ mod tests {
             ]
         );
         assert_eq!(file_name(Finish::Clip { index: 2 }, "u"), "u_2_720_N.mp4");
-        assert!(file_name(Finish::VideoGrid, "u").ends_with(".webp"));
+        assert_eq!(file_name(Finish::VideoGrid, "u"), "u_grid.webp");
         assert!(asked("https://x/a.png fox --VIDEO"));
         assert!(!asked("a video of a fox"));
     }

@@ -421,7 +421,8 @@ impl CreateGeneration {
 #[derive(Serialize, serde::Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionRequest {
-    /// `u1`–`u4`, `v1`–`v4`, `reroll`, `vary_strong`, `upscale_subtle`, `zoom_out_2x`, `pan_left`…
+    /// `u1`–`u4`, `v1`–`v4`, `reroll`, `vary_strong`, `upscale_subtle`, `zoom_out_2x`, `pan_left`…,
+    /// and video's `animate-high`, `video-u1`–`video-u4`, `extend-low`…
     pub action: String,
     /// Upscales kept automatically when the action makes a grid; default none.
     #[serde(default)]

@@ -34,6 +34,11 @@ pub enum Refusal {
     Twice { name: String },
     /// No text before the parameters, once whitespace and invisible characters are removed.
     Empty,
+    /// A parameter that goes only with something the prompt lacks (`--end` without `--video`,
+    /// `--video` without an image prompt).
+    Needs { name: String, needs: &'static str },
+    /// Two parameters that say the same thing two ways (`--loop` and `--end`).
+    Conflict { name: String, with: String },
 }
 
 impl fmt::Display for Refusal {
@@ -58,6 +63,10 @@ impl fmt::Display for Refusal {
             }
             Self::Twice { name } => write!(f, "--{name} is given twice"),
             Self::Empty => f.write_str("the prompt has no words to imagine"),
+            Self::Needs { name, needs } => write!(f, "--{name} needs {needs}"),
+            Self::Conflict { name, with } => {
+                write!(f, "--{name} cannot be used with --{with}")
+            }
         }
     }
 }
@@ -209,10 +218,53 @@ pub fn check(prompt: &str, default: Version) -> Result<Version, Refusal> {
                 expected,
             })?;
     }
+    video(&text, &params)?;
     if is_blank(&text.join(" ")) {
         return Err(Refusal::Empty);
     }
     Ok(version)
+}
+
+/// Parameters that only a video takes.
+const VIDEO_ONLY: [&str; 4] = ["motion", "loop", "end", "bs"];
+
+/// Video's rules: `--motion`, `--loop`, `--end` and `--bs` go only with `--video`; `--video`
+/// animates an image prompt, so the prompt must start with one; `--loop` is `--end loop`, so
+/// not both.
+fn video(text: &[&str], params: &[Written<'_>]) -> Result<(), Refusal> {
+    let given = |key: &str| {
+        params
+            .iter()
+            .find(|w| find(&w.name).is_some_and(|p| p.key == key))
+    };
+    let Some(video) = given("video") else {
+        return match VIDEO_ONLY.iter().find_map(|key| given(key)) {
+            Some(w) => Err(Refusal::Needs {
+                name: w.name.clone(),
+                needs: "--video",
+            }),
+            None => Ok(()),
+        };
+    };
+    if !text.first().is_some_and(|w| is_image_prompt(w)) {
+        return Err(Refusal::Needs {
+            name: video.name.clone(),
+            needs: "an image prompt (a picture's URL first)",
+        });
+    }
+    if let (Some(looped), Some(end)) = (given("loop"), given("end")) {
+        return Err(Refusal::Conflict {
+            name: looped.name.clone(),
+            with: end.name.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// An image prompt: a picture's URL, bare or in Discord's `<…>` (as Midjourney echoes it).
+pub fn is_image_prompt(word: &str) -> bool {
+    let url = word.strip_prefix('<').unwrap_or(word);
+    url.starts_with("https://") || url.starts_with("http://")
 }
 
 /// The model a prompt selects.

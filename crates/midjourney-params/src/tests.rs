@@ -36,7 +36,15 @@ fn every_parameter_follows_its_rules_in_every_version() {
             for name in param.names {
                 let rule = param.rule(version);
                 let value = rule.map_or_else(|| "1".to_owned(), |r| sample(r.accepts));
-                let prompt = format!("a fox --{name} {value} {version}");
+                // An image prompt first and `--video` with its own parameters: video's rules
+                // (`video_goes_with_…`) hold in every version.
+                let video = if VIDEO_ONLY.contains(&param.key) {
+                    "--video "
+                } else {
+                    ""
+                };
+                let prompt =
+                    format!("https://example.com/a.png a fox --{name} {value} {video}{version}");
                 let expected = match rule {
                     Some(_) => Ok(version),
                     None => Err(Refusal::Incompatible {
@@ -367,4 +375,39 @@ fn read_checks_values_every_version_accepts_and_keeps_unknown_names() {
     assert_eq!(params[3].value, Value::Text("30".into()));
     assert!(params[3].param.is_none());
     assert_eq!(params[4].value, Value::Flag);
+}
+
+#[test]
+fn video_goes_with_an_image_prompt_and_its_flags_with_video() {
+    let image = "https://example.com/fox.png a fox";
+    for ok in [
+        format!("{image} --video"),
+        "<https://s.mj.run/abc> a fox --video 1 --motion high --raw --bs 2".to_owned(),
+        format!("{image} --video --end https://example.com/end.png"),
+        format!("{image} --video --loop --motion low"),
+    ] {
+        assert_eq!(check(&ok, Version::DEFAULT).map(|_| ()), Ok(()), "{ok}");
+    }
+    assert_eq!(
+        refusal("a fox --video"),
+        "--video needs an image prompt (a picture's URL first)"
+    );
+    assert_eq!(
+        refusal(&format!("{image} --end https://example.com/end.png")),
+        "--end needs --video"
+    );
+    assert_eq!(refusal("a fox --motion high"), "--motion needs --video");
+    assert_eq!(refusal("a fox --loop"), "--loop needs --video");
+    assert_eq!(refusal("a fox --bs 2"), "--bs needs --video");
+    assert_eq!(
+        refusal(&format!(
+            "{image} --video --loop --end https://example.com/e.png"
+        )),
+        "--loop cannot be used with --end"
+    );
+    // The value is judged first: a bad --motion is a bad value, video or not.
+    assert!(matches!(
+        check("a fox --motion medium", Version::DEFAULT),
+        Err(Refusal::Value { .. })
+    ));
 }

@@ -7,7 +7,8 @@
 //! - `jobs`: per-user concurrency and the life cycle of a rendering job.
 //! - `messages`: message shapes; `params`: prompt parameters (by the table the app shares,
 //!   `atelier-midjourney-params`); `images`: image work; `texts`: /describe and /shorten
-//!   wording, /blend links.
+//!   wording, /blend links; `video`: video jobs (`--video`, Animate, a video grid's clips,
+//!   Extend and its remix modal), their buttons and files.
 
 mod buttons;
 mod images;
@@ -16,6 +17,7 @@ pub(crate) mod messages;
 mod params;
 mod slash;
 mod texts;
+mod video;
 
 use std::collections::HashMap;
 use std::sync::Arc;

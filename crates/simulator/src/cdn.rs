@@ -171,6 +171,7 @@ fn content_type(path: &str) -> &'static str {
         Some("webp") => "image/webp",
         Some("jpg" | "jpeg") => "image/jpeg",
         Some("gif") => "image/gif",
+        Some("mp4") => "video/mp4",
         _ => "application/octet-stream",
     }
 }

@@ -220,6 +220,21 @@ impl Control {
     pub fn accounts(&self) -> Vec<crate::Account> {
         self.sim.premade_accounts()
     }
+
+    /// Turns a user's Remix mode on or off (as `/settings`' button does): with it on, Extend
+    /// opens its modal (`MJ::AnimateModal::…`) instead of starting. False for an unknown user.
+    pub fn set_remix(&self, user_id: &str, on: bool) -> bool {
+        let Ok(id) = user_id.parse::<u64>() else {
+            return false;
+        };
+        match self.sim.world().users.get_mut(&id) {
+            Some(user) => {
+                user.remix = on;
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 pub(crate) fn router() -> Router<Arc<Sim>> {

@@ -11,14 +11,16 @@
 //!   user account (one message by id: 403 / 20002);
 //! - the **CDN** (`/attachments/…`, `/ephemeral-attachments/…`) with signed, expiring URLs;
 //! - the **Midjourney bot** (and niji・journey): jobs with waiting / progress / final messages,
-//!   every button of a grid and of an upscale, /describe, /blend, /shorten, /info, /settings,
+//!   every button of a grid and of an upscale, video (`--video` with an image prompt, Animate,
+//!   a video grid's clips, Extend, Extend's remix modal), /describe, /blend, /shorten, /info,
+//!   /settings,
 //!   per-user concurrency with "Job queued" and "Queue full", parameter and moderation errors
 //!   ("Pending mod message", an account-level error, for prompts with a `moderated_words` word);
 //! - **faults** injected now and then at a seeded rate (dropped sockets, lost heartbeat ACKs,
 //!   op 7, op 9, 429s, CDN errors and truncations, deleted progress, lost finals, stuck jobs);
 //! - a **control** API ([`Control`], and the same over HTTP under `/_sim/…`).
 //!
-//! Images are not drawn here: the caller injects a [`Painter`].
+//! Images and clips are not drawn here: the caller injects a [`Painter`].
 //!
 //! Invariants: nothing here knows the app or the Discord client (they are dev-dependencies
 //! of the tests only); a message is stored before it is dispatched, so the history is never
@@ -35,7 +37,8 @@
 //! - `rest/`: the REST routes (`reads` the start-up reads, `channels` messages, uploads and the
 //!   command index, `interactions`), errors, auth and rate-limit headers.
 //! - `cdn`: blob storage and URL signatures.
-//! - `bot/`: the Midjourney bot (commands, buttons, modals, jobs, messages, images, parameters).
+//! - `bot/`: the Midjourney bot (commands, buttons, modals, jobs, messages, images, parameters;
+//!   `bot/video.rs` its video jobs, buttons and files).
 //! - `faults`, `control`: fault injection and the steering / inspection API.
 
 mod bot;
@@ -72,6 +75,26 @@ pub trait Painter: Send + Sync + 'static {
     /// Called on a blocking thread. Bytes that do not decode as an image make the job fail
     /// with a "Failed" message, as a Midjourney internal error would.
     fn grid(&self, prompt: &str, seed: u32, side: u32) -> Vec<u8>;
+
+    /// A clip for this prompt and seed: a video grid as an animated WebP, or one clip as an
+    /// MP4 (H.264), per `kind`. Keep it small (a few frames): the bot only stores and serves
+    /// it.
+    ///
+    /// Called on a blocking thread. The default draws nothing, and an empty clip makes the
+    /// job fail with a "Failed" message, as for a grid that does not decode.
+    fn clip(&self, prompt: &str, seed: u32, kind: ClipKind) -> Vec<u8> {
+        let _ = (prompt, seed, kind);
+        Vec::new()
+    }
+}
+
+/// Which clip a video job delivers (Midjourney's video, since mid-2025).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClipKind {
+    /// The result of `--video` or Animate: four clips in one animated WebP (about 5 s).
+    Grid,
+    /// A video grid's clip upscale or an Extend: one MP4 (about 720p).
+    Clip,
 }
 
 /// Delays of a simulated job.

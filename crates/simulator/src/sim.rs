@@ -104,6 +104,7 @@ impl Sim {
             guild_id: self.ids.snowflake(),
             channel_id: self.ids.snowflake(),
             relaxed: false,
+            remix: false,
         }
     }
 

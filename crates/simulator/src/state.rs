@@ -27,6 +27,9 @@ pub(crate) struct User {
     pub(crate) channel_id: u64,
     /// `/relax` was used last (content says "relaxed").
     pub(crate) relaxed: bool,
+    /// Remix mode (`MJ::Settings::RemixMode`, or [`crate::Control::set_remix`]): Extend opens
+    /// its modal instead of starting.
+    pub(crate) remix: bool,
 }
 
 /// A file announced with `POST channels/{id}/attachments`, filled by the `PUT`.
@@ -44,6 +47,8 @@ pub(crate) enum ModalKind {
     CustomZoom { hash: String },
     /// Imagine the submitted prompt (describe and shorten buttons).
     Imagine,
+    /// Extend the clip of the job with this hash, `motion` `high` or `low` (remix mode).
+    Extend { hash: String, motion: &'static str },
 }
 
 #[derive(Clone, Debug)]
@@ -63,6 +68,12 @@ pub(crate) enum ImageSource {
     Quadrant { grid: String, index: u8 },
     /// Another job's image scaled 2×.
     Doubled { of: String },
+    /// A clip the painter draws (video jobs).
+    Clip {
+        prompt: String,
+        seed: u32,
+        kind: crate::ClipKind,
+    },
 }
 
 /// A finished job, found by its hash when one of its buttons is pressed.

@@ -119,6 +119,8 @@ pub fn task(
             GenerationKind::Pan => "PAN",
             GenerationKind::Describe => "DESCRIBE",
             GenerationKind::Blend => "BLEND",
+            // Animate and Extend: the fork that added video names its tasks so.
+            GenerationKind::Animate => "VIDEO",
         },
         status,
         progress: format!("{progress}%"),

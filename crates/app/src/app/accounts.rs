@@ -19,7 +19,7 @@ use crate::error::AppError;
 use crate::providers::{AccountPool, AccountStatus, Providers};
 
 /// The kinds of generation a provider may be asked for, as their costs are listed.
-const PRICED: [GenerationKind; 8] = [
+const PRICED: [GenerationKind; 9] = [
     GenerationKind::Imagine,
     GenerationKind::Upscale,
     GenerationKind::Variation,
@@ -28,6 +28,7 @@ const PRICED: [GenerationKind; 8] = [
     GenerationKind::Pan,
     GenerationKind::Describe,
     GenerationKind::Blend,
+    GenerationKind::Animate,
 ];
 
 /// A configured provider as a caller chooses one.

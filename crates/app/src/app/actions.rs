@@ -3,7 +3,7 @@
 
 use super::{App, NotifyHook};
 use crate::domain::{
-    Action, Actor, Generation, GenerationKind, GenerationStatus, ImageId, Output, Role,
+    Action, Actor, Generation, GenerationKind, GenerationStatus, ImageId, MediaKind, Output, Role,
     UpscaleSelection,
 };
 use crate::error::AppError;
@@ -45,13 +45,25 @@ impl App {
                 parent.status.as_str()
             )));
         }
-        // A U1–U4 result acts like the upscale it is.
+        // A U1–U4 result acts like the upscale it is; so does a video grid's clip or an
+        // extended clip (its message carries the clip's buttons).
         let index = match (source.role, parent.action()) {
             (Role::Upscale(i), _) => Some(i),
-            (Role::Variant(1), Some(Action::Upscale { index })) => Some(index),
+            (
+                Role::Variant(1),
+                Some(Action::Upscale { index } | Action::VideoUpscale { index }),
+            ) => Some(index),
+            (Role::Variant(1), Some(Action::Extend { .. })) => Some(1),
             _ => None,
         };
         let action = Action::parse(action, index).map_err(AppError::Invalid)?;
+        if source.kind() != action.acts_on() {
+            return Err(AppError::Invalid(format!(
+                "{action} acts on a {}, and image {image} is a {}",
+                media_name(action.acts_on()),
+                media_name(source.kind())
+            )));
+        }
         // An action the provider does not play is refused first: its results may have no grid.
         self.providers
             .serving(Some(&parent.provider), action.kind(), Some(action))
@@ -126,6 +138,14 @@ impl App {
         };
         self.providers
             .offers(&g.provider, &g.provider_refs, role, g.action(), index)
+    }
+}
+
+/// What an image is, in an error message.
+fn media_name(kind: MediaKind) -> &'static str {
+    match kind {
+        MediaKind::Image => "picture",
+        MediaKind::Video => "clip",
     }
 }
 

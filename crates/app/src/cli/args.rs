@@ -451,8 +451,9 @@ pub enum ImageCommand {
     /// Import existing PNG, JPEG or WebP files
     Import(ImportArgs),
     /// Press a button on an image: u1-u4, v1-v4, reroll (grid); vary-strong, vary-subtle,
-    /// upscale-subtle, upscale-creative, zoom-out-2x, zoom-out-1.5x, pan-left|right|up|down
-    /// (upscale), as the image offers them; without an action, list what it offers
+    /// upscale-subtle, upscale-creative, zoom-out-2x, zoom-out-1.5x, pan-left|right|up|down,
+    /// animate-high|low (upscale); video-u1-video-u4 (video grid); extend-high|low (clip), as
+    /// the image offers them; without an action, list what it offers
     Action {
         id: String,
         action: Option<String>,

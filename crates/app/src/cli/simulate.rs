@@ -7,11 +7,13 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use atelier_simulator::{Config, Fault, Faults, Painter, Timing};
+use atelier_simulator::{ClipKind, Config, Fault, Faults, Painter, Timing};
 
 use super::args::{SimulateDiscordArgs, SimulateOpenaiArgs, SimulateReplicateArgs};
 use super::output::Out;
 use crate::error::AppError;
+use crate::providers::VideoFormat;
+use crate::providers::sandbox::clip::{ClipSpec, draw_clip};
 use crate::providers::sandbox::draw;
 
 /// The sandbox's drawing, as the simulator's painter.
@@ -22,6 +24,27 @@ impl Painter for SandboxPainter {
         draw::grid(prompt, seed, side)
             .encode_png()
             .unwrap_or_default()
+    }
+
+    /// Real clips, kept small so the simulator's video jobs stay fast: a video grid as an
+    /// animated WebP of five one-second frames (Midjourney's are about 5 s), a clip as a
+    /// 32-pixel H.264 MP4 of five frames.
+    fn clip(&self, prompt: &str, seed: u32, kind: ClipKind) -> Vec<u8> {
+        let spec = match kind {
+            ClipKind::Grid => ClipSpec {
+                format: VideoFormat::WebP,
+                side: 64,
+                frames: 5,
+                fps: 1,
+            },
+            ClipKind::Clip => ClipSpec {
+                format: VideoFormat::Mp4,
+                side: 32,
+                frames: 5,
+                fps: 1,
+            },
+        };
+        draw_clip(prompt, seed, &spec).unwrap_or_default()
     }
 }
 

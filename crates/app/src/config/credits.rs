@@ -71,6 +71,9 @@ pub struct ProviderCosts {
     pub describe: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blend: Option<u32>,
+    /// Animate and Extend (video).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub animate: Option<u32>,
 }
 
 impl ProviderCosts {
@@ -84,6 +87,7 @@ impl ProviderCosts {
             GenerationKind::Pan => self.pan,
             GenerationKind::Describe => self.describe,
             GenerationKind::Blend => self.blend,
+            GenerationKind::Animate => self.animate,
             GenerationKind::Import => Some(0),
         }
         .or(self.default)

@@ -4,12 +4,17 @@
 //! `reroll` (the same prompt again). On an upscaled image: `vary-strong`, `vary-subtle`,
 //! `upscale-subtle`, `upscale-creative`, `zoom-out-2x`, `zoom-out-1.5x`, and
 //! `pan-left|right|up|down`. Each makes a new generation whose parent is the acted-on one.
+//!
+//! Video: `animate-high` and `animate-low` on an upscaled picture make a video grid (four
+//! clips in one animated picture), followed by its automatic clip upscales; `video-u1`–`video-u4`
+//! on a video grid make one clip; `extend-high` and `extend-low` on a clip make a longer one.
+//! [`makes_video`] is the rule that tells a video generation from a picture one.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{GenerationKind, Role};
+use super::{GenerationKind, MediaKind, Parameters, Role};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -54,6 +59,37 @@ pub enum Action {
         index: u8,
         direction: Direction,
     },
+    /// Animate (high or low motion) on upscale `index`: a video grid.
+    Animate {
+        index: u8,
+        motion: Motion,
+    },
+    /// One clip of a video grid, at its full size (the video grid's U1–U4).
+    VideoUpscale {
+        index: u8,
+    },
+    /// Extend (high or low motion) the clip of upscale `index`: a longer clip.
+    Extend {
+        index: u8,
+        motion: Motion,
+    },
+}
+
+/// How much a clip moves.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Motion {
+    High,
+    Low,
+}
+
+impl Motion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::High => "high",
+            Self::Low => "low",
+        }
+    }
 }
 
 /// An action without its image number: what a provider declares it plays.
@@ -68,9 +104,32 @@ pub enum ActionName {
     UpscaleCreative,
     ZoomOut,
     Pan,
+    Animate,
+    VideoUpscale,
+    Extend,
 }
 
 impl ActionName {
+    /// Video's actions: a provider that plays them declares them besides [`Self::ALL`].
+    pub const VIDEO: [Self; 3] = [Self::Animate, Self::VideoUpscale, Self::Extend];
+
+    /// The picture actions and the video ones: Midjourney's buttons since mid-2025.
+    pub const WITH_VIDEO: [Self; 12] = [
+        Self::Upscale,
+        Self::Variation,
+        Self::Reroll,
+        Self::VaryStrong,
+        Self::VarySubtle,
+        Self::UpscaleSubtle,
+        Self::UpscaleCreative,
+        Self::ZoomOut,
+        Self::Pan,
+        Self::Animate,
+        Self::VideoUpscale,
+        Self::Extend,
+    ];
+
+    /// The picture actions.
     pub const ALL: [Self; 9] = [
         Self::Upscale,
         Self::Variation,
@@ -97,6 +156,9 @@ impl ActionName {
             Self::UpscaleCreative => &["upscale-creative"],
             Self::ZoomOut => &["zoom-out-2x", "zoom-out-1.5x"],
             Self::Pan => &["pan-left", "pan-right", "pan-up", "pan-down"],
+            Self::Animate => &["animate-high", "animate-low"],
+            Self::VideoUpscale => &["video-u1", "video-u2", "video-u3", "video-u4"],
+            Self::Extend => &["extend-high", "extend-low"],
         }
     }
 }
@@ -110,7 +172,7 @@ pub enum Output {
     Single,
 }
 
-pub const NAMES: &str = "u1-u4, v1-v4, reroll (on a grid); vary-strong, vary-subtle, upscale-subtle, upscale-creative, zoom-out-2x, zoom-out-1.5x, pan-left, pan-right, pan-up, pan-down (on an upscale)";
+pub const NAMES: &str = "u1-u4, v1-v4, reroll (on a grid); vary-strong, vary-subtle, upscale-subtle, upscale-creative, zoom-out-2x, zoom-out-1.5x, pan-left, pan-right, pan-up, pan-down, animate-high, animate-low (on an upscale); video-u1-video-u4 (on a video grid); extend-high, extend-low (on a clip)";
 
 impl Action {
     /// Parses an action name. `index` is the upscale the action is on (for the actions that
@@ -130,6 +192,9 @@ impl Action {
         }
         if name == "reroll" {
             return Ok(Self::Reroll);
+        }
+        if let Some(i) = numbered("video-u") {
+            return Ok(Self::VideoUpscale { index: i });
         }
         let on_upscale = |make: fn(u8) -> Self| {
             index.map(make).ok_or_else(|| {
@@ -159,6 +224,22 @@ impl Action {
                 index,
                 direction: Direction::Down,
             }),
+            "animate-high" => on_upscale(|index| Self::Animate {
+                index,
+                motion: Motion::High,
+            }),
+            "animate-low" => on_upscale(|index| Self::Animate {
+                index,
+                motion: Motion::Low,
+            }),
+            "extend-high" => on_upscale(|index| Self::Extend {
+                index,
+                motion: Motion::High,
+            }),
+            "extend-low" => on_upscale(|index| Self::Extend {
+                index,
+                motion: Motion::Low,
+            }),
             _ => Err(format!("unknown action {name:?}; actions: {NAMES}")),
         }
     }
@@ -167,15 +248,32 @@ impl Action {
     pub fn on_grid(self) -> bool {
         matches!(
             self,
-            Self::Upscale { .. } | Self::Variation { .. } | Self::Reroll
+            Self::Upscale { .. }
+                | Self::Variation { .. }
+                | Self::Reroll
+                | Self::VideoUpscale { .. }
         )
+    }
+
+    /// What the acted-on image must be: a clip for the video grid's upscales and for
+    /// extends, a picture for the rest (Animate starts from a still).
+    pub fn acts_on(self) -> MediaKind {
+        match self {
+            Self::VideoUpscale { .. } | Self::Extend { .. } => MediaKind::Video,
+            _ => MediaKind::Image,
+        }
     }
 
     /// The image of the parent the action works on.
     pub fn source(self) -> Role {
         match self {
-            Self::Upscale { .. } | Self::Variation { .. } | Self::Reroll => Role::Grid,
+            Self::Upscale { .. }
+            | Self::Variation { .. }
+            | Self::Reroll
+            | Self::VideoUpscale { .. } => Role::Grid,
             Self::VaryStrong { index }
+            | Self::Animate { index, .. }
+            | Self::Extend { index, .. }
             | Self::VarySubtle { index }
             | Self::UpscaleSubtle { index }
             | Self::UpscaleCreative { index }
@@ -196,14 +294,19 @@ impl Action {
             Self::UpscaleCreative { .. } => ActionName::UpscaleCreative,
             Self::ZoomOut { .. } => ActionName::ZoomOut,
             Self::Pan { .. } => ActionName::Pan,
+            Self::Animate { .. } => ActionName::Animate,
+            Self::VideoUpscale { .. } => ActionName::VideoUpscale,
+            Self::Extend { .. } => ActionName::Extend,
         }
     }
 
     pub fn kind(self) -> GenerationKind {
         match self {
-            Self::Upscale { .. } | Self::UpscaleSubtle { .. } | Self::UpscaleCreative { .. } => {
-                GenerationKind::Upscale
-            }
+            Self::Upscale { .. }
+            | Self::UpscaleSubtle { .. }
+            | Self::UpscaleCreative { .. }
+            | Self::VideoUpscale { .. } => GenerationKind::Upscale,
+            Self::Animate { .. } | Self::Extend { .. } => GenerationKind::Animate,
             Self::Variation { .. } | Self::VaryStrong { .. } | Self::VarySubtle { .. } => {
                 GenerationKind::Variation
             }
@@ -214,10 +317,30 @@ impl Action {
     }
 
     pub fn output(self) -> Output {
-        match self.kind() {
-            GenerationKind::Upscale => Output::Single,
+        match self {
+            // An extend is one longer clip.
+            Self::Extend { .. } => Output::Single,
+            _ if self.kind() == GenerationKind::Upscale => Output::Single,
             _ => Output::Grid,
         }
+    }
+
+    /// Whether the action's result is video (a video grid or a clip).
+    pub fn makes_video(self) -> bool {
+        matches!(
+            self,
+            Self::Animate { .. } | Self::VideoUpscale { .. } | Self::Extend { .. }
+        )
+    }
+}
+
+/// Whether a generation makes video rather than pictures: a video action, or a prompt that
+/// asks for `--video`. The engine stores such a generation's grid, upscales and single
+/// result as clips, and refuses pictures there (and clips anywhere in a picture generation).
+pub fn makes_video(action: Option<Action>, parameters: &Parameters) -> bool {
+    match action {
+        Some(action) => action.makes_video(),
+        None => parameters.extra.contains_key("video"),
     }
 }
 
@@ -243,6 +366,9 @@ impl fmt::Display for Action {
                     Direction::Down => "down",
                 }
             ),
+            Self::Animate { motion, .. } => write!(f, "animate-{}", motion.as_str()),
+            Self::VideoUpscale { index } => write!(f, "video-u{index}"),
+            Self::Extend { motion, .. } => write!(f, "extend-{}", motion.as_str()),
         }
     }
 }
@@ -262,6 +388,11 @@ mod tests {
             ("zoom-out-1.5x", Some(2)),
             ("zoom-out-2x", Some(2)),
             ("pan-up", Some(4)),
+            ("animate-high", Some(1)),
+            ("animate-low", Some(3)),
+            ("video-u2", None),
+            ("extend-high", Some(1)),
+            ("extend-low", Some(2)),
         ] {
             let action = Action::parse(name, index).unwrap();
             assert_eq!(action.to_string(), name);
@@ -279,6 +410,37 @@ mod tests {
         assert_eq!(pan.output(), Output::Grid);
         assert_eq!(pan.kind(), GenerationKind::Pan);
         assert_eq!(pan.name(), ActionName::Pan);
+        let animate = Action::parse("animate-high", Some(2)).unwrap();
+        assert_eq!(animate.source(), Role::Upscale(2));
+        assert_eq!(animate.output(), Output::Grid);
+        assert_eq!(animate.acts_on(), MediaKind::Image);
+        let clip = Action::parse("video-u3", None).unwrap();
+        assert_eq!(clip.source(), Role::Grid);
+        assert_eq!(clip.output(), Output::Single);
+        assert_eq!(clip.acts_on(), MediaKind::Video);
+        let extend = Action::parse("extend-low", Some(1)).unwrap();
+        assert_eq!(extend.output(), Output::Single);
+        assert_eq!(extend.kind(), GenerationKind::Animate);
+        assert_eq!(extend.acts_on(), MediaKind::Video);
+    }
+
+    #[test]
+    fn video_generations_are_told_by_their_action_or_their_prompt() {
+        let mut parameters = Parameters::default();
+        assert!(!makes_video(None, &parameters));
+        assert!(!makes_video(Action::parse("u1", None).ok(), &parameters));
+        assert!(makes_video(
+            Action::parse("animate-low", Some(1)).ok(),
+            &parameters
+        ));
+        parameters.extra.insert("video".into(), true.into());
+        assert!(makes_video(None, &parameters));
+        // Each action says for itself: a picture upscale of a video prompt's parent is not.
+        assert!(!makes_video(Action::parse("u1", None).ok(), &parameters));
+        assert!(makes_video(
+            Action::parse("video-u1", None).ok(),
+            &parameters
+        ));
     }
 
     #[test]
@@ -288,6 +450,9 @@ mod tests {
             ("v0", None),
             ("spin", None),
             ("vary-strong", None),
+            ("video-u5", None),
+            ("animate-high", None),
+            ("extend-low", None),
         ] {
             assert!(Action::parse(name, index).is_err(), "{name} accepted");
         }

@@ -102,6 +102,8 @@ pub enum GenerationKind {
     Pan,
     Describe,
     Blend,
+    /// A video made from a picture or a clip: Animate, Extend.
+    Animate,
     Import,
 }
 
@@ -116,6 +118,7 @@ impl GenerationKind {
             Self::Pan => "pan",
             Self::Describe => "describe",
             Self::Blend => "blend",
+            Self::Animate => "animate",
             Self::Import => "import",
         }
     }
@@ -130,6 +133,7 @@ impl GenerationKind {
             "pan" => Self::Pan,
             "describe" => Self::Describe,
             "blend" => Self::Blend,
+            "animate" => Self::Animate,
             "import" => Self::Import,
             _ => return None,
         })

@@ -24,7 +24,7 @@ pub mod tags;
 mod user;
 mod webhook;
 
-pub use action::{Action, ActionName, Output};
+pub use action::{Action, ActionName, Motion, Output, makes_video};
 pub use actor::Actor;
 pub use audit::{AuditAction, AuditEntry};
 pub use credits::{

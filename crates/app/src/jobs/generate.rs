@@ -10,12 +10,12 @@ use std::sync::Arc;
 use super::JobError;
 use super::outputs::Collect;
 use super::reporter::{JobReporter, Shared, Stage};
-use super::storing::{insert, process_and_store, save};
+use super::storing::{insert, picture, process_and_store, processing, save};
 use crate::app::App;
 use crate::catalogue::{CatalogueError, Change};
 use crate::domain::{
     ErrorCode, EventKind, Failure, Generation, GenerationKind, GenerationStatus, Image, ImageId,
-    Job, Milestones, Output, Phase, Role,
+    Job, MediaKind, Milestones, Output, Phase, Role, makes_video,
 };
 use crate::pipeline::{self, PipelineError, Processed, ProcessedGrid};
 use crate::providers::{Input, ProviderError, ProviderJob, Registered, Shape, UpscaleMode};
@@ -291,7 +291,7 @@ impl Run {
             .copied()
             .filter(|i| has(Role::Upscale(*i)).is_none())
             .collect();
-        let split = self.reg.upscale_mode == UpscaleMode::LocalSplit && !wanted.is_empty();
+        let split = self.splits() && !wanted.is_empty();
         if !split {
             self.pjob.upscales.clone_from(&missing);
         }
@@ -306,22 +306,21 @@ impl Run {
             self.rendering().await?;
             let mut rendered = Collect::default();
             self.render(Stage::Render, &mut rendered).await?;
-            let bytes = rendered.one_picture("a grid")?;
+            let output = rendered.one("a grid")?;
             // The provider's upscales need only its grid: they start while this one is
             // processed and stored.
             if !split && !missing.is_empty() {
                 in_flight = Some(self.ask_upscales(missing.clone()));
             }
             let image = if split {
+                let bytes = picture(output)?;
                 let ProcessedGrid { grid, quadrants: q } =
                     blocking(move || pipeline::process_grid_within(bytes, png, &limits)).await?;
                 quadrants = Some(q);
                 self.save(Role::Grid, grid).await?
             } else {
-                self.process_and_save(Role::Grid, move || {
-                    pipeline::process_image_within(bytes, &limits)
-                })
-                .await?
+                let process = processing(output, self.media(), limits)?;
+                self.process_and_save(Role::Grid, process).await?
             };
             self.shared.grid_stored();
             let mut steps = vec![self.grid_completed(image.id)];
@@ -353,18 +352,34 @@ impl Run {
         }
     }
 
-    /// An action whose result is one picture (U1–U4, Upscale Subtle/Creative): render it,
-    /// store it, done.
+    /// What this generation's grid, upscales and single result are: clips for a video
+    /// generation (the domain's `makes_video`) on a provider that declares clips, else
+    /// pictures (the sandbox draws a picture grid whatever the prompt says).
+    pub(super) fn media(&self) -> MediaKind {
+        if self.reg.provider.capabilities().video
+            && makes_video(self.pjob.action, &self.g.parameters)
+        {
+            MediaKind::Video
+        } else {
+            MediaKind::Image
+        }
+    }
+
+    /// Whether the upscales are cut from the stored grid (`local_split`): only a picture's
+    /// can be, a video grid's clips are the provider's to make.
+    pub(super) fn splits(&self) -> bool {
+        self.reg.upscale_mode == UpscaleMode::LocalSplit && self.media() == MediaKind::Image
+    }
+
+    /// An action whose result is one picture or one clip (U1–U4, Upscale Subtle/Creative, a
+    /// video grid's clip, Extend): render it, store it, done.
     async fn single(&self, stored: Option<Image>) -> Result<(), JobError> {
         let image = if let Some(image) = stored {
             image
         } else {
-            let bytes = self.render_one().await?.one_picture("this action")?;
-            let limits = self.app.limits;
-            self.process_and_save(Role::Variant(1), move || {
-                pipeline::process_image_within(bytes, &limits)
-            })
-            .await?
+            let output = self.render_one().await?.one("this action")?;
+            let process = processing(output, self.media(), self.app.limits)?;
+            self.process_and_save(Role::Variant(1), process).await?
         };
         let mut done = Change::new(EventKind::Completed, GenerationStatus::Succeeded, 100.0)
             .phase(Phase::Completed);

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use super::JobError;
 use super::generate::Run;
 use super::reporter::Stage;
-use super::storing::{clip_format, picture};
+use super::storing::clip_format;
 use crate::catalogue::Change;
 use crate::domain::{
     ErrorCode, EventKind, Failure, GenerationStatus, Image, ImageId, Milestones, Phase, Role,
@@ -40,22 +40,22 @@ impl Take for Collect {
 }
 
 impl Collect {
-    /// The one picture a render of a grid or of a single picture delivers.
-    pub(super) fn one_picture(self, what: &str) -> Result<Vec<u8>, JobError> {
+    /// The one output (a picture, or a video generation's clip) a render of a grid or of a
+    /// single result delivers.
+    pub(super) fn one(self, what: &str) -> Result<Output, JobError> {
         let mut outputs = self.0;
         if outputs.len() != 1 {
             return Err(JobError::Abort(Failure::new(
                 ErrorCode::Internal,
                 format!(
-                    "the provider delivered {} outputs for {what}, which is one picture",
+                    "the provider delivered {} outputs for {what}, which is one",
                     outputs.len()
                 ),
             )));
         }
-        let output = outputs.pop().ok_or_else(|| {
+        outputs.pop().ok_or_else(|| {
             JobError::Abort(Failure::new(ErrorCode::Internal, "no output delivered"))
-        })?;
-        Ok(picture(output)?)
+        })
     }
 }
 

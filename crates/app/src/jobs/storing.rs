@@ -1,7 +1,9 @@
 //! Where a generate job's images go: processed and written on one blocking thread, then
-//! their catalogue rows inserted. Clips go the same way (a render's separate outputs); a clip
-//! where the job needs a picture (a grid, an upscale, an action's result) is refused here
-//! ([`Unstorable`]).
+//! their catalogue rows inserted. Clips go the same way: a render's separate outputs, and the
+//! grid, upscales and single result of a video generation (`domain::makes_video`: Midjourney's
+//! Animate, video upscales, Extend, `--video`). A clip where a picture generation needs a
+//! picture, or a picture where a video generation needs a clip, is refused here
+//! ([`Unstorable`], [`processing`]).
 
 use std::sync::Arc;
 
@@ -9,18 +11,24 @@ use super::JobError;
 use super::generate::pipeline_error;
 use crate::app::App;
 use crate::catalogue::Inserted;
-use crate::domain::{ErrorCode, Failure, Generation, Image, Role};
-use crate::pipeline::{ClipFormat, PipelineError, Processed};
+use crate::domain::{ErrorCode, Failure, Generation, Image, MediaKind, Role};
+use crate::pipeline::{self, ClipFormat, Limits, PipelineError, Processed};
 use crate::providers::{Output, OutputKind, VideoFormat};
 
 /// An output the engine cannot store.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum Unstorable {
     #[error(
-        "output {index} is a clip ({format}); a grid, an upscale and an action's result must be \
-         pictures (clips come as a render's separate outputs)"
+        "output {index} is a clip ({format}); this generation makes pictures, so its grid, \
+         upscales and result must be pictures (clips come as a render's separate outputs, or \
+         from a generation that makes video)"
     )]
     Video { index: u8, format: VideoFormat },
+    #[error(
+        "output {index} is a picture; this generation makes video, so its grid, upscales and \
+         result must be clips"
+    )]
+    Picture { index: u8 },
 }
 
 /// Nothing mends it on a retry: the job fails.
@@ -35,6 +43,34 @@ pub(super) fn clip_format(format: VideoFormat) -> ClipFormat {
     match format {
         VideoFormat::Mp4 => ClipFormat::Mp4,
         VideoFormat::WebP => ClipFormat::WebP,
+    }
+}
+
+/// The pipeline's work on one output, to run on a blocking thread.
+pub(super) type Process = Box<dyn FnOnce() -> Result<Processed, PipelineError> + Send + 'static>;
+
+/// The pipeline's work on an output where the job needs `wanted` (a grid, an upscale, an
+/// action's result): a picture verified as a picture, a clip as a clip; the other kind is
+/// refused, since nothing on a retry would change it.
+pub(super) fn processing(
+    output: Output,
+    wanted: MediaKind,
+    limits: Limits,
+) -> Result<Process, Unstorable> {
+    let index = output.index;
+    let bytes = output.bytes;
+    match (output.kind, wanted) {
+        (OutputKind::Image, MediaKind::Image) => Ok(Box::new(move || {
+            pipeline::process_image_within(bytes, &limits)
+        })),
+        (OutputKind::Video(format), MediaKind::Video) => {
+            let format = clip_format(format);
+            Ok(Box::new(move || {
+                pipeline::process_clip_within(bytes, format, &limits)
+            }))
+        }
+        (OutputKind::Video(format), MediaKind::Image) => Err(Unstorable::Video { index, format }),
+        (OutputKind::Image, MediaKind::Video) => Err(Unstorable::Picture { index }),
     }
 }
 
@@ -138,4 +174,28 @@ pub(super) async fn save(
             e => JobError::Retry(Failure::new(ErrorCode::Internal, e.to_string()), None),
         })?;
     insert(app, &image).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grid_upscale_or_result_is_the_kind_the_generation_makes() {
+        let limits = Limits::default();
+        let clip = || Output::video(2, VideoFormat::Mp4, vec![0; 8]);
+        let still = || Output::image(1, vec![0; 8]);
+        assert!(processing(still(), MediaKind::Image, limits).is_ok());
+        assert!(processing(clip(), MediaKind::Video, limits).is_ok());
+        let refused = |r: Result<Process, Unstorable>| r.err().map(|e| e.to_string());
+        assert!(
+            refused(processing(clip(), MediaKind::Image, limits))
+                .is_some_and(|m| m.starts_with("output 2 is a clip (MP4)"))
+        );
+        assert!(
+            refused(processing(still(), MediaKind::Video, limits)).is_some_and(
+                |m| m.starts_with("output 1 is a picture; this generation makes video")
+            )
+        );
+    }
 }

@@ -14,11 +14,10 @@ use tokio::task::JoinSet;
 use super::JobError;
 use super::generate::{Run, blocking};
 use super::reporter::Stage;
-use super::storing::{insert, picture, process_and_store, store_all};
+use super::storing::{insert, process_and_store, processing, store_all};
 use crate::catalogue::Change;
 use crate::domain::{ErrorCode, Failure, Image, Role};
 use crate::pipeline::{self, Processed};
-use crate::providers::UpscaleMode;
 
 type Outcome = Result<(u8, Image), JobError>;
 
@@ -69,12 +68,11 @@ impl Run {
         if done == 0 && !self.upscales_begun {
             self.step(self.upscales_begin()).await?;
         }
-        match self.reg.upscale_mode {
-            UpscaleMode::Provider => {
-                let in_flight = in_flight.unwrap_or_else(|| self.ask_upscales(missing));
-                self.provider_upscales(done, in_flight).await
-            }
-            UpscaleMode::LocalSplit => self.split_upscales(grid, quadrants, done, missing).await,
+        if self.splits() {
+            self.split_upscales(grid, quadrants, done, missing).await
+        } else {
+            let in_flight = in_flight.unwrap_or_else(|| self.ask_upscales(missing));
+            self.provider_upscales(done, in_flight).await
         }
     }
 
@@ -138,13 +136,12 @@ impl Run {
         let reporter = self.reporter(Stage::Upscale);
         let grid_stored = self.shared.wait_for_grid();
         let (app, g, synthetic) = (self.app.clone(), self.g.clone(), self.reg.synthetic);
+        let media = self.media();
         async move {
-            let bytes = picture(provider.upscale(&job, index, &reporter).await?)?;
-            let limits = app.limits;
-            let image = process_and_store(&app, &g, synthetic, Role::Upscale(index), move || {
-                pipeline::process_image_within(bytes, &limits)
-            })
-            .await?;
+            let output = provider.upscale(&job, index, &reporter).await?;
+            let process = processing(output, media, app.limits)?;
+            let image =
+                process_and_store(&app, &g, synthetic, Role::Upscale(index), process).await?;
             // The grid's row first: a crash in between then resumes in the life cycle's order.
             // (Blobs without a row are harmless: a retry writes the same keys again.)
             if !grid_stored.await {

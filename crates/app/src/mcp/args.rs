@@ -66,7 +66,8 @@ impl KindArg {
 }
 
 /// Midjourney's buttons. On a grid image: `u1`–`u4` (one picture at full size), `v1`–`v4`
-/// (variations of one picture), `reroll` (the prompt again). On an upscaled image: the rest.
+/// (variations of one picture), `reroll` (the prompt again). On a video grid: `video-u1`–`video-u4`
+/// (one clip). On a clip: `extend-high`, `extend-low`. On an upscaled image: the rest.
 #[derive(Clone, Copy, Debug, Deserialize, JsonSchema)]
 pub enum ActionArg {
     #[serde(rename = "u1")]
@@ -107,6 +108,22 @@ pub enum ActionArg {
     PanUp,
     #[serde(rename = "pan-down")]
     PanDown,
+    #[serde(rename = "animate-high")]
+    AnimateHigh,
+    #[serde(rename = "animate-low")]
+    AnimateLow,
+    #[serde(rename = "video-u1")]
+    VideoU1,
+    #[serde(rename = "video-u2")]
+    VideoU2,
+    #[serde(rename = "video-u3")]
+    VideoU3,
+    #[serde(rename = "video-u4")]
+    VideoU4,
+    #[serde(rename = "extend-high")]
+    ExtendHigh,
+    #[serde(rename = "extend-low")]
+    ExtendLow,
 }
 
 impl ActionArg {
@@ -132,6 +149,14 @@ impl ActionArg {
             Self::PanRight => "pan-right",
             Self::PanUp => "pan-up",
             Self::PanDown => "pan-down",
+            Self::AnimateHigh => "animate-high",
+            Self::AnimateLow => "animate-low",
+            Self::VideoU1 => "video-u1",
+            Self::VideoU2 => "video-u2",
+            Self::VideoU3 => "video-u3",
+            Self::VideoU4 => "video-u4",
+            Self::ExtendHigh => "extend-high",
+            Self::ExtendLow => "extend-low",
         }
     }
 }

@@ -93,8 +93,9 @@ ended cannot be canceled.",
         description = "Press one of Midjourney's buttons on an earlier picture: u1-u4 (upscale \
 one picture of a grid), v1-v4 (variations of one picture of a grid), reroll (the prompt \
 again), or on an upscaled picture vary-strong, vary-subtle, upscale-subtle, upscale-creative, \
-zoom-out-2x, zoom-out-1.5x, pan-left/right/up/down. Makes a new generation and waits for it \
-as generate_image does."
+zoom-out-2x, zoom-out-1.5x, pan-left/right/up/down, animate-high/low (a video grid); on a video \
+grid video-u1-video-u4 (one clip); on a clip extend-high/low (a longer clip). Makes a new \
+generation and waits for it as generate_image does."
     )]
     async fn run_action(
         &self,

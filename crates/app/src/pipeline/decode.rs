@@ -16,6 +16,33 @@ pub enum Format {
     Mp4,
 }
 
+/// Whether an MP4's top-level boxes end exactly where the file does: a download cut short
+/// ends inside one (the pipeline checks the tables inside them before a clip is stored).
+fn mp4_boxes_fill(bytes: &[u8]) -> bool {
+    let mut at = 0usize;
+    while at < bytes.len() {
+        let Some(head) = bytes.get(at..at + 8) else {
+            return false;
+        };
+        let size = u64::from(u32::from_be_bytes([head[0], head[1], head[2], head[3]]));
+        let size = match size {
+            // To the end of the file.
+            0 => return true,
+            // A 64-bit size follows the type.
+            1 => match bytes.get(at + 8..at + 16) {
+                Some(large) => u64::from_be_bytes(large.try_into().unwrap_or([0; 8])),
+                None => return false,
+            },
+            n => n,
+        };
+        match usize::try_from(size).ok().filter(|s| *s >= 8) {
+            Some(size) => at = at.saturating_add(size),
+            None => return false,
+        }
+    }
+    at == bytes.len()
+}
+
 impl Format {
     /// Recognises an image by its signature (magic bytes), never by its name.
     pub fn sniff(bytes: &[u8]) -> Result<Self, PipelineError> {
@@ -35,7 +62,7 @@ impl Format {
     }
 
     /// A quick check that the whole file arrived: the format's end marker is in place
-    /// (PNG `IEND`, JPEG `EOI`, WebP's RIFF length). It catches truncated downloads without
+    /// (PNG `IEND`, JPEG `EOI`, WebP's RIFF length, the last of an MP4's top-level boxes). It catches truncated downloads without
     /// decoding; the full decode stays the final word.
     pub fn looks_complete(bytes: &[u8]) -> bool {
         const IEND: [u8; 12] = [0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xae, 0x42, 0x60, 0x82];
@@ -50,7 +77,9 @@ impl Format {
                 let riff = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
                 bytes.len() as u64 == u64::from(riff) + 8
             }
-            Ok(Self::Mp4) | Err(_) => false,
+            // `sniff` answers pictures only: an MP4 is told by its `ftyp` box.
+            Ok(Self::Mp4) => mp4_boxes_fill(bytes),
+            Err(_) => bytes.get(4..8) == Some(b"ftyp") && mp4_boxes_fill(bytes),
         }
     }
 

@@ -39,8 +39,9 @@ pub enum Shape {
 }
 
 impl Capabilities {
-    /// Midjourney's, which the sandbox mimics: a grid with upscales, every action, /describe
-    /// and /blend, a negative prompt (`--no`), no clips.
+    /// Midjourney's pictures, which the sandbox mimics: a grid with upscales, every picture
+    /// action, /describe and /blend, a negative prompt (`--no`), no clips. The Midjourney
+    /// provider adds video to it (clips, [`ActionName::VIDEO`]).
     pub const MIDJOURNEY: Self = Self {
         shape: Shape::GridWithUpscales,
         video: false,

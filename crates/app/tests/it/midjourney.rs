@@ -1,6 +1,7 @@
 //! The Midjourney provider end to end against the in-process Discord + Midjourney simulator:
 //! the original flow in both upscale modes, every action, typed errors, the account pool, and
-//! recovery after `kill -9`; the fault options in `midjourney/faults.rs`.
+//! recovery after `kill -9`; the fault options in `midjourney/faults.rs`, video in
+//! `midjourney/video.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,7 @@ mod params;
 mod reported;
 mod unreachable;
 mod versions;
+mod video;
 
 /// A simulator with small images and short delays.
 async fn simulator(tune: impl FnOnce(&mut atelier_simulator::Config)) -> Running {

@@ -4,7 +4,8 @@
 //! `custom_id` (else 400 / 50035); pressing a button again is fine, as on Midjourney.
 //! Grid buttons: U1-U4 (`Image #N`, at once), V1-V4, 🔄. Upscale buttons: Upscale
 //! (Subtle/Creative), Vary (Subtle/Strong/Region), Zoom Out 2x/1.5x/Custom, pans. Describe
-//! and shorten buttons open an "imagine" modal; Custom Zoom opens its zoom modal.
+//! and shorten buttons open an "imagine" modal; Custom Zoom opens its zoom modal. Video
+//! buttons (Animate, a video grid's clips, Extend and its modal) are `video.rs`'s.
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use super::jobs::{self, Finish, JobSpec, Label};
 use super::messages::{self, custom_ids};
 use super::params;
 use super::slash::{Picture, describe, imagine, refuse};
-use super::{Ctx, announce, id_string, images, started, texts};
+use super::{Ctx, announce, id_string, images, started, texts, video};
 use crate::ids::mix;
 use crate::rest::{ApiError, snowflake};
 use crate::sim::{Delivery, Sim};
@@ -164,6 +165,9 @@ pub(super) fn press(
         ));
     }
     ctx.message_id = Some(message_id);
+    if let Some(pressed) = video::parse(custom_id) {
+        return video::press(sim, ctx, pressed, message);
+    }
     let action = parse(custom_id);
     let record = match &action {
         Action::Upsample { hash, .. }
@@ -365,6 +369,7 @@ pub(super) fn press(
                 match name {
                     "FastMode" => user.relaxed = false,
                     "RelaxMode" => user.relaxed = true,
+                    "RemixMode" => user.remix = !user.remix,
                     _ => {}
                 }
             }
@@ -418,6 +423,9 @@ pub(super) fn submit(sim: &Arc<Sim>, ctx: Ctx, data: &Value) -> Result<(), ApiEr
     announce(sim, &ctx, &[]);
     match modal.kind {
         ModalKind::Imagine => imagine(sim, ctx, &value),
+        ModalKind::Extend { hash, motion } => {
+            video::extend_from_modal(sim, ctx, &hash, motion, value);
+        }
         ModalKind::CustomZoom { hash } => {
             let record = sim.world().jobs.get(&hash).cloned();
             let parent = record
@@ -447,7 +455,7 @@ pub(super) fn submit(sim: &Arc<Sim>, ctx: Ctx, data: &Value) -> Result<(), ApiEr
 }
 
 /// A new seed for a job derived from `hash`, different for every derivation.
-fn derive(sim: &Sim, hash: &str, tag: &str, index: u8) -> u32 {
+pub(super) fn derive(sim: &Sim, hash: &str, tag: &str, index: u8) -> u32 {
     let mut world = sim.world();
     let Some(record) = world.jobs.get_mut(hash) else {
         return sim.ids.u32();
@@ -541,6 +549,7 @@ fn upsample(sim: &Arc<Sim>, ctx: Ctx, record: JobRecord, grid: String, index: u8
             params::upscaler_version(&record.prompt, record.app == crate::commands::App::Niji);
         let web = format!("https://www.midjourney.com/jobs/{grid}?index={}", index - 1);
         message["components"] = messages::upscale_buttons(&hash, upscaler, &web);
+        video::add_animate(&mut message["components"], &hash);
         sim.world().jobs.insert(
             hash,
             JobRecord {
@@ -555,16 +564,16 @@ fn upsample(sim: &Arc<Sim>, ctx: Ctx, record: JobRecord, grid: String, index: u8
     });
 }
 
-struct ModalForm {
-    custom_id: String,
-    title: &'static str,
-    input: &'static str,
-    label: &'static str,
-    value: String,
+pub(super) struct ModalForm {
+    pub(super) custom_id: String,
+    pub(super) title: &'static str,
+    pub(super) input: &'static str,
+    pub(super) label: &'static str,
+    pub(super) value: String,
 }
 
 /// Opens a modal: `INTERACTION_MODAL_CREATE` between the interaction's create and success.
-fn open_modal(sim: &Sim, ctx: &Ctx, kind: ModalKind, form: &ModalForm) {
+pub(super) fn open_modal(sim: &Sim, ctx: &Ctx, kind: ModalKind, form: &ModalForm) {
     {
         let mut world = sim.world();
         if world.modals.len() >= OPEN_MODALS

@@ -89,6 +89,8 @@ fn resolve_depth(sim: &Sim, hash: &str, depth: u8) -> Option<Arc<RgbaImage>> {
             quadrant(&*resolve_depth(sim, &grid, depth + 1)?, index)
         }
         ImageSource::Doubled { of } => double(&*resolve_depth(sim, &of, depth + 1)?),
+        // A clip is no still to cut or double.
+        ImageSource::Clip { .. } => return None,
     };
     let image = Arc::new(image);
     sim.bot.images.put(hash, Arc::clone(&image));

@@ -180,6 +180,12 @@ impl Label {
 pub(crate) enum Finish {
     Grid,
     Hd,
+    /// A video grid (animated WebP) with its clips' U1–U4.
+    VideoGrid,
+    /// One clip (MP4), clip `index` of its video grid, with Extend.
+    Clip {
+        index: u8,
+    },
 }
 
 /// A rendering job, fully decided before it runs.
@@ -415,6 +421,7 @@ fn render(sim: &Sim, hash: &str, source: &ImageSource) -> Option<Encoded> {
         ImageSource::Quadrant { grid, index } => {
             images::png(&images::quadrant(&*images::resolve(sim, grid)?, *index))
         }
+        ImageSource::Clip { prompt, seed, kind } => super::video::render(sim, prompt, *seed, *kind),
     }
 }
 
@@ -459,9 +466,16 @@ fn final_message(sim: &Sim, spec: &JobSpec, hash: &str, image: &Encoded) -> Valu
     );
     let mut message = messages::base(ctx, id, &content);
     let attachment_id = sim.ids.snowflake();
-    let filename = messages::file_name(&ctx.user.username, &spec.prompt, hash);
+    let filename = match spec.finish {
+        Finish::Grid | Finish::Hd => messages::file_name(&ctx.user.username, &spec.prompt, hash),
+        Finish::VideoGrid | Finish::Clip { .. } => super::video::file_name(spec.finish, hash),
+    };
     let path = format!("/attachments/{}/{attachment_id}/{filename}", ctx.channel_id);
-    sim.put_blob(path.clone(), image.bytes.clone(), "image/png");
+    sim.put_blob(
+        path.clone(),
+        image.bytes.clone(),
+        crate::cdn::mime(&filename),
+    );
     message["attachments"] = json!([messages::attachment(
         sim,
         &path,
@@ -473,6 +487,8 @@ fn final_message(sim: &Sim, spec: &JobSpec, hash: &str, image: &Encoded) -> Valu
     message["components"] = match spec.finish {
         Finish::Grid => messages::grid_buttons(hash),
         Finish::Hd => messages::hd_buttons(hash),
+        Finish::VideoGrid => super::video::grid_buttons(hash),
+        Finish::Clip { .. } => super::video::clip_buttons(hash),
     };
     if let Some(parent) = &spec.parent {
         messages::reply_to(&mut message, parent);

@@ -269,6 +269,10 @@ pub(super) fn imagine(sim: &Arc<Sim>, ctx: Ctx, prompt: &str) {
         return;
     }
     let seed = params::seed(prompt).unwrap_or_else(|| sim.ids.u32());
+    if super::video::asked(prompt) {
+        super::video::imagine(sim, ctx, prompt, seed);
+        return;
+    }
     jobs::submit(
         sim,
         JobSpec {

@@ -259,3 +259,14 @@ fn another_codec_is_refused_as_unsupported() {
         "{e}"
     );
 }
+
+#[test]
+fn a_download_cut_short_does_not_look_complete() {
+    use crate::pipeline::Format;
+    for whole in [mp4(), webp()] {
+        assert!(Format::looks_complete(&whole));
+        for cut in [whole.len() - 1, whole.len() / 2, 12] {
+            assert!(!Format::looks_complete(&whole[..cut]), "{cut} bytes");
+        }
+    }
+}

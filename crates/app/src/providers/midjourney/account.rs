@@ -539,6 +539,21 @@ impl Account {
                     );
                 }
             }
+            // Extend's form under Remix mode: the job fills it with its prompt.
+            "INTERACTION_MODAL_CREATE"
+                if data["custom_id"]
+                    .as_str()
+                    .is_some_and(super::video::fills_modal) =>
+            {
+                if let (Some(nonce), Some(id), Some(form)) = (
+                    data["nonce"].as_str(),
+                    data["id"].as_str(),
+                    data["custom_id"].as_str(),
+                ) && let Ok(router) = self.router.lock()
+                {
+                    router.modal(nonce, id, form);
+                }
+            }
             // A form instead of a job: remix mode is on, and a job would wait for a person.
             "INTERACTION_MODAL_CREATE" | "INTERACTION_IFRAME_MODAL_CREATE" => {
                 if let Some(nonce) = data["nonce"].as_str()

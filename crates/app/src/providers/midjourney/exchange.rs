@@ -65,6 +65,8 @@ pub struct Exchange<'a> {
     pub timing: &'a Timing,
     pub report: &'a dyn Reporter,
     pub application_id: &'a str,
+    /// The prompt a form the bot opens is filled with (Extend's under Remix mode).
+    pub prompt: &'a str,
 }
 
 /// Removes the waiter from the router however the exchange ends.
@@ -235,6 +237,9 @@ impl Exchange<'_> {
                             Outcome::Fail(e) => return Err(answer(e)),
                         },
                         Notice::Refused(e) => return Err(answer(e)),
+                        Notice::Modal { id: form, custom_id } => {
+                            self.fill(&ctx, id, pending, &form, &custom_id).await.map_err(answer)?;
+                        }
                         Notice::Resync => {
                             if let Ok(Some(Found::Result(r))) = self.scan(id, &expect).await.map_err(answer)? {
                                 return Ok(*r);
@@ -312,6 +317,33 @@ impl Exchange<'_> {
             tracing::warn!(account = %self.account.name, error = %e.message, "midjourney: the cancel button could not be saved");
         }
         saved.is_ok()
+    }
+
+    /// Submits the form the bot opened for this job (a modal submit, type 5) with the job's
+    /// prompt, under a new nonce saved first like any send's: the result answers that one.
+    async fn fill<F, Fut>(
+        &self,
+        ctx: &atelier_discord::rest::InteractionContext,
+        id: WaiterId,
+        pending: &F,
+        form: &str,
+        custom_id: &str,
+    ) -> Result<(), ProviderError>
+    where
+        F: Fn(Option<String>) -> Fut,
+        Fut: Future<Output = Result<(), ProviderError>>,
+    {
+        let modal = super::video::modal_submit(form, custom_id, self.prompt);
+        let nonce = atelier_discord::new_nonce();
+        pending(Some(nonce.clone())).await?;
+        if let Ok(mut router) = self.account.router.lock() {
+            router.renonce(id, &nonce);
+        }
+        self.account
+            .rest
+            .submit_modal(ctx, &modal, &nonce)
+            .await
+            .map_err(|e| self.rest_error(&e))
     }
 
     /// What a message of this job means for it.

@@ -25,6 +25,7 @@ mod provider;
 pub mod reading;
 mod refs;
 mod router;
+mod video;
 
 use std::sync::Arc;
 use std::time::Duration;

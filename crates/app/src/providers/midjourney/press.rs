@@ -12,7 +12,7 @@ use super::exchange::Send;
 use super::reading::Kind;
 use super::refs::Shot;
 use super::router::{Expect, normalise};
-use crate::domain::action::Direction;
+use crate::domain::action::{Direction, Motion};
 use crate::domain::{Action, ErrorCode, Role};
 use crate::providers::ProviderError;
 
@@ -45,6 +45,26 @@ pub fn action_of(custom_id: &str, index: u8) -> Option<Action> {
             };
             Some(Action::Pan { index, direction })
         }
+        // Video: Animate on a still, a video grid's clips, Extend on a clip.
+        ["MJ", "JOB", "animate_high", ..] if solo => Some(Action::Animate {
+            index,
+            motion: Motion::High,
+        }),
+        ["MJ", "JOB", "animate_low", ..] if solo => Some(Action::Animate {
+            index,
+            motion: Motion::Low,
+        }),
+        ["MJ", "JOB", "video_virtual_upscale", i, _] => {
+            numbered(i).map(|index| Action::VideoUpscale { index })
+        }
+        ["MJ", "JOB", "animate_high_extend", ..] => Some(Action::Extend {
+            index,
+            motion: Motion::High,
+        }),
+        ["MJ", "JOB", "animate_low_extend", ..] => Some(Action::Extend {
+            index,
+            motion: Motion::Low,
+        }),
         ["MJ", "Outpaint", "50", ..] => Some(Action::ZoomOut { index, factor: 20 }),
         ["MJ", "Outpaint", "75", ..] => Some(Action::ZoomOut { index, factor: 15 }),
         _ => None,
@@ -107,6 +127,9 @@ pub fn press(source: &Shot, action: Action) -> Result<(Send, Expect), ProviderEr
         }
         Action::ZoomOut { .. } => (vec![Kind::Zoom], None),
         Action::Pan { .. } => (vec![Kind::Pan], None),
+        Action::Animate { .. } | Action::VideoUpscale { .. } | Action::Extend { .. } => {
+            (vec![Kind::Video], None)
+        }
     };
     let expect = Expect {
         kinds,
@@ -227,6 +250,8 @@ mod tests {
             "MJ::JOB::pan_sideways::1::h::SOLO",
             "MJ::CancelJob::ByJobid::0b8f",
             "MJ::Outpaint::60::1::h::SOLO",
+            "MJ::JOB::animate_medium::1::h::SOLO",
+            "MJ::JOB::video_virtual_upscale::5::h",
             "",
             "::::",
         ] {

@@ -18,6 +18,7 @@ use super::press::{self, press};
 use super::reading::{Kind, Reading};
 use super::refs::{self, Saved, Shot, parent_refs};
 use super::router::{Expect, normalise};
+use super::video;
 use crate::domain::{Action, ErrorCode, GenerationId, GenerationKind, Role};
 use crate::providers::{Capabilities, Output, Provider, ProviderError, ProviderJob, Reporter};
 
@@ -39,13 +40,14 @@ impl Midjourney {
         &'a self,
         account: &'a Arc<Account>,
         report: &'a dyn Reporter,
-        job: &ProviderJob,
+        job: &'a ProviderJob,
     ) -> Exchange<'a> {
         Exchange {
             account,
             timing: &self.timing,
             report,
             application_id: application_id(job),
+            prompt: &job.prompt,
         }
     }
 
@@ -272,7 +274,13 @@ impl Midjourney {
 #[async_trait]
 impl Provider for Midjourney {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::MIDJOURNEY
+        // Midjourney's own buttons since mid-2025 include video (Animate, a video grid's
+        // clips, Extend), which the sandbox does not play.
+        Capabilities {
+            video: true,
+            actions: &crate::domain::ActionName::WITH_VIDEO,
+            ..Capabilities::MIDJOURNEY
+        }
     }
 
     fn check(
@@ -290,7 +298,7 @@ impl Provider for Midjourney {
             .on_account(job, &saved, |account| self.render_on(account, job, &saved))
             .await?;
         match delivered {
-            Some(bytes) => report.output(Output::image(1, bytes)).await,
+            Some(bytes) => report.output(video::delivered(1, bytes)).await,
             None => Ok(()),
         }
     }
@@ -307,7 +315,7 @@ impl Provider for Midjourney {
                 self.upscale_on(account, job, &saved, index)
             })
             .await?;
-        Ok(Output::image(index, bytes))
+        Ok(video::delivered(index, bytes))
     }
 
     /// Presses the cancel button of each Midjourney job the generation still runs, on the
@@ -421,7 +429,8 @@ impl Midjourney {
                     attachments: Vec::new(),
                 };
                 let expect = Expect {
-                    kinds: vec![Kind::Imagine, Kind::Reroll],
+                    // `--video` makes a video grid, which reads as video.
+                    kinds: vec![Kind::Imagine, Kind::Reroll, Kind::Video],
                     index: None,
                     source_message: None,
                     prompt: Some(normalise(&prompt)),
@@ -485,7 +494,7 @@ impl Midjourney {
             )
         })?;
         let exchange = self.exchange(&account, report, job);
-        let (press, expect) = press(&grid, Action::Upscale { index })?;
+        let (press, expect) = press(&grid, video::upscale_action(job, index))?;
         let step = format!("upscale_{index}");
         let reading = self
             .step(&exchange, saved, job, &step, press, expect)

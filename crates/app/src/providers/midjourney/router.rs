@@ -41,6 +41,12 @@ pub enum Notice {
     /// Discord refused the interaction after accepting it (`INTERACTION_FAILURE`), or the bot
     /// answered with a form we do not fill (a remix modal).
     Refused(crate::providers::ProviderError),
+    /// The bot answered the interaction with a form the job fills (Extend's under Remix
+    /// mode): its `id` and `custom_id`, for the modal submit.
+    Modal {
+        id: String,
+        custom_id: String,
+    },
     /// The gateway started a new session: dispatches may have been lost, read the history.
     Resync,
     /// The account stopped for good.
@@ -170,6 +176,16 @@ impl Router {
     pub fn refuse(&self, nonce: &str, error: &crate::providers::ProviderError) {
         if let Some(w) = self.waiters.values().find(|w| w.nonce == nonce) {
             let _ = w.tx.send(Notice::Refused(error.clone()));
+        }
+    }
+
+    /// Tells the job that sent `nonce` that the bot opened a form it fills.
+    pub fn modal(&self, nonce: &str, id: &str, custom_id: &str) {
+        if let Some(w) = self.waiters.values().find(|w| w.nonce == nonce) {
+            let _ = w.tx.send(Notice::Modal {
+                id: id.to_owned(),
+                custom_id: custom_id.to_owned(),
+            });
         }
     }
 

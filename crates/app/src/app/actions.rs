@@ -45,17 +45,7 @@ impl App {
                 parent.status.as_str()
             )));
         }
-        // A U1–U4 result acts like the upscale it is; so does a video grid's clip or an
-        // extended clip (its message carries the clip's buttons).
-        let index = match (source.role, parent.action()) {
-            (Role::Upscale(i), _) => Some(i),
-            (
-                Role::Variant(1),
-                Some(Action::Upscale { index } | Action::VideoUpscale { index }),
-            ) => Some(index),
-            (Role::Variant(1), Some(Action::Extend { .. })) => Some(1),
-            _ => None,
-        };
+        let index = shown(source.role, parent.action());
         let action = Action::parse(action, index).map_err(AppError::Invalid)?;
         if source.kind() != action.acts_on() {
             return Err(AppError::Invalid(format!(
@@ -130,14 +120,26 @@ impl App {
     /// What image `role` of generation `g` offers: a grid its grid actions, an upscale (or a
     /// U1–U4 result) the actions on one picture, anything else none.
     pub(super) fn offered(&self, g: &Generation, role: Role) -> Vec<Action> {
-        let index = match (role, g.action()) {
-            (Role::Upscale(i), _) => Some(i),
-            (Role::Variant(1), Some(Action::Upscale { index })) => Some(index),
-            (Role::Grid, _) => None,
-            _ => return Vec::new(),
-        };
+        let index = shown(role, g.action());
+        if index.is_none() && role != Role::Grid {
+            return Vec::new();
+        }
         self.providers
-            .offers(&g.provider, &g.provider_refs, role, g.action(), index)
+            .offers(&g.provider, &g.provider_refs, role, index)
+    }
+}
+
+/// The upscale an image of role `role` is, for the actions on one picture, in a generation
+/// `made_by` an action: an upscale is its own; a U1–U4 result acts like the upscale it is, and
+/// so does a video grid's clip or an extended clip (its message carries the clip's buttons).
+fn shown(role: Role, made_by: Option<Action>) -> Option<u8> {
+    match (role, made_by) {
+        (Role::Upscale(i), _) => Some(i),
+        (Role::Variant(1), Some(Action::Upscale { index } | Action::VideoUpscale { index })) => {
+            Some(index)
+        }
+        (Role::Variant(1), Some(Action::Extend { .. })) => Some(1),
+        _ => None,
     }
 }
 

@@ -165,14 +165,14 @@ pub trait Provider: Send + Sync {
     /// in time.
     async fn cancel(&self, _refs: &serde_json::Value) {}
     /// The actions result `role` of a generation offers, as the service answered it (the
-    /// buttons on Midjourney's message), found by the references its job saved; `made_by` is
-    /// the action that made the generation. `None` when the provider cannot tell before it
-    /// tries: every action it declares is then taken.
+    /// buttons on Midjourney's message), found by the references its job saved; `index` is the
+    /// upscale the image is (a U1–U4 result's, a clip's). `None` when the provider cannot tell
+    /// before it tries: every action it declares is then taken.
     fn offers(
         &self,
         _refs: &serde_json::Value,
         _role: Role,
-        _made_by: Option<Action>,
+        _index: Option<u8>,
     ) -> Option<Vec<Action>> {
         None
     }
@@ -362,13 +362,12 @@ impl Providers {
         provider: &str,
         refs: &serde_json::Value,
         role: Role,
-        made_by: Option<Action>,
         index: Option<u8>,
     ) -> Vec<Action> {
         let Some(registered) = self.by_name.get(provider) else {
             return Vec::new();
         };
-        if let Some(offered) = registered.provider.offers(refs, role, made_by) {
+        if let Some(offered) = registered.provider.offers(refs, role, index) {
             return offered;
         }
         let on_grid = role == Role::Grid;

@@ -35,16 +35,6 @@ pub fn action_of(custom_id: &str, index: u8) -> Option<Action> {
         ["MJ", "JOB", verb, ..] if solo && is_reupscale(verb, "_creative") => {
             Some(Action::UpscaleCreative { index })
         }
-        ["MJ", "JOB", pan, ..] if solo => {
-            let direction = match *pan {
-                "pan_left" => Direction::Left,
-                "pan_right" => Direction::Right,
-                "pan_up" => Direction::Up,
-                "pan_down" => Direction::Down,
-                _ => return None,
-            };
-            Some(Action::Pan { index, direction })
-        }
         // Video: Animate on a still, a video grid's clips, Extend on a clip.
         ["MJ", "JOB", "animate_high", ..] if solo => Some(Action::Animate {
             index,
@@ -65,6 +55,16 @@ pub fn action_of(custom_id: &str, index: u8) -> Option<Action> {
             index,
             motion: Motion::Low,
         }),
+        ["MJ", "JOB", pan, ..] if solo => {
+            let direction = match *pan {
+                "pan_left" => Direction::Left,
+                "pan_right" => Direction::Right,
+                "pan_up" => Direction::Up,
+                "pan_down" => Direction::Down,
+                _ => return None,
+            };
+            Some(Action::Pan { index, direction })
+        }
         ["MJ", "Outpaint", "50", ..] => Some(Action::ZoomOut { index, factor: 20 }),
         ["MJ", "Outpaint", "75", ..] => Some(Action::ZoomOut { index, factor: 15 }),
         _ => None,
@@ -238,6 +238,27 @@ mod tests {
         // A V8.1 result has no re-upscale: refused, not built.
         let v8 = shot(&["MJ::JOB::low_variation::1::h::SOLO"]);
         assert_eq!(custom_id(&v8, Action::UpscaleCreative { index: 1 }), None);
+    }
+
+    #[test]
+    fn video_buttons_are_read_like_the_others() {
+        let still = shot(&[
+            "MJ::JOB::low_variation::1::h::SOLO",
+            "MJ::JOB::animate_high::1::h::SOLO",
+            "MJ::JOB::animate_low::1::h::SOLO",
+        ]);
+        let names: Vec<String> = offered(&still, 2).iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["vary-subtle", "animate-high", "animate-low"]);
+        let grid = shot(&["MJ::JOB::video_virtual_upscale::3::h"]);
+        assert_eq!(offered(&grid, 0), [Action::VideoUpscale { index: 3 }]);
+        let clip = shot(&["MJ::JOB::animate_low_extend::1::c"]);
+        assert_eq!(
+            offered(&clip, 4),
+            [Action::Extend {
+                index: 4,
+                motion: Motion::Low
+            }]
+        );
     }
 
     #[test]

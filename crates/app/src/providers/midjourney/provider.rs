@@ -373,13 +373,13 @@ impl Provider for Midjourney {
         &self,
         refs: &serde_json::Value,
         role: Role,
-        made_by: Option<Action>,
+        index: Option<u8>,
     ) -> Option<Vec<Action>> {
         let refs = refs::read(refs);
-        let (shot, index) = match (role, made_by) {
+        let (shot, index) = match (role, index) {
             (Role::Grid, _) => (refs.grid?, 0),
             (Role::Upscale(index), _) => (refs.upscales.get(&index)?.clone(), index),
-            (Role::Variant(1), Some(Action::Upscale { index })) => (refs.result?, index),
+            (Role::Variant(1), Some(index)) => (refs.result?, index),
             _ => return None,
         };
         Some(press::offered(&shot, index))

@@ -57,7 +57,9 @@ async fn each_model_offers_its_own_buttons_and_only_those_are_pressed() {
             "pan-left",
             "pan-right",
             "pan-up",
-            "pan-down"
+            "pan-down",
+            "animate-high",
+            "animate-low"
         ]
     );
     let sent = sim.control().stats().interactions;

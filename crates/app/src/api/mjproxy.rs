@@ -197,6 +197,16 @@ fn buttons(
                     ));
                 }
             }
+            // A video grid's clips.
+            if has(ActionName::VideoUpscale) {
+                for (i, label) in U.iter().enumerate() {
+                    out.push(button(
+                        format!("MJ::JOB::video_virtual_upscale::{}::{id}", i + 1),
+                        "",
+                        label,
+                    ));
+                }
+            }
         }
         (_, Some(_)) => {
             let one = [
@@ -245,6 +255,30 @@ fn buttons(
                     "🔍",
                     "Zoom Out 1.5x",
                 ));
+            }
+            if has(ActionName::Animate) {
+                for (motion, label) in [
+                    ("high", "Animate (High motion)"),
+                    ("low", "Animate (Low motion)"),
+                ] {
+                    out.push(button(
+                        format!("MJ::JOB::animate_{motion}::1::{id}::SOLO"),
+                        "🎞️",
+                        label,
+                    ));
+                }
+            }
+            if has(ActionName::Extend) {
+                for (motion, label) in [
+                    ("high", "Extend (High motion)"),
+                    ("low", "Extend (Low motion)"),
+                ] {
+                    out.push(button(
+                        format!("MJ::JOB::animate_{motion}_extend::1::{id}"),
+                        "🎞️",
+                        label,
+                    ));
+                }
             }
             if has(ActionName::Pan) {
                 for (dir, emoji) in [
@@ -295,6 +329,11 @@ pub fn action_of(custom_id: &str) -> Result<String, String> {
                 "pan_right" => "pan-right".into(),
                 "pan_up" => "pan-up".into(),
                 "pan_down" => "pan-down".into(),
+                "animate_high" => "animate-high".into(),
+                "animate_low" => "animate-low".into(),
+                "animate_high_extend" => "extend-high".into(),
+                "animate_low_extend" => "extend-low".into(),
+                "video_virtual_upscale" => format!("video-u{}", n.ok_or_else(unknown)?),
                 _ => return Err(unknown()),
             })
         }
@@ -444,11 +483,22 @@ mod tests {
 
     #[test]
     fn every_button_made_reads_back() {
-        let plays = ActionName::ALL;
+        let plays = ActionName::WITH_VIDEO;
+        let mut words = Vec::new();
         for role in [Role::Grid, Role::Variant(1)] {
             for b in buttons("t", GenerationKind::Imagine, Some(role), &plays) {
-                assert!(action_of(&b.custom_id).is_ok(), "{}", b.custom_id);
+                words.push(action_of(&b.custom_id).unwrap_or_else(|e| panic!("{e}")));
             }
+        }
+        // Video's buttons too: Animate on a picture, a video grid's clips, Extend on a clip.
+        for word in [
+            "animate-high",
+            "animate-low",
+            "video-u3",
+            "extend-high",
+            "extend-low",
+        ] {
+            assert!(words.iter().any(|w| w == word), "{word} not in {words:?}");
         }
         let grid = buttons(
             "t",

@@ -157,7 +157,8 @@ pub struct GenerationView {
     pub started_at: Option<String>,
     pub completed_at: Option<String>,
     pub images: Vec<ImageView>,
-    /// The prompts a describe generation found for its image.
+    /// The prompts a describe generation found for its image, or a shorten generation for
+    /// its prompt.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prompts: Vec<String>,
     /// The model the provider ran it on, where it says (Midjourney: `v8.1`, `v7`, `niji 7`,
@@ -424,6 +425,10 @@ pub struct ActionRequest {
     /// `u1`–`u4`, `v1`–`v4`, `reroll`, `vary_strong`, `upscale_subtle`, `zoom_out_2x`, `pan_left`…,
     /// and video's `animate-high`, `video-u1`–`video-u4`, `extend-low`…
     pub action: String,
+    /// The new prompt of an action that takes one: `zoom-custom`'s, with `--zoom 1` to `2`
+    /// (how far to zoom out). The other actions refuse a prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
     /// Upscales kept automatically when the action makes a grid; default none.
     #[serde(default)]
     pub upscale: Option<UpscaleChoice>,

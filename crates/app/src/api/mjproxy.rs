@@ -11,8 +11,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 mod links;
+mod modal;
 
 pub use links::{LinkError, Links};
+pub use modal::ModalTask;
 
 use crate::app::GenerationWithImages;
 use crate::domain::{Action, ActionName, GenerationKind, GenerationStatus, Image, Role};
@@ -23,9 +25,11 @@ use crate::domain::{Action, ActionName, GenerationKind, GenerationStatus, Image,
 pub struct Task {
     /// The generation's id.
     pub id: String,
-    /// `IMAGINE`, `UPSCALE`, `VARIATION`, `REROLL`, `ZOOM`, `PAN`, `DESCRIBE`, `BLEND`.
+    /// `IMAGINE`, `UPSCALE`, `VARIATION`, `REROLL`, `ZOOM`, `PAN`, `DESCRIBE`, `SHORTEN`,
+    /// `BLEND`, `VIDEO`.
     pub action: &'static str,
-    /// `SUBMITTED`, `IN_PROGRESS`, `SUCCESS`, `FAILURE` or `CANCEL`.
+    /// `SUBMITTED`, `IN_PROGRESS`, `SUCCESS`, `FAILURE`, `CANCEL`, or `MODAL` (waiting for
+    /// `POST /mj/submit/modal`).
     pub status: &'static str,
     /// `"0%"` to `"100%"`.
     pub progress: String,
@@ -117,6 +121,7 @@ pub fn task(
             GenerationKind::Zoom => "ZOOM",
             GenerationKind::Pan => "PAN",
             GenerationKind::Describe => "DESCRIBE",
+            GenerationKind::Shorten => "SHORTEN",
             GenerationKind::Blend => "BLEND",
             // Animate and Extend: the fork that added video names its tasks so.
             GenerationKind::Animate => "VIDEO",
@@ -171,7 +176,8 @@ fn buttons(
     let mut out = Vec::new();
     let has = |a: ActionName| plays.contains(&a);
     match (kind, picture) {
-        (GenerationKind::Describe, _) | (_, None) => {}
+        (_, None) => {}
+        (kind, _) if kind.makes_prompts() => {}
         (_, Some(Role::Grid)) => {
             const U: [&str; 4] = ["U1", "U2", "U3", "U4"];
             const V: [&str; 4] = ["V1", "V2", "V3", "V4"];
@@ -254,6 +260,9 @@ fn buttons(
                     "🔍",
                     "Zoom Out 1.5x",
                 ));
+            }
+            if has(ActionName::ZoomCustom) {
+                out.push(button(format!("MJ::CustomZoom::{id}"), "🔍", "Custom Zoom"));
             }
             if has(ActionName::Animate) {
                 for (motion, label) in [
@@ -338,8 +347,10 @@ pub fn action_of(custom_id: &str) -> Result<String, String> {
         }
         ["MJ", "Outpaint", "50", ..] => Ok("zoom-out-2x".into()),
         ["MJ", "Outpaint", "75", ..] => Ok("zoom-out-1.5x".into()),
-        ["MJ", "CustomZoom" | "Inpaint", ..] => Err(format!(
-            "customId {custom_id:?} opens a modal (custom zoom, vary region), which this server does not support"
+        // Opens a form: answered with a task waiting for it (code 21), run by /mj/submit/modal.
+        ["MJ", "CustomZoom", ..] => Ok("zoom-custom".into()),
+        ["MJ", "Inpaint", ..] => Err(format!(
+            "customId {custom_id:?} is Vary (Region), which needs Midjourney's region editor: this server does not drive it"
         )),
         _ => Err(unknown()),
     }
@@ -375,6 +386,7 @@ mod tests {
             (format!("MJ::Outpaint::50::1::{id}::SOLO"), "zoom-out-2x"),
             (format!("MJ::Outpaint::75::1::{id}::SOLO"), "zoom-out-1.5x"),
             (format!("MJ::JOB::pan_up::1::{id}::SOLO"), "pan-up"),
+            (format!("MJ::CustomZoom::{id}"), "zoom-custom"),
         ] {
             assert_eq!(action_of(&custom).as_deref(), Ok(action), "{custom}");
         }
@@ -383,7 +395,7 @@ mod tests {
             "MJ::JOB::upsample::9::x",
             "MJ::BOOKMARK::x",
             "U1",
-            "MJ::CustomZoom::x",
+            "MJ::Inpaint::1::x::SOLO",
         ] {
             assert!(action_of(bad).is_err(), "{bad}");
         }
@@ -400,6 +412,7 @@ mod tests {
         }
         // Video's buttons too: Animate on a picture, a video grid's clips, Extend on a clip.
         for word in [
+            "zoom-custom",
             "animate-high",
             "animate-low",
             "video-u3",

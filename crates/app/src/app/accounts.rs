@@ -19,7 +19,7 @@ use crate::error::AppError;
 use crate::providers::{AccountPool, AccountStatus, Providers};
 
 /// The kinds of generation a provider may be asked for, as their costs are listed.
-const PRICED: [GenerationKind; 9] = [
+const PRICED: [GenerationKind; 10] = [
     GenerationKind::Imagine,
     GenerationKind::Upscale,
     GenerationKind::Variation,
@@ -27,6 +27,7 @@ const PRICED: [GenerationKind; 9] = [
     GenerationKind::Zoom,
     GenerationKind::Pan,
     GenerationKind::Describe,
+    GenerationKind::Shorten,
     GenerationKind::Blend,
     GenerationKind::Animate,
 ];
@@ -47,6 +48,7 @@ pub struct ProviderSummary {
     /// The actions (`run_action`) it plays on its results.
     pub actions: Vec<&'static str>,
     pub describe: bool,
+    pub shorten: bool,
     pub blend: bool,
     /// Whether generations cost users credits (`[credits] enabled`).
     pub credits_enabled: bool,
@@ -179,6 +181,7 @@ impl App {
                     .flat_map(|a| a.words().iter().copied())
                     .collect(),
                 describe: caps.describe,
+                shorten: caps.shorten,
                 blend: caps.blend,
                 credits_enabled: self.credits.enabled,
                 costs: PRICED

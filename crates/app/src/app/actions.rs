@@ -31,6 +31,98 @@ impl App {
         upscale: &UpscaleSelection,
         hook: Option<NotifyHook>,
     ) -> Result<Generation, AppError> {
+        self.act_prompted(actor, image, action, None, upscale, hook)
+            .await
+    }
+
+    /// [`App::act_notified`] with the prompt an action takes (`zoom-custom`'s new prompt, with
+    /// its `--zoom`); the other actions refuse one. The prompt is checked as a generation's is
+    /// (its provider's rules included) and becomes the new generation's.
+    pub async fn act_prompted(
+        &self,
+        actor: Actor,
+        image: ImageId,
+        action: &str,
+        prompt: Option<&str>,
+        upscale: &UpscaleSelection,
+        hook: Option<NotifyHook>,
+    ) -> Result<Generation, AppError> {
+        let generation = self
+            .prepare_action(actor, image, action, prompt, upscale)
+            .await?;
+        self.enqueue_hooked(actor, generation, hook.map(|h| h.0))
+            .await
+    }
+
+    /// Refuses what [`App::act_prompted`] would refuse, writing nothing: for a front-end that
+    /// must write something of its own first (a notify hook's secret) only for a good request.
+    pub async fn check_action(
+        &self,
+        actor: Actor,
+        image: ImageId,
+        action: &str,
+        prompt: Option<&str>,
+    ) -> Result<(), AppError> {
+        self.prepare_action(actor, image, action, prompt, &UpscaleSelection::none())
+            .await
+            .map(|_| ())
+    }
+
+    /// The generation an action makes, every check passed.
+    async fn prepare_action(
+        &self,
+        actor: Actor,
+        image: ImageId,
+        action: &str,
+        prompt: Option<&str>,
+        upscale: &UpscaleSelection,
+    ) -> Result<Generation, AppError> {
+        let (_, parent, action) = self.acting_on(actor, image, action).await?;
+        action
+            .check_prompt(prompt, &parent.prompt)
+            .map_err(AppError::Invalid)?;
+        // A new prompt brings its own parameters (`--zoom`, `--ar`…), on the parent's bot.
+        let (prompt, mut parameters) = match prompt.map(str::trim).filter(|p| !p.is_empty()) {
+            Some(p) => {
+                let mut request = crate::domain::GenerationRequest::new(p.to_owned());
+                request.provider = Some(parent.provider.clone());
+                if let Some(bot) = parent.parameters.extra.get("bot") {
+                    request.extra.insert("bot".into(), bot.clone());
+                }
+                let request = self.check(request)?;
+                let parameters = request.parameters()?;
+                (request.prompt, parameters)
+            }
+            None => (parent.prompt.clone(), parent.parameters.clone()),
+        };
+        parameters.extra.insert(
+            "action".into(),
+            serde_json::to_value(action).unwrap_or_default(),
+        );
+        parameters.upscale = match action.output() {
+            Output::Grid => upscale.indices().to_vec(),
+            Output::Single => Vec::new(),
+        };
+        Ok(Generation {
+            kind: action.kind(),
+            prompt,
+            parameters,
+            ..parent.child()
+        })
+    }
+}
+
+impl App {
+    /// The checks every action passes before anything is written: the image is the caller's
+    /// and was made by a provider job that succeeded, the action is one its provider plays, on
+    /// the right kind and role of image, and the image offers it. Gives the acted-on image,
+    /// its generation and the action.
+    pub(crate) async fn acting_on(
+        &self,
+        actor: Actor,
+        image: ImageId,
+        action: &str,
+    ) -> Result<(crate::domain::Image, Generation, Action), AppError> {
         let source = self.visible_image(actor, image).await?;
         let parent = self.catalogue.generation(source.generation_id).await?;
         if parent.kind == GenerationKind::Import {
@@ -72,23 +164,23 @@ impl App {
                 list(&offered)
             )));
         }
-        let mut parameters = parent.parameters.clone();
-        parameters.extra.insert(
-            "action".into(),
-            serde_json::to_value(action).unwrap_or_default(),
-        );
-        parameters.upscale = match action.output() {
-            Output::Grid => upscale.indices().to_vec(),
-            Output::Single => Vec::new(),
-        };
-        let generation = Generation {
-            kind: action.kind(),
-            parameters,
-            ..parent.child()
-        };
-        self.enqueue_hooked(actor, generation, hook.map(|h| h.0))
-            .await
+        Ok((source, parent, action))
     }
+}
+
+/// [`App::check_shorten`]'s rule, for a caller that has no `App` yet (the CLI checks before
+/// it opens, and so creates, the data directory).
+pub fn shorten_request(
+    request: crate::domain::GenerationRequest,
+    banned_words: &[String],
+    providers: &crate::providers::Providers,
+) -> Result<crate::domain::GenerationRequest, AppError> {
+    let request = request.validated()?;
+    crate::domain::banned::check(&request, banned_words)?;
+    providers
+        .serving(request.provider.as_deref(), GenerationKind::Shorten, None)
+        .map_err(AppError::Invalid)?;
+    Ok(request)
 }
 
 /// Actions as a caller names them, in one line.
@@ -184,6 +276,41 @@ impl App {
             hook,
         )
         .await
+    }
+
+    /// Queues a /shorten of `request`'s prompt (with its provider and provider settings, such
+    /// as the niji bot): the provider proposes shorter prompts for it, saved with the
+    /// generation as /describe's are; no picture is made.
+    pub async fn shorten(
+        &self,
+        actor: Actor,
+        request: crate::domain::GenerationRequest,
+        hook: Option<NotifyHook>,
+    ) -> Result<Generation, AppError> {
+        let request = self.check_shorten(request)?;
+        let parameters = crate::domain::Parameters {
+            extra: request.extra.clone(),
+            ..crate::domain::Parameters::default()
+        };
+        self.enqueue_with_inputs(
+            actor,
+            GenerationKind::Shorten,
+            request.prompt,
+            parameters,
+            request.provider.as_deref(),
+            hook,
+        )
+        .await
+    }
+
+    /// Refuses a /shorten request before anything is written: the prompt is held to a
+    /// generation's rules (not blank, not too long, no banned word), not to its model's
+    /// parameter rules, since /shorten analyses any prompt; and the provider must shorten.
+    pub fn check_shorten(
+        &self,
+        request: crate::domain::GenerationRequest,
+    ) -> Result<crate::domain::GenerationRequest, AppError> {
+        shorten_request(request, &self.banned_words, &self.providers)
     }
 
     /// Queues a /blend of 2 to 5 stored images into a new grid; `dimensions` is `portrait`,

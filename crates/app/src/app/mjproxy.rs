@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::{App, GenerationWithImages};
-use crate::api::mjproxy::{self as mj, Links, Task};
+use crate::api::mjproxy::{self as mj, Links, ModalTask, Task};
 use crate::domain::{ActionName, Actor, Image};
 use crate::error::AppError;
 
@@ -94,6 +94,31 @@ impl App {
                 .clone()
                 .unwrap_or_else(|| self.mj_links.url(origin, image.id, now))
         })
+    }
+
+    /// A button that opens a form (Custom Zoom, `action`) pressed on `image`: the task waiting
+    /// for `POST /mj/submit/modal`, once the action passes every check it would pass to run.
+    /// Nothing is written.
+    pub async fn mj_open_form(
+        &self,
+        actor: Actor,
+        image: crate::domain::ImageId,
+        action: &str,
+    ) -> Result<Task, AppError> {
+        let (_, parent, action) = self.acting_on(actor, image, action).await?;
+        let modal = ModalTask::new(image, &action.to_string()).ok_or_else(|| {
+            AppError::Invalid(format!(
+                "{action} opens no form: press it with /mj/submit/action"
+            ))
+        })?;
+        Ok(modal.task(&parent.prompt))
+    }
+
+    /// A task waiting for its form, as the caller fetches it: only for a picture they may see.
+    pub async fn mj_modal_task(&self, actor: Actor, modal: &ModalTask) -> Result<Task, AppError> {
+        let image = self.visible_image(actor, modal.image).await?;
+        let parent = self.catalogue.generation(image.generation_id).await?;
+        Ok(modal.task(&parent.prompt))
     }
 
     /// The picture a signed link opens, whoever asks: the link is the permission.

@@ -79,6 +79,15 @@ pub enum Command {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Ask the provider for shorter versions of a prompt (Midjourney's /shorten)
+    Shorten {
+        /// The prompt, with its parameters (`--ar 16:9`…)
+        prompt: String,
+        #[arg(long)]
+        provider: Option<String>,
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// Blend 2 to 5 images (files or image ids) into a new grid
     Blend {
         #[arg(required = true, num_args = 2..=5)]
@@ -457,6 +466,9 @@ pub enum ImageCommand {
     Action {
         id: String,
         action: Option<String>,
+        /// The new prompt of an action that takes one (zoom-custom: with --zoom 1 to 2)
+        #[arg(long)]
+        prompt: Option<String>,
         /// Upscales to store after a grid result: all, none, or a list such as 1,3
         #[arg(long, default_value = "all")]
         upscale: String,

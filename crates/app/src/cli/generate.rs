@@ -81,25 +81,38 @@ pub async fn version(config: &Config, id: &str, no_wait: bool, out: &Out) -> Res
     follow(&app, generation.id, no_wait, out).await
 }
 
+/// An action as the command line asks for it.
+pub struct Act<'a> {
+    pub action: Option<&'a str>,
+    pub prompt: Option<&'a str>,
+    pub upscale: &'a str,
+}
+
 pub async fn action(
     config: &Config,
     id: &str,
-    action: Option<&str>,
-    upscale: &str,
+    asked: &Act<'_>,
     no_wait: bool,
     out: &Out,
 ) -> Result<u8, AppError> {
     let id: ImageId = load_parsed(id)?;
-    let upscale = UpscaleSelection::parse(upscale)?;
+    let upscale = UpscaleSelection::parse(asked.upscale)?;
     let app = wiring::open(config, wiring::providers(config)?, false).await?;
-    let Some(action) = action else {
+    let Some(action) = asked.action else {
+        if asked.prompt.is_some() {
+            return Err(AppError::Invalid(
+                "--prompt goes with an action (zoom-custom)".into(),
+            ));
+        }
         let list = ActionList {
             actions: app.actions(ME, id).await?,
         };
         out.result(&list, || actions_line(&list));
         return Ok(0);
     };
-    let generation = app.act(ME, id, action, &upscale).await?;
+    let generation = app
+        .act_prompted(ME, id, action, asked.prompt, &upscale, None)
+        .await?;
     sandbox_notice(&app, &generation.provider, out).await;
     follow(&app, generation.id, no_wait, out).await
 }
@@ -177,6 +190,24 @@ pub async fn describe(
         .copied()
         .ok_or_else(|| AppError::Invalid("give one image".into()))?;
     let generation = app.describe(ME, image, provider).await?;
+    sandbox_notice(&app, &generation.provider, out).await;
+    follow(&app, generation.id, no_wait, out).await
+}
+
+pub async fn shorten(
+    config: &Config,
+    prompt: &str,
+    provider: Option<&str>,
+    no_wait: bool,
+    out: &Out,
+) -> Result<u8, AppError> {
+    let mut request = crate::domain::GenerationRequest::new(prompt.to_owned());
+    request.provider = provider.map(str::to_owned);
+    // Checked before anything (even the data directory) is written.
+    let providers = wiring::providers(config)?;
+    let request = crate::app::shorten_request(request, &config.limits.banned_words, &providers)?;
+    let app = wiring::open(config, providers, true).await?;
+    let generation = app.shorten(ME, request, None).await?;
     sandbox_notice(&app, &generation.provider, out).await;
     follow(&app, generation.id, no_wait, out).await
 }

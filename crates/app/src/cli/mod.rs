@@ -162,9 +162,17 @@ async fn dispatch(cli: Cli, out: &Out) -> Result<u8, AppError> {
             ImageCommand::Action {
                 id,
                 action,
+                prompt,
                 upscale,
                 no_wait,
-            } => generate::action(&config, &id, action.as_deref(), &upscale, no_wait, out).await,
+            } => {
+                let asked = generate::Act {
+                    action: action.as_deref(),
+                    prompt: prompt.as_deref(),
+                    upscale: &upscale,
+                };
+                generate::action(&config, &id, &asked, no_wait, out).await
+            }
         },
         Command::Generation { command } => match command {
             GenerationCommand::Show { id, events } => {
@@ -202,6 +210,11 @@ async fn dispatch(cli: Cli, out: &Out) -> Result<u8, AppError> {
             provider,
             no_wait,
         } => generate::describe(&config, &source, provider.as_deref(), no_wait, out).await,
+        Command::Shorten {
+            prompt,
+            provider,
+            no_wait,
+        } => generate::shorten(&config, &prompt, provider.as_deref(), no_wait, out).await,
         Command::Blend {
             sources,
             dimensions,

@@ -91,6 +91,7 @@ pub async fn dispatch(server: &str, command: Command, out: &Out) -> Result<u8, A
             ImageCommand::Action {
                 id,
                 action,
+                prompt,
                 upscale,
                 no_wait,
             } => {
@@ -100,12 +101,18 @@ pub async fn dispatch(server: &str, command: Command, out: &Out) -> Result<u8, A
                 let mut path = image_path(id);
                 path.push("actions".into());
                 let Some(action) = action else {
+                    if prompt.is_some() {
+                        return Err(AppError::Invalid(
+                            "--prompt goes with an action (zoom-custom)".into(),
+                        ));
+                    }
                     let list: ActionList = client.get(&segments(&path), &[]).await?;
                     out.result(&list, || super::generate::actions_line(&list));
                     return Ok(0);
                 };
                 let body = ActionRequest {
                     action,
+                    prompt,
                     upscale: Some(UpscaleChoice::Text(upscale)),
                 };
                 let view: GenerationView = client.create(&segments(&path), &body).await?;
@@ -156,6 +163,7 @@ pub async fn dispatch(server: &str, command: Command, out: &Out) -> Result<u8, A
             Ok(0)
         }
         Command::Describe { .. } => not_in_api("describe"),
+        Command::Shorten { .. } => not_in_api("shorten"),
         Command::Blend { .. } => not_in_api("blend"),
         Command::Worker(_) => local_only("worker"),
         Command::Serve(_) => local_only("serve"),

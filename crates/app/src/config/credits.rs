@@ -70,6 +70,8 @@ pub struct ProviderCosts {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub describe: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub shorten: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub blend: Option<u32>,
     /// Animate and Extend (video).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -86,6 +88,7 @@ impl ProviderCosts {
             GenerationKind::Zoom => self.zoom,
             GenerationKind::Pan => self.pan,
             GenerationKind::Describe => self.describe,
+            GenerationKind::Shorten => self.shorten,
             GenerationKind::Blend => self.blend,
             GenerationKind::Animate => self.animate,
             GenerationKind::Import => Some(0),

@@ -2,7 +2,8 @@
 //!
 //! On a grid: `u1`–`u4` (one image at full size), `v1`–`v4` (variations of one image),
 //! `reroll` (the same prompt again). On an upscaled image: `vary-strong`, `vary-subtle`,
-//! `upscale-subtle`, `upscale-creative`, `zoom-out-2x`, `zoom-out-1.5x`, and
+//! `upscale-subtle`, `upscale-creative`, `zoom-out-2x`, `zoom-out-1.5x`, `zoom-custom` (the
+//! caller's new prompt, with `--zoom 1` to `2`: the one action that takes a prompt), and
 //! `pan-left|right|up|down`. Each makes a new generation whose parent is the acted-on one.
 //!
 //! Video: `animate-high` and `animate-low` on an upscaled picture make a video grid (four
@@ -59,6 +60,11 @@ pub enum Action {
         index: u8,
         direction: Direction,
     },
+    /// Custom Zoom on upscale `index`: a zoom out by the `--zoom` of the new prompt the caller
+    /// gives (the generation's prompt).
+    ZoomCustom {
+        index: u8,
+    },
     /// Animate (high or low motion) on upscale `index`: a video grid.
     Animate {
         index: u8,
@@ -103,6 +109,7 @@ pub enum ActionName {
     UpscaleSubtle,
     UpscaleCreative,
     ZoomOut,
+    ZoomCustom,
     Pan,
     Animate,
     VideoUpscale,
@@ -114,7 +121,7 @@ impl ActionName {
     pub const VIDEO: [Self; 3] = [Self::Animate, Self::VideoUpscale, Self::Extend];
 
     /// The picture actions and the video ones: Midjourney's buttons since mid-2025.
-    pub const WITH_VIDEO: [Self; 12] = [
+    pub const WITH_VIDEO: [Self; 13] = [
         Self::Upscale,
         Self::Variation,
         Self::Reroll,
@@ -123,6 +130,7 @@ impl ActionName {
         Self::UpscaleSubtle,
         Self::UpscaleCreative,
         Self::ZoomOut,
+        Self::ZoomCustom,
         Self::Pan,
         Self::Animate,
         Self::VideoUpscale,
@@ -130,7 +138,7 @@ impl ActionName {
     ];
 
     /// The picture actions.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Upscale,
         Self::Variation,
         Self::Reroll,
@@ -139,6 +147,7 @@ impl ActionName {
         Self::UpscaleSubtle,
         Self::UpscaleCreative,
         Self::ZoomOut,
+        Self::ZoomCustom,
         Self::Pan,
     ];
 }
@@ -155,6 +164,7 @@ impl ActionName {
             Self::UpscaleSubtle => &["upscale-subtle"],
             Self::UpscaleCreative => &["upscale-creative"],
             Self::ZoomOut => &["zoom-out-2x", "zoom-out-1.5x"],
+            Self::ZoomCustom => &["zoom-custom"],
             Self::Pan => &["pan-left", "pan-right", "pan-up", "pan-down"],
             Self::Animate => &["animate-high", "animate-low"],
             Self::VideoUpscale => &["video-u1", "video-u2", "video-u3", "video-u4"],
@@ -172,7 +182,7 @@ pub enum Output {
     Single,
 }
 
-pub const NAMES: &str = "u1-u4, v1-v4, reroll (on a grid); vary-strong, vary-subtle, upscale-subtle, upscale-creative, zoom-out-2x, zoom-out-1.5x, pan-left, pan-right, pan-up, pan-down, animate-high, animate-low (on an upscale); video-u1-video-u4 (on a video grid); extend-high, extend-low (on a clip)";
+pub const NAMES: &str = "u1-u4, v1-v4, reroll (on a grid); vary-strong, vary-subtle, upscale-subtle, upscale-creative, zoom-out-2x, zoom-out-1.5x, zoom-custom (with a prompt), pan-left, pan-right, pan-up, pan-down, animate-high, animate-low (on an upscale); video-u1-video-u4 (on a video grid); extend-high, extend-low (on a clip)";
 
 impl Action {
     /// Parses an action name. `index` is the upscale the action is on (for the actions that
@@ -208,6 +218,7 @@ impl Action {
             "upscale-creative" => on_upscale(|index| Self::UpscaleCreative { index }),
             "zoom-out-2x" => on_upscale(|index| Self::ZoomOut { index, factor: 20 }),
             "zoom-out-1.5x" => on_upscale(|index| Self::ZoomOut { index, factor: 15 }),
+            "zoom-custom" => on_upscale(|index| Self::ZoomCustom { index }),
             "pan-left" => on_upscale(|index| Self::Pan {
                 index,
                 direction: Direction::Left,
@@ -278,6 +289,7 @@ impl Action {
             | Self::UpscaleSubtle { index }
             | Self::UpscaleCreative { index }
             | Self::ZoomOut { index, .. }
+            | Self::ZoomCustom { index }
             | Self::Pan { index, .. } => Role::Upscale(index),
         }
     }
@@ -293,6 +305,7 @@ impl Action {
             Self::UpscaleSubtle { .. } => ActionName::UpscaleSubtle,
             Self::UpscaleCreative { .. } => ActionName::UpscaleCreative,
             Self::ZoomOut { .. } => ActionName::ZoomOut,
+            Self::ZoomCustom { .. } => ActionName::ZoomCustom,
             Self::Pan { .. } => ActionName::Pan,
             Self::Animate { .. } => ActionName::Animate,
             Self::VideoUpscale { .. } => ActionName::VideoUpscale,
@@ -311,7 +324,7 @@ impl Action {
                 GenerationKind::Variation
             }
             Self::Reroll => GenerationKind::Reroll,
-            Self::ZoomOut { .. } => GenerationKind::Zoom,
+            Self::ZoomOut { .. } | Self::ZoomCustom { .. } => GenerationKind::Zoom,
             Self::Pan { .. } => GenerationKind::Pan,
         }
     }
@@ -322,6 +335,39 @@ impl Action {
             Self::Extend { .. } => Output::Single,
             _ if self.kind() == GenerationKind::Upscale => Output::Single,
             _ => Output::Grid,
+        }
+    }
+
+    /// Whether the action runs on a prompt the caller gives (the new generation's prompt):
+    /// Custom Zoom's, which says how far to zoom (`--zoom`). The others take none: they run
+    /// on their parent's prompt.
+    pub fn takes_prompt(self) -> bool {
+        matches!(self, Self::ZoomCustom { .. })
+    }
+
+    /// Refuses the prompt given with the action, or its absence: Custom Zoom needs the new
+    /// prompt, whose `--zoom` (1 to 2, checked with the other parameters) says how far to zoom
+    /// out; the other actions run on their parent's prompt and take none.
+    pub fn check_prompt(self, prompt: Option<&str>, parent_prompt: &str) -> Result<(), String> {
+        let prompt = prompt.map(str::trim).filter(|p| !p.is_empty());
+        match (self.takes_prompt(), prompt) {
+            (true, Some(p)) => {
+                let (_, params) = super::prompt_params::parse(p).map_err(|e| e.to_string())?;
+                if params.extra.contains_key("zoom") {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{self} needs --zoom 1 to 2 in its prompt (how far to zoom out), e.g. \"{parent_prompt} --zoom 1.5\""
+                    ))
+                }
+            }
+            (true, None) => Err(format!(
+                "{self} needs a prompt: the new prompt with --zoom 1 to 2, e.g. \"{parent_prompt} --zoom 1.5\""
+            )),
+            (false, Some(_)) => Err(format!(
+                "{self} takes no prompt: it runs on the prompt of the image it acts on"
+            )),
+            (false, None) => Ok(()),
         }
     }
 
@@ -356,6 +402,7 @@ impl fmt::Display for Action {
             Self::UpscaleCreative { .. } => f.write_str("upscale-creative"),
             Self::ZoomOut { factor: 15, .. } => f.write_str("zoom-out-1.5x"),
             Self::ZoomOut { .. } => f.write_str("zoom-out-2x"),
+            Self::ZoomCustom { .. } => f.write_str("zoom-custom"),
             Self::Pan { direction, .. } => write!(
                 f,
                 "pan-{}",
@@ -387,6 +434,7 @@ mod tests {
             ("upscale-creative", Some(3)),
             ("zoom-out-1.5x", Some(2)),
             ("zoom-out-2x", Some(2)),
+            ("zoom-custom", Some(3)),
             ("pan-up", Some(4)),
             ("animate-high", Some(1)),
             ("animate-low", Some(3)),
@@ -399,6 +447,34 @@ mod tests {
             let json = serde_json::to_value(action).unwrap();
             assert_eq!(serde_json::from_value::<Action>(json).unwrap(), action);
         }
+    }
+
+    #[test]
+    fn only_custom_zoom_takes_a_prompt_and_it_must_say_how_far() {
+        let zoom = Action::parse("zoom-custom", Some(2)).unwrap();
+        assert_eq!(zoom.source(), Role::Upscale(2));
+        assert_eq!(zoom.kind(), GenerationKind::Zoom);
+        assert!(zoom.check_prompt(Some("a fox --zoom 1.5"), "a fox").is_ok());
+        let missing = zoom.check_prompt(None, "a fox").unwrap_err();
+        assert!(
+            missing.contains("needs a prompt") && missing.contains("a fox --zoom 1.5"),
+            "{missing}"
+        );
+        let blank = zoom.check_prompt(Some("  "), "a fox").unwrap_err();
+        assert!(blank.contains("needs a prompt"), "{blank}");
+        let no_zoom = zoom
+            .check_prompt(Some("a fox --ar 1:1"), "a fox")
+            .unwrap_err();
+        assert!(no_zoom.contains("needs --zoom"), "{no_zoom}");
+        // The table's range: Custom Zoom zooms out by 1 to 2.
+        let far = zoom
+            .check_prompt(Some("a fox --zoom 3"), "a fox")
+            .unwrap_err();
+        assert!(far.contains("zoom"), "{far}");
+        let pan = Action::parse("pan-left", Some(1)).unwrap();
+        assert!(pan.check_prompt(None, "a fox").is_ok());
+        let refused = pan.check_prompt(Some("a cat"), "a fox").unwrap_err();
+        assert!(refused.contains("takes no prompt"), "{refused}");
     }
 
     #[test]

@@ -101,6 +101,8 @@ pub enum GenerationKind {
     Zoom,
     Pan,
     Describe,
+    /// Shorter versions of a prompt (/shorten): prompts, no picture.
+    Shorten,
     Blend,
     /// A video made from a picture or a clip: Animate, Extend.
     Animate,
@@ -108,6 +110,12 @@ pub enum GenerationKind {
 }
 
 impl GenerationKind {
+    /// Whether its result is prompts (saved with the generation) rather than pictures:
+    /// /describe and /shorten.
+    pub fn makes_prompts(self) -> bool {
+        matches!(self, Self::Describe | Self::Shorten)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Imagine => "imagine",
@@ -117,6 +125,7 @@ impl GenerationKind {
             Self::Zoom => "zoom",
             Self::Pan => "pan",
             Self::Describe => "describe",
+            Self::Shorten => "shorten",
             Self::Blend => "blend",
             Self::Animate => "animate",
             Self::Import => "import",
@@ -132,6 +141,7 @@ impl GenerationKind {
             "zoom" => Self::Zoom,
             "pan" => Self::Pan,
             "describe" => Self::Describe,
+            "shorten" => Self::Shorten,
             "blend" => Self::Blend,
             "animate" => Self::Animate,
             "import" => Self::Import,

@@ -305,7 +305,17 @@ pub async fn act(
         Some(u) => u.selection().map_err(|e| Problem::invalid(e.to_string()))?,
         None => UpscaleSelection::none(),
     };
-    let generation = s.app.act(actor, image, &body.action, &upscale).await?;
+    let generation = s
+        .app
+        .act_prompted(
+            actor,
+            image,
+            &body.action,
+            body.prompt.as_deref(),
+            &upscale,
+            None,
+        )
+        .await?;
     created(&s, actor, generation, wait).await
 }
 

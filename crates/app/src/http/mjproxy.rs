@@ -6,16 +6,18 @@
 //!
 //! The mapping, once: a task is a generation, its id the generation's; `imagine` submits the
 //! prompt (grid only: the buttons make the rest), `action` presses a button on the task's
-//! grid or picture (`App::act`), `blend` and `describe` store the pictures sent inline as the
-//! caller's imports and run on them; `notifyHook` is a webhook whose deliveries carry the task
-//! object (`App::notify_hook`); `botType: NIJI_JOURNEY` goes to `[server.mj_proxy]
-//! niji_provider` with `bot = "niji"`. `state` and `accountFilter` are accepted and ignored;
-//! `base64Array` on imagine, `shorten`, `modal` and `video` are answered as the proxy answers
-//! a failed submit (code 9), with 501.
+//! grid or picture (`App::act`; Custom Zoom opens a form instead: code 21 and a task waiting
+//! for `modal`), `blend` and `describe` store the pictures sent inline as the caller's imports
+//! and run on them, `shorten` asks for shorter prompts; `notifyHook` is a webhook whose
+//! deliveries carry the task object (`App::notify_hook`); `botType: NIJI_JOURNEY` goes to
+//! `[server.mj_proxy] niji_provider` with `bot = "niji"`. `state` and `accountFilter` are
+//! accepted and ignored; `base64Array` on imagine is refused, and `video` is answered as the
+//! proxy answers a failed submit (code 9), with 501.
 //!
 //! - `envelope.rs`: the submit answer and the errors in the proxy's envelope;
 //! - `tasks.rs`: the task routes and the signed picture links;
-//! - `unsupported.rs`: `shorten`, `modal` and `video`, answered as failed submits.
+//! - `shorten.rs`: /shorten; `modal.rs`: the form a Custom Zoom button opened, submitted;
+//! - `unsupported.rs`: `video`, answered as a failed submit.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -33,6 +35,8 @@ use crate::error::AppError;
 use envelope::{Envelope, MjError};
 
 pub mod envelope;
+pub mod modal;
+pub mod shorten;
 pub mod tasks;
 pub mod unsupported;
 
@@ -249,10 +253,10 @@ pub async fn imagine(
     tag = "midjourney-proxy",
     operation_id = "mj_submit_action",
     summary = "midjourney-proxy: press a button of a task",
-    description = "`customId` is one of the task's `buttons` (Midjourney's own custom ids are read too: U1–U4, V1–V4, reroll, vary, upscale subtle/creative, zoom out, pan); the result is a new task. Custom zoom and vary region (modals) are refused.",
+    description = "`customId` is one of the task's `buttons` (Midjourney's own custom ids are read too: U1–U4, V1–V4, reroll, vary, upscale subtle/creative, zoom out, pan, video); the result is a new task. Custom Zoom opens a form: code 21, `result` a task waiting (`MODAL`) for `POST /mj/submit/modal` with the new prompt. Vary (Region) is refused.",
     request_body = ActionRequest,
     responses(
-        (status = 200, description = "Submitted (code 1 or 22)", body = Envelope),
+        (status = 200, description = "Submitted (code 1 or 22), or waiting for its form (code 21)", body = Envelope),
         (status = 400, description = "Missing fields, an unknown customId or one the task's provider does not play (code 4)", body = Envelope),
         (status = 404, description = "No such task of the caller's (code 3)", body = Envelope),
         (status = 409, description = "The task has not succeeded (code 4)", body = Envelope),
@@ -305,6 +309,13 @@ pub async fn action(
             }
         ))
     })?;
+    // A button that opens a form: the task waits for /mj/submit/modal, nothing runs yet.
+    if crate::api::mjproxy::ModalTask::new(image, &word).is_some() {
+        let task = s.app.mj_open_form(actor, image, &word).await?;
+        return Ok(axum::Json(Envelope::modal(&task)));
+    }
+    // Checked before the hook's secret is made: bad input writes nothing.
+    s.app.check_action(actor, image, &word, None).await?;
     let hook = hook(&s, actor, body.notify_hook.as_deref()).await?;
     let made = s
         .app

@@ -14,8 +14,8 @@ use super::storing::{insert, picture, process_and_store, processing, save};
 use crate::app::App;
 use crate::catalogue::{CatalogueError, Change};
 use crate::domain::{
-    ErrorCode, EventKind, Failure, Generation, GenerationKind, GenerationStatus, Image, ImageId,
-    Job, MediaKind, Milestones, Output, Phase, Role, makes_video,
+    ErrorCode, EventKind, Failure, Generation, GenerationStatus, Image, ImageId, Job, MediaKind,
+    Milestones, Output, Phase, Role, makes_video,
 };
 use crate::pipeline::{self, PipelineError, Processed, ProcessedGrid};
 use crate::providers::{Input, ProviderError, ProviderJob, Registered, Shape, UpscaleMode};
@@ -264,8 +264,8 @@ impl Run {
             })?
         };
         let has = |role: Role| stored.iter().find(|i| i.role == role).cloned();
-        if self.g.kind == GenerationKind::Describe {
-            return self.describe().await;
+        if self.g.kind.makes_prompts() {
+            return self.prompts().await;
         }
         if self
             .pjob
@@ -389,9 +389,9 @@ impl Run {
         Ok(())
     }
 
-    /// /describe: the provider reads the picture and saves the prompts it found in the
-    /// generation's references; no image is made.
-    async fn describe(&self) -> Result<(), JobError> {
+    /// /describe and /shorten: the provider saves the prompts it found in the generation's
+    /// references; no image is made.
+    async fn prompts(&self) -> Result<(), JobError> {
         self.render_one().await?;
         self.step(
             Change::new(EventKind::Completed, GenerationStatus::Succeeded, 100.0)
@@ -417,7 +417,8 @@ impl Run {
         .await
     }
 
-    /// Renders what is not a grid (one picture, or /describe's text): 25 → 100.
+    /// Renders what is not a grid (one picture, or the prompts of /describe and /shorten):
+    /// 25 → 100.
     async fn render_one(&self) -> Result<Collect, JobError> {
         self.rendering().await?;
         let mut outputs = Collect::default();

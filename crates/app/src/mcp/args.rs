@@ -100,6 +100,9 @@ pub enum ActionArg {
     ZoomOut2x,
     #[serde(rename = "zoom-out-1.5x")]
     ZoomOut15x,
+    /// Zoom out by the `--zoom` (1 to 2) of a new `prompt`.
+    #[serde(rename = "zoom-custom")]
+    ZoomCustom,
     #[serde(rename = "pan-left")]
     PanLeft,
     #[serde(rename = "pan-right")]
@@ -145,6 +148,7 @@ impl ActionArg {
             Self::UpscaleCreative => "upscale-creative",
             Self::ZoomOut2x => "zoom-out-2x",
             Self::ZoomOut15x => "zoom-out-1.5x",
+            Self::ZoomCustom => "zoom-custom",
             Self::PanLeft => "pan-left",
             Self::PanRight => "pan-right",
             Self::PanUp => "pan-up",
@@ -227,6 +231,10 @@ pub struct RunAction {
     /// The image to act on (a grid for u/v/reroll, an upscaled picture for the others).
     pub image_id: String,
     pub action: ActionArg,
+    /// The new prompt, for `zoom-custom` only (with `--zoom 1` to `2`: how far to zoom out).
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 4000))]
+    pub prompt: Option<String>,
     /// When the action makes a new grid (v1–v4, reroll): which of its pictures to upscale,
     /// 1–4. Default none.
     #[serde(default)]

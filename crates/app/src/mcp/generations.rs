@@ -150,7 +150,14 @@ impl Atelier {
         let upscale = upscales(args.upscale.as_deref(), UpscaleSelection::none())?;
         let generation = self
             .app
-            .act(actor, image, args.action.name(), &upscale)
+            .act_prompted(
+                actor,
+                image,
+                args.action.name(),
+                args.prompt.as_deref(),
+                &upscale,
+                None,
+            )
             .await?;
         self.after_wait(actor, generation.id, self.wait(args.wait), ctx)
             .await

@@ -22,6 +22,8 @@ pub struct Capabilities {
     pub actions: &'static [ActionName],
     /// It reads a picture and proposes prompts for it (/describe).
     pub describe: bool,
+    /// It proposes shorter versions of a prompt (/shorten).
+    pub shorten: bool,
     /// It blends several pictures into one result (/blend).
     pub blend: bool,
 }
@@ -48,6 +50,7 @@ impl Capabilities {
         negative_prompt: true,
         actions: &ActionName::ALL,
         describe: true,
+        shorten: true,
         blend: true,
     };
 
@@ -74,6 +77,9 @@ impl Capabilities {
         match kind {
             GenerationKind::Describe if !self.describe => {
                 Err(format!("provider {provider:?} does not describe pictures"))
+            }
+            GenerationKind::Shorten if !self.shorten => {
+                Err(format!("provider {provider:?} does not shorten prompts"))
             }
             GenerationKind::Blend if !self.blend => {
                 Err(format!("provider {provider:?} does not blend pictures"))
@@ -107,6 +113,7 @@ mod tests {
         negative_prompt: false,
         actions: &[ActionName::Reroll],
         describe: false,
+        shorten: false,
         blend: false,
     };
 

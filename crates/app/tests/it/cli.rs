@@ -686,6 +686,88 @@ fn image_action_without_an_action_lists_what_the_image_offers() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        "vary-strong vary-subtle upscale-subtle upscale-creative zoom-out-2x zoom-out-1.5x pan-left pan-right pan-up pan-down"
+        "vary-strong vary-subtle upscale-subtle upscale-creative zoom-out-2x zoom-out-1.5x zoom-custom pan-left pan-right pan-up pan-down"
     );
+}
+
+#[test]
+fn shorten_prints_its_prompts_and_custom_zoom_takes_a_prompt() {
+    let d = DataDir::new();
+    let out = d.run(&[
+        "shorten",
+        "a very detailed portrait of the old fisherman --ar 2:3",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("\n1. detailed portrait old fisherman --ar 2:3\n"),
+        "{text}"
+    );
+    let (code, g) = d.json(&["shorten", "a red fox in the snow"]);
+    assert_eq!(code, 0);
+    assert_eq!(g["kind"], "shorten", "{g}");
+    assert!(
+        g["prompts"].as_array().is_some_and(|p| !p.is_empty()),
+        "{g}"
+    );
+    assert_eq!(g["images"], serde_json::json!([]));
+
+    let (_, g) = d.json(&["generate", "a harbour", "--upscale", "1"]);
+    let up = g["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["role"] == "upscale_1")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (code, zoomed) = d.json(&[
+        "image",
+        "action",
+        &up,
+        "zoom-custom",
+        "--prompt",
+        "a harbour at dusk --zoom 1.5",
+        "--upscale",
+        "none",
+    ]);
+    assert_eq!(code, 0, "{zoomed}");
+    assert_eq!(zoomed["status"], "succeeded", "{zoomed}");
+    assert_eq!(zoomed["prompt"], "a harbour at dusk --zoom 1.5");
+
+    // Refused with exit 2 and nothing written.
+    let (_, before) = d.json(&["image", "list"]);
+    for (args, words) in [
+        (vec!["shorten", " "], "prompt"),
+        (
+            vec!["image", "action", &up, "zoom-custom"],
+            "needs a prompt",
+        ),
+        (
+            vec![
+                "image",
+                "action",
+                &up,
+                "zoom-custom",
+                "--prompt",
+                "a harbour",
+            ],
+            "needs --zoom",
+        ),
+        (
+            vec!["image", "action", &up, "pan-left", "--prompt", "a harbour"],
+            "takes no prompt",
+        ),
+        (
+            vec!["image", "action", &up, "--prompt", "x --zoom 2"],
+            "--prompt",
+        ),
+    ] {
+        let out = d.run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(words), "{args:?}: {}", stderr(&out));
+    }
+    let (_, after) = d.json(&["image", "list"]);
+    assert_eq!(before, after);
 }

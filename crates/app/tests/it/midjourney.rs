@@ -1,7 +1,7 @@
 //! The Midjourney provider end to end against the in-process Discord + Midjourney simulator:
 //! the original flow in both upscale modes, every action, typed errors, the account pool, and
 //! recovery after `kill -9`; the fault options in `midjourney/faults.rs`, video in
-//! `midjourney/video.rs`.
+//! `midjourney/video.rs`, /shorten and Custom Zoom's form in `midjourney/forms.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +19,7 @@ use atelier_simulator::{Running, Timing};
 
 mod failover;
 mod faults;
+mod forms;
 mod limits;
 mod params;
 mod reported;

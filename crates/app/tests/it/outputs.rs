@@ -184,6 +184,7 @@ impl Provider for Flaky {
             negative_prompt: false,
             actions: &[],
             describe: false,
+            shorten: false,
             blend: false,
         }
     }

@@ -157,6 +157,7 @@ impl Provider for Deliver {
             negative_prompt: false,
             actions: &[],
             describe: false,
+            shorten: false,
             blend: false,
         }
     }

@@ -1,6 +1,6 @@
 //! The proxy's answer to a submit, `{code, description, result, properties}`, and its errors
-//! in the same envelope: `code` is the proxy's (1 submitted, 22 queued behind others, 3 not
-//! found, 4 validation error, 9 failure, 23 queue full, 24 banned prompt), the HTTP status the
+//! in the same envelope: `code` is the proxy's (1 submitted, 21 waiting for a form, 22 queued
+//! behind others, 3 not found, 4 validation error, 9 failure, 23 queue full, 24 banned prompt), the HTTP status the
 //! one Atelier gives the same trouble (400, 401, 404, 409, 501, 503…), so a client that reads
 //! `code` and one that checks the status both see it.
 
@@ -20,6 +20,8 @@ pub const NOT_FOUND: u16 = 3;
 pub const VALIDATION_ERROR: u16 = 4;
 /// Anything else, and what this server does not do.
 pub const FAILURE: u16 = 9;
+/// The button opened a form: the task waits for `POST /mj/submit/modal`.
+pub const EXISTED: u16 = 21;
 /// Submitted behind others of the same provider.
 pub const IN_QUEUE: u16 = 22;
 /// The provider's queue is full: try again later.
@@ -40,6 +42,20 @@ pub struct Envelope {
 }
 
 impl Envelope {
+    /// A button that opened a form: code 21, `result` the task waiting for it, and the form's
+    /// value as it opens (`finalPrompt`).
+    pub fn modal(task: &crate::api::mjproxy::Task) -> Self {
+        Self {
+            code: EXISTED,
+            description: "Waiting for window confirm".into(),
+            result: Some(task.id.clone()),
+            properties: json!({
+                "finalPrompt": task.properties["finalPrompt"],
+                "remix": true,
+            }),
+        }
+    }
+
     pub fn submitted(id: String, ahead: u64) -> Self {
         if ahead == 0 {
             Self {

@@ -14,7 +14,7 @@ use super::super::{Problem, Shared};
 use super::envelope::{Envelope, MjError, SUCCESS};
 use super::{caller, client_origin};
 use crate::api::GenerationQuery;
-use crate::api::mjproxy::Task;
+use crate::api::mjproxy::{ModalTask, Task};
 use crate::app::GenerationWithImages;
 use crate::domain::{Actor, GenerationId};
 use crate::error::AppError;
@@ -34,6 +34,20 @@ pub(super) async fn visible(
         Err(AppError::NotFound(_)) => Err(MjError::no_task(id)),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Task `id` of `actor`'s as the proxy shows it: a generation, or a task waiting for its form
+/// (`MODAL`); "not found" for anything else, another user's included.
+async fn task_of(s: &Shared, actor: Actor, id: &str, origin: &str) -> Result<Task, MjError> {
+    if let Some(modal) = ModalTask::parse(id) {
+        return match s.app.mj_modal_task(actor, &modal).await {
+            Ok(task) => Ok(task),
+            Err(AppError::NotFound(_)) => Err(MjError::no_task(id)),
+            Err(e) => Err(e.into()),
+        };
+    }
+    let g = visible(s, actor, id).await?;
+    Ok(s.app.mj_task(&g, Some(origin)))
 }
 
 #[utoipa::path(
@@ -56,9 +70,8 @@ pub async fn fetch(
     Path(id): Path<String>,
 ) -> Result<axum::Json<Task>, MjError> {
     let actor = caller(c)?;
-    let g = visible(&s, actor, &id).await?;
     Ok(axum::Json(
-        s.app.mj_task(&g, Some(&client_origin(&headers))),
+        task_of(&s, actor, &id, &client_origin(&headers)).await?,
     ))
 }
 
@@ -100,8 +113,8 @@ pub async fn list_by_condition(
     let origin = client_origin(&headers);
     let mut out = Vec::with_capacity(body.ids.len());
     for id in &body.ids {
-        match visible(&s, actor, id).await {
-            Ok(g) => out.push(s.app.mj_task(&g, Some(&origin))),
+        match task_of(&s, actor, id, &origin).await {
+            Ok(task) => out.push(task),
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
         }
@@ -161,6 +174,22 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<axum::Json<Envelope>, MjError> {
     let actor = caller(c)?;
+    if let Some(modal) = ModalTask::parse(&id) {
+        // Nothing runs until the form is submitted, so there is nothing to stop.
+        s.app
+            .mj_modal_task(actor, &modal)
+            .await
+            .map_err(|e| match e {
+                AppError::NotFound(_) => MjError::no_task(&id),
+                e => e.into(),
+            })?;
+        return Ok(axum::Json(Envelope {
+            code: SUCCESS,
+            description: "Nothing to cancel: the task waits for its form and runs nothing until /mj/submit/modal".into(),
+            result: Some(modal.id()),
+            properties: json!({}),
+        }));
+    }
     let g = visible(&s, actor, &id).await?;
     s.app.cancel(actor, g.generation.id).await?;
     Ok(axum::Json(Envelope {

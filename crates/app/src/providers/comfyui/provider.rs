@@ -97,6 +97,7 @@ impl Provider for ComfyUi {
                 .any(|w| w.negative_prompt.is_some()),
             actions: &[],
             describe: false,
+            shorten: false,
             blend: false,
         }
     }

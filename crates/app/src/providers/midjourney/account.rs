@@ -539,11 +539,9 @@ impl Account {
                     );
                 }
             }
-            // Extend's form under Remix mode: the job fills it with its prompt.
+            // Custom Zoom's form, and Extend's under Remix mode: the job fills it.
             "INTERACTION_MODAL_CREATE"
-                if data["custom_id"]
-                    .as_str()
-                    .is_some_and(super::video::fills_modal) =>
+                if data["custom_id"].as_str().is_some_and(super::forms::fills) =>
             {
                 if let (Some(nonce), Some(id), Some(form)) = (
                     data["nonce"].as_str(),

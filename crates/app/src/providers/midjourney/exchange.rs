@@ -333,7 +333,12 @@ impl Exchange<'_> {
         F: Fn(Option<String>) -> Fut,
         Fut: Future<Output = Result<(), ProviderError>>,
     {
-        let modal = super::video::modal_submit(form, custom_id, self.prompt);
+        let modal = super::forms::submit(form, custom_id, self.prompt).ok_or_else(|| {
+            ProviderError::new(
+                ErrorCode::Internal,
+                format!("Midjourney opened the form {custom_id}, which no job fills"),
+            )
+        })?;
         let nonce = atelier_discord::new_nonce();
         pending(Some(nonce.clone())).await?;
         if let Ok(mut router) = self.account.router.lock() {

@@ -18,6 +18,7 @@ mod account;
 mod commands;
 mod download;
 mod exchange;
+mod forms;
 mod holds;
 mod pool;
 mod press;

@@ -18,7 +18,7 @@ use crate::providers::ProviderError;
 
 /// What the button `custom_id` does, on a message showing image `index` (its solo buttons'
 /// own number is always 1); `None` for the buttons that are no action of ours (bookmark,
-/// Vary (Region), Custom Zoom, links…).
+/// Vary (Region), links…).
 pub fn action_of(custom_id: &str, index: u8) -> Option<Action> {
     let parts: Vec<&str> = custom_id.split("::").collect();
     let numbered = |i: &str| i.parse::<u8>().ok().filter(|i| (1..=4).contains(i));
@@ -67,6 +67,8 @@ pub fn action_of(custom_id: &str, index: u8) -> Option<Action> {
         }
         ["MJ", "Outpaint", "50", ..] => Some(Action::ZoomOut { index, factor: 20 }),
         ["MJ", "Outpaint", "75", ..] => Some(Action::ZoomOut { index, factor: 15 }),
+        // Opens a form, filled with the job's prompt (`forms.rs`).
+        ["MJ", "CustomZoom", _] => Some(Action::ZoomCustom { index }),
         _ => None,
     }
 }
@@ -125,7 +127,7 @@ pub fn press(source: &Shot, action: Action) -> Result<(Send, Expect), ProviderEr
         Action::UpscaleSubtle { .. } | Action::UpscaleCreative { .. } => {
             (vec![Kind::Upscale], None)
         }
-        Action::ZoomOut { .. } => (vec![Kind::Zoom], None),
+        Action::ZoomOut { .. } | Action::ZoomCustom { .. } => (vec![Kind::Zoom], None),
         Action::Pan { .. } => (vec![Kind::Pan], None),
         Action::Animate { .. } | Action::VideoUpscale { .. } | Action::Extend { .. } => {
             (vec![Kind::Video], None)
@@ -217,7 +219,8 @@ mod tests {
                 "vary-strong",
                 "zoom-out-2x",
                 "zoom-out-1.5x",
-                "pan-up"
+                "pan-up",
+                "zoom-custom"
             ]
         );
         assert_eq!(

@@ -160,14 +160,25 @@ impl Midjourney {
         Ok(shot)
     }
 
-    /// /describe: uploads the picture and keeps the four prompts Midjourney proposes.
-    async fn describe(
+    /// /describe (the picture uploaded first) and /shorten (the job's prompt): keeps the
+    /// prompts Midjourney proposes.
+    async fn prompts(
         &self,
         exchange: &Exchange<'_>,
         saved: &Saved<'_>,
         job: &ProviderJob,
     ) -> Result<(), ProviderError> {
-        if saved.get().prompts.is_empty() {
+        if !saved.get().prompts.is_empty() {
+            return Ok(());
+        }
+        let (step, command, kind) = if job.kind == GenerationKind::Shorten {
+            let command = SlashCommand {
+                name: "shorten".into(),
+                options: vec![json!({"type": 3, "name": "prompt", "value": job.prompt})],
+                attachments: Vec::new(),
+            };
+            ("shorten", command, Kind::Shorten)
+        } else {
             let input = job.inputs.first().ok_or_else(|| {
                 ProviderError::new(ErrorCode::InvalidParameter, "describe needs an image")
             })?;
@@ -177,30 +188,29 @@ impl Midjourney {
                 options: vec![json!({"type": 11, "name": "image", "value": 0})],
                 attachments: uploaded,
             };
-            let expect = Expect {
-                kinds: vec![Kind::Describe],
-                index: None,
-                source_message: None,
-                prompt: None,
-            };
-            let reading = self
-                .step(
-                    exchange,
-                    saved,
-                    job,
-                    "describe",
-                    Send::Slash(command),
-                    expect,
-                )
-                .await?;
-            saved
-                .update(|r| {
-                    r.prompts.clone_from(&reading.prompts);
-                    r.pending.remove("describe");
-                })
-                .await?;
+            ("describe", command, Kind::Describe)
+        };
+        let expect = Expect {
+            kinds: vec![kind],
+            index: None,
+            source_message: None,
+            prompt: None,
+        };
+        let reading = self
+            .step(exchange, saved, job, step, Send::Slash(command), expect)
+            .await?;
+        if reading.prompts.is_empty() {
+            return Err(ProviderError::new(
+                ErrorCode::ProviderUnavailable,
+                format!("Midjourney's /{step} result held no prompts"),
+            ));
         }
-        Ok(())
+        saved
+            .update(|r| {
+                r.prompts.clone_from(&reading.prompts);
+                r.pending.remove(step);
+            })
+            .await
     }
 
     /// Runs one step (`step` names it in the refs' `pending`) up to its result message; the
@@ -408,8 +418,8 @@ impl Midjourney {
             return self.deliver(&account, &shot).await.map(Some);
         }
         let exchange = self.exchange(&account, report, job);
-        if job.kind == GenerationKind::Describe {
-            return self.describe(&exchange, saved, job).await.map(|()| None);
+        if job.kind.makes_prompts() {
+            return self.prompts(&exchange, saved, job).await.map(|()| None);
         }
         let (what, expect) = match job.action {
             None if job.kind == GenerationKind::Blend => (
@@ -439,7 +449,12 @@ impl Midjourney {
             }
             Some(action) => {
                 let source = self.source(&exchange, saved, job, action).await?;
-                press(&source, action)?
+                let (what, mut expect) = press(&source, action)?;
+                if action.takes_prompt() {
+                    // The result shows the caller's new prompt, not the source's.
+                    expect.prompt = Some(normalise(&job.prompt));
+                }
+                (what, expect)
             }
         };
         let step = if single { "result" } else { "grid" };

@@ -35,11 +35,11 @@ pub struct Refs {
     /// The model the job ran on (`v8.1`, `niji 7`), saved with its result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
-    /// The prompts /describe found.
+    /// The prompts /describe or /shorten found.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prompts: Vec<String>,
     /// Interactions whose outcome is not known yet, by step (`grid`, `upscale_N`, `result`,
-    /// `source`, `describe`) → nonce: after a crash, each one's messages are looked for before
+    /// `source`, `describe`, `shorten`) → nonce: after a crash, each one's messages are looked for before
     /// it is sent again. U1–U4 run at once, so several may be pending. A nonce may be saved
     /// ahead of its send (the U presses' are saved with the grid's result): looking for a
     /// press that was never sent finds nothing, and it is sent then.

@@ -1,9 +1,7 @@
 //! Midjourney's video in Discord: which U press a video generation's automatic upscales use,
-//! the form Extend opens under Remix mode and how it is filled, and what a downloaded result
+//! and what a downloaded result
 //! is (an animated WebP video grid, an MP4 clip, or a picture), told by its bytes rather than
 //! its name. Its buttons are read like every other (`press::action_of`).
-
-use atelier_discord::rest::ModalSubmit;
 
 use crate::domain::{Action, makes_video};
 use crate::providers::{Output, ProviderJob, VideoFormat};
@@ -15,22 +13,6 @@ pub fn upscale_action(job: &ProviderJob, index: u8) -> Action {
         Action::VideoUpscale { index }
     } else {
         Action::Upscale { index }
-    }
-}
-
-/// Whether the job fills a form the bot opens with this `custom_id` rather than failing:
-/// Extend's under Remix mode (`MJ::AnimateModal::<hash>::<i>::<high|low>::1`), whose one
-/// field is the prompt.
-pub fn fills_modal(custom_id: &str) -> bool {
-    custom_id.starts_with("MJ::AnimateModal::")
-}
-
-/// The modal submit for form `id` (`custom_id` as the bot named it), filled with `prompt`.
-pub fn modal_submit(id: &str, custom_id: &str, prompt: &str) -> ModalSubmit {
-    ModalSubmit {
-        id: id.to_owned(),
-        custom_id: custom_id.to_owned(),
-        fields: vec![("MJ::AnimateModal::prompt".to_owned(), prompt.to_owned())],
     }
 }
 

@@ -410,6 +410,7 @@ impl Provider for OpenAi {
             negative_prompt: false,
             actions: &[],
             describe: false,
+            shorten: false,
             // /blend is an edit of its pictures.
             blend: true,
         }

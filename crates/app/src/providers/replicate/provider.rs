@@ -468,6 +468,7 @@ impl Provider for Replicate {
             negative_prompt: true,
             actions: &[],
             describe: false,
+            shorten: false,
             blend: false,
         }
     }

@@ -121,6 +121,37 @@ impl Sandbox {
     }
 }
 
+/// "Shortens" a prompt the way a sandbox can: five versions keeping fewer and fewer of its
+/// words (the small ones dropped first), each with the prompt's parameters; deterministic.
+fn shortened(prompt: &str) -> Vec<String> {
+    const SMALL: [&str; 16] = [
+        "a", "an", "the", "of", "in", "on", "at", "with", "and", "by", "for", "to", "very", "is",
+        "its", "from",
+    ];
+    let (text, tail) = match prompt.find(" --") {
+        Some(at) => prompt.split_at(at),
+        None => (prompt, ""),
+    };
+    let words: Vec<&str> = text
+        .split_whitespace()
+        .filter(|w| !SMALL.contains(&w.to_ascii_lowercase().as_str()))
+        .collect();
+    let words = if words.is_empty() {
+        text.split_whitespace().collect()
+    } else {
+        words
+    };
+    let mut out: Vec<String> = Vec::new();
+    for tenths in [9, 7, 5, 3, 1] {
+        let keep = (words.len() * tenths).div_ceil(10).max(1);
+        let short = format!("{}{tail}", words[..keep.min(words.len())].join(" "));
+        if !out.contains(&short) {
+            out.push(short);
+        }
+    }
+    out
+}
+
 /// What to draw.
 #[derive(Clone, Copy)]
 enum Picture {
@@ -172,7 +203,7 @@ impl Provider for Sandbox {
 
 impl Sandbox {
     /// What a render draws, once its progress is reported and its seed saved; `None` for
-    /// /describe, which draws nothing.
+    /// /describe and /shorten, which draw nothing.
     async fn picture(
         &self,
         job: &ProviderJob,
@@ -181,6 +212,13 @@ impl Sandbox {
         Self::wait_with_progress(self.delay, report).await;
         match job.kind {
             GenerationKind::Describe => return Self::describe(job, report).await.map(|()| None),
+            GenerationKind::Shorten => {
+                let prompts = shortened(&job.prompt);
+                report
+                    .save_refs(serde_json::json!({"prompts": prompts}))
+                    .await?;
+                return Ok(None);
+            }
             GenerationKind::Blend => {
                 // A new scene seeded by the inputs' bytes: the same inputs blend the same way.
                 let seed = job
@@ -209,7 +247,11 @@ impl Sandbox {
                 Picture::Quadrant(parent, index, self.size)
             }
             other => {
-                let name = other.to_string();
+                // An action on a prompt of the caller's (Custom Zoom) draws by it too.
+                let mut name = other.to_string();
+                if other.takes_prompt() {
+                    name.push_str(&job.prompt);
+                }
                 let seed = name
                     .bytes()
                     .fold(parent ^ 0x9e37_79b9, |h, b| h.rotate_left(5) ^ u32::from(b))
@@ -220,5 +262,30 @@ impl Sandbox {
             }
         };
         Ok(Some(picture))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shortened;
+
+    #[test]
+    fn shortening_keeps_fewer_words_and_the_parameters() {
+        let prompts = shortened("a portrait of the old fisherman at dawn with a red hat --ar 2:3");
+        assert_eq!(prompts[0], "portrait old fisherman dawn red hat --ar 2:3");
+        assert_eq!(
+            prompts.last().map(String::as_str),
+            Some("portrait --ar 2:3")
+        );
+        // Each is shorter than the one before; none repeats.
+        for pair in prompts.windows(2) {
+            assert!(pair[1].len() < pair[0].len(), "{pair:?}");
+        }
+        // A prompt of small words only still gives something, and one word gives itself.
+        assert_eq!(
+            shortened("the of"),
+            vec!["the of".to_owned(), "the".to_owned()]
+        );
+        assert_eq!(shortened("fox"), vec!["fox".to_owned()]);
     }
 }

@@ -50,6 +50,7 @@ impl Provider for Separate {
             negative_prompt: false,
             actions: &[],
             describe: false,
+            shorten: false,
             blend: false,
         }
     }

@@ -30,6 +30,7 @@ impl Provider for Video {
             negative_prompt: false,
             actions: &[],
             describe: false,
+            shorten: false,
             blend: false,
         }
     }

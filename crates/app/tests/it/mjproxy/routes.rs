@@ -140,7 +140,7 @@ async fn blend_describe_and_the_unsupported_submits() {
         "{describe}"
     );
 
-    for route in ["shorten", "modal", "video"] {
+    for route in ["video"] {
         let (status, r) = p
             .post(
                 &p.alice,

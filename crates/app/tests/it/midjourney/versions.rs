@@ -54,6 +54,7 @@ async fn each_model_offers_its_own_buttons_and_only_those_are_pressed() {
             "vary-strong",
             "zoom-out-2x",
             "zoom-out-1.5x",
+            "zoom-custom",
             "pan-left",
             "pan-right",
             "pan-up",

@@ -19,10 +19,13 @@ impl App {
         action: &str,
         upscale: &UpscaleSelection,
     ) -> Result<Generation, AppError> {
-        self.act_notified(actor, image, action, upscale, None).await
+        self.act_notified(actor, image, action, upscale, None, None)
+            .await
     }
 
-    /// [`App::act`], with a notify hook (its deliveries start with the new generation).
+    /// [`App::act`], with a notify hook (its deliveries start with the new generation) and
+    /// the caller's reference for the new generation (checked here, before anything is
+    /// written).
     pub async fn act_notified(
         &self,
         actor: Actor,
@@ -30,7 +33,9 @@ impl App {
         action: &str,
         upscale: &UpscaleSelection,
         hook: Option<NotifyHook>,
+        reference: Option<&str>,
     ) -> Result<Generation, AppError> {
+        let client_reference = client_reference(reference)?;
         let source = self.visible_image(actor, image).await?;
         let parent = self.catalogue.generation(source.generation_id).await?;
         if parent.kind == GenerationKind::Import {
@@ -84,11 +89,20 @@ impl App {
         let generation = Generation {
             kind: action.kind(),
             parameters,
+            client_reference,
             ..parent.child()
         };
         self.enqueue_hooked(actor, generation, hook.map(|h| h.0))
             .await
     }
+}
+
+/// A caller's reference, checked by the domain's rule.
+fn client_reference(raw: Option<&str>) -> Result<Option<String>, AppError> {
+    Ok(match raw {
+        Some(raw) => crate::domain::check_client_reference(raw)?,
+        None => None,
+    })
 }
 
 /// Actions as a caller names them, in one line.
@@ -159,17 +173,20 @@ impl App {
         image: ImageId,
         provider: Option<&str>,
     ) -> Result<Generation, AppError> {
-        self.describe_notified(actor, image, provider, None).await
+        self.describe_notified(actor, image, provider, None, None)
+            .await
     }
 
-    /// [`App::describe`], with a notify hook.
+    /// [`App::describe`], with a notify hook and the caller's reference.
     pub async fn describe_notified(
         &self,
         actor: Actor,
         image: ImageId,
         provider: Option<&str>,
         hook: Option<NotifyHook>,
+        reference: Option<&str>,
     ) -> Result<Generation, AppError> {
+        let reference = client_reference(reference)?;
         self.visible_image(actor, image).await?;
         let mut parameters = crate::domain::Parameters::default();
         parameters
@@ -181,7 +198,7 @@ impl App {
             format!("describe {image}"),
             parameters,
             provider,
-            hook,
+            (hook, reference),
         )
         .await
     }
@@ -196,11 +213,15 @@ impl App {
         upscale: &UpscaleSelection,
         provider: Option<&str>,
     ) -> Result<Generation, AppError> {
-        self.blend_notified(actor, images, dimensions, upscale, provider, None)
+        self.blend_notified(actor, images, dimensions, upscale, provider, None, None)
             .await
     }
 
-    /// [`App::blend`], with a notify hook.
+    /// [`App::blend`], with a notify hook and the caller's reference.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each is one of the request's fields"
+    )]
     pub async fn blend_notified(
         &self,
         actor: Actor,
@@ -209,7 +230,9 @@ impl App {
         upscale: &UpscaleSelection,
         provider: Option<&str>,
         hook: Option<NotifyHook>,
+        reference: Option<&str>,
     ) -> Result<Generation, AppError> {
+        let reference = client_reference(reference)?;
         if !(2..=5).contains(&images.len()) {
             return Err(AppError::Invalid(format!(
                 "blend takes 2 to 5 images, not {}",
@@ -246,7 +269,7 @@ impl App {
             prompt,
             parameters,
             provider,
-            hook,
+            (hook, reference),
         )
         .await
     }
@@ -258,13 +281,16 @@ impl App {
         prompt: String,
         parameters: crate::domain::Parameters,
         provider: Option<&str>,
-        hook: Option<NotifyHook>,
+        (hook, client_reference): (Option<NotifyHook>, Option<String>),
     ) -> Result<Generation, AppError> {
         let provider = self
             .providers
             .serving(provider, kind, None)
             .map_err(AppError::Invalid)?;
-        let generation = Generation::queued(provider, kind, prompt, parameters);
+        let generation = Generation {
+            client_reference,
+            ..Generation::queued(provider, kind, prompt, parameters)
+        };
         self.enqueue_hooked(actor, generation, hook.map(|h| h.0))
             .await
     }

@@ -27,6 +27,7 @@ pub async fn generate(config: &Config, args: GenerateArgs, out: &Out) -> Result<
     request.provider = args.provider;
     request.category = args.category.as_deref().and_then(Category::parse);
     request.subject = args.subject;
+    request.client_reference = args.reference;
     request.upscale = UpscaleSelection::parse(&args.upscale)?;
     request.seed = args.seed;
     request.extra = extra_parameters(args.bot, &args.param)?;

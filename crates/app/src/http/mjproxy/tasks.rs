@@ -6,12 +6,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::super::auth::Caller;
 use super::super::input::Body;
 use super::super::{Problem, Shared};
-use super::envelope::{Envelope, MjError, SUCCESS};
+use super::envelope::{Envelope, MjError};
 use super::{caller, client_origin};
 use crate::api::GenerationQuery;
 use crate::api::mjproxy::Task;
@@ -58,7 +57,7 @@ pub async fn fetch(
     let actor = caller(c)?;
     let g = visible(&s, actor, &id).await?;
     Ok(axum::Json(
-        s.app.mj_task(&g, Some(&client_origin(&headers))),
+        s.app.mj_task(&g, client_origin(&headers).as_deref()),
     ))
 }
 
@@ -101,7 +100,7 @@ pub async fn list_by_condition(
     let mut out = Vec::with_capacity(body.ids.len());
     for id in &body.ids {
         match visible(&s, actor, id).await {
-            Ok(g) => out.push(s.app.mj_task(&g, Some(&origin))),
+            Ok(g) => out.push(s.app.mj_task(&g, origin.as_deref())),
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
         }
@@ -133,7 +132,7 @@ pub async fn list(
     let mut out = Vec::with_capacity(page.generations.len());
     for g in page.generations {
         match s.app.generation(actor, g.id).await {
-            Ok(g) => out.push(s.app.mj_task(&g, Some(&origin))),
+            Ok(g) => out.push(s.app.mj_task(&g, origin.as_deref())),
             Err(AppError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
@@ -163,12 +162,10 @@ pub async fn cancel(
     let actor = caller(c)?;
     let g = visible(&s, actor, &id).await?;
     s.app.cancel(actor, g.generation.id).await?;
-    Ok(axum::Json(Envelope {
-        code: SUCCESS,
-        description: "Canceled".into(),
-        result: Some(g.generation.id.to_string()),
-        properties: json!({}),
-    }))
+    Ok(axum::Json(Envelope::ok(
+        "Canceled",
+        g.generation.id.to_string(),
+    )))
 }
 
 #[utoipa::path(
@@ -196,12 +193,7 @@ pub async fn image_seed(
         g.generation.parameters.seed.ok_or_else(|| {
             MjError::invalid(format!("task {id} was made with no seed of its own"))
         })?;
-    Ok(axum::Json(Envelope {
-        code: SUCCESS,
-        description: "Success".into(),
-        result: Some(seed.to_string()),
-        properties: json!({}),
-    }))
+    Ok(axum::Json(Envelope::ok("Success", seed.to_string())))
 }
 
 #[utoipa::path(

@@ -145,6 +145,10 @@ pub struct GenerationView {
     #[schema(value_type = Option<String>)]
     pub category: Option<Word>,
     pub subject: Option<String>,
+    /// The caller's own reference, as given at creation (`client_reference`, or a
+    /// midjourney-proxy submit's `state`); absent when none was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_reference: Option<String>,
     pub version: u32,
     pub parent_id: Option<String>,
     #[schema(value_type = String)]
@@ -196,6 +200,7 @@ impl GenerationView {
             parameters: serde_json::to_value(&g.parameters).unwrap_or_default(),
             category: g.category.map(|c| c.as_str().into()),
             subject: g.subject.clone(),
+            client_reference: g.client_reference.clone(),
             version: g.version,
             parent_id: g.parent_id.map(|p| p.to_string()),
             status: g.status.as_str().into(),
@@ -359,6 +364,12 @@ pub struct CreateGeneration {
     /// Which events the webhook receives; unset: `completed`, `failed`, `canceled`.
     #[serde(default)]
     pub webhook_events: Option<Vec<String>>,
+    /// The caller's own reference (an order number, a job id of theirs): at most 255
+    /// characters without control characters, kept as given and shown back on the generation;
+    /// Atelier never reads it.
+    #[serde(default)]
+    #[schema(max_length = 255)]
+    pub client_reference: Option<String>,
 }
 
 /// Which upscales to keep, as text or as a list of numbers.
@@ -414,6 +425,7 @@ impl CreateGeneration {
         r.seed = self.seed;
         r.aspect_ratio = self.aspect_ratio;
         r.extra = self.parameters;
+        r.client_reference = self.client_reference;
         Ok(r)
     }
 }
@@ -422,8 +434,10 @@ impl CreateGeneration {
 #[derive(Serialize, serde::Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionRequest {
-    /// `u1`–`u4`, `v1`–`v4`, `reroll`, `vary_strong`, `upscale_subtle`, `zoom_out_2x`, `pan_left`…,
-    /// and video's `animate-high`, `video-u1`–`video-u4`, `extend-low`…
+    /// `u1`–`u4`, `v1`–`v4`, `reroll` (on a grid); `vary-strong`, `vary-subtle`,
+    /// `upscale-subtle`, `upscale-creative`, `zoom-out-2x`, `zoom-out-1.5x`, `pan-left`,
+    /// `pan-right`, `pan-up`, `pan-down` (on an upscale); and video's `animate-high`,
+    /// `animate-low`, `video-u1`–`video-u4`, `extend-high`, `extend-low`.
     pub action: String,
     /// The new prompt of an action that takes one: `zoom-custom`'s, with `--zoom 1` to `2`
     /// (how far to zoom out). The other actions refuse a prompt.
@@ -521,4 +535,39 @@ pub enum CategoryName {
     Character,
     Scene,
     Element,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The action names the `OpenAPI` document shows (the schemas' descriptions, written from
+    /// these doc comments) are names the route takes.
+    #[test]
+    fn the_documented_action_names_are_actions() {
+        use utoipa::PartialSchema as _;
+        for (schema, field) in [
+            (ActionRequest::schema(), "action"),
+            (ActionList::schema(), "actions"),
+        ] {
+            let schema = serde_json::to_value(schema).unwrap();
+            let text = schema["properties"][field]["description"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no description of {field}: {schema}"));
+            // Quoted words, less the route the list's text names.
+            let names: Vec<&str> = text
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .filter(|n| !n.starts_with("POST "))
+                .collect();
+            assert!(names.len() >= 3, "{text}");
+            for name in names {
+                assert!(
+                    crate::domain::Action::parse(name, Some(1)).is_ok(),
+                    "{field}: {name:?} is not an action the route takes"
+                );
+            }
+        }
+    }
 }

@@ -19,8 +19,11 @@ pub enum Accepts {
     Words(&'static [&'static str]),
     /// `W:H` in whole numbers, no more elongated than `max` (W:H) either way.
     Ratio { max: (u32, u32) },
-    /// One or more words (`--no red, blue`, a URL).
+    /// One or more words (`--no red, blue`, a style code).
     Text,
+    /// One `http://` or `https://` URL with a host, bare or in Discord's `<…>` (`--oref`,
+    /// `--end`: a picture Midjourney fetches).
+    Url,
     /// Any words, or none (`--p`, `--p abc123`).
     OptionalText,
     /// A model version (`--v 7`, `--v 8.1`).
@@ -111,7 +114,7 @@ pub const PARAMS: &[Param] = &[
     // Character references, V6's; omni references replace them in V7 and only there.
     Param { names: &["cref"], key: "cref", rules: &[Rule { versions: &[V6, V6_1, Niji6], accepts: Accepts::Text }] },
     Param { names: &["cw"], key: "cw", rules: &[Rule { versions: &[V6, V6_1, Niji6], accepts: Accepts::Range { min: 0.0, max: 100.0, whole: false } }] },
-    Param { names: &["oref"], key: "oref", rules: &[Rule { versions: &[V7], accepts: Accepts::Text }] },
+    Param { names: &["oref"], key: "oref", rules: &[Rule { versions: &[V7], accepts: Accepts::Url }] },
     Param { names: &["ow"], key: "ow", rules: &[Rule { versions: &[V7], accepts: Accepts::Range { min: 1.0, max: 1000.0, whole: false } }] },
     Param { names: &["exp"], key: "exp", rules: &[Rule { versions: V7_AND_LATER, accepts: Accepts::Range { min: 0.0, max: 100.0, whole: false } }] },
     Param { names: &["draft"], key: "draft", rules: &[Rule { versions: &[V7], accepts: Accepts::Flag }] },
@@ -127,7 +130,7 @@ pub const PARAMS: &[Param] = &[
     Param { names: &["video"], key: "video", rules: &[Rule { versions: ALL, accepts: Accepts::OptionalText }] },
     Param { names: &["motion"], key: "motion", rules: &[Rule { versions: ALL, accepts: Accepts::Words(&["low", "high"]) }] },
     Param { names: &["loop"], key: "loop", rules: &[Rule { versions: ALL, accepts: Accepts::Flag }] },
-    Param { names: &["end"], key: "end", rules: &[Rule { versions: ALL, accepts: Accepts::Text }] },
+    Param { names: &["end"], key: "end", rules: &[Rule { versions: ALL, accepts: Accepts::Url }] },
     Param { names: &["bs"], key: "bs", rules: &[Rule { versions: ALL, accepts: Accepts::Numbers(&[1.0, 2.0, 4.0]) }] },
     Param { names: &["raw"], key: "raw", rules: &[Rule { versions: ALL, accepts: Accepts::Flag }] },
     Param { names: &["tile"], key: "tile", rules: &[Rule { versions: ALL, accepts: Accepts::Flag }] },
@@ -165,6 +168,9 @@ impl Accepts {
         let accepted = match self {
             Self::Flag => values.is_empty().then_some(Value::Flag),
             Self::Text => (!values.is_empty()).then(|| Value::Text(joined.clone())),
+            Self::Url => one()
+                .filter(|v| is_url(v))
+                .map(|v| Value::Text(v.to_owned())),
             Self::OptionalText if values.is_empty() => Some(Value::Flag),
             Self::OptionalText => Some(Value::Text(joined.clone())),
             Self::Range { min, max, whole } => one()
@@ -197,6 +203,7 @@ impl Accepts {
         match self {
             Self::Flag => "no value".to_owned(),
             Self::Text => "a value".to_owned(),
+            Self::Url => "a picture's URL, http:// or https://".to_owned(),
             Self::OptionalText => "words or nothing".to_owned(),
             Self::Range { min, max, whole } => {
                 let kind = if whole { "a whole number" } else { "a number" };
@@ -215,6 +222,32 @@ impl Accepts {
             Self::Niji => "nothing, 4, 5, 6 or 7".to_owned(),
         }
     }
+}
+
+/// An `http://` or `https://` URL with a host (a name, an address, a port), bare or in
+/// Discord's `<…>`; the rest of it is the server's business.
+pub fn is_url(word: &str) -> bool {
+    let url = match word.strip_prefix('<') {
+        Some(inner) => match inner.strip_suffix('>') {
+            Some(inner) => inner,
+            None => return false,
+        },
+        None => word,
+    };
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    let rest = if lower.starts_with("https://") {
+        &url[8..]
+    } else if lower.starts_with("http://") {
+        &url[7..]
+    } else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    !host.is_empty()
+        && !host.starts_with(['.', ':', '-'])
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
 }
 
 /// A number as written: digits only when `whole`; never infinite or NaN.

@@ -21,7 +21,7 @@ fn sample(accepts: Accepts) -> String {
         Accepts::Numbers(numbers) => numbers[0].to_string(),
         Accepts::Words(words) => words[0].to_owned(),
         Accepts::Ratio { .. } => "3:2".to_owned(),
-        Accepts::Text => "https://example.com/a.png".to_owned(),
+        Accepts::Text | Accepts::Url => "https://example.com/a.png".to_owned(),
         Accepts::Version => "7".to_owned(),
     }
 }
@@ -410,4 +410,67 @@ fn video_goes_with_an_image_prompt_and_its_flags_with_video() {
         check("a fox --motion medium", Version::DEFAULT),
         Err(Refusal::Value { .. })
     ));
+}
+
+#[test]
+fn oref_and_end_take_a_pictures_url_and_nothing_else() {
+    let image = "https://example.com/fox.png a fox";
+    for (url_ok, prompt) in [
+        (true, "a fox --oref https://example.com/o.png".to_owned()),
+        (true, "a fox --oref <https://s.mj.run/abc>".to_owned()),
+        (
+            true,
+            "a fox --oref HTTP://127.0.0.1:8080/o.png?x=1".to_owned(),
+        ),
+        (
+            true,
+            format!("{image} --video --end https://example.com/end.png"),
+        ),
+    ] {
+        assert_eq!(check(&prompt, Version::DEFAULT).is_ok(), url_ok, "{prompt}");
+    }
+    for (prompt, says) in [
+        (
+            "a fox --oref o.png",
+            "--oref o.png: expected a picture's URL, http:// or https://",
+        ),
+        (
+            "a fox --oref ftp://example.com/o.png",
+            "--oref ftp://example.com/o.png: expected a picture's URL, http:// or https://",
+        ),
+        (
+            "a fox --oref https://",
+            "--oref https://: expected a picture's URL, http:// or https://",
+        ),
+        (
+            "a fox --oref https://a.png https://b.png",
+            "--oref https://a.png https://b.png: expected a picture's URL, http:// or https://",
+        ),
+        (
+            "a fox --oref <https://example.com/o.png",
+            "--oref <https://example.com/o.png: expected a picture's URL, http:// or https://",
+        ),
+        (
+            "a fox --oref https://user@example.com/o.png",
+            "--oref https://user@example.com/o.png: expected a picture's URL, http:// or https://",
+        ),
+    ] {
+        assert_eq!(refusal(prompt), says, "{prompt}");
+    }
+    let end = format!("{image} --video --end loop");
+    assert_eq!(
+        refusal(&end),
+        "--end loop: expected a picture's URL, http:// or https://"
+    );
+    // Every provider's reading refuses them in the same words, naming the parameter.
+    assert_eq!(
+        read("a fox --oref o.png").map(|_| ()),
+        Err(Refusal::Value {
+            name: "oref".into(),
+            value: "o.png".into(),
+            expected: "a picture's URL, http:// or https://".into(),
+        })
+    );
+    assert!(read("a fox --end www.example.com/e.png").is_err());
+    assert!(read("a fox --oref https://example.com/o.png").is_ok());
 }

@@ -80,6 +80,28 @@ impl Ids {
     }
 }
 
+/// When the premade accounts' snowflakes are dated: 2024-01-01, before every snowflake
+/// [`Ids::snowflake`] issues.
+const PREMADE_MS: u64 = 1_704_067_200_000;
+
+/// What a premade account's snowflake names.
+#[derive(Clone, Copy)]
+pub(crate) enum Part {
+    User = 0,
+    Guild = 1,
+    Channel = 2,
+}
+
+/// The snowflake of premade account `n`'s user, server or channel: the same for the same seed
+/// and number, so a simulator started again with the same configuration has the same accounts
+/// and a configuration written for the last one (`atelier simulate discord --write-config`)
+/// still reaches them. Dated one millisecond per account after [`PREMADE_MS`], with the seed
+/// as the worker id, so no two premade ids of one seed meet and none meets a later snowflake.
+pub(crate) fn premade(seed: u64, n: usize, part: Part) -> u64 {
+    let ms = (PREMADE_MS - DISCORD_EPOCH_MS).saturating_add(n as u64);
+    (ms << 22) | ((seed & 0x3FF) << 12) | part as u64
+}
+
 pub(crate) fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -138,7 +160,24 @@ pub(crate) fn mix(parts: &[&[u8]]) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{Ids, civil_from_days, iso_timestamp, mix};
+    use super::{Ids, Part, civil_from_days, iso_timestamp, mix, premade};
+
+    #[test]
+    fn premade_accounts_keep_their_ids_for_a_seed() {
+        let ids: Vec<u64> = (1..=3)
+            .flat_map(|n| [Part::User, Part::Guild, Part::Channel].map(|p| premade(7, n, p)))
+            .collect();
+        let again: Vec<u64> = (1..=3)
+            .flat_map(|n| [Part::User, Part::Guild, Part::Channel].map(|p| premade(7, n, p)))
+            .collect();
+        assert_eq!(ids, again);
+        let mut unique = ids.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ids.len());
+        assert_ne!(premade(7, 1, Part::Channel), premade(8, 1, Part::Channel));
+        assert!(ids.iter().all(|id| *id < Ids::new(7).snowflake()));
+    }
 
     #[test]
     fn snowflakes_increase_and_uuids_look_right() {

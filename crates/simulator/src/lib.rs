@@ -31,7 +31,8 @@
 //! - `sim`: the shared root every handler gets (configuration, world, sessions, CDN, faults,
 //!   statistics) and the helpers that post, edit and delete messages.
 //! - `state`: users, channels, messages, uploads, modals and job records.
-//! - `ids`: snowflakes, job UUIDs, timestamps.
+//! - `ids`: snowflakes (the premade accounts' fixed for a seed, so a restart keeps them), job
+//!   UUIDs, timestamps.
 //! - `commands`: both bots' application commands, ids and versions (rotatable).
 //! - `gateway/`: the WebSocket server (upgrade, connection loop, zlib-stream, sessions).
 //! - `rest/`: the REST routes (`reads` the start-up reads, `channels` messages, uploads and the

@@ -16,7 +16,7 @@ use crate::cdn::{Blobs, Signer};
 use crate::control::Counters;
 use crate::faults::FaultBox;
 use crate::gateway::Sessions;
-use crate::ids::Ids;
+use crate::ids::{Ids, Part, premade};
 use crate::rest::RateWindows;
 use crate::state::{User, World};
 use crate::{Account, Config};
@@ -79,7 +79,14 @@ impl Sim {
             config,
         });
         for n in 1..=sim.config.accounts {
-            let user = sim.new_user(format!("simulated-token-{n}"), n);
+            // Premade accounts are the same for the same seed: a restarted simulator keeps
+            // them, and a configuration written for it keeps working.
+            let user = User {
+                id: premade(seed, n, Part::User),
+                guild_id: premade(seed, n, Part::Guild),
+                channel_id: premade(seed, n, Part::Channel),
+                ..sim.new_user(format!("simulated-token-{n}"), n)
+            };
             let mut world = sim.world();
             world.premade.push(user.id);
             world.add_user(user);

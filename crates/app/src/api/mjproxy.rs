@@ -36,7 +36,7 @@ pub struct Task {
     pub prompt: String,
     pub prompt_en: String,
     pub description: String,
-    /// Not kept: always null.
+    /// The submit's `state`, as it was sent (the generation's client reference).
     pub state: Option<String>,
     /// Unix milliseconds.
     pub submit_time: i64,
@@ -103,6 +103,7 @@ pub fn task(
     };
     let description = match (gn.kind, action) {
         (GenerationKind::Imagine, _) => format!("/imagine {}", gn.prompt),
+        (GenerationKind::Shorten, _) => format!("/shorten {}", gn.prompt),
         (_, Some(a)) => format!(
             "/{} {}",
             a,
@@ -111,6 +112,25 @@ pub fn task(
         (kind, None) => format!("/{}", kind.as_str()),
     };
     let image_url = if succeeded { picture.map(&url) } else { None };
+    // A describe's or a shorten's prompt is what it found: its prompts, as Midjourney writes
+    // them. Until then a describe has none (its request text is a placeholder) and a shorten
+    // shows the prompt it shortens.
+    let prompt = match gn.kind {
+        kind if kind.makes_prompts() => {
+            let found = described(&gn.provider_refs);
+            if found.is_empty() && kind == GenerationKind::Shorten {
+                gn.prompt.clone()
+            } else {
+                found
+            }
+        }
+        _ => gn.prompt.clone(),
+    };
+    let properties = json!({
+        "finalPrompt": prompt,
+        "provider": gn.provider,
+        "generationId": gn.id.to_string(),
+    });
     Task {
         id: gn.id.to_string(),
         action: match gn.kind {
@@ -128,22 +148,34 @@ pub fn task(
         },
         status,
         progress: format!("{progress}%"),
-        prompt: gn.prompt.clone(),
-        prompt_en: gn.prompt.clone(),
+        prompt_en: prompt.clone(),
         description,
-        state: None,
+        prompt,
+        state: gn.client_reference.clone(),
         submit_time: ms(gn.created_at),
         start_time: gn.started_at.map(ms),
         finish_time: gn.completed_at.map(ms),
         image_url,
         fail_reason: gn.error.as_ref().map(|e| e.message.clone()),
         buttons,
-        properties: json!({
-            "finalPrompt": gn.prompt,
-            "provider": gn.provider,
-            "generationId": gn.id.to_string(),
-        }),
+        properties,
     }
+}
+
+/// A describe's or a shorten's prompts as Midjourney's answer writes them, each after its
+/// keycap digit (`1️⃣ …`), separated by blank lines; empty before it found them.
+fn described(refs: &Value) -> String {
+    let prompts = refs["prompts"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    prompts
+        .iter()
+        .filter_map(Value::as_str)
+        .enumerate()
+        .map(|(i, p)| format!("{}\u{fe0f}\u{20e3} {p}", i + 1))
+        .collect::<Vec<_>>()
+        .join("\n\n")
 }
 
 /// The action a generation made by a button played, from its parameters.
@@ -359,6 +391,16 @@ pub fn action_of(custom_id: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_describes_prompts_are_numbered_as_midjourney_writes_them() {
+        let refs = json!({"prompts": ["a red fox --ar 3:2", "a fox in snow"]});
+        assert_eq!(
+            described(&refs),
+            "1\u{fe0f}\u{20e3} a red fox --ar 3:2\n\n2\u{fe0f}\u{20e3} a fox in snow"
+        );
+        assert_eq!(described(&json!({})), "");
+    }
 
     #[test]
     fn custom_ids_read_back_into_actions() {

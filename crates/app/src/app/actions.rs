@@ -19,10 +19,13 @@ impl App {
         action: &str,
         upscale: &UpscaleSelection,
     ) -> Result<Generation, AppError> {
-        self.act_notified(actor, image, action, upscale, None).await
+        self.act_notified(actor, image, action, upscale, None, None)
+            .await
     }
 
-    /// [`App::act`], with a notify hook (its deliveries start with the new generation).
+    /// [`App::act`], with a notify hook (its deliveries start with the new generation) and
+    /// the caller's reference for the new generation (checked here, before anything is
+    /// written).
     pub async fn act_notified(
         &self,
         actor: Actor,
@@ -30,31 +33,41 @@ impl App {
         action: &str,
         upscale: &UpscaleSelection,
         hook: Option<NotifyHook>,
+        reference: Option<&str>,
     ) -> Result<Generation, AppError> {
-        self.act_prompted(actor, image, action, None, upscale, hook)
-            .await
+        let options = ActOptions {
+            upscale: upscale.clone(),
+            hook,
+            reference,
+            ..ActOptions::default()
+        };
+        self.act_with(actor, image, action, options).await
     }
 
-    /// [`App::act_notified`] with the prompt an action takes (`zoom-custom`'s new prompt, with
-    /// its `--zoom`); the other actions refuse one. The prompt is checked as a generation's is
-    /// (its provider's rules included) and becomes the new generation's.
-    pub async fn act_prompted(
+    /// [`App::act_notified`] with everything an action may take, its prompt included
+    /// (`zoom-custom`'s new prompt, with its `--zoom`; the other actions refuse one). The
+    /// prompt is checked as a generation's is (its provider's rules included) and becomes the
+    /// new generation's.
+    pub async fn act_with(
         &self,
         actor: Actor,
         image: ImageId,
         action: &str,
-        prompt: Option<&str>,
-        upscale: &UpscaleSelection,
-        hook: Option<NotifyHook>,
+        options: ActOptions<'_>,
     ) -> Result<Generation, AppError> {
+        let client_reference = client_reference(options.reference)?;
         let generation = self
-            .prepare_action(actor, image, action, prompt, upscale)
+            .prepare_action(actor, image, action, options.prompt, &options.upscale)
             .await?;
-        self.enqueue_hooked(actor, generation, hook.map(|h| h.0))
+        let generation = Generation {
+            client_reference,
+            ..generation
+        };
+        self.enqueue_hooked(actor, generation, options.hook.map(|h| h.0))
             .await
     }
 
-    /// Refuses what [`App::act_prompted`] would refuse, writing nothing: for a front-end that
+    /// Refuses what [`App::act_with`] would refuse, writing nothing: for a front-end that
     /// must write something of its own first (a notify hook's secret) only for a good request.
     pub async fn check_action(
         &self,
@@ -168,6 +181,37 @@ impl App {
     }
 }
 
+/// A caller's reference, checked by the domain's rule.
+fn client_reference(raw: Option<&str>) -> Result<Option<String>, AppError> {
+    Ok(match raw {
+        Some(raw) => crate::domain::check_client_reference(raw)?,
+        None => None,
+    })
+}
+
+/// What an action asks for besides its image and its name.
+pub struct ActOptions<'a> {
+    /// The new prompt of an action that takes one (`zoom-custom`).
+    pub prompt: Option<&'a str>,
+    /// The automatic upscales of a grid result.
+    pub upscale: UpscaleSelection,
+    /// A notify hook: its deliveries start with the new generation.
+    pub hook: Option<NotifyHook>,
+    /// The caller's reference for the new generation (the proxies' `state`).
+    pub reference: Option<&'a str>,
+}
+
+impl Default for ActOptions<'_> {
+    fn default() -> Self {
+        Self {
+            prompt: None,
+            upscale: UpscaleSelection::none(),
+            hook: None,
+            reference: None,
+        }
+    }
+}
+
 /// [`App::check_shorten`]'s rule, for a caller that has no `App` yet (the CLI checks before
 /// it opens, and so creates, the data directory).
 pub fn shorten_request(
@@ -251,17 +295,20 @@ impl App {
         image: ImageId,
         provider: Option<&str>,
     ) -> Result<Generation, AppError> {
-        self.describe_notified(actor, image, provider, None).await
+        self.describe_notified(actor, image, provider, None, None)
+            .await
     }
 
-    /// [`App::describe`], with a notify hook.
+    /// [`App::describe`], with a notify hook and the caller's reference.
     pub async fn describe_notified(
         &self,
         actor: Actor,
         image: ImageId,
         provider: Option<&str>,
         hook: Option<NotifyHook>,
+        reference: Option<&str>,
     ) -> Result<Generation, AppError> {
+        let reference = client_reference(reference)?;
         self.visible_image(actor, image).await?;
         let mut parameters = crate::domain::Parameters::default();
         parameters
@@ -273,13 +320,13 @@ impl App {
             format!("describe {image}"),
             parameters,
             provider,
-            hook,
+            (hook, reference),
         )
         .await
     }
 
-    /// Queues a /shorten of `request`'s prompt (with its provider and provider settings, such
-    /// as the niji bot): the provider proposes shorter prompts for it, saved with the
+    /// Queues a /shorten of `request`'s prompt (with its provider, its provider settings such
+    /// as the niji bot, and its client reference): the provider proposes shorter prompts for it, saved with the
     /// generation as /describe's are; no picture is made.
     pub async fn shorten(
         &self,
@@ -298,7 +345,7 @@ impl App {
             request.prompt,
             parameters,
             request.provider.as_deref(),
-            hook,
+            (hook, request.client_reference),
         )
         .await
     }
@@ -323,11 +370,15 @@ impl App {
         upscale: &UpscaleSelection,
         provider: Option<&str>,
     ) -> Result<Generation, AppError> {
-        self.blend_notified(actor, images, dimensions, upscale, provider, None)
+        self.blend_notified(actor, images, dimensions, upscale, provider, None, None)
             .await
     }
 
-    /// [`App::blend`], with a notify hook.
+    /// [`App::blend`], with a notify hook and the caller's reference.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each is one of the request's fields"
+    )]
     pub async fn blend_notified(
         &self,
         actor: Actor,
@@ -336,7 +387,9 @@ impl App {
         upscale: &UpscaleSelection,
         provider: Option<&str>,
         hook: Option<NotifyHook>,
+        reference: Option<&str>,
     ) -> Result<Generation, AppError> {
+        let reference = client_reference(reference)?;
         if !(2..=5).contains(&images.len()) {
             return Err(AppError::Invalid(format!(
                 "blend takes 2 to 5 images, not {}",
@@ -373,7 +426,7 @@ impl App {
             prompt,
             parameters,
             provider,
-            hook,
+            (hook, reference),
         )
         .await
     }
@@ -385,13 +438,16 @@ impl App {
         prompt: String,
         parameters: crate::domain::Parameters,
         provider: Option<&str>,
-        hook: Option<NotifyHook>,
+        (hook, client_reference): (Option<NotifyHook>, Option<String>),
     ) -> Result<Generation, AppError> {
         let provider = self
             .providers
             .serving(provider, kind, None)
             .map_err(AppError::Invalid)?;
-        let generation = Generation::queued(provider, kind, prompt, parameters);
+        let generation = Generation {
+            client_reference,
+            ..Generation::queued(provider, kind, prompt, parameters)
+        };
         self.enqueue_hooked(actor, generation, hook.map(|h| h.0))
             .await
     }

@@ -75,6 +75,7 @@ impl App {
             negative_prompt: request.negative_prompt,
             category: request.category,
             subject: request.subject,
+            client_reference: request.client_reference,
             ..Generation::queued(
                 provider,
                 GenerationKind::Imagine,

@@ -168,6 +168,7 @@ impl App {
                 parameters: Parameters::default(),
                 category: prepared.category,
                 subject: prepared.subject.clone(),
+                client_reference: None,
                 version,
                 status: GenerationStatus::Succeeded,
                 phase: Some(Phase::Completed),

@@ -79,6 +79,14 @@ impl App {
         let _ = self.mj_origin.set(origin);
     }
 
+    /// The address `atelier serve` listens on, as `http://host:port`, for links when a request
+    /// tells none (no `Host`); the default address before `serve` set it.
+    pub fn served_origin(&self) -> String {
+        self.mj_origin
+            .get()
+            .map_or_else(|| "http://127.0.0.1:8787".to_owned(), String::clone)
+    }
+
     /// `g` as the proxy's task object. `origin` is the address the client reached the server
     /// by (links begin with it unless `public_url` is set); a picture with a public URL in the
     /// store is given by it instead of a link.
@@ -128,7 +136,14 @@ impl App {
             .mj_links
             .open(link, now)
             .map_err(|e| AppError::NotFound(e.to_string()))?;
-        self.image_bytes(Actor::Operator, id, false).await
+        match self.image_bytes(Actor::Operator, id, false).await {
+            // The link is good, its picture is not there any more.
+            Err(AppError::NotFound(_)) => Err(AppError::NotFound(format!(
+                "the picture this link opened (image {id}) has been deleted, so the link opens \
+                 nothing now; fetch its task again for the pictures it still has"
+            ))),
+            other => other,
+        }
     }
 }
 

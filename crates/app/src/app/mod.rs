@@ -22,7 +22,7 @@ mod webhooks;
 pub use crate::catalogue::FeedEntry;
 pub(crate) use accounts::spawn_account_recorder;
 pub use accounts::{AccountView, LastKnown, ProviderSummary, account_views};
-pub use actions::shorten_request;
+pub use actions::{ActOptions, shorten_request};
 pub use follow::{Following, FollowingFeed};
 pub use generations::{GenerationPage, QueuePosition};
 pub use images::ImagePage;

@@ -259,6 +259,10 @@ pub struct GenerateArgs {
     /// Queue the generation and return at once
     #[arg(long)]
     pub no_wait: bool,
+    /// Your own reference for the generation (an order number…), kept with it and shown back
+    /// as `client_reference`: at most 255 characters, no control characters
+    #[arg(long, value_name = "TEXT")]
+    pub reference: Option<String>,
     /// Midjourney only: which Discord bot renders it
     #[arg(long, value_parser = ["midjourney", "niji"])]
     pub bot: Option<String>,

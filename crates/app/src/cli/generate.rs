@@ -27,6 +27,7 @@ pub async fn generate(config: &Config, args: GenerateArgs, out: &Out) -> Result<
     request.provider = args.provider;
     request.category = args.category.as_deref().and_then(Category::parse);
     request.subject = args.subject;
+    request.client_reference = args.reference;
     request.upscale = UpscaleSelection::parse(&args.upscale)?;
     request.seed = args.seed;
     request.extra = extra_parameters(args.bot, &args.param)?;
@@ -111,7 +112,16 @@ pub async fn action(
         return Ok(0);
     };
     let generation = app
-        .act_prompted(ME, id, action, asked.prompt, &upscale, None)
+        .act_with(
+            ME,
+            id,
+            action,
+            crate::app::ActOptions {
+                prompt: asked.prompt,
+                upscale,
+                ..crate::app::ActOptions::default()
+            },
+        )
         .await?;
     sandbox_notice(&app, &generation.provider, out).await;
     follow(&app, generation.id, no_wait, out).await

@@ -211,6 +211,9 @@ async fn update_image(
 async fn generate(client: &Client, args: GenerateArgs, out: &Out) -> Result<u8, AppError> {
     // What the server would refuse, refused here with the local wording.
     UpscaleSelection::parse(&args.upscale)?;
+    if let Some(reference) = &args.reference {
+        crate::domain::check_client_reference(reference)?;
+    }
     let parameters = super::generate::extra_parameters(args.bot, &args.param)?;
     let body = CreateGeneration {
         prompt: args.prompt,
@@ -220,6 +223,7 @@ async fn generate(client: &Client, args: GenerateArgs, out: &Out) -> Result<u8, 
         upscale: Some(UpscaleChoice::Text(args.upscale)),
         seed: args.seed,
         parameters,
+        client_reference: args.reference,
         ..CreateGeneration::default()
     };
     let view: GenerationView = client.create(&["v1", "generations"], &body).await?;

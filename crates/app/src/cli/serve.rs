@@ -27,7 +27,10 @@ pub async fn serve(config: &Config, args: &ServeArgs, out: &Out) -> Result<u8, A
     let providers = wiring::providers(config)?;
     let app = wiring::open(config, providers, true).await?;
     let settings = Settings::from_config(&server, addr, app.total_concurrency(), grace)?;
+    // Every route's configuration is checked before the socket opens: a refused setting
+    // exits 2 with nothing ever listening.
     settings.openai_images.check(&app)?;
+    settings.mj_proxy.check(&app)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| AppError::Invalid(format!("cannot listen on {addr}: {e}")))?;

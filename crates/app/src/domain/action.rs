@@ -184,6 +184,22 @@ pub enum Output {
 
 pub const NAMES: &str = "u1-u4, v1-v4, reroll (on a grid); vary-strong, vary-subtle, upscale-subtle, upscale-creative, zoom-out-2x, zoom-out-1.5x, zoom-custom (with a prompt), pan-left, pan-right, pan-up, pan-down, animate-high, animate-low (on an upscale); video-u1-video-u4 (on a video grid); extend-high, extend-low (on a clip)";
 
+/// Why `name`, an action on one picture or clip, was refused on an image that is neither (a
+/// grid), and what to press instead.
+fn on_one(name: &str) -> String {
+    if name.starts_with("extend") {
+        format!(
+            "{name} lengthens a clip, and this image is a grid, not a clip: press video-u1 to \
+             video-u4 on the video grid first, then {name} on the clip that makes"
+        )
+    } else {
+        format!(
+            "{name} works on one upscaled picture, and this image is a grid: press u1 to u4 on \
+             the grid first (or use one of its automatic upscales), then {name} on that picture"
+        )
+    }
+}
+
 impl Action {
     /// Parses an action name. `index` is the upscale the action is on (for the actions that
     /// work on an upscale); grid actions carry their own number.
@@ -206,11 +222,7 @@ impl Action {
         if let Some(i) = numbered("video-u") {
             return Ok(Self::VideoUpscale { index: i });
         }
-        let on_upscale = |make: fn(u8) -> Self| {
-            index.map(make).ok_or_else(|| {
-                format!("{name} acts on an upscaled image (upscale_1 to upscale_4), not on a grid")
-            })
-        };
+        let on_upscale = |make: fn(u8) -> Self| index.map(make).ok_or_else(|| on_one(&name));
         match name.as_str() {
             "vary-strong" => on_upscale(|index| Self::VaryStrong { index }),
             "vary-subtle" => on_upscale(|index| Self::VarySubtle { index }),
@@ -475,6 +487,23 @@ mod tests {
         assert!(pan.check_prompt(None, "a fox").is_ok());
         let refused = pan.check_prompt(Some("a cat"), "a fox").unwrap_err();
         assert!(refused.contains("takes no prompt"), "{refused}");
+    }
+
+    #[test]
+    fn an_action_on_one_picture_refused_on_a_grid_says_what_to_press() {
+        let extend = Action::parse("extend-high", None).unwrap_err();
+        for words in [
+            "extend-high lengthens a clip",
+            "is a grid",
+            "video-u1 to video-u4",
+        ] {
+            assert!(extend.contains(words), "{extend}");
+        }
+        let vary = Action::parse("vary-strong", None).unwrap_err();
+        for words in ["one upscaled picture", "is a grid", "press u1 to u4"] {
+            assert!(vary.contains(words), "{vary}");
+        }
+        assert!(!vary.contains("upscale_1"), "{vary}");
     }
 
     #[test]

@@ -165,6 +165,9 @@ pub struct Generation {
     pub parameters: Parameters,
     pub category: Option<Category>,
     pub subject: Option<String>,
+    /// The caller's own reference (the midjourney-proxy's `state`), kept as given and shown
+    /// back; checked by [`super::check_client_reference`].
+    pub client_reference: Option<String>,
     pub version: u32,
     pub status: GenerationStatus,
     pub phase: Option<Phase>,
@@ -202,6 +205,7 @@ impl Generation {
             parameters,
             category: None,
             subject: None,
+            client_reference: None,
             version: 0,
             status: GenerationStatus::Queued,
             phase: None,
@@ -215,7 +219,8 @@ impl Generation {
     }
 
     /// A new queued generation that asks for what `self` asked (provider, prompt,
-    /// parameters, category and subject), as a child of `self`, with a fresh life cycle.
+    /// parameters, category and subject), as a child of `self`, with a fresh life cycle; not
+    /// the caller's reference, which each request brings of its own.
     #[must_use]
     pub fn child(&self) -> Self {
         let fresh = Self::queued(

@@ -43,7 +43,8 @@ pub use job::{AfterFailure, Job, JobKind, JobStatus, Lease, OnClaim};
 pub use lifecycle::{Change, Stage, StepRefused, creation_events};
 pub use progress::Milestones;
 pub use request::{
-    GenerationRequest, Invalid, MAX_PROMPT_CHARS, Parameters, UpscaleSelection, check_subject,
+    GenerationRequest, Invalid, MAX_CLIENT_REFERENCE_CHARS, MAX_PROMPT_CHARS, Parameters,
+    UpscaleSelection, check_client_reference, check_subject,
 };
 pub use user::{
     AccountInvalid, ApiKey, Email, KEY_PREFIX, SESSION_PREFIX, Session, User, UserRole,

@@ -7,6 +7,9 @@ use super::Category;
 /// Longest prompt accepted, in characters (Midjourney's own limit is of this order).
 pub const MAX_PROMPT_CHARS: usize = 6000;
 const MAX_SUBJECT_CHARS: usize = 200;
+/// Longest caller's reference kept with a generation, in characters (the midjourney-proxy's
+/// own bound on `state`).
+pub const MAX_CLIENT_REFERENCE_CHARS: usize = 255;
 
 /// Why a request was refused. Each message is one line meant for the user.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -23,6 +26,12 @@ pub enum Invalid {
     SubjectTooLong(usize),
     #[error("the subject contains a control character (code {0:#04x})")]
     SubjectControlCharacter(u32),
+    #[error(
+        "the client reference is {0} characters long; the limit is {MAX_CLIENT_REFERENCE_CHARS}"
+    )]
+    ClientReferenceTooLong(usize),
+    #[error("the client reference contains a control character (code {0:#04x})")]
+    ClientReferenceControlCharacter(u32),
     #[error("invalid --upscale {0:?}: expected all, none, or upscale numbers 1-4 such as 1,3")]
     Upscale(String),
     /// A prompt parameter Midjourney's table refuses (`--ar 99999:1`, `--q 3`).
@@ -30,6 +39,21 @@ pub enum Invalid {
     Parameter(atelier_midjourney_params::Refusal),
     #[error("{0}")]
     Other(String),
+}
+
+impl Invalid {
+    /// Whether the refusal is about the prompt's text (empty, too long, a control character,
+    /// or a parameter written in it), so a front-end that names the field at fault can name
+    /// the prompt.
+    pub fn is_about_prompt(&self) -> bool {
+        matches!(
+            self,
+            Self::EmptyPrompt
+                | Self::PromptTooLong(_)
+                | Self::ControlCharacter(_)
+                | Self::Parameter(_)
+        )
+    }
 }
 
 /// Which upscales to store automatically after the grid.
@@ -112,6 +136,8 @@ pub struct GenerationRequest {
     pub aspect_ratio: Option<String>,
     /// Provider settings that are not prompt parameters (e.g. `bot = "niji"`).
     pub extra: serde_json::Map<String, serde_json::Value>,
+    /// The caller's own reference, kept with the generation and shown back.
+    pub client_reference: Option<String>,
 }
 
 impl GenerationRequest {
@@ -126,6 +152,7 @@ impl GenerationRequest {
             seed: None,
             aspect_ratio: None,
             extra: serde_json::Map::new(),
+            client_reference: None,
         }
     }
 
@@ -190,6 +217,9 @@ impl GenerationRequest {
         if let Some(subject) = self.subject.take() {
             self.subject = Some(check_subject(&subject)?);
         }
+        if let Some(reference) = self.client_reference.take() {
+            self.client_reference = check_client_reference(&reference)?;
+        }
         Ok(self)
     }
 }
@@ -208,6 +238,23 @@ pub fn check_subject(raw: &str) -> Result<String, Invalid> {
         return Err(Invalid::SubjectControlCharacter(c as u32));
     }
     Ok(subject.to_owned())
+}
+
+/// A caller's reference as kept: exactly as given (it is the caller's, and comes back as it
+/// went), at most [`MAX_CLIENT_REFERENCE_CHARS`] characters, without control characters; an
+/// empty one is none.
+pub fn check_client_reference(raw: &str) -> Result<Option<String>, Invalid> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let n = raw.chars().count();
+    if n > MAX_CLIENT_REFERENCE_CHARS {
+        return Err(Invalid::ClientReferenceTooLong(n));
+    }
+    if let Some(c) = raw.chars().find(|c| c.is_control()) {
+        return Err(Invalid::ClientReferenceControlCharacter(c as u32));
+    }
+    Ok(Some(raw.to_owned()))
 }
 
 fn check_prompt(raw: &str) -> Result<String, Invalid> {
@@ -231,6 +278,39 @@ fn check_prompt(raw: &str) -> Result<String, Invalid> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_references_are_kept_as_given_and_bounded() {
+        assert_eq!(
+            check_client_reference(" order 42 / é ").unwrap().as_deref(),
+            Some(" order 42 / é ")
+        );
+        assert_eq!(check_client_reference("").unwrap(), None);
+        let longest = "é".repeat(MAX_CLIENT_REFERENCE_CHARS);
+        assert_eq!(check_client_reference(&longest).unwrap(), Some(longest));
+        assert_eq!(
+            check_client_reference(&"x".repeat(256)),
+            Err(Invalid::ClientReferenceTooLong(256))
+        );
+        for (bad, code) in [
+            ("a\nb", 0x0a),
+            ("\u{0}", 0),
+            ("tab\there", 9),
+            ("\u{85}", 0x85),
+        ] {
+            assert_eq!(
+                check_client_reference(bad),
+                Err(Invalid::ClientReferenceControlCharacter(code)),
+                "{bad:?}"
+            );
+        }
+        let mut request = GenerationRequest::new("a fox");
+        request.client_reference = Some("x".repeat(300));
+        assert!(matches!(
+            request.validated(),
+            Err(Invalid::ClientReferenceTooLong(300))
+        ));
+    }
 
     #[test]
     fn prompts_are_trimmed_and_bounded() {

@@ -307,13 +307,15 @@ pub async fn act(
     };
     let generation = s
         .app
-        .act_prompted(
+        .act_with(
             actor,
             image,
             &body.action,
-            body.prompt.as_deref(),
-            &upscale,
-            None,
+            crate::app::ActOptions {
+                prompt: body.prompt.as_deref(),
+                upscale,
+                ..crate::app::ActOptions::default()
+            },
         )
         .await?;
     created(&s, actor, generation, wait).await

@@ -10,9 +10,10 @@
 //! for `modal`), `blend` and `describe` store the pictures sent inline as the caller's imports
 //! and run on them, `shorten` asks for shorter prompts; `notifyHook` is a webhook whose
 //! deliveries carry the task object (`App::notify_hook`); `botType: NIJI_JOURNEY` goes to
-//! `[server.mj_proxy] niji_provider` with `bot = "niji"`. `state` and `accountFilter` are
-//! accepted and ignored; `base64Array` on imagine is refused, and `video` is answered as the
-//! proxy answers a failed submit (code 9), with 501.
+//! `[server.mj_proxy] niji_provider` with `bot = "niji"`. `state` (each submit's, at most 255
+//! characters) is kept with the generation as its client reference and comes back in the
+//! task; `accountFilter` is accepted and ignored; `base64Array` on imagine is refused, and
+//! `video` is answered as the proxy answers a failed submit (code 9), with 501.
 //!
 //! - `envelope.rs`: the submit answer and the errors in the proxy's envelope;
 //! - `tasks.rs`: the task routes and the signed picture links;
@@ -103,8 +104,8 @@ pub struct ImagineRequest {
     base64: Option<String>,
     /// Receives the task object on each change.
     notify_hook: Option<String>,
-    /// Accepted and ignored (not kept).
-    #[expect(dead_code, reason = "accepted as the proxy documents it, and ignored")]
+    /// The caller's own string (at most 255 characters, no control characters), kept and
+    /// given back in the task's `state`.
     state: Option<String>,
     /// `MID_JOURNEY` (default) or `NIJI_JOURNEY`.
     bot_type: Option<String>,
@@ -122,7 +123,7 @@ pub struct ActionRequest {
     custom_id: Option<String>,
     task_id: Option<String>,
     notify_hook: Option<String>,
-    #[expect(dead_code, reason = "accepted as the proxy documents it, and ignored")]
+    /// Kept and given back in the task's `state`, as on imagine.
     state: Option<String>,
 }
 
@@ -137,7 +138,7 @@ pub struct BlendRequest {
     dimensions: Option<String>,
     bot_type: Option<String>,
     notify_hook: Option<String>,
-    #[expect(dead_code, reason = "accepted as the proxy documents it, and ignored")]
+    /// Kept and given back in the task's `state`, as on imagine.
     state: Option<String>,
 }
 
@@ -149,12 +150,24 @@ pub struct DescribeRequest {
     base64: Option<String>,
     bot_type: Option<String>,
     notify_hook: Option<String>,
-    #[expect(dead_code, reason = "accepted as the proxy documents it, and ignored")]
+    /// Kept and given back in the task's `state`, as on imagine.
     state: Option<String>,
 }
 
 fn caller(caller: Result<Caller, Problem>) -> Result<Actor, MjError> {
     Ok(caller?.0)
+}
+
+/// A submit's `state`, checked before anything is written (refused as bad input, code 4).
+fn state(state: Option<&str>) -> Result<Option<&str>, MjError> {
+    match state {
+        Some(raw) => {
+            crate::domain::check_client_reference(raw)
+                .map_err(|e| MjError::invalid(format!("state: {e}")))?;
+            Ok(Some(raw))
+        }
+        None => Ok(None),
+    }
 }
 
 /// A notify hook, checked (and refused as a webhook would be) before anything is written.
@@ -206,7 +219,7 @@ fn pictures(items: &[String], field: &str) -> Result<Vec<Vec<u8>>, MjError> {
     tag = "midjourney-proxy",
     operation_id = "mj_submit_imagine",
     summary = "midjourney-proxy: submit an imagine task",
-    description = "Queues a generation of the prompt (the grid; the buttons make the rest). Key in `mj-api-secret` or `Authorization: Bearer`. `botType` chooses `[server.mj_proxy] provider` or `niji_provider`; `notifyHook` receives the task object on each change; `state` is ignored; image prompts (`base64Array`) are refused.",
+    description = "Queues a generation of the prompt (the grid; the buttons make the rest). Key in `mj-api-secret` or `Authorization: Bearer`. `botType` chooses `[server.mj_proxy] provider` or `niji_provider`; `notifyHook` receives the task object on each change; `state` (at most 255 characters) comes back in the task; image prompts (`base64Array`) are refused.",
     request_body = ImagineRequest,
     responses(
         (status = 200, description = "Submitted: code 1, or 22 behind others; `result` is the task id", body = Envelope),
@@ -235,6 +248,7 @@ pub async fn imagine(
     }
     let (provider, niji) = s.settings.mj_proxy.provider(body.bot_type.as_deref())?;
     let mut request = GenerationRequest::new(prompt);
+    request.client_reference = state(body.state.as_deref())?.map(str::to_owned);
     request.provider = provider;
     request.upscale = UpscaleSelection::none();
     if niji {
@@ -275,6 +289,7 @@ pub async fn action(
     ) else {
         return Err(MjError::invalid("customId and taskId are required"));
     };
+    let reference = state(body.state.as_deref())?;
     let g = tasks::visible(&s, actor, &task).await?;
     if g.generation.status != crate::domain::GenerationStatus::Succeeded {
         return Err(MjError::new(
@@ -319,7 +334,14 @@ pub async fn action(
     let hook = hook(&s, actor, body.notify_hook.as_deref()).await?;
     let made = s
         .app
-        .act_notified(actor, image, &word, &UpscaleSelection::none(), hook)
+        .act_notified(
+            actor,
+            image,
+            &word,
+            &UpscaleSelection::none(),
+            hook,
+            reference,
+        )
         .await?;
     Ok(submitted(&s, &made).await)
 }
@@ -360,6 +382,7 @@ pub async fn blend(
         }
     };
     let (provider, _) = s.settings.mj_proxy.provider(body.bot_type.as_deref())?;
+    let reference = state(body.state.as_deref())?;
     let pictures = pictures(&body.base64_array, "base64Array")?;
     s.app
         .serves(provider.as_deref(), crate::domain::GenerationKind::Blend)?;
@@ -377,6 +400,7 @@ pub async fn blend(
             &UpscaleSelection::none(),
             provider.as_deref(),
             hook,
+            reference,
         )
         .await?;
     Ok(submitted(&s, &g).await)
@@ -407,6 +431,7 @@ pub async fn describe(
         .filter(|b| !b.trim().is_empty())
         .ok_or_else(|| MjError::invalid("base64 is required"))?;
     let (provider, _) = s.settings.mj_proxy.provider(body.bot_type.as_deref())?;
+    let reference = state(body.state.as_deref())?;
     let pictures = pictures(&[picture], "base64")?;
     s.app
         .serves(provider.as_deref(), crate::domain::GenerationKind::Describe)?;
@@ -421,12 +446,13 @@ pub async fn describe(
         .ok_or_else(|| MjError::invalid("base64 holds no picture"))?;
     let g = s
         .app
-        .describe_notified(actor, image, provider.as_deref(), hook)
+        .describe_notified(actor, image, provider.as_deref(), hook, reference)
         .await?;
     Ok(submitted(&s, &g).await)
 }
 
-/// The address a client reached the server by.
-pub(super) fn client_origin(headers: &HeaderMap) -> String {
+/// The address a client reached the server by, when its `Host` tells one; else `None`, and
+/// links begin with `[server.mj_proxy] public_url` or the address the server listens on.
+pub(super) fn client_origin(headers: &HeaderMap) -> Option<String> {
     origin(headers)
 }

@@ -222,7 +222,8 @@ pub async fn generations(
             ImageData {
                 b64_json: None,
                 url: Some(image.public_url.clone().unwrap_or_else(|| {
-                    format!("{}/v1/images/{}/file", origin(&headers), image.id)
+                    let base = origin(&headers).unwrap_or_else(|| s.app.served_origin());
+                    format!("{base}/v1/images/{}/file", image.id)
                 })),
             }
         } else {
@@ -242,6 +243,13 @@ pub async fn generations(
 
 /// The generation the body asks for, and how many pictures it ends with.
 fn request(s: &Shared, body: ImagesRequest) -> Result<(GenerationRequest, u8), OpenAiError> {
+    // The prompt's own faults (blank, too long, a control character, a bad parameter in it)
+    // name it, as OpenAI's `param` does; `check` below would refuse them without a field.
+    if let Err(e) = GenerationRequest::new(body.prompt.clone()).validated()
+        && e.is_about_prompt()
+    {
+        return Err(OpenAiError::invalid("prompt", e.to_string()));
+    }
     if body.stream == Some(true) {
         return Err(OpenAiError::invalid(
             "stream",
@@ -397,27 +405,98 @@ fn failed(error: Option<&crate::domain::Failure>) -> OpenAiError {
     OpenAiError::status(status, code, f.message.clone())
 }
 
-/// `scheme://host` the client reached the server by, for URLs in the answer.
-pub(super) fn origin(headers: &HeaderMap) -> String {
+/// `scheme://host[:port]` the client reached the server by, for URLs in the answer; `None`
+/// when its `Host` is missing (HTTP/1.0), empty or not an authority, so the caller falls back
+/// to an address of the server's own rather than writing `http:/…` or a guessed host.
+pub(super) fn origin(headers: &HeaderMap) -> Option<String> {
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
-        .filter(|h| {
-            h.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
-        })
-        .unwrap_or("127.0.0.1");
+        .map(str::trim)
+        .filter(|h| is_authority(h))?;
     let scheme = headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
         .filter(|p| *p == "https")
         .unwrap_or("http");
-    format!("{scheme}://{host}")
+    Some(format!("{scheme}://{host}"))
+}
+
+/// Whether `h` is a `Host` header's authority: a name or IPv4 address, or a bracketed IPv6
+/// address, with an optional numeric port; no user information, path or stray characters.
+fn is_authority(h: &str) -> bool {
+    let port = if let Some(rest) = h.strip_prefix('[') {
+        let Some((v6, after)) = rest.split_once(']') else {
+            return false;
+        };
+        if v6.parse::<std::net::Ipv6Addr>().is_err() {
+            return false;
+        }
+        if after.is_empty() {
+            return true;
+        }
+        match after.strip_prefix(':') {
+            Some(port) => port,
+            None => return false,
+        }
+    } else {
+        let (host, port) = h.split_once(':').map_or((h, None), |(h, p)| (h, Some(p)));
+        let name = host.len() <= 253
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        match (name, port) {
+            (false, _) => return false,
+            (true, None) => return true,
+            (true, Some(port)) => port,
+        }
+    };
+    port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok_and(|p| p > 0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_that_is_no_authority_gives_no_origin() {
+        let with = |host: Option<&str>| {
+            let mut h = HeaderMap::new();
+            if let Some(host) = host {
+                h.insert(header::HOST, host.parse().unwrap());
+            }
+            origin(&h)
+        };
+        for (host, expect) in [
+            ("example.com", "http://example.com"),
+            ("example.com:8443", "http://example.com:8443"),
+            ("127.0.0.1:8787", "http://127.0.0.1:8787"),
+            ("[::1]:8787", "http://[::1]:8787"),
+            ("[::1]", "http://[::1]"),
+        ] {
+            assert_eq!(with(Some(host)).as_deref(), Some(expect), "{host}");
+        }
+        for bad in [
+            "",
+            "  ",
+            "example.com:",
+            "example.com:99999",
+            "example.com:0",
+            "a:b:c",
+            "user@example.com",
+            "example.com/path",
+            "..",
+            "a..b",
+            "[nope]:1",
+            "[::1]x",
+            "ex ample",
+        ] {
+            assert_eq!(with(Some(bad)), None, "{bad:?}");
+        }
+        assert_eq!(with(None), None);
+    }
 
     #[test]
     fn sizes_become_reduced_ratios() {

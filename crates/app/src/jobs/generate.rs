@@ -392,6 +392,17 @@ impl Run {
     /// /describe and /shorten: the provider saves the prompts it found in the generation's
     /// references; no image is made.
     async fn prompts(&self) -> Result<(), JobError> {
+        // Such a job stores no picture and its provider tells no progress, so after the
+        // `submitted` step (which `rendering` then skips) nothing would make it `running`: it
+        // would end without ever having started (`started_at`).
+        if self.just_submitted {
+            self.step(Change::new(
+                EventKind::Progress,
+                GenerationStatus::Running,
+                Milestones::SUBMITTED,
+            ))
+            .await?;
+        }
         self.render_one().await?;
         self.step(
             Change::new(EventKind::Completed, GenerationStatus::Succeeded, 100.0)

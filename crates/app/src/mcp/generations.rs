@@ -150,13 +150,15 @@ impl Atelier {
         let upscale = upscales(args.upscale.as_deref(), UpscaleSelection::none())?;
         let generation = self
             .app
-            .act_prompted(
+            .act_with(
                 actor,
                 image,
                 args.action.name(),
-                args.prompt.as_deref(),
-                &upscale,
-                None,
+                crate::app::ActOptions {
+                    prompt: args.prompt.as_deref(),
+                    upscale,
+                    ..crate::app::ActOptions::default()
+                },
             )
             .await?;
         self.after_wait(actor, generation.id, self.wait(args.wait), ctx)

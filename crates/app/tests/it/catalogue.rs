@@ -31,6 +31,8 @@ pub(super) fn generation(subject: Option<&str>, parent: Option<GenerationId>) ->
         },
         category: Some(Category::Scene),
         subject: subject.map(str::to_owned),
+        // A caller's reference at its longest, with characters beyond ASCII: kept as given.
+        client_reference: Some(format!("order {}", "é".repeat(249))),
         version: 0,
         status: GenerationStatus::Queued,
         phase: None,
@@ -116,6 +118,13 @@ async fn generations_versions_and_events(backend: Backend) {
     assert_eq!(back.parameters, g.parameters);
     assert_eq!(back.negative_prompt.as_deref(), Some("fog"));
     assert_eq!((back.status, back.version), (GenerationStatus::Queued, 1));
+    assert_eq!(back.client_reference, g.client_reference);
+    // A reference longer than the domain allows never reaches the table: the column refuses it
+    // too, and nothing is written.
+    let mut long = generation(None, None);
+    long.client_reference = Some("x".repeat(256));
+    assert!(c.create_generation(&long, None, &[]).await.is_err());
+    assert!(c.generation(long.id).await.is_err());
 
     // Versions count per category and subject, else per parent.
     assert_eq!(

@@ -639,7 +639,7 @@ fn parameters_no_midjourney_model_accepts_are_refused_for_every_provider() {
     // Which model takes which parameter is Midjourney's rule: the sandbox draws these as before.
     let (code, g) = d.json(&[
         "generate",
-        "x --stop 50 --v 7 --oref o.png",
+        "x --stop 50 --v 7 --oref https://example.com/o.png",
         "--upscale",
         "none",
     ]);
@@ -770,4 +770,32 @@ fn shorten_prints_its_prompts_and_custom_zoom_takes_a_prompt() {
     }
     let (_, after) = d.json(&["image", "list"]);
     assert_eq!(before, after);
+}
+
+#[test]
+fn generate_keeps_a_reference_of_the_callers_and_refuses_a_bad_one() {
+    let d = DataDir::new();
+    for bad in ["x".repeat(256), "two\nlines".to_owned()] {
+        let out = d.run(&["generate", "a fox", "--reference", &bad]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("client reference"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert!(!d.path().join("atelier.db").exists(), "nothing was written");
+    let (code, g) = d.json(&[
+        "generate",
+        "a fox",
+        "--upscale",
+        "none",
+        "--reference",
+        "order 1042",
+    ]);
+    assert_eq!(code, 0, "{g}");
+    assert_eq!(g["client_reference"], "order 1042");
+    let id = g["id"].as_str().unwrap();
+    let (_, shown) = d.json(&["generation", "show", id]);
+    assert_eq!(shown["client_reference"], "order 1042", "{shown}");
 }

@@ -179,6 +179,7 @@ async fn a_generation_is_created_waited_for_read_and_listed() {
     let shown: Value = get_json(&http, s.url(&location), None).await;
     assert_eq!(shown["id"], g["id"]);
     assert_eq!(shown["progress"], 100.0);
+    assert!(shown.get("client_reference").is_none(), "{shown}");
 
     // Without waiting: 201 at once, queued or further.
     let r = http
@@ -203,6 +204,23 @@ async fn a_generation_is_created_waited_for_read_and_listed() {
     assert_eq!(page["data"][0]["id"], g["id"]);
     let images: Value = get_json(&http, s.url("/v1/images?category=scene&limit=10"), None).await;
     assert_eq!(images["data"].as_array().map(Vec::len), Some(5));
+    // A caller's reference is kept as given and shown back.
+    let r = http
+        .post(s.url("/v1/generations"))
+        .json(&json!({"prompt": "a reference", "upscale": "none", "client_reference": " order #42 é "}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(r.status().as_u16(), 201);
+    let with: Value = r.json().await.expect("json");
+    assert_eq!(with["client_reference"], " order #42 é ");
+    let shown: Value = get_json(
+        &http,
+        s.url(&format!("/v1/generations/{}", with["id"].as_str().unwrap())),
+        None,
+    )
+    .await;
+    assert_eq!(shown["client_reference"], " order #42 é ");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,6 +277,20 @@ async fn bad_input_is_a_problem_document_and_changes_nothing() {
     )
     .await;
     problem(create("[]").await.unwrap(), 422, "invalid_input").await;
+    for reference in [json!("x".repeat(256)), json!("a\nb"), json!(7)] {
+        let r = http
+            .post(s.url("/v1/generations"))
+            .json(&json!({"prompt": "x", "client_reference": reference}))
+            .send()
+            .await
+            .unwrap();
+        let p = problem(r, 422, "invalid_input").await;
+        assert!(
+            p.to_string().contains("client_reference")
+                || p.to_string().contains("client reference"),
+            "{p}"
+        );
+    }
     for ar in ["0:0", "banana", "99999:1", "1:1 --q 3", ""] {
         let r = http
             .post(s.url("/v1/generations"))
@@ -673,6 +705,22 @@ fn serve_refuses_bad_settings_before_listening() {
     let data = DataDir::with_config("[server]\nauth = \"maybe\"\n");
     let out = data.run(&["serve", "--bind", "127.0.0.1:0"]);
     assert_eq!(out.status.code(), Some(2));
+    // A midjourney-proxy route naming a provider this process lacks: refused before the
+    // socket opens, so nothing says it listens.
+    for key in ["provider", "niji_provider"] {
+        let data = DataDir::with_config(&format!("[server.mj_proxy]\n{key} = \"nope\"\n"));
+        let out = data.run(&["serve", "--bind", "127.0.0.1:0"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{key}: {stderr}");
+        assert!(
+            stderr.contains(&format!("[server.mj_proxy] {key}")),
+            "{stderr}"
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("listening"),
+            "{key}: the server listened before refusing"
+        );
+    }
 }
 
 /// A server with users: `alice` and `bob` (users) and `root` (an administrator), each with a

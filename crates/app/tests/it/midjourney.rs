@@ -649,6 +649,9 @@ async fn describe_and_blend_upload_their_images() {
     assert_eq!(g.status, GenerationStatus::Succeeded, "{:?}", g.error);
     let prompts = g.provider_refs["prompts"].as_array().unwrap();
     assert_eq!(prompts.len(), 4, "{prompts:?}");
+    // It ran: it has a start, before its end.
+    let started = g.started_at.expect("a describe that ran has started");
+    assert!(started <= g.completed_at.unwrap());
     assert!(
         app.generation(atelier::domain::Actor::Operator, d.id)
             .await

@@ -97,3 +97,34 @@ async fn steer_and_observe_over_http() {
     assert_eq!(status, 200);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_restarted_simulator_keeps_its_accounts_for_the_same_seed() {
+    let first = start(config()).await;
+    let accounts = first.accounts();
+    first.shutdown().await;
+    let again = start(config()).await;
+    let ids = |a: &atelier_simulator::Account| {
+        (
+            a.token.clone(),
+            a.user_id.clone(),
+            a.guild_id.clone(),
+            a.channel_id.clone(),
+        )
+    };
+    assert_eq!(
+        again.accounts().iter().map(ids).collect::<Vec<_>>(),
+        accounts.iter().map(ids).collect::<Vec<_>>()
+    );
+    // And the accounts work: a job runs in the channel a configuration written before names.
+    let mut client = Client::connect(&again, &accounts[0]).await;
+    let nonce = client.imagine("a fox after the restart").await;
+    client.final_for(&nonce).await;
+    // Another seed, other accounts.
+    let mut other = config();
+    other.faults.seed = 12345;
+    let other = start(other).await;
+    assert_ne!(other.accounts()[0].channel_id, accounts[0].channel_id);
+    other.shutdown().await;
+    again.shutdown().await;
+}

@@ -59,6 +59,7 @@ pub(super) fn generation(row: &PgRow) -> Result<Generation> {
             .map_err(|_| corrupt("parameters", &parameters.to_string()))?,
         category: category(get(row, "category")?)?,
         subject: get(row, "subject")?,
+        client_reference: get(row, "client_reference")?,
         version: count(row, "version")?,
         status: GenerationStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
         phase: phase(get(row, "phase")?)?,

@@ -132,9 +132,10 @@ pub(super) async fn insert_generation_row(conn: &mut PgConnection, g: &Generatio
     sqlx::query(
         "INSERT INTO generations (id, owner, provider, account, kind, parent_id, prompt,
             negative_prompt, parameters, category, subject, version, status, phase, progress,
-            error_code, error_message, provider_refs, created_at, started_at, completed_at)
+            error_code, error_message, provider_refs, created_at, started_at, completed_at,
+            client_reference)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-            $18, $19, $20, $21)",
+            $18, $19, $20, $21, $22)",
     )
     .bind(g.id.as_uuid())
     .bind(g.owner.map(|o| o.as_uuid()))
@@ -157,6 +158,7 @@ pub(super) async fn insert_generation_row(conn: &mut PgConnection, g: &Generatio
     .bind(micros(g.created_at))
     .bind(g.started_at.map(micros))
     .bind(g.completed_at.map(micros))
+    .bind(&g.client_reference)
     .execute(&mut *conn)
     .await
     .map_err(db)?;

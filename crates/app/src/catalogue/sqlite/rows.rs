@@ -68,6 +68,7 @@ pub(super) fn generation(row: &SqliteRow) -> Result<Generation> {
             .map_err(|_| corrupt("parameters", &parameters))?,
         category: category(get(row, "category")?)?,
         subject: get(row, "subject")?,
+        client_reference: get(row, "client_reference")?,
         version: get::<i64>(row, "version")? as u32,
         status: GenerationStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
         phase: phase

@@ -43,9 +43,10 @@ pub(super) async fn insert_generation_row(
     sqlx::query(
         "INSERT INTO generations (id, owner, provider, account, kind, parent_id, prompt,
             negative_prompt, parameters, category, subject, version, status, phase, progress,
-            error_code, error_message, provider_refs, created_at, started_at, completed_at)
+            error_code, error_message, provider_refs, created_at, started_at, completed_at,
+            client_reference)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-            ?18, ?19, ?20, ?21)",
+            ?18, ?19, ?20, ?21, ?22)",
     )
     .bind(g.id.to_string())
     .bind(g.owner.map(|o| o.to_string()))
@@ -68,6 +69,7 @@ pub(super) async fn insert_generation_row(
     .bind(ts(g.created_at))
     .bind(g.started_at.map(ts))
     .bind(g.completed_at.map(ts))
+    .bind(&g.client_reference)
     .execute(&mut *conn)
     .await
     .map_err(db)?;

@@ -56,14 +56,19 @@ impl Envelope {
         }
     }
 
+    /// Success (code 1) with `result` and no properties.
+    pub fn ok(description: impl Into<String>, result: String) -> Self {
+        Self {
+            code: SUCCESS,
+            description: description.into(),
+            result: Some(result),
+            properties: json!({}),
+        }
+    }
+
     pub fn submitted(id: String, ahead: u64) -> Self {
         if ahead == 0 {
-            Self {
-                code: SUCCESS,
-                description: "Submit success".into(),
-                result: Some(id),
-                properties: json!({}),
-            }
+            Self::ok("Submit success", id)
         } else {
             Self {
                 code: IN_QUEUE,
@@ -189,6 +194,23 @@ impl IntoResponse for MjError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answers_are_the_proxy_envelope() {
+        assert_eq!(
+            serde_json::to_value(Envelope::ok("Success", "42".into())).unwrap(),
+            json!({"code": 1, "description": "Success", "result": "42", "properties": {}})
+        );
+        assert_eq!(
+            serde_json::to_value(Envelope::submitted("t".into(), 0)).unwrap(),
+            json!({"code": 1, "description": "Submit success", "result": "t", "properties": {}})
+        );
+        assert_eq!(
+            serde_json::to_value(Envelope::submitted("t".into(), 2)).unwrap(),
+            json!({"code": 22, "description": "In queue, there are 2 tasks ahead", "result": "t",
+                   "properties": {"numberOfQueues": 2}})
+        );
+    }
 
     #[test]
     fn problems_become_the_proxy_codes() {

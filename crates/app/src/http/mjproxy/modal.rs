@@ -8,9 +8,9 @@ use super::super::auth::Caller;
 use super::super::input::Body;
 use super::super::{Problem, Shared};
 use super::envelope::{Envelope, MjError};
-use super::{caller, hook, submitted};
+use super::{caller, hook, state, submitted};
 use crate::api::mjproxy::ModalTask;
-use crate::domain::UpscaleSelection;
+use crate::app::ActOptions;
 
 /// `POST /mj/submit/modal`.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -24,8 +24,7 @@ pub struct ModalRequest {
     /// Vary (Region)'s mask: refused, no button of this server opens that editor.
     mask_base64: Option<String>,
     notify_hook: Option<String>,
-    /// Accepted and ignored (not kept).
-    #[expect(dead_code, reason = "accepted as the proxy documents it, and ignored")]
+    /// The caller's own string (at most 255 characters), kept with the new task.
     state: Option<String>,
 }
 
@@ -63,6 +62,7 @@ pub async fn modal(
             "maskBase64 is Vary (Region)'s, which this server does not drive: no task of it waits for a mask",
         ));
     }
+    let reference = state(body.state.as_deref())?;
     let Some(form) = ModalTask::parse(&task) else {
         // A task of the caller's that waits for nothing, or no task at all.
         super::tasks::visible(&s, actor, &task).await?;
@@ -89,13 +89,16 @@ pub async fn modal(
     let hook = hook(&s, actor, body.notify_hook.as_deref()).await?;
     let made = s
         .app
-        .act_prompted(
+        .act_with(
             actor,
             form.image,
             form.action,
-            Some(&prompt),
-            &UpscaleSelection::none(),
-            hook,
+            ActOptions {
+                prompt: Some(&prompt),
+                hook,
+                reference,
+                ..ActOptions::default()
+            },
         )
         .await?;
     Ok(submitted(&s, &made).await)

@@ -20,8 +20,7 @@ pub struct ShortenRequest {
     /// `MID_JOURNEY` (default) or `NIJI_JOURNEY`.
     bot_type: Option<String>,
     notify_hook: Option<String>,
-    /// Accepted and ignored (not kept).
-    #[expect(dead_code, reason = "accepted as the proxy documents it, and ignored")]
+    /// The caller's own string (at most 255 characters), kept with the task.
     state: Option<String>,
     /// Accepted and ignored (the proxy's choice of Discord account).
     #[expect(dead_code, reason = "accepted as the proxy documents it, and ignored")]
@@ -57,6 +56,7 @@ pub async fn shorten(
     let (provider, niji) = s.settings.mj_proxy.provider(body.bot_type.as_deref())?;
     let mut request = GenerationRequest::new(prompt);
     request.provider = provider;
+    request.client_reference = body.state;
     if niji {
         request.extra.insert("bot".into(), "niji".into());
     }

@@ -6,12 +6,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::super::auth::Caller;
 use super::super::input::Body;
 use super::super::{Problem, Shared};
-use super::envelope::{Envelope, MjError, SUCCESS};
+use super::envelope::{Envelope, MjError};
 use super::{caller, client_origin};
 use crate::api::GenerationQuery;
 use crate::api::mjproxy::{ModalTask, Task};
@@ -38,7 +37,12 @@ pub(super) async fn visible(
 
 /// Task `id` of `actor`'s as the proxy shows it: a generation, or a task waiting for its form
 /// (`MODAL`); "not found" for anything else, another user's included.
-async fn task_of(s: &Shared, actor: Actor, id: &str, origin: &str) -> Result<Task, MjError> {
+async fn task_of(
+    s: &Shared,
+    actor: Actor,
+    id: &str,
+    origin: Option<&str>,
+) -> Result<Task, MjError> {
     if let Some(modal) = ModalTask::parse(id) {
         return match s.app.mj_modal_task(actor, &modal).await {
             Ok(task) => Ok(task),
@@ -47,7 +51,7 @@ async fn task_of(s: &Shared, actor: Actor, id: &str, origin: &str) -> Result<Tas
         };
     }
     let g = visible(s, actor, id).await?;
-    Ok(s.app.mj_task(&g, Some(origin)))
+    Ok(s.app.mj_task(&g, origin))
 }
 
 #[utoipa::path(
@@ -71,7 +75,7 @@ pub async fn fetch(
 ) -> Result<axum::Json<Task>, MjError> {
     let actor = caller(c)?;
     Ok(axum::Json(
-        task_of(&s, actor, &id, &client_origin(&headers)).await?,
+        task_of(&s, actor, &id, client_origin(&headers).as_deref()).await?,
     ))
 }
 
@@ -113,7 +117,7 @@ pub async fn list_by_condition(
     let origin = client_origin(&headers);
     let mut out = Vec::with_capacity(body.ids.len());
     for id in &body.ids {
-        match task_of(&s, actor, id, &origin).await {
+        match task_of(&s, actor, id, origin.as_deref()).await {
             Ok(task) => out.push(task),
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
@@ -146,7 +150,7 @@ pub async fn list(
     let mut out = Vec::with_capacity(page.generations.len());
     for g in page.generations {
         match s.app.generation(actor, g.id).await {
-            Ok(g) => out.push(s.app.mj_task(&g, Some(&origin))),
+            Ok(g) => out.push(s.app.mj_task(&g, origin.as_deref())),
             Err(AppError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
@@ -183,21 +187,17 @@ pub async fn cancel(
                 AppError::NotFound(_) => MjError::no_task(&id),
                 e => e.into(),
             })?;
-        return Ok(axum::Json(Envelope {
-            code: SUCCESS,
-            description: "Nothing to cancel: the task waits for its form and runs nothing until /mj/submit/modal".into(),
-            result: Some(modal.id()),
-            properties: json!({}),
-        }));
+        return Ok(axum::Json(Envelope::ok(
+            "Nothing to cancel: the task waits for its form and runs nothing until /mj/submit/modal",
+            modal.id(),
+        )));
     }
     let g = visible(&s, actor, &id).await?;
     s.app.cancel(actor, g.generation.id).await?;
-    Ok(axum::Json(Envelope {
-        code: SUCCESS,
-        description: "Canceled".into(),
-        result: Some(g.generation.id.to_string()),
-        properties: json!({}),
-    }))
+    Ok(axum::Json(Envelope::ok(
+        "Canceled",
+        g.generation.id.to_string(),
+    )))
 }
 
 #[utoipa::path(
@@ -225,12 +225,7 @@ pub async fn image_seed(
         g.generation.parameters.seed.ok_or_else(|| {
             MjError::invalid(format!("task {id} was made with no seed of its own"))
         })?;
-    Ok(axum::Json(Envelope {
-        code: SUCCESS,
-        description: "Success".into(),
-        result: Some(seed.to_string()),
-        properties: json!({}),
-    }))
+    Ok(axum::Json(Envelope::ok("Success", seed.to_string())))
 }
 
 #[utoipa::path(

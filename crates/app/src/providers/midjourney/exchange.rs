@@ -11,7 +11,10 @@
 //!   restarts the clock only when it shows news (a message whose dispatch was lost, a higher
 //!   percentage): a stuck job's last progress message stays there for good. At the deadline
 //!   the history is read one last time before the job fails with `timeout`;
-//! - a new gateway session (dispatches lost for good): the history is read at once.
+//! - a new gateway session (dispatches lost for good): the history is read at once;
+//! - the gateway down (Discord unreachable) for longer than `unavailable_after_secs`: the job
+//!   fails with a retryable `provider_unavailable` instead of waiting out its deadline, since
+//!   no result can reach it meanwhile.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,7 +25,7 @@ use atelier_discord::rest::{Component, MessageQuery, SlashCommand};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::account::Account;
+use super::account::{Account, Health};
 use super::reading::{ErrorCode as MjCode, FatalFor, Kind, Reading};
 use super::refs::{Running, Saved};
 use super::router::{Expect, Notice, WaiterId};
@@ -210,8 +213,40 @@ impl Exchange<'_> {
         let mut quiet_until = Instant::now() + self.timing.history_poll;
         let mut last_progress: Option<u8> = None;
         let mut cancel_saved = false;
+        // Since when the account's gateway is not ready: nothing reaches the job meanwhile.
+        let mut health = self.account.watch_health();
+        let mut watching = true;
+        let mut down_since = gateway_down(&health.borrow_and_update()).then(Instant::now);
         loop {
+            let gone_at = down_since.map(|t| t + self.timing.connect);
             tokio::select! {
+                changed = health.changed(), if watching => {
+                    if changed.is_err() {
+                        watching = false;
+                        continue;
+                    }
+                    down_since = match (gateway_down(&health.borrow_and_update()), down_since) {
+                        (false, _) => None,
+                        (true, since) => since.or_else(|| Some(Instant::now())),
+                    };
+                }
+                () = sleep_until_some(gone_at) => {
+                    // Left pending (not `answered`): the next attempt reads the channel first.
+                    let why = self
+                        .account
+                        .health()
+                        .reason()
+                        .map_or_else(|| "reconnecting".to_owned(), str::to_owned);
+                    let e = ProviderError::new(
+                        ErrorCode::ProviderUnavailable,
+                        format!(
+                            "Midjourney account {}: the Discord gateway has been down for {:?} while the job waited for its result ({why}); the job is tried again",
+                            self.account.name, self.timing.connect
+                        ),
+                    );
+                    self.report.notice(e.failure()).await;
+                    return Err(e);
+                }
                 notice = rx.recv() => {
                     let Some(notice) = notice else {
                         return Err(internal("router dropped the job"));
@@ -489,6 +524,31 @@ impl Exchange<'_> {
                     format!("Discord rate limit on account {account}: {e}"),
                 )
             },
+            // The configured channel or server is gone (deleted, or the account was removed
+            // from it): no job of this account can run until a person fixes its place.
+            RestError::Http {
+                code: Some(code @ (10003 | 10004)),
+                ..
+            } => {
+                let place = &self.account.place;
+                let what = if *code == 10003 {
+                    format!("channel {}", place.channel_id)
+                } else {
+                    format!(
+                        "server (guild) {}",
+                        place.guild_id.as_deref().unwrap_or("of its channel")
+                    )
+                };
+                let reason = format!(
+                    "Discord says its {what} does not exist ({e}): it was deleted or the account \
+                     left it; set this account's channel_id (and guild_id) to a channel it can post in"
+                );
+                self.account.disable(&reason);
+                ProviderError::new(
+                    ErrorCode::ProviderUnavailable,
+                    format!("Midjourney account {account}: {reason}"),
+                )
+            }
             e if e.is_unknown_message() => ProviderError::new(
                 ErrorCode::InvalidParameter,
                 "the Discord message to act on no longer exists",
@@ -513,6 +573,23 @@ impl Exchange<'_> {
                 format!("Discord refused the interaction: {e}"),
             ),
         }
+    }
+}
+
+/// Whether a gateway in this health can deliver nothing: connecting again (or not yet), not
+/// held here. A disabled account is told apart (`Notice::AccountDown`).
+fn gateway_down(health: &Health) -> bool {
+    matches!(
+        health,
+        Health::Idle | Health::Connecting(_) | Health::HeldElsewhere(_) | Health::Unheld(_)
+    )
+}
+
+/// Sleeps until `at`, or forever when there is none.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

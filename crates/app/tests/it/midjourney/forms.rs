@@ -2,6 +2,7 @@
 //! Custom Zoom, whose form the job fills with the caller's new prompt; the refusals before
 //! anything is sent.
 
+use atelier::app::ActOptions;
 use atelier::domain::{Actor, GenerationRequest, GenerationStatus, Role, UpscaleSelection};
 use atelier_simulator::Timing;
 
@@ -69,13 +70,15 @@ async fn custom_zoom_fills_its_form_with_the_new_prompt() {
     let before = sim.control().stats().interactions;
     let prompt = "a harbour at noon, gulls overhead --v 7 --zoom 1.6";
     let g = app
-        .act_prompted(
+        .act_with(
             Actor::Operator,
             up3.id,
             "zoom-custom",
-            Some(prompt),
-            &UpscaleSelection::from_indices(&[2]).unwrap(),
-            None,
+            ActOptions {
+                prompt: Some(prompt),
+                upscale: UpscaleSelection::from_indices(&[2]).unwrap(),
+                ..ActOptions::default()
+            },
         )
         .await
         .unwrap();
@@ -113,13 +116,14 @@ async fn custom_zoom_fills_its_form_with_the_new_prompt() {
         ("pan-left", Some("a harbour"), "takes no prompt"),
     ] {
         let refused = app
-            .act_prompted(
+            .act_with(
                 Actor::Operator,
                 up3.id,
                 action,
-                prompt,
-                &UpscaleSelection::none(),
-                None,
+                ActOptions {
+                    prompt,
+                    ..ActOptions::default()
+                },
             )
             .await
             .expect_err(action)

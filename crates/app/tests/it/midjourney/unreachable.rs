@@ -209,3 +209,95 @@ async fn the_cli_fails_and_says_why_when_discord_refuses() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn discord_vanishing_mid_job_fails_it_after_the_budget_not_its_deadline() {
+    // The job stays at some percentage (the bot never finishes it), then Discord goes away.
+    let sim = simulator(|c| c.timing = Timing::instant()).await;
+    sim.control().inject(atelier_simulator::Fault::Stuck);
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_for(&sim, dir.path(), 1, |c| {
+        // A result deadline far beyond the run's bound: only the gateway's budget ends it.
+        c.providers.midjourney.timeout_secs = 600.0;
+        c.providers.midjourney.unavailable_after_secs = 1.0;
+    })
+    .await;
+    let id = app
+        .submit(
+            atelier::domain::Actor::Operator,
+            GenerationRequest::new("a lighthouse"),
+        )
+        .await
+        .expect("submitted")
+        .id;
+    let control = sim.control();
+    let stopper = tokio::spawn(async move {
+        while control.stats().jobs_started == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        sim.shutdown().await;
+    });
+    run_all_within(&app, Duration::from_mins(1)).await;
+    stopper.await.unwrap();
+
+    let g = app.catalogue().generation(id).await.unwrap();
+    assert_eq!(g.status, GenerationStatus::Failed);
+    assert_eq!(g.error_code(), Some(ErrorCode::ProviderUnavailable));
+    // The waiting job heard why it stopped waiting, and was tried again.
+    let events = app
+        .events(atelier::domain::Actor::Operator, id, 0)
+        .await
+        .unwrap();
+    let said: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e.error.as_ref())
+        .map(|f| f.message.as_str())
+        .collect();
+    assert!(
+        said.iter().any(|m| m.contains("sim-1")
+            && m.contains("gateway has been down")
+            && m.contains("waited for its result")),
+        "{said:?}"
+    );
+    assert!(app.queue().job_of(id).await.unwrap().attempts >= 2);
+}
+
+#[tokio::test]
+async fn a_channel_discord_does_not_know_takes_the_account_out_naming_it() {
+    let sim = simulator(|c| c.timing = Timing::instant()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_for(&sim, dir.path(), 1, |c| {
+        // A snowflake no channel has (deleted, or never there).
+        c.providers.midjourney.accounts[0].channel_id = "4242".into();
+    })
+    .await;
+    let id = app
+        .submit(
+            atelier::domain::Actor::Operator,
+            GenerationRequest::new("a lighthouse"),
+        )
+        .await
+        .expect("submitted")
+        .id;
+    run_all_within(&app, Duration::from_mins(1)).await;
+    let g = app.catalogue().generation(id).await.unwrap();
+    assert_eq!(g.status, GenerationStatus::Failed);
+    assert_eq!(g.error_code(), Some(ErrorCode::ProviderUnavailable));
+    let message = &g.error.as_ref().unwrap().message;
+    assert!(
+        message.contains("channel 4242") && message.contains("channel_id"),
+        "{message}"
+    );
+    let accounts = app.accounts(None).await.unwrap();
+    assert_eq!(accounts[0].status.health, "disabled", "{:?}", accounts[0]);
+    assert!(
+        accounts[0]
+            .status
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("channel 4242")),
+        "{:?}",
+        accounts[0].status.reason
+    );
+    sim.shutdown().await;
+}

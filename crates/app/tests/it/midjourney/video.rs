@@ -219,7 +219,11 @@ async fn actions_on_the_wrong_kind_of_image_are_refused_before_anything_is_sent(
         (video_grid, "u1", "u1 acts on a picture, and image"),
         (video_grid, "v2", "v2 acts on a picture, and image"),
         // A video grid is a grid: Extend is a clip's.
-        (video_grid, "extend-low", "acts on an upscaled image"),
+        (
+            video_grid,
+            "extend-low",
+            "extend-low lengthens a clip, and this image is a grid, not a clip: press video-u1",
+        ),
     ] {
         let refused = app
             .act(Actor::Operator, image, action, &none)

@@ -26,7 +26,7 @@ async fn shorten_gives_its_prompts_in_the_task() {
         .post(
             &p.alice,
             "/mj/submit/shorten",
-            &json!({"prompt": "a very detailed portrait of the old fisherman with a red hat --ar 2:3", "botType": "MID_JOURNEY"}),
+            &json!({"prompt": "a very detailed portrait of the old fisherman with a red hat --ar 2:3", "botType": "MID_JOURNEY", "state": "order 7"}),
         )
         .await;
     assert_eq!((status, &r["code"]), (200, &json!(1)), "{r}");
@@ -37,7 +37,16 @@ async fn shorten_gives_its_prompts_in_the_task() {
         "{task}"
     );
     assert_eq!(task["buttons"], json!([]));
+    assert_eq!(task["state"], "order 7");
     assert!(task["imageUrl"].is_null());
+    // Its prompt holds the prompts the provider proposes, numbered as Midjourney numbers them.
+    let prompt = task["prompt"].as_str().unwrap();
+    assert!(prompt.starts_with("1\u{fe0f}\u{20e3} "), "{prompt}");
+    assert!(prompt.contains("fisherman"), "{prompt}");
+    assert_eq!(
+        task["description"],
+        "/shorten a very detailed portrait of the old fisherman with a red hat --ar 2:3"
+    );
 
     // Refused with nothing created: no prompt, a banned word, a bad bot type, not JSON.
     let before = p.generations(&p.alice).await;
@@ -46,6 +55,7 @@ async fn shorten_gives_its_prompts_in_the_task() {
         (json!({"prompt": "  "}), 400, 4),
         (json!({"prompt": "a forbidden thing"}), 400, 24),
         (json!({"prompt": "a fox", "botType": "DALL_E"}), 400, 4),
+        (json!({"prompt": "a fox", "state": "x".repeat(256)}), 400, 4),
         (json!({"prompt": 7}), 400, 4),
     ] {
         let (s, r) = p.post(&p.alice, "/mj/submit/shorten", &body).await;
@@ -131,6 +141,11 @@ async fn custom_zoom_waits_for_its_form_then_runs_with_the_new_prompt() {
             4,
         ),
         (json!({"taskId": made_up, "prompt": "x --zoom 1.5"}), 404, 3),
+        (
+            json!({"taskId": waiting, "prompt": "x --zoom 1.5", "state": "two\nlines"}),
+            400,
+            4,
+        ),
     ] {
         let (s, r) = p.post(&p.alice, "/mj/submit/modal", &body).await;
         assert_eq!((s, &r["code"]), (status, &json!(code)), "{body}: {r}");
@@ -142,7 +157,7 @@ async fn custom_zoom_waits_for_its_form_then_runs_with_the_new_prompt() {
         .post(
             &p.alice,
             "/mj/submit/modal",
-            &json!({"taskId": waiting, "prompt": "a quiet harbour at dusk --zoom 1.5"}),
+            &json!({"taskId": waiting, "prompt": "a quiet harbour at dusk --zoom 1.5", "state": "zoom 1"}),
         )
         .await;
     assert_eq!(status, 200, "{r}");
@@ -154,6 +169,7 @@ async fn custom_zoom_waits_for_its_form_then_runs_with_the_new_prompt() {
         "{zoomed}"
     );
     assert_eq!(zoomed["prompt"], "a quiet harbour at dusk --zoom 1.5");
+    assert_eq!(zoomed["state"], "zoom 1");
     assert!(zoomed["imageUrl"].is_string());
     // An empty prompt takes the form's value as it opened.
     let (_, r) = p

@@ -139,6 +139,27 @@ async fn blend_describe_and_the_unsupported_submits() {
         (Some("DESCRIBE"), Some("SUCCESS")),
         "{describe}"
     );
+    // Its prompt is the four prompts it found, numbered as Midjourney numbers them; it started.
+    let prompt = describe["prompt"].as_str().unwrap();
+    for n in [
+        "1\u{fe0f}\u{20e3} ",
+        "2\u{fe0f}\u{20e3} ",
+        "3\u{fe0f}\u{20e3} ",
+        "4\u{fe0f}\u{20e3} ",
+    ] {
+        assert!(prompt.contains(n), "{describe}");
+    }
+    assert!(!prompt.contains("describe "), "{describe}");
+    assert_eq!(describe["promptEn"], describe["prompt"]);
+    let start = describe["startTime"].as_i64().expect("a start time");
+    assert!(
+        describe["submitTime"].as_i64().unwrap() <= start,
+        "{describe}"
+    );
+    assert!(
+        start <= describe["finishTime"].as_i64().unwrap(),
+        "{describe}"
+    );
 
     for route in ["video"] {
         let (status, r) = p
@@ -380,6 +401,10 @@ async fn the_notify_hook_receives_the_task_object() {
     assert_eq!(last["id"], id.as_str());
     assert_eq!(last["action"], "IMAGINE");
     assert_eq!(last["progress"], "100%");
+    assert_eq!(
+        last["state"], "mine",
+        "the submit's state comes back in the hook's body"
+    );
     assert_eq!(last["buttons"].as_array().unwrap().len(), 9);
     // Its picture opens without a key, like the fetched task's.
     let (status, bytes) = anonymous(last["imageUrl"].as_str().unwrap()).await;
@@ -394,5 +419,219 @@ async fn the_notify_hook_receives_the_task_object() {
             "{body}"
         );
         assert!(got.signature.starts_with("v1,"));
+    }
+}
+
+/// `GET path` written by hand on a fresh connection with `head` as its request line and
+/// headers (no `Host` unless `head` has one), the connection closed by the answer; the body.
+async fn raw_get(p: &Proxy, head: &str) -> Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = p.server.base.trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let request = format!(
+        "{head}\r\nmj-api-secret: {}\r\nConnection: close\r\n\r\n",
+        p.alice
+    );
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (status, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    assert!(status.contains(" 200 "), "{head}: {answer}");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{head}: {e}: {answer}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_begin_with_the_servers_address_when_the_host_header_tells_none() {
+    let p = Proxy::start(0, "").await;
+    let id = p.imagine(&p.alice, "a quiet harbour").await;
+    p.ended(&p.alice, &id).await;
+    let fetch = format!("/mj/task/{id}/fetch");
+    let base = format!("{}/mj/image/", p.server.base);
+    for head in [
+        format!("GET {fetch} HTTP/1.0"),
+        format!("GET {fetch} HTTP/1.1\r\nHost: "),
+        format!("GET {fetch} HTTP/1.1\r\nHost: me@evil.example"),
+        format!("GET {fetch} HTTP/1.1\r\nHost: evil.example/x"),
+    ] {
+        let task = raw_get(&p, &head).await;
+        let url = task["imageUrl"].as_str().unwrap_or_default();
+        assert!(url.starts_with(&base), "{head:?}: {url}");
+        assert_eq!(anonymous(url).await.0, 200, "{url}");
+    }
+    // A Host that is an authority is the client's own address, port and all.
+    let task = raw_get(
+        &p,
+        &format!("GET {fetch} HTTP/1.1\r\nHost: photos.example:8443"),
+    )
+    .await;
+    let url = task["imageUrl"].as_str().unwrap_or_default();
+    assert!(
+        url.starts_with("http://photos.example:8443/mj/image/"),
+        "{url}"
+    );
+
+    // With [server.mj_proxy] public_url, links begin with it whatever the request says.
+    let p = Proxy::start(
+        0,
+        "[server.mj_proxy]\npublic_url = \"https://pics.example/base/\"\n",
+    )
+    .await;
+    let id = p.imagine(&p.alice, "a quiet harbour").await;
+    p.ended(&p.alice, &id).await;
+    for head in [
+        format!("GET /mj/task/{id}/fetch HTTP/1.0"),
+        format!("GET /mj/task/{id}/fetch HTTP/1.1\r\nHost: "),
+        format!("GET /mj/task/{id}/fetch HTTP/1.1\r\nHost: other.example"),
+    ] {
+        let task = raw_get(&p, &head).await;
+        let url = task["imageUrl"].as_str().unwrap_or_default();
+        assert!(
+            url.starts_with("https://pics.example/base/mj/image/"),
+            "{head:?}: {url}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_submit_keeps_its_state_and_a_bad_one_creates_nothing() {
+    let p = Proxy::start(0, "").await;
+    // Bad states first, on every submit: refused as bad input, nothing created (not even the
+    // pictures a blend or describe would have stored).
+    for state in [json!("x".repeat(256)), json!("two\nlines")] {
+        for (path, body) in [
+            (
+                "/mj/submit/imagine",
+                json!({"prompt": "a fox", "state": state}),
+            ),
+            (
+                "/mj/submit/blend",
+                json!({"base64Array": [data_url(), data_url()], "state": state}),
+            ),
+            (
+                "/mj/submit/describe",
+                json!({"base64": data_url(), "state": state}),
+            ),
+        ] {
+            let (status, r) = p.post(&p.alice, path, &body).await;
+            assert_eq!((status, &r["code"]), (400, &json!(4)), "{path}: {r}");
+            assert!(r["description"].as_str().unwrap().contains("state"), "{r}");
+        }
+    }
+    assert_eq!(
+        p.generations(&p.alice).await,
+        0,
+        "bad input created something"
+    );
+
+    let state = format!("order 42 / {}", "é".repeat(240));
+    let (status, r) = p
+        .post(
+            &p.alice,
+            "/mj/submit/imagine",
+            &json!({"prompt": "a kept promise", "state": state}),
+        )
+        .await;
+    assert_eq!(status, 200, "{r}");
+    let id = r["result"].as_str().unwrap().to_owned();
+    let task = p.ended(&p.alice, &id).await;
+    assert_eq!(task["state"], state.as_str(), "{task}");
+    // The regular API shows it as the generation's client reference.
+    let g: Value = client()
+        .get(p.server.url(&format!("/v1/generations/{id}")))
+        .bearer_auth(&p.alice)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(g["client_reference"], state.as_str(), "{g}");
+
+    // An action carries its own state (none: null), never its parent's; a bad one is refused.
+    let (status, r) = p
+        .post(
+            &p.alice,
+            "/mj/submit/action",
+            &json!({"customId": custom_id(&task, "U1"), "taskId": id, "state": "a\u{1}b"}),
+        )
+        .await;
+    assert_eq!((status, &r["code"]), (400, &json!(4)), "{r}");
+    assert_eq!(p.generations(&p.alice).await, 1);
+    let (_, r) = p
+        .post(
+            &p.alice,
+            "/mj/submit/action",
+            &json!({"customId": custom_id(&task, "U1"), "taskId": id, "state": "upscale #1"}),
+        )
+        .await;
+    let up = p.ended(&p.alice, r["result"].as_str().unwrap()).await;
+    assert_eq!(up["state"], "upscale #1", "{up}");
+    let (_, r) = p
+        .post(
+            &p.alice,
+            "/mj/submit/action",
+            &json!({"customId": custom_id(&task, "U2"), "taskId": id}),
+        )
+        .await;
+    let up = p.ended(&p.alice, r["result"].as_str().unwrap()).await;
+    assert_eq!(up["state"], Value::Null, "{up}");
+
+    for (path, body) in [
+        (
+            "/mj/submit/blend",
+            json!({"base64Array": [data_url(), data_url()], "state": "blend-1"}),
+        ),
+        (
+            "/mj/submit/describe",
+            json!({"base64": data_url(), "state": "describe-1"}),
+        ),
+    ] {
+        let (status, r) = p.post(&p.alice, path, &body).await;
+        assert_eq!(status, 200, "{r}");
+        let task = p.ended(&p.alice, r["result"].as_str().unwrap()).await;
+        assert_eq!(task["state"], body["state"], "{path}: {task}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_pictures_link_says_it_was_deleted() {
+    let p = Proxy::start(0, "").await;
+    let id = p.imagine(&p.alice, "a fleeting cloud").await;
+    let task = p.ended(&p.alice, &id).await;
+    let url = task["imageUrl"].as_str().unwrap().to_owned();
+    assert_eq!(anonymous(&url).await.0, 200);
+    // The task's grid, deleted through the regular API.
+    let g: Value = client()
+        .get(p.server.url(&format!("/v1/generations/{id}")))
+        .bearer_auth(&p.alice)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let grid = g["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["role"] == "grid")
+        .unwrap_or_else(|| panic!("no grid in {g}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = client()
+        .delete(p.server.url(&format!("/v1/images/{grid}")))
+        .bearer_auth(&p.alice)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{:?}", r.text().await);
+    let (status, body) = anonymous(&url).await;
+    assert_eq!(status, 404);
+    let problem: Value = serde_json::from_slice(&body).unwrap();
+    let detail = problem["detail"].as_str().unwrap();
+    for words in ["has been deleted", &grid, "fetch its task again"] {
+        assert!(detail.contains(words), "{detail}");
     }
 }

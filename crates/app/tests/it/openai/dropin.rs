@@ -206,3 +206,40 @@ fn mappings_the_server_cannot_honour_are_refused_before_it_listens() {
         assert!(stderr.contains(says), "{mapping}: {stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_about_the_prompt_name_it_and_create_nothing() {
+    let data = DataDir::with_config("");
+    let key = key_for(&data, "alice@example.com", false);
+    let server = tokio::task::spawn_blocking(move || Server::on(data))
+        .await
+        .unwrap();
+    let long = "a".repeat(6001);
+    for body in [
+        serde_json::json!({}),
+        serde_json::json!({"prompt": null}),
+        serde_json::json!({"prompt": 5}),
+        serde_json::json!({"prompt": ["a fox"]}),
+        serde_json::json!({"prompt": ""}),
+        serde_json::json!({"prompt": "   \n"}),
+        serde_json::json!({"prompt": long}),
+        serde_json::json!({"prompt": "a fox\u{7}"}),
+        serde_json::json!({"prompt": "a fox --q 3"}),
+    ] {
+        let r = crate::http::client()
+            .post(server.url("/v1/images/generations"))
+            .bearer_auth(&key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let e: serde_json::Value = r.json().await.unwrap();
+        let shown = body.to_string().chars().take(60).collect::<String>();
+        assert_eq!(status, 400, "{shown}: {e}");
+        assert_eq!(e["error"]["param"], "prompt", "{shown}: {e}");
+        assert_eq!(e["error"]["code"], "invalid_value", "{shown}: {e}");
+        assert_eq!(e["error"]["type"], "invalid_request_error", "{shown}: {e}");
+    }
+    assert_eq!(list(&server, &key).await["data"], serde_json::json!([]));
+}

@@ -19,6 +19,7 @@ use atelier_simulator::{Running, Timing};
 
 mod failover;
 mod faults;
+mod image_prompts;
 mod limits;
 mod params;
 mod reported;

@@ -185,6 +185,7 @@ impl Provider for Flaky {
             actions: &[],
             describe: false,
             blend: false,
+            image_prompts: false,
         }
     }
 

@@ -158,6 +158,7 @@ impl Provider for Deliver {
             actions: &[],
             describe: false,
             blend: false,
+            image_prompts: false,
         }
     }
 

@@ -98,6 +98,7 @@ impl Provider for ComfyUi {
             actions: &[],
             describe: false,
             blend: false,
+            image_prompts: false,
         }
     }
 

@@ -66,7 +66,7 @@ pub struct Exchange<'a> {
     pub report: &'a dyn Reporter,
     pub application_id: &'a str,
     /// The prompt a form the bot opens is filled with (Extend's under Remix mode).
-    pub prompt: &'a str,
+    pub prompt: String,
 }
 
 /// Removes the waiter from the router however the exchange ends.
@@ -333,7 +333,7 @@ impl Exchange<'_> {
         F: Fn(Option<String>) -> Fut,
         Fut: Future<Output = Result<(), ProviderError>>,
     {
-        let modal = super::video::modal_submit(form, custom_id, self.prompt);
+        let modal = super::video::modal_submit(form, custom_id, &self.prompt);
         let nonce = atelier_discord::new_nonce();
         pending(Some(nonce.clone())).await?;
         if let Ok(mut router) = self.account.router.lock() {

@@ -412,6 +412,7 @@ impl Provider for OpenAi {
             describe: false,
             // /blend is an edit of its pictures.
             blend: true,
+            image_prompts: false,
         }
     }
 

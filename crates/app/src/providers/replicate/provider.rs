@@ -469,6 +469,7 @@ impl Provider for Replicate {
             actions: &[],
             describe: false,
             blend: false,
+            image_prompts: false,
         }
     }
 

@@ -51,6 +51,7 @@ impl Provider for Separate {
             actions: &[],
             describe: false,
             blend: false,
+            image_prompts: false,
         }
     }
 

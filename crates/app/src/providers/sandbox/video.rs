@@ -31,6 +31,7 @@ impl Provider for Video {
             actions: &[],
             describe: false,
             blend: false,
+            image_prompts: false,
         }
     }
 

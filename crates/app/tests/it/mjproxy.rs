@@ -2,11 +2,13 @@
 //! client library of that protocol, unchanged (302.AI's `@302ai/ai-sdk` for the Vercel AI SDK,
 //! from npm, installed by scripts/test.sh under `target/test-peers/mjproxy` and named by
 //! `ATELIER_TEST_MJPROXY_SDK`), then every route over plain HTTP: the submits (the unsupported
-//! ones' answers too), the task routes, isolation between keys, bad input with the proxy's
+//! ones' answers too; image prompts and video, the latter against the Discord simulator), the
+//! task routes, isolation between keys, bad input with the proxy's
 //! codes and nothing created, the notify hook's task bodies, and pictures fetched by their
 //! links without a key. On the catalogue `ATELIER_TEST_CATALOGUE` names.
 
 mod client;
+mod image_prompts;
 mod routes;
 
 use std::time::{Duration, Instant};

@@ -1,5 +1,5 @@
-//! The proxies' routes that Atelier does not play (`shorten`, `modal`, `video`), each
-//! answered as the proxy answers a failed submit: code 9, with HTTP 501.
+//! The proxies' routes that Atelier does not play (`shorten`, `modal`), each answered as the
+//! proxy answers a failed submit: code 9, with HTTP 501.
 
 use super::super::Problem;
 use super::super::auth::Caller;
@@ -8,7 +8,7 @@ use super::caller;
 use super::envelope::{Envelope, MjError};
 use serde::Deserialize;
 
-/// The body of the routes this server does not play (`shorten`, `modal`, `video`): read only
+/// The body of the routes this server does not play (`shorten`, `modal`): read only
 /// so that a body that is not JSON is still told so; other fields are ignored.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -70,26 +70,5 @@ pub async fn modal(
         c,
         body,
         "modal is not supported by this server: no task offers custom zoom or vary region",
-    )
-}
-
-#[utoipa::path(
-    post,
-    path = "/mj/submit/video",
-    tag = "midjourney-proxy",
-    operation_id = "mj_submit_video",
-    summary = "midjourney-proxy: video (not supported yet)",
-    description = "Always code 9 with 501 until the Midjourney provider makes videos.",
-    request_body = AnyRequest,
-    responses((status = 501, description = "Not supported (code 9)", body = Envelope))
-)]
-pub async fn video(
-    c: Result<Caller, Problem>,
-    body: Result<Body<AnyRequest>, Problem>,
-) -> Result<axum::Json<Envelope>, MjError> {
-    unsupported(
-        c,
-        body,
-        "video is not supported by this server yet: no provider animates a task's picture",
     )
 }

@@ -1,5 +1,6 @@
 //! Every proxy route over plain HTTP: imagine, fetch, action (U1 then an upscale's buttons),
-//! blend and describe on pictures sent inline, the unsupported submits, cancel,
+//! blend and describe on pictures sent inline, the unsupported submits (image prompts and
+//! video are in `mjproxy/image_prompts.rs`), cancel,
 //! list-by-condition, image-seed, isolation between keys, bad input (with the proxy's codes,
 //! proper statuses, and nothing created), the notify hook's task bodies, and the signed links.
 
@@ -140,7 +141,7 @@ async fn blend_describe_and_the_unsupported_submits() {
         "{describe}"
     );
 
-    for route in ["shorten", "modal", "video"] {
+    for route in ["shorten", "modal"] {
         let (status, r) = p
             .post(
                 &p.alice,
@@ -182,12 +183,6 @@ async fn bad_input_is_refused_with_the_proxy_codes_and_creates_nothing() {
         (
             "/mj/submit/imagine",
             json!({"prompt": "a fox", "botType": "DALLE"}),
-            400,
-            4,
-        ),
-        (
-            "/mj/submit/imagine",
-            json!({"prompt": "a fox", "base64Array": [data_url()]}),
             400,
             4,
         ),

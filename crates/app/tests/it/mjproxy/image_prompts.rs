@@ -89,7 +89,7 @@ async fn image_prompts_and_video_that_cannot_be_honoured_create_nothing() {
     // The niji bot type goes to a provider that takes no image prompts and makes no grid.
     let p = Proxy::start(
         0,
-        "[providers.sandbox.video]\n[server.mj_proxy]\nniji_provider = \"sandbox-video\"\n",
+        "[providers.sandbox.video]\nenabled = true\n[server.mj_proxy]\nniji_provider = \"sandbox-video\"\n",
     )
     .await;
     let six: Vec<String> = (0..6).map(|_| data_url()).collect();

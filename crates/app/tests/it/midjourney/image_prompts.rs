@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use atelier::app::App;
+use atelier::catalogue::GenerationFilter;
 use atelier::domain::{
     Actor, GenerationId, GenerationRequest, GenerationStatus, ImageId, Role, UpscaleSelection,
 };
@@ -158,7 +159,7 @@ async fn image_prompts_that_cannot_be_honoured_are_refused_before_anything_is_wr
     let six = imported(&app, &[1, 2, 3, 4, 5, 6]).await;
     let before = app
         .catalogue()
-        .generations(&Default::default())
+        .generations(&GenerationFilter::default())
         .await
         .unwrap()
         .len();
@@ -196,7 +197,7 @@ async fn image_prompts_that_cannot_be_honoured_are_refused_before_anything_is_wr
     );
     let after = app
         .catalogue()
-        .generations(&Default::default())
+        .generations(&GenerationFilter::default())
         .await
         .unwrap()
         .len();

@@ -43,8 +43,13 @@ pub async fn generate(config: &Config, args: GenerateArgs, out: &Out) -> Result<
     providers
         .check(&request, &parameters)
         .map_err(AppError::Invalid)?;
-    let provider = request.provider.clone();
-    let (app, images) = sources(config, providers, &args.images, provider.as_deref(), true).await?;
+    let (app, images) = if args.images.is_empty() {
+        (wiring::open(config, providers, true).await?, Vec::new())
+    } else {
+        drop(providers);
+        let provider = request.provider.clone();
+        sources(config, &args.images, provider.as_deref(), true).await?
+    };
     request.image_prompts = images;
     let generation = app.submit(ME, request).await?;
     sandbox_notice(&app, &generation.provider, out).await;
@@ -111,15 +116,15 @@ pub async fn action(
     follow(&app, generation.id, no_wait, out).await
 }
 
-/// Image ids as given, files imported first, and the app opened with `providers`. Every file
-/// is read and checked before anything is written.
+/// Image ids as given, files imported first, and the app opened (to write in any case when
+/// `write`). Every file is read and checked before anything is written.
 async fn sources(
     config: &Config,
-    providers: crate::providers::Providers,
     given: &[String],
     provider: Option<&str>,
     write: bool,
 ) -> Result<(Arc<App>, Vec<ImageId>), AppError> {
+    let providers = wiring::providers(config)?;
     providers.resolve(provider).map_err(AppError::Invalid)?;
     let mut ids = Vec::new();
     let mut files = Vec::new();
@@ -180,8 +185,7 @@ pub async fn describe(
     no_wait: bool,
     out: &Out,
 ) -> Result<u8, AppError> {
-    let providers = wiring::providers(config)?;
-    let (app, ids) = sources(config, providers, &[source.to_owned()], provider, false).await?;
+    let (app, ids) = sources(config, &[source.to_owned()], provider, false).await?;
     let image = ids
         .first()
         .copied()
@@ -205,8 +209,7 @@ pub async fn blend(
     out: &Out,
 ) -> Result<u8, AppError> {
     let upscale = UpscaleSelection::parse(blend.upscale)?;
-    let providers = wiring::providers(config)?;
-    let (app, ids) = sources(config, providers, blend.sources, blend.provider, false).await?;
+    let (app, ids) = sources(config, blend.sources, blend.provider, false).await?;
     let generation = app
         .blend(ME, &ids, blend.dimensions, &upscale, blend.provider)
         .await?;

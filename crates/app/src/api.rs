@@ -358,6 +358,11 @@ pub struct CreateGeneration {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub parameters: serde_json::Map<String, serde_json::Value>,
+    /// Image prompts: ids of the caller's still pictures (its own images or imports) the
+    /// generation starts from, 1 to 5, in order; for a provider that takes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<uuid::Uuid>, max_items = 5)]
+    pub image_prompts: Vec<String>,
     /// Where the generation's events are delivered (`http` or `https`), signed.
     #[serde(default)]
     pub webhook: Option<String>,
@@ -426,6 +431,18 @@ impl CreateGeneration {
         r.aspect_ratio = self.aspect_ratio;
         r.extra = self.parameters;
         r.client_reference = self.client_reference;
+        r.image_prompts = self
+            .image_prompts
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                id.trim().parse().map_err(|_| {
+                    crate::domain::Invalid::Other(format!(
+                        "image_prompts[{i}]: {id:?} is not an image id"
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?;
         Ok(r)
     }
 }

@@ -102,7 +102,7 @@ impl Signer {
     }
 
     /// True when the signature matches and the expiry lies in the future.
-    fn valid(&self, path: &str, ex: &str, is: &str, hm: &str) -> bool {
+    pub(crate) fn valid(&self, path: &str, ex: &str, is: &str, hm: &str) -> bool {
         let (Ok(ex_n), Ok(is_n)) = (u64::from_str_radix(ex, 16), u64::from_str_radix(is, 16))
         else {
             return false;

@@ -6,12 +6,14 @@
 //!   HELLO, heartbeats, IDENTIFY → READY, RESUME with replay of missed dispatches, op 7/op 9,
 //!   Discord's close codes;
 //! - the Discord **REST** API under `/api/v9`, `/api/v10` and `/api` (interactions, the command
-//!   index, attachment uploads, channel messages, URL refresh, the start-up reads of channel,
+//!   index, attachment uploads, channel messages (with uploaded files, served by the CDN),
+//!   URL refresh, the start-up reads of channel,
 //!   user, guilds and gateway URL) with rate-limit headers, refusing what Discord refuses a
 //!   user account (one message by id: 403 / 20002);
 //! - the **CDN** (`/attachments/…`, `/ephemeral-attachments/…`) with signed, expiring URLs;
 //! - the **Midjourney bot** (and niji・journey): jobs with waiting / progress / final messages,
-//!   every button of a grid and of an upscale, video (`--video` with an image prompt, Animate,
+//!   every button of a grid and of an upscale, image prompts (one on its own CDN must be a
+//!   live link, else "Invalid link"), video (`--video` with an image prompt, Animate,
 //!   a video grid's clips, Extend, Extend's remix modal), /describe, /blend, /shorten, /info,
 //!   /settings,
 //!   per-user concurrency with "Job queued" and "Queue full", parameter and moderation errors

@@ -177,6 +177,27 @@ impl Sim {
         format!("{}{path}{query}", self.http_base)
     }
 
+    /// Whether `url` is a live link of this simulator's CDN (signed, not expired, its file
+    /// kept); `None` for a URL elsewhere.
+    pub(crate) fn serves_url(&self, url: &str) -> Option<bool> {
+        let rest = url.strip_prefix(&self.http_base)?;
+        if !rest.starts_with('/') {
+            return None;
+        }
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let field = |name: &str| {
+            query
+                .split('&')
+                .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+                .unwrap_or("")
+        };
+        Some(
+            self.signer
+                .valid(path, field("ex"), field("is"), field("hm"))
+                && self.has_blob(path),
+        )
+    }
+
     // ---- messages
 
     /// Stores and dispatches a new message (`MESSAGE_CREATE`) to the channel's owner.

@@ -134,6 +134,8 @@ pub fn task(
     Task {
         id: gn.id.to_string(),
         action: match gn.kind {
+            // `--video` on /imagine (what /mj/submit/video queues): a video task.
+            GenerationKind::Imagine if crate::domain::makes_video(None, &gn.parameters) => "VIDEO",
             GenerationKind::Imagine | GenerationKind::Import => "IMAGINE",
             GenerationKind::Upscale => "UPSCALE",
             GenerationKind::Variation => "VARIATION",

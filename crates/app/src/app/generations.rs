@@ -65,6 +65,7 @@ impl App {
         hook: Option<(String, crate::domain::EventFilter)>,
     ) -> Result<Generation, AppError> {
         let request = self.check(request)?;
+        self.check_image_prompts(actor, &request.pictures()).await?;
         let mut parameters = request.parameters()?;
         let provider = self.provider_name(request.provider.as_deref())?;
         // Upscales are a grid's: a provider of separate pictures keeps no selection of them.

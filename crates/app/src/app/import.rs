@@ -211,14 +211,26 @@ impl App {
 
 impl App {
     /// Pictures a client sent inline (base64 in a request), stored as `actor`'s imports, one
-    /// generation each, so the use cases that take stored images (/blend, /describe) take
-    /// them. Every picture is verified and held to `[limits]` before anything is written.
+    /// generation each, so the use cases that take stored images (/blend, /describe, image
+    /// prompts) take them. Every picture is verified and held to `[limits]` before anything is
+    /// written.
     pub async fn import_pictures(
         &self,
         actor: Actor,
         pictures: Vec<Vec<u8>>,
         prompt: &str,
     ) -> Result<Vec<crate::domain::ImageId>, AppError> {
+        let prepared = self.prepare_pictures(pictures, prompt).await?;
+        self.import_prepared(actor, prepared).await
+    }
+
+    /// Pictures sent inline, each verified and held to `[limits]`; writes nothing, so a caller
+    /// can check the rest of its request before [`App::import_prepared`] stores them.
+    pub async fn prepare_pictures(
+        &self,
+        pictures: Vec<Vec<u8>>,
+        prompt: &str,
+    ) -> Result<PreparedImport, AppError> {
         let mut files = Vec::with_capacity(pictures.len());
         for (i, bytes) in pictures.into_iter().enumerate() {
             let limits = self.limits;
@@ -234,16 +246,21 @@ impl App {
                 image,
             });
         }
-        let done = self
-            .import(
-                actor,
-                PreparedImport {
-                    files,
-                    category: None,
-                    subject: None,
-                },
-            )
-            .await?;
+        Ok(PreparedImport {
+            files,
+            category: None,
+            subject: None,
+        })
+    }
+
+    /// Stores pictures [`App::prepare_pictures`] verified as `actor`'s imports: their image
+    /// ids, in order.
+    pub async fn import_prepared(
+        &self,
+        actor: Actor,
+        prepared: PreparedImport,
+    ) -> Result<Vec<crate::domain::ImageId>, AppError> {
+        let done = self.import(actor, prepared).await?;
         Ok(done
             .iter()
             .filter_map(|g| g.images.first().map(|i| i.id))

@@ -10,6 +10,7 @@ mod accounts;
 mod actions;
 mod follow;
 mod generations;
+mod image_prompts;
 mod images;
 mod import;
 mod mjproxy;

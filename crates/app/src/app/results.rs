@@ -21,6 +21,12 @@ impl App {
         Ok(self.registered(provider)?.provider.capabilities().shape == Shape::GridWithUpscales)
     }
 
+    /// Whether the provider asked for (else the default) may deliver clips (`--video` makes
+    /// a video only there).
+    pub fn makes_clips(&self, provider: Option<&str>) -> Result<bool, AppError> {
+        Ok(self.registered(provider)?.provider.capabilities().video)
+    }
+
     /// Whether that provider takes `parameter` (by its service's API name) as its own.
     pub fn takes_parameter(
         &self,

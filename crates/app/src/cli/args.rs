@@ -256,6 +256,10 @@ pub struct GenerateArgs {
     /// Seed, 0 to 4294967295 (the same seed and prompt give the same picture)
     #[arg(long, allow_hyphen_values = true, value_parser = parse_seed)]
     pub seed: Option<u32>,
+    /// An image prompt, a picture the generation starts from: an image id or a picture file
+    /// (imported first); repeatable, up to 5, in order
+    #[arg(long = "image", value_name = "FILE_OR_IMAGE_ID")]
+    pub images: Vec<String>,
     /// Queue the generation and return at once
     #[arg(long)]
     pub no_wait: bool,

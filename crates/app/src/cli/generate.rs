@@ -31,15 +31,27 @@ pub async fn generate(config: &Config, args: GenerateArgs, out: &Out) -> Result<
     request.upscale = UpscaleSelection::parse(&args.upscale)?;
     request.seed = args.seed;
     request.extra = extra_parameters(args.bot, &args.param)?;
-    // Everything is checked before anything (even the data directory) is written.
+    // Everything is checked before anything (even the data directory) is written: the
+    // image prompts by their number here (stand-ins), then each file read and verified.
     let providers = wiring::providers(config)?;
-    let request = request.validated()?;
+    let mut asked = request;
+    asked.image_prompts = std::iter::repeat_with(ImageId::new)
+        .take(args.images.len())
+        .collect();
+    let mut request = asked.validated()?;
     crate::domain::banned::check(&request, &config.limits.banned_words)?;
     let parameters = request.parameters()?;
     providers
         .check(&request, &parameters)
         .map_err(AppError::Invalid)?;
-    let app = wiring::open(config, providers, true).await?;
+    let (app, images) = if args.images.is_empty() {
+        (wiring::open(config, providers, true).await?, Vec::new())
+    } else {
+        drop(providers);
+        let provider = request.provider.clone();
+        sources(config, &args.images, provider.as_deref(), true).await?
+    };
+    request.image_prompts = images;
     let generation = app.submit(ME, request).await?;
     sandbox_notice(&app, &generation.provider, out).await;
     follow(&app, generation.id, args.no_wait, out).await
@@ -127,12 +139,13 @@ pub async fn action(
     follow(&app, generation.id, no_wait, out).await
 }
 
-/// Image ids as given, files imported first. Every file is read and checked before
-/// anything is written.
+/// Image ids as given, files imported first, and the app opened (to write in any case when
+/// `write`). Every file is read and checked before anything is written.
 async fn sources(
     config: &Config,
     given: &[String],
     provider: Option<&str>,
+    write: bool,
 ) -> Result<(Arc<App>, Vec<ImageId>), AppError> {
     let providers = wiring::providers(config)?;
     providers.resolve(provider).map_err(AppError::Invalid)?;
@@ -164,7 +177,8 @@ async fn sources(
             ids.push(None);
         }
     }
-    let app = wiring::open(config, providers, !files.is_empty()).await?;
+    // `generate` writes its generation in any case; the others only write what they import.
+    let app = wiring::open(config, providers, !files.is_empty() || write).await?;
     let mut files = files.into_iter();
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
@@ -194,7 +208,7 @@ pub async fn describe(
     no_wait: bool,
     out: &Out,
 ) -> Result<u8, AppError> {
-    let (app, ids) = sources(config, &[source.to_owned()], provider).await?;
+    let (app, ids) = sources(config, &[source.to_owned()], provider, false).await?;
     let image = ids
         .first()
         .copied()
@@ -236,7 +250,7 @@ pub async fn blend(
     out: &Out,
 ) -> Result<u8, AppError> {
     let upscale = UpscaleSelection::parse(blend.upscale)?;
-    let (app, ids) = sources(config, blend.sources, blend.provider).await?;
+    let (app, ids) = sources(config, blend.sources, blend.provider, false).await?;
     let generation = app
         .blend(ME, &ids, blend.dimensions, &upscale, blend.provider)
         .await?;

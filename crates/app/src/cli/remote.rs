@@ -215,7 +215,14 @@ async fn generate(client: &Client, args: GenerateArgs, out: &Out) -> Result<u8, 
         crate::domain::check_client_reference(reference)?;
     }
     let parameters = super::generate::extra_parameters(args.bot, &args.param)?;
+    // The server takes image prompts it stores already; a file would need importing there.
+    if let Some(file) = args.images.iter().find(|i| i.parse::<ImageId>().is_err()) {
+        return Err(AppError::Invalid(format!(
+            "--image {file}: with --server, give the id of an image the server stores (a file is imported only into a local data directory)"
+        )));
+    }
     let body = CreateGeneration {
+        image_prompts: args.images,
         prompt: args.prompt,
         provider: args.provider,
         category: args.category,

@@ -2,10 +2,17 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Category;
+use super::{Category, ImageId};
 
 /// Longest prompt accepted, in characters (Midjourney's own limit is of this order).
 pub const MAX_PROMPT_CHARS: usize = 6000;
+/// Most image prompts one request carries: as many pictures as /blend takes, which keeps the
+/// uploads of one /imagine bounded (Midjourney states no lower limit of its own).
+pub const MAX_IMAGE_PROMPTS: usize = 5;
+/// Keys of the stored parameters that the engine sets itself: the pictures a job works from
+/// (and whether the last is a video's end frame) and the action it plays. A caller's provider
+/// settings may not name them.
+const RESERVED_PARAMETERS: [&str; 3] = ["inputs", "end_frame", "action"];
 const MAX_SUBJECT_CHARS: usize = 200;
 /// Longest caller's reference kept with a generation, in characters (the midjourney-proxy's
 /// own bound on `state`).
@@ -138,6 +145,12 @@ pub struct GenerationRequest {
     pub extra: serde_json::Map<String, serde_json::Value>,
     /// The caller's own reference, kept with the generation and shown back.
     pub client_reference: Option<String>,
+    /// Stored pictures the generation starts from (image prompts), in order; kept with the
+    /// parameters as `inputs`, like /blend's pictures.
+    pub image_prompts: Vec<ImageId>,
+    /// A stored picture a video ends on (Midjourney's `--end URL`): kept last in `inputs`,
+    /// with `end_frame` set.
+    pub end_frame: Option<ImageId>,
 }
 
 impl GenerationRequest {
@@ -153,6 +166,8 @@ impl GenerationRequest {
             aspect_ratio: None,
             extra: serde_json::Map::new(),
             client_reference: None,
+            image_prompts: Vec::new(),
+            end_frame: None,
         }
     }
 
@@ -181,6 +196,14 @@ impl GenerationRequest {
         for (k, v) in &self.extra {
             extra.insert(k.clone(), v.clone());
         }
+        let pictures = self.pictures();
+        if !pictures.is_empty() {
+            let ids: Vec<String> = pictures.iter().map(ToString::to_string).collect();
+            extra.insert("inputs".into(), serde_json::json!(ids));
+        }
+        if self.end_frame.is_some() {
+            extra.insert("end_frame".into(), serde_json::Value::Bool(true));
+        }
         Ok(Parameters {
             seed,
             aspect_ratio,
@@ -189,12 +212,20 @@ impl GenerationRequest {
         })
     }
 
+    /// The stored pictures the request names: its image prompts, then its end frame.
+    pub fn pictures(&self) -> Vec<ImageId> {
+        let mut all = self.image_prompts.clone();
+        all.extend(self.end_frame);
+        all
+    }
+
     /// Checks and normalises the request (trims the prompt and subject).
     pub fn validated(mut self) -> Result<Self, Invalid> {
         self.prompt = check_prompt(&self.prompt)?;
         let (text, _) = super::prompt_params::parse(&self.prompt)?;
-        // Zero-width and other invisible characters alone are no prompt either.
-        if atelier_midjourney_params::is_blank(&text) {
+        // Zero-width and other invisible characters alone are no prompt either; with image
+        // prompts, parameters alone are one (`--video --motion low` animates the picture).
+        if atelier_midjourney_params::is_blank(&text) && self.image_prompts.is_empty() {
             return Err(Invalid::EmptyPrompt);
         }
         if let Some(ar) = self.aspect_ratio.take() {
@@ -219,6 +250,25 @@ impl GenerationRequest {
         }
         if let Some(reference) = self.client_reference.take() {
             self.client_reference = check_client_reference(&reference)?;
+        }
+        if let Some(key) = RESERVED_PARAMETERS
+            .iter()
+            .find(|k| self.extra.contains_key(**k))
+        {
+            return Err(Invalid::Other(format!(
+                "parameter {key:?} is set by the server, not by a request{}",
+                if *key == "inputs" {
+                    ": give pictures to start from as image prompts"
+                } else {
+                    ""
+                }
+            )));
+        }
+        if self.image_prompts.len() > MAX_IMAGE_PROMPTS {
+            return Err(Invalid::Other(format!(
+                "{} image prompts: the limit is {MAX_IMAGE_PROMPTS}",
+                self.image_prompts.len()
+            )));
         }
         Ok(self)
     }

@@ -154,7 +154,7 @@ enum CreatedGeneration {
     tag = "generations",
     operation_id = "create_generation",
     summary = "Ask for images",
-    description = "Queues a generation; credits are reserved now, debited on success and refunded on failure or cancel.",
+    description = "Queues a generation; credits are reserved now, debited on success and refunded on failure or cancel. `image_prompts` names up to 5 of the caller's still pictures the generation starts from, for a provider that takes image prompts (404 for an image the caller cannot see, 422 for a clip or a provider without image prompts).",
     params(Creating),
     request_body = CreateGeneration,
     responses(

@@ -5,20 +5,21 @@
 //! isolation; storage; events), with any provider behind it.
 //!
 //! The mapping, once: a task is a generation, its id the generation's; `imagine` submits the
-//! prompt (grid only: the buttons make the rest), `action` presses a button on the task's
-//! grid or picture (`App::act`; Custom Zoom opens a form instead: code 21 and a task waiting
-//! for `modal`), `blend` and `describe` store the pictures sent inline as the caller's imports
-//! and run on them, `shorten` asks for shorter prompts; `notifyHook` is a webhook whose
-//! deliveries carry the task object (`App::notify_hook`); `botType: NIJI_JOURNEY` goes to
-//! `[server.mj_proxy] niji_provider` with `bot = "niji"`. `state` (each submit's, at most 255
-//! characters) is kept with the generation as its client reference and comes back in the
-//! task; `accountFilter` is accepted and ignored; `base64Array` on imagine is refused, and
-//! `video` is answered as the proxy answers a failed submit (code 9), with 501.
+//! prompt (grid only: the buttons make the rest), its `base64Array` pictures stored as the
+//! caller's imports and used as image prompts; `action` presses a button on the task's grid or
+//! picture (`App::act`; Custom Zoom opens a form instead: code 21 and a task waiting for
+//! `modal`), `blend` and `describe` store the pictures sent inline as the caller's imports and
+//! run on them, `shorten` asks for shorter prompts; `video` animates a start frame (an imagine
+//! with `--video`) or extends a task's clip; `notifyHook` is a webhook whose deliveries carry
+//! the task object (`App::notify_hook`); `botType: NIJI_JOURNEY` goes to `[server.mj_proxy]
+//! niji_provider` with `bot = "niji"`. `state` (each submit's, at most 255 characters) is kept
+//! with the generation as its client reference and comes back in the task; `accountFilter` is
+//! accepted and ignored.
 //!
 //! - `envelope.rs`: the submit answer and the errors in the proxy's envelope;
 //! - `tasks.rs`: the task routes and the signed picture links;
 //! - `shorten.rs`: /shorten; `modal.rs`: the form a Custom Zoom button opened, submitted;
-//! - `unsupported.rs`: `video`, answered as a failed submit.
+//! - `video.rs`: `video`, its body mapped onto an imagine or an action.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -39,7 +40,7 @@ pub mod envelope;
 pub mod modal;
 pub mod shorten;
 pub mod tasks;
-pub mod unsupported;
+pub mod video;
 
 /// `[server.mj_proxy]`, read once: which provider each bot type uses.
 #[derive(Clone, Debug, Default)]
@@ -97,10 +98,11 @@ impl Routes {
 #[serde(rename_all = "camelCase")]
 pub struct ImagineRequest {
     prompt: Option<String>,
-    /// Image prompts (data URLs): refused, this server has no image prompts.
+    /// Image prompts, 1 to 5 pictures as data URLs (or bare base64): stored as the caller's
+    /// imports, their URLs put first in the prompt.
     #[serde(default)]
     base64_array: Vec<String>,
-    /// The older single image prompt: refused likewise.
+    /// The older single image prompt, taken after `base64Array`'s.
     base64: Option<String>,
     /// Receives the task object on each change.
     notify_hook: Option<String>,
@@ -219,11 +221,11 @@ fn pictures(items: &[String], field: &str) -> Result<Vec<Vec<u8>>, MjError> {
     tag = "midjourney-proxy",
     operation_id = "mj_submit_imagine",
     summary = "midjourney-proxy: submit an imagine task",
-    description = "Queues a generation of the prompt (the grid; the buttons make the rest). Key in `mj-api-secret` or `Authorization: Bearer`. `botType` chooses `[server.mj_proxy] provider` or `niji_provider`; `notifyHook` receives the task object on each change; `state` (at most 255 characters) comes back in the task; image prompts (`base64Array`) are refused.",
+    description = "Queues a generation of the prompt (the grid; the buttons make the rest). Key in `mj-api-secret` or `Authorization: Bearer`. `botType` chooses `[server.mj_proxy] provider` or `niji_provider`; `notifyHook` receives the task object on each change; `state` (at most 255 characters) comes back in the task; image prompts (`base64Array`, and the older `base64`: 1 to 5 pictures as data URLs) are stored as the caller's imports and put first in the prompt, for a provider that takes image prompts.",
     request_body = ImagineRequest,
     responses(
         (status = 200, description = "Submitted: code 1, or 22 behind others; `result` is the task id", body = Envelope),
-        (status = 400, description = "Bad input (code 4) or a banned word (code 24)", body = Envelope),
+        (status = 400, description = "Bad input (code 4: also pictures that are not base64 or not pictures, more than 5, or a provider without image prompts) or a banned word (code 24)", body = Envelope),
         (status = 401, description = "No valid key (code 4)", body = Envelope),
         (status = 402, description = "Not enough credits (code 9)", body = Envelope),
         (status = 429, description = "Over the key's rate (code 9, `Retry-After`)", body = Envelope),
@@ -241,10 +243,9 @@ pub async fn imagine(
         .prompt
         .filter(|p| !p.trim().is_empty())
         .ok_or_else(|| MjError::invalid("prompt is required"))?;
-    if !body.base64_array.is_empty() || body.base64.as_deref().is_some_and(|b| !b.is_empty()) {
-        return Err(MjError::invalid(
-            "image prompts (base64Array) are not supported by this server: send the prompt alone, or /mj/submit/blend",
-        ));
+    let mut inline = pictures(&body.base64_array, "base64Array")?;
+    if let Some(one) = body.base64.filter(|b| !b.trim().is_empty()) {
+        inline.extend(pictures(&[one], "base64")?);
     }
     let (provider, niji) = s.settings.mj_proxy.provider(body.bot_type.as_deref())?;
     let mut request = GenerationRequest::new(prompt);
@@ -254,11 +255,50 @@ pub async fn imagine(
     if niji {
         request.extra.insert("bot".into(), "niji".into());
     }
-    // Checked before the hook's secret is made: bad input writes nothing.
-    let request = s.app.check(request)?;
-    let hook = hook(&s, actor, body.notify_hook.as_deref()).await?;
-    let g = s.app.submit_notified(actor, request, hook).await?;
+    let g = imagine_with_pictures(
+        &s,
+        actor,
+        request,
+        inline,
+        None,
+        "sent to /mj/submit/imagine",
+        body.notify_hook.as_deref(),
+    )
+    .await?;
     Ok(submitted(&s, &g).await)
+}
+
+/// An imagine whose image prompts are `inline` pictures (none: the prompt alone), each in
+/// order after the request's own, and whose end frame is `end`, a picture sent inline too: the
+/// request is checked as if they were stored and the pictures verified, then the notify hook
+/// made, then the pictures stored as the caller's imports (noted `note`) and the generation
+/// queued on them. Bad input writes nothing.
+pub(super) async fn imagine_with_pictures(
+    s: &Shared,
+    actor: Actor,
+    request: GenerationRequest,
+    mut inline: Vec<Vec<u8>>,
+    end: Option<Vec<u8>>,
+    note: &str,
+    notify_hook: Option<&str>,
+) -> Result<Generation, MjError> {
+    let prompts = inline.len();
+    let mut request = s.app.check_with_pictures(request, prompts, end.is_some())?;
+    inline.extend(end);
+    let prepared = if inline.is_empty() {
+        None
+    } else {
+        Some(s.app.prepare_pictures(inline, note).await?)
+    };
+    let hook = hook(s, actor, notify_hook).await?;
+    if let Some(prepared) = prepared {
+        let mut ids = s.app.import_prepared(actor, prepared).await?;
+        if ids.len() > prompts {
+            request.end_frame = ids.pop();
+        }
+        request.image_prompts.extend(ids);
+    }
+    Ok(s.app.submit_notified(actor, request, hook).await?)
 }
 
 #[utoipa::path(

@@ -187,7 +187,7 @@ fn router(shared: Shared) -> Router {
         .routes(routes!(mjproxy::describe))
         .routes(routes!(mjproxy::shorten::shorten))
         .routes(routes!(mjproxy::modal::modal))
-        .routes(routes!(mjproxy::unsupported::video))
+        .routes(routes!(mjproxy::video::video))
         .routes(routes!(mjproxy::tasks::fetch))
         .routes(routes!(mjproxy::tasks::list_by_condition))
         .routes(routes!(mjproxy::tasks::list))

@@ -98,7 +98,13 @@ pub(super) async fn run(app: Arc<App>, job: Job) -> Result<(), JobError> {
         (Some(_), Some(parent)) => app.catalogue.generation(parent).await?.provider_refs,
         _ => serde_json::Value::Null,
     };
-    let inputs = inputs(&app, &generation).await?;
+    // An action works from its parent's result, never from the pictures the parent started
+    // from (which it keeps in its parameters, and which may have been deleted since).
+    let inputs = if action.is_some() {
+        Vec::new()
+    } else {
+        inputs(&app, &generation).await?
+    };
     let provider = reg.provider.clone();
     let mut run = Run::new(app, generation, reg);
     run.pjob.action = action;

@@ -1,5 +1,6 @@
 //! What a provider declares it can do: the shape of a render's results, whether it may deliver
-//! clips, whether it takes a negative prompt, and which actions, /describe and /blend it plays.
+//! clips, whether it takes a negative prompt or image prompts, and which actions, /describe and
+//! /blend it plays.
 //! The engine drives a job by it, and `Providers::check` refuses what a provider cannot serve
 //! before anything is written.
 
@@ -26,6 +27,9 @@ pub struct Capabilities {
     pub shorten: bool,
     /// It blends several pictures into one result (/blend).
     pub blend: bool,
+    /// It takes image prompts: stored pictures an /imagine starts from (Midjourney's URLs at
+    /// the start of the prompt).
+    pub image_prompts: bool,
 }
 
 /// What one render delivers, which decides how the engine maps it onto the progress scale.
@@ -42,7 +46,7 @@ pub enum Shape {
 
 impl Capabilities {
     /// Midjourney's pictures, which the sandbox mimics: a grid with upscales, every picture
-    /// action, /describe and /blend, a negative prompt (`--no`), no clips. The Midjourney
+    /// action, /describe and /blend, a negative prompt (`--no`), image prompts, no clips. The Midjourney
     /// provider adds video to it (clips, [`ActionName::VIDEO`]).
     pub const MIDJOURNEY: Self = Self {
         shape: Shape::GridWithUpscales,
@@ -52,6 +56,7 @@ impl Capabilities {
         describe: true,
         shorten: true,
         blend: true,
+        image_prompts: true,
     };
 
     /// Whether it plays `action`.
@@ -88,6 +93,16 @@ impl Capabilities {
         }
     }
 
+    /// Refuses image prompts a provider would drop silently.
+    pub fn takes_image_prompts(&self, provider: &str, count: usize) -> Result<(), String> {
+        if count > 0 && !self.image_prompts {
+            return Err(format!(
+                "provider {provider:?} takes no image prompts; leave them out"
+            ));
+        }
+        Ok(())
+    }
+
     /// Refuses a negative prompt a provider would drop silently.
     pub fn takes_negative_prompt(
         &self,
@@ -115,6 +130,7 @@ mod tests {
         describe: false,
         shorten: false,
         blend: false,
+        image_prompts: false,
     };
 
     #[test]
@@ -129,6 +145,7 @@ mod tests {
         assert!(mj.serves("mj", GenerationKind::Describe, None).is_ok());
         assert!(mj.serves("mj", GenerationKind::Blend, None).is_ok());
         assert!(mj.takes_negative_prompt("mj", Some("text")).is_ok());
+        assert!(mj.takes_image_prompts("mj", 5).is_ok());
     }
 
     #[test]
@@ -151,6 +168,11 @@ mod tests {
         );
         assert!(caps.serves("four", GenerationKind::Imagine, None).is_ok());
         assert!(caps.takes_negative_prompt("four", None).is_ok());
+        assert!(caps.takes_image_prompts("four", 0).is_ok());
+        assert_eq!(
+            caps.takes_image_prompts("four", 1).unwrap_err(),
+            "provider \"four\" takes no image prompts; leave them out"
+        );
         assert!(
             caps.takes_negative_prompt("four", Some("blur"))
                 .unwrap_err()

@@ -80,7 +80,8 @@ pub struct ProviderJob {
     pub action: Option<Action>,
     /// The parent generation's references, for actions.
     pub parent_refs: serde_json::Value,
-    /// Pictures the job works from (/describe's image, /blend's images).
+    /// Pictures the job works from (/describe's image, /blend's images, an /imagine's image
+    /// prompts); none for an action.
     pub inputs: Vec<Input>,
     /// The upscales the engine will ask this provider for once the grid is stored (none when
     /// it cuts the grid itself, or has them already), so a provider can prepare for them.
@@ -326,6 +327,10 @@ impl Providers {
                 .provider
                 .capabilities()
                 .takes_negative_prompt(&name, request.negative_prompt.as_deref())?;
+            registered
+                .provider
+                .capabilities()
+                .takes_image_prompts(&name, request.pictures().len())?;
             registered.provider.check(
                 &request.prompt,
                 request.negative_prompt.as_deref(),

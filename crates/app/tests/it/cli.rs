@@ -88,6 +88,57 @@ fn generate_stores_verified_images_and_prints_them() {
 }
 
 #[test]
+fn generate_takes_image_prompts_as_files_or_image_ids() {
+    let d = DataDir::new();
+    let files = tempfile::tempdir().unwrap();
+    let a = files.path().join("a.png");
+    write_png(&a, 40);
+    let (_, first) = d.json(&["generate", "keep me", "--upscale", "1"]);
+    let upscale = first["images"][1]["id"].as_str().unwrap().to_owned();
+    let (code, g) = d.json(&[
+        "generate",
+        "a fox in these colours",
+        "--seed",
+        "9",
+        "--upscale",
+        "none",
+        "--image",
+        a.to_str().unwrap(),
+        "--image",
+        &upscale,
+    ]);
+    assert_eq!(code, 0, "{g}");
+    assert_eq!(g["status"], "succeeded");
+    let inputs = g["parameters"]["inputs"].as_array().expect("inputs");
+    assert_eq!(inputs.len(), 2, "{g}");
+    assert_eq!(inputs[1], upscale.as_str());
+    // The file was imported: its image is the first input.
+    let (_, imported) = d.json(&["image", "show", inputs[0].as_str().unwrap()]);
+    assert_eq!(imported["width"], 40, "{imported}");
+    // The pictures steer the sandbox's drawing: the same seed without them draws another grid.
+    let (_, plain) = d.json(&[
+        "generate",
+        "a fox in these colours",
+        "--seed",
+        "9",
+        "--upscale",
+        "none",
+    ]);
+    assert_ne!(plain["images"][0]["sha256"], g["images"][0]["sha256"]);
+    // Six are refused before anything is read or written.
+    let before = d.stored_files();
+    let six: Vec<&str> = std::iter::repeat_n(upscale.as_str(), 6).collect();
+    let mut args = vec!["generate", "too many"];
+    for id in &six {
+        args.extend(["--image", id]);
+    }
+    let out = d.run(&args);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("6 image prompts: the limit is 5"));
+    assert_eq!(d.stored_files(), before);
+}
+
+#[test]
 fn without_json_the_result_is_plain_lines_and_stderr_stays_quiet_off_a_terminal() {
     let d = DataDir::new();
     let out = d.run(&["generate", "a quiet harbour", "--upscale", "1"]);
@@ -416,6 +467,14 @@ fn bad_input_is_refused_and_writes_nothing() {
         "neither an image id nor a file",
     );
     refused(&["blend", "a.png"], "2 values required");
+    refused(
+        &["generate", "fox", "--image", "no-such-file.png"],
+        "neither an image id nor a file",
+    );
+    refused(
+        &["generate", "fox", "--param", "inputs=x"],
+        "set by the server",
+    );
     refused(
         &["simulate", "discord", "--faults", "earthquake"],
         "earthquake",

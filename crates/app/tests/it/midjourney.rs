@@ -20,6 +20,7 @@ use atelier_simulator::{Running, Timing};
 mod failover;
 mod faults;
 mod forms;
+mod image_prompts;
 mod limits;
 mod params;
 mod reported;

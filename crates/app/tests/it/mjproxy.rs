@@ -1,13 +1,16 @@
 //! The midjourney-proxy drop-in routes of `atelier serve` (`/mj/submit/*`, `/mj/task/*`): a
 //! client library of that protocol, unchanged (302.AI's `@302ai/ai-sdk` for the Vercel AI SDK,
 //! from npm, installed by scripts/test.sh under `target/test-peers/mjproxy` and named by
-//! `ATELIER_TEST_MJPROXY_SDK`), then every route over plain HTTP: the submits (the unsupported
-//! ones' answers too; shorten and Custom Zoom's form in `mjproxy/forms.rs`), the task routes, isolation between keys, bad input with the proxy's
-//! codes and nothing created, the notify hook's task bodies, and pictures fetched by their
-//! links without a key. On the catalogue `ATELIER_TEST_CATALOGUE` names.
+//! `ATELIER_TEST_MJPROXY_SDK`), then every route over plain HTTP: the submits (shorten and
+//! Custom Zoom's form in `mjproxy/forms.rs`; image prompts and video, the latter against the
+//! Discord simulator, in `mjproxy/image_prompts.rs`), the task routes, isolation between keys,
+//! bad input with the proxy's codes and nothing created, the notify hook's task bodies, and
+//! pictures fetched by their links without a key. On the catalogue `ATELIER_TEST_CATALOGUE`
+//! names.
 
 mod client;
 mod forms;
+mod image_prompts;
 mod routes;
 
 use std::time::{Duration, Instant};

@@ -183,8 +183,7 @@ async fn every_documented_route_answers_and_undocumented_ones_do_not() {
         let r = request.bearer_auth(&a.key).send().await.unwrap();
         let status = r.status().as_u16();
         // The midjourney-proxy submits Atelier does not play answer 501 by design.
-        let unsupported =
-            ["/mj/submit/shorten", "/mj/submit/modal", "/mj/submit/video"].contains(&path.as_str());
+        let unsupported = ["/mj/submit/shorten", "/mj/submit/modal"].contains(&path.as_str());
         assert!(
             status != 404 && status != 405 && (status < 500 || unsupported && status == 501),
             "{method} {url}: {status} {:?}",
@@ -354,8 +353,6 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
             "/mj/submit/shorten",
             "--exclude-path",
             "/mj/submit/modal",
-            "--exclude-path",
-            "/mj/submit/video",
             "--max-examples",
             "15",
             "--max-time",

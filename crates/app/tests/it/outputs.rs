@@ -186,6 +186,7 @@ impl Provider for Flaky {
             describe: false,
             shorten: false,
             blend: false,
+            image_prompts: false,
         }
     }
 

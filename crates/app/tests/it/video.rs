@@ -159,6 +159,7 @@ impl Provider for Deliver {
             describe: false,
             shorten: false,
             blend: false,
+            image_prompts: false,
         }
     }
 

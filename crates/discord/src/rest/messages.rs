@@ -1,10 +1,10 @@
-//! Reading channel messages, returned raw like gateway dispatches.
-//!
-//! Used to catch up after downtime or to re-read a message whose update was missed.
+//! Channel messages: read, returned raw like gateway dispatches (to catch up after downtime or
+//! to re-read a message whose update was missed), and sent by the user with uploaded files
+//! (how a local picture gets a CDN URL, e.g. for an image prompt).
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use super::{Call, RestClient, RestError, snowflake};
+use super::{Call, RestClient, RestError, UploadedAttachment, snowflake};
 
 /// Paging for `GET channels/{id}/messages`; Discord accepts one of before/after/around.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -17,6 +17,44 @@ pub struct MessageQuery {
 }
 
 impl RestClient {
+    /// `POST channels/{id}/messages`: a message from the account carrying `content` and the
+    /// files uploaded with [`RestClient::upload_attachments`], as the web client sends it.
+    /// Returns the message as Discord answers it, whose `attachments` hold each file's CDN
+    /// `url` in the order given.
+    pub async fn send_message(
+        &self,
+        channel_id: &str,
+        content: &str,
+        files: &[UploadedAttachment],
+    ) -> Result<Value, RestError> {
+        let channel = snowflake(channel_id)?;
+        let attachments: Vec<Value> = files.iter().map(UploadedAttachment::to_json).collect();
+        let body = json!({
+            "content": content,
+            "channel_id": channel,
+            "type": 0,
+            "sticker_ids": [],
+            "attachments": attachments,
+            "nonce": crate::new_nonce(),
+            "tts": false,
+            "flags": 0,
+        });
+        let message: Value = self
+            .execute_json(Call::post(format!("channels/{channel}/messages"), body))
+            .await?;
+        let sent = message
+            .get("attachments")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        if sent != files.len() {
+            return Err(RestError::Decode(format!(
+                "the message carries {sent} attachments for {} files",
+                files.len()
+            )));
+        }
+        Ok(message)
+    }
+
     /// Messages of a channel, newest first.
     pub async fn messages(
         &self,

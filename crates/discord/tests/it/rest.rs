@@ -114,6 +114,71 @@ async fn empty_bucket_delays_the_next_request() {
 }
 
 #[tokio::test]
+async fn a_message_carries_uploaded_files_and_answers_their_cdn_urls() {
+    let server = FakeHttp::start(|request| match (request.method.as_str(), request.path()) {
+        ("POST", "/api/v9/channels/222/messages") => {
+            let sent = request.json();
+            let attachments: Vec<serde_json::Value> = sent["attachments"]
+                .as_array()
+                .expect("attachments")
+                .iter()
+                .map(|a| {
+                    json!({"id": "9001", "filename": a["filename"],
+                        "url": format!("https://cdn.discordapp.com/attachments/222/9001/{}?ex=1&is=2&hm=3&",
+                            a["filename"].as_str().unwrap_or_default())})
+                })
+                .collect();
+            Reply::json(200, &json!({"id": "77", "channel_id": "222", "content": sent["content"], "attachments": attachments}))
+        }
+        ("POST", "/api/v9/channels/223/messages") => {
+            Reply::json(200, &json!({"id": "78", "channel_id": "223", "attachments": []}))
+        }
+        _ => Reply::empty(404),
+    })
+    .await;
+    let client = client(&server);
+    let files = [
+        atelier_discord::rest::UploadedAttachment {
+            id: "0".into(),
+            filename: "a.png".into(),
+            uploaded_filename: "opaque/1/a.png".into(),
+        },
+        atelier_discord::rest::UploadedAttachment {
+            id: "1".into(),
+            filename: "b.png".into(),
+            uploaded_filename: "opaque/2/b.png".into(),
+        },
+    ];
+    let message = client.send_message("222", "", &files).await.expect("sent");
+    assert_eq!(
+        message["attachments"][1]["url"],
+        "https://cdn.discordapp.com/attachments/222/9001/b.png?ex=1&is=2&hm=3&"
+    );
+    let post = &server.requests_to("POST", "/api/v9/channels/222/messages")[0];
+    let body = post.json();
+    assert_eq!(body["type"], 0);
+    assert_eq!(body["channel_id"], "222");
+    assert_eq!(body["sticker_ids"], json!([]));
+    assert_eq!(
+        body["attachments"],
+        json!([
+            {"id": "0", "filename": "a.png", "uploaded_filename": "opaque/1/a.png"},
+            {"id": "1", "filename": "b.png", "uploaded_filename": "opaque/2/b.png"}
+        ])
+    );
+    assert!(body["nonce"].as_str().is_some_and(|n| !n.is_empty()));
+    assert_eq!(post.header("authorization"), Some(TOKEN));
+    // A message that came back without the files is an error, not a silent success.
+    let short = client.send_message("223", "", &files).await.unwrap_err();
+    assert!(matches!(short, RestError::Decode(_)), "{short:?}");
+    // A channel id that is not a snowflake never reaches a URL.
+    assert!(matches!(
+        client.send_message("../x", "", &files).await,
+        Err(RestError::InvalidId(_))
+    ));
+}
+
+#[tokio::test]
 async fn uploads_through_the_signed_url_without_credentials() {
     let base = Arc::new(std::sync::OnceLock::<String>::new());
     let base_in = Arc::clone(&base);

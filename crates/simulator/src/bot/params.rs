@@ -14,6 +14,8 @@ pub(crate) enum PromptError {
     Moderated,
     /// "Empty prompt".
     Empty,
+    /// "Invalid link": an image prompt the bot could not fetch.
+    DeadLink,
 }
 
 /// The `--seed` value, if the prompt sets one.

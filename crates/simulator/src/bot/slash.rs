@@ -259,6 +259,7 @@ pub(super) fn imagine(sim: &Arc<Sim>, ctx: Ctx, prompt: &str) {
         let niji = ctx.app == crate::commands::App::Niji;
         params::check(prompt, &sim.config.banned_words, niji)
     });
+    let checked = checked.and_then(|()| live_links(sim, prompt));
     if let Err(error) = checked {
         let sim = Arc::clone(sim);
         tokio::spawn(async move {
@@ -291,6 +292,23 @@ pub(super) fn imagine(sim: &Arc<Sim>, ctx: Ctx, prompt: &str) {
     );
 }
 
+/// The image prompts at the start of `prompt` that point at this simulator's CDN must be live
+/// signed links, as the bot fetches each one (an expired or forged link, or a file that is
+/// gone, is "Invalid link"); links elsewhere are taken on trust, there being nothing to fetch
+/// them from.
+fn live_links(sim: &Sim, prompt: &str) -> Result<(), PromptError> {
+    let dead = prompt
+        .split_whitespace()
+        .take_while(|w| atelier_midjourney_params::is_image_prompt(w))
+        .map(|w| w.trim_start_matches('<').trim_end_matches('>'))
+        .any(|url| sim.serves_url(url) == Some(false));
+    if dead {
+        Err(PromptError::DeadLink)
+    } else {
+        Ok(())
+    }
+}
+
 /// The embed for a refused prompt.
 pub(super) fn refuse(sim: &Sim, ctx: &Ctx, error: &PromptError, footer: &str) {
     match error {
@@ -302,6 +320,15 @@ pub(super) fn refuse(sim: &Sim, ctx: &Ctx, error: &PromptError, footer: &str) {
             let embed = messages::embed(
                 "Empty prompt",
                 "Your prompt has no words to imagine. Please add a description.",
+                RED,
+                Some(footer),
+            );
+            post_error(sim, ctx, &embed, EPHEMERAL);
+        }
+        PromptError::DeadLink => {
+            let embed = messages::embed(
+                "Invalid link",
+                "Could not validate this link. Please try again later.",
                 RED,
                 Some(footer),
             );

@@ -281,7 +281,9 @@ pub(crate) async fn message(State(sim): State<Arc<Sim>>, headers: HeaderMap) -> 
 }
 
 /// `POST channels/{id}/messages`: a message from the user, possibly with uploaded files
-/// (how some proxies turn a local image into a URL for an image prompt).
+/// (how some proxies turn a local image into a URL for an image prompt). Each file becomes an
+/// attachment served by the CDN under a signed URL. The body is judged whole before anything is
+/// kept, with Discord's form errors (400 / 50035) naming the field.
 pub(crate) async fn create_message(
     State(sim): State<Arc<Sim>>,
     headers: HeaderMap,
@@ -291,35 +293,33 @@ pub(crate) async fn create_message(
     let user = authed(&sim, &headers)?;
     let channel = own_channel(&sim, &user, &channel)?;
     let body = json_body(body)?;
-    let content = body
-        .get("content")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let mut attachments = Vec::new();
-    for entry in body
-        .get("attachments")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let key = entry
-            .get("uploaded_filename")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+    let (content, keys) = message_body(&body)?;
+    let mut files = Vec::with_capacity(keys.len());
+    for (i, key) in keys.iter().enumerate() {
         let upload = sim.world().uploads.get(key).cloned();
         let Some(Upload {
             filename,
             bytes: Some(bytes),
-            owner,
+            ..
         }) = upload.filter(|u| u.owner == user.id)
         else {
             return Err(ApiError::form(
-                &["attachments"],
+                &["attachments", &i.to_string(), "uploaded_filename"],
                 "ATTACHMENT_NOT_FOUND",
                 "Unknown attachment.",
             ));
         };
-        debug_assert_eq!(owner, user.id);
+        files.push((filename, bytes));
+    }
+    if content.is_empty() && files.is_empty() {
+        return Err(ApiError::form(
+            &["content"],
+            "BASE_TYPE_REQUIRED",
+            "Cannot send an empty message",
+        ));
+    }
+    let mut attachments = Vec::with_capacity(files.len());
+    for (filename, bytes) in files {
         let id = sim.ids.snowflake();
         let path = format!("/attachments/{channel}/{id}/{filename}");
         let size = bytes.len();
@@ -330,13 +330,6 @@ pub(crate) async fn create_message(
             "id": id.to_string(), "filename": filename, "size": size,
             "url": url, "proxy_url": url, "content_type": content_type,
         }));
-    }
-    if content.is_empty() && attachments.is_empty() {
-        return Err(ApiError::form(
-            &["content"],
-            "BASE_TYPE_REQUIRED",
-            "Cannot send an empty message",
-        ));
     }
     let id = sim.ids.snowflake();
     let guild_id = sim.world().channels.get(&channel).map(|c| c.guild_id);
@@ -362,6 +355,77 @@ pub(crate) async fn create_message(
     });
     sim.post(&message, Delivery::Normal);
     Ok(Json(message))
+}
+
+/// Discord's limits on a user's message.
+const MAX_CONTENT_CHARS: usize = 2000;
+const MAX_ATTACHMENTS: usize = 10;
+
+/// A message body's content and the upload keys (`uploaded_filename`) of its attachments, or
+/// the form error Discord gives for it.
+fn message_body(body: &Value) -> ApiResult<(String, Vec<String>)> {
+    let Some(body) = body.as_object() else {
+        return Err(ApiError::form(
+            &[],
+            "DICT_TYPE_CONVERT",
+            "Only dictionaries may be used in a DictType",
+        ));
+    };
+    let content = match body.get("content") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(text)) if text.chars().count() > MAX_CONTENT_CHARS => {
+            return Err(ApiError::form(
+                &["content"],
+                "BASE_TYPE_MAX_LENGTH",
+                "Must be 2000 or fewer in length.",
+            ));
+        }
+        Some(Value::String(text)) => text.clone(),
+        Some(_) => {
+            return Err(ApiError::form(
+                &["content"],
+                "BASE_TYPE_STRING",
+                "Must be a string.",
+            ));
+        }
+    };
+    let entries: &[Value] = match body.get("attachments") {
+        None | Some(Value::Null) => &[],
+        Some(Value::Array(entries)) => entries,
+        Some(_) => {
+            return Err(ApiError::form(
+                &["attachments"],
+                "LIST_TYPE_CONVERT",
+                "Only iterables may be used in a ListType",
+            ));
+        }
+    };
+    if entries.len() > MAX_ATTACHMENTS {
+        return Err(ApiError::form(
+            &["attachments"],
+            "BASE_TYPE_MAX_LENGTH",
+            "Must be 10 or fewer in length.",
+        ));
+    }
+    let mut keys = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        let at = i.to_string();
+        let id_given = matches!(entry.get("id"), Some(Value::String(_) | Value::Number(_)));
+        if !id_given {
+            return Err(ApiError::required(&["attachments", &at, "id"]));
+        }
+        match entry.get("uploaded_filename") {
+            Some(Value::String(key)) if !key.is_empty() => keys.push(key.clone()),
+            _ => {
+                return Err(ApiError::required(&[
+                    "attachments",
+                    &at,
+                    "uploaded_filename",
+                ]));
+            }
+        }
+    }
+    Ok((content, keys))
 }
 
 /// `POST attachments/refresh-urls`: re-signs URLs of attachments that still exist.
@@ -411,7 +475,8 @@ fn url_path(url: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::{sanitize, url_path};
+    use super::{message_body, sanitize, url_path};
+    use serde_json::json;
 
     #[test]
     fn paths_and_names() {
@@ -422,5 +487,46 @@ mod tests {
         assert_eq!(url_path("/x?y"), "/x");
         assert_eq!(sanitize("../../a b/ü.png"), "_.png");
         assert_eq!(sanitize("fox photo.png"), "fox_photo.png");
+    }
+
+    #[test]
+    fn message_bodies_are_judged_with_discord_form_errors() {
+        let ok = message_body(&json!({"content": "hi", "attachments": [
+            {"id": "0", "filename": "a.png", "uploaded_filename": "k/a.png"},
+            {"id": 1, "uploaded_filename": "k/b.png"}
+        ]}))
+        .unwrap();
+        assert_eq!(
+            ok,
+            (
+                "hi".to_owned(),
+                vec!["k/a.png".to_owned(), "k/b.png".to_owned()]
+            )
+        );
+        assert_eq!(message_body(&json!({})).unwrap(), (String::new(), vec![]));
+        let field = |body: serde_json::Value| {
+            let refused = message_body(&body).unwrap_err();
+            assert_eq!(refused.status, axum::http::StatusCode::BAD_REQUEST);
+            assert_eq!(refused.body["code"], 50035);
+            refused.body["errors"].to_string()
+        };
+        assert!(field(json!([])).contains("DICT_TYPE_CONVERT"));
+        assert!(
+            field(json!({"content": 5}))
+                .contains("\"content\":{\"_errors\":[{\"code\":\"BASE_TYPE_STRING\"")
+        );
+        assert!(field(json!({"content": "x".repeat(2001)})).contains("BASE_TYPE_MAX_LENGTH"));
+        assert!(field(json!({"attachments": "a.png"})).contains("LIST_TYPE_CONVERT"));
+        let eleven: Vec<_> = (0..11)
+            .map(|i| json!({"id": i, "uploaded_filename": "k"}))
+            .collect();
+        assert!(field(json!({ "attachments": eleven })).contains("BASE_TYPE_MAX_LENGTH"));
+        let missing =
+            field(json!({"attachments": [{"id": "0", "uploaded_filename": "k"}, {"id": "1"}]}));
+        assert!(
+            missing.contains("\"1\":{\"uploaded_filename\":{\"_errors\""),
+            "{missing}"
+        );
+        assert!(field(json!({"attachments": [{"uploaded_filename": "k"}]})).contains("\"id\""));
     }
 }

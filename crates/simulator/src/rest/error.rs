@@ -8,8 +8,8 @@ use serde_json::{Map, Value, json};
 
 #[derive(Debug)]
 pub(crate) struct ApiError {
-    status: StatusCode,
-    body: Value,
+    pub(crate) status: StatusCode,
+    pub(crate) body: Value,
 }
 
 impl ApiError {

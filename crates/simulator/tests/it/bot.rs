@@ -526,6 +526,95 @@ async fn describe_and_blend_use_the_upload_flow() {
 }
 
 #[tokio::test]
+async fn image_prompts_are_uploads_sent_in_a_message_then_its_cdn_urls() {
+    let sim = start(short()).await;
+    let account = sim.accounts()[0].clone();
+    let uid = account.user_id.clone();
+    let mut client = Client::connect(&sim, &account).await;
+    let pictures = [
+        NoisyPainter.grid("fox", 1, 48),
+        NoisyPainter.grid("owl", 2, 48),
+    ];
+    let files = client
+        .rest
+        .upload_attachments(
+            &account.channel_id,
+            vec![
+                ("a.png".into(), pictures[0].clone()),
+                ("b.png".into(), pictures[1].clone()),
+            ],
+        )
+        .await
+        .unwrap();
+    let message = client
+        .rest
+        .send_message(&account.channel_id, "", &files)
+        .await
+        .unwrap();
+    assert_eq!(message["author"]["id"], uid.as_str());
+    assert_eq!(message["type"], 0);
+    let attachments = message["attachments"].as_array().unwrap();
+    assert_eq!(attachments[0]["filename"], "a.png");
+    assert_eq!(attachments[1]["content_type"], "image/png");
+    let urls: Vec<String> = attachments
+        .iter()
+        .map(|a| a["url"].as_str().unwrap().to_owned())
+        .collect();
+    // Signed like every CDN URL, and served with the uploaded bytes.
+    for (url, bytes) in urls.iter().zip(&pictures) {
+        assert!(url.contains("?ex=") && url.contains("&is=") && url.contains("&hm="));
+        let served = download(url).await;
+        assert_eq!(served.status(), 200);
+        assert_eq!(served.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    }
+    // An /imagine that starts with them runs like any other.
+    let prompt = format!("{} {} a fox and an owl", urls[0], urls[1]);
+    let nonce = client.imagine(&prompt).await;
+    let grid = client.final_for(&nonce).await;
+    assert_eq!(grid["content"], format!("**{prompt}** - <@{uid}> (fast)"));
+    // A link of this CDN that no longer verifies is one the bot cannot fetch.
+    let forged = urls[0].replace("&hm=", "&hm=0");
+    let nonce = client.imagine(&format!("{forged} a fox")).await;
+    let refused = client
+        .until("invalid link", |n, d| {
+            n == "MESSAGE_CREATE" && d["nonce"] == nonce
+        })
+        .await;
+    assert_eq!(refused["embeds"][0]["title"], "Invalid link");
+
+    // Bad bodies are Discord's form errors, and keep nothing.
+    let api = format!(
+        "{}/channels/{}/messages",
+        sim.api_base(),
+        account.channel_id
+    );
+    let before = sim.control().messages(&account.channel_id).len();
+    for (body, field) in [
+        (
+            json!({"attachments": [{"id": "0", "uploaded_filename": "nope/x.png"}]}),
+            "attachments",
+        ),
+        (json!({"attachments": [{"id": "0"}]}), "attachments"),
+        (json!({"content": 12}), "content"),
+        (json!({"content": ""}), "content"),
+    ] {
+        let response = crate::support::http()
+            .post(&api)
+            .header("authorization", &account.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{body}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["code"], 50035, "{body}");
+        assert!(error["errors"].get(field).is_some(), "{body}: {error}");
+    }
+    assert_eq!(sim.control().messages(&account.channel_id).len(), before);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn refused_prompts_get_midjourneys_embeds() {
     let sim = start(short()).await;
     let account = sim.accounts()[0].clone();

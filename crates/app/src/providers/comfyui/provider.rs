@@ -99,6 +99,7 @@ impl Provider for ComfyUi {
             describe: false,
             shorten: false,
             blend: false,
+            image_prompts: false,
         }
     }
 

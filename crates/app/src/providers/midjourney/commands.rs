@@ -1,5 +1,6 @@
-//! The slash commands a job sends: which bot, /imagine's prompt, /blend's options, and the
-//! uploads /describe and /blend attach.
+//! The slash commands a job sends: which bot, /imagine's prompt (its image prompts' URLs
+//! first), /blend's options, the uploads /describe and /blend attach, and the message that
+//! gives an image prompt its URL.
 
 use std::fmt::Write as _;
 
@@ -26,10 +27,50 @@ fn niji(parameters: &Parameters) -> bool {
     parameters.extra.get("bot").and_then(|v| v.as_str()) == Some("niji")
 }
 
-/// The /imagine prompt: the user's text with its own parameters, plus the ones given apart
-/// from it (seed, aspect ratio, negative prompt) that it does not already carry.
-pub fn imagine_prompt(job: &ProviderJob) -> String {
-    imagine_text(&job.prompt, job.negative_prompt.as_deref(), &job.parameters)
+/// The /imagine prompt: the image prompts' URLs (`urls`, one per input picture) first, then the
+/// user's text with its own parameters, plus the ones given apart from it (seed, aspect ratio,
+/// negative prompt) that it does not already carry, and `--end` with the end frame's URL (the
+/// last of `urls`) when the job has one.
+pub fn imagine_prompt(job: &ProviderJob, urls: &[String]) -> String {
+    with_pictures(
+        urls,
+        &job.parameters,
+        imagine_text(&job.prompt, job.negative_prompt.as_deref(), &job.parameters),
+    )
+}
+
+fn with_pictures(urls: &[String], parameters: &Parameters, text: String) -> String {
+    let ends = parameters.extra.get("end_frame") == Some(&serde_json::Value::Bool(true));
+    let (prompts, end) = match urls.split_last() {
+        Some((end, prompts)) if ends => (prompts, Some(end)),
+        _ => (urls, None),
+    };
+    let mut sent = if prompts.is_empty() {
+        text
+    } else {
+        format!("{} {text}", prompts.join(" "))
+    };
+    if let Some(end) = end {
+        let _ = write!(sent, " --end {end}");
+    }
+    sent
+}
+
+/// How many image prompts the parameters carry (`inputs`, the pictures' image ids).
+fn image_prompts(parameters: &Parameters) -> usize {
+    parameters
+        .extra
+        .get("inputs")
+        .and_then(|v| v.as_array())
+        .map_or(0, Vec::len)
+}
+
+/// Stand-ins for image prompts not uploaded yet, where a prompt is judged before its pictures
+/// have URLs: a Discord attachment URL as the upload will give one.
+fn stand_ins(count: usize) -> Vec<String> {
+    (0..count)
+        .map(|i| format!("https://cdn.discordapp.com/attachments/0/0/image-prompt-{i}.png"))
+        .collect()
 }
 
 fn imagine_text(prompt: &str, negative_prompt: Option<&str>, parameters: &Parameters) -> String {
@@ -62,7 +103,11 @@ pub fn check(
     negative_prompt: Option<&str>,
     parameters: &Parameters,
 ) -> Result<(), String> {
-    let sent = imagine_text(prompt, negative_prompt, parameters);
+    let sent = with_pictures(
+        &stand_ins(image_prompts(parameters)),
+        parameters,
+        imagine_text(prompt, negative_prompt, parameters),
+    );
     let default = if niji(parameters) {
         Version::NIJI_DEFAULT
     } else {
@@ -81,7 +126,9 @@ pub fn model(job: &ProviderJob) -> Option<String> {
     } else {
         Version::DEFAULT
     };
-    let version = atelier_midjourney_params::check(&imagine_prompt(job), default).ok()?;
+    // The pictures by their number in the parameters: an action's job loads none.
+    let sent = imagine_prompt(job, &stand_ins(image_prompts(&job.parameters)));
+    let version = atelier_midjourney_params::check(&sent, default).ok()?;
     Some(if version.is_niji() {
         format!("niji {}", version.number())
     } else {
@@ -147,6 +194,59 @@ pub async fn upload(
         .collect())
 }
 
+/// Gives each picture a URL Midjourney can fetch, as the proxies do: the pictures uploaded to
+/// the account's channel, then a message there carrying them; its attachments' CDN URLs, in
+/// order.
+pub async fn image_prompt_urls(
+    account: &Account,
+    inputs: &[crate::providers::Input],
+) -> Result<Vec<String>, ProviderError> {
+    let files = inputs
+        .iter()
+        .map(|i| (i.filename.clone(), i.bytes.clone()))
+        .collect();
+    let failed = |e: atelier_discord::RestError| {
+        ProviderError::new(
+            ErrorCode::ProviderUnavailable,
+            format!("uploading the image prompts to Discord failed: {e}"),
+        )
+    };
+    let channel = &account.place.channel_id;
+    let uploaded = account
+        .rest
+        .upload_attachments(channel, files)
+        .await
+        .map_err(failed)?;
+    let message = account
+        .rest
+        .send_message(channel, "", &uploaded)
+        .await
+        .map_err(failed)?;
+    attachment_urls(&message, inputs.len())
+}
+
+/// The CDN URLs of a sent message's `count` attachments, in order.
+fn attachment_urls(
+    message: &serde_json::Value,
+    count: usize,
+) -> Result<Vec<String>, ProviderError> {
+    let urls: Vec<String> = message["attachments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["url"].as_str())
+        .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+        .map(str::to_owned)
+        .collect();
+    if urls.len() != count {
+        return Err(ProviderError::new(
+            ErrorCode::ProviderUnavailable,
+            format!("Discord gave {} URLs for {count} image prompts", urls.len()),
+        ));
+    }
+    Ok(urls)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,7 +275,67 @@ mod tests {
         j.parameters.aspect_ratio = Some("2:3".into());
         j.parameters.seed = Some(9);
         j.negative_prompt = Some("cars".into());
-        assert_eq!(imagine_prompt(&j), "a fox --ar 2:3 --seed 9 --no cars");
+        assert_eq!(imagine_prompt(&j, &[]), "a fox --ar 2:3 --seed 9 --no cars");
+        let urls = [
+            "https://cdn/a.png".to_owned(),
+            "https://cdn/b.png".to_owned(),
+        ];
+        assert_eq!(
+            imagine_prompt(&j, &urls),
+            "https://cdn/a.png https://cdn/b.png a fox --ar 2:3 --seed 9 --no cars"
+        );
+    }
+
+    #[test]
+    fn video_from_an_image_prompt_is_judged_with_the_picture_first() {
+        let p = Parameters::default();
+        // Without a picture, --video is refused in the bot's words...
+        assert_eq!(
+            check("a fox runs --video --motion high", None, &p),
+            Err("Midjourney refuses this prompt: --video needs an image prompt (a picture's URL first)".into())
+        );
+        // ...and with an image prompt carried apart it is what the bot will get.
+        let mut with = Parameters::default();
+        with.extra.insert("inputs".into(), json!(["i1"]));
+        assert_eq!(
+            check("a fox runs --video --motion high", None, &with),
+            Ok(())
+        );
+        assert_eq!(check("--video --loop", None, &with), Ok(()));
+        assert!(check("a fox --video --loop --end https://x/e.png", None, &with).is_err());
+        // An end frame carried apart is `--end` with its URL, judged like one written.
+        let mut ends = with.clone();
+        ends.extra.insert("inputs".into(), json!(["i1", "i2"]));
+        ends.extra.insert("end_frame".into(), json!(true));
+        assert_eq!(check("a fox --video", None, &ends), Ok(()));
+        assert!(check("a fox --video --loop", None, &ends).is_err());
+        let mut j = job("a fox --video");
+        j.parameters = ends;
+        let urls = [
+            "https://cdn/s.png".to_owned(),
+            "https://cdn/e.png".to_owned(),
+        ];
+        assert_eq!(
+            imagine_prompt(&j, &urls),
+            "https://cdn/s.png a fox --video --end https://cdn/e.png"
+        );
+    }
+
+    #[test]
+    fn a_sent_message_gives_one_url_per_picture() {
+        let message = json!({"attachments": [
+            {"id": "1", "url": "https://cdn.discordapp.com/attachments/1/1/a.png?ex=1&is=2&hm=3&"},
+            {"id": "2", "url": "http://127.0.0.1:9/attachments/1/2/b.png?ex=1&is=2&hm=3&"}
+        ]});
+        let urls = attachment_urls(&message, 2).unwrap();
+        assert_eq!(
+            urls[1],
+            "http://127.0.0.1:9/attachments/1/2/b.png?ex=1&is=2&hm=3&"
+        );
+        assert!(attachment_urls(&message, 3).is_err());
+        assert!(
+            attachment_urls(&json!({"attachments": [{"url": "file:///etc/passwd"}]}), 1).is_err()
+        );
     }
 
     #[test]

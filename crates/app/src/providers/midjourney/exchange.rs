@@ -69,7 +69,7 @@ pub struct Exchange<'a> {
     pub report: &'a dyn Reporter,
     pub application_id: &'a str,
     /// The prompt a form the bot opens is filled with (Extend's under Remix mode).
-    pub prompt: &'a str,
+    pub prompt: String,
 }
 
 /// Removes the waiter from the router however the exchange ends.
@@ -368,7 +368,7 @@ impl Exchange<'_> {
         F: Fn(Option<String>) -> Fut,
         Fut: Future<Output = Result<(), ProviderError>>,
     {
-        let modal = super::forms::submit(form, custom_id, self.prompt).ok_or_else(|| {
+        let modal = super::forms::submit(form, custom_id, &self.prompt).ok_or_else(|| {
             ProviderError::new(
                 ErrorCode::Internal,
                 format!("Midjourney opened the form {custom_id}, which no job fills"),

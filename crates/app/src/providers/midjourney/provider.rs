@@ -47,7 +47,7 @@ impl Midjourney {
             timing: &self.timing,
             report,
             application_id: application_id(job),
-            prompt: &job.prompt,
+            prompt: form_prompt(job),
         }
     }
 
@@ -213,6 +213,28 @@ impl Midjourney {
             .await
     }
 
+    /// The URLs of the job's image prompts: those saved by an earlier attempt, else its
+    /// pictures uploaded now and their URLs saved before the /imagine that carries them is
+    /// sent.
+    async fn image_prompts(
+        &self,
+        account: &Account,
+        saved: &Saved<'_>,
+        job: &ProviderJob,
+    ) -> Result<Vec<String>, ProviderError> {
+        if job.inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let known = saved.get().image_prompts;
+        if known.len() == job.inputs.len() {
+            return Ok(known);
+        }
+        let urls = commands::image_prompt_urls(account, &job.inputs).await?;
+        let keep = urls.clone();
+        saved.update(move |r| r.image_prompts = keep).await?;
+        Ok(urls)
+    }
+
     /// Runs one step (`step` names it in the refs' `pending`) up to its result message; the
     /// caller saves the result and clears the step's nonce in one write. The nonce is saved
     /// before the send, together with the account it is sent from.
@@ -279,6 +301,24 @@ impl Midjourney {
         }
         fresh
     }
+}
+
+/// What a form the bot opens for an action is filled with: for Custom Zoom the job's prompt
+/// (the caller's new one); for Extend under Remix mode the prompt of the message the action is
+/// pressed on as the bot echoed it, image prompts included (a video's prompt means nothing
+/// without its picture), else the job's own.
+fn form_prompt(job: &ProviderJob) -> String {
+    // Custom Zoom's form takes the caller's new prompt, which is the job's.
+    if job.action.is_some_and(Action::takes_prompt) {
+        return job.prompt.clone();
+    }
+    let parent = parent_refs(job);
+    let shot = match job.action.map(Action::source) {
+        Some(Role::Upscale(i)) => parent.upscales.get(&i).or(parent.result.as_ref()),
+        _ => parent.grid.as_ref(),
+    };
+    shot.and_then(|s| s.prompt.clone())
+        .unwrap_or_else(|| job.prompt.clone())
 }
 
 #[async_trait]
@@ -432,7 +472,8 @@ impl Midjourney {
                 },
             ),
             None => {
-                let prompt = imagine_prompt(job);
+                let urls = self.image_prompts(&account, saved, job).await?;
+                let prompt = imagine_prompt(job, &urls);
                 let command = SlashCommand {
                     name: "imagine".into(),
                     options: vec![json!({"type": 3, "name": "prompt", "value": prompt})],

@@ -1,6 +1,6 @@
 //! What the Midjourney provider saves in a generation's `provider_refs`: the account, each
-//! result message, and the interactions in flight, so a restarted job resumes instead of
-//! sending again.
+//! result message, the interactions in flight and the image prompts' uploaded URLs, so a
+//! restarted job resumes instead of sending (or uploading) again.
 
 use std::collections::BTreeMap;
 
@@ -38,6 +38,11 @@ pub struct Refs {
     /// The prompts /describe or /shorten found.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prompts: Vec<String>,
+    /// The CDN URLs the job's image prompts were given (uploaded, then sent in a message of
+    /// the account's channel), in order: a resumed /imagine puts these first again rather
+    /// than uploading the pictures twice.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_prompts: Vec<String>,
     /// Interactions whose outcome is not known yet, by step (`grid`, `upscale_N`, `result`,
     /// `source`, `describe`, `shorten`) → nonce: after a crash, each one's messages are looked for before
     /// it is sent again. U1–U4 run at once, so several may be pending. A nonce may be saved

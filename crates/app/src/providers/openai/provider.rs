@@ -413,6 +413,7 @@ impl Provider for OpenAi {
             shorten: false,
             // /blend is an edit of its pictures.
             blend: true,
+            image_prompts: false,
         }
     }
 

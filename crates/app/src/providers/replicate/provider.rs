@@ -470,6 +470,7 @@ impl Provider for Replicate {
             describe: false,
             shorten: false,
             blend: false,
+            image_prompts: false,
         }
     }
 

@@ -152,6 +152,16 @@ fn shortened(prompt: &str) -> Vec<String> {
     out
 }
 
+/// A seed drawn from pictures' bytes (FNV-1a over every 97th byte).
+fn pictures_seed(inputs: &[super::Input]) -> u32 {
+    inputs
+        .iter()
+        .flat_map(|i| i.bytes.iter().step_by(97))
+        .fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+        })
+}
+
 /// What to draw.
 #[derive(Clone, Copy)]
 enum Picture {
@@ -221,20 +231,19 @@ impl Sandbox {
             }
             GenerationKind::Blend => {
                 // A new scene seeded by the inputs' bytes: the same inputs blend the same way.
-                let seed = job
-                    .inputs
-                    .iter()
-                    .flat_map(|i| i.bytes.iter().step_by(97))
-                    .fold(0x811c_9dc5_u32, |h, b| {
-                        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
-                    });
+                let seed = pictures_seed(&job.inputs);
                 report.save_refs(serde_json::json!({"seed": seed})).await?;
                 return Ok(Some(Picture::Grid(seed)));
             }
             _ => {}
         }
         let Some(action) = job.action else {
-            let seed = Self::seed(job);
+            // Image prompts steer the drawing as they steer Midjourney's: the first picture's
+            // bytes mixed into the seed, so the same pictures and prompt draw the same grid.
+            let seed = match job.inputs.first() {
+                Some(first) => Self::seed(job) ^ pictures_seed(std::slice::from_ref(first)),
+                None => Self::seed(job),
+            };
             report.save_refs(serde_json::json!({"seed": seed})).await?;
             return Ok(Some(Picture::Grid(seed)));
         };

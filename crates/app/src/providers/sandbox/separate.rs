@@ -52,6 +52,7 @@ impl Provider for Separate {
             describe: false,
             shorten: false,
             blend: false,
+            image_prompts: false,
         }
     }
 

@@ -32,6 +32,7 @@ impl Provider for Video {
             describe: false,
             shorten: false,
             blend: false,
+            image_prompts: false,
         }
     }
 

@@ -1,5 +1,6 @@
 //! Every proxy route over plain HTTP: imagine, fetch, action (U1 then an upscale's buttons),
-//! blend and describe on pictures sent inline, the unsupported submits, cancel,
+//! blend and describe on pictures sent inline (image prompts and video are in
+//! `mjproxy/image_prompts.rs`, shorten and Custom Zoom in `mjproxy/forms.rs`), cancel,
 //! list-by-condition, image-seed, isolation between keys, bad input (with the proxy's codes,
 //! proper statuses, and nothing created), the notify hook's task bodies, and the signed links.
 
@@ -107,7 +108,7 @@ async fn imagine_fetch_action_and_the_upscale_buttons() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn blend_describe_and_the_unsupported_submits() {
+async fn blend_and_describe_on_pictures_sent_inline() {
     let p = Proxy::start(0, "").await;
     let (status, r) = p
         .post(
@@ -160,22 +161,6 @@ async fn blend_describe_and_the_unsupported_submits() {
         start <= describe["finishTime"].as_i64().unwrap(),
         "{describe}"
     );
-
-    for route in ["video"] {
-        let (status, r) = p
-            .post(
-                &p.alice,
-                &format!("/mj/submit/{route}"),
-                &json!({"prompt": "a fox", "taskId": "x"}),
-            )
-            .await;
-        assert_eq!((status, &r["code"]), (501, &json!(9)), "{route}: {r}");
-        assert!(
-            r["description"].as_str().unwrap().contains("not supported"),
-            "{r}"
-        );
-        assert_eq!(r["result"], Value::Null);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,12 +188,6 @@ async fn bad_input_is_refused_with_the_proxy_codes_and_creates_nothing() {
         (
             "/mj/submit/imagine",
             json!({"prompt": "a fox", "botType": "DALLE"}),
-            400,
-            4,
-        ),
-        (
-            "/mj/submit/imagine",
-            json!({"prompt": "a fox", "base64Array": [data_url()]}),
             400,
             4,
         ),

@@ -1,7 +1,7 @@
 //! The proxy's answer to a submit, `{code, description, result, properties}`, and its errors
 //! in the same envelope: `code` is the proxy's (1 submitted, 21 waiting for a form, 22 queued
 //! behind others, 3 not found, 4 validation error, 9 failure, 23 queue full, 24 banned prompt), the HTTP status the
-//! one Atelier gives the same trouble (400, 401, 404, 409, 501, 503…), so a client that reads
+//! one Atelier gives the same trouble (400, 401, 404, 409, 503…), so a client that reads
 //! `code` and one that checks the status both see it.
 
 use axum::http::{HeaderValue, StatusCode, header};
@@ -117,11 +117,6 @@ impl MjError {
 
     pub fn is_not_found(&self) -> bool {
         self.code == NOT_FOUND
-    }
-
-    /// What this server does not do: 501, code 9.
-    pub fn unsupported(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_IMPLEMENTED, FAILURE, description)
     }
 }
 

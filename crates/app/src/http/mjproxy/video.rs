@@ -16,7 +16,7 @@ use super::super::auth::Caller;
 use super::super::input::Body;
 use super::super::{Problem, Shared};
 use super::envelope::{self, Envelope, MjError};
-use super::{caller, hook, imagine_with_pictures, pictures, submitted, tasks};
+use super::{caller, hook, imagine_with_pictures, pictures, state, submitted, tasks};
 use crate::app::GenerationWithImages;
 use crate::domain::{GenerationRequest, GenerationStatus, ImageId, Motion, Role, UpscaleSelection};
 
@@ -54,8 +54,7 @@ pub struct VideoRequest {
     notify_hook: Option<String>,
     /// `MID_JOURNEY` (default) or `NIJI_JOURNEY`.
     bot_type: Option<String>,
-    /// Accepted and ignored (not kept).
-    #[expect(dead_code, reason = "accepted as the proxy documents it, and ignored")]
+    /// The caller's own string (at most 255 characters), kept with the task.
     state: Option<String>,
     /// Accepted and ignored (the proxy's choice of Discord account).
     #[expect(dead_code, reason = "accepted as the proxy documents it, and ignored")]
@@ -235,7 +234,7 @@ fn picked(task: &GenerationWithImages, index: u8, what: &str) -> Result<ImageId,
     tag = "midjourney-proxy",
     operation_id = "mj_submit_video",
     summary = "midjourney-proxy: a clip from a start frame, or a task's clip extended",
-    description = "Without `action`: the start frame `image` (a URL, put first in the prompt, or a data URL / base64, stored as the caller's import and used as an image prompt) animated by an imagine of `prompt` with `--video --motion low|high`, `--loop` (`loop: true`), `--end URL` (`endImage`: a URL, or a picture sent inline, stored and uploaded like the start frame) and `--bs n` (`batchSize` 1, 2 or 4; that many clips are upscaled with the video grid); without `image`, `taskId` and `index` animate that task's picture. With `action: \"extend\"`, `taskId` and `index` (0–3): the task's clip extended. `videoType` `vid_1.1_i2v_720` (HD) is refused; `state`, `accountFilter` and `noStorage` are ignored. The task's `action` is `VIDEO`.",
+    description = "Without `action`: the start frame `image` (a URL, put first in the prompt, or a data URL / base64, stored as the caller's import and used as an image prompt) animated by an imagine of `prompt` with `--video --motion low|high`, `--loop` (`loop: true`), `--end URL` (`endImage`: a URL, or a picture sent inline, stored and uploaded like the start frame) and `--bs n` (`batchSize` 1, 2 or 4; that many clips are upscaled with the video grid); without `image`, `taskId` and `index` animate that task's picture. With `action: \"extend\"`, `taskId` and `index` (0–3): the task's clip extended. `videoType` `vid_1.1_i2v_720` (HD) is refused; `state` comes back in the task; `accountFilter` and `noStorage` are ignored. The task's `action` is `VIDEO`.",
     request_body = VideoRequest,
     responses(
         (status = 200, description = "Submitted: code 1, or 22 behind others; `result` is the task id", body = Envelope),
@@ -255,6 +254,7 @@ pub async fn video(
     let actor = caller(c)?;
     let Body(body) = body?;
     let plan = plan(&body).map_err(MjError::invalid)?;
+    let reference = state(body.state.as_deref())?;
     let (provider, niji) = s.settings.mj_proxy.provider(body.bot_type.as_deref())?;
     let notify = body.notify_hook.as_deref();
     let (task, index, motion, word, what) = match plan {
@@ -272,6 +272,7 @@ pub async fn video(
             }
             let mut request = GenerationRequest::new(prompt);
             request.provider = provider;
+            request.client_reference = reference.map(str::to_owned);
             request.upscale = UpscaleSelection::from_indices(&upscale)
                 .map_err(|e| MjError::invalid(e.to_string()))?;
             if niji {
@@ -316,10 +317,19 @@ pub async fn video(
     }
     let image = picked(&g, index, what)?;
     let action = format!("{word}-{}", motion.as_str());
+    // Checked before the hook's secret is made: bad input writes nothing.
+    s.app.check_action(actor, image, &action, None).await?;
     let hook = hook(&s, actor, notify).await?;
     let made = s
         .app
-        .act_notified(actor, image, &action, &UpscaleSelection::none(), hook)
+        .act_notified(
+            actor,
+            image,
+            &action,
+            &UpscaleSelection::none(),
+            hook,
+            reference,
+        )
         .await?;
     Ok(submitted(&s, &made).await)
 }

@@ -198,7 +198,7 @@ async fn video_animates_a_start_frame_then_extends_a_clip_on_midjourney() {
         .post(
             &p.alice,
             "/mj/submit/video",
-            &json!({"prompt": "the tide comes in", "image": data_url(), "endImage": data_url(), "motion": "high", "batchSize": 2}),
+            &json!({"prompt": "the tide comes in", "image": data_url(), "endImage": data_url(), "motion": "high", "batchSize": 2, "state": "clip 9"}),
         )
         .await;
     assert_eq!(status, 200, "{r}");
@@ -209,6 +209,7 @@ async fn video_animates_a_start_frame_then_extends_a_clip_on_midjourney() {
         (Some("SUCCESS"), Some("VIDEO")),
         "{task}"
     );
+    assert_eq!(task["state"], "clip 9");
     // The start and end frames went to Discord once each, and the bot was asked for a video
     // starting with one and ending on the other.
     assert_eq!(sim.control().stats().uploads - uploads, 2);
@@ -250,11 +251,12 @@ async fn video_animates_a_start_frame_then_extends_a_clip_on_midjourney() {
         .post(
             &p.alice,
             "/mj/submit/video",
-            &json!({"action": "extend", "taskId": id, "index": 1}),
+            &json!({"action": "extend", "taskId": id, "index": 1, "state": "longer"}),
         )
         .await;
     assert_eq!(status, 200, "{r}");
     let extended = p.ended(&p.alice, r["result"].as_str().unwrap()).await;
+    assert_eq!(extended["state"], "longer");
     assert_eq!(
         (extended["status"].as_str(), extended["action"].as_str()),
         (Some("SUCCESS"), Some("VIDEO")),

@@ -122,10 +122,18 @@ impl App {
         Ok(modal.task(&parent.prompt))
     }
 
-    /// A task waiting for its form, as the caller fetches it: only for a picture they may see.
+    /// A task waiting for its form, as the caller fetches it: only for a picture they may see
+    /// and that offers the action (an id no button could have made names no task).
     pub async fn mj_modal_task(&self, actor: Actor, modal: &ModalTask) -> Result<Task, AppError> {
-        let image = self.visible_image(actor, modal.image).await?;
-        let parent = self.catalogue.generation(image.generation_id).await?;
+        let (_, parent, _) = self
+            .acting_on(actor, modal.image, modal.action)
+            .await
+            .map_err(|e| match e {
+                AppError::Invalid(why) => {
+                    AppError::NotFound(format!("task {}: no form waits there ({why})", modal.id()))
+                }
+                other => other,
+            })?;
         Ok(modal.task(&parent.prompt))
     }
 

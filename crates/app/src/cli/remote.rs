@@ -163,7 +163,10 @@ pub async fn dispatch(server: &str, command: Command, out: &Out) -> Result<u8, A
             Ok(0)
         }
         Command::Describe { .. } => not_in_api("describe"),
-        Command::Shorten { .. } => not_in_api("shorten"),
+        Command::Shorten { .. } => Err(AppError::Invalid(
+            "`atelier shorten` has no route in the HTTP API yet (its clients use /mj/submit/shorten); run it where the data is"
+                .into(),
+        )),
         Command::Blend { .. } => not_in_api("blend"),
         Command::Worker(_) => local_only("worker"),
         Command::Serve(_) => local_only("serve"),

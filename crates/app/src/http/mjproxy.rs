@@ -51,12 +51,8 @@ pub struct Routes {
 
 impl Routes {
     pub fn from_config(config: &ServerConfig) -> Self {
-        let name = |p: &Option<String>| {
-            p.as_deref()
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(str::to_owned)
-        };
+        // An empty name is kept, for `check` to refuse: it is a mistake, not "the default".
+        let name = |p: &Option<String>| p.as_deref().map(str::trim).map(str::to_owned);
         Self {
             provider: name(&config.mj_proxy.provider),
             niji_provider: name(&config.mj_proxy.niji_provider),
@@ -70,6 +66,11 @@ impl Routes {
             ("provider", &self.provider),
             ("niji_provider", &self.niji_provider),
         ] {
+            if p.as_deref() == Some("") {
+                return Err(AppError::Invalid(format!(
+                    "[server.mj_proxy] {key} is empty: name a provider, or leave it out for the default one"
+                )));
+            }
             if let Some(p) = p {
                 app.provider_name(Some(p))
                     .map_err(|e| AppError::Invalid(format!("[server.mj_proxy] {key}: {e}")))?;

@@ -707,8 +707,12 @@ fn serve_refuses_bad_settings_before_listening() {
     assert_eq!(out.status.code(), Some(2));
     // A midjourney-proxy route naming a provider this process lacks: refused before the
     // socket opens, so nothing says it listens.
-    for key in ["provider", "niji_provider"] {
-        let data = DataDir::with_config(&format!("[server.mj_proxy]\n{key} = \"nope\"\n"));
+    for (key, value) in [
+        ("provider", "nope"),
+        ("niji_provider", "nope"),
+        ("provider", " "),
+    ] {
+        let data = DataDir::with_config(&format!("[server.mj_proxy]\n{key} = \"{value}\"\n"));
         let out = data.run(&["serve", "--bind", "127.0.0.1:0"]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{key}: {stderr}");

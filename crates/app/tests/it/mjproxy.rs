@@ -111,6 +111,19 @@ impl Proxy {
     }
 }
 
+/// The `customId` of `task`'s button labelled `label`.
+pub fn custom_id(task: &Value, label: &str) -> String {
+    task["buttons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["label"] == label)
+        .unwrap_or_else(|| panic!("no {label} button in {task}"))["customId"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// A small PNG, as the clients send pictures: a data URL.
 pub fn data_url() -> String {
     let mut png = Vec::new();

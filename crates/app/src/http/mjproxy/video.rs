@@ -115,53 +115,89 @@ fn plan(body: &VideoRequest) -> Result<Plan, String> {
         .as_deref()
         .map(str::trim)
         .filter(|t| !t.is_empty());
-    let index = |needed: bool| -> Result<u8, String> {
+    let index = |what: &str| -> Result<u8, String> {
         match body.index {
-            None if needed => {
-                Err("action extend needs index, the clip of the task (0 to 3)".into())
-            }
-            None => Ok(0),
+            None => Err(format!(
+                "{what} needs index, the task's picture or clip (0 to 3)"
+            )),
             Some(i) => u8::try_from(i)
                 .ok()
                 .filter(|i| *i <= 3)
                 .ok_or_else(|| format!("index must be 0 to 3, not {i}")),
         }
     };
-    match body.action.as_deref().map(str::trim) {
-        None | Some("") => {}
-        Some(a) if a.eq_ignore_ascii_case("extend") => {
-            let task = task.ok_or("action extend needs taskId, the task whose clip is extended")?;
-            return Ok(Plan::Extend {
-                task: task.to_owned(),
-                index: index(true)?,
-                motion,
-            });
-        }
-        Some(other) => return Err(format!("action must be extend or left out, not {other:?}")),
-    }
     let image = body
         .image
         .as_deref()
         .map(str::trim)
         .filter(|i| !i.is_empty());
+    // What only a new video from a start frame takes, refused on a task's picture or clip
+    // rather than dropped.
+    let on_task = |what: &str| -> Result<(), String> {
+        let given: Vec<&str> = [
+            ("image", image.is_some()),
+            (
+                "endImage",
+                body.end_image
+                    .as_deref()
+                    .is_some_and(|e| !e.trim().is_empty()),
+            ),
+            ("loop", body.looped == Some(true)),
+            ("batchSize", body.batch_size.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect();
+        if given.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what} takes no {}: they make a new video from a start frame (leave out taskId)",
+                given.join(", ")
+            ))
+        }
+    };
+    match body.action.as_deref().map(str::trim) {
+        None | Some("") => {}
+        Some(a) if a.eq_ignore_ascii_case("extend") => {
+            let task = task.ok_or("action extend needs taskId, the task whose clip is extended")?;
+            on_task("action extend")?;
+            return Ok(Plan::Extend {
+                task: task.to_owned(),
+                index: index("action extend")?,
+                motion,
+            });
+        }
+        Some(other) => return Err(format!("action must be extend or left out, not {other:?}")),
+    }
     let Some(image) = image else {
         return match task {
-            Some(task) => Ok(Plan::Animate {
-                task: task.to_owned(),
-                index: index(false)?,
-                motion,
-            }),
+            Some(task) => {
+                on_task("Animate of a task's picture (taskId)")?;
+                Ok(Plan::Animate {
+                    task: task.to_owned(),
+                    index: index("Animate of a task's picture (taskId)")?,
+                    motion,
+                })
+            }
             None => Err(
                 "image is required: the start frame, as a URL or base64 (or taskId and index to animate a task's picture)"
                     .into(),
             ),
         };
     };
+    if task.is_some() || body.index.is_some() {
+        return Err(
+            "image and taskId are two ways to start a video: send the start frame, or taskId and index to animate a task's picture, not both"
+                .into(),
+        );
+    }
     let bs = match body.batch_size {
         None => 4,
         Some(n @ (1 | 2 | 4)) => n as u8,
         Some(n) => return Err(format!("batchSize must be 1, 2 or 4, not {n}")),
     };
+    url_or_picture(image, "image")?;
     let (first, start) = if is_url(image) {
         (Some(image.to_owned()), None)
     } else {
@@ -187,7 +223,7 @@ fn plan(body: &VideoRequest) -> Result<Plan, String> {
         .map(str::trim)
         .filter(|e| !e.is_empty())
     {
-        Some(url) if is_url(url) => words.push(format!("--end {url}")),
+        Some(url) if url_or_picture(url, "endImage")? => words.push(format!("--end {url}")),
         // Uploaded like the start frame; the provider writes its `--end`.
         Some(inline) => end = Some(inline.to_owned()),
         None => {}
@@ -204,10 +240,30 @@ fn plan(body: &VideoRequest) -> Result<Plan, String> {
     })
 }
 
-/// A URL as the prompt takes it: http or https, one word.
+/// A URL as the prompt takes it: http or https, a host, one word.
 fn is_url(text: &str) -> bool {
-    (text.starts_with("https://") || text.starts_with("http://"))
-        && !text.contains(char::is_whitespace)
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"));
+    rest.is_some_and(|r| {
+        let host = r.split(['/', '?', '#']).next().unwrap_or_default();
+        !host.is_empty() && !text.contains(char::is_whitespace)
+    })
+}
+
+/// Whether `text` (field `field`) is a URL (`true`) or a picture sent inline (`false`): a
+/// value with a scheme that is not a data URL must be an http(s) URL with a host, since base64
+/// holds no `:`.
+fn url_or_picture(text: &str, field: &str) -> Result<bool, String> {
+    if is_url(text) {
+        return Ok(true);
+    }
+    if text.contains(':') && !text.starts_with("data:") {
+        return Err(format!(
+            "{field} must be an http(s) URL with a host, or a picture as a data URL or base64"
+        ));
+    }
+    Ok(false)
 }
 
 /// Image `index` (0-based) of a task: its upscale `index + 1`, or its one result for index 0.
@@ -407,7 +463,7 @@ mod tests {
             })
         );
         assert_eq!(
-            plan(&body(serde_json::json!({"taskId": "t"}))),
+            plan(&body(serde_json::json!({"taskId": "t", "index": 0}))),
             Ok(Plan::Animate {
                 task: "t".into(),
                 index: 0,
@@ -456,6 +512,30 @@ mod tests {
                 "batchSize must be 1, 2 or 4, not 3",
             ),
             (serde_json::json!({"prompt": "a fox"}), "image is required"),
+            // Nothing is dropped: what a request cannot mean together is refused.
+            (serde_json::json!({"taskId": "t"}), "needs index"),
+            (
+                serde_json::json!({"taskId": "t", "index": 1, "image": "https://x/a.png"}),
+                "not both",
+            ),
+            (
+                serde_json::json!({"taskId": "t", "index": 1, "loop": true}),
+                "takes no loop",
+            ),
+            (
+                serde_json::json!({"action": "extend", "taskId": "t", "index": 1, "endImage": "https://x/e.png"}),
+                "takes no endImage",
+            ),
+            (serde_json::json!({"image": "http://"}), "with a host"),
+            (serde_json::json!({"image": "ftp://x/a.png"}), "http(s) URL"),
+            (
+                serde_json::json!({"image": "file:///etc/passwd"}),
+                "http(s) URL",
+            ),
+            (
+                serde_json::json!({"image": "https://x/a.png", "endImage": "javascript:alert(1)"}),
+                "endImage must be",
+            ),
         ] {
             let refused = plan(&body(json.clone())).unwrap_err();
             assert!(refused.contains(says), "{json}: {refused}");

@@ -3,21 +3,9 @@
 //! running the zoom as a new task; the refusals, each with the proxy's code, its status, and
 //! nothing created.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::Proxy;
-
-fn custom_id(task: &Value, label: &str) -> String {
-    task["buttons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["label"] == label)
-        .unwrap_or_else(|| panic!("no {label} button in {task}"))["customId"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
+use super::{Proxy, custom_id};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shorten_gives_its_prompts_in_the_task() {

@@ -8,21 +8,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{Proxy, anonymous, data_url};
+use super::{Proxy, anonymous, custom_id, data_url};
 use crate::http::client;
 use crate::webhooks::Receiver;
-
-fn custom_id(task: &Value, label: &str) -> String {
-    task["buttons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["label"] == label)
-        .unwrap_or_else(|| panic!("no {label} button in {task}"))["customId"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imagine_fetch_action_and_the_upscale_buttons() {

@@ -97,6 +97,44 @@ impl App {
     }
 
     /// [`App::enqueue`], with the generation's webhook written first.
+    /// Refuses, writing nothing, what queuing a `kind` generation for `actor` on `provider`
+    /// (else the default) would refuse on admission: the provider's queue full, the caller's
+    /// credits short. For a front-end that stores something first (pictures sent inline), so
+    /// that such a refusal stores nothing; a submit racing it may still be refused later.
+    pub async fn admits(
+        &self,
+        actor: Actor,
+        provider: Option<&str>,
+        kind: crate::domain::GenerationKind,
+    ) -> Result<(), AppError> {
+        let name = self.provider_name(provider)?;
+        let reg = self
+            .providers
+            .get(&name)
+            .ok_or_else(|| AppError::Invalid(format!("unknown provider {name:?}")))?;
+        self.queue_room(&name, reg, &slot_of(&name, &reg.account))
+            .await?;
+        self.credits_cover(actor, &name, kind).await
+    }
+
+    /// Refuses a generation its provider's queue has no room for.
+    async fn queue_room(
+        &self,
+        provider: &str,
+        reg: &crate::providers::Registered,
+        slot: &str,
+    ) -> Result<(), AppError> {
+        if let Some(limit) = reg.queue_limit {
+            let counts = self.queue.counts(&[slot.to_owned()]).await?;
+            if counts.pending + counts.running >= u64::from(limit) {
+                return Err(AppError::QueueFull(format!(
+                    "queue full: {provider} already has {limit} jobs queued or running, as many as its accounts take (concurrency + queue_size); nothing was queued, try again later"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     pub(super) async fn enqueue_hooked(
         &self,
         actor: Actor,
@@ -109,15 +147,7 @@ impl App {
         generation.owner = actor.owner().or(generation.owner);
         generation.account = Some(reg.account.clone());
         let slot = slot_of(&generation.provider, &reg.account);
-        if let Some(limit) = reg.queue_limit {
-            let counts = self.queue.counts(std::slice::from_ref(&slot)).await?;
-            if counts.pending + counts.running >= u64::from(limit) {
-                return Err(AppError::QueueFull(format!(
-                    "queue full: {} already has {limit} jobs queued or running, as many as its accounts take (concurrency + queue_size); nothing was queued, try again later",
-                    generation.provider
-                )));
-            }
-        }
+        self.queue_room(&generation.provider, reg, &slot).await?;
         let job = NewJob {
             id: JobId::new(),
             slot,

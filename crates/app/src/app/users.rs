@@ -478,6 +478,30 @@ impl App {
         }
     }
 
+    /// Refuses, taking nothing, a generation `actor`'s credits do not cover now.
+    pub(super) async fn credits_cover(
+        &self,
+        actor: Actor,
+        provider: &str,
+        kind: GenerationKind,
+    ) -> Result<(), AppError> {
+        let Some(user) = actor.owner() else {
+            return Ok(());
+        };
+        let cost = self.credits.cost(provider, kind);
+        if !self.credits.enabled || cost == 0 {
+            return Ok(());
+        }
+        let balance = self.directory.credits(user).await?.balance;
+        if balance < cost {
+            return Err(AppError::InsufficientCredits {
+                needed: cost,
+                balance,
+            });
+        }
+        Ok(())
+    }
+
     /// Gives back what [`App::reserve_credits`] took for a generation that was never created.
     pub async fn release_credits(&self, generation: GenerationId) -> Result<bool, AppError> {
         Ok(self

@@ -49,7 +49,13 @@ pub async fn generate(config: &Config, args: GenerateArgs, out: &Out) -> Result<
     } else {
         drop(providers);
         let provider = request.provider.clone();
-        sources(config, &args.images, provider.as_deref(), true).await?
+        sources(
+            config,
+            &args.images,
+            (provider.as_deref(), crate::domain::GenerationKind::Imagine),
+            true,
+        )
+        .await?
     };
     request.image_prompts = images;
     let generation = app.submit(ME, request).await?;
@@ -144,7 +150,7 @@ pub async fn action(
 async fn sources(
     config: &Config,
     given: &[String],
-    provider: Option<&str>,
+    (provider, kind): (Option<&str>, crate::domain::GenerationKind),
     write: bool,
 ) -> Result<(Arc<App>, Vec<ImageId>), AppError> {
     let providers = wiring::providers(config)?;
@@ -179,6 +185,10 @@ async fn sources(
     }
     // `generate` writes its generation in any case; the others only write what they import.
     let app = wiring::open(config, providers, !files.is_empty() || write).await?;
+    // Admission (the provider's queue) before the files are imported: a refusal imports none.
+    if !files.is_empty() {
+        app.admits(ME, provider, kind).await?;
+    }
     let mut files = files.into_iter();
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
@@ -208,7 +218,13 @@ pub async fn describe(
     no_wait: bool,
     out: &Out,
 ) -> Result<u8, AppError> {
-    let (app, ids) = sources(config, &[source.to_owned()], provider, false).await?;
+    let (app, ids) = sources(
+        config,
+        &[source.to_owned()],
+        (provider, crate::domain::GenerationKind::Describe),
+        false,
+    )
+    .await?;
     let image = ids
         .first()
         .copied()
@@ -250,7 +266,13 @@ pub async fn blend(
     out: &Out,
 ) -> Result<u8, AppError> {
     let upscale = UpscaleSelection::parse(blend.upscale)?;
-    let (app, ids) = sources(config, blend.sources, blend.provider, false).await?;
+    let (app, ids) = sources(
+        config,
+        blend.sources,
+        (blend.provider, crate::domain::GenerationKind::Blend),
+        false,
+    )
+    .await?;
     let generation = app
         .blend(ME, &ids, blend.dimensions, &upscale, blend.provider)
         .await?;

@@ -289,6 +289,14 @@ pub(super) async fn imagine_with_pictures(
     let prepared = if inline.is_empty() {
         None
     } else {
+        // Admission (queue, credits) before the pictures are stored: a refusal stores none.
+        s.app
+            .admits(
+                actor,
+                request.provider.as_deref(),
+                crate::domain::GenerationKind::Imagine,
+            )
+            .await?;
         Some(s.app.prepare_pictures(inline, note).await?)
     };
     let hook = hook(s, actor, notify_hook).await?;
@@ -427,6 +435,14 @@ pub async fn blend(
     let pictures = pictures(&body.base64_array, "base64Array")?;
     s.app
         .serves(provider.as_deref(), crate::domain::GenerationKind::Blend)?;
+    // Admission (queue, credits) before the pictures are stored: a refusal stores nothing.
+    s.app
+        .admits(
+            actor,
+            provider.as_deref(),
+            crate::domain::GenerationKind::Blend,
+        )
+        .await?;
     let hook = hook(&s, actor, body.notify_hook.as_deref()).await?;
     let ids = s
         .app
@@ -476,6 +492,14 @@ pub async fn describe(
     let pictures = pictures(&[picture], "base64")?;
     s.app
         .serves(provider.as_deref(), crate::domain::GenerationKind::Describe)?;
+    // Admission (queue, credits) before the pictures are stored: a refusal stores nothing.
+    s.app
+        .admits(
+            actor,
+            provider.as_deref(),
+            crate::domain::GenerationKind::Describe,
+        )
+        .await?;
     let hook = hook(&s, actor, body.notify_hook.as_deref()).await?;
     let ids = s
         .app

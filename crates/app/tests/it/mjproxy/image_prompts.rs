@@ -174,6 +174,28 @@ async fn image_prompts_and_video_that_cannot_be_honoured_create_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pictures_sent_with_a_submit_its_admission_refuses_are_not_stored() {
+    // Credits on and none granted: every submit is refused at admission (402, code 9), and
+    // the pictures sent with it must not stay behind as imports.
+    let p = Proxy::start(0, "[credits]\nenabled = true\n").await;
+    for (path, body) in [
+        (
+            "/mj/submit/imagine",
+            json!({"prompt": "a fox", "base64Array": [data_url(), data_url()]}),
+        ),
+        (
+            "/mj/submit/blend",
+            json!({"base64Array": [data_url(), data_url()]}),
+        ),
+        ("/mj/submit/describe", json!({"base64": data_url()})),
+    ] {
+        let (status, r) = p.post(&p.alice, path, &body).await;
+        assert_eq!((status, &r["code"]), (402, &json!(9)), "{path}: {r}");
+    }
+    assert_eq!(p.generations(&p.alice).await, 0, "imports were left behind");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn video_animates_a_start_frame_then_extends_a_clip_on_midjourney() {
     let mut config = atelier_simulator::Config::new(Arc::new(SandboxPainter));
     config.image_side = 128;

@@ -222,49 +222,39 @@ impl Action {
         if let Some(i) = numbered("video-u") {
             return Ok(Self::VideoUpscale { index: i });
         }
-        let on_upscale = |make: fn(u8) -> Self| index.map(make).ok_or_else(|| on_one(&name));
-        match name.as_str() {
-            "vary-strong" => on_upscale(|index| Self::VaryStrong { index }),
-            "vary-subtle" => on_upscale(|index| Self::VarySubtle { index }),
-            "upscale-subtle" => on_upscale(|index| Self::UpscaleSubtle { index }),
-            "upscale-creative" => on_upscale(|index| Self::UpscaleCreative { index }),
-            "zoom-out-2x" => on_upscale(|index| Self::ZoomOut { index, factor: 20 }),
-            "zoom-out-1.5x" => on_upscale(|index| Self::ZoomOut { index, factor: 15 }),
-            "zoom-custom" => on_upscale(|index| Self::ZoomCustom { index }),
-            "pan-left" => on_upscale(|index| Self::Pan {
-                index,
-                direction: Direction::Left,
-            }),
-            "pan-right" => on_upscale(|index| Self::Pan {
-                index,
-                direction: Direction::Right,
-            }),
-            "pan-up" => on_upscale(|index| Self::Pan {
-                index,
-                direction: Direction::Up,
-            }),
-            "pan-down" => on_upscale(|index| Self::Pan {
-                index,
-                direction: Direction::Down,
-            }),
-            "animate-high" => on_upscale(|index| Self::Animate {
-                index,
-                motion: Motion::High,
-            }),
-            "animate-low" => on_upscale(|index| Self::Animate {
-                index,
-                motion: Motion::Low,
-            }),
-            "extend-high" => on_upscale(|index| Self::Extend {
-                index,
-                motion: Motion::High,
-            }),
-            "extend-low" => on_upscale(|index| Self::Extend {
-                index,
-                motion: Motion::Low,
-            }),
-            _ => Err(format!("unknown action {name:?}; actions: {NAMES}")),
+        // Matched by the name each prints (`Display`), so a name is written once.
+        match Self::on_one_image(index.unwrap_or(1))
+            .into_iter()
+            .find(|a| a.to_string() == name)
+        {
+            Some(_) if index.is_none() => Err(on_one(&name)),
+            Some(action) => Ok(action),
+            None => Err(format!("unknown action {name:?}; actions: {NAMES}")),
         }
+    }
+
+    /// Every action on one picture or clip, upscale `index`.
+    fn on_one_image(index: u8) -> [Self; 15] {
+        let pan = |direction| Self::Pan { index, direction };
+        let animate = |motion| Self::Animate { index, motion };
+        let extend = |motion| Self::Extend { index, motion };
+        [
+            Self::VaryStrong { index },
+            Self::VarySubtle { index },
+            Self::UpscaleSubtle { index },
+            Self::UpscaleCreative { index },
+            Self::ZoomOut { index, factor: 20 },
+            Self::ZoomOut { index, factor: 15 },
+            Self::ZoomCustom { index },
+            pan(Direction::Left),
+            pan(Direction::Right),
+            pan(Direction::Up),
+            pan(Direction::Down),
+            animate(Motion::High),
+            animate(Motion::Low),
+            extend(Motion::High),
+            extend(Motion::Low),
+        ]
     }
 
     /// Whether the action is pressed on the grid (else on upscale `index`).

@@ -269,9 +269,11 @@ impl App {
         actor: Actor,
         id: GenerationId,
     ) -> Result<GenerationWithImages, AppError> {
-        let generation = self.visible_generation(actor, id).await?;
-        let images = self.images_of(id).await?;
-        Ok(GenerationWithImages { generation, images })
+        let (generation, images) = self.catalogue.generation_with_images(id).await?;
+        Ok(GenerationWithImages {
+            generation: super::visible_to(actor, generation)?,
+            images: super::images::in_role_order(images),
+        })
     }
 
     /// Generations `actor` may see, newest first, by `query`, at most [`MAX_PAGE`] a page

@@ -24,9 +24,7 @@ pub struct ImagePage {
 impl App {
     /// A generation's images, by role (the engine's and the owner's view: no actor check).
     pub(crate) async fn images_of(&self, id: GenerationId) -> Result<Vec<Image>, AppError> {
-        let mut images = self.catalogue.generation_images(id).await?;
-        images.sort_by_key(|i| i.role.to_string());
-        Ok(images)
+        Ok(in_role_order(self.catalogue.generation_images(id).await?))
     }
 
     pub async fn image(&self, actor: Actor, id: ImageId) -> Result<Image, AppError> {
@@ -372,4 +370,10 @@ impl App {
         };
         (image, vec![(thumb, p.thumbnail), (key, p.bytes)])
     }
+}
+
+/// A generation's images in the order they are shown: by role.
+pub(super) fn in_role_order(mut images: Vec<Image>) -> Vec<Image> {
+    images.sort_by_key(|i| i.role.to_string());
+    images
 }

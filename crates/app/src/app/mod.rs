@@ -18,6 +18,7 @@ mod node;
 mod results;
 mod sign_in;
 mod users;
+mod verified_keys;
 mod webhooks;
 
 pub use crate::catalogue::FeedEntry;
@@ -30,6 +31,7 @@ pub use images::ImagePage;
 pub use import::ImportRequest;
 pub(crate) use mjproxy::links as mj_links;
 pub use node::{RunningNode, SlotLoad, Stop};
+pub use verified_keys::TTL as KEY_TRUST;
 pub use webhooks::NotifyHook;
 
 use std::sync::Arc;
@@ -99,6 +101,8 @@ pub struct App {
     pub(crate) jwt: Option<Arc<JwtVerifier>>,
     /// The process's one reader of the event feed, shared by every follower.
     hub: follow::Hub,
+    /// API keys verified in the last second (`verified_keys.rs`).
+    verified_keys: verified_keys::VerifiedKeys,
     /// Webhooks' secrets, subscriptions and deliveries (`webhooks.rs`, `crate::webhooks`).
     pub(crate) webhooks: Arc<dyn Outbox>,
     pub(crate) webhook_settings: crate::webhooks::WebhookSettings,
@@ -192,6 +196,7 @@ impl AppBuilder {
             mj_links,
             mj_origin: std::sync::OnceLock::new(),
             hub: follow::Hub::new(self.db.catalogue.clone()),
+            verified_keys: verified_keys::VerifiedKeys::default(),
             catalogue: self.db.catalogue,
             queue: self.db.queue,
             directory: self.db.directory,
@@ -290,12 +295,7 @@ impl App {
         actor: Actor,
         id: GenerationId,
     ) -> Result<Generation, AppError> {
-        let g = self.catalogue.generation(id).await?;
-        if actor.may_see(g.owner) {
-            Ok(g)
-        } else {
-            Err(AppError::NotFound(format!("generation {id}")))
-        }
+        visible_to(actor, self.catalogue.generation(id).await?)
     }
 
     /// The image `id` if `actor` may see it (see [`App::visible_generation`]).
@@ -311,4 +311,13 @@ impl App {
 
 pub(crate) fn slot_of(provider: &str, account: &str) -> String {
     format!("{provider}:{account}")
+}
+
+/// `g` if `actor` may see it, else "not found" (the same answer as for no generation at all).
+fn visible_to(actor: Actor, g: Generation) -> Result<Generation, AppError> {
+    if actor.may_see(g.owner) {
+        Ok(g)
+    } else {
+        Err(AppError::NotFound(format!("generation {}", g.id)))
+    }
 }

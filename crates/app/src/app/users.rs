@@ -180,6 +180,7 @@ impl App {
         admin_only(actor, "change roles")?;
         let user = self.user_by_email(actor, email).await?;
         let changed = self.directory.set_role(user.id, role).await?;
+        self.verified_keys.forget_all();
         self.audit_change(actor, &changed, serde_json::json!({"role": role.as_str()}))
             .await?;
         Ok(changed)
@@ -196,6 +197,7 @@ impl App {
         admin_only(actor, "disable users")?;
         let user = self.user_by_email(actor, email).await?;
         let changed = self.directory.set_disabled(user.id, disabled).await?;
+        self.verified_keys.forget_all();
         self.audit_change(actor, &changed, serde_json::json!({"disabled": disabled}))
             .await?;
         Ok(changed)
@@ -270,6 +272,7 @@ impl App {
             return Err(AppError::NotFound(format!("key {id}")));
         }
         let revoked = self.directory.revoke_key(id).await?;
+        self.verified_keys.forget_all();
         if key.revoked_at.is_none() {
             let audit = AuditEntry::new(
                 actor,
@@ -288,7 +291,12 @@ impl App {
         if !secret.starts_with(KEY_PREFIX) {
             return Ok(None);
         }
-        let Some((key, user)) = self.directory.key_by_hash(&secret_hash(secret)).await? else {
+        let hash = secret_hash(secret);
+        if let Some(actor) = self.verified_keys.get(&hash) {
+            return Ok(Some(actor));
+        }
+        let lookup = self.verified_keys.lookup();
+        let Some((key, user)) = self.directory.key_by_hash(&hash).await? else {
             return Ok(None);
         };
         if user.disabled {
@@ -300,6 +308,7 @@ impl App {
         if stale {
             self.directory.touch_key(key.id).await?;
         }
+        self.verified_keys.keep(hash, user.actor(), lookup);
         Ok(Some(user.actor()))
     }
 

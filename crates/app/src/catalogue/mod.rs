@@ -321,6 +321,13 @@ pub trait Catalogue: Send + Sync {
     /// A generation's images, in no particular order: the status read's query, on the
     /// (generation, role) index (the general filter of [`Catalogue::images`] scans the table).
     async fn generation_images(&self, id: GenerationId) -> Result<Vec<Image>>;
+    /// A generation and its images (in no particular order), as [`Catalogue::generation`] and
+    /// [`Catalogue::generation_images`] read them: the status read. A catalogue that can read
+    /// both in one round trip does.
+    async fn generation_with_images(&self, id: GenerationId) -> Result<(Generation, Vec<Image>)> {
+        let generation = self.generation(id).await?;
+        Ok((generation, self.generation_images(id).await?))
+    }
     async fn set_image_status(&self, id: ImageId, status: ImageStatus) -> Result<Image>;
     /// Marks an image a favourite, or public (readable by anyone with its URL), or not; an
     /// unset mark stays as it is. Both in one write.

@@ -447,6 +447,25 @@ async fn images_are_idempotent_filtered_and_tagged(backend: Backend) {
     assert_eq!(own, expected);
     let only: Vec<_> = c.generation_images(other.id).await.unwrap();
     assert_eq!(only.iter().map(|i| i.id).collect::<Vec<_>>(), [theirs.id]);
+    // Read together (in one round trip on SQLite), the same as apart.
+    for id in [g.id, other.id] {
+        let (together, mut images) = c.generation_with_images(id).await.unwrap();
+        assert_eq!(together, c.generation(id).await.unwrap());
+        let mut apart = c.generation_images(id).await.unwrap();
+        images.sort_by_key(|i| i.id);
+        apart.sort_by_key(|i| i.id);
+        assert_eq!(images, apart);
+    }
+    let empty = c
+        .create_generation(&generation(None, None), None, &[])
+        .await
+        .unwrap();
+    let (alone, none) = c.generation_with_images(empty.id).await.unwrap();
+    assert_eq!((alone, none.len()), (empty, 0));
+    assert!(matches!(
+        c.generation_with_images(GenerationId::new()).await,
+        Err(CatalogueError::NotFound(_))
+    ));
 }
 
 async fn the_queue_leases_limits_retries_and_cancels(backend: Backend) {

@@ -285,6 +285,62 @@ async fn app_with_credits(initial: u32) -> (Arc<App>, tempfile::TempDir) {
     (app, dir)
 }
 
+/// Two processes on one database: a key revoked, or a user disabled, by one stops signing
+/// anyone in on the other within `KEY_TRUST` (the other had just verified it), and at once on
+/// the one that made the change.
+#[tokio::test]
+async fn a_change_made_elsewhere_reaches_a_verified_key_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = Backend::from_env().url(dir.path()).await;
+    let open = || async {
+        let db = atelier::catalogue::open(&url, true).await.unwrap();
+        App::builder(db, Store::memory(Layout::Default), Providers::default()).build()
+    };
+    let (here, there) = (open().await, open().await);
+    let op = Actor::Operator;
+    let ada = here
+        .add_user(op, "ada@example.com", UserRole::User, None)
+        .await
+        .unwrap();
+    let (key, secret) = here.create_key(op, "ada@example.com", "ci").await.unwrap();
+    let (_, other) = here.create_key(op, "ada@example.com", "two").await.unwrap();
+    for app in [&here, &there] {
+        assert_eq!(
+            app.authenticate_key(secret.expose()).await.unwrap(),
+            Some(Actor::User(ada.id))
+        );
+    }
+    there.revoke_key(op, key.id).await.unwrap();
+    assert_eq!(there.authenticate_key(secret.expose()).await.unwrap(), None);
+    tokio::time::sleep(atelier::app::KEY_TRUST).await;
+    assert_eq!(here.authenticate_key(secret.expose()).await.unwrap(), None);
+
+    assert!(
+        here.authenticate_key(other.expose())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    there
+        .set_disabled(op, "ada@example.com", true)
+        .await
+        .unwrap();
+    assert_eq!(there.authenticate_key(other.expose()).await.unwrap(), None);
+    tokio::time::sleep(atelier::app::KEY_TRUST).await;
+    assert_eq!(here.authenticate_key(other.expose()).await.unwrap(), None);
+    there
+        .set_disabled(op, "ada@example.com", false)
+        .await
+        .unwrap();
+    assert!(
+        there
+            .authenticate_key(other.expose())
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
 #[tokio::test]
 async fn keys_and_passwords_sign_users_in() {
     let (app, _dir) = app_with_credits(0).await;

@@ -12,6 +12,7 @@
 //! back off and try again); the pool opens new connections when it is back, so the process
 //! carries on without a restart.
 
+mod conns;
 mod directory;
 mod listen;
 mod queue;
@@ -45,14 +46,20 @@ use writes::{
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// Connections per process: enough for a node's workers, few enough that several nodes fit
-/// a hosted database's limit (Supabase's smallest allows 60).
-const CONNECTIONS: u32 = 10;
+/// Connections per process at most, each opened when first needed: the pool's, and the
+/// queue's own (`postgres/conns.rs`), besides the listener's one. Enough for a node's workers
+/// (a claim or a finish holds one for a round trip), few enough that several nodes fit a
+/// hosted database's limit (Supabase's smallest allows 60; a node with four workers uses
+/// about ten).
+const CONNECTIONS: u32 = 8;
+const QUEUE_CONNECTIONS: usize = 8;
 /// How long a call waits for a connection before failing (the database may be down).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct PgCatalogue {
     pool: PgPool,
+    /// The queue's one-statement calls, without the pool's ping.
+    queue_conns: conns::Conns,
     wakers: Arc<Wakers>,
     listener: tokio::task::AbortHandle,
 }
@@ -144,6 +151,7 @@ impl PgCatalogue {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .test_before_acquire(false)
             .connect_lazy_with(options.clone());
+        let queue_conns = conns::Conns::new(options.clone(), QUEUE_CONNECTIONS);
         let listener_pool = PgPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -152,6 +160,7 @@ impl PgCatalogue {
         let listener = tokio::spawn(listen::run(listener_pool, wakers.clone())).abort_handle();
         Ok(Self {
             pool,
+            queue_conns,
             wakers,
             listener,
         })

@@ -383,7 +383,27 @@ async fn notify_wakes_waiters_on_another_node() {
         async |s| b.queue.wait_for_work(s, Duration::from_millis(300)).await,
     )
     .await;
+    // A claim on b finds the slot full (another job is due): the finish on a that frees it
+    // wakes b.
+    let second = generation(None, None);
+    a.catalogue
+        .create_generation(&second, Some(&job("s:a", 1, 0)), &[])
+        .await
+        .unwrap();
+    quiet(
+        || b.queue.work_seen(),
+        async |s| b.queue.wait_for_work(s, Duration::from_millis(300)).await,
+    )
+    .await;
     let seen = b.queue.work_seen();
+    assert!(
+        b.queue
+            .claim(&claim("wb", &slots, None))
+            .await
+            .unwrap()
+            .is_none(),
+        "the slot is full"
+    );
     let t = Instant::now();
     let bq = b.queue.clone();
     let waiter = tokio::spawn(async move { bq.wait_for_work(seen, Duration::from_secs(20)).await });
@@ -395,6 +415,34 @@ async fn notify_wakes_waiters_on_another_node() {
     assert!(
         t.elapsed() < Duration::from_secs(5),
         "a freed slot wakes node b"
+    );
+
+    // No claim found the slot full since: its next finish tells no one.
+    let k = b
+        .queue
+        .claim(&claim("wb", &slots, None))
+        .await
+        .unwrap()
+        .expect("the second job");
+    assert_eq!(k.generation_id, second.id);
+    quiet(
+        || a.queue.work_seen(),
+        async |s| a.queue.wait_for_work(s, Duration::from_millis(300)).await,
+    )
+    .await;
+    let seen = a.queue.work_seen();
+    let t = Instant::now();
+    let aq = a.queue.clone();
+    let waiter =
+        tokio::spawn(async move { aq.wait_for_work(seen, Duration::from_millis(600)).await });
+    b.queue
+        .finish(k.id, "wb", JobStatus::Succeeded, None)
+        .await
+        .unwrap();
+    waiter.await.unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(600),
+        "a finish nobody waited for woke node a"
     );
 }
 
@@ -460,15 +508,19 @@ async fn the_database_goes_away_under_a_node_and_comes_back() {
         async |s| bq.wait_for_work(s, Duration::from_millis(700)).await,
     )
     .await;
-    let seen = b.queue.work_seen();
-    let waiter = tokio::spawn(async move { bq.wait_for_work(seen, Duration::from_secs(20)).await });
-    let t = Instant::now();
     assert!(
         a.queue
             .finish(j.id, "w", JobStatus::Succeeded, None)
             .await
             .unwrap()
     );
+    let seen = b.queue.work_seen();
+    let waiter = tokio::spawn(async move { bq.wait_for_work(seen, Duration::from_secs(20)).await });
+    let t = Instant::now();
+    a.catalogue
+        .create_generation(&generation(None, None), Some(&job("s:a", 1, 0)), &[])
+        .await
+        .unwrap();
     waiter.await.unwrap();
     assert!(
         t.elapsed() < Duration::from_secs(5),
@@ -586,7 +638,12 @@ async fn row_level_security_shows_a_user_only_their_rows_and_public_images() {
          CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS
             $$ SELECT nullif(current_setting('request.jwt.claim.sub', true), '')::uuid $$;
          CREATE ROLE {role} NOLOGIN;
-         GRANT USAGE ON SCHEMA auth TO {role};"
+         GRANT USAGE ON SCHEMA auth TO {role};
+         DO $$ BEGIN
+             IF to_regrole('anon') IS NULL THEN CREATE ROLE anon NOLOGIN; END IF;
+         EXCEPTION WHEN duplicate_object THEN NULL;
+         END $$;
+         ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT EXECUTE ON FUNCTIONS TO anon;"
     )))
     .execute(&mut conn)
     .await
@@ -638,6 +695,38 @@ async fn row_level_security_shows_a_user_only_their_rows_and_public_images() {
         [0, 0, 1, 0],
         "signed out: public images only"
     );
+
+    // Every table is closed to other roles (RLS on; those without a policy let nobody in),
+    // and so is the claim's pick.
+    let open: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'public' AND c.relkind = 'r' AND NOT c.relrowsecurity",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        open,
+        Vec::<String>::new(),
+        "tables without row-level security"
+    );
+    let may_pick: bool = sqlx::query_scalar(
+        "SELECT has_function_privilege($1, 'atelier_next_job(text[], text[], uuid)', 'EXECUTE')",
+    )
+    .bind(&role)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(!may_pick, "another role may run the claim's pick");
+    // Nor Supabase's `anon`, to which every new function is granted there (the role is left in
+    // the cluster: roles are shared by every database, and others may use it).
+    let anon_may_pick: bool = sqlx::query_scalar(
+        "SELECT has_function_privilege('anon', 'atelier_next_job(text[], text[], uuid)', 'EXECUTE')",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(!anon_may_pick, "Supabase's anon may run the claim's pick");
 
     drop(db);
     let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(

@@ -9,7 +9,10 @@
 //! `PostgreSQL` re-checks a locked row's condition against its newest version, so a token taken
 //! by a claim that committed meanwhile is not free to another, on any node; claimers of one
 //! slot run in parallel up to its limit. `finish` and `retry` give the token back; a lease
-//! that runs out frees its token by itself (a takeover takes a token like any claim).
+//! that runs out frees its token by itself (a takeover takes a token like any claim). The
+//! pick is a function (migration 0008) so that its plan never depends on the table's
+//! statistics. Claims, renewals, finishes and retries run on the queue's own connections
+//! (`conns.rs`).
 
 use std::time::Duration;
 
@@ -97,40 +100,35 @@ macro_rules! free {
     };
 }
 
-/// The first job matching `$which` (a condition on `x`) among the claim's slots (`$1`), less
-/// those found full (`$2`), and of generation `$3` when given, in (`run_at`, `id`) order,
-/// locked and skipping rows other claimers hold. It walks the `jobs_due` index in order and
-/// stops at the first job that qualifies, so a claim costs the same however deep the queue.
-/// A slot with no free token is passed over here; the claim takes the token under its lock.
-macro_rules! first {
-    ($which:literal) => {
-        concat!(
-            "SELECT x.id FROM jobs x WHERE ",
-            $which,
-            " AND x.slot = ANY ($1) AND NOT x.slot = ANY ($2)
-               AND ($3::uuid IS NULL OR x.generation_id = $3)
-               AND EXISTS (SELECT 1 FROM slot_tokens t
-                           WHERE t.slot = x.slot AND t.n <= x.concurrency AND ",
-            free!("t", "x"),
-            ")
-             ORDER BY x.run_at, x.id LIMIT 1 FOR UPDATE SKIP LOCKED"
-        )
-    };
-}
-
-/// A claim in one statement. `job` is the next runnable job: jobs whose worker died (an
-/// expired lease) first, since they started first, then pending ones (`COALESCE` looks for a
-/// pending job only when no job is to be taken over). `token` is a free token of its slot,
-/// its own first. The job is taken only with a token. A job taken from the queue spends an
-/// attempt; one taken over from a stopped worker counts a takeover instead (`Job::on_claim`
-/// judges both). Its one row is the picked job's slot and the taken job, whose columns are
-/// all null when the slot had no free token; no row when there was no job.
+/// A claim in one statement. `job` is the next runnable job, picked and locked by
+/// `atelier_next_job` (migration 0008, which says why the pick is a function): jobs whose
+/// worker died (an expired lease) first, since they started first, then pending ones, among
+/// the claim's slots (`$1`) less those found full (`$2`), and of generation `$3` when given; a
+/// slot with no free token is passed over there. The scalar subquery runs it once. `token` is a
+/// free token of its slot, its own first. The job is taken only with a token. A job taken from
+/// the queue spends an attempt; one taken over from a stopped worker counts a takeover instead
+/// (`Job::on_claim` judges both). A claim that finds no job marks each of its slots where a
+/// due job waits for a token (none free within the job's limit): `waits`, into `slot_waits`,
+/// in the slots' order, so two claims marking the same slots never wait on each other. The
+/// next `finish` in that slot tells every node (a claimer elsewhere may be waiting for room),
+/// and only then. Its one row is the picked
+/// job's slot and the taken job, whose columns are all null when the slot had no free token;
+/// no row when there was no job.
 const CLAIM: &str = concat!(
-    "WITH job AS (SELECT j.id, j.slot, j.concurrency FROM jobs j WHERE j.id = COALESCE((",
-    first!("x.status = 'running' AND x.lease_expires_at < statement_timestamp()"),
-    "), (",
-    first!("x.status = 'pending' AND x.run_at <= statement_timestamp()"),
-    "))),
+    "WITH job AS (SELECT j.id, j.slot, j.concurrency FROM jobs j
+                 WHERE j.id = (SELECT atelier_next_job($1, $2, $3::uuid))),
+     waits AS (INSERT INTO slot_waits (slot)
+               SELECT DISTINCT s FROM unnest($1::text[]) s
+               WHERE NOT EXISTS (SELECT 1 FROM job)
+                 AND EXISTS (SELECT 1 FROM jobs x
+                             WHERE x.slot = s AND x.status = 'pending'
+                               AND x.run_at <= statement_timestamp()
+                               AND NOT EXISTS (SELECT 1 FROM slot_tokens t
+                                               WHERE t.slot = s AND t.n <= x.concurrency
+                                                 AND (t.job_id IS NULL
+                                                      OR t.expires_at < statement_timestamp())))
+               ORDER BY s
+               ON CONFLICT DO NOTHING),
      token AS (SELECT t.slot, t.n FROM slot_tokens t, job
                WHERE t.slot = job.slot AND t.n <= job.concurrency AND ",
     free!("t", "job"),
@@ -151,30 +149,16 @@ const CLAIM: &str = concat!(
 
 /// The end of a statement whose `done` (`id`, `slot`, `concurrency`) is the job that stopped
 /// running, if its worker still held it: gives its token back and tells every node's workers
-/// on `$5` when `$tell` (a condition on `done`) holds. Its row counts the jobs done and told
-/// (`told` is a plain `SELECT`: `PostgreSQL` runs it only if the statement reads it).
+/// on `$5` once for each row of `$tell` (a `FROM` clause). Its row counts the jobs done and
+/// told (`told` is a plain `SELECT`: `PostgreSQL` runs it only if the statement reads it).
 macro_rules! give_back {
     ($($tell:tt)+) => {
         concat!(
             "freed AS (UPDATE slot_tokens t SET job_id = NULL, expires_at = NULL FROM done
                 WHERE t.slot = done.slot AND t.job_id = done.id),
-             told AS (SELECT pg_notify($5, '') FROM done WHERE ",
+             told AS (SELECT pg_notify($5, '') ",
             $($tell)+,
             ") SELECT (SELECT COUNT(*) FROM done), (SELECT COUNT(*) FROM told)"
-        )
-    };
-}
-
-/// Whether `done`'s slot was full: no other token free, so a claimer may have found no room.
-/// Only then does a finish tell other nodes (`NOTIFY` serialises the commits of every
-/// transaction that sends it, so not on every finish).
-macro_rules! was_full {
-    () => {
-        concat!(
-            "NOT EXISTS (SELECT 1 FROM slot_tokens t
-                WHERE t.slot = done.slot AND t.n <= done.concurrency
-                  AND t.job_id IS DISTINCT FROM done.id
-                  AND (t.job_id IS NULL OR t.expires_at < statement_timestamp()))"
         )
     };
 }
@@ -184,14 +168,17 @@ macro_rules! was_full {
 /// claim that gave up would send its worker to sleep while the slot has room.
 const MISSES: u32 = 4;
 
-/// Ends a running job, if its worker still holds it (see `give_back!` and `was_full!`).
+/// Ends a running job, if its worker still holds it (see `give_back!`), and tells other nodes
+/// only when a claimer found its slot full (`slot_waits`, see `CLAIM`), taking the mark off:
+/// `NOTIFY` serialises the commits of every transaction that sends it, so not on every finish.
 const FINISH: &str = concat!(
     "WITH done AS (
         UPDATE jobs SET status = $3, last_error = COALESCE($4, last_error),
             lease_owner = NULL, lease_expires_at = NULL, updated_at = statement_timestamp()
         WHERE id = $1 AND lease_owner = $2 AND status = 'running'
-        RETURNING id, slot, concurrency), ",
-    give_back!(was_full!())
+        RETURNING id, slot, concurrency),
+     woken AS (DELETE FROM slot_waits w USING done WHERE w.slot = done.slot RETURNING w.slot), ",
+    give_back!("FROM woken")
 );
 
 #[async_trait]
@@ -199,6 +186,7 @@ impl Queue for PgCatalogue {
     async fn claim(&self, claim: &Claim<'_>) -> Result<Option<Job>> {
         let mut full: Vec<String> = Vec::new();
         let mut missed = 0;
+        let mut held = self.queue_conns.get().await?;
         loop {
             // Read to its end (`fetch_all`): an error at its commit comes after its row.
             let Some(row) = sqlx::query(CLAIM)
@@ -207,9 +195,9 @@ impl Queue for PgCatalogue {
                 .bind(claim.only.map(|g| g.as_uuid()))
                 .bind(claim.worker)
                 .bind(claim.lease_ms)
-                .fetch_all(&self.pool)
+                .fetch_all(held.conn()?)
                 .await
-                .map_err(db)?
+                .map_err(|e| held.failed(e))?
                 .pop()
             else {
                 return Ok(None);
@@ -232,6 +220,7 @@ impl Queue for PgCatalogue {
 
     async fn renew(&self, id: JobId, worker: &str, lease_ms: i64) -> Result<Lease> {
         // The job's token, if it still holds it, is kept as long as the lease.
+        let mut held = self.queue_conns.get().await?;
         let cancel: Option<bool> = sqlx::query_scalar(concat!(
             "WITH renewed AS (
                 UPDATE jobs SET lease_expires_at = statement_timestamp() + ",
@@ -246,9 +235,9 @@ impl Queue for PgCatalogue {
         .bind(id.as_uuid())
         .bind(worker)
         .bind(lease_ms)
-        .fetch_all(&self.pool)
+        .fetch_all(held.conn()?)
         .await
-        .map_err(db)?
+        .map_err(|e| held.failed(e))?
         .pop();
         Ok(match cancel {
             None => Lease::Lost,
@@ -264,21 +253,24 @@ impl Queue for PgCatalogue {
         status: JobStatus,
         error: Option<&str>,
     ) -> Result<bool> {
+        let mut held = self.queue_conns.get().await?;
         let (done, _told): (i64, i64) = sqlx::query_as(FINISH)
             .bind(id.as_uuid())
             .bind(worker)
             .bind(status.as_str())
             .bind(error)
             .bind(WORK)
-            .fetch_one(&self.pool)
+            .fetch_one(held.conn()?)
             .await
-            .map_err(db)?;
+            .map_err(|e| held.failed(e))?;
+        drop(held);
         self.wakers.work.wake();
         Ok(done == 1)
     }
 
     async fn retry(&self, id: JobId, worker: &str, delay_ms: i64, error: &str) -> Result<bool> {
         // Always told: the job is due again, maybe before what the waiters know of.
+        let mut held = self.queue_conns.get().await?;
         let (done, _told): (i64, i64) = sqlx::query_as(concat!(
             "WITH done AS (
                 UPDATE jobs SET status = 'pending', run_at = statement_timestamp() + ",
@@ -287,16 +279,17 @@ impl Queue for PgCatalogue {
                     updated_at = statement_timestamp()
                 WHERE id = $1 AND lease_owner = $2 AND status = 'running'
                 RETURNING id, slot, concurrency), ",
-            give_back!("true")
+            give_back!("FROM done")
         ))
         .bind(id.as_uuid())
         .bind(worker)
         .bind(delay_ms.max(0))
         .bind(error)
         .bind(WORK)
-        .fetch_one(&self.pool)
+        .fetch_one(held.conn()?)
         .await
-        .map_err(db)?;
+        .map_err(|e| held.failed(e))?;
+        drop(held);
         self.wakers.work.wake();
         Ok(done == 1)
     }

@@ -162,6 +162,13 @@ fn caller(caller: Result<Caller, Problem>) -> Result<Actor, MjError> {
 }
 
 /// A submit's `state`, checked before anything is written (refused as bad input, code 4).
+/// A field the submit needs: present and not blank.
+fn required(value: Option<String>, field: &str) -> Result<String, MjError> {
+    value
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| MjError::invalid(format!("{field} is required")))
+}
+
 fn state(state: Option<&str>) -> Result<Option<&str>, MjError> {
     match state {
         Some(raw) => {
@@ -240,10 +247,7 @@ pub async fn imagine(
 ) -> Result<axum::Json<Envelope>, MjError> {
     let actor = caller(c)?;
     let Body(body) = body?;
-    let prompt = body
-        .prompt
-        .filter(|p| !p.trim().is_empty())
-        .ok_or_else(|| MjError::invalid("prompt is required"))?;
+    let prompt = required(body.prompt, "prompt")?;
     let mut inline = pictures(&body.base64_array, "base64Array")?;
     if let Some(one) = body.base64.filter(|b| !b.trim().is_empty()) {
         inline.extend(pictures(&[one], "base64")?);
@@ -483,10 +487,7 @@ pub async fn describe(
 ) -> Result<axum::Json<Envelope>, MjError> {
     let actor = caller(c)?;
     let Body(body) = body?;
-    let picture = body
-        .base64
-        .filter(|b| !b.trim().is_empty())
-        .ok_or_else(|| MjError::invalid("base64 is required"))?;
+    let picture = required(body.base64, "base64")?;
     let (provider, _) = s.settings.mj_proxy.provider(body.bot_type.as_deref())?;
     let reference = state(body.state.as_deref())?;
     let pictures = pictures(&[picture], "base64")?;

@@ -8,7 +8,7 @@ use super::super::auth::Caller;
 use super::super::input::Body;
 use super::super::{Problem, Shared};
 use super::envelope::{Envelope, MjError};
-use super::{caller, hook, state, submitted};
+use super::{caller, hook, required, state, submitted};
 use crate::api::mjproxy::ModalTask;
 use crate::app::ActOptions;
 
@@ -49,10 +49,7 @@ pub async fn modal(
 ) -> Result<axum::Json<Envelope>, MjError> {
     let actor = caller(c)?;
     let Body(body) = body?;
-    let task = body
-        .task_id
-        .filter(|t| !t.trim().is_empty())
-        .ok_or_else(|| MjError::invalid("taskId is required"))?;
+    let task = required(body.task_id, "taskId")?;
     if body
         .mask_base64
         .as_deref()

@@ -9,7 +9,7 @@ use super::super::auth::Caller;
 use super::super::input::Body;
 use super::super::{Problem, Shared};
 use super::envelope::{Envelope, MjError};
-use super::{caller, hook, submitted};
+use super::{caller, hook, required, submitted};
 use crate::domain::GenerationRequest;
 
 /// `POST /mj/submit/shorten`: the imagine body, its prompt shortened rather than drawn.
@@ -49,10 +49,7 @@ pub async fn shorten(
 ) -> Result<axum::Json<Envelope>, MjError> {
     let actor = caller(c)?;
     let Body(body) = body?;
-    let prompt = body
-        .prompt
-        .filter(|p| !p.trim().is_empty())
-        .ok_or_else(|| MjError::invalid("prompt is required"))?;
+    let prompt = required(body.prompt, "prompt")?;
     let (provider, niji) = s.settings.mj_proxy.provider(body.bot_type.as_deref())?;
     let mut request = GenerationRequest::new(prompt);
     request.provider = provider;

@@ -652,7 +652,7 @@ impl Config {
                 .map_err(ConfigError::Invalid)?;
         }
         if let Some(url) = &self.database_url
-            && in_memory(url.expose())
+            && crate::catalogue::in_memory(url.expose())
         {
             return bad(format!(
                 "database_url (or DATABASE_URL) {url:?} is an in-memory database: the catalogue \
@@ -893,23 +893,6 @@ impl Config {
     pub fn tmp_dir(&self) -> PathBuf {
         self.data_dir.join("tmp")
     }
-}
-
-/// Whether a catalogue URL names an in-memory `SQLite` database (`sqlite::memory:`,
-/// `sqlite://:memory:`, the URI form `sqlite:file::memory:`, `sqlite:` with no file, or
-/// `mode=memory`), which lives only as long as the process.
-pub(crate) fn in_memory(url: &str) -> bool {
-    let Some(rest) = url.trim().strip_prefix("sqlite:") else {
-        return false;
-    };
-    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let path = path.trim_start_matches("//");
-    let path = path.strip_prefix("file:").unwrap_or(path);
-    path.is_empty()
-        || path == ":memory:"
-        || query
-            .split('&')
-            .any(|kv| kv.eq_ignore_ascii_case("mode=memory"))
 }
 
 mod credits;

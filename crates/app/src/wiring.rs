@@ -323,7 +323,7 @@ fn check_database_destination(url: &str, source_url: &str) -> Result<(), AppErro
     match scheme {
         "postgres" | "postgresql" => Ok(()),
         "sqlite" => {
-            if crate::config::in_memory(url) {
+            if crate::catalogue::in_memory(url) {
                 return Err(AppError::Invalid(
                     "--to-database: an in-memory SQLite database would be lost at exit".into(),
                 ));

@@ -528,6 +528,23 @@ pub async fn open(url: &str, create: bool) -> Result<Database> {
     ))
 }
 
+/// Whether a catalogue URL names an in-memory `SQLite` database (`sqlite::memory:`,
+/// `sqlite://:memory:`, the URI form `sqlite:file::memory:`, `sqlite:` with no file, or
+/// `mode=memory`), which lives only as long as the process.
+pub(crate) fn in_memory(url: &str) -> bool {
+    let Some(rest) = url.trim().strip_prefix("sqlite:") else {
+        return false;
+    };
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let path = path.trim_start_matches("//");
+    let path = path.strip_prefix("file:").unwrap_or(path);
+    path.is_empty()
+        || path == ":memory:"
+        || query
+            .split('&')
+            .any(|kv| kv.eq_ignore_ascii_case("mode=memory"))
+}
+
 fn scheme_of(url: &str) -> &str {
     url.split_once(':').map_or(url, |(s, _)| s)
 }

@@ -7,6 +7,7 @@
 
 mod conns;
 mod directory;
+mod point_reads;
 mod queue;
 mod rows;
 mod transfer;
@@ -32,6 +33,7 @@ use crate::domain::{
     MediaKind, Settlement, StepRefused,
 };
 use conns::Conns;
+use point_reads::PointReads;
 use rows::ts;
 use writes::{
     insert_events, insert_generation_row, insert_image_row, next_version, read_stage, write_stage,
@@ -46,6 +48,9 @@ pub struct SqliteCatalogue {
     pool: Conns,
     /// Writes: one connection, so this process's writers queue in order.
     writer: Conns,
+    /// The hottest reads by id, on the caller's thread; none for a database in memory, which
+    /// another driver's connection could not see.
+    points: Option<PointReads>,
     /// Told when this process queues or frees work, or writes events. Other processes on
     /// the file are not heard: their waiters find such changes at their timeout.
     work: Wakeups,
@@ -190,10 +195,10 @@ impl SqliteCatalogue {
                 sqlx::migrate::MigrateError::Execute(e) => locate(&path, db(e)),
                 e => other(e),
             })?;
-        let pool = Conns::open(&options.read_only(true), READERS)
+        let pool = Conns::open(&options.clone().read_only(true), READERS)
             .await
             .map_err(open_err)?;
-        Ok(Self::with(path, pool, writer))
+        Ok(Self::with(url, path, pool, writer))
     }
 
     /// Opens the database at `url` to read it only: every connection is read-only, nothing
@@ -219,11 +224,14 @@ impl SqliteCatalogue {
             )));
         }
         let pool = Conns::open(&options, READERS).await.map_err(db)?;
-        Ok(Self::with(path, pool, writer))
+        Ok(Self::with(url, path, pool, writer))
     }
 
-    fn with(path: PathBuf, pool: Conns, writer: Conns) -> Self {
+    /// The catalogue `url` names, at `path`.
+    fn with(url: &str, path: PathBuf, pool: Conns, writer: Conns) -> Self {
         Self {
+            points: (!super::in_memory(url) && path.is_file())
+                .then(|| PointReads::new(path.clone())),
             path,
             pool,
             writer,
@@ -336,6 +344,9 @@ impl Catalogue for SqliteCatalogue {
     }
 
     async fn generation(&self, id: GenerationId) -> Result<Generation> {
+        if let Some(read) = self.points.as_ref().and_then(|p| p.generation(id)) {
+            return read;
+        }
         let row = self
             .row_by_id(
                 "SELECT * FROM generations WHERE id = ?1",
@@ -444,6 +455,9 @@ impl Catalogue for SqliteCatalogue {
     }
 
     async fn image(&self, id: ImageId) -> Result<Image> {
+        if let Some(read) = self.points.as_ref().and_then(|p| p.image(id)) {
+            return read;
+        }
         let row = self
             .row_by_id(
                 "SELECT * FROM images WHERE id = ?1",
@@ -499,6 +513,13 @@ impl Catalogue for SqliteCatalogue {
     }
 
     async fn generation_with_images(&self, id: GenerationId) -> Result<(Generation, Vec<Image>)> {
+        if let Some(read) = self
+            .points
+            .as_ref()
+            .and_then(|p| p.generation_with_images(id))
+        {
+            return read;
+        }
         // Both statements in one call, one hand-off to the connection's thread: on a status
         // read the hand-offs, not the statements, were most of the cost. Prepared once and
         // kept, like every statement here. (Several statements in one prepared query is the

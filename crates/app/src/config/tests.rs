@@ -1,6 +1,7 @@
 //! Tests of configuration loading: layers, defaults and the errors a mistake gets.
 
 use super::*;
+use crate::catalogue::in_memory;
 
 fn env_none() -> Env {
     Env::prefixed("ATELIER_TEST_NOTHING_").split("__")

@@ -1,4 +1,6 @@
-//! Mapping between `SQLite` rows and domain types.
+//! Mapping between `SQLite` rows and domain types, from either driver: sqlx's rows on the
+//! async paths, rusqlite's on the point reads (`point_reads.rs`), through [`Cells`], so each
+//! row's rules are written once.
 
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -32,21 +34,40 @@ fn uuid_of(s: &str) -> Result<uuid::Uuid> {
     uuid::Uuid::parse_str(s).map_err(|_| corrupt("id", s))
 }
 
-fn get<'r, T>(row: &'r SqliteRow, col: &str) -> Result<T>
-where
-    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+/// A column's value type that both drivers decode.
+pub(super) trait Cell:
+    for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + rusqlite::types::FromSql
 {
-    row.try_get(col)
-        .map_err(|e| CatalogueError::Other(e.into()))
 }
 
-pub(super) fn owner_of(row: &SqliteRow) -> Result<Option<UserId>> {
+impl<T> Cell for T where
+    T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + rusqlite::types::FromSql
+{
+}
+
+/// A row whose columns are read by name.
+pub(super) trait Cells {
+    fn cell<T: Cell>(&self, col: &str) -> Result<T>;
+}
+
+impl Cells for SqliteRow {
+    fn cell<T: Cell>(&self, col: &str) -> Result<T> {
+        self.try_get(col)
+            .map_err(|e| CatalogueError::Other(e.into()))
+    }
+}
+
+fn get<T: Cell>(row: &impl Cells, col: &str) -> Result<T> {
+    row.cell(col)
+}
+
+pub(super) fn owner_of(row: &impl Cells) -> Result<Option<UserId>> {
     get::<Option<String>>(row, "owner")?
         .map(|o| uuid_of(&o).map(UserId::from_uuid))
         .transpose()
 }
 
-pub(super) fn generation(row: &SqliteRow) -> Result<Generation> {
+pub(super) fn generation(row: &impl Cells) -> Result<Generation> {
     let kind: String = get(row, "kind")?;
     let status: String = get(row, "status")?;
     let phase: Option<String> = get(row, "phase")?;
@@ -114,7 +135,7 @@ pub(super) fn colours_json(colours: &[Rgb]) -> String {
     serde_json::Value::from(hexes).to_string()
 }
 
-pub(super) fn image(row: &SqliteRow) -> Result<Image> {
+pub(super) fn image(row: &impl Cells) -> Result<Image> {
     let role: String = get(row, "role")?;
     let status: String = get(row, "status")?;
     let tags: String = get(row, "tags")?;

@@ -1,6 +1,8 @@
 //! The queue alone: `jobs` empty jobs queued, then `workers` claimers (tasks in this process, or
 //! in each of `processes` child processes on the same database) claim and finish them until
-//! none is left; jobs per second over the draining only, the median of `runs`. Only the
+//! none is left, each finish claiming the next as a worker's does
+//! (`Queue::finish_and_claim`); jobs per second over the draining only, the median of `runs`.
+//! Only the
 //! [`Queue`](crate::catalogue::Queue) trait is timed; the jobs are queued with their
 //! generations beforehand, as `App::submit` writes them. Each run has its own fresh database.
 
@@ -161,14 +163,17 @@ async fn drain(queue: &Arc<dyn Queue>, workers: u32) -> Result<u64, AppError> {
                 only: None,
             };
             let mut done = 0u64;
-            while let Some(job) = queue.claim(&claim).await? {
-                if !queue
-                    .finish(job.id, &worker, JobStatus::Succeeded, None)
-                    .await?
-                {
+            // As a worker does: each job's end claims the next.
+            let mut next = queue.claim(&claim).await?;
+            while let Some(job) = next {
+                let (ended, after) = queue
+                    .finish_and_claim(job.id, JobStatus::Succeeded, None, &claim)
+                    .await?;
+                if !ended {
                     return Err(AppError::Internal(format!("lost the lease of {}", job.id)));
                 }
                 done += 1;
+                next = after;
             }
             Ok::<u64, AppError>(done)
         });

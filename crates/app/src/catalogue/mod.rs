@@ -419,6 +419,21 @@ pub trait Queue: Send + Sync {
         status: JobStatus,
         error: Option<&str>,
     ) -> Result<bool>;
+    /// [`Queue::finish`] for `claim.worker`, then [`Queue::claim`]: the worker's next job as
+    /// it ends one. A database that can does both in one trip, and passes the ended job's
+    /// place in its slot straight to the next job there; this default makes the two calls.
+    /// The bool is `finish`'s. An error may come after the finish was recorded (here, where
+    /// the claim is a second call), never before it was tried.
+    async fn finish_and_claim(
+        &self,
+        id: JobId,
+        status: JobStatus,
+        error: Option<&str>,
+        claim: &Claim<'_>,
+    ) -> Result<(bool, Option<Job>)> {
+        let done = self.finish(id, claim.worker, status, error).await?;
+        Ok((done, self.claim(claim).await?))
+    }
     /// Gives a job back to the queue to run again `delay_ms` from now; false when the lease
     /// was lost.
     async fn retry(&self, id: JobId, worker: &str, delay_ms: i64, error: &str) -> Result<bool>;

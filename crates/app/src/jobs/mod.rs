@@ -26,7 +26,7 @@ mod worker;
 
 pub use bus::{Bus, Signal};
 pub use node::{QueueHolds, hold_accounts, node_id, release_accounts};
-pub use worker::{Outcome, Stop, Worker, run_node, run_workers};
+pub use worker::{Stop, Worker, run_node, run_workers};
 
 use std::time::Duration;
 

@@ -42,9 +42,10 @@ impl Drop for JobTask {
 }
 
 /// What one look at the queue did.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Outcome {
-    Ran,
+#[derive(Debug)]
+enum Outcome {
+    /// Ran a job; with the next one when its end claimed it (`Queue::finish_and_claim`).
+    Ran(Option<Job>),
     Idle,
 }
 
@@ -105,32 +106,53 @@ impl Worker {
         self.app.jobs.lease.as_millis() as i64
     }
 
-    /// Claims and runs at most one job. An error is a failed claim, or a refused write while
-    /// the job ran (the job then stays leased: it is taken over later, spending no attempt).
-    pub async fn run_once(&self) -> Result<Outcome, CatalogueError> {
-        let slots = self.claimable();
-        if slots.is_empty() {
-            return Ok(Outcome::Idle);
-        }
-        let claim = Claim {
-            worker: &self.id,
-            lease_ms: self.lease_ms(),
-            slots: &slots,
-            only: self.only,
-        };
-        let Some(job) = self.app.queue.claim(&claim).await? else {
-            return Ok(Outcome::Idle);
+    /// Runs `handed`, a job already claimed, or else claims and runs at most one job. An
+    /// error is a failed claim, or a refused write while the job ran (the job then stays
+    /// leased: it is taken over later, spending no attempt). Unless `drain` is on by then, a
+    /// job that succeeds claims the next as it ends (returned in `Outcome::Ran`).
+    async fn run_once(
+        &self,
+        handed: Option<Job>,
+        drain: &watch::Receiver<bool>,
+    ) -> Result<Outcome, CatalogueError> {
+        let job = match handed {
+            Some(job) => job,
+            None => {
+                let slots = self.claimable();
+                if slots.is_empty() {
+                    return Ok(Outcome::Idle);
+                }
+                let claim = self.claim(&slots);
+                let Some(job) = self.app.queue.claim(&claim).await? else {
+                    return Ok(Outcome::Idle);
+                };
+                job
+            }
         };
         tracing::debug!(job = %job.id, generation = %job.generation_id, attempt = job.attempts, "claimed");
-        self.execute(job).await?;
-        Ok(Outcome::Ran)
+        Ok(Outcome::Ran(self.execute(job, drain).await?))
     }
 
-    async fn execute(&self, job: Job) -> Result<(), Refused> {
+    fn claim<'a>(&'a self, slots: &'a [String]) -> Claim<'a> {
+        Claim {
+            worker: &self.id,
+            lease_ms: self.lease_ms(),
+            slots,
+            only: self.only,
+        }
+    }
+
+    /// Runs `job` to its end and records how it ended; returns the next job when a success
+    /// claimed it as it ended.
+    async fn execute(
+        &self,
+        job: Job,
+        drain: &watch::Receiver<bool>,
+    ) -> Result<Option<Job>, Refused> {
         match job.on_claim(self.app.jobs.max_takeovers) {
             OnClaim::Run => {}
-            OnClaim::Cancel => return self.canceled(&job).await,
-            OnClaim::GiveUp(failure) => return self.fail(&job, failure).await,
+            OnClaim::Cancel => return self.canceled(&job).await.map(|()| None),
+            OnClaim::GiveUp(failure) => return self.fail(&job, failure).await.map(|()| None),
         }
         let mut signals = self.app.bus.signals();
         let mut task = JobTask(tokio::spawn(generate::run(self.app.clone(), job.clone())));
@@ -149,17 +171,17 @@ impl Worker {
                 _ = ticker.tick() => {
                     match self.app.queue.renew(job.id, &self.id, self.lease_ms()).await {
                         Ok(Lease::Held) => renewed = std::time::Instant::now(),
-                        Ok(Lease::CancelRequested) => { drop(task); return self.canceled(&job).await; }
+                        Ok(Lease::CancelRequested) => { drop(task); return self.canceled(&job).await.map(|()| None); }
                         Ok(Lease::Lost) => {
                             tracing::warn!(job = %job.id, "lease lost; another worker took the job over");
-                            return Ok(());
+                            return Ok(None);
                         }
                         Err(e) if e.is_refused() => return Err(e),
                         Err(e) => {
                             tracing::warn!(job = %job.id, error = %e, "lease not renewed");
                             if renewed.elapsed() > give_up_after {
                                 tracing::warn!(job = %job.id, "stopping: the lease may be taken over");
-                                return Ok(());
+                                return Ok(None);
                             }
                         }
                     }
@@ -167,7 +189,7 @@ impl Worker {
                 signal = signals.recv() => match signal {
                     Ok(Signal::Cancel(g)) if g == job.generation_id => {
                         drop(task);
-                        return self.canceled(&job).await;
+                        return self.canceled(&job).await.map(|()| None);
                     }
                     Ok(_) | Err(RecvError::Lagged(_) | RecvError::Closed) => {}
                     },
@@ -182,13 +204,52 @@ impl Worker {
         };
         count_outcome(&job, &outcome);
         match outcome {
-            Ok(()) => self.finish(&job, JobStatus::Succeeded, None).await,
-            Err(JobError::Stop) => self.finish(&job, JobStatus::Canceled, None).await,
-            Err(JobError::Abort(failure)) => self.fail(&job, failure).await,
-            Err(JobError::Retry(failure, after)) => self.retry(&job, failure, after).await,
+            Ok(()) => self.succeeded(&job, drain).await,
+            Err(JobError::Stop) => self
+                .finish(&job, JobStatus::Canceled, None)
+                .await
+                .map(|()| None),
+            Err(JobError::Abort(failure)) => self.fail(&job, failure).await.map(|()| None),
+            Err(JobError::Retry(failure, after)) => {
+                self.retry(&job, failure, after).await.map(|()| None)
+            }
             // Recording anything would be refused too: the job stays leased, and is taken over
             // (spending no attempt) once the catalogue takes writes again.
             Err(JobError::Refused(e)) => Err(e),
+        }
+    }
+
+    /// Records a success and, unless the node drains, claims the next job in the same trip.
+    async fn succeeded(
+        &self,
+        job: &Job,
+        drain: &watch::Receiver<bool>,
+    ) -> Result<Option<Job>, Refused> {
+        let slots = self.claimable();
+        if *drain.borrow() || slots.is_empty() {
+            return self
+                .finish(job, JobStatus::Succeeded, None)
+                .await
+                .map(|()| None);
+        }
+        let claim = self.claim(&slots);
+        match self
+            .app
+            .queue
+            .finish_and_claim(job.id, JobStatus::Succeeded, None, &claim)
+            .await
+        {
+            Ok((ended, next)) => {
+                if !ended {
+                    tracing::warn!(job = %job.id, "job ended after its lease was lost");
+                }
+                Ok(next)
+            }
+            // The worker's loop claims again after the error (the job's end may or may not
+            // have been recorded: if not, the job is taken over when its lease runs out).
+            Err(e) => {
+                refused_only("job end not recorded, or next job not claimed", job, e).map(|()| None)
+            }
         }
     }
 
@@ -347,15 +408,18 @@ impl Worker {
         // Catalogue errors in a row: the backoff after them is counted here, in memory, as the
         // write that would record anything may be the one that fails.
         let mut errors = 0u32;
+        // A job claimed as the last one ended: it runs even if draining began meanwhile.
+        let mut handed = None;
         loop {
-            if *drain.borrow_and_update() {
+            if *drain.borrow_and_update() && handed.is_none() {
                 return Ok(());
             }
             // Read before looking, so work queued after the look wakes the wait below.
             let seen = self.app.queue.work_seen();
-            match self.run_once().await {
-                Ok(Outcome::Ran) => {
+            match self.run_once(handed.take(), &drain).await {
+                Ok(Outcome::Ran(next)) => {
                     errors = 0;
+                    handed = next;
                     continue;
                 }
                 Ok(Outcome::Idle) => errors = 0,

@@ -621,6 +621,115 @@ async fn the_queue_leases_limits_retries_and_cancels(backend: Backend) {
     ));
 }
 
+/// A worker that ends a job asks for its next in the same call: the job's place in its slot
+/// passes to the next job there, never while another worker runs the job it held (a lease
+/// taken over), and is given back when the next job is elsewhere or there is none.
+async fn a_job_that_ends_hands_its_place_to_the_next(backend: Backend) {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let db = backend.open(dir.path()).await;
+    let (c, q) = (&db.catalogue, &db.queue);
+    let (x, y) = (vec!["mj:x".to_owned()], vec!["mj:y".to_owned()]);
+    let mut gens = Vec::new();
+    for slot in ["mj:x", "mj:x", "mj:x", "mj:y"] {
+        let g = generation(None, None);
+        c.create_generation(&g, Some(&job(slot, 1, 0)), &[])
+            .await
+            .unwrap();
+        gens.push(g.id);
+        // Distinct due times: claims take jobs in this order.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let short = |worker| Claim {
+        lease_ms: 200,
+        ..claim(worker, &x, None)
+    };
+
+    let a = q.claim(&claim("w1", &x, None)).await.unwrap().expect("a");
+    assert_eq!(a.generation_id, gens[0]);
+    assert!(q.claim(&claim("w2", &x, None)).await.unwrap().is_none());
+    let (ended, b) = q
+        .finish_and_claim(a.id, JobStatus::Succeeded, None, &short("w1"))
+        .await
+        .unwrap();
+    let b = b.expect("b, handed a's place");
+    assert!(ended);
+    assert_eq!(
+        q.job_of(gens[0]).await.unwrap().status,
+        JobStatus::Succeeded
+    );
+    assert_eq!(
+        (
+            b.generation_id,
+            b.status,
+            b.attempts,
+            b.lease_owner.as_deref()
+        ),
+        (gens[1], JobStatus::Running, 1, Some("w1"))
+    );
+    let counts = q.counts(&x).await.unwrap();
+    assert_eq!((counts.pending, counts.running), (1, 1));
+    assert!(
+        q.claim(&claim("w2", &x, None)).await.unwrap().is_none(),
+        "still one at a time"
+    );
+
+    // w1 stalls past its lease and w2 takes b over: w1's late end records nothing and hands
+    // nothing on, since b's place is w2's now.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let over = q.claim(&claim("w2", &x, None)).await.unwrap().expect("b");
+    assert_eq!((over.id, over.takeovers), (b.id, 1));
+    let (ended, next) = q
+        .finish_and_claim(b.id, JobStatus::Succeeded, None, &claim("w1", &x, None))
+        .await
+        .unwrap();
+    assert!(!ended, "the lease was lost");
+    assert!(next.is_none(), "the slot is w2's: {next:?}");
+    assert_eq!(q.job_of(gens[2]).await.unwrap().status, JobStatus::Pending);
+    let b_now = q.job_of(gens[1]).await.unwrap();
+    assert_eq!(
+        (b_now.status, b_now.lease_owner.as_deref()),
+        (JobStatus::Running, Some("w2"))
+    );
+
+    // w2 ends b and takes a job of another slot: b's place is given back, and c takes it.
+    let (ended, other) = q
+        .finish_and_claim(b.id, JobStatus::Succeeded, None, &claim("w2", &y, None))
+        .await
+        .unwrap();
+    assert!(ended);
+    assert_eq!(other.expect("y's job").generation_id, gens[3]);
+    let c_job = q
+        .claim(&short("w3"))
+        .await
+        .unwrap()
+        .expect("c, in the freed place");
+    assert_eq!(c_job.generation_id, gens[2]);
+
+    // A job whose lease ran out while its own worker ended it is ended, never taken again.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let (ended, next) = q
+        .finish_and_claim(c_job.id, JobStatus::Succeeded, None, &claim("w3", &x, None))
+        .await
+        .unwrap();
+    assert!(ended);
+    assert!(next.is_none(), "nothing left in x: {next:?}");
+    assert_eq!(
+        q.job_of(gens[2]).await.unwrap().status,
+        JobStatus::Succeeded
+    );
+
+    // With nothing to hand on, the place is free for the next job queued.
+    let d = generation(None, None);
+    c.create_generation(&d, Some(&job("mj:x", 1, 0)), &[])
+        .await
+        .unwrap();
+    let d_job = q.claim(&claim("w4", &x, None)).await.unwrap().expect("d");
+    assert_eq!(d_job.generation_id, d.id);
+    let counts = q.counts(&x).await.unwrap();
+    assert_eq!((counts.pending, counts.running), (0, 1));
+}
+
 async fn concurrency_above_one_and_meta(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let db = backend.open(dir.path()).await;
@@ -826,6 +935,7 @@ conformance!(
     generations_versions_and_events,
     images_are_idempotent_filtered_and_tagged,
     the_queue_leases_limits_retries_and_cancels,
+    a_job_that_ends_hands_its_place_to_the_next,
     concurrency_above_one_and_meta,
     an_account_is_held_by_one_holder_at_a_time,
     the_feed_tells_every_event_in_order_and_wakes_its_waiters,

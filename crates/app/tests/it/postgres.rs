@@ -148,27 +148,42 @@ async fn parallel_claimers_on_several_nodes_respect_a_slots_limit() {
             tasks.push(tokio::spawn(async move {
                 let worker = format!("node{n}-w{w}");
                 let slots = vec!["mj:one".to_owned()];
+                let claim = atelier::catalogue::Claim {
+                    lease_ms: 60_000,
+                    ..claim(&worker, &slots, None)
+                };
+                // Half the workers claim their next job as they end one, as workers do.
+                let hands_on = w % 2 == 1;
+                let mut handed = None;
                 while done.load(Ordering::SeqCst) < JOBS {
-                    let Some(j) = q
-                        .claim(&atelier::catalogue::Claim {
-                            lease_ms: 60_000,
-                            ..claim(&worker, &slots, None)
-                        })
-                        .await
-                        .unwrap()
-                    else {
-                        tokio::time::sleep(Duration::from_millis(2)).await;
-                        continue;
+                    let j = match handed.take() {
+                        Some(j) => j,
+                        None => {
+                            let Some(j) = q.claim(&claim).await.unwrap() else {
+                                tokio::time::sleep(Duration::from_millis(2)).await;
+                                continue;
+                            };
+                            j
+                        }
                     };
                     let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                     most.fetch_max(now, Ordering::SeqCst);
                     tokio::time::sleep(Duration::from_millis(15)).await;
                     running.fetch_sub(1, Ordering::SeqCst);
-                    assert!(
-                        q.finish(j.id, &worker, JobStatus::Succeeded, None)
+                    if hands_on {
+                        let (ended, next) = q
+                            .finish_and_claim(j.id, JobStatus::Succeeded, None, &claim)
                             .await
-                            .unwrap()
-                    );
+                            .unwrap();
+                        assert!(ended);
+                        handed = next;
+                    } else {
+                        assert!(
+                            q.finish(j.id, &worker, JobStatus::Succeeded, None)
+                                .await
+                                .unwrap()
+                        );
+                    }
                     done.fetch_add(1, Ordering::SeqCst);
                 }
             }));
@@ -180,6 +195,110 @@ async fn parallel_claimers_on_several_nodes_respect_a_slots_limit() {
     assert_eq!(done.load(Ordering::SeqCst), JOBS, "every job ran once");
     assert_eq!(most.load(Ordering::SeqCst), 2, "two at a time, never more");
     let counts = nodes[0].queue.counts(&["mj:one".to_owned()]).await.unwrap();
+    assert_eq!((counts.pending, counts.running), (0, 0));
+}
+
+/// A job's end that hands its place to the next job of its slot made no room, so it tells no
+/// other node; but while a claimer waits for room in the slot (another node's, whose claim
+/// found it full), the place is given back and the waiter told, never passed over.
+#[tokio::test]
+async fn a_handed_place_wakes_nobody_and_a_waiting_node_is_never_passed_over() {
+    let url = fresh_url().await;
+    let a = catalogue::open(&url, true).await.unwrap();
+    let b = catalogue::open(&url, true).await.unwrap();
+    let slots = vec!["s:h".to_owned()];
+    for _ in 0..3 {
+        a.catalogue
+            .create_generation(&generation(None, None), Some(&job("s:h", 1, 0)), &[])
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let first = a
+        .queue
+        .claim(&claim("wa", &slots, None))
+        .await
+        .unwrap()
+        .expect("a job");
+    let bq = b.queue.clone();
+    quiet(
+        || bq.work_seen(),
+        async |s| bq.wait_for_work(s, Duration::from_millis(300)).await,
+    )
+    .await;
+
+    // Nobody waits: the place passes to the second job, and nobody is told.
+    let seen = b.queue.work_seen();
+    let (ended, second) = a
+        .queue
+        .finish_and_claim(
+            first.id,
+            JobStatus::Succeeded,
+            None,
+            &claim("wa", &slots, None),
+        )
+        .await
+        .unwrap();
+    assert!(ended);
+    let second = second.expect("the second job, handed the place");
+    let t = Instant::now();
+    b.queue
+        .wait_for_work(seen, Duration::from_millis(500))
+        .await;
+    assert!(
+        t.elapsed() >= Duration::from_millis(500),
+        "nobody is told of room that is not there"
+    );
+
+    // Node b's claim finds the slot full: the next end gives the place back and tells b.
+    let seen = b.queue.work_seen();
+    assert!(
+        b.queue
+            .claim(&claim("wb", &slots, None))
+            .await
+            .unwrap()
+            .is_none(),
+        "the slot is full"
+    );
+    let waiter = tokio::spawn(async move { bq.wait_for_work(seen, Duration::from_secs(20)).await });
+    let t = Instant::now();
+    let (ended, third) = a
+        .queue
+        .finish_and_claim(
+            second.id,
+            JobStatus::Succeeded,
+            None,
+            &claim("wa", &slots, None),
+        )
+        .await
+        .unwrap();
+    assert!(ended);
+    waiter.await.unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "the waiting node is told"
+    );
+    // (Here a's own claim, made at once, took the freed place; b, told, would have met it.)
+    let third = third.expect("the third job, claimed afresh");
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let marks: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM slot_waits")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(marks, 0, "the waiter's mark is taken off when it is told");
+
+    let (ended, none) = a
+        .queue
+        .finish_and_claim(
+            third.id,
+            JobStatus::Succeeded,
+            None,
+            &claim("wa", &slots, None),
+        )
+        .await
+        .unwrap();
+    assert!(ended && none.is_none());
+    let counts = a.queue.counts(&slots).await.unwrap();
     assert_eq!((counts.pending, counts.running), (0, 0));
 }
 
@@ -710,23 +829,33 @@ async fn row_level_security_shows_a_user_only_their_rows_and_public_images() {
         Vec::<String>::new(),
         "tables without row-level security"
     );
-    let may_pick: bool = sqlx::query_scalar(
-        "SELECT has_function_privilege($1, 'atelier_next_job(text[], text[], uuid)', 'EXECUTE')",
+    // Every form of it: the pick as a job ends (0009) too. Nor Supabase's `anon`, to which
+    // every new function is granted there (the role is left in the cluster: roles are shared
+    // by every database, and others may use it).
+    let callable: Vec<String> = sqlx::query_scalar(
+        "SELECT p.oid::regprocedure::text FROM pg_proc p
+         JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE n.nspname = 'public' AND p.proname LIKE 'atelier%'
+           AND (has_function_privilege($1, p.oid, 'EXECUTE')
+                OR has_function_privilege('anon', p.oid, 'EXECUTE'))",
     )
     .bind(&role)
-    .fetch_one(&mut conn)
+    .fetch_all(&mut conn)
     .await
     .unwrap();
-    assert!(!may_pick, "another role may run the claim's pick");
-    // Nor Supabase's `anon`, to which every new function is granted there (the role is left in
-    // the cluster: roles are shared by every database, and others may use it).
-    let anon_may_pick: bool = sqlx::query_scalar(
-        "SELECT has_function_privilege('anon', 'atelier_next_job(text[], text[], uuid)', 'EXECUTE')",
+    assert_eq!(
+        callable,
+        Vec::<String>::new(),
+        "functions another role may run"
+    );
+    let forms: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_proc WHERE proname = 'atelier_next_job'
+           AND pronamespace = 'public'::regnamespace",
     )
     .fetch_one(&mut conn)
     .await
     .unwrap();
-    assert!(!anon_may_pick, "Supabase's anon may run the claim's pick");
+    assert_eq!(forms, 2, "both forms of the pick were looked at");
 
     drop(db);
     let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(

@@ -8,8 +8,10 @@
 //! both with `FOR UPDATE SKIP LOCKED` (claimers never wait on each other), and takes both.
 //! `PostgreSQL` re-checks a locked row's condition against its newest version, so a token taken
 //! by a claim that committed meanwhile is not free to another, on any node; claimers of one
-//! slot run in parallel up to its limit. `finish` and `retry` give the token back; a lease
-//! that runs out frees its token by itself (a takeover takes a token like any claim). The
+//! slot run in parallel up to its limit. `finish` and `retry` give the token back, or a
+//! worker ending a job and asking for its next hands the token straight on
+//! (`finish_and_claim`); a lease that runs out frees its token by itself (a takeover takes a
+//! token like any claim). The
 //! pick is a function (migration 0008) so that its plan never depends on the table's
 //! statistics. Claims, renewals, finishes and retries run on the queue's own connections
 //! (`conns.rs`).
@@ -181,6 +183,59 @@ const FINISH: &str = concat!(
     give_back!("FROM woken")
 );
 
+/// `FINISH` and `CLAIM` in one statement, for a worker that asks for its next job as it ends
+/// one (`$1`, held by worker `$2`). Unless a claimer waits for room in the ended job's slot
+/// (`hand`: no mark in `slot_waits`), the pick (`job`) counts the ended job's token as free,
+/// and `token` prefers it, so that when the next job is of the same slot the token passes to
+/// it in one update, and the slot's count never dips: nobody is told of room that is not
+/// there. A claimer that waits (another node's, say) is never passed over that way: the token
+/// is then given back and the waiters told, as `FINISH` does, and they and this worker's own
+/// next claim meet on equal terms. The token is handed on only if the ender still held the
+/// job (`done`: a lease taken over meanwhile keeps its token); otherwise, or when the next job
+/// is of another slot, it is freed as `FINISH` frees it (`freed`, never the row `held` took).
+/// Its one row counts the jobs ended and told, and, as `CLAIM`'s does, names the picked job's
+/// slot and the taken job (all null when none was taken).
+const FINISH_AND_CLAIM: &str = concat!(
+    "WITH done AS (
+        UPDATE jobs SET status = $3, last_error = COALESCE($4, last_error),
+            lease_owner = NULL, lease_expires_at = NULL, updated_at = statement_timestamp()
+        WHERE id = $1 AND lease_owner = $2 AND status = 'running'
+        RETURNING id, slot),
+     hand AS (SELECT $1::uuid AS id WHERE NOT EXISTS (
+                SELECT 1 FROM slot_waits w JOIN jobs a ON a.slot = w.slot WHERE a.id = $1)),
+     job AS (SELECT j.id, j.slot, j.concurrency FROM jobs j
+             WHERE j.id = (SELECT atelier_next_job($6, '{}'::text[], $7::uuid,
+                                                   (SELECT id FROM hand)))),
+     token AS (SELECT t.slot, t.n FROM slot_tokens t, job
+               WHERE t.slot = job.slot AND t.n <= job.concurrency
+                 AND (",
+    free!("t", "job"),
+    " OR (t.job_id = (SELECT id FROM hand) AND EXISTS (SELECT 1 FROM done)))
+               ORDER BY t.job_id IS NOT DISTINCT FROM job.id DESC,
+                        t.job_id IS NOT DISTINCT FROM $1 DESC, t.n
+               LIMIT 1 FOR UPDATE OF t SKIP LOCKED),
+     held AS (UPDATE slot_tokens t SET job_id = job.id, expires_at = statement_timestamp() + ",
+    ms!("$8"),
+    " FROM token, job WHERE t.slot = token.slot AND t.n = token.n
+              RETURNING t.slot, t.n, t.job_id),
+     taken AS (UPDATE jobs SET status = 'running', lease_owner = $2,
+                  lease_expires_at = statement_timestamp() + ",
+    ms!("$8"),
+    ", attempts = attempts + (status = 'pending')::int,
+                  takeovers = takeovers + (status = 'running')::int,
+                  updated_at = statement_timestamp()
+               FROM held WHERE jobs.id = held.job_id RETURNING jobs.*),
+     freed AS (UPDATE slot_tokens t SET job_id = NULL, expires_at = NULL FROM done
+               WHERE t.slot = done.slot AND t.job_id = done.id
+                 AND NOT EXISTS (SELECT 1 FROM held WHERE held.slot = t.slot AND held.n = t.n)
+               RETURNING t.slot),
+     woken AS (DELETE FROM slot_waits w USING freed WHERE w.slot = freed.slot RETURNING w.slot),
+     told AS (SELECT pg_notify($5, '') FROM woken)
+     SELECT (SELECT COUNT(*) FROM done) AS ended, (SELECT COUNT(*) FROM told) AS told,
+            job.slot AS picked_slot, taken.*
+     FROM (VALUES (1)) one LEFT JOIN job ON true LEFT JOIN taken ON true"
+);
+
 #[async_trait]
 impl Queue for PgCatalogue {
     async fn claim(&self, claim: &Claim<'_>) -> Result<Option<Job>> {
@@ -266,6 +321,46 @@ impl Queue for PgCatalogue {
         drop(held);
         self.wakers.work.wake();
         Ok(done == 1)
+    }
+
+    async fn finish_and_claim(
+        &self,
+        id: JobId,
+        status: JobStatus,
+        error: Option<&str>,
+        claim: &Claim<'_>,
+    ) -> Result<(bool, Option<Job>)> {
+        let mut held = self.queue_conns.get().await?;
+        // Read to its end (`fetch_all`): an error at its commit comes after its row.
+        let row = sqlx::query(FINISH_AND_CLAIM)
+            .bind(id.as_uuid())
+            .bind(claim.worker)
+            .bind(status.as_str())
+            .bind(error)
+            .bind(WORK)
+            .bind(claim.slots)
+            .bind(claim.only.map(|g| g.as_uuid()))
+            .bind(claim.lease_ms)
+            .fetch_all(held.conn()?)
+            .await
+            .map_err(|e| held.failed(e))?
+            .pop()
+            .ok_or_else(|| other("finishing a job and claiming the next returned no row"))?;
+        drop(held);
+        self.wakers.work.wake();
+        let ended = row.try_get::<i64, _>("ended").map_err(other)? == 1;
+        if row
+            .try_get::<Option<uuid::Uuid>, _>("id")
+            .map_err(other)?
+            .is_some()
+        {
+            return Ok((ended, Some(rows::job(&row)?)));
+        }
+        // None taken: none was due, and the ordinary claim marks the slots found full (so
+        // that a finish there wakes this worker); or claimers waited for the slot, and this
+        // worker's claim meets them; or the token went to another claim under the
+        // statement's eyes, and the ordinary claim looks again.
+        Ok((ended, self.claim(claim).await?))
     }
 
     async fn retry(&self, id: JobId, worker: &str, delay_ms: i64, error: &str) -> Result<bool> {

@@ -240,6 +240,20 @@ impl SqliteCatalogue {
         }
     }
 
+    /// `read` among the point reads, if this catalogue has them; `None` to take the ordinary
+    /// path. The task yields first, so that the runtime's parked threads are told of work: a
+    /// read held inside `SQLite` then holds only its own thread, and another goes on polling
+    /// the sockets. (Without it, a task woken by I/O runs in its thread's unstealable slot
+    /// and no parked thread is woken, so one read held for seconds stalled every connection.)
+    async fn point_read<T>(
+        &self,
+        read: impl FnOnce(&PointReads) -> Option<Result<T>>,
+    ) -> Option<Result<T>> {
+        let points = self.points.as_ref()?;
+        tokio::task::yield_now().await;
+        read(points)
+    }
+
     /// A database error, a refused write naming this catalogue's file and its free space.
     fn db(&self, e: sqlx::Error) -> CatalogueError {
         locate(&self.path, db(e))
@@ -344,7 +358,7 @@ impl Catalogue for SqliteCatalogue {
     }
 
     async fn generation(&self, id: GenerationId) -> Result<Generation> {
-        if let Some(read) = self.points.as_ref().and_then(|p| p.generation(id)) {
+        if let Some(read) = self.point_read(|p| p.generation(id)).await {
             return read;
         }
         let row = self
@@ -455,7 +469,7 @@ impl Catalogue for SqliteCatalogue {
     }
 
     async fn image(&self, id: ImageId) -> Result<Image> {
-        if let Some(read) = self.points.as_ref().and_then(|p| p.image(id)) {
+        if let Some(read) = self.point_read(|p| p.image(id)).await {
             return read;
         }
         let row = self
@@ -513,11 +527,7 @@ impl Catalogue for SqliteCatalogue {
     }
 
     async fn generation_with_images(&self, id: GenerationId) -> Result<(Generation, Vec<Image>)> {
-        if let Some(read) = self
-            .points
-            .as_ref()
-            .and_then(|p| p.generation_with_images(id))
-        {
+        if let Some(read) = self.point_read(|p| p.generation_with_images(id)).await {
             return read;
         }
         // Both statements in one call, one hand-off to the connection's thread: on a status

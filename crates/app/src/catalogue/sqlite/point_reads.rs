@@ -15,7 +15,8 @@
 //! A read can still be held inside `SQLite`: a WAL read lock that other connections keep
 //! taken is retried for up to about ten seconds whatever the busy timeout, and a slow disk is
 //! slow. So all but one of the threads that may read at once (the runtime's workers, one a
-//! core) may be in a point read; a read beyond that takes the ordinary path, and the runtime
+//! core) may be in a point read; a read beyond that takes the ordinary path. With the yield
+//! before each read (`SqliteCatalogue::point_read`), which wakes a parked worker, the runtime
 //! always has a thread to go on with.
 
 use std::path::PathBuf;

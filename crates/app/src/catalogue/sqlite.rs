@@ -527,15 +527,16 @@ impl Catalogue for SqliteCatalogue {
     }
 
     async fn generation_with_images(&self, id: GenerationId) -> Result<(Generation, Vec<Image>)> {
+        // When the point read cannot answer: both statements in one call, one hand-off to the
+        // connection's thread (on a status read the hand-offs, not the statements, were most
+        // of the cost). Prepared once and kept, like every statement here. (Several
+        // statements in one prepared query is the SQLite driver's alone; the conformance
+        // suite reads both ways and compares.)
+        const BOTH: &str = "SELECT * FROM generations WHERE id = ?1;
+                            SELECT * FROM images WHERE generation_id = ?1";
         if let Some(read) = self.point_read(|p| p.generation_with_images(id)).await {
             return read;
         }
-        // Both statements in one call, one hand-off to the connection's thread: on a status
-        // read the hand-offs, not the statements, were most of the cost. Prepared once and
-        // kept, like every statement here. (Several statements in one prepared query is the
-        // SQLite driver's alone; the conformance suite reads both ways and compares.)
-        const BOTH: &str = "SELECT * FROM generations WHERE id = ?1;
-                            SELECT * FROM images WHERE generation_id = ?1";
         let mut conn = self.pool.get().await?;
         let query = sqlx::query(BOTH).bind(id.to_string());
         let mut steps = sqlx::Executor::fetch_many(&mut *conn, query);

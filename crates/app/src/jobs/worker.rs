@@ -115,19 +115,18 @@ impl Worker {
         handed: Option<Job>,
         drain: &watch::Receiver<bool>,
     ) -> Result<Outcome, CatalogueError> {
-        let job = match handed {
-            Some(job) => job,
-            None => {
-                let slots = self.claimable();
-                if slots.is_empty() {
-                    return Ok(Outcome::Idle);
-                }
-                let claim = self.claim(&slots);
-                let Some(job) = self.app.queue.claim(&claim).await? else {
-                    return Ok(Outcome::Idle);
-                };
-                job
+        let job = if let Some(job) = handed {
+            job
+        } else {
+            let slots = self.claimable();
+            if slots.is_empty() {
+                return Ok(Outcome::Idle);
             }
+            let claim = self.claim(&slots);
+            let Some(job) = self.app.queue.claim(&claim).await? else {
+                return Ok(Outcome::Idle);
+            };
+            job
         };
         tracing::debug!(job = %job.id, generation = %job.generation_id, attempt = job.attempts, "claimed");
         Ok(Outcome::Ran(self.execute(job, drain).await?))

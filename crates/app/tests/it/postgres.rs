@@ -156,15 +156,14 @@ async fn parallel_claimers_on_several_nodes_respect_a_slots_limit() {
                 let hands_on = w % 2 == 1;
                 let mut handed = None;
                 while done.load(Ordering::SeqCst) < JOBS {
-                    let j = match handed.take() {
-                        Some(j) => j,
-                        None => {
-                            let Some(j) = q.claim(&claim).await.unwrap() else {
-                                tokio::time::sleep(Duration::from_millis(2)).await;
-                                continue;
-                            };
-                            j
-                        }
+                    let j = if let Some(j) = handed.take() {
+                        j
+                    } else {
+                        let Some(j) = q.claim(&claim).await.unwrap() else {
+                            tokio::time::sleep(Duration::from_millis(2)).await;
+                            continue;
+                        };
+                        j
                     };
                     let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                     most.fetch_max(now, Ordering::SeqCst);

@@ -1,5 +1,5 @@
-//! The queue's own few connections, for its one-statement calls (claim, renew, finish, retry),
-//! which every job makes and a busy node makes hundreds of times a second.
+//! The queue's own few connections, for its one-statement calls (claim, renew, finish, finish
+//! and claim, retry), which every job makes and a busy node makes hundreds of times a second.
 //!
 //! Not sqlx's `Pool`: it pings each connection it takes back, a round trip on a spawned task
 //! after every call, which on a busy queue is one more wake-up of the server and of the client

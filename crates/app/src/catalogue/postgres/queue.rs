@@ -11,10 +11,9 @@
 //! slot run in parallel up to its limit. `finish` and `retry` give the token back, or a
 //! worker ending a job and asking for its next hands the token straight on
 //! (`finish_and_claim`); a lease that runs out frees its token by itself (a takeover takes a
-//! token like any claim). The
-//! pick is a function (migration 0008) so that its plan never depends on the table's
-//! statistics. Claims, renewals, finishes and retries run on the queue's own connections
-//! (`conns.rs`).
+//! token like any claim). The pick is a function (migrations 0008 and 0009) so that its plan
+//! never depends on the table's statistics. Claims, renewals, finishes and retries run on the
+//! queue's own connections (`conns.rs`).
 
 use std::time::Duration;
 
@@ -102,7 +101,30 @@ macro_rules! free {
     };
 }
 
-/// A claim in one statement. `job` is the next runnable job, picked and locked by
+/// The `WITH` items that take the picked `job` with the chosen `token` for worker `$worker`,
+/// leased for `$lease` ms: the token held for the lease (`held`: its slot, number and job)
+/// and the job running (`taken`: its row). A job taken from the queue spends an attempt; one
+/// taken over from a stopped worker counts a takeover instead.
+macro_rules! take {
+    ($worker:literal, $lease:literal) => {
+        concat!(
+            "held AS (UPDATE slot_tokens t SET job_id = job.id, expires_at = statement_timestamp() + ",
+            ms!($lease),
+            " FROM token, job WHERE t.slot = token.slot AND t.n = token.n
+                RETURNING t.slot, t.n, t.job_id),
+             taken AS (UPDATE jobs SET status = 'running', lease_owner = ",
+            $worker,
+            ", lease_expires_at = statement_timestamp() + ",
+            ms!($lease),
+            ", attempts = attempts + (status = 'pending')::int,
+                  takeovers = takeovers + (status = 'running')::int,
+                  updated_at = statement_timestamp()
+               FROM held WHERE jobs.id = held.job_id RETURNING jobs.*)"
+        )
+    };
+}
+
+/// A claim in one statement./// A claim in one statement. `job` is the next runnable job, picked and locked by
 /// `atelier_next_job` (migration 0008, which says why the pick is a function): jobs whose
 /// worker died (an expired lease) first, since they started first, then pending ones, among
 /// the claim's slots (`$1`) less those found full (`$2`), and of generation `$3` when given; a
@@ -136,16 +158,9 @@ const CLAIM: &str = concat!(
     free!("t", "job"),
     " ORDER BY t.job_id IS NOT DISTINCT FROM job.id DESC, t.n
                LIMIT 1 FOR UPDATE OF t SKIP LOCKED),
-     held AS (UPDATE slot_tokens t SET job_id = job.id, expires_at = statement_timestamp() + ",
-    ms!("$5"),
-    " FROM token, job WHERE t.slot = token.slot AND t.n = token.n RETURNING t.job_id),
-     taken AS (UPDATE jobs SET status = 'running', lease_owner = $4,
-                  lease_expires_at = statement_timestamp() + ",
-    ms!("$5"),
-    ", attempts = attempts + (status = 'pending')::int,
-                  takeovers = takeovers + (status = 'running')::int,
-                  updated_at = statement_timestamp()
-               FROM held WHERE jobs.id = held.job_id RETURNING jobs.*)
+     ",
+    take!("$4", "$5"),
+    "
      SELECT job.slot AS picked_slot, taken.* FROM job LEFT JOIN taken ON true"
 );
 
@@ -214,17 +229,9 @@ const FINISH_AND_CLAIM: &str = concat!(
                ORDER BY t.job_id IS NOT DISTINCT FROM job.id DESC,
                         t.job_id IS NOT DISTINCT FROM $1 DESC, t.n
                LIMIT 1 FOR UPDATE OF t SKIP LOCKED),
-     held AS (UPDATE slot_tokens t SET job_id = job.id, expires_at = statement_timestamp() + ",
-    ms!("$8"),
-    " FROM token, job WHERE t.slot = token.slot AND t.n = token.n
-              RETURNING t.slot, t.n, t.job_id),
-     taken AS (UPDATE jobs SET status = 'running', lease_owner = $2,
-                  lease_expires_at = statement_timestamp() + ",
-    ms!("$8"),
-    ", attempts = attempts + (status = 'pending')::int,
-                  takeovers = takeovers + (status = 'running')::int,
-                  updated_at = statement_timestamp()
-               FROM held WHERE jobs.id = held.job_id RETURNING jobs.*),
+     ",
+    take!("$2", "$8"),
+    ",
      freed AS (UPDATE slot_tokens t SET job_id = NULL, expires_at = NULL FROM done
                WHERE t.slot = done.slot AND t.job_id = done.id
                  AND NOT EXISTS (SELECT 1 FROM held WHERE held.slot = t.slot AND held.n = t.n)
